@@ -6,7 +6,7 @@ import { z } from "zod";
 import { maxRunnerMessageBytes } from "../core/protocol.js";
 import { authHook } from "./auth.js";
 import type { ServerDeps } from "./deps.js";
-import { errorHandler, errorResponses, notFoundHandler } from "./error-responses.js";
+import { errorHandler, errorResponses, jsonResponse, notFoundHandler } from "./error-responses.js";
 import { httpHeadersHook } from "./http-headers.js";
 import { idempotencyHooks } from "./idempotency.js";
 import { RefusedLogins } from "./identity/refused-logins.js";
@@ -144,14 +144,8 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
           security: publicRoute,
           response: {
             ...errorResponses(),
-            200: {
-              description: "the server is up (its body says whether it reaches its database)",
-              content: { "application/json": { schema: Health } },
-            },
-            503: {
-              description: "the server is starting: it says what it waits for",
-              content: { "application/json": { schema: Starting } },
-            },
+            200: jsonResponse("the server is up (its body says whether it reaches its database)", Health),
+            503: jsonResponse("the server is starting: it says what it waits for", Starting),
           },
         },
       },
@@ -179,11 +173,11 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
           security: publicRoute,
           response: {
             ...errorResponses(),
-            200: { description: "ready", content: { "application/json": { schema: Ready } } },
-            503: {
-              description: "not ready: the database cannot be reached, or the server is starting",
-              content: { "application/json": { schema: NotReady } },
-            },
+            200: jsonResponse("ready", Ready),
+            503: jsonResponse(
+              "not ready: the database cannot be reached, or the server is starting",
+              NotReady,
+            ),
           },
         },
       },

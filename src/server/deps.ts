@@ -1,8 +1,9 @@
 import type { WebSocket } from "ws";
+import { z } from "zod";
 import type { AgentStatus } from "../agents/availability.js";
 import type { RunyardError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
-import type { BotCall, BotReply } from "../core/protocol.js";
+import { BotCall, type BotReply } from "../core/protocol.js";
 import type { Store, TokenRecord } from "../store/index.js";
 import type { WorkflowLimits } from "../workflow/yaml-limits.js";
 import type { ApprovalWaits } from "./approvals/approval-waits.js";
@@ -43,12 +44,13 @@ export interface RunnerSockets {
 }
 
 /** What one replica sends another: the call the bot's runner is to make, and for whom. */
-export interface RelayedCall {
-  runner_id: string;
-  bot_id: string;
-  call: BotCall;
-  timeout_ms: number;
-}
+export const RelayedCall = z.object({
+  runner_id: z.string().min(1),
+  bot_id: z.string().min(1),
+  call: BotCall,
+  timeout_ms: z.number().int().min(1).max(120_000),
+});
+export type RelayedCall = z.infer<typeof RelayedCall>;
 
 /** Calls a bot through its runner on whichever replica holds the runner's socket (fleet/bot-relay.ts). */
 export interface BotRelayCalls {

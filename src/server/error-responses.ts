@@ -46,20 +46,19 @@ const errorStatuses = {
 } as const;
 type ErrorStatus = keyof typeof errorStatuses;
 
-interface ErrorResponse {
-  description: string;
-  content: { "application/json": { schema: typeof ErrorBody } };
+/** A route's answer: `schema` as JSON, for /openapi.json and the reply's type. */
+export function jsonResponse<S extends z.ZodType>(description: string, schema: S) {
+  return { description, content: { "application/json": { schema } } };
 }
+
+type ErrorResponse = ReturnType<typeof jsonResponse<typeof ErrorBody>>;
 
 /** The error responses of a route: `{error: {code, message, hint}}` under each status, 500 and 503. */
 export function errorResponses<S extends ErrorStatus>(
   ...statuses: S[]
 ): Record<S | 500 | 503, ErrorResponse> {
   const all = [...new Set<S | 500 | 503>([...statuses, 500, 503])];
-  const response = (status: ErrorStatus): ErrorResponse => ({
-    description: errorStatuses[status],
-    content: { "application/json": { schema: ErrorBody } },
-  });
+  const response = (status: ErrorStatus) => jsonResponse(errorStatuses[status], ErrorBody);
   return Object.fromEntries(all.map((status) => [status, response(status)])) as Record<
     S | 500 | 503,
     ErrorResponse
@@ -69,6 +68,20 @@ export function errorResponses<S extends ErrorStatus>(
 /** The error responses of a route that needs a token: 401 and 403 too. */
 export function protectedErrorResponses<S extends ErrorStatus>(...statuses: S[]) {
   return errorResponses<S | 401 | 403>(401, 403, ...statuses);
+}
+
+/** The responses of a route that needs a token: `schema` as JSON under `status`, and its errors. */
+export function protectedResponses<C extends 200 | 201 | 202, J extends z.ZodType, S extends ErrorStatus>(
+  status: C,
+  description: string,
+  schema: J,
+  ...errors: S[]
+) {
+  const answer = { [status]: jsonResponse(description, schema) } as Record<
+    C,
+    ReturnType<typeof jsonResponse<J>>
+  >;
+  return { ...answer, ...protectedErrorResponses(...errors) };
 }
 
 type ErrorReply = { status: number; error: z.infer<typeof ErrorBody>["error"] };

@@ -7,7 +7,7 @@ import {
 } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { apiSchemas } from "./api-schemas.js";
-import { errorResponses } from "./error-responses.js";
+import { errorResponses, jsonResponse } from "./error-responses.js";
 
 type Security = { [scheme: string]: string[] }[];
 /** `security` of a route anyone may call. */
@@ -76,10 +76,7 @@ export function openApiRoute(app: FastifyInstance): void {
         tags: ["server"],
         security: publicRoute,
         response: {
-          200: {
-            description: "the OpenAPI document",
-            content: { "application/json": { schema: z.record(z.string(), z.unknown()) } },
-          },
+          200: jsonResponse("the OpenAPI document", z.record(z.string(), z.unknown())),
           ...errorResponses(),
         },
       },

@@ -6,14 +6,14 @@ import { ErrorInfo, isFinalStatus } from "../../core/events.js";
 import { botSteps } from "../../core/jobs/bot.js";
 import type { RunTrigger } from "../../core/run-trigger.js";
 import type { BotRecord, Store } from "../../store/index.js";
-import type { Principal } from "../auth.js";
-import { submitterId } from "../auth.js";
+import { type Principal, submitterId } from "../auth.js";
 import type { EventBus } from "../event-bus.js";
 import type { Quotas } from "../quotas.js";
 import { watchRun } from "../run-watch.js";
 import type { RunService } from "../runs/run-service.js";
 import type { BotRuns } from "./bot-runs.js";
 import type { StartBotBody } from "./bot-spec.js";
+import { recordFirstVersion } from "./bot-updates.js";
 
 /**
  * What the bot routes (native `/api/bots` and the `POST /jobs` orchestrator API) do, once: start,
@@ -51,6 +51,9 @@ export const BotView = z.object({
   version: z.number().int().describe("the version running now: 1 at its start, one more per update"),
 });
 export type BotView = z.infer<typeof BotView>;
+
+/** The path parameters of a route about one bot of the caller's. */
+export const BotParams = z.object({ name: z.string().min(1).describe("the bot's name (yours)") });
 
 export function botView(bot: BotRecord, now = Date.now()): BotView {
   const up = (upBotStates as readonly BotState[]).includes(bot.state);
@@ -134,23 +137,10 @@ export class BotControl {
       this.deps.runs,
       body,
       starter,
-      {
-        tenantId: starter.tenantId,
-        tokenId: submitterId(principal),
-      },
+      { tenantId: starter.tenantId, tokenId: submitterId(principal) },
       { trigger },
     );
-    await this.deps.store.botVersions
-      .create({
-        bot_id: bot.id,
-        version: 1,
-        run_id: run.id,
-        state: "live",
-        reason: "start",
-        summary: (bot.spec ?? {}) as Record<string, unknown>,
-        created_by: submitterId(principal),
-      })
-      .catch(() => undefined);
+    await recordFirstVersion(this.deps.store, bot, run.id, principal);
     return { bot, runId: run.id };
   }
 

@@ -437,9 +437,7 @@ function checkedSecretEnv(names: readonly string[], env: Record<string, string>)
     throw new RunyardError(
       "INVALID_INPUT",
       `secret_env names ${unknown.join(", ")}, which env does not set`,
-      {
-        hint: "Each name marked secret needs its value in env.",
-      },
+      { hint: "Each name marked secret needs its value in env." },
     );
   }
   return [...new Set(names)];

@@ -1,13 +1,12 @@
+import { z } from "zod";
 import type { BotHealthReport } from "../../core/bot-health.js";
 import { type BotState, upBotStates } from "../../core/bot-states.js";
 import { errorInfo, RunyardError } from "../../core/errors.js";
-import type { ErrorInfo } from "../../core/events.js";
-import { isFinalStatus } from "../../core/events.js";
+import { type ErrorInfo, isFinalStatus } from "../../core/events.js";
 import { botSteps } from "../../core/jobs/bot.js";
 import { isSecretName } from "../../core/masking.js";
 import type { BotRecord, BotVersionReason, BotVersionRecord, Store } from "../../store/index.js";
-import type { Principal } from "../auth.js";
-import { submitterId } from "../auth.js";
+import { type Principal, submitterId } from "../auth.js";
 import type { EventBus } from "../event-bus.js";
 import { watchRun } from "../run-watch.js";
 import type { RunService } from "../runs/run-service.js";
@@ -21,12 +20,32 @@ const failedUpdateLogLines = 30;
 const cutOffAfterMs = 360_000;
 
 /** One variable of a bot's environment as `bot env list` shows it: a secret's value masked. */
-export interface BotEnvEntry {
-  name: string;
-  value: string;
-  secret: boolean;
-  /** A stored secret given by name: its value is the tenant's, not the bot's. */
-  stored: boolean;
+export const BotEnvEntry = z.object({
+  name: z.string(),
+  value: z.string().describe("*** for a secret"),
+  secret: z.boolean(),
+  stored: z.boolean().describe("a stored secret given by name (runyard secret)"),
+});
+export type BotEnvEntry = z.infer<typeof BotEnvEntry>;
+
+/** Records a bot's first version; should that fail, `versions` answers it from the bot's record. */
+export async function recordFirstVersion(
+  store: Pick<Store, "botVersions">,
+  bot: BotRecord,
+  runId: string,
+  principal: Principal | undefined,
+): Promise<void> {
+  await store.botVersions
+    .create({
+      bot_id: bot.id,
+      version: 1,
+      run_id: runId,
+      state: "live",
+      reason: "start",
+      summary: (bot.spec ?? {}) as Record<string, unknown>,
+      created_by: submitterId(principal),
+    })
+    .catch(() => undefined);
 }
 
 /** What the new version's run has said so far, read from its events. */
@@ -107,9 +126,7 @@ export class BotUpdates {
       throw new RunyardError(
         "INVALID_INPUT",
         `secret names ${unknownSecret.join(", ")}, which set does not give`,
-        {
-          hint: "Give each secret's value in set (the CLI reads it from stdin with --secret).",
-        },
+        { hint: "Give each secret's value in set (the CLI reads it from stdin with --secret)." },
       );
     }
     const both = change.unset.filter((name) => name in change.set);
@@ -169,19 +186,6 @@ export class BotUpdates {
     ];
   }
 
-  /** Records a bot's first version at its start. */
-  async recordStart(bot: BotRecord, runId: string, principal: Principal | undefined): Promise<void> {
-    await this.deps.store.botVersions.create({
-      bot_id: bot.id,
-      version: 1,
-      run_id: runId,
-      state: "live",
-      reason: "start",
-      summary: (bot.spec ?? {}) as Record<string, unknown>,
-      created_by: submitterId(principal),
-    });
-  }
-
   private async specOf(runId: string, name: string): Promise<BotRunSpec> {
     const run = await this.deps.store.runs.get(runId);
     const parsed = BotRunSpec.safeParse(run?.spec);
@@ -215,7 +219,7 @@ export class BotUpdates {
     const store = this.deps.store;
     if (!(await store.botVersions.get(bot.id, bot.version))) {
       // A bot started before versions were kept: its running version is recorded first.
-      await this.recordStart(bot, oldRunId, principal).catch(() => undefined);
+      await recordFirstVersion(store, bot, oldRunId, principal);
     }
     const versions = await store.botVersions.list(bot.id);
     const underWay = await this.unlessCutOff(
@@ -226,9 +230,7 @@ export class BotUpdates {
       throw new RunyardError(
         "CONFLICT",
         `bot ${bot.name} is being updated already (to version ${underWay.version})`,
-        {
-          hint: `Wait for it to end (\`runyard bot versions ${bot.name}\`), then try again.`,
-        },
+        { hint: `Wait for it to end (\`runyard bot versions ${bot.name}\`), then try again.` },
       );
     }
     const number = Math.max(bot.version, versions[0]?.version ?? 0) + 1;

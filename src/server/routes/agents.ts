@@ -8,7 +8,7 @@ import type { RunRecord } from "../../store/index.js";
 import { maxNameLength } from "../api-schemas.js";
 import { callerOf, type Principal, submitterId } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
-import { errorResponses, protectedErrorResponses } from "../error-responses.js";
+import { errorResponses, jsonResponse, protectedResponses } from "../error-responses.js";
 import {
   IdempotencyKeyHeaders,
   idempotentRoute,
@@ -163,13 +163,7 @@ export function agentRoutes(app: FastifyInstance, deps: ServerDeps): void {
         headers: IdempotencyKeyHeaders,
         params: RunParams,
         body: MessageBody,
-        response: {
-          201: {
-            description: "the next turn is queued",
-            content: { "application/json": { schema: FollowUpAnswer } },
-          },
-          ...protectedErrorResponses(400, 404, 409, 429),
-        },
+        response: protectedResponses(201, "the next turn is queued", FollowUpAnswer, 400, 404, 409, 429),
       },
     },
     async (request, reply) => {
@@ -206,10 +200,7 @@ export function agentRoutes(app: FastifyInstance, deps: ServerDeps): void {
         tags: ["agents"],
         headers: IdempotencyKeyHeaders,
         body: ChatBody,
-        response: {
-          200: { description: "the agent's answer", content: { "application/json": { schema: ChatAnswer } } },
-          ...protectedErrorResponses(400, 429),
-        },
+        response: protectedResponses(200, "the agent's answer", ChatAnswer, 400, 429),
       },
     },
     async (request) => {
@@ -274,13 +265,7 @@ export function agentRoutes(app: FastifyInstance, deps: ServerDeps): void {
           "No token needed (as in the OpenRunner-style API). Per agent on this machine: installed (path, version), credentials present, usable; and which agents connected runners advertise. Never shows a credential, nor which runners there are.",
         tags: ["server"],
         security: publicRoute,
-        response: {
-          200: {
-            description: "agent availability",
-            content: { "application/json": { schema: AgentsHealth } },
-          },
-          ...errorResponses(),
-        },
+        response: { 200: jsonResponse("agent availability", AgentsHealth), ...errorResponses() },
       },
     },
     async () => {

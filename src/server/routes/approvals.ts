@@ -18,7 +18,7 @@ import { answeredBy, approverEntry, approversText } from "../approvals/approvers
 import { audit } from "../audit.js";
 import { callerOf } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
-import { protectedErrorResponses } from "../error-responses.js";
+import { protectedResponses } from "../error-responses.js";
 import { IdempotencyKeyHeaders, idempotentRoute, idempotentRouteNote } from "../idempotency.js";
 import { WorkflowRunSpec } from "../runs/workflow-runs.js";
 import { visibleRun } from "./visible-run.js";
@@ -192,13 +192,7 @@ async function answerableWait(
   }
   if (isFinalStatus(run.status)) throw ended(run, step);
   if (approverEntry(request.principal, run.tenant_id, row.approvers) === undefined) {
-    await audit(deps, request, {
-      action: decision === "approved" ? "run.approve" : "run.reject",
-      target: run.id,
-      outcome: "denied",
-      tenant_id: run.tenant_id,
-      details: { step },
-    });
+    await auditAnswer(deps, request, run, decision, { step }, "denied");
     throw new RunyardError("FORBIDDEN", `you are not an approver of step "${step}" of run ${run.id}`, {
       hint: `It may be answered by ${approversText(row.approvers, run.tenant_id)}; ask one of them.`,
     });
@@ -206,13 +200,29 @@ async function answerableWait(
   return row;
 }
 
+/** The audit entry of an answer to one of `run`'s approval steps, stored or refused. */
+function auditAnswer(
+  deps: ServerDeps,
+  request: FastifyRequest,
+  run: RunRecord,
+  decision: "approved" | "rejected",
+  details: Record<string, unknown>,
+  outcome?: "denied",
+): Promise<void> {
+  return audit(deps, request, {
+    action: decision === "approved" ? "run.approve" : "run.reject",
+    target: run.id,
+    ...(outcome ? { outcome } : {}),
+    tenant_id: run.tenant_id,
+    details,
+  });
+}
+
 function ended(run: RunRecord, step: string): RunyardError {
   return new RunyardError(
     "CONFLICT",
     `run ${run.id} has ended (${run.status}); step "${step}" takes no answer`,
-    {
-      hint: "Only a running run's waiting approval step takes an answer; re-run the workflow to ask again.",
-    },
+    { hint: "Only a running run's waiting approval step takes an answer; re-run the workflow to ask again." },
   );
 }
 
@@ -243,13 +253,7 @@ export function approvalRoutes(app: FastifyInstance, deps: ServerDeps): void {
           headers: IdempotencyKeyHeaders,
           params: StepParams,
           body: verb === "approve" ? ApproveBody : RejectBody,
-          response: {
-            200: {
-              description: "the answer, stored",
-              content: { "application/json": { schema: AnswerView } },
-            },
-            ...protectedErrorResponses(400, 403, 404, 409),
-          },
+          response: protectedResponses(200, "the answer, stored", AnswerView, 400, 403, 404, 409),
         },
       },
       async (request) => {
@@ -261,13 +265,7 @@ export function approvalRoutes(app: FastifyInstance, deps: ServerDeps): void {
         const row = await answerableWait(deps, request, run, step, decision);
         const principal = callerOf(request);
         if (!row.self_approval && (await isSubmitter(deps.store, principal, run))) {
-          await audit(deps, request, {
-            action: decision === "approved" ? "run.approve" : "run.reject",
-            target: run.id,
-            outcome: "denied",
-            tenant_id: run.tenant_id,
-            details: { step, reason: "self_approval" },
-          });
+          await auditAnswer(deps, request, run, decision, { step, reason: "self_approval" }, "denied");
           throw selfApprovalRefused(row, run);
         }
         checkNotBefore(row, run);
@@ -321,16 +319,11 @@ export function approvalRoutes(app: FastifyInstance, deps: ServerDeps): void {
           stored = answered.inputs;
         }
         deps.approvals.answered(run.id, step);
-        await audit(deps, request, {
-          action: decision === "approved" ? "run.approve" : "run.reject",
-          target: run.id,
-          tenant_id: run.tenant_id,
-          details: {
-            step,
-            ...(comment ? { comment } : {}),
-            ...(stored && Object.keys(stored).length > 0 ? { inputs: stored } : {}),
-            ...(row.required > 1 ? { approvals, required: row.required } : {}),
-          },
+        await auditAnswer(deps, request, run, decision, {
+          step,
+          ...(comment ? { comment } : {}),
+          ...(stored && Object.keys(stored).length > 0 ? { inputs: stored } : {}),
+          ...(row.required > 1 ? { approvals, required: row.required } : {}),
         });
         return {
           run_id: run.id,

@@ -6,8 +6,8 @@ import type { ArtifactInfo, JobRecord } from "../../store/index.js";
 import { apiSchemas, NoQuery } from "../api-schemas.js";
 import { callerOf } from "../auth.js";
 import type { ArtifactLimits, ServerDeps } from "../deps.js";
-import { protectedErrorResponses } from "../error-responses.js";
-import { visibleRun } from "./visible-run.js";
+import { protectedErrorResponses, protectedResponses } from "../error-responses.js";
+import { RunParams, visibleRun } from "./visible-run.js";
 
 /** How big artifacts may be (`RUNYARD_MAX_ARTIFACT_BYTES`, `RUNYARD_MAX_RUN_ARTIFACT_BYTES`). */
 
@@ -30,7 +30,6 @@ const UploadParams = z.object({
   job_id: z.string().min(1).describe("the job leased to the uploading runner"),
   name: ArtifactName,
 });
-const RunParams = z.object({ id: z.string().min(1).describe("the run id") });
 const ArtifactParams = z.object({ id: z.string().min(1).describe("the run id"), name: ArtifactName });
 
 const ArtifactStored = z.object({
@@ -202,13 +201,7 @@ function uploadRoute(app: FastifyInstance, deps: ServerDeps, limits: ArtifactLim
         querystring: NoQuery,
         consumes: [...artifactContentTypes],
         body: z.string().describe("the content, UTF-8 text"),
-        response: {
-          201: {
-            description: "the artifact is stored",
-            content: { "application/json": { schema: ArtifactStored } },
-          },
-          ...protectedErrorResponses(400, 404, 409, 413),
-        },
+        response: protectedResponses(201, "the artifact is stored", ArtifactStored, 400, 404, 409, 413),
       },
     },
     async (request, reply) => {
@@ -268,10 +261,7 @@ function readRoutes(app: FastifyInstance, deps: ServerDeps): void {
         tags: ["artifacts"],
         params: RunParams,
         querystring: NoQuery,
-        response: {
-          200: { description: "the artifacts", content: { "application/json": { schema: ArtifactList } } },
-          ...protectedErrorResponses(400, 404),
-        },
+        response: protectedResponses(200, "the artifacts", ArtifactList, 400, 404),
       },
     },
     async (request) => {

@@ -6,7 +6,7 @@ import type { AuditAction } from "../../store/index.js";
 import { apiSchemas } from "../api-schemas.js";
 import { requireAdmin } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
-import { protectedErrorResponses } from "../error-responses.js";
+import { protectedResponses } from "../error-responses.js";
 import type { RefusedLogins } from "../identity/refused-logins.js";
 
 export const auditActions = [
@@ -80,9 +80,7 @@ function auditTenant(request: FastifyRequest, asked: string | undefined): string
     throw new RunyardError(
       "FORBIDDEN",
       `an admin of tenant ${admin.tenant_id} reads that tenant's audit log only`,
-      {
-        hint: "Leave ?tenant= (--tenant) out.",
-      },
+      { hint: "Leave ?tenant= (--tenant) out." },
     );
   }
   return admin.tenant_id;
@@ -102,10 +100,7 @@ export function auditRoutes(app: FastifyInstance, deps: ServerDeps, refusedLogin
           "Logins (refused ones counted in one entry per client address, minute and reason: `details.count`), logouts, token, user and secret changes, run cancels. A platform admin sees every tenant's entries; a tenant's admin that tenant's only. Never holds a password, token secret or secret value.",
         tags: ["audit"],
         querystring: AuditQuery,
-        response: {
-          200: { description: "one page of entries", content: { "application/json": { schema: AuditList } } },
-          ...protectedErrorResponses(400),
-        },
+        response: protectedResponses(200, "one page of entries", AuditList, 400),
       },
     },
     async (request) => {

@@ -7,7 +7,12 @@ import { refuseBodyFields } from "../api-schemas.js";
 import { audit } from "../audit.js";
 import { callerOf } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
-import { errorResponses, protectedErrorResponses } from "../error-responses.js";
+import {
+  errorResponses,
+  jsonResponse,
+  protectedErrorResponses,
+  protectedResponses,
+} from "../error-responses.js";
 import { passwordMatches } from "../identity/passwords.js";
 import type { RefusedLogins } from "../identity/refused-logins.js";
 import { publicRoute } from "../openapi.js";
@@ -68,10 +73,7 @@ export function authRoutes(app: FastifyInstance, deps: ServerDeps, refusedLogins
         tags: ["auth"],
         security: publicRoute,
         body: LoginBody,
-        response: {
-          200: { description: "the session", content: { "application/json": { schema: Session } } },
-          ...errorResponses(400, 401, 429),
-        },
+        response: { 200: jsonResponse("the session", Session), ...errorResponses(400, 401, 429) },
       },
     },
     async (request) => {
@@ -132,10 +134,7 @@ export function authRoutes(app: FastifyInstance, deps: ServerDeps, refusedLogins
           "The session token shown stops working at once, on every replica. With an API token it changes nothing and says so (`logged_out: false`): API tokens are revoked with DELETE /api/tokens/:id instead.",
         tags: ["auth"],
         response: {
-          200: {
-            description: "the session has ended, or (an API token) nothing changed",
-            content: { "application/json": { schema: LogoutAnswer } },
-          },
+          200: jsonResponse("the session has ended, or (an API token) nothing changed", LogoutAnswer),
           ...protectedErrorResponses(),
         },
       },
@@ -173,10 +172,7 @@ export function authRoutes(app: FastifyInstance, deps: ServerDeps, refusedLogins
         operationId: "whoami",
         summary: "Who the credential shown belongs to",
         tags: ["auth"],
-        response: {
-          200: { description: "the caller", content: { "application/json": { schema: Caller } } },
-          ...protectedErrorResponses(),
-        },
+        response: protectedResponses(200, "the caller", Caller),
       },
     },
     async (request) => {

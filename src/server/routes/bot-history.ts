@@ -3,15 +3,14 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
 import { type BotSample, resolutionFor, sampleTiers } from "../../store/index.js";
-import { BotControl } from "../bots/bot-control.js";
+import { BotControl, BotParams } from "../bots/bot-control.js";
 import { extrasOf } from "../bots/bot-extras.js";
 import { BotAlertSpec } from "../bots/bot-spec.js";
 import { effectiveAlertsOf } from "../bots/tenant-alerts.js";
 import type { ServerDeps } from "../deps.js";
-import { protectedErrorResponses } from "../error-responses.js";
+import { protectedErrorResponses, protectedResponses } from "../error-responses.js";
 import { botHookHeader } from "./bot-hook.js";
 
-const BotParams = z.object({ name: z.string().min(1).describe("the bot's name (yours)") });
 const weekMs = sampleTiers[sampleTiers.length - 1]!.keepMs;
 
 /** `1h`, `30m`, `7d`, `90s` or an ISO time, as an ISO time at most a week back. */
@@ -29,9 +28,7 @@ export function sinceOf(value: string | undefined, now = Date.now()): string {
     throw new RunyardError(
       "INVALID_INPUT",
       `since ${value}: expected a duration like 1h, 30m, 7d, or an ISO time`,
-      {
-        hint: "For example since=1h, or since=2026-11-22T10:00:00Z; the history goes back 7 days.",
-      },
+      { hint: "For example since=1h, or since=2026-11-22T10:00:00Z; the history goes back 7 days." },
     );
   }
   return new Date(Math.max(at, now - weekMs)).toISOString();
@@ -114,10 +111,7 @@ export function botHistoryRoutes(app: FastifyInstance, deps: ServerDeps): void {
         tags: ["bots"],
         params: BotParams,
         querystring: StatsQuery,
-        response: {
-          200: { description: "the history", content: { "application/json": { schema: StatsAnswer } } },
-          ...protectedErrorResponses(400, 404),
-        },
+        response: protectedResponses(200, "the history", StatsAnswer, 400, 404),
       },
     },
     async (request) => {
@@ -140,10 +134,7 @@ export function botHistoryRoutes(app: FastifyInstance, deps: ServerDeps): void {
         summary: "A bot's alerts and the times they held",
         tags: ["bots"],
         params: BotParams,
-        response: {
-          200: { description: "the alerts", content: { "application/json": { schema: AlertsAnswer } } },
-          ...protectedErrorResponses(404),
-        },
+        response: protectedResponses(200, "the alerts", AlertsAnswer, 404),
       },
     },
     async (request) => {
@@ -170,10 +161,7 @@ export function botHistoryRoutes(app: FastifyInstance, deps: ServerDeps): void {
         summary: "Where a bot takes inbound webhooks, with its secret",
         tags: ["bots"],
         params: BotParams,
-        response: {
-          200: { description: "the webhook", content: { "application/json": { schema: WebhookAnswer } } },
-          ...protectedErrorResponses(404),
-        },
+        response: protectedResponses(200, "the webhook", WebhookAnswer, 404),
       },
     },
     async (request) => {

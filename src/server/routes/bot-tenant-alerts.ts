@@ -7,7 +7,7 @@ import { callerOf, isPlatformAdmin, type Principal } from "../auth.js";
 import { BotAlertSpec, BotNotifyUrls } from "../bots/bot-spec.js";
 import { tenantRulesOf } from "../bots/tenant-alerts.js";
 import type { ServerDeps } from "../deps.js";
-import { protectedErrorResponses } from "../error-responses.js";
+import { jsonResponse, protectedErrorResponses } from "../error-responses.js";
 import { noTenant, tenantKnown } from "./budgets.js";
 
 export const SetTenantBotAlertsBody = z.strictObject({
@@ -72,10 +72,7 @@ export function botTenantAlertRoutes(app: FastifyInstance, deps: ServerDeps): vo
   };
 
   const common = { tags: ["bots"] };
-  const answer = {
-    description: "the tenant's rules",
-    content: { "application/json": { schema: TenantBotAlertsView } },
-  };
+  const answer = jsonResponse("the tenant's rules", TenantBotAlertsView);
 
   api.get(
     "/api/bot-alerts/tenants/:tenant",

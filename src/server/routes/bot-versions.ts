@@ -4,14 +4,12 @@ import { z } from "zod";
 import { ErrorInfo } from "../../core/events.js";
 import { apiSchemas } from "../api-schemas.js";
 import { audit } from "../audit.js";
-import { BotControl, BotView, botView } from "../bots/bot-control.js";
+import { BotControl, BotParams, BotView, botView } from "../bots/bot-control.js";
 import { BotEnvChange, UpdateBotBody, UpdateWait } from "../bots/bot-spec.js";
-import { BotUpdates } from "../bots/bot-updates.js";
+import { BotEnvEntry, BotUpdates } from "../bots/bot-updates.js";
 import type { ServerDeps } from "../deps.js";
-import { protectedErrorResponses } from "../error-responses.js";
+import { protectedResponses } from "../error-responses.js";
 import { botBodyLimit } from "./bots.js";
-
-const BotParams = z.object({ name: z.string().min(1).describe("the bot's name (yours)") });
 
 export const BotVersionView = z.object({
   version: z.number().int(),
@@ -44,13 +42,7 @@ const VersionsAnswer = z.object({
   current: z.number().int(),
   versions: z.array(BotVersionView).describe("newest first"),
 });
-const EnvEntry = z.object({
-  name: z.string(),
-  value: z.string().describe("*** for a secret"),
-  secret: z.boolean(),
-  stored: z.boolean().describe("a stored secret given by name (runyard secret)"),
-});
-const EnvAnswer = z.object({ bot: z.string(), version: z.number().int(), env: z.array(EnvEntry) });
+const EnvAnswer = z.object({ bot: z.string(), version: z.number().int(), env: z.array(BotEnvEntry) });
 
 const updateNote =
   " The new version starts beside the old one (the quota counts the bot once); once healthy (or running for min_ready_secs without a health check) the old one is stopped. If it fails, the old one keeps running and the answer is BOT_UPDATE_FAILED (409) with the new container's last lines.";
@@ -76,13 +68,7 @@ export function botVersionRoutes(app: FastifyInstance, deps: ServerDeps): void {
         tags: ["bots"],
         params: BotParams,
         body: UpdateBotBody,
-        response: {
-          200: {
-            description: "switched to the new version",
-            content: { "application/json": { schema: UpdateAnswer } },
-          },
-          ...protectedErrorResponses(400, 404, 409, 413),
-        },
+        response: protectedResponses(200, "switched to the new version", UpdateAnswer, 400, 404, 409, 413),
       },
     },
     async (request) => {
@@ -104,13 +90,7 @@ export function botVersionRoutes(app: FastifyInstance, deps: ServerDeps): void {
         tags: ["bots"],
         params: BotParams,
         body: UpdateWait.optional(),
-        response: {
-          200: {
-            description: "back on the previous version",
-            content: { "application/json": { schema: UpdateAnswer } },
-          },
-          ...protectedErrorResponses(400, 404, 409),
-        },
+        response: protectedResponses(200, "back on the previous version", UpdateAnswer, 400, 404, 409),
       },
     },
     async (request) => {
@@ -131,10 +111,7 @@ export function botVersionRoutes(app: FastifyInstance, deps: ServerDeps): void {
         summary: "A bot's versions, newest first",
         tags: ["bots"],
         params: BotParams,
-        response: {
-          200: { description: "its versions", content: { "application/json": { schema: VersionsAnswer } } },
-          ...protectedErrorResponses(404),
-        },
+        response: protectedResponses(200, "its versions", VersionsAnswer, 404),
       },
     },
     async (request) => {
@@ -151,10 +128,7 @@ export function botVersionRoutes(app: FastifyInstance, deps: ServerDeps): void {
         summary: "A bot's environment as its running version has it, secrets masked",
         tags: ["bots"],
         params: BotParams,
-        response: {
-          200: { description: "its variables", content: { "application/json": { schema: EnvAnswer } } },
-          ...protectedErrorResponses(404),
-        },
+        response: protectedResponses(200, "its variables", EnvAnswer, 404),
       },
     },
     async (request) => {
@@ -173,13 +147,7 @@ export function botVersionRoutes(app: FastifyInstance, deps: ServerDeps): void {
         tags: ["bots"],
         params: BotParams,
         body: BotEnvChange,
-        response: {
-          200: {
-            description: "running with the new environment",
-            content: { "application/json": { schema: UpdateAnswer } },
-          },
-          ...protectedErrorResponses(400, 404, 409),
-        },
+        response: protectedResponses(200, "running with the new environment", UpdateAnswer, 400, 404, 409),
       },
     },
     async (request) => {

@@ -3,16 +3,15 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { apiSchemas, refuseBodyFields } from "../api-schemas.js";
 import { audit } from "../audit.js";
-import { BotControl, BotLogLine, BotView, botView } from "../bots/bot-control.js";
+import { BotControl, BotLogLine, BotParams, BotView, botView } from "../bots/bot-control.js";
 import { StartBotBody } from "../bots/bot-spec.js";
 import type { ServerDeps } from "../deps.js";
-import { protectedErrorResponses } from "../error-responses.js";
+import { protectedResponses } from "../error-responses.js";
 import { IdempotencyKeyHeaders, idempotentRoute, idempotentRouteNote } from "../idempotency.js";
 import { requestTrigger } from "../run-trigger.js";
 
 apiSchemas.add(BotView, { id: "Bot" });
 
-const BotParams = z.object({ name: z.string().min(1).describe("the bot's name (yours)") });
 const StartAnswer = z.object({
   bot: BotView,
   run_id: z.string().describe("its life's run: follow its events for build progress"),
@@ -68,10 +67,7 @@ export function botRoutes(app: FastifyInstance, deps: ServerDeps): void {
         tags: ["bots"],
         headers: IdempotencyKeyHeaders,
         body: StartBotBody,
-        response: {
-          202: { description: "stored and queued", content: { "application/json": { schema: StartAnswer } } },
-          ...protectedErrorResponses(400, 409, 413, 429),
-        },
+        response: protectedResponses(202, "stored and queued", StartAnswer, 400, 409, 413, 429),
       },
     },
     async (request, reply) => {
@@ -92,10 +88,7 @@ export function botRoutes(app: FastifyInstance, deps: ServerDeps): void {
         operationId: "listBots",
         summary: "Your bots",
         tags: ["bots"],
-        response: {
-          200: { description: "your bots", content: { "application/json": { schema: BotList } } },
-          ...protectedErrorResponses(),
-        },
+        response: protectedResponses(200, "your bots", BotList),
       },
     },
     async (request) => ({ bots: (await bots.list(request.principal)).map((bot) => botView(bot)) }),
@@ -109,10 +102,7 @@ export function botRoutes(app: FastifyInstance, deps: ServerDeps): void {
         summary: "A bot's status: state, uptime, restarts, exit code, memory and CPU now",
         tags: ["bots"],
         params: BotParams,
-        response: {
-          200: { description: "the bot", content: { "application/json": { schema: StatusAnswer } } },
-          ...protectedErrorResponses(404),
-        },
+        response: protectedResponses(200, "the bot", StatusAnswer, 404),
       },
     },
     async (request) => {
@@ -132,10 +122,7 @@ export function botRoutes(app: FastifyInstance, deps: ServerDeps): void {
         tags: ["bots"],
         params: BotParams,
         querystring: LogsQuery,
-        response: {
-          200: { description: "the lines", content: { "application/json": { schema: LogsAnswer } } },
-          ...protectedErrorResponses(400, 404),
-        },
+        response: protectedResponses(200, "the lines", LogsAnswer, 400, 404),
       },
     },
     async (request) => {
@@ -160,10 +147,7 @@ export function botRoutes(app: FastifyInstance, deps: ServerDeps): void {
         summary: "Stop a bot: SIGTERM, SIGKILL after 10 s, container removed",
         tags: ["bots"],
         params: BotParams,
-        response: {
-          200: { description: "the bot, stopped", content: { "application/json": { schema: BotView } } },
-          ...protectedErrorResponses(404, 409),
-        },
+        response: protectedResponses(200, "the bot, stopped", BotView, 404, 409),
       },
     },
     async (request) => {
@@ -182,10 +166,7 @@ export function botRoutes(app: FastifyInstance, deps: ServerDeps): void {
         summary: "Remove a bot (stopping it first): its name is free again",
         tags: ["bots"],
         params: BotParams,
-        response: {
-          200: { description: "the bot, removed", content: { "application/json": { schema: BotView } } },
-          ...protectedErrorResponses(404, 409),
-        },
+        response: protectedResponses(200, "the bot, removed", BotView, 404, 409),
       },
     },
     async (request) => {

@@ -7,7 +7,7 @@ import type { BudgetRecord, BudgetScope } from "../../store/index.js";
 import { apiSchemas, NoQuery, refuseBodyFields } from "../api-schemas.js";
 import { callerOf, isPlatformAdmin, type Principal } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
-import { protectedErrorResponses } from "../error-responses.js";
+import { jsonResponse, protectedErrorResponses } from "../error-responses.js";
 
 const Amount = z
   .number({ error: "must be a number of US dollars, like 20 or 7.5" })
@@ -121,7 +121,7 @@ export function budgetRoutes(app: FastifyInstance, deps: ServerDeps): void {
   };
 
   const common = { tags: ["budgets"] };
-  const answer = { description: "the budget", content: { "application/json": { schema: BudgetView } } };
+  const answer = jsonResponse("the budget", BudgetView);
 
   api.get(
     "/api/budgets/tenants/:tenant",

@@ -1,16 +1,7 @@
 import type { FastifyInstance } from "fastify";
-import { z } from "zod";
-import { BotCall } from "../../core/protocol.js";
 import { botRelayPath } from "../auth.js";
-import type { ServerDeps } from "../deps.js";
+import { RelayedCall, type ServerDeps } from "../deps.js";
 import { botRelayBodyLimit, botRelayHeader } from "../fleet/bot-relay.js";
-
-const Relayed = z.object({
-  runner_id: z.string().min(1),
-  bot_id: z.string().min(1),
-  call: BotCall,
-  timeout_ms: z.number().int().min(1).max(120_000),
-});
 
 /**
  * `POST /api/fleet/bot-call`: another replica of this database passes a bot call (a webhook it
@@ -37,7 +28,7 @@ export function fleetBotCallRoute(app: FastifyInstance, deps: ServerDeps): void 
             .code(401)
             .send({ error: { code: "UNAUTHORIZED", message: "not a call from a replica of this server" } });
         }
-        const parsed = Relayed.safeParse(JSON.parse(body));
+        const parsed = RelayedCall.safeParse(JSON.parse(body));
         if (!parsed.success) {
           return reply.code(400).send({ error: { code: "INVALID_REQUEST", message: parsed.error.message } });
         }

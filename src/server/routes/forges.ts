@@ -12,7 +12,12 @@ import { apiSchemas, maxNameLength, refuseBodyFields } from "../api-schemas.js";
 import { audit } from "../audit.js";
 import { callerOf, isPlatformAdmin, submitterId, tenantScope } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
-import { errorResponses, protectedErrorResponses } from "../error-responses.js";
+import {
+  errorResponses,
+  jsonResponse,
+  protectedErrorResponses,
+  protectedResponses,
+} from "../error-responses.js";
 import { actOnDelivery, unknownForge } from "../forges/forge-deliveries.js";
 import { readForgeDelivery } from "../forges/forge-webhooks.js";
 import { publicRoute } from "../openapi.js";
@@ -143,10 +148,7 @@ export function forgeRoutes(app: FastifyInstance, deps: ServerDeps): void {
           "The token is stored sealed, as is the generated webhook secret, answered once. The server calls the forge's API for each delivery (permissions, pull requests or merge requests, comments): an API other than the kind's public service (https://api.github.com, https://gitlab.com/api/v4, https://codeberg.org/api/v1), such as a GitHub Enterprise, self-managed GitLab or Gitea server, may be named by a platform admin only, as members may not point the server at addresses of its own network.",
         tags: ["forges"],
         body: CreateForgeBody,
-        response: {
-          201: { description: "the forge", content: { "application/json": { schema: ForgeCreated } } },
-          ...protectedErrorResponses(400, 403),
-        },
+        response: protectedResponses(201, "the forge", ForgeCreated, 400, 403),
       },
     },
     async (request, reply) => {
@@ -207,13 +209,7 @@ export function forgeRoutes(app: FastifyInstance, deps: ServerDeps): void {
         summary: "The forges of the caller's tenant",
         description: "A platform admin sees every tenant's. Never a token or secret.",
         tags: ["forges"],
-        response: {
-          200: {
-            description: "the forges",
-            content: { "application/json": { schema: z.object({ forges: z.array(ForgeView) }) } },
-          },
-          ...protectedErrorResponses(),
-        },
+        response: protectedResponses(200, "the forges", z.object({ forges: z.array(ForgeView) })),
       },
     },
     async (request) => ({ forges: (await deps.store.forges.list(tenantScope(request))).map(view) }),
@@ -231,12 +227,7 @@ export function forgeRoutes(app: FastifyInstance, deps: ServerDeps): void {
         tags: ["forges"],
         params: ForgeParams,
         response: {
-          200: {
-            description: "the forge is gone",
-            content: {
-              "application/json": { schema: z.object({ id: z.string(), removed: z.literal(true) }) },
-            },
-          },
+          200: jsonResponse("the forge is gone", z.object({ id: z.string(), removed: z.literal(true) })),
           ...protectedErrorResponses(404),
         },
       },
@@ -277,18 +268,14 @@ export function forgeRoutes(app: FastifyInstance, deps: ServerDeps): void {
           consumes: ["application/json"],
           body: z.unknown().describe("the forge's JSON, as signed"),
           response: {
-            202: {
-              description: "what became of the delivery",
-              content: {
-                "application/json": {
-                  schema: z.object({
-                    outcome: z.enum(["started", "ignored", "refused", "duplicate", "pong"]),
-                    note: z.string(),
-                    run_id: z.string().nullable(),
-                  }),
-                },
-              },
-            },
+            202: jsonResponse(
+              "what became of the delivery",
+              z.object({
+                outcome: z.enum(["started", "ignored", "refused", "duplicate", "pong"]),
+                note: z.string(),
+                run_id: z.string().nullable(),
+              }),
+            ),
             ...errorResponses(400, 401, 410, 413, 429, 500),
           },
         },
@@ -325,9 +312,7 @@ export function forgeRoutes(app: FastifyInstance, deps: ServerDeps): void {
           throw new RunyardError(
             "INVALID_INPUT",
             `${received.deliveryHeader} must be 1 to 200 printable characters`,
-            {
-              hint: "Forges send a unique id per delivery (a UUID); runyard acts on each id once.",
-            },
+            { hint: "Forges send a unique id per delivery (a UUID); runyard acts on each id once." },
           );
         }
         let payload: unknown;

@@ -9,7 +9,7 @@ import type { InputSpec } from "../../workflow/model.js";
 import { inputPrefix, inputValueProblem } from "../../workflow/parse-inputs.js";
 import { makerRemoved, triggerQuotaPrincipal } from "../acting-for.js";
 import type { ServerDeps } from "../deps.js";
-import { errorResponses } from "../error-responses.js";
+import { errorResponses, jsonResponse } from "../error-responses.js";
 import { signatureHeader, signatureMatches } from "../hooks/hook-signature.js";
 import { parseJsonPath, pickJsonPath } from "../hooks/json-path.js";
 import { publicRoute } from "../openapi.js";
@@ -133,15 +133,11 @@ export function hookDeliveryRoute(app: FastifyInstance, deps: ServerDeps): void 
           consumes: ["application/json"],
           body: z.unknown().describe("the sender's JSON, as signed"),
           response: {
-            202: {
-              description: "the run is queued",
-              content: { "application/json": { schema: RunStarted } },
-            },
-            200: {
-              description:
-                "a delivery sent again (its id or its body came before: its first run), or a ping: no new run",
-              content: { "application/json": { schema: NoNewRun } },
-            },
+            202: jsonResponse("the run is queued", RunStarted),
+            200: jsonResponse(
+              "a delivery sent again (its id or its body came before: its first run), or a ping: no new run",
+              NoNewRun,
+            ),
             ...errorResponses(400, 401, 404, 409, 410, 413, 429),
           },
         },

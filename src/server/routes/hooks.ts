@@ -10,7 +10,7 @@ import { apiSchemas, maxNameLength, refuseBodyFields } from "../api-schemas.js";
 import { audit } from "../audit.js";
 import { callerOf, submitterId, tenantScope } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
-import { protectedErrorResponses } from "../error-responses.js";
+import { protectedResponses } from "../error-responses.js";
 import { parseJsonPath } from "../hooks/json-path.js";
 import { checkSavedName } from "../runs/saved-workflows.js";
 import { hookDeliveryRoute } from "./hook-delivery.js";
@@ -98,9 +98,7 @@ function checkSecret(secret: string): void {
   throw new RunyardError(
     "INVALID_INPUT",
     `the secret must be ${minHookSecretLength} to ${maxHookSecretLength} characters long`,
-    {
-      hint: "Give a long random secret (e.g. `openssl rand -hex 32`), or none to have one generated.",
-    },
+    { hint: "Give a long random secret (e.g. `openssl rand -hex 32`), or none to have one generated." },
   );
 }
 
@@ -163,10 +161,7 @@ export function hookRoutes(app: FastifyInstance, deps: ServerDeps): void {
           "Names are unique within the caller's tenant (409 when the tenant has one of that name; another tenant's names are free). The hook belongs to the caller's tenant and runs that tenant's saved workflow. Without `secret`, one is generated and answered once. Stored sealed; no route shows it again.",
         tags: ["hooks"],
         body: CreateHookBody,
-        response: {
-          201: { description: "the hook", content: { "application/json": { schema: HookCreated } } },
-          ...protectedErrorResponses(400, 404, 409),
-        },
+        response: protectedResponses(201, "the hook", HookCreated, 400, 404, 409),
       },
     },
     async (request, reply) => {
@@ -208,10 +203,7 @@ export function hookRoutes(app: FastifyInstance, deps: ServerDeps): void {
         summary: "The hooks of the caller's tenant",
         description: "A platform admin sees every tenant's. Never secrets.",
         tags: ["hooks"],
-        response: {
-          200: { description: "the hooks", content: { "application/json": { schema: HookList } } },
-          ...protectedErrorResponses(),
-        },
+        response: protectedResponses(200, "the hooks", HookList),
       },
     },
     async (request) => ({ hooks: (await deps.store.hooks.list(tenantScope(request))).map(view) }),
@@ -245,10 +237,7 @@ export function hookRoutes(app: FastifyInstance, deps: ServerDeps): void {
         tags: ["hooks"],
         params: HookParams,
         querystring: HookTenantQuery,
-        response: {
-          200: { description: "the hook", content: { "application/json": { schema: HookView } } },
-          ...protectedErrorResponses(404),
-        },
+        response: protectedResponses(200, "the hook", HookView, 404),
       },
     },
     async (request) => view(await visibleHook(request, request.params.name, request.query.tenant)),
@@ -266,10 +255,7 @@ export function hookRoutes(app: FastifyInstance, deps: ServerDeps): void {
         tags: ["hooks"],
         params: HookParams,
         querystring: HookTenantQuery,
-        response: {
-          200: { description: "the hook is gone", content: { "application/json": { schema: HookRemoved } } },
-          ...protectedErrorResponses(404),
-        },
+        response: protectedResponses(200, "the hook is gone", HookRemoved, 404),
       },
     },
     async (request) => {

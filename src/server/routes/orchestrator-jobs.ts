@@ -7,7 +7,7 @@ import { audit } from "../audit.js";
 import { BotControl, botView } from "../bots/bot-control.js";
 import { StartBotBody } from "../bots/bot-spec.js";
 import type { ServerDeps } from "../deps.js";
-import { protectedErrorResponses } from "../error-responses.js";
+import { protectedResponses } from "../error-responses.js";
 import { IdempotencyKeyHeaders, idempotentRouteNote, idempotentWaitingRoute } from "../idempotency.js";
 import { requestTrigger } from "../run-trigger.js";
 import { botBodyLimit } from "./bots.js";
@@ -144,10 +144,7 @@ export function orchestratorJobRoutes(app: FastifyInstance, deps: ServerDeps): v
         tags: ["bots"],
         headers: IdempotencyKeyHeaders,
         body: OrchestratorJobBody,
-        response: {
-          200: { description: "done", content: { "application/json": { schema: OrchestratorAnswer } } },
-          ...protectedErrorResponses(400, 404, 409, 413, 429),
-        },
+        response: protectedResponses(200, "done", OrchestratorAnswer, 400, 404, 409, 413, 429),
       },
     },
     async (request, reply) => {
@@ -167,9 +164,7 @@ export function orchestratorJobRoutes(app: FastifyInstance, deps: ServerDeps): v
           throw new RunyardError(
             "INVALID_INPUT",
             `data.${issue.path.join(".") || "action"}: ${issue.message}`,
-            {
-              hint: hintFor(undefined),
-            },
+            { hint: hintFor(undefined) },
           );
         }
         const data = parsed.data;

@@ -7,13 +7,12 @@ import { RunStatus } from "../../core/events.js";
 import { refuseBodyFields } from "../api-schemas.js";
 import { submitterId } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
-import { protectedErrorResponses } from "../error-responses.js";
+import { protectedResponses } from "../error-responses.js";
 import { IdempotencyKeyHeaders, idempotentRoute, idempotentRouteNote } from "../idempotency.js";
 import { runConfinement } from "../runs/run-confinement.js";
 import { WorkflowRunSpec } from "../runs/workflow-runs.js";
-import { visibleRun } from "./visible-run.js";
+import { RunParams, visibleRun } from "./visible-run.js";
 
-const RunParams = z.object({ id: z.string().min(1).describe("the run id") });
 const RunSubmitted = z.object({ run_id: z.string(), status: RunStatus });
 
 /**
@@ -37,13 +36,7 @@ export function rerunRoutes(app: FastifyInstance, deps: ServerDeps): void {
         tags: ["runs"],
         headers: IdempotencyKeyHeaders,
         params: RunParams,
-        response: {
-          201: {
-            description: "the new run is queued",
-            content: { "application/json": { schema: RunSubmitted } },
-          },
-          ...protectedErrorResponses(400, 404, 409, 429),
-        },
+        response: protectedResponses(201, "the new run is queued", RunSubmitted, 400, 404, 409, 429),
       },
     },
     async (request, reply) => {
@@ -53,9 +46,7 @@ export function rerunRoutes(app: FastifyInstance, deps: ServerDeps): void {
         throw new RunyardError(
           "INVALID_INPUT",
           `run ${run.id} is a ${run.kind} run: only workflow runs re-run`,
-          {
-            hint: "Start agent tasks and bots again with POST /api/runs or the bots API.",
-          },
+          { hint: "Start agent tasks and bots again with POST /api/runs or the bots API." },
         );
       }
       const principal = request.principal;

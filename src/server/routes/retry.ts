@@ -6,20 +6,17 @@ import { RunyardError } from "../../core/errors.js";
 import { RunStatus } from "../../core/events.js";
 import type { RunRecord } from "../../store/index.js";
 import { type Workflow, workflowProblemsError } from "../../workflow/model.js";
-import { isVariableName, variableNameHint } from "../../workflow/yaml-reader.js";
 import { mayActFor } from "../acting-for.js";
 import { maxNameLength } from "../api-schemas.js";
 import { submitterId } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
-import { protectedErrorResponses } from "../error-responses.js";
+import { protectedResponses } from "../error-responses.js";
 import { IdempotencyKeyHeaders, idempotentRoute, idempotentRouteNote } from "../idempotency.js";
 import { runConfinement } from "../runs/run-confinement.js";
 import { planRetry, type RetryAsk } from "../runs/workflow-retries.js";
 import { WorkflowRunSpec } from "../runs/workflow-runs.js";
-import { capSubmitVariables, runBodyLimit } from "./submit-limits.js";
-import { visibleRun } from "./visible-run.js";
-
-const RunParams = z.object({ id: z.string().min(1).describe("the run id") });
+import { capSubmitVariables, refuseBadVariableNames, runBodyLimit } from "./submit-limits.js";
+import { RunParams, visibleRun } from "./visible-run.js";
 
 const RetryBody = z.strictObject({
   from: z
@@ -82,13 +79,7 @@ export function retryRoutes(app: FastifyInstance, deps: ServerDeps): void {
         headers: IdempotencyKeyHeaders,
         params: RunParams,
         body: RetryBody,
-        response: {
-          201: {
-            description: "the retry is queued",
-            content: { "application/json": { schema: RetrySubmitted } },
-          },
-          ...protectedErrorResponses(400, 403, 404, 409, 429),
-        },
+        response: protectedResponses(201, "the retry is queued", RetrySubmitted, 400, 403, 404, 409, 429),
       },
     },
     async (request, reply) => {
@@ -115,10 +106,7 @@ export function retryRoutes(app: FastifyInstance, deps: ServerDeps): void {
           "Only the run's submitter or an admin of its tenant may read it (403), as only they may retry it edited; another tenant's run is 404. The run's vars are never given back.",
         tags: ["runs"],
         params: RunParams,
-        response: {
-          200: { description: "the text", content: { "application/json": { schema: RunWorkflowText } } },
-          ...protectedErrorResponses(400, 403, 404),
-        },
+        response: protectedResponses(200, "the text", RunWorkflowText, 400, 403, 404),
       },
     },
     async (request) => {
@@ -142,13 +130,7 @@ export function retryRoutes(app: FastifyInstance, deps: ServerDeps): void {
         headers: IdempotencyKeyHeaders,
         params: RunParams,
         body: RunStepBody,
-        response: {
-          201: {
-            description: "the one-step run is queued",
-            content: { "application/json": { schema: RetrySubmitted } },
-          },
-          ...protectedErrorResponses(400, 404, 409, 429),
-        },
+        response: protectedResponses(201, "the one-step run is queued", RetrySubmitted, 400, 404, 409, 429),
       },
     },
     async (request, reply) => {
@@ -169,13 +151,7 @@ async function submitRetry(
   const spec = workflowSpecOf(run);
   const principal = request.principal;
   if (changed) await mayEdit(deps, request, run);
-  const badName = Object.keys(ask.vars ?? {}).find((name) => !isVariableName(name));
-  if (badName !== undefined) {
-    const shown = JSON.stringify(badName.length > 40 ? `${badName.slice(0, 40)}...` : badName);
-    throw new RunyardError("INVALID_INPUT", `vars: ${shown} is not a valid variable name`, {
-      hint: `Variables travel as environment variables: ${variableNameHint} (as in a workflow's vars:).`,
-    });
-  }
+  refuseBadVariableNames(ask.vars ?? {});
   const parse = async (text: string, file: string): Promise<Workflow> => {
     const { workflow, diagnostics } = await deps.parseWorkflow(text, file, deps.workflowLimits);
     if (!workflow) throw workflowProblemsError(file, diagnostics);

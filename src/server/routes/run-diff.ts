@@ -7,31 +7,14 @@ import type { RunRecord } from "../../store/index.js";
 import { NoQuery } from "../api-schemas.js";
 import { callerOf, submitterId } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
-import { protectedErrorResponses } from "../error-responses.js";
+import { protectedResponses } from "../error-responses.js";
 import { requestTrigger } from "../run-trigger.js";
 import { AgentRunSpec } from "../runs/agent-spec.js";
-import { type DiffView, parseDiff } from "../runs/diff-view.js";
+import { DiffFile, type DiffView, parseDiff } from "../runs/diff-view.js";
 import { maySendFollowUp, refuseOthersFollowUp } from "./agents.js";
 import { visibleRun } from "./visible-run.js";
 
 const RunParams = z.object({ id: z.string().min(1).describe("the agent run") });
-
-const DiffLine = z.object({
-  kind: z.enum(["add", "del", "context"]),
-  text: z.string(),
-  old_line: z.number().int().nullable(),
-  new_line: z.number().int().nullable(),
-});
-
-const DiffFile = z.object({
-  path: z.string(),
-  old_path: z.string().nullable().describe("the name before a rename"),
-  status: z.enum(["added", "deleted", "modified", "renamed"]),
-  binary: z.boolean(),
-  additions: z.number().int(),
-  deletions: z.number().int(),
-  hunks: z.array(z.object({ header: z.string(), lines: z.array(DiffLine) })),
-});
 
 const AgentDiff = z.object({
   agent: z.string(),
@@ -118,10 +101,7 @@ export function runDiffRoutes(app: FastifyInstance, deps: ServerDeps): void {
         tags: ["agents"],
         params: RunParams,
         querystring: NoQuery,
-        response: {
-          200: { description: "the diffs", content: { "application/json": { schema: RunDiff } } },
-          ...protectedErrorResponses(400, 404),
-        },
+        response: protectedResponses(200, "the diffs", RunDiff, 400, 404),
       },
     },
     async (request) => {
@@ -130,9 +110,7 @@ export function runDiffRoutes(app: FastifyInstance, deps: ServerDeps): void {
         throw new RunyardError(
           "INVALID_INPUT",
           `run ${run.id} is not an agent run: it has no diff to review`,
-          {
-            hint: "Ask for the diff of an agent run (`runyard runs list --kind agent`).",
-          },
+          { hint: "Ask for the diff of an agent run (`runyard runs list --kind agent`)." },
         );
       }
       const spec = AgentRunSpec.safeParse(run.spec);
@@ -161,13 +139,7 @@ export function runDiffRoutes(app: FastifyInstance, deps: ServerDeps): void {
         tags: ["agents"],
         params: RunParams,
         body: ReviewCommentBody,
-        response: {
-          201: {
-            description: "the next turn is queued",
-            content: { "application/json": { schema: ReviewCommentAnswer } },
-          },
-          ...protectedErrorResponses(400, 404, 409, 429),
-        },
+        response: protectedResponses(201, "the next turn is queued", ReviewCommentAnswer, 400, 404, 409, 429),
       },
     },
     async (request, reply) => {

@@ -5,16 +5,14 @@ import { z } from "zod";
 import { RunEvent } from "../../core/events.js";
 import type { RunEventsRepo } from "../../store/index.js";
 import type { ServerDeps } from "../deps.js";
-import { protectedErrorResponses } from "../error-responses.js";
+import { protectedErrorResponses, protectedResponses } from "../error-responses.js";
 import { bearerOrQueryToken } from "../openapi.js";
-import { visibleRun } from "./visible-run.js";
+import { RunParams, visibleRun } from "./visible-run.js";
 
 /**
  * A run's log for a browser (issue 11): a huge log is read a page at a time, newest first, and
  * downloaded as a stream, so neither the server nor the page ever holds all of it.
  */
-
-const RunParams = z.object({ id: z.string().min(1).describe("the run id") });
 
 const EventPageQuery = z.strictObject({
   before: z.coerce
@@ -69,10 +67,7 @@ export function runLogRoutes(app: FastifyInstance, deps: ServerDeps): void {
         tags: ["runs"],
         params: RunParams,
         querystring: EventPageQuery,
-        response: {
-          200: { description: "the page", content: { "application/json": { schema: EventPage } } },
-          ...protectedErrorResponses(400, 404),
-        },
+        response: protectedResponses(200, "the page", EventPage, 400, 404),
       },
     },
     async (request) => {

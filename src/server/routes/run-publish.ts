@@ -7,7 +7,7 @@ import type { RunRecord } from "../../store/index.js";
 import { NoQuery, refuseBodyFields } from "../api-schemas.js";
 import { callerOf, submitterId } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
-import { protectedErrorResponses } from "../error-responses.js";
+import { jsonResponse, protectedErrorResponses } from "../error-responses.js";
 import { IdempotencyKeyHeaders, idempotentRoute, idempotentRouteNote } from "../idempotency.js";
 import { requestTrigger } from "../run-trigger.js";
 import { AgentRunSpec } from "../runs/agent-spec.js";
@@ -60,11 +60,8 @@ export function runPublishRoutes(app: FastifyInstance, deps: ServerDeps): void {
   });
 
   const responses = {
-    200: {
-      description: "an earlier ask's run, still going or done",
-      content: { "application/json": { schema: PublishAnswer } },
-    },
-    201: { description: "the run is queued", content: { "application/json": { schema: PublishAnswer } } },
+    200: jsonResponse("an earlier ask's run, still going or done", PublishAnswer),
+    201: jsonResponse("the run is queued", PublishAnswer),
     ...protectedErrorResponses(400, 404, 409, 429),
   };
 

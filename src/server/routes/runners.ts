@@ -4,7 +4,7 @@ import { z } from "zod";
 import { apiSchemas, NoQuery } from "../api-schemas.js";
 import { tenantScope } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
-import { protectedErrorResponses } from "../error-responses.js";
+import { protectedResponses } from "../error-responses.js";
 
 /** An entry of the ADOS runners list (id, group, status, hostname, cpus, memory, connected_at) and more. */
 const RunnerView = z.object({
@@ -45,13 +45,7 @@ export function runnerRoutes(app: FastifyInstance, deps: ServerDeps): void {
         description: "A tenant's token sees its tenant's runners only.",
         tags: ["runners"],
         querystring: NoQuery,
-        response: {
-          200: {
-            description: "the runners",
-            content: { "application/json": { schema: z.array(RunnerView) } },
-          },
-          ...protectedErrorResponses(),
-        },
+        response: protectedResponses(200, "the runners", z.array(RunnerView)),
       },
     },
     async (request) => {

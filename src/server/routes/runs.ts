@@ -3,12 +3,11 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
 import { isFinalStatus, RunEvent, RunKind, RunStatus } from "../../core/events.js";
-import { isVariableName, variableNameHint } from "../../workflow/yaml-reader.js";
 import { maxNameLength, refuseBodyFields } from "../api-schemas.js";
 import { audit } from "../audit.js";
 import { callerOf, submitterId, tenantScope } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
-import { protectedErrorResponses } from "../error-responses.js";
+import { protectedErrorResponses, protectedResponses } from "../error-responses.js";
 import { IdempotencyKeyHeaders, idempotentRoute, idempotentRouteNote } from "../idempotency.js";
 import { bearerOrQueryToken } from "../openapi.js";
 import { requestTrigger } from "../run-trigger.js";
@@ -30,8 +29,8 @@ import {
   StreamToken,
   withWaitingFor,
 } from "./run-views.js";
-import { capSubmitVariables, runBodyLimit } from "./submit-limits.js";
-import { visibleRun, visibleRunState } from "./visible-run.js";
+import { capSubmitVariables, refuseBadVariableNames, runBodyLimit } from "./submit-limits.js";
+import { RunParams, visibleRun, visibleRunState } from "./visible-run.js";
 
 export const SubmitWorkflowRunBody = z.strictObject({
   kind: z.literal("workflow").default("workflow"),
@@ -62,8 +61,6 @@ export const ListRunsQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(500).default(50).describe("page size"),
   before: z.string().optional().describe("the `next` of the previous page"),
 });
-
-const RunParams = z.object({ id: z.string().min(1).describe("the run id") });
 
 const EventsQuery = z.object({
   after: z.coerce
@@ -103,13 +100,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
         tags: ["runs"],
         headers: IdempotencyKeyHeaders,
         body: SubmitRunBody,
-        response: {
-          201: {
-            description: "the run is queued",
-            content: { "application/json": { schema: RunSubmitted } },
-          },
-          ...protectedErrorResponses(400, 409, 413, 429),
-        },
+        response: protectedResponses(201, "the run is queued", RunSubmitted, 400, 409, 413, 429),
       },
       // The OpenRunner-style API's agent body ({input, metadata}) becomes the native one; a body
       // without a kind is a workflow, as before agents existed.
@@ -164,13 +155,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
         const run = await deps.runs.submitAgent(input, owner, { trigger: requestTrigger(request) });
         return reply.code(201).send({ run_id: run.id, status: run.status });
       }
-      const badName = Object.keys(input.vars).find((name) => !isVariableName(name));
-      if (badName !== undefined) {
-        const shown = JSON.stringify(badName.length > 40 ? `${badName.slice(0, 40)}...` : badName);
-        throw new RunyardError("INVALID_INPUT", `vars: ${shown} is not a valid variable name`, {
-          hint: `Variables travel as environment variables: ${variableNameHint} (as in a workflow's vars:).`,
-        });
-      }
+      refuseBadVariableNames(input.vars);
       // Before anything is stored: a refused submit leaves no run, job or event behind.
       await deps.quotas.checkSubmit(principal);
       const run = await deps.runs.submitWorkflow(
@@ -196,10 +181,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
         description: "A tenant's token sees its tenant's runs only.",
         tags: ["runs"],
         querystring: ListRunsQuery,
-        response: {
-          200: { description: "one page of runs", content: { "application/json": { schema: RunList } } },
-          ...protectedErrorResponses(400),
-        },
+        response: protectedResponses(200, "one page of runs", RunList, 400),
       },
     },
     async (request) => {
@@ -230,10 +212,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
           "Status, timestamps, steps, vars and error; a queued run adds `waiting_for`, a workflow run whose approval steps have started waiting adds `approvals`, one whose steps form a graph or have a matrix adds `graph`.",
         tags: ["runs"],
         params: RunParams,
-        response: {
-          200: { description: "the run", content: { "application/json": { schema: RunView } } },
-          ...protectedErrorResponses(404),
-        },
+        response: protectedResponses(200, "the run", RunView, 404),
       },
     },
     async (request) => {
@@ -272,13 +251,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
           "A running step gets SIGTERM, then SIGKILL after its kill grace; the answer may come before it has stopped (`canceling`).",
         tags: ["runs"],
         params: RunParams,
-        response: {
-          200: {
-            description: "the run's status after the request",
-            content: { "application/json": { schema: CancelAnswer } },
-          },
-          ...protectedErrorResponses(404, 409),
-        },
+        response: protectedResponses(200, "the run's status after the request", CancelAnswer, 404, 409),
       },
     },
     async (request) => {
@@ -307,10 +280,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
           "For browsers, whose EventSource cannot send headers: the token opens `GET /api/runs/:id/events?access_token=` of this run for 5 minutes (never past the end of the session that asked for it), and nothing else. It stops working as soon as the credential that asked for it is revoked.",
         tags: ["runs"],
         params: RunParams,
-        response: {
-          201: { description: "the stream token", content: { "application/json": { schema: StreamToken } } },
-          ...protectedErrorResponses(404),
-        },
+        response: protectedResponses(201, "the stream token", StreamToken, 404),
       },
     },
     async (request, reply) => {
@@ -391,13 +361,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
         description: "The run snapshot of the original runner; 404 for an unknown run id.",
         tags: ["runs"],
         querystring: RunStatusQuery,
-        response: {
-          200: {
-            description: "the run snapshot",
-            content: { "application/json": { schema: RunStatusSnapshot } },
-          },
-          ...protectedErrorResponses(400, 404),
-        },
+        response: protectedResponses(200, "the run snapshot", RunStatusSnapshot, 400, 404),
       },
     },
     async (request) => {

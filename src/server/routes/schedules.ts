@@ -4,7 +4,7 @@ import { z } from "zod";
 import { apiSchemas } from "../api-schemas.js";
 import { tenantScope } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
-import { protectedErrorResponses } from "../error-responses.js";
+import { jsonResponse, protectedErrorResponses } from "../error-responses.js";
 import { savedTenant } from "./workflows.js";
 
 const TenantQuery = z.strictObject({
@@ -62,10 +62,7 @@ export function scheduleRoutes(app: FastifyInstance, deps: ServerDeps): void {
         tags: ["workflows"],
         querystring: TenantQuery,
         response: {
-          200: {
-            description: "the schedules",
-            content: { "application/json": { schema: z.object({ schedules: z.array(ScheduleView) }) } },
-          },
+          200: jsonResponse("the schedules", z.object({ schedules: z.array(ScheduleView) })),
           ...protectedErrorResponses(400),
         },
       },

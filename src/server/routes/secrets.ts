@@ -6,7 +6,7 @@ import { apiSchemas, refuseBodyFields } from "../api-schemas.js";
 import { audit } from "../audit.js";
 import { submitterId, tenantScope } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
-import { protectedErrorResponses } from "../error-responses.js";
+import { jsonResponse, protectedErrorResponses, protectedResponses } from "../error-responses.js";
 
 /** Secret names travel as environment variables, and read like them: upper case. */
 const secretName = /^[A-Z_][A-Z0-9_]*$/;
@@ -74,9 +74,7 @@ function checkValue(value: string): void {
     throw new RunyardError(
       "INVALID_INPUT",
       `the value is ${bytes} bytes; a secret holds at most ${maxSecretBytes}`,
-      {
-        hint: "Store a key or a token, not data: keep big files elsewhere and store what unlocks them.",
-      },
+      { hint: "Store a key or a token, not data: keep big files elsewhere and store what unlocks them." },
     );
   }
   if (value.length < minSecretLength) {
@@ -107,14 +105,8 @@ export function secretRoutes(app: FastifyInstance, deps: ServerDeps): void {
         querystring: TenantQuery,
         body: SetSecretBody,
         response: {
-          200: {
-            description: "the value was replaced",
-            content: { "application/json": { schema: SecretView } },
-          },
-          201: {
-            description: "the secret was created",
-            content: { "application/json": { schema: SecretView } },
-          },
+          200: jsonResponse("the value was replaced", SecretView),
+          201: jsonResponse("the secret was created", SecretView),
           ...protectedErrorResponses(400, 413),
         },
       },
@@ -148,10 +140,7 @@ export function secretRoutes(app: FastifyInstance, deps: ServerDeps): void {
         description: "Names and times only, never values.",
         tags: ["secrets"],
         querystring: TenantQuery,
-        response: {
-          200: { description: "the secrets", content: { "application/json": { schema: SecretList } } },
-          ...protectedErrorResponses(400),
-        },
+        response: protectedResponses(200, "the secrets", SecretList, 400),
       },
     },
     async (request) => ({
@@ -170,13 +159,7 @@ export function secretRoutes(app: FastifyInstance, deps: ServerDeps): void {
         tags: ["secrets"],
         params: SecretParams,
         querystring: TenantQuery,
-        response: {
-          200: {
-            description: "the secret is gone",
-            content: { "application/json": { schema: SecretRemoved } },
-          },
-          ...protectedErrorResponses(400, 404),
-        },
+        response: protectedResponses(200, "the secret is gone", SecretRemoved, 400, 404),
       },
     },
     async (request) => {
@@ -187,9 +170,7 @@ export function secretRoutes(app: FastifyInstance, deps: ServerDeps): void {
         throw new RunyardError(
           "NOT_FOUND",
           `no secret ${name} is stored ${tenant === null ? "outside any tenant" : `for tenant ${tenant}`}`,
-          {
-            hint: "`runyard secret list` shows the names stored for your tenant.",
-          },
+          { hint: "`runyard secret list` shows the names stored for your tenant." },
         );
       }
       await audit(deps, request, { action: "secret.rm", target: name, tenant_id: tenant });

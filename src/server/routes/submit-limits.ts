@@ -1,6 +1,11 @@
 import type { FastifyRequest } from "fastify";
 import { RunyardError } from "../../core/errors.js";
-import { maxVarsBytes, maxVarValueBytes } from "../../workflow/yaml-reader.js";
+import {
+  isVariableName,
+  maxVarsBytes,
+  maxVarValueBytes,
+  variableNameHint,
+} from "../../workflow/yaml-reader.js";
 
 /** The largest `POST /api/runs` body: a workflow and its vars, never bulk data. */
 export const runBodyLimit = 8 * 1024 * 1024;
@@ -46,4 +51,14 @@ export async function capSubmitVariables(request: FastifyRequest): Promise<void>
         { hint: "Pass bulk data as a file or an artifact, not as variables." },
       );
   }
+}
+
+/** Refuses submitted vars whose names cannot travel as environment variables. */
+export function refuseBadVariableNames(vars: Record<string, string>): void {
+  const badName = Object.keys(vars).find((name) => !isVariableName(name));
+  if (badName === undefined) return;
+  const shown = JSON.stringify(badName.length > 40 ? `${badName.slice(0, 40)}...` : badName);
+  throw new RunyardError("INVALID_INPUT", `vars: ${shown} is not a valid variable name`, {
+    hint: `Variables travel as environment variables: ${variableNameHint} (as in a workflow's vars:).`,
+  });
 }

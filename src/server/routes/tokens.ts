@@ -7,7 +7,7 @@ import { apiSchemas, maxNameLength, NoQuery, refuseBodyFields } from "../api-sch
 import { audit } from "../audit.js";
 import { callerOf, type Principal } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
-import { protectedErrorResponses } from "../error-responses.js";
+import { protectedResponses } from "../error-responses.js";
 
 export const CreateTokenBody = z.strictObject({
   kind: z.enum(["runner", "user", "admin"]),
@@ -109,13 +109,7 @@ export function tokenRoutes(app: FastifyInstance, deps: ServerDeps): void {
           'Admins: runner tokens (optionally bound to a group), user and admin tokens, e.g. `{"kind":"runner","group":"linux"}`. A logged-in user: `{"kind":"user"}` makes a personal token with their own role and tenant.',
         tags: ["tokens"],
         body: CreateTokenBody,
-        response: {
-          201: {
-            description: "the token, with its secret shown once",
-            content: { "application/json": { schema: CreatedToken } },
-          },
-          ...protectedErrorResponses(400, 413),
-        },
+        response: protectedResponses(201, "the token, with its secret shown once", CreatedToken, 400, 413),
       },
       // Who asks comes before what is asked: a caller who may make no token learns nothing about the body.
       preValidation: async (request: FastifyRequest) => {
@@ -152,10 +146,7 @@ export function tokenRoutes(app: FastifyInstance, deps: ServerDeps): void {
         description: "Admins see every token (a tenant's admin that tenant's); a user sees their own.",
         tags: ["tokens"],
         querystring: NoQuery,
-        response: {
-          200: { description: "the tokens", content: { "application/json": { schema: z.array(TokenView) } } },
-          ...protectedErrorResponses(),
-        },
+        response: protectedResponses(200, "the tokens", z.array(TokenView)),
       },
     },
     async (request) => {
@@ -186,13 +177,7 @@ export function tokenRoutes(app: FastifyInstance, deps: ServerDeps): void {
           "It stops working at once, on every replica: a runner token's connected runners are disconnected and their jobs end as lost, and event streams opened with the token end. Another user's token answers 404, as if it did not exist.",
         tags: ["tokens"],
         params: TokenParams,
-        response: {
-          200: {
-            description: "the revoked token",
-            content: { "application/json": { schema: z.object({ revoked: TokenView }) } },
-          },
-          ...protectedErrorResponses(404),
-        },
+        response: protectedResponses(200, "the revoked token", z.object({ revoked: TokenView }), 404),
       },
     },
     async (request) => {

@@ -7,7 +7,7 @@ import type { AgentUsageSum, Store } from "../../store/index.js";
 import { apiSchemas } from "../api-schemas.js";
 import { callerOf, isPlatformAdmin } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
-import { protectedErrorResponses } from "../error-responses.js";
+import { protectedResponses } from "../error-responses.js";
 import { unknownCostTokens, usdOf } from "../spend-budgets.js";
 
 export const usageGroupings = ["user", "agent", "model", "tenant"] as const;
@@ -71,10 +71,7 @@ export function usageRoutes(app: FastifyInstance, deps: ServerDeps): void {
           "Counted from the usage events the agents report; a cost the agent reports wins, else the list price of its model. A member sees their own tenant's figures only.",
         tags: ["budgets"],
         querystring: UsageQuery,
-        response: {
-          200: { description: "the report", content: { "application/json": { schema: UsageReport } } },
-          ...protectedErrorResponses(400, 403),
-        },
+        response: protectedResponses(200, "the report", UsageReport, 400, 403),
       },
     },
     async (request) => {

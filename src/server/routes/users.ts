@@ -9,7 +9,7 @@ import { apiSchemas, maxNameLength, NoQuery, refuseBodyFields } from "../api-sch
 import { audit } from "../audit.js";
 import { type Principal, requireAdmin } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
-import { protectedErrorResponses } from "../error-responses.js";
+import { jsonResponse, protectedErrorResponses, protectedResponses } from "../error-responses.js";
 import { hashPassword, newPassword } from "../identity/passwords.js";
 
 const Username = z.string().regex(usernamePattern, usernameRule);
@@ -109,10 +109,7 @@ export function userRoutes(app: FastifyInstance, deps: ServerDeps): void {
         description: "A tenant's admin sees that tenant's users.",
         tags: ["users"],
         querystring: NoQuery,
-        response: {
-          200: { description: "the users", content: { "application/json": { schema: z.array(UserView) } } },
-          ...protectedErrorResponses(),
-        },
+        response: protectedResponses(200, "the users", z.array(UserView)),
       },
     },
     async (request) => {
@@ -134,10 +131,7 @@ export function userRoutes(app: FastifyInstance, deps: ServerDeps): void {
         tags: ["users"],
         body: CreateUserBody,
         response: {
-          201: {
-            description: "the user (and the generated password)",
-            content: { "application/json": { schema: UserWithPassword } },
-          },
+          201: jsonResponse("the user (and the generated password)", UserWithPassword),
           ...protectedErrorResponses(400, 409),
         },
       },
@@ -184,30 +178,23 @@ export function userRoutes(app: FastifyInstance, deps: ServerDeps): void {
         tags: ["users"],
         params: UserParams,
         response: {
-          200: {
-            description: "the user is gone",
-            content: {
-              "application/json": {
-                schema: z.object({
-                  removed: UserView,
-                  stopped_triggers: z
-                    .array(
-                      z.object({
-                        kind: z.enum(["hook", "schedule", "forge"]),
-                        name: z
-                          .string()
-                          .describe("the hook's name, the schedule's cron, or the forge's kind and repo"),
-                        workflow: z
-                          .string()
-                          .nullable()
-                          .describe("the saved workflow it ran; null for a forge"),
-                      }),
-                    )
-                    .describe("the user's hooks, schedules and forges, which start no run from now on"),
-                }),
-              },
-            },
-          },
+          200: jsonResponse(
+            "the user is gone",
+            z.object({
+              removed: UserView,
+              stopped_triggers: z
+                .array(
+                  z.object({
+                    kind: z.enum(["hook", "schedule", "forge"]),
+                    name: z
+                      .string()
+                      .describe("the hook's name, the schedule's cron, or the forge's kind and repo"),
+                    workflow: z.string().nullable().describe("the saved workflow it ran; null for a forge"),
+                  }),
+                )
+                .describe("the user's hooks, schedules and forges, which start no run from now on"),
+            }),
+          ),
           ...protectedErrorResponses(400, 404),
         },
       },
@@ -239,10 +226,7 @@ export function userRoutes(app: FastifyInstance, deps: ServerDeps): void {
         params: UserParams,
         body: PasswordBody,
         response: {
-          200: {
-            description: "the user (and the generated password)",
-            content: { "application/json": { schema: UserWithPassword } },
-          },
+          200: jsonResponse("the user (and the generated password)", UserWithPassword),
           ...protectedErrorResponses(400, 404),
         },
       },

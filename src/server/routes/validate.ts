@@ -4,7 +4,7 @@ import { z } from "zod";
 import { workflowProblemsError } from "../../workflow/model.js";
 import { apiSchemas } from "../api-schemas.js";
 import type { ServerDeps } from "../deps.js";
-import { protectedErrorResponses } from "../error-responses.js";
+import { jsonResponse, protectedErrorResponses } from "../error-responses.js";
 import { runBodyLimit } from "./submit-limits.js";
 
 const ValidateWorkflowBody = z.strictObject({
@@ -53,11 +53,10 @@ export function validateRoutes(
         tags: ["runs"],
         body: ValidateWorkflowBody,
         response: {
-          200: {
-            description:
-              "the verdict (a workflow with problems is still a 200, unless it passes a size limit)",
-            content: { "application/json": { schema: WorkflowValidation } },
-          },
+          200: jsonResponse(
+            "the verdict (a workflow with problems is still a 200, unless it passes a size limit)",
+            WorkflowValidation,
+          ),
           ...protectedErrorResponses(400, 413),
         },
       },

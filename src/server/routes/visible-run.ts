@@ -1,8 +1,12 @@
 import type { FastifyRequest } from "fastify";
+import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
 import type { RunRecord, RunState } from "../../store/index.js";
 import { tenantScope } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
+
+/** The path parameters of a route about one run. */
+export const RunParams = z.object({ id: z.string().min(1).describe("the run id") });
 
 /**
  * The run `id` as the caller may see it: another tenant's run is absent (NOT_FOUND), never

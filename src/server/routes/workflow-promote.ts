@@ -4,7 +4,7 @@ import { z } from "zod";
 import { audit } from "../audit.js";
 import { callerOf } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
-import { protectedErrorResponses } from "../error-responses.js";
+import { protectedResponses } from "../error-responses.js";
 import { ScheduleEntry, savedTenant, TenantQuery, WorkflowParams } from "./workflows.js";
 
 const PromoteBody = z.strictObject({
@@ -37,13 +37,7 @@ export function workflowPromoteRoute(app: FastifyInstance, deps: ServerDeps): vo
         params: WorkflowParams,
         querystring: TenantQuery,
         body: PromoteBody,
-        response: {
-          200: {
-            description: "the version is live",
-            content: { "application/json": { schema: PromotedAnswer } },
-          },
-          ...protectedErrorResponses(400, 403, 404, 409),
-        },
+        response: protectedResponses(200, "the version is live", PromotedAnswer, 400, 403, 404, 409),
       },
     },
     async (request) => {

@@ -3,16 +3,16 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
 import { RunStatus } from "../../core/events.js";
-import { isVariableName, variableNameHint } from "../../workflow/yaml-reader.js";
 import { apiSchemas, maxNameLength, refuseBodyFields } from "../api-schemas.js";
 import { audit } from "../audit.js";
 import { callerOf, submitterId, tenantScope } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
-import { protectedErrorResponses } from "../error-responses.js";
+import { protectedResponses } from "../error-responses.js";
 import { IdempotencyKeyHeaders, idempotentRoute, idempotentRouteNote } from "../idempotency.js";
 import { requestTrigger } from "../run-trigger.js";
+import { BoundTrigger } from "../runs/saved-workflows.js";
 import { submitterNames } from "./run-submitters.js";
-import { capSubmitVariables, runBodyLimit } from "./submit-limits.js";
+import { capSubmitVariables, refuseBadVariableNames, runBodyLimit } from "./submit-limits.js";
 
 const SaveWorkflowBody = z.strictObject({
   name: z
@@ -63,10 +63,7 @@ const VersionState = z
   );
 
 /** A trigger the saver may not act for, by name. */
-const BlockingTrigger = z.object({
-  kind: z.enum(["hook", "schedule"]),
-  name: z.string().describe("the hook's name, or the schedule's cron"),
-  owner: z.string().nullable().describe("whose it is: a token or user id"),
+const BlockingTrigger = BoundTrigger.extend({
   owner_name: z.string().nullable().describe("whose it is, by name"),
 });
 
@@ -191,13 +188,7 @@ export function workflowRoutes(app: FastifyInstance, deps: ServerDeps): void {
         tags: ["workflows"],
         querystring: TenantQuery,
         body: SaveWorkflowBody,
-        response: {
-          201: {
-            description: "the version is saved",
-            content: { "application/json": { schema: SavedAnswer } },
-          },
-          ...protectedErrorResponses(400, 413),
-        },
+        response: protectedResponses(201, "the version is saved", SavedAnswer, 400, 413),
       },
     },
     async (request, reply) => {
@@ -253,13 +244,7 @@ export function workflowRoutes(app: FastifyInstance, deps: ServerDeps): void {
         description: "A platform admin sees every tenant's, unless it names one with `?tenant=`.",
         tags: ["workflows"],
         querystring: TenantQuery,
-        response: {
-          200: {
-            description: "the saved workflows",
-            content: { "application/json": { schema: SavedWorkflowList } },
-          },
-          ...protectedErrorResponses(400),
-        },
+        response: protectedResponses(200, "the saved workflows", SavedWorkflowList, 400),
       },
     },
     async (request) => {
@@ -280,13 +265,7 @@ export function workflowRoutes(app: FastifyInstance, deps: ServerDeps): void {
         tags: ["workflows"],
         params: WorkflowParams,
         querystring: ShowQuery,
-        response: {
-          200: {
-            description: "the saved workflow",
-            content: { "application/json": { schema: SavedWorkflowView } },
-          },
-          ...protectedErrorResponses(400, 404),
-        },
+        response: protectedResponses(200, "the saved workflow", SavedWorkflowView, 400, 404),
       },
     },
     async (request) => {
@@ -334,13 +313,7 @@ export function workflowRoutes(app: FastifyInstance, deps: ServerDeps): void {
         tags: ["workflows"],
         params: WorkflowParams,
         querystring: TenantQuery,
-        response: {
-          200: {
-            description: "the saved workflow is gone",
-            content: { "application/json": { schema: Removed } },
-          },
-          ...protectedErrorResponses(400, 404),
-        },
+        response: protectedResponses(200, "the saved workflow is gone", Removed, 400, 404),
       },
     },
     async (request) => {
@@ -372,24 +345,12 @@ export function workflowRoutes(app: FastifyInstance, deps: ServerDeps): void {
         params: WorkflowParams,
         querystring: TenantQuery,
         body: StartSavedRunBody,
-        response: {
-          201: {
-            description: "the run is queued",
-            content: { "application/json": { schema: SavedRunSubmitted } },
-          },
-          ...protectedErrorResponses(400, 404, 409, 429),
-        },
+        response: protectedResponses(201, "the run is queued", SavedRunSubmitted, 400, 404, 409, 429),
       },
     },
     async (request, reply) => {
       const tenant = savedTenant(request, request.query.tenant);
-      const badName = Object.keys(request.body.vars).find((name) => !isVariableName(name));
-      if (badName !== undefined) {
-        const shown = JSON.stringify(badName.length > 40 ? `${badName.slice(0, 40)}...` : badName);
-        throw new RunyardError("INVALID_INPUT", `vars: ${shown} is not a valid variable name`, {
-          hint: `Variables travel as environment variables: ${variableNameHint} (as in a workflow's vars:).`,
-        });
-      }
+      refuseBadVariableNames(request.body.vars);
       const principal = request.principal;
       // Before anything is stored: a missing name or a quota reached leaves no run behind.
       await deps.savedWorkflows.get(tenant, request.params.name, request.body.version);

@@ -27,8 +27,9 @@ import { suggestionHint } from "../../workflow/suggest.js";
 import { memberTestsRefusal, testsPlaybook } from "../../workflow/tests-playbook.js";
 import type { JobQueue } from "../job-queue.js";
 import { OutboundPolicy } from "../outbound/outbound-policy.js";
-import { type SpendBudgets, spendLimitOf, type TurnReservation, turnEstimate } from "../spend-budgets.js";
+import type { SpendBudgets } from "../spend-budgets.js";
 import { type AgentFollowUp, AgentRunSpec, composePrompt, type SubmitAgentRunBody } from "./agent-spec.js";
+import { runAgentTurn } from "./agent-step-runners.js";
 import type { ActiveRun, PreparedRun, RunKindModule } from "./run-kind.js";
 import { openPullRequests } from "./run-pull-request.js";
 import { resolveStoredSecrets, secretsMissing } from "./stored-secrets.js";
@@ -347,39 +348,11 @@ export class AgentRuns implements RunKindModule {
     // A task no runner could ever take would wait in the queue for good, saying nothing.
     const nobody = await this.noRunnerFor(requirements, run.record.tenant_id, agent);
     if (nobody) return agentEndedEarly(agent, "failed", nobody);
-    // Counted again as the turn starts (the run may have waited while other turns spent), and
-    // its share of what is left held until it ends. A push spends nothing.
-    let spend: TurnReservation | undefined;
-    try {
-      spend = spec.publish
-        ? undefined
-        : await this.budgets?.reserveTurn(
-            {
-              tenantId: run.record.tenant_id,
-              createdBy: run.record.created_by,
-              createdByUser: run.record.created_by_user,
-            },
-            { runId, ...turnEstimate(task) },
-          );
-    } catch (error) {
-      if (error instanceof RunyardError && error.code === "BUDGET_EXCEEDED") {
-        return agentEndedEarly(agent, "failed", error.toInfo());
-      }
-      throw error;
-    }
-    if (spend) task.spend_limit = spendLimitOf(spend);
-    try {
-      const result = await this.queue.runJob(
-        job,
-        { runId, sink: run.sink, tenantId: run.record.tenant_id },
-        { host: agent, requirements },
-        run.signal,
-      );
-      if (result.kind !== "agent") throw new Error(`an agent job ended with a ${result.kind} result`);
-      return result;
-    } finally {
-      await spend?.release();
-    }
+    // A push spends nothing.
+    const budgets = spec.publish ? undefined : this.budgets;
+    const placement = { host: agent, requirements };
+    const outcome = await runAgentTurn(this.queue, budgets, run, job, placement, run.signal);
+    return "refused" in outcome ? agentEndedEarly(agent, "failed", outcome.refused) : outcome;
   }
 
   /**
@@ -509,9 +482,7 @@ function checkMcpUrls(servers: McpServers, policy: OutboundPolicy): void {
     throw new RunyardError(
       "DESTINATION_NOT_ALLOWED",
       `mcp_servers.${name}: ${quoted(server.url)}: ${refusal.message}`,
-      {
-        hint: refusal.hint,
-      },
+      { hint: refusal.hint },
     );
   }
 }

@@ -1,7 +1,12 @@
+import { RunyardError } from "../../core/errors.js";
 import type { ErrorInfo } from "../../core/events.js";
-import type { RunnerRecord } from "../../store/index.js";
-import { servesTenant } from "../../store/index.js";
+import type { AgentJob, AgentJobResult } from "../../core/jobs/agent.js";
+import { type RunnerRecord, servesTenant } from "../../store/index.js";
 import type { AgentTurnRequest } from "../../workflow/agent-step.js";
+import type { JobQueue } from "../job-queue.js";
+import type { HostPlacement } from "../job-queue-options.js";
+import { type SpendBudgets, spendLimitOf, type TurnReservation, turnEstimate } from "../spend-budgets.js";
+import type { ActiveRun } from "./run-kind.js";
 
 /**
  * Why no runner registered here could take an `agent.run` step's turn, or undefined when one
@@ -60,4 +65,43 @@ export async function agentStepRunnerRefusal(
     message: `step "${request.step}" runs agent ${agent} on host "${request.host}", and no ${hostRunners} has it (their agents: ${has})`,
     hint: `Install it on a runner of that host with \`runyard agents install ${agent}\` (a runner advertises the agents it finds when it starts), or give the step an agent those runners have.`,
   };
+}
+
+/**
+ * One agent turn as a job on the queue, its run's budgets counted again as it starts (the run
+ * may have waited while other turns spent) and its share of what is left held until it ends.
+ * Answers the job's result, or the BUDGET_EXCEEDED error that kept it from starting.
+ */
+export async function runAgentTurn(
+  queue: Pick<JobQueue, "runJob">,
+  budgets: Pick<SpendBudgets, "reserveTurn"> | undefined,
+  run: ActiveRun,
+  job: AgentJob,
+  placement: HostPlacement,
+  signal: AbortSignal,
+): Promise<AgentJobResult | { refused: ErrorInfo }> {
+  const { record } = run;
+  let spend: TurnReservation | undefined;
+  try {
+    spend = await budgets?.reserveTurn(
+      { tenantId: record.tenant_id, createdBy: record.created_by, createdByUser: record.created_by_user },
+      { runId: record.id, ...turnEstimate(job.payload) },
+    );
+  } catch (error) {
+    if (error instanceof RunyardError && error.code === "BUDGET_EXCEEDED") return { refused: error.toInfo() };
+    throw error;
+  }
+  if (spend) job.payload.spend_limit = spendLimitOf(spend);
+  try {
+    const result = await queue.runJob(
+      job,
+      { runId: record.id, sink: run.sink, tenantId: record.tenant_id },
+      placement,
+      signal,
+    );
+    if (result.kind !== "agent") throw new Error(`an agent job ended with a ${result.kind} result`);
+    return result;
+  } finally {
+    await spend?.release();
+  }
 }

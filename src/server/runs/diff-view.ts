@@ -1,30 +1,31 @@
+import { z } from "zod";
+
 /**
  * A `git diff` patch (as an agent run's `<agent>.diff` artifact holds it) read into files, hunks
  * and numbered lines for review, bounded: past `maxFiles` files or `maxLines` lines in all, the
  * remaining files are left out and counted.
  */
 
-export interface DiffLine {
-  kind: "add" | "del" | "context";
-  text: string;
-  old_line: number | null;
-  new_line: number | null;
-}
+const DiffLine = z.object({
+  kind: z.enum(["add", "del", "context"]),
+  text: z.string(),
+  old_line: z.number().int().nullable(),
+  new_line: z.number().int().nullable(),
+});
 
-export interface DiffHunk {
-  header: string;
-  lines: DiffLine[];
-}
+const DiffHunk = z.object({ header: z.string(), lines: z.array(DiffLine) });
+type DiffHunk = z.infer<typeof DiffHunk>;
 
-export interface DiffFile {
-  path: string;
-  old_path: string | null;
-  status: "added" | "deleted" | "modified" | "renamed";
-  binary: boolean;
-  additions: number;
-  deletions: number;
-  hunks: DiffHunk[];
-}
+export const DiffFile = z.object({
+  path: z.string(),
+  old_path: z.string().nullable().describe("the name before a rename"),
+  status: z.enum(["added", "deleted", "modified", "renamed"]),
+  binary: z.boolean(),
+  additions: z.number().int(),
+  deletions: z.number().int(),
+  hunks: z.array(DiffHunk),
+});
+export type DiffFile = z.infer<typeof DiffFile>;
 
 export interface DiffView {
   files: DiffFile[];

@@ -1,5 +1,4 @@
-import type { RunnerRecord } from "../../store/index.js";
-import { servesTenant } from "../../store/index.js";
+import { type RunnerRecord, servesTenant } from "../../store/index.js";
 
 /** What a queued run needs of a runner: the host (or job kind) it is for, group and labels. */
 export interface QueuedNeed {

@@ -1,8 +1,13 @@
+import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
 import type { RunTrigger } from "../../core/run-trigger.js";
 import type { NewSchedule, RunRecord, SavedWorkflowRecord, Store } from "../../store/index.js";
-import type { Diagnostic, InputSpec, Workflow } from "../../workflow/model.js";
-import { workflowProblemsError } from "../../workflow/model.js";
+import {
+  type Diagnostic,
+  type InputSpec,
+  type Workflow,
+  workflowProblemsError,
+} from "../../workflow/model.js";
 import { nextTick } from "../../workflow/schedule.js";
 import { peakRunsPerHour, shortestMergedGap } from "../../workflow/schedule-load.js";
 import type { WorkflowLimits } from "../../workflow/yaml-limits.js";
@@ -53,14 +58,16 @@ export interface SavedRunRequest {
 /** Saved versions whose inputs are kept parsed (`SavedWorkflows.liveInputs`). */
 const inputsKept = 64;
 
-/** A trigger bound to a saved workflow: a hook, or the schedules of its live version. */
-export interface BoundTrigger {
-  kind: "hook" | "schedule";
-  /** The hook's name, or the schedule's cron. */
-  name: string;
-  /** Whose it is: the token or user id that made the hook or promoted the schedule's version. */
-  owner: string | null;
-}
+/**
+ * A trigger bound to a saved workflow: a hook, or the schedules of its live version; its owner
+ * made the hook or promoted the schedule's version.
+ */
+export const BoundTrigger = z.object({
+  kind: z.enum(["hook", "schedule"]),
+  name: z.string().describe("the hook's name, or the schedule's cron"),
+  owner: z.string().nullable().describe("whose it is: a token or user id"),
+});
+export type BoundTrigger = z.infer<typeof BoundTrigger>;
 
 /**
  * Named, versioned workflows per tenant: saved after the same checks as a submitted run, and run
@@ -170,9 +177,7 @@ export class SavedWorkflows {
       throw new RunyardError(
         "CONFLICT",
         `version ${version} of ${name} was promoted, or a newer one, meanwhile`,
-        {
-          hint: `\`runyard workflow show ${name}\` shows which version is live now.`,
-        },
+        { hint: `\`runyard workflow show ${name}\` shows which version is live now.` },
       );
     }
     const record = await this.get(tenantId, name, version);

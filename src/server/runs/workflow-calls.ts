@@ -205,9 +205,7 @@ export class WorkflowCalls {
       throw new RunyardError(
         "NOT_FOUND",
         `saved workflow ${resolved.name} v${resolved.version} was removed`,
-        {
-          hint: "Save it again, then run the calling workflow again.",
-        },
+        { hint: "Save it again, then run the calling workflow again." },
       );
     }
     try {

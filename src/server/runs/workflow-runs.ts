@@ -31,9 +31,9 @@ import type { JobQueue } from "../job-queue.js";
 import type { Notifier } from "../notifier.js";
 import { guardedRequest } from "../outbound/guarded-http.js";
 import type { OutboundPolicy } from "../outbound/outbound-policy.js";
-import { type SpendBudgets, spendLimitOf, type TurnReservation, turnEstimate } from "../spend-budgets.js";
+import type { SpendBudgets } from "../spend-budgets.js";
 import { queuedStepRunner } from "../step-jobs.js";
-import { agentStepRunnerRefusal } from "./agent-step-runners.js";
+import { agentStepRunnerRefusal, runAgentTurn } from "./agent-step-runners.js";
 import type { ConcurrencyGroups } from "./concurrency-groups.js";
 import type { ActiveRun, PreparedRun, RunKindModule } from "./run-kind.js";
 import { resolveStoredSecrets, secretsMissing } from "./stored-secrets.js";
@@ -331,34 +331,10 @@ export class WorkflowRuns implements RunKindModule {
           labels,
         });
         if (nobody) return { status: "failed", error: nobody };
-        let spend: TurnReservation | undefined;
-        try {
-          spend = await this.budgets?.reserveTurn(
-            {
-              tenantId: run.record.tenant_id,
-              createdBy: run.record.created_by,
-              createdByUser: run.record.created_by_user,
-            },
-            { runId: run.record.id, ...turnEstimate(task) },
-          );
-        } catch (error) {
-          if (error instanceof RunyardError && error.code === "BUDGET_EXCEEDED")
-            return { status: "failed", error: error.toInfo() };
-          throw error;
-        }
-        if (spend) task.spend_limit = spendLimitOf(spend);
-        try {
-          const result = await this.queue.runJob(
-            agentStepJob(request, task),
-            { runId: run.record.id, sink: run.sink, tenantId: run.record.tenant_id },
-            { host: request.spec.agent, requirements },
-            io.signal,
-          );
-          if (result.kind !== "agent") throw new Error(`an agent job ended with a ${result.kind} result`);
-          return agentTurnResult(result);
-        } finally {
-          await spend?.release();
-        }
+        const job = agentStepJob(request, task);
+        const placement = { host: request.spec.agent, requirements };
+        const outcome = await runAgentTurn(this.queue, this.budgets, run, job, placement, io.signal);
+        return "refused" in outcome ? { status: "failed", error: outcome.refused } : agentTurnResult(outcome);
       },
     };
   }

@@ -77,17 +77,13 @@ export class Scheduler {
     return this.counts;
   }
 
-  /** The leader's round: fires what is due, then sleeps until the next tick (or a second). */
-  round(): Promise<void> {
-    return this.runPass();
-  }
-
   /** A schedule changed here (a save): look again now rather than at the next round. */
   wake(): void {
-    if (this.deps.isLeader()) void this.runPass();
+    if (this.deps.isLeader()) void this.round();
   }
 
-  private runPass(): Promise<void> {
+  /** The leader's round: fires what is due, then sleeps until the next tick (or a second). */
+  round(): Promise<void> {
     this.pass = this.pass
       .then(() => this.fireDue())
       .catch((error: unknown) => this.deps.logger.error({ err: error }, "schedule pass failed"));
@@ -122,7 +118,7 @@ export class Scheduler {
     if (this.stopped) return;
     const next = await this.deps.store.schedules.nextDue();
     const wait = next === null ? maxSleepMs : Math.min(maxSleepMs, Date.parse(next) - this.now().getTime());
-    this.timer = setTimeout(() => void this.runPass(), Math.max(0, wait));
+    this.timer = setTimeout(() => void this.round(), Math.max(0, wait));
     this.timer.unref();
   }
 
