@@ -93,121 +93,6 @@ function toVote(row: Selectable<ApprovalVotesTable>): ApprovalVoteRecord {
   return { ...row, inputs: row.inputs === null ? null : decodeJson<Record<string, string>>(row.inputs) };
 }
 
-async function getApproval(ctx: StoreContext, runId: string, step: string) {
-  const row = await ctx.db
-    .selectFrom("approvals")
-    .selectAll()
-    .where("run_id", "=", runId)
-    .where("step", "=", step)
-    .executeTakeFirst();
-  return row && toRecord(row);
-}
-
-/** Inserts the wait unless the step has one: a resumed engine opens it again and keeps the first. */
-async function openApproval(ctx: StoreContext, input: NewApproval): Promise<ApprovalRecord> {
-  await ctx.db
-    .insertInto("approvals")
-    .values({
-      run_id: input.run_id,
-      step: input.step,
-      message: input.message,
-      approvers: encodeJson(input.approvers),
-      deadline: isoTime(input.deadline),
-      decision: null,
-      answered_by: null,
-      comment: null,
-      answered_at: null,
-      created_at: isoTime(ctx.now()),
-      required: input.required ?? 1,
-      self_approval: input.self_approval === false ? 0 : 1,
-      not_before: input.not_before ? isoTime(input.not_before) : null,
-      form: input.form && input.form.length > 0 ? encodeJson(input.form) : null,
-      inputs: null,
-      approved_by: null,
-    })
-    .onConflict((conflict) => conflict.columns(["run_id", "step"]).doNothing())
-    .execute();
-  const stored = await getApproval(ctx, input.run_id, input.step);
-  if (!stored) throw new Error(`approval of ${input.run_id}/${input.step} vanished as it was stored`);
-  return stored;
-}
-
-/**
- * One statement per dialect: the answer lands only on a wait not answered yet, so two answers
- * (two approvers, or an approver and the deadline, on any replicas) can never both count.
- */
-async function answerApproval(
-  ctx: StoreContext,
-  runId: string,
-  step: string,
-  answer: ApprovalAnswerInput,
-): Promise<ApprovalRecord | undefined> {
-  const row = await ctx.db
-    .updateTable("approvals")
-    .set({
-      decision: answer.decision,
-      answered_by: answer.by,
-      comment: answer.comment ?? null,
-      answered_at: isoTime(ctx.now()),
-      inputs: answer.inputs ? encodeJson(answer.inputs) : null,
-      approved_by: answer.approved_by ? encodeJson(answer.approved_by) : null,
-    })
-    .where("run_id", "=", runId)
-    .where("step", "=", step)
-    .where("decision", "is", null)
-    .returningAll()
-    .executeTakeFirst();
-  return row && toRecord(row);
-}
-
-async function listApprovals(ctx: StoreContext, runId: string): Promise<ApprovalRecord[]> {
-  const rows = await ctx.db
-    .selectFrom("approvals")
-    .selectAll()
-    .where("run_id", "=", runId)
-    .orderBy("created_at")
-    .orderBy("step")
-    .execute();
-  return rows.map(toRecord);
-}
-
-/**
- * Stores one approver's answer; undefined when that approver answered the step already. The
- * primary key (run, step, approver) decides, in one statement per dialect, on any replica.
- */
-async function voteApproval(
-  ctx: StoreContext,
-  vote: Omit<ApprovalVoteRecord, "answered_at">,
-): Promise<ApprovalVoteRecord | undefined> {
-  const row = await ctx.db
-    .insertInto("approval_votes")
-    .values({
-      run_id: vote.run_id,
-      step: vote.step,
-      voter: vote.voter,
-      decision: vote.decision,
-      inputs: vote.inputs ? encodeJson(vote.inputs) : null,
-      comment: vote.comment,
-      answered_at: isoTime(ctx.now()),
-    })
-    .onConflict((conflict) => conflict.columns(["run_id", "step", "voter"]).doNothing())
-    .returningAll()
-    .executeTakeFirst();
-  return row && toVote(row);
-}
-
-async function listVotes(ctx: StoreContext, runId: string, step: string): Promise<ApprovalVoteRecord[]> {
-  const rows = await ctx.db
-    .selectFrom("approval_votes")
-    .selectAll()
-    .where("run_id", "=", runId)
-    .where("step", "=", step)
-    .orderBy("answered_at")
-    .orderBy("voter")
-    .execute();
-  return rows.map(toVote);
-}
-
 /** Approval steps' waits and answers, one per run and step. */
 export interface ApprovalsRepo {
   /** Records a wait; a step that has one already keeps it (and its deadline), which is returned. */
@@ -224,12 +109,108 @@ export interface ApprovalsRepo {
 }
 
 export function approvalsRepo(ctx: StoreContext): ApprovalsRepo {
-  return {
-    open: (input) => openApproval(ctx, input),
-    get: (runId, step) => getApproval(ctx, runId, step),
-    answer: (runId, step, answer) => answerApproval(ctx, runId, step, answer),
-    listForRun: (runId) => listApprovals(ctx, runId),
-    vote: (vote) => voteApproval(ctx, vote),
-    votes: (runId, step) => listVotes(ctx, runId, step),
+  const repo: ApprovalsRepo = {
+    /** Inserts the wait unless the step has one: a resumed engine opens it again and keeps the first. */
+    async open(input) {
+      await ctx.db
+        .insertInto("approvals")
+        .values({
+          run_id: input.run_id,
+          step: input.step,
+          message: input.message,
+          approvers: encodeJson(input.approvers),
+          deadline: isoTime(input.deadline),
+          decision: null,
+          answered_by: null,
+          comment: null,
+          answered_at: null,
+          created_at: isoTime(ctx.now()),
+          required: input.required ?? 1,
+          self_approval: input.self_approval === false ? 0 : 1,
+          not_before: input.not_before ? isoTime(input.not_before) : null,
+          form: input.form && input.form.length > 0 ? encodeJson(input.form) : null,
+          inputs: null,
+          approved_by: null,
+        })
+        .onConflict((conflict) => conflict.columns(["run_id", "step"]).doNothing())
+        .execute();
+      const stored = await repo.get(input.run_id, input.step);
+      if (!stored) throw new Error(`approval of ${input.run_id}/${input.step} vanished as it was stored`);
+      return stored;
+    },
+    async get(runId, step) {
+      const row = await ctx.db
+        .selectFrom("approvals")
+        .selectAll()
+        .where("run_id", "=", runId)
+        .where("step", "=", step)
+        .executeTakeFirst();
+      return row && toRecord(row);
+    },
+    /**
+     * One statement per dialect: the answer lands only on a wait not answered yet, so two answers
+     * (two approvers, or an approver and the deadline, on any replicas) can never both count.
+     */
+    async answer(runId, step, answer) {
+      const row = await ctx.db
+        .updateTable("approvals")
+        .set({
+          decision: answer.decision,
+          answered_by: answer.by,
+          comment: answer.comment ?? null,
+          answered_at: isoTime(ctx.now()),
+          inputs: answer.inputs ? encodeJson(answer.inputs) : null,
+          approved_by: answer.approved_by ? encodeJson(answer.approved_by) : null,
+        })
+        .where("run_id", "=", runId)
+        .where("step", "=", step)
+        .where("decision", "is", null)
+        .returningAll()
+        .executeTakeFirst();
+      return row && toRecord(row);
+    },
+    async listForRun(runId) {
+      const rows = await ctx.db
+        .selectFrom("approvals")
+        .selectAll()
+        .where("run_id", "=", runId)
+        .orderBy("created_at")
+        .orderBy("step")
+        .execute();
+      return rows.map(toRecord);
+    },
+    /**
+     * Stores one approver's answer; undefined when that approver answered the step already. The
+     * primary key (run, step, approver) decides, in one statement per dialect, on any replica.
+     */
+    async vote(vote) {
+      const row = await ctx.db
+        .insertInto("approval_votes")
+        .values({
+          run_id: vote.run_id,
+          step: vote.step,
+          voter: vote.voter,
+          decision: vote.decision,
+          inputs: vote.inputs ? encodeJson(vote.inputs) : null,
+          comment: vote.comment,
+          answered_at: isoTime(ctx.now()),
+        })
+        .onConflict((conflict) => conflict.columns(["run_id", "step", "voter"]).doNothing())
+        .returningAll()
+        .executeTakeFirst();
+      return row && toVote(row);
+    },
+    async votes(runId, step) {
+      const rows = await ctx.db
+        .selectFrom("approval_votes")
+        .selectAll()
+        .where("run_id", "=", runId)
+        .where("step", "=", step)
+        .orderBy("answered_at")
+        .orderBy("voter")
+        .execute();
+      return rows.map(toVote);
+    },
   };
+  return repo;
 }

@@ -52,61 +52,6 @@ function toArtifactInfo(row: Pick<Selectable<ArtifactsTable>, (typeof infoColumn
   };
 }
 
-async function putArtifact(ctx: StoreContext, input: NewArtifact): Promise<ArtifactInfo> {
-  // A lone surrogate would be stored as U+FFFD, and the bytes read back would not be the ones hashed.
-  if (loneSurrogate.test(input.content)) {
-    throw new RunyardError("INVALID_INPUT", `artifact ${input.name} is not well-formed Unicode text`, {
-      hint: "Artifacts hold UTF-8 text (diffs, JSONL, logs); encode binary data, e.g. as base64.",
-    });
-  }
-  const bytes = Buffer.from(input.content, "utf8");
-  const stored = {
-    job_id: input.job_id ?? null,
-    size: bytes.length,
-    content_type: input.content_type,
-    content: ctx.cipher.seal(input.content),
-    sha256: createHash("sha256").update(bytes).digest("hex"),
-    created_at: isoTime(ctx.now()),
-  };
-  try {
-    const row = await ctx.db
-      .insertInto("artifacts")
-      .values({ run_id: input.run_id, name: input.name, ...stored })
-      .onConflict((conflict) => conflict.columns(["run_id", "name"]).doUpdateSet(stored))
-      .returning(infoColumns)
-      .executeTakeFirstOrThrow();
-    return toArtifactInfo(row);
-  } catch (error) {
-    if (ctx.dialect.constraintViolation(error) === "foreign_key") {
-      throw new RunyardError("NOT_FOUND", `no run ${input.run_id} to store artifact ${input.name} for`, {
-        cause: error,
-      });
-    }
-    throw error;
-  }
-}
-
-async function listArtifacts(ctx: StoreContext, runId: string): Promise<ArtifactInfo[]> {
-  const rows = await ctx.db
-    .selectFrom("artifacts")
-    .select(infoColumns)
-    .where("run_id", "=", runId)
-    .orderBy("name")
-    .execute();
-  return rows.map(toArtifactInfo);
-}
-
-async function getArtifact(ctx: StoreContext, runId: string, name: string): Promise<Artifact | undefined> {
-  const row = await ctx.db
-    .selectFrom("artifacts")
-    .select([...infoColumns, "content"])
-    .where("run_id", "=", runId)
-    .where("name", "=", name)
-    .executeTakeFirst();
-  if (!row) return undefined;
-  return { ...toArtifactInfo(row), content: ctx.cipher.open(row.content) };
-}
-
 /** The artifacts of runs (diffs, transcripts, test output), sealed at rest. */
 export interface ArtifactsRepo {
   /**
@@ -123,8 +68,57 @@ export interface ArtifactsRepo {
 
 export function artifactsRepo(ctx: StoreContext): ArtifactsRepo {
   return {
-    put: (input) => putArtifact(ctx, input),
-    list: (runId) => listArtifacts(ctx, runId),
-    get: (runId, name) => getArtifact(ctx, runId, name),
+    async put(input) {
+      // A lone surrogate would be stored as U+FFFD, and the bytes read back would not be the ones hashed.
+      if (loneSurrogate.test(input.content)) {
+        throw new RunyardError("INVALID_INPUT", `artifact ${input.name} is not well-formed Unicode text`, {
+          hint: "Artifacts hold UTF-8 text (diffs, JSONL, logs); encode binary data, e.g. as base64.",
+        });
+      }
+      const bytes = Buffer.from(input.content, "utf8");
+      const stored = {
+        job_id: input.job_id ?? null,
+        size: bytes.length,
+        content_type: input.content_type,
+        content: ctx.cipher.seal(input.content),
+        sha256: createHash("sha256").update(bytes).digest("hex"),
+        created_at: isoTime(ctx.now()),
+      };
+      try {
+        const row = await ctx.db
+          .insertInto("artifacts")
+          .values({ run_id: input.run_id, name: input.name, ...stored })
+          .onConflict((conflict) => conflict.columns(["run_id", "name"]).doUpdateSet(stored))
+          .returning(infoColumns)
+          .executeTakeFirstOrThrow();
+        return toArtifactInfo(row);
+      } catch (error) {
+        if (ctx.dialect.constraintViolation(error) === "foreign_key") {
+          throw new RunyardError("NOT_FOUND", `no run ${input.run_id} to store artifact ${input.name} for`, {
+            cause: error,
+          });
+        }
+        throw error;
+      }
+    },
+    async list(runId) {
+      const rows = await ctx.db
+        .selectFrom("artifacts")
+        .select(infoColumns)
+        .where("run_id", "=", runId)
+        .orderBy("name")
+        .execute();
+      return rows.map(toArtifactInfo);
+    },
+    async get(runId, name) {
+      const row = await ctx.db
+        .selectFrom("artifacts")
+        .select([...infoColumns, "content"])
+        .where("run_id", "=", runId)
+        .where("name", "=", name)
+        .executeTakeFirst();
+      if (!row) return undefined;
+      return { ...toArtifactInfo(row), content: ctx.cipher.open(row.content) };
+    },
   };
 }

@@ -135,67 +135,6 @@ const oneStatementMax = 10_000;
 const defaultListLimit = 1000;
 const maxListLimit = 10_000;
 
-async function appendEvents(
-  ctx: StoreContext,
-  events: readonly RunEvent[],
-  opts: AppendEventsOptions = {},
-): Promise<AppendResult> {
-  const { job } = opts;
-  if (events.length === 0 && !job) return { duplicate: false, inserted: 0 };
-  try {
-    if (ctx.dialect.name === "postgres" && events.length > 0 && events.length <= oneStatementMax) {
-      return await appendInOneStatement(ctx, events, opts);
-    }
-    return await ctx.db.transaction().execute(async (trx) => {
-      if (opts.carrier !== undefined) {
-        const runId = events[0]?.run_id;
-        const carried = runId
-          ? await trx
-              .selectFrom("runs")
-              .select("id")
-              .where("id", "=", runId)
-              .where("replica_id", "=", opts.carrier)
-              .executeTakeFirst()
-          : { id: "" };
-        if (!carried) throw fenced(runId ?? "", opts.carrier);
-      }
-      // The compare-and-set comes first: it takes the write lock before anything is read.
-      if (job && !(await advanceJobBatch({ ...ctx, db: trx }, job))) return { duplicate: true, inserted: 0 };
-      let inserted = 0;
-      const lastSeqs = new Map<string, number>();
-      for (let start = 0; start < events.length; start += insertChunk) {
-        const rows = events.slice(start, start + insertChunk).map((event) => {
-          if (event.seq > (lastSeqs.get(event.run_id) ?? 0)) lastSeqs.set(event.run_id, event.seq);
-          return eventRow(event);
-        });
-        const result = await trx
-          .insertInto("run_events")
-          .values(rows)
-          .onConflict((conflict) => conflict.columns(["run_id", "seq"]).doNothing())
-          .executeTakeFirst();
-        inserted += Number(result.numInsertedOrUpdatedRows ?? 0n);
-      }
-      for (const [runId, seq] of lastSeqs) {
-        await trx
-          .updateTable("runs")
-          .set({ last_seq: seq })
-          .where("id", "=", runId)
-          .where("last_seq", "<", seq)
-          .execute();
-      }
-      return { duplicate: false, inserted };
-    });
-  } catch (error) {
-    if (ctx.dialect.constraintViolation(error) === "foreign_key") {
-      const runIds = [...new Set(events.map((event) => event.run_id))].join(", ");
-      throw new RunyardError("NOT_FOUND", `events for a run that does not exist (${runIds})`, {
-        cause: error,
-      });
-    }
-    throw error;
-  }
-}
-
 /** A stored event's row. */
 export interface EventRow {
   run_id: string;
@@ -386,34 +325,6 @@ const selectEvents = preparedStatement(
   (input) => `${input.types === null ? "all" : "types"}|${input.before === null ? "first" : "before"}`,
 );
 
-async function listEvents(
-  ctx: StoreContext,
-  runId: string,
-  query: ListEventsQuery = {},
-): Promise<RunEvent[]> {
-  const limit = Number.isFinite(query.limit)
-    ? Math.min(maxListLimit, Math.max(1, Math.trunc(query.limit ?? defaultListLimit)))
-    : defaultListLimit;
-  const after = Number.isFinite(query.after) ? (query.after ?? 0) : 0;
-  const before = Number.isFinite(query.before) ? (query.before ?? null) : null;
-  const types = query.types !== undefined && query.types.length > 0 ? query.types : null;
-  const { rows } = await selectEvents(ctx, { runId, after, limit, types, before });
-  if (before !== null) rows.reverse();
-  return rows.map((row) => {
-    const parsed = RunEvent.safeParse(JSON.parse(row.data));
-    if (!parsed.success) {
-      throw new RunyardError(
-        "INTERNAL",
-        `stored event ${runId}#${int(row.seq)} does not match the event schema`,
-        {
-          details: parsed.error.issues,
-        },
-      );
-    }
-    return parsed.data;
-  });
-}
-
 const selectSerialized = preparedStatement((ctx, v: { runId: string; after: number; limit: number }) =>
   ctx.db
     .selectFrom("run_events")
@@ -425,31 +336,9 @@ const selectSerialized = preparedStatement((ctx, v: { runId: string; after: numb
     .compile(),
 );
 
-/**
- * Stored events as their stored JSON text, not parsed: what streams them on unchanged reads them
- * so (SSE), at no cost per byte. They were checked against the event schema when stored.
- */
-async function listSerialized(
-  ctx: StoreContext,
-  runId: string,
-  query: Pick<ListEventsQuery, "after" | "limit"> = {},
-): Promise<SerializedRunEvent[]> {
-  const limit = Number.isFinite(query.limit)
-    ? Math.min(maxListLimit, Math.max(1, Math.trunc(query.limit ?? defaultListLimit)))
-    : defaultListLimit;
-  const after = Number.isFinite(query.after) ? (query.after ?? 0) : 0;
-  const { rows } = await selectSerialized(ctx, { runId, after, limit });
-  return rows.map((row) => ({ seq: int(row.seq), type: row.type, json: row.data }));
-}
-
 const selectLastSeq = preparedStatement((ctx, v: { runId: string }) =>
   ctx.db.selectFrom("runs").select("last_seq").where("id", "=", v.runId).compile(),
 );
-
-async function lastSeq(ctx: StoreContext, runId: string): Promise<number | undefined> {
-  const row = (await selectLastSeq(ctx, { runId })).rows[0];
-  return row && int(row.last_seq);
-}
 
 export async function dropOldestOutput(ctx: StoreContext, runId: string, bytes: number): Promise<number> {
   let dropped = 0;
@@ -527,10 +416,102 @@ export interface RunEventsRepo {
 /** The repo but `appendForRun`, which append-run-events.ts adds (it builds on this module). */
 export function runEventsRepo(ctx: StoreContext): Omit<RunEventsRepo, "appendForRun"> {
   return {
-    append: (events, opts) => appendEvents(ctx, events, opts),
-    list: (runId, query) => listEvents(ctx, runId, query),
-    listSerialized: (runId, query) => listSerialized(ctx, runId, query),
+    async append(events, opts = {}) {
+      const { job } = opts;
+      if (events.length === 0 && !job) return { duplicate: false, inserted: 0 };
+      try {
+        if (ctx.dialect.name === "postgres" && events.length > 0 && events.length <= oneStatementMax) {
+          return await appendInOneStatement(ctx, events, opts);
+        }
+        return await ctx.db.transaction().execute(async (trx) => {
+          if (opts.carrier !== undefined) {
+            const runId = events[0]?.run_id;
+            const carried = runId
+              ? await trx
+                  .selectFrom("runs")
+                  .select("id")
+                  .where("id", "=", runId)
+                  .where("replica_id", "=", opts.carrier)
+                  .executeTakeFirst()
+              : { id: "" };
+            if (!carried) throw fenced(runId ?? "", opts.carrier);
+          }
+          // The compare-and-set comes first: it takes the write lock before anything is read.
+          if (job && !(await advanceJobBatch({ ...ctx, db: trx }, job)))
+            return { duplicate: true, inserted: 0 };
+          let inserted = 0;
+          const lastSeqs = new Map<string, number>();
+          for (let start = 0; start < events.length; start += insertChunk) {
+            const rows = events.slice(start, start + insertChunk).map((event) => {
+              if (event.seq > (lastSeqs.get(event.run_id) ?? 0)) lastSeqs.set(event.run_id, event.seq);
+              return eventRow(event);
+            });
+            const result = await trx
+              .insertInto("run_events")
+              .values(rows)
+              .onConflict((conflict) => conflict.columns(["run_id", "seq"]).doNothing())
+              .executeTakeFirst();
+            inserted += Number(result.numInsertedOrUpdatedRows ?? 0n);
+          }
+          for (const [runId, seq] of lastSeqs) {
+            await trx
+              .updateTable("runs")
+              .set({ last_seq: seq })
+              .where("id", "=", runId)
+              .where("last_seq", "<", seq)
+              .execute();
+          }
+          return { duplicate: false, inserted };
+        });
+      } catch (error) {
+        if (ctx.dialect.constraintViolation(error) === "foreign_key") {
+          const runIds = [...new Set(events.map((event) => event.run_id))].join(", ");
+          throw new RunyardError("NOT_FOUND", `events for a run that does not exist (${runIds})`, {
+            cause: error,
+          });
+        }
+        throw error;
+      }
+    },
+    async list(runId, query = {}) {
+      const limit = Number.isFinite(query.limit)
+        ? Math.min(maxListLimit, Math.max(1, Math.trunc(query.limit ?? defaultListLimit)))
+        : defaultListLimit;
+      const after = Number.isFinite(query.after) ? (query.after ?? 0) : 0;
+      const before = Number.isFinite(query.before) ? (query.before ?? null) : null;
+      const types = query.types !== undefined && query.types.length > 0 ? query.types : null;
+      const { rows } = await selectEvents(ctx, { runId, after, limit, types, before });
+      if (before !== null) rows.reverse();
+      return rows.map((row) => {
+        const parsed = RunEvent.safeParse(JSON.parse(row.data));
+        if (!parsed.success) {
+          throw new RunyardError(
+            "INTERNAL",
+            `stored event ${runId}#${int(row.seq)} does not match the event schema`,
+            {
+              details: parsed.error.issues,
+            },
+          );
+        }
+        return parsed.data;
+      });
+    },
+    /**
+     * Stored events as their stored JSON text, not parsed: what streams them on unchanged reads them
+     * so (SSE), at no cost per byte. They were checked against the event schema when stored.
+     */
+    async listSerialized(runId, query = {}) {
+      const limit = Number.isFinite(query.limit)
+        ? Math.min(maxListLimit, Math.max(1, Math.trunc(query.limit ?? defaultListLimit)))
+        : defaultListLimit;
+      const after = Number.isFinite(query.after) ? (query.after ?? 0) : 0;
+      const { rows } = await selectSerialized(ctx, { runId, after, limit });
+      return rows.map((row) => ({ seq: int(row.seq), type: row.type, json: row.data }));
+    },
     dropOldestOutput: (runId, bytes) => dropOldestOutput(ctx, runId, bytes),
-    lastSeq: (runId) => lastSeq(ctx, runId),
+    async lastSeq(runId) {
+      const row = (await selectLastSeq(ctx, { runId })).rows[0];
+      return row && int(row.last_seq);
+    },
   };
 }

@@ -160,193 +160,6 @@ export async function replaceSchedules(
   }
 }
 
-async function listSchedules(
-  ctx: StoreContext,
-  tenantId: string | null | undefined,
-): Promise<ScheduleWithLastTick[]> {
-  let select = ctx.db
-    .selectFrom("schedules")
-    .leftJoin("schedule_ticks", (join) =>
-      join
-        .onRef("schedule_ticks.schedule_id", "=", "schedules.id")
-        .onRef("schedule_ticks.tick_at", "=", "schedules.last_tick_at"),
-    )
-    .selectAll("schedules")
-    .select([
-      "schedule_ticks.outcome",
-      "schedule_ticks.run_id",
-      "schedule_ticks.detail",
-      "schedule_ticks.ticks",
-      "schedule_ticks.created_at as tick_created_at",
-    ])
-    .orderBy("schedules.tenant_id")
-    .orderBy("schedules.workflow_name")
-    .orderBy("schedules.position");
-  if (tenantId !== undefined) select = select.where("schedules.tenant_id", "=", tenantKey(tenantId));
-  const rows = await select.execute();
-  return rows.map((row) => {
-    const { outcome, run_id, detail, ticks, tick_created_at, ...schedule } = row;
-    const record = toSchedule(schedule);
-    return {
-      ...record,
-      last_tick:
-        outcome === null || record.last_tick_at === null
-          ? null
-          : toTick({
-              schedule_id: record.id,
-              tick_at: record.last_tick_at,
-              outcome,
-              run_id,
-              detail,
-              ticks: ticks ?? 1,
-              created_at: tick_created_at ?? record.last_tick_at,
-            }),
-    };
-  });
-}
-
-async function dueSchedules(ctx: StoreContext, now: Date): Promise<ScheduleRecord[]> {
-  const rows = await ctx.db
-    .selectFrom("schedules")
-    .selectAll()
-    .where("next_tick_at", "<=", isoTime(now))
-    .orderBy("next_tick_at")
-    .execute();
-  return rows.map(toSchedule);
-}
-
-async function nextDue(ctx: StoreContext): Promise<string | null> {
-  const row = await ctx.db
-    .selectFrom("schedules")
-    .select((eb) => eb.fn.min("next_tick_at").as("next"))
-    .executeTakeFirst();
-  return row?.next ?? null;
-}
-
-async function claimTick(
-  ctx: StoreContext,
-  tick: Omit<TickRecord, "created_at" | "ticks"> & { ticks?: number },
-): Promise<boolean> {
-  const result = await ctx.db
-    .insertInto("schedule_ticks")
-    .values({
-      schedule_id: tick.schedule_id,
-      tick_at: isoTime(tick.tick_at),
-      outcome: tick.outcome,
-      run_id: tick.run_id,
-      detail: tick.detail,
-      ticks: tick.ticks ?? 1,
-      created_at: isoTime(ctx.now()),
-    })
-    .onConflict((conflict) => conflict.columns(["schedule_id", "tick_at"]).doNothing())
-    .executeTakeFirst();
-  return Number(result.numInsertedOrUpdatedRows ?? 0n) > 0;
-}
-
-async function settleTick(
-  ctx: StoreContext,
-  scheduleId: string,
-  tickAt: string,
-  change: { outcome: TickOutcome; detail: string | null },
-): Promise<void> {
-  await ctx.db
-    .updateTable("schedule_ticks")
-    .set(change)
-    .where("schedule_id", "=", scheduleId)
-    .where("tick_at", "=", isoTime(tickAt))
-    .execute();
-}
-
-async function advance(
-  ctx: StoreContext,
-  id: string,
-  lastTickAt: string,
-  nextTickAt: string | null,
-): Promise<void> {
-  const last = isoTime(lastTickAt);
-  await ctx.db
-    .updateTable("schedules")
-    .set({ last_tick_at: last, next_tick_at: nextTickAt && isoTime(nextTickAt) })
-    .where("id", "=", id)
-    .where((eb) => eb.or([eb("last_tick_at", "is", null), eb("last_tick_at", "<", last)]))
-    .execute();
-}
-
-async function activeRuns(ctx: StoreContext, scheduleId: string): Promise<string[]> {
-  const rows = await ctx.db
-    .selectFrom("runs")
-    .select("id")
-    .where("trigger_ref", "=", scheduleId)
-    .where("trigger", "=", "schedule")
-    .where("status", "in", ["queued", "running"])
-    .orderBy("created_at")
-    .execute();
-  return rows.map((row) => row.id);
-}
-
-async function unstartedTicks(ctx: StoreContext, olderThan: Date, since: Date): Promise<TickRecord[]> {
-  const rows = await ctx.db
-    .selectFrom("schedule_ticks")
-    .leftJoin("runs", "runs.id", "schedule_ticks.run_id")
-    .selectAll("schedule_ticks")
-    .where("schedule_ticks.outcome", "=", "started")
-    .where("runs.id", "is", null)
-    .where("schedule_ticks.created_at", "<", isoTime(olderThan))
-    .where("schedule_ticks.created_at", ">=", isoTime(since))
-    .orderBy("schedule_ticks.tick_at")
-    .execute();
-  return rows.map(toTick);
-}
-
-/**
- * Deletes the ticks written before `before`, except each schedule's newest (what `schedule list`
- * shows as its last tick). Catch-up never reaches back more than a day, so a tick this old is
- * never claimed again.
- */
-async function pruneTicks(ctx: StoreContext, before: string): Promise<number> {
-  const result = await ctx.db
-    .deleteFrom("schedule_ticks")
-    .where("created_at", "<", isoTime(before))
-    .where(({ eb, selectFrom }) =>
-      eb(
-        "tick_at",
-        "<",
-        selectFrom("schedule_ticks as newest")
-          .select(({ fn }) => fn.max("newest.tick_at").as("tick_at"))
-          .whereRef("newest.schedule_id", "=", "schedule_ticks.schedule_id"),
-      ),
-    )
-    .executeTakeFirst();
-  return Number(result.numDeletedRows);
-}
-
-async function listTicks(ctx: StoreContext, scheduleId: string): Promise<TickRecord[]> {
-  const rows = await ctx.db
-    .selectFrom("schedule_ticks")
-    .selectAll()
-    .where("schedule_id", "=", scheduleId)
-    .orderBy("tick_at")
-    .execute();
-  return rows.map(toTick);
-}
-
-async function startedSince(ctx: StoreContext, tenantId: string | null, since: Date): Promise<number> {
-  const row = await ctx.db
-    .selectFrom("schedule_ticks")
-    .innerJoin("schedules", "schedules.id", "schedule_ticks.schedule_id")
-    .select((eb) => eb.fn.countAll<number | string>().as("started"))
-    .where("schedules.tenant_id", "=", tenantKey(tenantId))
-    .where("schedule_ticks.outcome", "=", "started")
-    .where("schedule_ticks.tick_at", ">=", isoTime(since))
-    .executeTakeFirst();
-  return int(row?.started ?? 0);
-}
-
-async function getSchedule(ctx: StoreContext, id: string): Promise<ScheduleRecord | undefined> {
-  const row = await ctx.db.selectFrom("schedules").selectAll().where("id", "=", id).executeTakeFirst();
-  return row && toSchedule(row);
-}
-
 /**
  * The schedules of saved workflows and their ticks. A tick is handled by whoever inserts its row
  * (`claimTick`): the row's key is the schedule and the tick's time, so of two replicas that both
@@ -388,17 +201,164 @@ export interface SchedulesRepo {
 
 export function schedulesRepo(ctx: StoreContext): SchedulesRepo {
   return {
-    list: (tenantId) => listSchedules(ctx, tenantId),
-    get: (id) => getSchedule(ctx, id),
-    due: (now) => dueSchedules(ctx, now),
-    nextDue: () => nextDue(ctx),
-    claimTick: (tick) => claimTick(ctx, tick),
-    settleTick: (scheduleId, tickAt, change) => settleTick(ctx, scheduleId, tickAt, change),
-    advance: (id, lastTickAt, nextTickAt) => advance(ctx, id, lastTickAt, nextTickAt),
-    activeRuns: (scheduleId) => activeRuns(ctx, scheduleId),
-    unstartedTicks: (olderThan, since) => unstartedTicks(ctx, olderThan, since),
-    ticks: (scheduleId) => listTicks(ctx, scheduleId),
-    startedSince: (tenantId, since) => startedSince(ctx, tenantId, since),
-    pruneTicks: (before) => pruneTicks(ctx, before),
+    async list(tenantId) {
+      let select = ctx.db
+        .selectFrom("schedules")
+        .leftJoin("schedule_ticks", (join) =>
+          join
+            .onRef("schedule_ticks.schedule_id", "=", "schedules.id")
+            .onRef("schedule_ticks.tick_at", "=", "schedules.last_tick_at"),
+        )
+        .selectAll("schedules")
+        .select([
+          "schedule_ticks.outcome",
+          "schedule_ticks.run_id",
+          "schedule_ticks.detail",
+          "schedule_ticks.ticks",
+          "schedule_ticks.created_at as tick_created_at",
+        ])
+        .orderBy("schedules.tenant_id")
+        .orderBy("schedules.workflow_name")
+        .orderBy("schedules.position");
+      if (tenantId !== undefined) select = select.where("schedules.tenant_id", "=", tenantKey(tenantId));
+      const rows = await select.execute();
+      return rows.map((row) => {
+        const { outcome, run_id, detail, ticks, tick_created_at, ...schedule } = row;
+        const record = toSchedule(schedule);
+        return {
+          ...record,
+          last_tick:
+            outcome === null || record.last_tick_at === null
+              ? null
+              : toTick({
+                  schedule_id: record.id,
+                  tick_at: record.last_tick_at,
+                  outcome,
+                  run_id,
+                  detail,
+                  ticks: ticks ?? 1,
+                  created_at: tick_created_at ?? record.last_tick_at,
+                }),
+        };
+      });
+    },
+    async get(id) {
+      const row = await ctx.db.selectFrom("schedules").selectAll().where("id", "=", id).executeTakeFirst();
+      return row && toSchedule(row);
+    },
+    async due(now) {
+      const rows = await ctx.db
+        .selectFrom("schedules")
+        .selectAll()
+        .where("next_tick_at", "<=", isoTime(now))
+        .orderBy("next_tick_at")
+        .execute();
+      return rows.map(toSchedule);
+    },
+    async nextDue() {
+      const row = await ctx.db
+        .selectFrom("schedules")
+        .select((eb) => eb.fn.min("next_tick_at").as("next"))
+        .executeTakeFirst();
+      return row?.next ?? null;
+    },
+    async claimTick(tick) {
+      const result = await ctx.db
+        .insertInto("schedule_ticks")
+        .values({
+          schedule_id: tick.schedule_id,
+          tick_at: isoTime(tick.tick_at),
+          outcome: tick.outcome,
+          run_id: tick.run_id,
+          detail: tick.detail,
+          ticks: tick.ticks ?? 1,
+          created_at: isoTime(ctx.now()),
+        })
+        .onConflict((conflict) => conflict.columns(["schedule_id", "tick_at"]).doNothing())
+        .executeTakeFirst();
+      return Number(result.numInsertedOrUpdatedRows ?? 0n) > 0;
+    },
+    async settleTick(scheduleId, tickAt, change) {
+      await ctx.db
+        .updateTable("schedule_ticks")
+        .set(change)
+        .where("schedule_id", "=", scheduleId)
+        .where("tick_at", "=", isoTime(tickAt))
+        .execute();
+    },
+    async advance(id, lastTickAt, nextTickAt) {
+      const last = isoTime(lastTickAt);
+      await ctx.db
+        .updateTable("schedules")
+        .set({ last_tick_at: last, next_tick_at: nextTickAt && isoTime(nextTickAt) })
+        .where("id", "=", id)
+        .where((eb) => eb.or([eb("last_tick_at", "is", null), eb("last_tick_at", "<", last)]))
+        .execute();
+    },
+    async activeRuns(scheduleId) {
+      const rows = await ctx.db
+        .selectFrom("runs")
+        .select("id")
+        .where("trigger_ref", "=", scheduleId)
+        .where("trigger", "=", "schedule")
+        .where("status", "in", ["queued", "running"])
+        .orderBy("created_at")
+        .execute();
+      return rows.map((row) => row.id);
+    },
+    async unstartedTicks(olderThan, since) {
+      const rows = await ctx.db
+        .selectFrom("schedule_ticks")
+        .leftJoin("runs", "runs.id", "schedule_ticks.run_id")
+        .selectAll("schedule_ticks")
+        .where("schedule_ticks.outcome", "=", "started")
+        .where("runs.id", "is", null)
+        .where("schedule_ticks.created_at", "<", isoTime(olderThan))
+        .where("schedule_ticks.created_at", ">=", isoTime(since))
+        .orderBy("schedule_ticks.tick_at")
+        .execute();
+      return rows.map(toTick);
+    },
+    async ticks(scheduleId) {
+      const rows = await ctx.db
+        .selectFrom("schedule_ticks")
+        .selectAll()
+        .where("schedule_id", "=", scheduleId)
+        .orderBy("tick_at")
+        .execute();
+      return rows.map(toTick);
+    },
+    async startedSince(tenantId, since) {
+      const row = await ctx.db
+        .selectFrom("schedule_ticks")
+        .innerJoin("schedules", "schedules.id", "schedule_ticks.schedule_id")
+        .select((eb) => eb.fn.countAll<number | string>().as("started"))
+        .where("schedules.tenant_id", "=", tenantKey(tenantId))
+        .where("schedule_ticks.outcome", "=", "started")
+        .where("schedule_ticks.tick_at", ">=", isoTime(since))
+        .executeTakeFirst();
+      return int(row?.started ?? 0);
+    },
+    /**
+     * Deletes the ticks written before `before`, except each schedule's newest (what `schedule list`
+     * shows as its last tick). Catch-up never reaches back more than a day, so a tick this old is
+     * never claimed again.
+     */
+    async pruneTicks(before) {
+      const result = await ctx.db
+        .deleteFrom("schedule_ticks")
+        .where("created_at", "<", isoTime(before))
+        .where(({ eb, selectFrom }) =>
+          eb(
+            "tick_at",
+            "<",
+            selectFrom("schedule_ticks as newest")
+              .select(({ fn }) => fn.max("newest.tick_at").as("tick_at"))
+              .whereRef("newest.schedule_id", "=", "schedule_ticks.schedule_id"),
+          ),
+        )
+        .executeTakeFirst();
+      return Number(result.numDeletedRows);
+    },
   };
 }

@@ -34,77 +34,6 @@ function toSecretInfo(row: Omit<Selectable<SecretsTable>, "value">): SecretInfo 
   };
 }
 
-async function setSecret(
-  ctx: StoreContext,
-  input: NewSecret,
-): Promise<{ secret: SecretInfo; created: boolean }> {
-  const tenant = tenantKey(input.tenant_id);
-  const now = isoTime(ctx.now());
-  const changes = {
-    value: ctx.cipher.seal(input.value),
-    updated_at: now,
-    updated_by: input.updated_by ?? null,
-  };
-  const replace = () =>
-    ctx.db
-      .updateTable("secrets")
-      .set(changes)
-      .where("tenant_id", "=", tenant)
-      .where("name", "=", input.name)
-      .returning(infoColumns)
-      .executeTakeFirst();
-  const replaced = await replace();
-  if (replaced) return { secret: toSecretInfo(replaced), created: false };
-  try {
-    const row = await ctx.db
-      .insertInto("secrets")
-      .values({ tenant_id: tenant, name: input.name, created_at: now, ...changes })
-      .returning(infoColumns)
-      .executeTakeFirstOrThrow();
-    return { secret: toSecretInfo(row), created: true };
-  } catch (error) {
-    // Another writer stored the same name between the two statements: this value replaces it.
-    if (ctx.dialect.constraintViolation(error) !== "unique") throw error;
-    const row = await replace();
-    if (!row) throw error;
-    return { secret: toSecretInfo(row), created: false };
-  }
-}
-
-async function listSecrets(ctx: StoreContext, tenantId: string | null): Promise<SecretInfo[]> {
-  const rows = await ctx.db
-    .selectFrom("secrets")
-    .select(infoColumns)
-    .where("tenant_id", "=", tenantKey(tenantId))
-    .orderBy("name")
-    .execute();
-  return rows.map(toSecretInfo);
-}
-
-async function secretValues(
-  ctx: StoreContext,
-  tenantId: string | null,
-  names: readonly string[],
-): Promise<Record<string, string>> {
-  if (names.length === 0) return {};
-  const rows = await ctx.db
-    .selectFrom("secrets")
-    .select(["name", "value"])
-    .where("tenant_id", "=", tenantKey(tenantId))
-    .where("name", "in", [...new Set(names)])
-    .execute();
-  return Object.fromEntries(rows.map((row) => [row.name, ctx.cipher.open(row.value)]));
-}
-
-async function removeSecret(ctx: StoreContext, tenantId: string | null, name: string): Promise<boolean> {
-  const result = await ctx.db
-    .deleteFrom("secrets")
-    .where("tenant_id", "=", tenantKey(tenantId))
-    .where("name", "=", name)
-    .executeTakeFirst();
-  return result.numDeletedRows > 0n;
-}
-
 /** The secrets of each tenant, sealed at rest; values leave the store only for starting a run. */
 export interface SecretsRepo {
   /** Stores a secret of a tenant, or replaces its value; `created` says which. */
@@ -122,9 +51,65 @@ export interface SecretsRepo {
 
 export function secretsRepo(ctx: StoreContext): SecretsRepo {
   return {
-    set: (input) => setSecret(ctx, input),
-    list: (tenantId) => listSecrets(ctx, tenantId),
-    values: (tenantId, names) => secretValues(ctx, tenantId, names),
-    remove: (tenantId, name) => removeSecret(ctx, tenantId, name),
+    async set(input) {
+      const tenant = tenantKey(input.tenant_id);
+      const now = isoTime(ctx.now());
+      const changes = {
+        value: ctx.cipher.seal(input.value),
+        updated_at: now,
+        updated_by: input.updated_by ?? null,
+      };
+      const replace = () =>
+        ctx.db
+          .updateTable("secrets")
+          .set(changes)
+          .where("tenant_id", "=", tenant)
+          .where("name", "=", input.name)
+          .returning(infoColumns)
+          .executeTakeFirst();
+      const replaced = await replace();
+      if (replaced) return { secret: toSecretInfo(replaced), created: false };
+      try {
+        const row = await ctx.db
+          .insertInto("secrets")
+          .values({ tenant_id: tenant, name: input.name, created_at: now, ...changes })
+          .returning(infoColumns)
+          .executeTakeFirstOrThrow();
+        return { secret: toSecretInfo(row), created: true };
+      } catch (error) {
+        // Another writer stored the same name between the two statements: this value replaces it.
+        if (ctx.dialect.constraintViolation(error) !== "unique") throw error;
+        const row = await replace();
+        if (!row) throw error;
+        return { secret: toSecretInfo(row), created: false };
+      }
+    },
+    async list(tenantId) {
+      const rows = await ctx.db
+        .selectFrom("secrets")
+        .select(infoColumns)
+        .where("tenant_id", "=", tenantKey(tenantId))
+        .orderBy("name")
+        .execute();
+      return rows.map(toSecretInfo);
+    },
+    async values(tenantId, names) {
+      if (names.length === 0) return {};
+      const rows = await ctx.db
+        .selectFrom("secrets")
+        .select(["name", "value"])
+        .where("tenant_id", "=", tenantKey(tenantId))
+        .where("name", "in", [...new Set(names)])
+        .execute();
+      return Object.fromEntries(rows.map((row) => [row.name, ctx.cipher.open(row.value)]));
+    },
+    async remove(tenantId, name) {
+      const result = await ctx.db
+        .deleteFrom("secrets")
+        .where("tenant_id", "=", tenantKey(tenantId))
+        .where("name", "=", name)
+        .executeTakeFirst();
+      return result.numDeletedRows > 0n;
+    },
   };
 }

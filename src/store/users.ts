@@ -56,81 +56,6 @@ function toUserRecord(row: Omit<Selectable<UsersTable>, "password_hash">): UserR
   };
 }
 
-async function createUser(ctx: StoreContext, input: NewUser): Promise<UserRecord> {
-  const now = isoTime(ctx.now());
-  const record: UserRecord = {
-    id: newId("usr"),
-    username: input.username,
-    tenant_id: input.tenant_id ?? null,
-    role: input.role,
-    created_at: now,
-    password_changed_at: now,
-    sessions_valid_after: now,
-  };
-  try {
-    await ctx.db
-      .insertInto("users")
-      .values({ ...record, password_hash: input.password_hash })
-      .execute();
-  } catch (error) {
-    if (ctx.dialect.constraintViolation(error) === "unique") {
-      // The same words whoever holds the name: a tenant's admin learns nothing of other tenants.
-      throw new RunyardError("USERNAME_TAKEN", `the username ${input.username} is taken`, {
-        cause: error,
-      });
-    }
-    throw error;
-  }
-  return record;
-}
-
-async function getUser(ctx: StoreContext, id: string): Promise<UserRecord | undefined> {
-  const row = await ctx.db.selectFrom("users").select(recordColumns).where("id", "=", id).executeTakeFirst();
-  return row ? toUserRecord(row) : undefined;
-}
-
-async function findUserByName(ctx: StoreContext, username: string): Promise<UserWithHash | undefined> {
-  const row = await ctx.db
-    .selectFrom("users")
-    .select([...recordColumns, "password_hash"])
-    .where("username", "=", username)
-    .executeTakeFirst();
-  return row ? { ...toUserRecord(row), password_hash: row.password_hash } : undefined;
-}
-
-async function listUsers(ctx: StoreContext, query: { tenantId?: string | null } = {}): Promise<UserRecord[]> {
-  let select = ctx.db.selectFrom("users").select(recordColumns);
-  if (query.tenantId === null) select = select.where("tenant_id", "is", null);
-  else if (query.tenantId !== undefined) select = select.where("tenant_id", "=", query.tenantId);
-  const rows = await select.orderBy("username").execute();
-  return rows.map(toUserRecord);
-}
-
-async function setUserPassword(
-  ctx: StoreContext,
-  id: string,
-  passwordHash: string,
-): Promise<UserRecord | undefined> {
-  const now = isoTime(ctx.now());
-  await ctx.db
-    .updateTable("users")
-    .set({ password_hash: passwordHash, password_changed_at: now, sessions_valid_after: now })
-    .where("id", "=", id)
-    .execute();
-  return getUser(ctx, id);
-}
-
-async function removeUser(ctx: StoreContext, id: string): Promise<boolean> {
-  // Foreign keys cascade too; deleting explicitly keeps it so on a database that does not enforce them.
-  return ctx.db.transaction().execute(async (tx) => {
-    await tx.deleteFrom("tokens").where("user_id", "=", id).execute();
-    await tx.deleteFrom("revoked_sessions").where("user_id", "=", id).execute();
-    await tx.deleteFrom("revoked_tokens").where("user_id", "=", id).execute();
-    const result = await tx.deleteFrom("users").where("id", "=", id).executeTakeFirst();
-    return result.numDeletedRows > 0n;
-  });
-}
-
 /** The people who log in; the caller hashes passwords, the store never sees one in clear. */
 export interface UsersRepo {
   /** Stores a user; a username in use is a CONFLICT. */
@@ -151,12 +76,76 @@ export interface UsersRepo {
 }
 
 export function usersRepo(ctx: StoreContext): UsersRepo {
-  return {
-    create: (input) => createUser(ctx, input),
-    get: (id) => getUser(ctx, id),
-    findByName: (username) => findUserByName(ctx, username),
-    list: (query) => listUsers(ctx, query),
-    setPassword: (id, passwordHash) => setUserPassword(ctx, id, passwordHash),
-    remove: (id) => removeUser(ctx, id),
+  const repo: UsersRepo = {
+    async create(input) {
+      const now = isoTime(ctx.now());
+      const record: UserRecord = {
+        id: newId("usr"),
+        username: input.username,
+        tenant_id: input.tenant_id ?? null,
+        role: input.role,
+        created_at: now,
+        password_changed_at: now,
+        sessions_valid_after: now,
+      };
+      try {
+        await ctx.db
+          .insertInto("users")
+          .values({ ...record, password_hash: input.password_hash })
+          .execute();
+      } catch (error) {
+        if (ctx.dialect.constraintViolation(error) === "unique") {
+          // The same words whoever holds the name: a tenant's admin learns nothing of other tenants.
+          throw new RunyardError("USERNAME_TAKEN", `the username ${input.username} is taken`, {
+            cause: error,
+          });
+        }
+        throw error;
+      }
+      return record;
+    },
+    async get(id) {
+      const row = await ctx.db
+        .selectFrom("users")
+        .select(recordColumns)
+        .where("id", "=", id)
+        .executeTakeFirst();
+      return row ? toUserRecord(row) : undefined;
+    },
+    async findByName(username) {
+      const row = await ctx.db
+        .selectFrom("users")
+        .select([...recordColumns, "password_hash"])
+        .where("username", "=", username)
+        .executeTakeFirst();
+      return row ? { ...toUserRecord(row), password_hash: row.password_hash } : undefined;
+    },
+    async list(query = {}) {
+      let select = ctx.db.selectFrom("users").select(recordColumns);
+      if (query.tenantId === null) select = select.where("tenant_id", "is", null);
+      else if (query.tenantId !== undefined) select = select.where("tenant_id", "=", query.tenantId);
+      const rows = await select.orderBy("username").execute();
+      return rows.map(toUserRecord);
+    },
+    async setPassword(id, passwordHash) {
+      const now = isoTime(ctx.now());
+      await ctx.db
+        .updateTable("users")
+        .set({ password_hash: passwordHash, password_changed_at: now, sessions_valid_after: now })
+        .where("id", "=", id)
+        .execute();
+      return repo.get(id);
+    },
+    async remove(id) {
+      // Foreign keys cascade too; deleting explicitly keeps it so on a database that does not enforce them.
+      return ctx.db.transaction().execute(async (tx) => {
+        await tx.deleteFrom("tokens").where("user_id", "=", id).execute();
+        await tx.deleteFrom("revoked_sessions").where("user_id", "=", id).execute();
+        await tx.deleteFrom("revoked_tokens").where("user_id", "=", id).execute();
+        const result = await tx.deleteFrom("users").where("id", "=", id).executeTakeFirst();
+        return result.numDeletedRows > 0n;
+      });
+    },
   };
+  return repo;
 }
