@@ -5,36 +5,22 @@ import type { ApprovalsTable, ApprovalVotesTable } from "./schema.js";
 
 export type ApprovalDecision = "approved" | "rejected" | "timeout";
 
-/** An approval step's wait, and its answer once given. */
-export interface ApprovalRecord {
-  run_id: string;
-  step: string;
-  /** What the approvers read (the step's message, its variables filled in, secrets masked). */
-  message: string;
+/** An approval step's wait, and its answer once given: its row, the JSON columns read. */
+export type ApprovalRecord = Omit<
+  Selectable<ApprovalsTable>,
+  "approvers" | "self_approval" | "form" | "inputs" | "approved_by"
+> & {
   /** Usernames and `role:admin` / `role:member` of the run's tenant. */
   approvers: string[];
-  /** No answer by then is a rejection. */
-  deadline: string;
-  /** Null while the step waits. */
-  decision: ApprovalDecision | null;
-  /** A username, or `token <id>` for a token without a user; null for a timeout. */
-  answered_by: string | null;
-  comment: string | null;
-  answered_at: string | null;
-  created_at: string;
-  /** Distinct approvers who must approve. */
-  required: number;
   /** False: the run's submitter may not answer. */
   self_approval: boolean;
-  /** No answer is taken before it; null: at once. */
-  not_before: string | null;
   /** The inputs the approver fills in (the engine's `ApprovalInput`s). */
   form: ApprovalFormInput[];
   /** Approved: the form's values. */
   inputs: Record<string, string> | null;
   /** Approved: who approved, in order. */
   approved_by: string[] | null;
-}
+};
 
 /** One field of an approval's form, as stored. */
 export interface ApprovalFormInput {
@@ -67,15 +53,9 @@ export interface ApprovalAnswerInput {
 }
 
 /** One approver's answer, as stored. */
-export interface ApprovalVoteRecord {
-  run_id: string;
-  step: string;
-  voter: string;
-  decision: "approved" | "rejected";
+export type ApprovalVoteRecord = Omit<Selectable<ApprovalVotesTable>, "inputs"> & {
   inputs: Record<string, string> | null;
-  comment: string | null;
-  answered_at: string;
-}
+};
 
 function toRecord(row: Selectable<ApprovalsTable>): ApprovalRecord {
   return {

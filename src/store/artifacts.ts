@@ -6,20 +6,10 @@ import type { StoreContext } from "./dialect.js";
 import type { ArtifactsTable } from "./schema.js";
 
 /** A stored artifact of a run, without its content (`artifacts.list`). */
-export interface ArtifactInfo {
-  /** Unique within the run: an upload under a name the run has replaces it. */
-  name: string;
+export type ArtifactInfo = Omit<Selectable<ArtifactsTable>, "run_id" | "content" | "size"> & {
   /** Bytes of the content as UTF-8. */
   size: number;
-  /** As uploaded, e.g. `text/x-diff`, `application/x-ndjson`. */
-  content_type: string;
-  /** Hex SHA-256 of the content's UTF-8 bytes. */
-  sha256: string;
-  /** The job whose runner uploaded it; null when the server stored it itself. */
-  job_id: string | null;
-  /** When this content was stored (a replaced artifact gets the time of the replacement). */
-  created_at: string;
-}
+};
 
 /** An artifact with its content (`artifacts.get`). */
 export interface Artifact extends ArtifactInfo {
@@ -42,14 +32,7 @@ const loneSurrogate = /\p{Cs}/u;
 const infoColumns = ["name", "size", "content_type", "sha256", "job_id", "created_at"] as const;
 
 function toArtifactInfo(row: Pick<Selectable<ArtifactsTable>, (typeof infoColumns)[number]>): ArtifactInfo {
-  return {
-    name: row.name,
-    size: int(row.size),
-    content_type: row.content_type,
-    sha256: row.sha256,
-    job_id: row.job_id,
-    created_at: row.created_at,
-  };
+  return { ...row, size: int(row.size) };
 }
 
 /** The artifacts of runs (diffs, transcripts, test output), sealed at rest. */

@@ -8,21 +8,11 @@ export type BotVersionState = BotVersionsTable["state"];
 export type BotVersionReason = BotVersionsTable["reason"];
 
 /** One version of a bot: its start, an update, a rollback or an env change. */
-export interface BotVersionRecord {
-  bot_id: string;
-  version: number;
-  /** The run of that version's life: its sealed spec is what the version is made of. */
-  run_id: string | null;
-  state: BotVersionState;
-  reason: BotVersionReason;
+export type BotVersionRecord = Omit<Selectable<BotVersionsTable>, "summary" | "error"> & {
   /** What may be shown of it: the source without archive bytes or passwords, env names. */
   summary: Record<string, unknown>;
-  image: string | null;
   error: ErrorInfo | null;
-  created_by: string | null;
-  created_at: string;
-  finished_at: string | null;
-}
+};
 
 export interface NewBotVersion {
   bot_id: string;

@@ -9,46 +9,14 @@ import type { StoreContext } from "./dialect.js";
 import type { BotsTable, Database } from "./schema.js";
 
 /** A bot as stored (`spec` and `last_logs` opened: the store seals them at rest). */
-export interface BotRecord {
-  id: string;
-  tenant_id: string | null;
-  /** The user id, or the token id, that made the bot; the per-user quota counts by it. */
-  owner: string;
-  /** Unique per tenant and owner among bots that are not `removed`. */
-  name: string;
-  mode: BotMode;
+export type BotRecord = Omit<Selectable<BotsTable>, "spec" | "oom_killed" | "error" | "health"> & {
   /** What the bot is made of (files, env with secrets, registry credentials), as JSON. */
   spec: unknown;
-  state: BotState;
-  runner_id: string | null;
-  container_id: string | null;
-  image: string | null;
-  /** How many times its container was restarted. */
-  restarts: number;
-  /** Docker's restart policy, e.g. `no`, `on-failure:3`. */
-  restart_policy: string;
-  exit_code: number | null;
   oom_killed: boolean;
-  /** The previous container's last lines of output (for `logs --previous`). */
-  last_logs: string | null;
   error: ErrorInfo | null;
-  created_at: string;
-  updated_at: string;
-  started_at: string | null;
-  finished_at: string | null;
-  /** When its lifetime ends: a bot still running then ends `timeout`. */
-  expires_at: string;
-  /** The run of its current (or last) life. */
-  run_id: string | null;
-  /** What its container used at `stats_at` (the runner's last heartbeat), null when unknown. */
-  memory_bytes: number | null;
-  cpu_percent: number | null;
-  stats_at: string | null;
   /** What its health check's last probe found; null without one (or before the first probe). */
   health: BotHealthReport | null;
-  /** The version running now (1 at its start; one more per update, rollback or env change). */
-  version: number;
-}
+};
 
 /** What `bots.create` needs; the rest starts empty. */
 export interface NewBot {
@@ -121,31 +89,15 @@ export interface IfBotState {
 
 function toBotRecord(ctx: StoreContext, row: Selectable<BotsTable>): BotRecord {
   return {
-    id: row.id,
-    tenant_id: row.tenant_id,
-    owner: row.owner,
-    name: row.name,
-    mode: row.mode,
+    ...row,
     spec: decodeJson(ctx.cipher.open(row.spec)),
-    state: row.state,
-    runner_id: row.runner_id,
-    container_id: row.container_id,
-    image: row.image,
     restarts: Number(row.restarts),
-    restart_policy: row.restart_policy,
     exit_code: row.exit_code === null ? null : Number(row.exit_code),
     oom_killed: Number(row.oom_killed) !== 0,
     last_logs: row.last_logs === null ? null : ctx.cipher.open(row.last_logs),
     error: row.error === null ? null : decodeJson<ErrorInfo>(row.error),
-    created_at: row.created_at,
-    updated_at: row.updated_at,
-    started_at: row.started_at,
-    finished_at: row.finished_at,
-    expires_at: row.expires_at,
-    run_id: row.run_id,
     memory_bytes: row.memory_bytes === null ? null : Number(row.memory_bytes),
     cpu_percent: row.cpu_percent === null ? null : Number(row.cpu_percent),
-    stats_at: row.stats_at,
     health: row.health == null ? null : decodeJson<BotHealthReport>(row.health),
     version: row.version == null ? 1 : Number(row.version),
   };

@@ -7,17 +7,10 @@ import type { BudgetsTable } from "./schema.js";
 export type BudgetScope = "tenant" | "user";
 
 /** The dollar limits an admin set for a tenant or a user; null: no limit for that period. */
-export interface BudgetRecord {
-  scope: BudgetScope;
-  /** The tenant's id, or the user's name. */
-  subject: string;
-  usd_per_day: number | null;
-  usd_per_month: number | null;
-  updated_at: string;
-  updated_by: string | null;
+export type BudgetRecord = Omit<Selectable<BudgetsTable>, "platform_bound"> & {
   /** A platform admin's: a tenant's admin may lower it, never lift or clear it. */
   platform_bound: boolean;
-}
+};
 
 export interface BudgetChange {
   usd_per_day: number | null;

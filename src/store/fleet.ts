@@ -73,8 +73,7 @@ export function fleetRepo(ctx: StoreContext, heartbeats: StoreContext = ctx): Fl
   return {
     heartbeat: (input, opts) => heartbeatReplica(heartbeats, input, opts),
     async listReplicas() {
-      const rows = await ctx.db.selectFrom("replicas").selectAll().orderBy("id").execute();
-      return rows;
+      return ctx.db.selectFrom("replicas").selectAll().orderBy("id").execute();
     },
     /**
      * Forgets replicas (those not seen since `seenBefore`, all but `except`, or `only` one, while

@@ -16,23 +16,13 @@ export interface ForgeTaskSettings {
 }
 
 /** A forge repo as anyone who may see it sees it: never its token or webhook secret. */
-export interface ForgeRecord {
-  id: string;
+export type ForgeRecord = Omit<
+  Selectable<ForgesTable>,
+  "token" | "webhook_secret" | "tenant_id" | "settings"
+> & {
   tenant_id: string | null;
-  /** `github` (the only forge today). */
-  kind: string;
-  /** `OWNER/NAME`. */
-  repo: string;
-  /** The REST API's base URL (`https://api.github.com`, or a GitHub Enterprise server's). */
-  api_url: string;
-  /** The label that starts a task when put on an issue. */
-  label: string;
-  /** The agent tasks run with. */
-  agent: string;
   settings: ForgeTaskSettings;
-  created_at: string;
-  created_by: string | null;
-}
+};
 
 export interface NewForge extends Omit<ForgeRecord, "created_at"> {
   token: string;
@@ -40,15 +30,10 @@ export interface NewForge extends Omit<ForgeRecord, "created_at"> {
 }
 
 /** A run a forge's issue or pull request started. */
-export interface ForgeRun {
-  run_id: string;
-  forge_id: string;
-  issue_number: number;
-  pull_number: number | null;
+export type ForgeRun = Omit<Selectable<ForgeRunsTable>, "reported"> & {
   /** Whether its end was reported to the forge (pull request, comment). */
   reported: boolean;
-  created_at: string;
-}
+};
 
 const recordColumns = [
   "id",
@@ -65,16 +50,9 @@ const recordColumns = [
 
 function toRecord(row: Pick<Selectable<ForgesTable>, (typeof recordColumns)[number]>): ForgeRecord {
   return {
-    id: row.id,
+    ...row,
     tenant_id: tenantOf(row.tenant_id),
-    kind: row.kind,
-    repo: row.repo,
-    api_url: row.api_url,
-    label: row.label,
-    agent: row.agent,
     settings: decodeJson<ForgeTaskSettings>(row.settings),
-    created_at: row.created_at,
-    created_by: row.created_by,
   };
 }
 

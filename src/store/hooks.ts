@@ -5,21 +5,12 @@ import type { StoreContext } from "./dialect.js";
 import type { HooksTable } from "./schema.js";
 
 /** A signed webhook as anyone who may see it sees it: never its secret. */
-export interface HookRecord {
-  /** What the delivery URL names (`/api/hooks/ID`), unique across the server; not the name. */
-  id: string;
-  /** Unique within its tenant, as saved workflows' names are. */
-  name: string;
+export type HookRecord = Omit<Selectable<HooksTable>, "secret" | "tenant_id" | "vars"> & {
   /** The tenant it belongs to (its runs' tenant); null outside any tenant. */
   tenant_id: string | null;
-  /** The saved workflow of that tenant a delivery starts. */
-  workflow: string;
   /** The workflow's inputs picked from a delivery's JSON body: `{HOOK_BRANCH: "$.ref"}`. */
   vars: Record<string, string>;
-  created_at: string;
-  /** The token id, else the user id, that made it. */
-  created_by: string | null;
-}
+};
 
 /** What `hooks.create` stores; the secret is sealed with the store's key before it is written. */
 export interface NewHook {
@@ -47,15 +38,7 @@ export interface HookDelivery {
 const recordColumns = ["id", "name", "tenant_id", "workflow", "vars", "created_at", "created_by"] as const;
 
 function toHookRecord(row: Omit<Selectable<HooksTable>, "secret">): HookRecord {
-  return {
-    id: row.id,
-    name: row.name,
-    tenant_id: tenantOf(row.tenant_id),
-    workflow: row.workflow,
-    vars: decodeJson<Record<string, string>>(row.vars),
-    created_at: row.created_at,
-    created_by: row.created_by,
-  };
+  return { ...row, tenant_id: tenantOf(row.tenant_id), vars: decodeJson<Record<string, string>>(row.vars) };
 }
 
 /** Signed webhooks that start saved workflows, and the deliveries each has received. */

@@ -2,7 +2,7 @@ import type { Selectable } from "kysely";
 import { newId } from "../core/ids.js";
 import { int, isoTime, tenantKey, tenantOf } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
-import type { SchedulesTable } from "./schema.js";
+import type { SchedulesTable, ScheduleTicksTable } from "./schema.js";
 
 /** What happens when a tick comes while the schedule's previous run still runs. */
 export type ScheduleOverlap = "skip" | "queue" | "cancel_previous";
@@ -27,36 +27,14 @@ export interface NewSchedule {
 }
 
 /** A schedule as stored. */
-export interface ScheduleRecord {
-  id: string;
+export type ScheduleRecord = Omit<Selectable<SchedulesTable>, "tenant_id" | "overlap" | "catch_up"> & {
   tenant_id: string | null;
-  workflow_name: string;
-  /** Its place in the workflow's `schedule:` list, from 0. */
-  position: number;
-  workflow_version: number;
-  cron: string;
-  timezone: string;
   overlap: ScheduleOverlap;
   catch_up: ScheduleCatchUp;
-  armed_at: string;
-  last_tick_at: string | null;
-  next_tick_at: string | null;
-  /** Whose trigger it is: the token or user id that promoted its version; null: unknown. */
-  owner: string | null;
-}
+};
 
 /** One handled tick of a schedule. */
-export interface TickRecord {
-  schedule_id: string;
-  tick_at: string;
-  outcome: TickOutcome;
-  /** The run it started (or, skipped, the run still running); null when none. */
-  run_id: string | null;
-  detail: string | null;
-  /** How many ticks the row stands for: a span of missed ticks is recorded as one row. */
-  ticks: number;
-  created_at: string;
-}
+export type TickRecord = Omit<Selectable<ScheduleTicksTable>, "outcome"> & { outcome: TickOutcome };
 
 /** A schedule and its last tick, as `schedule list` shows it. */
 export interface ScheduleWithLastTick extends ScheduleRecord {
@@ -65,31 +43,14 @@ export interface ScheduleWithLastTick extends ScheduleRecord {
 
 function toSchedule(row: Selectable<SchedulesTable>): ScheduleRecord {
   return {
-    id: row.id,
+    ...row,
     tenant_id: tenantOf(row.tenant_id),
-    workflow_name: row.workflow_name,
-    position: int(row.position),
-    workflow_version: int(row.workflow_version),
-    cron: row.cron,
-    timezone: row.timezone,
     overlap: row.overlap as ScheduleOverlap,
     catch_up: row.catch_up as ScheduleCatchUp,
-    armed_at: row.armed_at,
-    last_tick_at: row.last_tick_at,
-    next_tick_at: row.next_tick_at,
-    owner: row.owner ?? null,
   };
 }
 
-function toTick(row: {
-  schedule_id: string;
-  tick_at: string;
-  outcome: string;
-  run_id: string | null;
-  detail: string | null;
-  ticks: number | string;
-  created_at: string;
-}): TickRecord {
+function toTick(row: Selectable<ScheduleTicksTable>): TickRecord {
   return { ...row, outcome: row.outcome as TickOutcome, ticks: int(row.ticks) };
 }
 

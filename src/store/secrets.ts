@@ -4,15 +4,10 @@ import type { StoreContext } from "./dialect.js";
 import type { SecretsTable } from "./schema.js";
 
 /** A stored secret as anyone may see it: its name and when it changed, never its value. */
-export interface SecretInfo {
-  name: string;
+export type SecretInfo = Omit<Selectable<SecretsTable>, "value" | "tenant_id"> & {
   /** The tenant it belongs to; null outside any tenant. */
   tenant_id: string | null;
-  created_at: string;
-  updated_at: string;
-  /** The id (not the secret) of the token that set it last. */
-  updated_by: string | null;
-}
+};
 
 /** What `secrets.set` stores: the value is sealed with the store's key before it is written. */
 export interface NewSecret {
@@ -25,13 +20,7 @@ export interface NewSecret {
 const infoColumns = ["tenant_id", "name", "created_at", "updated_at", "updated_by"] as const;
 
 function toSecretInfo(row: Omit<Selectable<SecretsTable>, "value">): SecretInfo {
-  return {
-    name: row.name,
-    tenant_id: tenantOf(row.tenant_id),
-    created_at: row.created_at,
-    updated_at: row.updated_at,
-    updated_by: row.updated_by,
-  };
+  return { ...row, tenant_id: tenantOf(row.tenant_id) };
 }
 
 /** The secrets of each tenant, sealed at rest; values leave the store only for starting a run. */

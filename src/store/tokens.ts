@@ -9,22 +9,10 @@ import type { TokensTable } from "./schema.js";
 export type TokenKind = "admin" | "user" | "runner";
 
 /** An API token. The secret itself is never stored, only its SHA-256 hash. */
-export interface TokenRecord {
-  id: string;
-  kind: TokenKind;
-  /** What the token is for, as its creator named it. */
-  name: string;
+export type TokenRecord = Omit<Selectable<TokensTable>, "group_name" | "secret_hash"> & {
   /** Runner tokens: the group a runner holding it joins. Null otherwise. */
   group: string | null;
-  tenant_id: string | null;
-  created_at: string;
-  /** Updated by `tokens.find`, at most once a minute. */
-  last_used_at: string | null;
-  /** A personal API token: the user who owns it and whose role and tenant it acts with. */
-  user_id: string | null;
-  /** When it stops working (`tokens.find` no longer finds it); null: never. */
-  expires_at: string | null;
-}
+};
 
 /** Filters for `tokens.list`; tokens come oldest first. */
 export interface ListTokensQuery {
@@ -67,25 +55,12 @@ function hashSecret(secret: string): string {
   return createHash("sha256").update(secret, "utf8").digest("hex");
 }
 
-function toTokenRecord(row: Omit<Selectable<TokensTable>, "secret_hash">): TokenRecord {
-  return {
-    id: row.id,
-    kind: row.kind,
-    name: row.name,
-    group: row.group_name,
-    tenant_id: row.tenant_id,
-    created_at: row.created_at,
-    last_used_at: row.last_used_at,
-    user_id: row.user_id,
-    expires_at: row.expires_at,
-  };
-}
-
+/** A token's columns as its record names them. */
 const recordColumns = [
   "id",
   "kind",
   "name",
-  "group_name",
+  "group_name as group",
   "tenant_id",
   "created_at",
   "last_used_at",
@@ -130,21 +105,11 @@ export function tokensRepo(ctx: StoreContext): TokensRepo {
         user_id: input.user_id ?? null,
         expires_at: input.expires_at ? isoTime(input.expires_at) : null,
       };
+      const { group, ...rest } = record;
       try {
         await ctx.db
           .insertInto("tokens")
-          .values({
-            id: record.id,
-            kind: record.kind,
-            name: record.name,
-            group_name: record.group,
-            tenant_id: record.tenant_id,
-            secret_hash: hashSecret(secret),
-            created_at: record.created_at,
-            last_used_at: null,
-            user_id: record.user_id,
-            expires_at: record.expires_at,
-          })
+          .values({ ...rest, group_name: group, secret_hash: hashSecret(secret) })
           .execute();
       } catch (error) {
         if (ctx.dialect.constraintViolation(error) === "unique") {
@@ -176,15 +141,10 @@ export function tokensRepo(ctx: StoreContext): TokensRepo {
           .where("id", "=", row.id)
           .execute();
       }
-      return toTokenRecord(row);
+      return row;
     },
     async get(id) {
-      const row = await ctx.db
-        .selectFrom("tokens")
-        .select(recordColumns)
-        .where("id", "=", id)
-        .executeTakeFirst();
-      return row ? toTokenRecord(row) : undefined;
+      return ctx.db.selectFrom("tokens").select(recordColumns).where("id", "=", id).executeTakeFirst();
     },
     async list(query = {}) {
       const { kind, userId, tenantId } = typeof query === "string" ? { kind: query } : query;
@@ -193,8 +153,7 @@ export function tokensRepo(ctx: StoreContext): TokensRepo {
       if (userId !== undefined) select = select.where("user_id", "=", userId);
       if (tenantId === null) select = select.where("tenant_id", "is", null);
       else if (tenantId !== undefined) select = select.where("tenant_id", "=", tenantId);
-      const rows = await select.orderBy("created_at").orderBy("id").execute();
-      return rows.map(toTokenRecord);
+      return select.orderBy("created_at").orderBy("id").execute();
     },
     async revoke(id) {
       return ctx.db.transaction().execute(async (tx) => {

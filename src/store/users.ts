@@ -8,23 +8,10 @@ import type { UsersTable } from "./schema.js";
 export type UserRole = "admin" | "member";
 
 /** Someone who logs in. The password hash is never part of the record (`users.findByName` has it). */
-export interface UserRecord {
-  id: string;
-  /** Unique, as typed at `user add`; logins match it exactly. */
-  username: string;
-  /** Null only for platform admins (role admin outside any tenant). */
-  tenant_id: string | null;
-  role: UserRole;
-  created_at: string;
-  password_changed_at: string;
-  /** Sessions issued before this instant are refused; `users.setPassword` moves it to now. */
-  sessions_valid_after: string;
-}
+export type UserRecord = Omit<UserWithHash, "password_hash">;
 
 /** A user with the argon2id hash to check a password against. */
-export interface UserWithHash extends UserRecord {
-  password_hash: string;
-}
+export type UserWithHash = Selectable<UsersTable>;
 
 /** What `users.create` needs; the caller hashes the password. */
 export interface NewUser {
@@ -43,18 +30,6 @@ const recordColumns = [
   "password_changed_at",
   "sessions_valid_after",
 ] as const;
-
-function toUserRecord(row: Omit<Selectable<UsersTable>, "password_hash">): UserRecord {
-  return {
-    id: row.id,
-    username: row.username,
-    tenant_id: row.tenant_id,
-    role: row.role,
-    created_at: row.created_at,
-    password_changed_at: row.password_changed_at,
-    sessions_valid_after: row.sessions_valid_after,
-  };
-}
 
 /** The people who log in; the caller hashes passwords, the store never sees one in clear. */
 export interface UsersRepo {
@@ -105,27 +80,16 @@ export function usersRepo(ctx: StoreContext): UsersRepo {
       return record;
     },
     async get(id) {
-      const row = await ctx.db
-        .selectFrom("users")
-        .select(recordColumns)
-        .where("id", "=", id)
-        .executeTakeFirst();
-      return row ? toUserRecord(row) : undefined;
+      return ctx.db.selectFrom("users").select(recordColumns).where("id", "=", id).executeTakeFirst();
     },
     async findByName(username) {
-      const row = await ctx.db
-        .selectFrom("users")
-        .select([...recordColumns, "password_hash"])
-        .where("username", "=", username)
-        .executeTakeFirst();
-      return row ? { ...toUserRecord(row), password_hash: row.password_hash } : undefined;
+      return ctx.db.selectFrom("users").selectAll().where("username", "=", username).executeTakeFirst();
     },
     async list(query = {}) {
       let select = ctx.db.selectFrom("users").select(recordColumns);
       if (query.tenantId === null) select = select.where("tenant_id", "is", null);
       else if (query.tenantId !== undefined) select = select.where("tenant_id", "=", query.tenantId);
-      const rows = await select.orderBy("username").execute();
-      return rows.map(toUserRecord);
+      return select.orderBy("username").execute();
     },
     async setPassword(id, passwordHash) {
       const now = isoTime(ctx.now());
