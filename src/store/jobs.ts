@@ -229,6 +229,9 @@ export interface JobsRepo {
 }
 
 export function jobsRepo(ctx: StoreContext): JobsRepo {
+  /** The columns of a job that ends with `result` (a queued job has no lease to clear either). */
+  const ending = (status: "done" | "lost", result: unknown) =>
+    ({ status, result: ctx.cipher.seal(encodeJson(result)), lease_expires_at: null }) as const;
   return {
     async create(input) {
       const id = input.id ?? newId("job");
@@ -348,67 +351,36 @@ export function jobsRepo(ctx: StoreContext): JobsRepo {
      * One statement: the runner gave the job back before it started it (it is draining or stopping);
      * it is queued again at once for any runner. A job it accepted is not returned: it is lost.
      */
-    async giveBack(id, runnerId) {
-      return moveJob(
+    giveBack: (id, runnerId) =>
+      moveJob(
         ctx,
         id,
         { from: ["assigned"], runnerId },
         { status: "queued", runner_id: null, lease_expires_at: null },
-      );
-    },
+      ),
     /**
      * One statement: the job's runner is gone or no longer holds it (lease expired, it came back
      * without it, its token was revoked); the engine retries the attempt or interrupts the run.
      * Only while `runnerId` still holds it: a job given back and claimed by another runner since
      * the caller read it is that runner's, and is not lost with the first.
      */
-    async lose(id, runnerId, loss) {
-      const result = ctx.cipher.seal(encodeJson(loss));
-      return moveJob(
-        ctx,
-        id,
-        { from: leasedStatuses, runnerId },
-        { status: "lost", result, lease_expires_at: null },
-      );
-    },
+    lose: (id, runnerId, loss) => moveJob(ctx, id, { from: leasedStatuses, runnerId }, ending("lost", loss)),
     /**
      * One statement: every refusal the job may have was used up while its last refuser still held
      * it; it ends with `result` (JOB_REFUSED) and is offered no more.
      */
-    async giveUp(id, runnerId, result) {
-      const sealed = ctx.cipher.seal(encodeJson(result));
-      return moveJob(
-        ctx,
-        id,
-        { from: ["assigned"], runnerId },
-        { status: "done", result: sealed, lease_expires_at: null },
-      );
-    },
+    giveUp: (id, runnerId, result) =>
+      moveJob(ctx, id, { from: ["assigned"], runnerId }, ending("done", result)),
     /**
      * One statement: a canceled job no runner has claimed ends here with `result`; a job claimed
      * meanwhile is left alone, to be stopped on its runner.
      */
-    async cancelQueued(id, result) {
-      return moveJob(
-        ctx,
-        id,
-        { from: ["queued"] },
-        { status: "done", result: ctx.cipher.seal(encodeJson(result)) },
-      );
-    },
+    cancelQueued: (id, result) => moveJob(ctx, id, { from: ["queued"] }, ending("done", result)),
     /**
      * One statement: a canceled job ends here with `result` whoever holds it, because no runner holds
      * it live or its runner did not report in time; a late report from the runner is then refused.
      */
-    async cancel(id, result) {
-      const sealed = ctx.cipher.seal(encodeJson(result));
-      return moveJob(
-        ctx,
-        id,
-        { from: ["queued", ...leasedStatuses] },
-        { status: "done", result: sealed, lease_expires_at: null },
-      );
-    },
+    cancel: (id, result) => moveJob(ctx, id, { from: ["queued", ...leasedStatuses] }, ending("done", result)),
     async renewLeases(runnerId, leaseMs, jobIds) {
       if (jobIds?.length === 0) return [];
       let update = ctx.db

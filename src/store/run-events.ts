@@ -1,10 +1,11 @@
-import { sql } from "kysely";
+import { type Kysely, type RawBuilder, sql } from "kysely";
 import { RunyardError } from "../core/errors.js";
 import { RunEvent, type UnnumberedEvent } from "../core/events.js";
 import { int, isoTime } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
 import { type PreparingContext, preparedStatement } from "./prepared.js";
 import type { RunPatch } from "./run-records.js";
+import type { Database } from "./schema.js";
 
 /** Ties a batch of events to the job that produced it, so a re-sent batch is stored once. */
 export interface JobBatchRef {
@@ -135,6 +136,14 @@ const oneStatementMax = 10_000;
 const defaultListLimit = 1000;
 const maxListLimit = 10_000;
 
+/** A list's `limit` (default 1000, at most 10000) and `after` (default 0), whatever was asked. */
+function listPage(query: Pick<ListEventsQuery, "after" | "limit">): { limit: number; after: number } {
+  const limit = Number.isFinite(query.limit)
+    ? Math.min(maxListLimit, Math.max(1, Math.trunc(query.limit ?? defaultListLimit)))
+    : defaultListLimit;
+  return { limit, after: Number.isFinite(query.after) ? (query.after ?? 0) : 0 };
+}
+
 /** A stored event's row. */
 export interface EventRow {
   run_id: string;
@@ -145,13 +154,15 @@ export interface EventRow {
 }
 
 export function eventRow(event: RunEvent): EventRow {
-  return {
-    run_id: event.run_id,
-    seq: event.seq,
-    type: event.type,
-    ts: event.ts,
-    data: JSON.stringify(event),
-  };
+  const { run_id, seq, type, ts } = event;
+  return { run_id, seq, type, ts, data: JSON.stringify(event) };
+}
+
+/** PostgreSQL: the rows as a `values` list, `seq` cast as the column is. */
+export function eventValues(rows: readonly EventRow[]): RawBuilder<unknown> {
+  return sql.join(
+    rows.map((row) => sql`(${row.run_id}, ${row.seq}::bigint, ${row.type}, ${row.ts}, ${row.data})`),
+  );
 }
 
 const insertEventRows = preparedStatement(
@@ -194,9 +205,14 @@ export async function advanceJobBatch(ctx: StoreContext, job: JobBatchRef): Prom
     runnerId: job.runnerId ?? null,
   });
   if ((advanced.numAffectedRows ?? 0n) > 0n) return true;
-  const known = await ctx.db.selectFrom("jobs").select("id").where("id", "=", job.id).executeTakeFirst();
-  if (!known) throw new RunyardError("NOT_FOUND", `no job ${job.id}`);
+  await jobMustExist(ctx.db, job.id);
   return false;
+}
+
+/** NOT_FOUND for a job that does not exist. */
+export async function jobMustExist(db: Kysely<Database>, id: string): Promise<void> {
+  const known = await db.selectFrom("jobs").select("id").where("id", "=", id).executeTakeFirst();
+  if (!known) throw new RunyardError("NOT_FOUND", `no job ${id}`);
 }
 
 export function fenced(runId: string, replicaId: string): RunyardError {
@@ -266,12 +282,7 @@ async function appendInOneStatement(
     ins as (
       insert into run_events (run_id, seq, type, ts, data)
       select e.run_id, e.seq, e.type, e.ts, e.data
-      from (values ${sql.join(
-        events.map(
-          (event) =>
-            sql`(${event.run_id}, ${event.seq}::bigint, ${event.type}, ${event.ts}, ${JSON.stringify(event)})`,
-        ),
-      )}) as e(run_id, seq, type, ts, data)
+      from (values ${eventValues(events.map(eventRow))}) as e(run_id, seq, type, ts, data)
       where ${gate}
       on conflict (run_id, seq) do nothing
       returning 1
@@ -440,20 +451,15 @@ export function runEventsRepo(ctx: StoreContext): Omit<RunEventsRepo, "appendFor
           if (job && !(await advanceJobBatch({ ...ctx, db: trx }, job)))
             return { duplicate: true, inserted: 0 };
           let inserted = 0;
-          const lastSeqs = new Map<string, number>();
           for (let start = 0; start < events.length; start += insertChunk) {
-            const rows = events.slice(start, start + insertChunk).map((event) => {
-              if (event.seq > (lastSeqs.get(event.run_id) ?? 0)) lastSeqs.set(event.run_id, event.seq);
-              return eventRow(event);
-            });
             const result = await trx
               .insertInto("run_events")
-              .values(rows)
+              .values(events.slice(start, start + insertChunk).map(eventRow))
               .onConflict((conflict) => conflict.columns(["run_id", "seq"]).doNothing())
               .executeTakeFirst();
             inserted += Number(result.numInsertedOrUpdatedRows ?? 0n);
           }
-          for (const [runId, seq] of lastSeqs) {
+          for (const [runId, seq] of lastSeqsOf(events)) {
             await trx
               .updateTable("runs")
               .set({ last_seq: seq })
@@ -474,10 +480,7 @@ export function runEventsRepo(ctx: StoreContext): Omit<RunEventsRepo, "appendFor
       }
     },
     async list(runId, query = {}) {
-      const limit = Number.isFinite(query.limit)
-        ? Math.min(maxListLimit, Math.max(1, Math.trunc(query.limit ?? defaultListLimit)))
-        : defaultListLimit;
-      const after = Number.isFinite(query.after) ? (query.after ?? 0) : 0;
+      const { limit, after } = listPage(query);
       const before = Number.isFinite(query.before) ? (query.before ?? null) : null;
       const types = query.types !== undefined && query.types.length > 0 ? query.types : null;
       const { rows } = await selectEvents(ctx, { runId, after, limit, types, before });
@@ -501,11 +504,7 @@ export function runEventsRepo(ctx: StoreContext): Omit<RunEventsRepo, "appendFor
      * so (SSE), at no cost per byte. They were checked against the event schema when stored.
      */
     async listSerialized(runId, query = {}) {
-      const limit = Number.isFinite(query.limit)
-        ? Math.min(maxListLimit, Math.max(1, Math.trunc(query.limit ?? defaultListLimit)))
-        : defaultListLimit;
-      const after = Number.isFinite(query.after) ? (query.after ?? 0) : 0;
-      const { rows } = await selectSerialized(ctx, { runId, after, limit });
+      const { rows } = await selectSerialized(ctx, { runId, ...listPage(query) });
       return rows.map((row) => ({ seq: int(row.seq), type: row.type, json: row.data }));
     },
     dropOldestOutput: (runId, bytes) => dropOldestOutput(ctx, runId, bytes),

@@ -24,35 +24,16 @@ const defaultPageSize = 50;
 const maxPageSize = 500;
 
 export function toRunRecord(ctx: StoreContext, row: Selectable<RunsTable>): RunRecord {
+  const { replica_id, cancel_requested_at, log_max_bytes, log_rolling, log_bytes, log_cut, ...record } = row;
   return {
-    id: row.id,
-    kind: row.kind,
-    name: row.name,
-    status: row.status,
-    tenant_id: row.tenant_id,
-    created_by: row.created_by,
-    created_by_user: row.created_by_user ?? null,
-    authored_by: row.authored_by ?? null,
+    ...record,
     spec: decodeJson(ctx.cipher.open(row.spec)),
     vars: decodeJson<Record<string, string>>(ctx.cipher.open(row.vars)),
     steps: decodeJson<StepSummary[]>(row.steps),
     error: row.error === null ? null : decodeJson<ErrorInfo>(row.error),
-    created_at: row.created_at,
-    started_at: row.started_at,
-    finished_at: row.finished_at,
     last_seq: int(row.last_seq),
-    last_notify_error: row.last_notify_error,
-    concurrency_group: row.concurrency_group,
-    trigger: row.trigger,
-    trigger_ref: row.trigger_ref,
-    saved_workflow: row.saved_workflow,
     saved_version: row.saved_version === null ? null : int(row.saved_version),
     rolled_back: int(row.rolled_back) === 1,
-    rollback_failed: row.rollback_failed,
-    retry_of: row.retry_of ?? null,
-    retry_from: row.retry_from ?? null,
-    parent_run_id: row.parent_run_id ?? null,
-    parent_step: row.parent_step ?? null,
   };
 }
 
@@ -286,10 +267,8 @@ export function runsRepo(ctx: StoreContext): RunsRepo {
     },
     async patch(id, patch, opts = {}) {
       const set = runColumns(ctx, patch);
-      if (opts.ifStatus?.length === 0) return false;
-      if (Object.keys(set).length === 0) {
-        const run = await repo.get(id);
-        return run !== undefined && (!opts.ifStatus || opts.ifStatus.includes(run.status));
+      if (opts.ifStatus?.length === 0 || Object.keys(set).length === 0) {
+        return (await repo.update(id, patch, opts)) !== undefined;
       }
       const result = await updateOnly(ctx, { id, set, ifStatus: opts.ifStatus ?? null });
       return (result.numAffectedRows ?? 0n) > 0n;

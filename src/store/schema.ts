@@ -17,11 +17,15 @@ import type { UserRole } from "./users.js";
 type Int8 = ColumnType<number | string, number | undefined, number>;
 
 export interface RunsTable {
+  /** Unique; runyard's own ids (`newRunId()`) sort by creation time, caller-given ids need not. */
   id: string;
   kind: RunKind;
+  /** The workflow, task or bot name people read. */
   name: string;
   status: RunStatus;
+  /** Owning tenant; null for a run outside any tenant. Tenants see only their own runs. */
   tenant_id: string | null;
+  /** Id of the token (or user) that submitted or triggered the run (not the secret), or null. */
   created_by: string | null;
   spec: string;
   vars: string;
@@ -31,6 +35,7 @@ export interface RunsTable {
   started_at: string | null;
   finished_at: string | null;
   last_seq: Int8;
+  /** The last failure of the status notifier; it never changes the run's status. */
   last_notify_error: string | null;
   /** The replica whose engine carries the run (several servers on one database); null when none. */
   replica_id: string | null;
@@ -53,15 +58,21 @@ export interface RunsTable {
   /** The saved workflow the run ran, and its version; null for a workflow sent as text. */
   saved_workflow: string | null;
   saved_version: number | null;
-  /** The user behind `created_by` when it was made (null: a token of no user); kept past a revocation. */
+  /**
+   * The user behind `created_by` as it was at submit (null: a token of no user): the run stays
+   * theirs (spend, quota, approvals) after that token is revoked.
+   */
   created_by_user: ColumnType<string | null, string | null | undefined, string | null>;
-  /** Who wrote what the run runs (a saved version's saver); `created_by` is who triggered it. */
+  /**
+   * Who wrote what the run runs: a saved version's saver, a text's submitter, a re-run's first
+   * author; `created_by` is who triggered it. The run has the lesser rights of the two.
+   */
   authored_by: ColumnType<string | null, string | null | undefined, string | null>;
   /** 1: a failed run whose rollbacks all ran and succeeded. */
   rolled_back: ColumnType<number, number | undefined, number>;
   /** The rollback step that failed (`rollback: deploy`); null: none did. */
   rollback_failed: ColumnType<string | null, string | null | undefined, string | null>;
-  /** The run a retry or a one-step run carries on from; null for any other run. */
+  /** The run a retry or a one-step run (`runs retry`, `runs run-step`) carries on from, keeping its finished steps. */
   retry_of: ColumnType<string | null, string | null | undefined, string | null>;
   /** The step a retry ran from, or the one step a one-step run ran. */
   retry_from: ColumnType<string | null, string | null | undefined, string | null>;
