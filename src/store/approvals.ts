@@ -32,17 +32,8 @@ export interface ApprovalFormInput {
   description?: string;
 }
 
-export interface NewApproval {
-  run_id: string;
-  step: string;
-  message: string;
-  approvers: string[];
-  deadline: string;
-  required?: number;
-  self_approval?: boolean;
-  not_before?: string | null;
-  form?: ApprovalFormInput[];
-}
+export type NewApproval = Pick<ApprovalRecord, "run_id" | "step" | "message" | "approvers" | "deadline"> &
+  Partial<Pick<ApprovalRecord, "required" | "self_approval" | "not_before" | "form">>;
 
 export interface ApprovalAnswerInput {
   decision: ApprovalDecision;

@@ -14,15 +14,8 @@ export type BotVersionRecord = Omit<Selectable<BotVersionsTable>, "summary" | "e
   error: ErrorInfo | null;
 };
 
-export interface NewBotVersion {
-  bot_id: string;
-  version: number;
-  run_id?: string | null;
-  state: BotVersionState;
-  reason: BotVersionReason;
-  summary: Record<string, unknown>;
-  created_by?: string | null;
-}
+export type NewBotVersion = Pick<BotVersionRecord, "bot_id" | "version" | "state" | "reason" | "summary"> &
+  Partial<Pick<BotVersionRecord, "run_id" | "created_by">>;
 
 export type BotVersionPatch = Partial<
   Pick<BotVersionRecord, "run_id" | "state" | "image" | "error" | "finished_at">

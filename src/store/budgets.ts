@@ -49,19 +49,18 @@ export function budgetsRepo(ctx: StoreContext): BudgetsRepo {
         platform_bound: change.platform_bound ?? false,
         updated_at: isoTime(ctx.now()),
       };
-      const row = { ...record, platform_bound: record.platform_bound ? 1 : 0 };
+      const { usd_per_day, usd_per_month, updated_at, updated_by } = record;
+      const changes = {
+        usd_per_day,
+        usd_per_month,
+        updated_at,
+        updated_by,
+        platform_bound: record.platform_bound ? 1 : 0,
+      };
       await ctx.db
         .insertInto("budgets")
-        .values(row)
-        .onConflict((conflict) =>
-          conflict.columns(["scope", "subject"]).doUpdateSet({
-            usd_per_day: row.usd_per_day,
-            usd_per_month: row.usd_per_month,
-            updated_at: row.updated_at,
-            updated_by: row.updated_by,
-            platform_bound: row.platform_bound,
-          }),
-        )
+        .values({ scope, subject, ...changes })
+        .onConflict((conflict) => conflict.columns(["scope", "subject"]).doUpdateSet(changes))
         .execute();
       return record;
     },

@@ -1,7 +1,7 @@
 import type { Selectable } from "kysely";
 import { decodeJson, encodeJson, isoTime, tenantKey, tenantOf } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
-import type { ForgeRunsTable, ForgesTable } from "./schema.js";
+import type { ForgeDeliveriesTable, ForgeRunsTable, ForgesTable } from "./schema.js";
 
 /** The settings every task of a forge gets, as an agent run body takes them. */
 export interface ForgeTaskSettings {
@@ -82,21 +82,14 @@ export interface ForgesRepo {
   /** A tenant's forges (`null`: outside any tenant; undefined: every tenant's). */
   list(tenantId: string | null | undefined): Promise<ForgeRecord[]>;
   remove(id: string): Promise<boolean>;
-  recordDelivery(input: {
-    forge_id: string;
-    delivery_id: string;
-    event: string;
-  }): Promise<{ first: boolean; earlier?: { outcome: string; run_id: string | null } }>;
+  recordDelivery(
+    input: Pick<ForgeDeliveriesTable, "forge_id" | "delivery_id" | "event">,
+  ): Promise<{ first: boolean; earlier?: { outcome: string; run_id: string | null } }>;
   /** What became of a delivery: `started`, `ignored: ...`, `refused: ...`. */
   settleDelivery(forgeId: string, deliveryId: string, outcome: string, runId: string | null): Promise<void>;
   /** Forgets claimed deliveries not settled, so that their redelivery is acted on (see `forgetDeliveries`). */
   forgetDeliveries(forgeId: string, deliveryIds: string[]): Promise<void>;
-  addRun(input: {
-    run_id: string;
-    forge_id: string;
-    issue_number: number;
-    pull_number: number | null;
-  }): Promise<void>;
+  addRun(input: Omit<ForgeRun, "reported" | "created_at">): Promise<void>;
   getRun(runId: string): Promise<ForgeRun | undefined>;
   latestRun(forgeId: string, number: { issue: number } | { pull: number }): Promise<ForgeRun | undefined>;
   markReported(runId: string, pullNumber: number | null): Promise<boolean>;

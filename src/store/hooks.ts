@@ -13,15 +13,7 @@ export type HookRecord = Omit<Selectable<HooksTable>, "secret" | "tenant_id" | "
 };
 
 /** What `hooks.create` stores; the secret is sealed with the store's key before it is written. */
-export interface NewHook {
-  id: string;
-  name: string;
-  tenant_id: string | null;
-  workflow: string;
-  vars: Record<string, string>;
-  secret: string;
-  created_by: string | null;
-}
+export type NewHook = Omit<HookRecord, "created_at"> & { secret: string };
 
 /** A delivery of a hook already received: the run it started. */
 export interface HookDelivery {
@@ -61,11 +53,9 @@ export interface HooksRepo {
    * as stored: the caller's when it won, else the earlier one, whose run is the answer to a
    * delivery sent again.
    */
-  recordDelivery(input: {
-    hook_id: string;
-    delivery_id: string;
-    run_id: string;
-  }): Promise<{ delivery: HookDelivery; first: boolean }>;
+  recordDelivery(
+    input: Omit<HookDelivery, "received_at">,
+  ): Promise<{ delivery: HookDelivery; first: boolean }>;
   /** Forgets a delivery whose run could not start. */
   forgetDelivery(hookId: string, deliveryId: string): Promise<void>;
   /**

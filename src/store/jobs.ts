@@ -46,25 +46,43 @@ function toJobRecord(ctx: StoreContext, row: Selectable<JobsTable>): JobRecord {
   };
 }
 
+/** What the statement of a state change runs with (see `moveJob`). */
+interface Move {
+  id: string;
+  from: readonly JobStatus[];
+  runnerId: string | null;
+  batches: number | null;
+  set: Updateable<JobsTable>;
+}
+
+const moveStatement = preparedStatement(
+  (ctx, v: Move, input: Move) =>
+    ctx.db
+      .updateTable("jobs")
+      .set(v.set)
+      .where("id", "=", v.id)
+      .where("status", "in", v.from)
+      .$if(input.runnerId !== null, (update) => update.where("runner_id", "=", v.runnerId ?? ""))
+      .$if(input.batches !== null, (update) => update.where("last_event_seq", ">=", v.batches ?? 0))
+      .returningAll()
+      .compile(),
+  (input) => `${input.runnerId === null ? "" : "runner"}|${input.batches === null ? "" : "batches"}`,
+);
+
 /**
  * The one statement of a state change: `set` (and `updated_at`) on job `id` only while its status
- * is one of `from` and, with `runnerId`, that runner holds it; undefined when it no longer is.
+ * is one of `from`, with `runnerId` while that runner holds it, and with `batches` once that many
+ * of its event batches are stored; undefined when it no longer is.
  */
 async function moveJob(
   ctx: StoreContext,
   id: string,
-  where: { from: readonly JobStatus[]; runnerId?: string },
+  where: { from: readonly JobStatus[]; runnerId?: string; batches?: number | undefined },
   set: Updateable<JobsTable>,
 ): Promise<JobRecord | undefined> {
-  const { from, runnerId } = where;
-  const row = await ctx.db
-    .updateTable("jobs")
-    .set({ ...set, updated_at: isoTime(ctx.now()) })
-    .where("id", "=", id)
-    .where("status", "in", from)
-    .$if(runnerId !== undefined, (update) => update.where("runner_id", "=", runnerId ?? ""))
-    .returningAll()
-    .executeTakeFirst();
+  const { from, runnerId = null, batches = null } = where;
+  const move = { id, from, runnerId, batches, set: { ...set, updated_at: isoTime(ctx.now()) } };
+  const row = (await moveStatement(ctx, move)).rows[0];
   return row && toJobRecord(ctx, row);
 }
 
@@ -142,31 +160,6 @@ const claimStatement = preparedStatement(
   },
   (input) =>
     `${input.tenants}|${input.types === null ? "any" : "types"}|${input.replicaId === null ? "" : "replica"}`,
-);
-
-const acceptStatement = preparedStatement((ctx, v: { id: string; runnerId: string; now: string }) =>
-  ctx.db
-    .updateTable("jobs")
-    .set({ status: "running", updated_at: v.now })
-    .where("id", "=", v.id)
-    .where("status", "=", "assigned")
-    .where("runner_id", "=", v.runnerId)
-    .returningAll()
-    .compile(),
-);
-
-const completeStatement = preparedStatement(
-  (ctx, v: { id: string; runnerId: string; result: string; now: string; batches: number | null }, input) =>
-    ctx.db
-      .updateTable("jobs")
-      .set({ status: "done", result: v.result, lease_expires_at: null, updated_at: v.now })
-      .where("id", "=", v.id)
-      .where("status", "in", leasedStatuses)
-      .where("runner_id", "=", v.runnerId)
-      .$if(input.batches !== null, (update) => update.where("last_event_seq", ">=", v.batches ?? 0))
-      .returningAll()
-      .compile(),
-  (input) => (input.batches === null ? "" : "batches"),
 );
 
 /** The jobs for runners: one step attempt, agent task or bot life each. */
@@ -326,27 +319,14 @@ export function jobsRepo(ctx: StoreContext): JobsRepo {
       );
     },
     /** One statement: the runner took up the job it was assigned; only that runner can say so. */
-    async accept(id, runnerId) {
-      const row = (await acceptStatement(ctx, { id, runnerId, now: isoTime(ctx.now()) })).rows[0];
-      return row && toJobRecord(ctx, row);
-    },
+    accept: (id, runnerId) => moveJob(ctx, id, { from: ["assigned"], runnerId }, { status: "running" }),
     /**
      * One statement: the runner holding the job reported its result. Only while it still holds it:
      * a job lost or canceled meanwhile keeps the outcome it got then. With `batches`, only once that
      * many of its event batches are stored.
      */
-    async complete(id, runnerId, result, batches) {
-      const row = (
-        await completeStatement(ctx, {
-          id,
-          runnerId,
-          result: ctx.cipher.seal(encodeJson(result)),
-          now: isoTime(ctx.now()),
-          batches: batches ?? null,
-        })
-      ).rows[0];
-      return row && toJobRecord(ctx, row);
-    },
+    complete: (id, runnerId, result, batches) =>
+      moveJob(ctx, id, { from: leasedStatuses, runnerId, batches }, ending("done", result)),
     /**
      * One statement: the runner gave the job back before it started it (it is draining or stopping);
      * it is queued again at once for any runner. A job it accepted is not returned: it is lost.

@@ -124,13 +124,11 @@ export interface SavedWorkflowsRepo {
   /** The version a name's triggers run (its highest promoted); undefined when none is. */
   live(tenantId: string | null, name: string): Promise<SavedWorkflowRecord | undefined>;
   /** Makes a pending version live with its schedules; false when it is not pending (see `promoteVersion`). */
-  promote(input: {
-    tenant_id: string | null;
-    name: string;
-    version: number;
-    promoted_by: string | null;
-    schedules: readonly NewSchedule[];
-  }): Promise<boolean>;
+  promote(
+    input: Pick<SavedWorkflowRecord, "tenant_id" | "name" | "version" | "promoted_by"> & {
+      schedules: readonly NewSchedule[];
+    },
+  ): Promise<boolean>;
   /** A tenant's saved workflows by name (`undefined`: every tenant's). */
   list(tenantId: string | null | undefined): Promise<SavedWorkflowSummary[]>;
   /** The versions of a name, newest first, without their text. */

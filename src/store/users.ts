@@ -14,12 +14,9 @@ export type UserRecord = Omit<UserWithHash, "password_hash">;
 export type UserWithHash = Selectable<UsersTable>;
 
 /** What `users.create` needs; the caller hashes the password. */
-export interface NewUser {
-  username: string;
+export type NewUser = Pick<UserWithHash, "username" | "role" | "password_hash"> & {
   tenant_id?: string | null;
-  role: UserRole;
-  password_hash: string;
-}
+};
 
 const recordColumns = [
   "id",
