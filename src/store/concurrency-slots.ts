@@ -57,7 +57,13 @@ async function groupRuns(
  * with one.
  */
 export interface ConcurrencySlotsRepo {
-  /** Takes the group's slot for the run if it is free and no run queued before waits; true when held. */
+  /**
+   * Takes the group's slot for the run, in one statement: a new row, or the row of a holder whose
+   * run has ended (any final status frees it, whoever wrote that status), and only when no run of
+   * the group queued before this one still waits (submit order). On PostgreSQL the unique key
+   * makes concurrent takers of one group wait for each other, and the loser finds the winner
+   * holding it; SQLite runs one writer at a time. True when the run holds the slot now.
+   */
   take(claim: SlotClaim): Promise<boolean>;
   /** Frees the slot a run holds; false when it held none. */
   release(runId: string): Promise<boolean>;
@@ -69,13 +75,6 @@ export interface ConcurrencySlotsRepo {
 
 export function concurrencySlotsRepo(ctx: StoreContext): ConcurrencySlotsRepo {
   return {
-    /**
-     * Takes the group's slot for the run, in one statement: a new row, or the row of a holder whose
-     * run has ended (any final status frees it, whoever wrote that status), and only when no run of
-     * the group queued before this one still waits (submit order). On PostgreSQL the unique key
-     * makes concurrent takers of one group wait for each other, and the loser finds the winner
-     * holding it; SQLite runs one writer at a time. True when the run holds the slot now.
-     */
     async take(claim) {
       const tenant = tenantKey(claim.tenant_id);
       const held = await ctx.db
@@ -104,7 +103,6 @@ export function concurrencySlotsRepo(ctx: StoreContext): ConcurrencySlotsRepo {
         returning run_id`.execute(ctx.db);
       return taken.rows[0]?.run_id === claim.run_id;
     },
-    /** Frees the slot the run holds, if it holds one (its run has ended, or never needs it). */
     async release(runId) {
       const result = await ctx.db
         .deleteFrom("concurrency_slots")
@@ -112,7 +110,6 @@ export function concurrencySlotsRepo(ctx: StoreContext): ConcurrencySlotsRepo {
         .executeTakeFirst();
       return result.numDeletedRows > 0n;
     },
-    /** What a run that does not hold its group's slot waits for; undefined when nothing stands before it. */
     async waitingFor(claim) {
       const tenant = tenantKey(claim.tenant_id);
       const holder = await ctx.db

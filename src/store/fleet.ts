@@ -46,7 +46,10 @@ export interface FleetRepo {
   heartbeat(input: ReplicaInput, opts?: { ifPresent?: boolean }): Promise<boolean>;
   /** Every replica row, live or presumed dead. */
   listReplicas(): Promise<ReplicaRecord[]>;
-  /** Forgets replicas not seen since `seenBefore` (or all but `except`); their runners go offline. */
+  /**
+   * Forgets replicas (those not seen since `seenBefore`, all but `except`, or `only` one, while
+   * its `seen_at` is still `seenAt`), marks their runners offline, and returns their ids.
+   */
   removeReplicas(opts: {
     seenBefore?: string;
     seenAt?: string;
@@ -54,8 +57,10 @@ export interface FleetRepo {
     only?: string;
   }): Promise<string[]>;
   /**
-   * Takes the queued and running runs no live replica carries (and with `own`, those named for
-   * `replicaId` already) for `replicaId`; returns them oldest first. Two adopters never get the same run.
+   * Marks queued and running runs as carried by `replicaId` and returns them, oldest first: those
+   * no live replica carries (their replica has no row, or none is named), and with `own` also those
+   * already named for `replicaId` (a restart of the same replica). One statement per run, guarded
+   * by what it read, so two adopters never take the same run.
    */
   adoptRuns(replicaId: string, opts?: { own?: boolean }): Promise<RunRecord[]>;
   /** The replica carrying a run (null: none), or undefined for an unknown run. */
@@ -75,10 +80,6 @@ export function fleetRepo(ctx: StoreContext, heartbeats: StoreContext = ctx): Fl
     async listReplicas() {
       return ctx.db.selectFrom("replicas").selectAll().orderBy("id").execute();
     },
-    /**
-     * Forgets replicas (those not seen since `seenBefore`, all but `except`, or `only` one, while
-     * its `seen_at` is still `seenAt`), marks their runners offline, and returns their ids.
-     */
     async removeReplicas(opts) {
       let remove = ctx.db.deleteFrom("replicas");
       if (opts.only !== undefined) remove = remove.where("id", "=", opts.only);
@@ -96,12 +97,6 @@ export function fleetRepo(ctx: StoreContext, heartbeats: StoreContext = ctx): Fl
       }
       return gone.sort();
     },
-    /**
-     * Marks queued and running runs as carried by `replicaId` and returns them, oldest first: those
-     * no live replica carries (their replica has no row, or none is named), and with `own` also those
-     * already named for `replicaId` (a restart of the same replica). One statement per run, guarded
-     * by what it read, so two adopters never take the same run.
-     */
     async adoptRuns(replicaId, opts = {}) {
       const rows = await ctx.db
         .updateTable("runs")
@@ -127,7 +122,6 @@ export function fleetRepo(ctx: StoreContext, heartbeats: StoreContext = ctx): Fl
         .map((row) => toRunRecord(ctx, row))
         .sort((a, b) => a.created_at.localeCompare(b.created_at) || a.id.localeCompare(b.id));
     },
-    /** The replica carrying a run, or null; undefined for an unknown run. */
     async runReplica(runId) {
       const row = await ctx.db
         .selectFrom("runs")
@@ -136,7 +130,6 @@ export function fleetRepo(ctx: StoreContext, heartbeats: StoreContext = ctx): Fl
         .executeTakeFirst();
       return row ? row.replica_id : undefined;
     },
-    /** Records that a queued or running run is to be canceled; false when it has ended or is unknown. */
     async requestRunCancel(runId) {
       const result = await ctx.db
         .updateTable("runs")
@@ -146,7 +139,6 @@ export function fleetRepo(ctx: StoreContext, heartbeats: StoreContext = ctx): Fl
         .executeTakeFirst();
       return result.numUpdatedRows > 0n;
     },
-    /** Whether someone asked to cancel the run. */
     async cancelRequested(runId) {
       const row = await ctx.db
         .selectFrom("runs")
@@ -155,7 +147,6 @@ export function fleetRepo(ctx: StoreContext, heartbeats: StoreContext = ctx): Fl
         .executeTakeFirst();
       return Boolean(row?.cancel_requested_at);
     },
-    /** The queued and running runs `replicaId` carries with a cancel request: the sweep for lost messages. */
     async cancelRequestedRuns(replicaId) {
       const rows = await ctx.db
         .selectFrom("runs")

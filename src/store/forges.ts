@@ -87,7 +87,11 @@ export interface ForgesRepo {
   ): Promise<{ first: boolean; earlier?: { outcome: string; run_id: string | null } }>;
   /** What became of a delivery: `started`, `ignored: ...`, `refused: ...`. */
   settleDelivery(forgeId: string, deliveryId: string, outcome: string, runId: string | null): Promise<void>;
-  /** Forgets claimed deliveries not settled, so that their redelivery is acted on (see `forgetDeliveries`). */
+  /**
+   * Forgets deliveries that were claimed and never settled (the forge's API failed, the quota
+   * refused, the run could not be stored): the forge's redelivery of them is then acted on. A
+   * settled delivery is kept.
+   */
   forgetDeliveries(forgeId: string, deliveryIds: string[]): Promise<void>;
   addRun(input: Omit<ForgeRun, "reported" | "created_at">): Promise<void>;
   getRun(runId: string): Promise<ForgeRun | undefined>;
@@ -199,11 +203,6 @@ export function forgesRepo(ctx: StoreContext): ForgesRepo {
         .where("delivery_id", "=", deliveryId)
         .execute();
     },
-    /**
-     * Forgets deliveries that were claimed and never settled (the forge's API failed, the quota
-     * refused, the run could not be stored): the forge's redelivery of them is then acted on. A
-     * settled delivery is kept.
-     */
     async forgetDeliveries(forgeId, deliveryIds) {
       await ctx.db
         .deleteFrom("forge_deliveries")

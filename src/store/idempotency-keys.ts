@@ -34,7 +34,12 @@ export type IdempotencyClaim =
 
 /** The `Idempotency-Key`s of creating requests, per caller, and the answers they were given. */
 export interface IdempotencyKeysRepo {
-  /** Claims a key to serve its request, or says why not (see `claimKey`). */
+  /**
+   * Claims a key, insert first: whoever inserts the row serves the request, on any replica sharing
+   * the database, and everyone else reads the row. An expired row, or a claim left unanswered past
+   * its timeout, is deleted first, so its key can be claimed again (each deleter and inserter races
+   * on the primary key, and one wins).
+   */
   claim(request: IdempotencyRequest): Promise<IdempotencyClaim>;
   /** Keeps the 2xx answer of a claim; false when the claim was taken over meanwhile. */
   complete(owner: string, key: string, claimId: string, answer: IdempotentAnswer): Promise<boolean>;
@@ -46,12 +51,6 @@ export interface IdempotencyKeysRepo {
 
 export function idempotencyKeysRepo(ctx: StoreContext): IdempotencyKeysRepo {
   const repo: IdempotencyKeysRepo = {
-    /**
-     * Claims a key, insert first: whoever inserts the row serves the request, on any replica sharing
-     * the database, and everyone else reads the row. An expired row, or a claim left unanswered past
-     * its timeout, is deleted first, so its key can be claimed again (each deleter and inserter races
-     * on the primary key, and one wins).
-     */
     async claim(request) {
       const now = ctx.now();
       const stale = isoTime(new Date(now.getTime() - request.claim_timeout_ms));
@@ -95,7 +94,6 @@ export function idempotencyKeysRepo(ctx: StoreContext): IdempotencyKeysRepo {
       if (held.status === null || held.response === null) return { state: "in_use" };
       return { state: "answered", answer: { status: held.status, body: held.response } };
     },
-    /** Keeps a claim's 2xx answer; false when the claim is no longer this one's. */
     async complete(owner, key, claimId, answer) {
       const result = await ctx.db
         .updateTable("idempotency_keys")
@@ -106,7 +104,6 @@ export function idempotencyKeysRepo(ctx: StoreContext): IdempotencyKeysRepo {
         .executeTakeFirst();
       return result.numUpdatedRows > 0n;
     },
-    /** Deletes a claim whose request was not answered 2xx, so the key may be sent again. */
     async release(owner, key, claimId) {
       await ctx.db
         .deleteFrom("idempotency_keys")
@@ -116,7 +113,6 @@ export function idempotencyKeysRepo(ctx: StoreContext): IdempotencyKeysRepo {
         .where("status", "is", null)
         .execute();
     },
-    /** Deletes the keys past their time; answers how many. */
     async prune() {
       const result = await ctx.db
         .deleteFrom("idempotency_keys")

@@ -318,7 +318,6 @@ export function jobsRepo(ctx: StoreContext): JobsRepo {
         },
       );
     },
-    /** One statement: the runner took up the job it was assigned; only that runner can say so. */
     accept: (id, runnerId) => moveJob(ctx, id, { from: ["assigned"], runnerId }, { status: "running" }),
     /**
      * One statement: the runner holding the job reported its result. Only while it still holds it:

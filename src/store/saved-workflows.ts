@@ -123,7 +123,11 @@ export interface SavedWorkflowsRepo {
   get(tenantId: string | null, name: string, version?: number): Promise<SavedWorkflowRecord | undefined>;
   /** The version a name's triggers run (its highest promoted); undefined when none is. */
   live(tenantId: string | null, name: string): Promise<SavedWorkflowRecord | undefined>;
-  /** Makes a pending version live with its schedules; false when it is not pending (see `promoteVersion`). */
+  /**
+   * Makes a pending version the one its name's triggers run, and its schedules the name's, in one
+   * transaction. False when the version does not exist or is no longer pending (promoted already,
+   * or older than the live version: another promotion came first).
+   */
   promote(
     input: Pick<SavedWorkflowRecord, "tenant_id" | "name" | "version" | "promoted_by"> & {
       schedules: readonly NewSchedule[];
@@ -138,42 +142,31 @@ export interface SavedWorkflowsRepo {
 }
 
 export function savedWorkflowsRepo(ctx: StoreContext): SavedWorkflowsRepo {
+  /** A name's `version`, else its newest version (of the promoted ones only, with `promoted`). */
+  const newest = async (
+    tenantId: string | null,
+    name: string,
+    only: { version?: number | undefined; promoted?: boolean },
+  ) => {
+    const row = await ctx.db
+      .selectFrom("saved_workflows")
+      .selectAll()
+      .where("tenant_id", "=", tenantKey(tenantId))
+      .where("name", "=", name)
+      .$if(only.version !== undefined, (q) => q.where("version", "=", only.version ?? 0))
+      .$if(only.promoted === true, (q) => q.where("promoted_at", "is not", null))
+      .orderBy("version", "desc")
+      .limit(1)
+      .executeTakeFirst();
+    return row && toRecord(ctx, row);
+  };
   const repo: SavedWorkflowsRepo = {
     save: (input) => {
       if (input.name === "") throw new RunyardError("INVALID_INPUT", "a saved workflow needs a name");
       return saveWorkflow(ctx, input);
     },
-    async get(tenantId, name, version) {
-      let select = ctx.db
-        .selectFrom("saved_workflows")
-        .selectAll()
-        .where("tenant_id", "=", tenantKey(tenantId))
-        .where("name", "=", name);
-      select =
-        version === undefined
-          ? select.orderBy("version", "desc").limit(1)
-          : select.where("version", "=", version);
-      const row = await select.executeTakeFirst();
-      return row && toRecord(ctx, row);
-    },
-    /** The version a name's triggers run: its highest promoted one. */
-    async live(tenantId, name) {
-      const row = await ctx.db
-        .selectFrom("saved_workflows")
-        .selectAll()
-        .where("tenant_id", "=", tenantKey(tenantId))
-        .where("name", "=", name)
-        .where("promoted_at", "is not", null)
-        .orderBy("version", "desc")
-        .limit(1)
-        .executeTakeFirst();
-      return row && toRecord(ctx, row);
-    },
-    /**
-     * Makes a pending version the one its name's triggers run, and its schedules the name's, in one
-     * transaction. False when the version does not exist or is no longer pending (promoted already,
-     * or older than the live version: another promotion came first).
-     */
+    get: (tenantId, name, version) => newest(tenantId, name, { version }),
+    live: (tenantId, name) => newest(tenantId, name, { promoted: true }),
     async promote(input) {
       const tenant = tenantKey(input.tenant_id);
       return ctx.db.transaction().execute(async (trx) => {
@@ -241,7 +234,6 @@ export function savedWorkflowsRepo(ctx: StoreContext): SavedWorkflowsRepo {
       }
       return summaries;
     },
-    /** The versions of one name, newest first, without their text. */
     async versions(tenantId, name) {
       const rows = await ctx.db
         .selectFrom("saved_workflows")
@@ -258,7 +250,6 @@ export function savedWorkflowsRepo(ctx: StoreContext): SavedWorkflowsRepo {
         promoted_by: row.promoted_by ?? null,
       }));
     },
-    /** Deletes every version of a name, its schedules and their ticks, in one transaction. */
     async remove(tenantId, name) {
       const tenant = tenantKey(tenantId);
       return ctx.db.transaction().execute(async (trx) => {

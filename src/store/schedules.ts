@@ -90,33 +90,21 @@ export async function replaceSchedules(
       catch_up: schedule.catch_up,
       owner,
     };
-    if (known && kept) {
-      await ctx.db.updateTable("schedules").set(fields).where("id", "=", known.id).execute();
-    } else if (known) {
+    const afresh = {
+      ...fields,
+      armed_at: isoTime(schedule.armed_at),
+      last_tick_at: null,
+      next_tick_at: schedule.next_tick_at && isoTime(schedule.next_tick_at),
+    };
+    if (known) {
       await ctx.db
         .updateTable("schedules")
-        .set({
-          ...fields,
-          armed_at: isoTime(schedule.armed_at),
-          last_tick_at: null,
-          next_tick_at: schedule.next_tick_at && isoTime(schedule.next_tick_at),
-        })
+        .set(kept ? fields : afresh)
         .where("id", "=", known.id)
         .execute();
     } else {
-      await ctx.db
-        .insertInto("schedules")
-        .values({
-          id: newId("sch"),
-          tenant_id: tenant,
-          workflow_name: name,
-          position,
-          ...fields,
-          armed_at: isoTime(schedule.armed_at),
-          last_tick_at: null,
-          next_tick_at: schedule.next_tick_at && isoTime(schedule.next_tick_at),
-        })
-        .execute();
+      const row = { id: newId("sch"), tenant_id: tenant, workflow_name: name, position, ...afresh };
+      await ctx.db.insertInto("schedules").values(row).execute();
     }
   }
 }
