@@ -4,7 +4,7 @@ import type { RunEvent, UnnumberedEvent } from "../core/events.js";
 import { recordAgentUsage } from "./agent-usage.js";
 import { decodeJson, encodeJson, int, isoTime } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
-import { type PreparingContext, preparedStatement } from "./prepared.js";
+import { preparedStatement } from "./prepared.js";
 import {
   type AppendedRunEvents,
   type AppendRunEventsOptions,
@@ -12,9 +12,11 @@ import {
   dropOldestOutput,
   type EventRow,
   eventRow,
+  eventValues,
   fenced,
   insertEvents,
   type JobBatchRef,
+  jobMustExist,
   preparedRowsMax,
 } from "./run-events.js";
 import { type CutOutput, capRunLog, type RunLogState, rollingOverflow } from "./run-log-cap.js";
@@ -132,11 +134,6 @@ export async function appendRunEvents(
   });
 }
 
-/**
- * The job's compare-and-set, then the run's row locked and read; "duplicate" when the job's
- * batch was stored before. PostgreSQL does both in one statement, locking the run only when the
- * compare-and-set took.
- */
 /** PostgreSQL: the job's compare-and-set, and the run's row locked only if it took. */
 const lockRunForJobBatch = preparedStatement(
   (ctx, v: { jobId: string; seq: number; now: string; runnerId: string | null; runId: string }, input) => {
@@ -168,6 +165,11 @@ const lockRunRow = preparedStatement((ctx, v: { runId: string }) =>
     .compile(),
 );
 
+/**
+ * The job's compare-and-set, then the run's row locked and read; "duplicate" when the job's
+ * batch was stored before. PostgreSQL does both in one statement, locking the run only when the
+ * compare-and-set took.
+ */
 async function lockRun(
   ctx: StoreContext,
   runId: string,
@@ -185,8 +187,7 @@ async function lockRun(
     if (run) return run;
     // No row: the run does not exist (then the transaction rolls back), or the batch was stored.
     if (!(await runExists(ctx.db, runId))) throw runNotFound(runId);
-    const known = await ctx.db.selectFrom("jobs").select("id").where("id", "=", job.id).executeTakeFirst();
-    if (!known) throw new RunyardError("NOT_FOUND", `no job ${job.id}`);
+    await jobMustExist(ctx.db, job.id);
     return "duplicate";
   }
   if (job && !(await advanceJobBatch(ctx, job))) return "duplicate";
@@ -262,7 +263,7 @@ const insertAfterExpected = preparedStatement(
       )
       insert into run_events (run_id, seq, type, ts, data)
       select e.run_id, e.seq, e.type, e.ts, e.data
-      from run, (values ${sql.join(v.rows.map((row) => sql`(${row.run_id}, ${row.seq}::bigint, ${row.type}, ${row.ts}, ${row.data})`))}) as e(run_id, seq, type, ts, data)
+      from run, (values ${eventValues(v.rows)}) as e(run_id, seq, type, ts, data)
       returning 1
     `.compile(ctx.db),
   (input) => `${startedShape(input)}|${input.carrier === null ? "" : "carried"}`,
@@ -274,7 +275,7 @@ const insertAndUpdateRun = preparedStatement(
     sql`/* appendRunEvents: events, run's seq, log state and record */
       with ins as (
         insert into run_events (run_id, seq, type, ts, data)
-        values ${sql.join(v.rows.map((row) => sql`(${row.run_id}, ${row.seq}::bigint, ${row.type}, ${row.ts}, ${row.data})`))}
+        values ${eventValues(v.rows)}
       )
       update runs set ${runRowAssignments(v, input)}
       where id = ${v.runId}
@@ -292,15 +293,11 @@ async function storeNumbered(ctx: StoreContext, rows: EventRow[], row: RunRowUpd
   await insertAndUpdateRun(ctx, { ...row, rows });
 }
 
-const updateRunRow = preparedStatement(
+const updateRun = preparedStatement(
   (ctx, v: RunRowUpdate, input) =>
     sql`update runs set ${runRowAssignments(v, input)} where id = ${v.runId}`.compile(ctx.db),
   startedShape,
 );
-
-async function updateRun(ctx: PreparingContext, row: RunRowUpdate): Promise<void> {
-  await updateRunRow(ctx, row);
-}
 
 async function runExists(db: Kysely<Database>, runId: string): Promise<boolean> {
   return (await db.selectFrom("runs").select("id").where("id", "=", runId).executeTakeFirst()) !== undefined;

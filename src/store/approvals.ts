@@ -5,36 +5,22 @@ import type { ApprovalsTable, ApprovalVotesTable } from "./schema.js";
 
 export type ApprovalDecision = "approved" | "rejected" | "timeout";
 
-/** An approval step's wait, and its answer once given. */
-export interface ApprovalRecord {
-  run_id: string;
-  step: string;
-  /** What the approvers read (the step's message, its variables filled in, secrets masked). */
-  message: string;
+/** An approval step's wait, and its answer once given: its row, the JSON columns read. */
+export type ApprovalRecord = Omit<
+  Selectable<ApprovalsTable>,
+  "approvers" | "self_approval" | "form" | "inputs" | "approved_by"
+> & {
   /** Usernames and `role:admin` / `role:member` of the run's tenant. */
   approvers: string[];
-  /** No answer by then is a rejection. */
-  deadline: string;
-  /** Null while the step waits. */
-  decision: ApprovalDecision | null;
-  /** A username, or `token <id>` for a token without a user; null for a timeout. */
-  answered_by: string | null;
-  comment: string | null;
-  answered_at: string | null;
-  created_at: string;
-  /** Distinct approvers who must approve. */
-  required: number;
   /** False: the run's submitter may not answer. */
   self_approval: boolean;
-  /** No answer is taken before it; null: at once. */
-  not_before: string | null;
   /** The inputs the approver fills in (the engine's `ApprovalInput`s). */
   form: ApprovalFormInput[];
   /** Approved: the form's values. */
   inputs: Record<string, string> | null;
   /** Approved: who approved, in order. */
   approved_by: string[] | null;
-}
+};
 
 /** One field of an approval's form, as stored. */
 export interface ApprovalFormInput {
@@ -46,17 +32,8 @@ export interface ApprovalFormInput {
   description?: string;
 }
 
-export interface NewApproval {
-  run_id: string;
-  step: string;
-  message: string;
-  approvers: string[];
-  deadline: string;
-  required?: number;
-  self_approval?: boolean;
-  not_before?: string | null;
-  form?: ApprovalFormInput[];
-}
+export type NewApproval = Pick<ApprovalRecord, "run_id" | "step" | "message" | "approvers" | "deadline"> &
+  Partial<Pick<ApprovalRecord, "required" | "self_approval" | "not_before" | "form">>;
 
 export interface ApprovalAnswerInput {
   decision: ApprovalDecision;
@@ -67,15 +44,9 @@ export interface ApprovalAnswerInput {
 }
 
 /** One approver's answer, as stored. */
-export interface ApprovalVoteRecord {
-  run_id: string;
-  step: string;
-  voter: string;
-  decision: "approved" | "rejected";
+export type ApprovalVoteRecord = Omit<Selectable<ApprovalVotesTable>, "inputs"> & {
   inputs: Record<string, string> | null;
-  comment: string | null;
-  answered_at: string;
-}
+};
 
 function toRecord(row: Selectable<ApprovalsTable>): ApprovalRecord {
   return {
@@ -91,121 +62,6 @@ function toRecord(row: Selectable<ApprovalsTable>): ApprovalRecord {
 
 function toVote(row: Selectable<ApprovalVotesTable>): ApprovalVoteRecord {
   return { ...row, inputs: row.inputs === null ? null : decodeJson<Record<string, string>>(row.inputs) };
-}
-
-async function getApproval(ctx: StoreContext, runId: string, step: string) {
-  const row = await ctx.db
-    .selectFrom("approvals")
-    .selectAll()
-    .where("run_id", "=", runId)
-    .where("step", "=", step)
-    .executeTakeFirst();
-  return row && toRecord(row);
-}
-
-/** Inserts the wait unless the step has one: a resumed engine opens it again and keeps the first. */
-async function openApproval(ctx: StoreContext, input: NewApproval): Promise<ApprovalRecord> {
-  await ctx.db
-    .insertInto("approvals")
-    .values({
-      run_id: input.run_id,
-      step: input.step,
-      message: input.message,
-      approvers: encodeJson(input.approvers),
-      deadline: isoTime(input.deadline),
-      decision: null,
-      answered_by: null,
-      comment: null,
-      answered_at: null,
-      created_at: isoTime(ctx.now()),
-      required: input.required ?? 1,
-      self_approval: input.self_approval === false ? 0 : 1,
-      not_before: input.not_before ? isoTime(input.not_before) : null,
-      form: input.form && input.form.length > 0 ? encodeJson(input.form) : null,
-      inputs: null,
-      approved_by: null,
-    })
-    .onConflict((conflict) => conflict.columns(["run_id", "step"]).doNothing())
-    .execute();
-  const stored = await getApproval(ctx, input.run_id, input.step);
-  if (!stored) throw new Error(`approval of ${input.run_id}/${input.step} vanished as it was stored`);
-  return stored;
-}
-
-/**
- * One statement per dialect: the answer lands only on a wait not answered yet, so two answers
- * (two approvers, or an approver and the deadline, on any replicas) can never both count.
- */
-async function answerApproval(
-  ctx: StoreContext,
-  runId: string,
-  step: string,
-  answer: ApprovalAnswerInput,
-): Promise<ApprovalRecord | undefined> {
-  const row = await ctx.db
-    .updateTable("approvals")
-    .set({
-      decision: answer.decision,
-      answered_by: answer.by,
-      comment: answer.comment ?? null,
-      answered_at: isoTime(ctx.now()),
-      inputs: answer.inputs ? encodeJson(answer.inputs) : null,
-      approved_by: answer.approved_by ? encodeJson(answer.approved_by) : null,
-    })
-    .where("run_id", "=", runId)
-    .where("step", "=", step)
-    .where("decision", "is", null)
-    .returningAll()
-    .executeTakeFirst();
-  return row && toRecord(row);
-}
-
-async function listApprovals(ctx: StoreContext, runId: string): Promise<ApprovalRecord[]> {
-  const rows = await ctx.db
-    .selectFrom("approvals")
-    .selectAll()
-    .where("run_id", "=", runId)
-    .orderBy("created_at")
-    .orderBy("step")
-    .execute();
-  return rows.map(toRecord);
-}
-
-/**
- * Stores one approver's answer; undefined when that approver answered the step already. The
- * primary key (run, step, approver) decides, in one statement per dialect, on any replica.
- */
-async function voteApproval(
-  ctx: StoreContext,
-  vote: Omit<ApprovalVoteRecord, "answered_at">,
-): Promise<ApprovalVoteRecord | undefined> {
-  const row = await ctx.db
-    .insertInto("approval_votes")
-    .values({
-      run_id: vote.run_id,
-      step: vote.step,
-      voter: vote.voter,
-      decision: vote.decision,
-      inputs: vote.inputs ? encodeJson(vote.inputs) : null,
-      comment: vote.comment,
-      answered_at: isoTime(ctx.now()),
-    })
-    .onConflict((conflict) => conflict.columns(["run_id", "step", "voter"]).doNothing())
-    .returningAll()
-    .executeTakeFirst();
-  return row && toVote(row);
-}
-
-async function listVotes(ctx: StoreContext, runId: string, step: string): Promise<ApprovalVoteRecord[]> {
-  const rows = await ctx.db
-    .selectFrom("approval_votes")
-    .selectAll()
-    .where("run_id", "=", runId)
-    .where("step", "=", step)
-    .orderBy("answered_at")
-    .orderBy("voter")
-    .execute();
-  return rows.map(toVote);
 }
 
 /** Approval steps' waits and answers, one per run and step. */
@@ -224,12 +80,108 @@ export interface ApprovalsRepo {
 }
 
 export function approvalsRepo(ctx: StoreContext): ApprovalsRepo {
-  return {
-    open: (input) => openApproval(ctx, input),
-    get: (runId, step) => getApproval(ctx, runId, step),
-    answer: (runId, step, answer) => answerApproval(ctx, runId, step, answer),
-    listForRun: (runId) => listApprovals(ctx, runId),
-    vote: (vote) => voteApproval(ctx, vote),
-    votes: (runId, step) => listVotes(ctx, runId, step),
+  const repo: ApprovalsRepo = {
+    /** Inserts the wait unless the step has one: a resumed engine opens it again and keeps the first. */
+    async open(input) {
+      await ctx.db
+        .insertInto("approvals")
+        .values({
+          run_id: input.run_id,
+          step: input.step,
+          message: input.message,
+          approvers: encodeJson(input.approvers),
+          deadline: isoTime(input.deadline),
+          decision: null,
+          answered_by: null,
+          comment: null,
+          answered_at: null,
+          created_at: isoTime(ctx.now()),
+          required: input.required ?? 1,
+          self_approval: input.self_approval === false ? 0 : 1,
+          not_before: input.not_before ? isoTime(input.not_before) : null,
+          form: input.form && input.form.length > 0 ? encodeJson(input.form) : null,
+          inputs: null,
+          approved_by: null,
+        })
+        .onConflict((conflict) => conflict.columns(["run_id", "step"]).doNothing())
+        .execute();
+      const stored = await repo.get(input.run_id, input.step);
+      if (!stored) throw new Error(`approval of ${input.run_id}/${input.step} vanished as it was stored`);
+      return stored;
+    },
+    async get(runId, step) {
+      const row = await ctx.db
+        .selectFrom("approvals")
+        .selectAll()
+        .where("run_id", "=", runId)
+        .where("step", "=", step)
+        .executeTakeFirst();
+      return row && toRecord(row);
+    },
+    /**
+     * One statement per dialect: the answer lands only on a wait not answered yet, so two answers
+     * (two approvers, or an approver and the deadline, on any replicas) can never both count.
+     */
+    async answer(runId, step, answer) {
+      const row = await ctx.db
+        .updateTable("approvals")
+        .set({
+          decision: answer.decision,
+          answered_by: answer.by,
+          comment: answer.comment ?? null,
+          answered_at: isoTime(ctx.now()),
+          inputs: answer.inputs ? encodeJson(answer.inputs) : null,
+          approved_by: answer.approved_by ? encodeJson(answer.approved_by) : null,
+        })
+        .where("run_id", "=", runId)
+        .where("step", "=", step)
+        .where("decision", "is", null)
+        .returningAll()
+        .executeTakeFirst();
+      return row && toRecord(row);
+    },
+    async listForRun(runId) {
+      const rows = await ctx.db
+        .selectFrom("approvals")
+        .selectAll()
+        .where("run_id", "=", runId)
+        .orderBy("created_at")
+        .orderBy("step")
+        .execute();
+      return rows.map(toRecord);
+    },
+    /**
+     * Stores one approver's answer; undefined when that approver answered the step already. The
+     * primary key (run, step, approver) decides, in one statement per dialect, on any replica.
+     */
+    async vote(vote) {
+      const row = await ctx.db
+        .insertInto("approval_votes")
+        .values({
+          run_id: vote.run_id,
+          step: vote.step,
+          voter: vote.voter,
+          decision: vote.decision,
+          inputs: vote.inputs ? encodeJson(vote.inputs) : null,
+          comment: vote.comment,
+          answered_at: isoTime(ctx.now()),
+        })
+        .onConflict((conflict) => conflict.columns(["run_id", "step", "voter"]).doNothing())
+        .returningAll()
+        .executeTakeFirst();
+      return row && toVote(row);
+    },
+    async votes(runId, step) {
+      const rows = await ctx.db
+        .selectFrom("approval_votes")
+        .selectAll()
+        .where("run_id", "=", runId)
+        .where("step", "=", step)
+        .orderBy("answered_at")
+        .orderBy("voter")
+        .execute();
+      return rows.map(toVote);
+    },
   };
+  return repo;
 }

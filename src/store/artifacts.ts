@@ -6,20 +6,10 @@ import type { StoreContext } from "./dialect.js";
 import type { ArtifactsTable } from "./schema.js";
 
 /** A stored artifact of a run, without its content (`artifacts.list`). */
-export interface ArtifactInfo {
-  /** Unique within the run: an upload under a name the run has replaces it. */
-  name: string;
+export type ArtifactInfo = Omit<Selectable<ArtifactsTable>, "run_id" | "content" | "size"> & {
   /** Bytes of the content as UTF-8. */
   size: number;
-  /** As uploaded, e.g. `text/x-diff`, `application/x-ndjson`. */
-  content_type: string;
-  /** Hex SHA-256 of the content's UTF-8 bytes. */
-  sha256: string;
-  /** The job whose runner uploaded it; null when the server stored it itself. */
-  job_id: string | null;
-  /** When this content was stored (a replaced artifact gets the time of the replacement). */
-  created_at: string;
-}
+};
 
 /** An artifact with its content (`artifacts.get`). */
 export interface Artifact extends ArtifactInfo {
@@ -42,69 +32,7 @@ const loneSurrogate = /\p{Cs}/u;
 const infoColumns = ["name", "size", "content_type", "sha256", "job_id", "created_at"] as const;
 
 function toArtifactInfo(row: Pick<Selectable<ArtifactsTable>, (typeof infoColumns)[number]>): ArtifactInfo {
-  return {
-    name: row.name,
-    size: int(row.size),
-    content_type: row.content_type,
-    sha256: row.sha256,
-    job_id: row.job_id,
-    created_at: row.created_at,
-  };
-}
-
-async function putArtifact(ctx: StoreContext, input: NewArtifact): Promise<ArtifactInfo> {
-  // A lone surrogate would be stored as U+FFFD, and the bytes read back would not be the ones hashed.
-  if (loneSurrogate.test(input.content)) {
-    throw new RunyardError("INVALID_INPUT", `artifact ${input.name} is not well-formed Unicode text`, {
-      hint: "Artifacts hold UTF-8 text (diffs, JSONL, logs); encode binary data, e.g. as base64.",
-    });
-  }
-  const bytes = Buffer.from(input.content, "utf8");
-  const stored = {
-    job_id: input.job_id ?? null,
-    size: bytes.length,
-    content_type: input.content_type,
-    content: ctx.cipher.seal(input.content),
-    sha256: createHash("sha256").update(bytes).digest("hex"),
-    created_at: isoTime(ctx.now()),
-  };
-  try {
-    const row = await ctx.db
-      .insertInto("artifacts")
-      .values({ run_id: input.run_id, name: input.name, ...stored })
-      .onConflict((conflict) => conflict.columns(["run_id", "name"]).doUpdateSet(stored))
-      .returning(infoColumns)
-      .executeTakeFirstOrThrow();
-    return toArtifactInfo(row);
-  } catch (error) {
-    if (ctx.dialect.constraintViolation(error) === "foreign_key") {
-      throw new RunyardError("NOT_FOUND", `no run ${input.run_id} to store artifact ${input.name} for`, {
-        cause: error,
-      });
-    }
-    throw error;
-  }
-}
-
-async function listArtifacts(ctx: StoreContext, runId: string): Promise<ArtifactInfo[]> {
-  const rows = await ctx.db
-    .selectFrom("artifacts")
-    .select(infoColumns)
-    .where("run_id", "=", runId)
-    .orderBy("name")
-    .execute();
-  return rows.map(toArtifactInfo);
-}
-
-async function getArtifact(ctx: StoreContext, runId: string, name: string): Promise<Artifact | undefined> {
-  const row = await ctx.db
-    .selectFrom("artifacts")
-    .select([...infoColumns, "content"])
-    .where("run_id", "=", runId)
-    .where("name", "=", name)
-    .executeTakeFirst();
-  if (!row) return undefined;
-  return { ...toArtifactInfo(row), content: ctx.cipher.open(row.content) };
+  return { ...row, size: int(row.size) };
 }
 
 /** The artifacts of runs (diffs, transcripts, test output), sealed at rest. */
@@ -123,8 +51,57 @@ export interface ArtifactsRepo {
 
 export function artifactsRepo(ctx: StoreContext): ArtifactsRepo {
   return {
-    put: (input) => putArtifact(ctx, input),
-    list: (runId) => listArtifacts(ctx, runId),
-    get: (runId, name) => getArtifact(ctx, runId, name),
+    async put(input) {
+      // A lone surrogate would be stored as U+FFFD, and the bytes read back would not be the ones hashed.
+      if (loneSurrogate.test(input.content)) {
+        throw new RunyardError("INVALID_INPUT", `artifact ${input.name} is not well-formed Unicode text`, {
+          hint: "Artifacts hold UTF-8 text (diffs, JSONL, logs); encode binary data, e.g. as base64.",
+        });
+      }
+      const bytes = Buffer.from(input.content, "utf8");
+      const stored = {
+        job_id: input.job_id ?? null,
+        size: bytes.length,
+        content_type: input.content_type,
+        content: ctx.cipher.seal(input.content),
+        sha256: createHash("sha256").update(bytes).digest("hex"),
+        created_at: isoTime(ctx.now()),
+      };
+      try {
+        const row = await ctx.db
+          .insertInto("artifacts")
+          .values({ run_id: input.run_id, name: input.name, ...stored })
+          .onConflict((conflict) => conflict.columns(["run_id", "name"]).doUpdateSet(stored))
+          .returning(infoColumns)
+          .executeTakeFirstOrThrow();
+        return toArtifactInfo(row);
+      } catch (error) {
+        if (ctx.dialect.constraintViolation(error) === "foreign_key") {
+          throw new RunyardError("NOT_FOUND", `no run ${input.run_id} to store artifact ${input.name} for`, {
+            cause: error,
+          });
+        }
+        throw error;
+      }
+    },
+    async list(runId) {
+      const rows = await ctx.db
+        .selectFrom("artifacts")
+        .select(infoColumns)
+        .where("run_id", "=", runId)
+        .orderBy("name")
+        .execute();
+      return rows.map(toArtifactInfo);
+    },
+    async get(runId, name) {
+      const row = await ctx.db
+        .selectFrom("artifacts")
+        .select([...infoColumns, "content"])
+        .where("run_id", "=", runId)
+        .where("name", "=", name)
+        .executeTakeFirst();
+      if (!row) return undefined;
+      return { ...toArtifactInfo(row), content: ctx.cipher.open(row.content) };
+    },
   };
 }

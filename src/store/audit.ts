@@ -138,64 +138,6 @@ function auditRow(ctx: StoreContext, id: string, input: NewAuditEvent): Selectab
   };
 }
 
-async function appendAudit(ctx: StoreContext, input: NewAuditEvent): Promise<AuditEvent> {
-  const row = auditRow(ctx, nextAuditId(), input);
-  await ctx.db.insertInto("audit_events").values(row).execute();
-  return toAuditEvent(row);
-}
-
-/** One statement per dialect: insert the tally, or replace the details (its count) of the stored one. */
-async function tallyAudit(ctx: StoreContext, id: string, input: NewAuditEvent): Promise<void> {
-  const row = auditRow(ctx, id, input);
-  await ctx.db
-    .insertInto("audit_events")
-    .values(row)
-    .onConflict((oc) => oc.column("id").doUpdateSet({ details: row.details }))
-    .execute();
-}
-
-async function pruneAudit(ctx: StoreContext, before: string): Promise<number> {
-  const result = await ctx.db.deleteFrom("audit_events").where("at", "<", isoTime(before)).executeTakeFirst();
-  return Number(result.numDeletedRows);
-}
-
-async function listAudit(ctx: StoreContext, query: ListAuditQuery = {}): Promise<AuditPage> {
-  const limit = pageSize(query.limit);
-  let cursor: { id: string; at: string } | undefined;
-  if (query.before !== undefined) {
-    cursor = await ctx.db
-      .selectFrom("audit_events")
-      .select(["id", "at"])
-      .where("id", "=", query.before)
-      .executeTakeFirst();
-    if (!cursor) {
-      throw new RunyardError("INVALID_INPUT", `unknown page cursor: no audit entry ${query.before}`, {
-        hint: "Pass the `next` value of the previous page as the cursor, or none for the first page.",
-      });
-    }
-  }
-  let select = ctx.db.selectFrom("audit_events").selectAll();
-  if (query.action !== undefined) select = select.where("action", "=", query.action);
-  if (query.target !== undefined) select = select.where("target", "=", query.target);
-  if (query.tenantId === null) select = select.where("tenant_id", "is", null);
-  else if (query.tenantId !== undefined) select = select.where("tenant_id", "=", query.tenantId);
-  if (query.since !== undefined) select = select.where("at", ">=", isoTime(query.since));
-  if (cursor) {
-    const after = cursor;
-    select = select.where((eb) =>
-      eb.or([eb("at", "<", after.at), eb.and([eb("at", "=", after.at), eb("id", "<", after.id)])]),
-    );
-  }
-  const rows = await select
-    .orderBy("at", "desc")
-    .orderBy("id", "desc")
-    .limit(limit + 1)
-    .execute();
-  const events = rows.slice(0, limit).map(toAuditEvent);
-  const last = events.at(-1);
-  return rows.length > limit && last ? { events, next: last.id } : { events };
-}
-
 /** The audit log: who logged in, changed tokens, users and secrets, cancelled runs. */
 export interface AuditRepo {
   /** Adds an entry to the audit log and returns it. */
@@ -213,9 +155,62 @@ export interface AuditRepo {
 
 export function auditRepo(ctx: StoreContext): AuditRepo {
   return {
-    append: (input) => appendAudit(ctx, input),
-    tally: (id, input) => tallyAudit(ctx, id, input),
-    prune: (before) => pruneAudit(ctx, before),
-    list: (query) => listAudit(ctx, query),
+    async append(input) {
+      const row = auditRow(ctx, nextAuditId(), input);
+      await ctx.db.insertInto("audit_events").values(row).execute();
+      return toAuditEvent(row);
+    },
+    /** One statement per dialect: insert the tally, or replace the details (its count) of the stored one. */
+    async tally(id, input) {
+      const row = auditRow(ctx, id, input);
+      await ctx.db
+        .insertInto("audit_events")
+        .values(row)
+        .onConflict((oc) => oc.column("id").doUpdateSet({ details: row.details }))
+        .execute();
+    },
+    async prune(before) {
+      const result = await ctx.db
+        .deleteFrom("audit_events")
+        .where("at", "<", isoTime(before))
+        .executeTakeFirst();
+      return Number(result.numDeletedRows);
+    },
+    async list(query = {}) {
+      const limit = pageSize(query.limit);
+      let cursor: { id: string; at: string } | undefined;
+      if (query.before !== undefined) {
+        cursor = await ctx.db
+          .selectFrom("audit_events")
+          .select(["id", "at"])
+          .where("id", "=", query.before)
+          .executeTakeFirst();
+        if (!cursor) {
+          throw new RunyardError("INVALID_INPUT", `unknown page cursor: no audit entry ${query.before}`, {
+            hint: "Pass the `next` value of the previous page as the cursor, or none for the first page.",
+          });
+        }
+      }
+      let select = ctx.db.selectFrom("audit_events").selectAll();
+      if (query.action !== undefined) select = select.where("action", "=", query.action);
+      if (query.target !== undefined) select = select.where("target", "=", query.target);
+      if (query.tenantId === null) select = select.where("tenant_id", "is", null);
+      else if (query.tenantId !== undefined) select = select.where("tenant_id", "=", query.tenantId);
+      if (query.since !== undefined) select = select.where("at", ">=", isoTime(query.since));
+      if (cursor) {
+        const after = cursor;
+        select = select.where((eb) =>
+          eb.or([eb("at", "<", after.at), eb.and([eb("at", "=", after.at), eb("id", "<", after.id)])]),
+        );
+      }
+      const rows = await select
+        .orderBy("at", "desc")
+        .orderBy("id", "desc")
+        .limit(limit + 1)
+        .execute();
+      const events = rows.slice(0, limit).map(toAuditEvent);
+      const last = events.at(-1);
+      return rows.length > limit && last ? { events, next: last.id } : { events };
+    },
   };
 }

@@ -8,31 +8,14 @@ export type BotVersionState = BotVersionsTable["state"];
 export type BotVersionReason = BotVersionsTable["reason"];
 
 /** One version of a bot: its start, an update, a rollback or an env change. */
-export interface BotVersionRecord {
-  bot_id: string;
-  version: number;
-  /** The run of that version's life: its sealed spec is what the version is made of. */
-  run_id: string | null;
-  state: BotVersionState;
-  reason: BotVersionReason;
+export type BotVersionRecord = Omit<Selectable<BotVersionsTable>, "summary" | "error"> & {
   /** What may be shown of it: the source without archive bytes or passwords, env names. */
   summary: Record<string, unknown>;
-  image: string | null;
   error: ErrorInfo | null;
-  created_by: string | null;
-  created_at: string;
-  finished_at: string | null;
-}
+};
 
-export interface NewBotVersion {
-  bot_id: string;
-  version: number;
-  run_id?: string | null;
-  state: BotVersionState;
-  reason: BotVersionReason;
-  summary: Record<string, unknown>;
-  created_by?: string | null;
-}
+export type NewBotVersion = Pick<BotVersionRecord, "bot_id" | "version" | "state" | "reason" | "summary"> &
+  Partial<Pick<BotVersionRecord, "run_id" | "created_by">>;
 
 export type BotVersionPatch = Partial<
   Pick<BotVersionRecord, "run_id" | "state" | "image" | "error" | "finished_at">

@@ -7,17 +7,10 @@ import type { BudgetsTable } from "./schema.js";
 export type BudgetScope = "tenant" | "user";
 
 /** The dollar limits an admin set for a tenant or a user; null: no limit for that period. */
-export interface BudgetRecord {
-  scope: BudgetScope;
-  /** The tenant's id, or the user's name. */
-  subject: string;
-  usd_per_day: number | null;
-  usd_per_month: number | null;
-  updated_at: string;
-  updated_by: string | null;
+export type BudgetRecord = Omit<Selectable<BudgetsTable>, "platform_bound"> & {
   /** A platform admin's: a tenant's admin may lower it, never lift or clear it. */
   platform_bound: boolean;
-}
+};
 
 export interface BudgetChange {
   usd_per_day: number | null;
@@ -56,19 +49,18 @@ export function budgetsRepo(ctx: StoreContext): BudgetsRepo {
         platform_bound: change.platform_bound ?? false,
         updated_at: isoTime(ctx.now()),
       };
-      const row = { ...record, platform_bound: record.platform_bound ? 1 : 0 };
+      const { usd_per_day, usd_per_month, updated_at, updated_by } = record;
+      const changes = {
+        usd_per_day,
+        usd_per_month,
+        updated_at,
+        updated_by,
+        platform_bound: record.platform_bound ? 1 : 0,
+      };
       await ctx.db
         .insertInto("budgets")
-        .values(row)
-        .onConflict((conflict) =>
-          conflict.columns(["scope", "subject"]).doUpdateSet({
-            usd_per_day: row.usd_per_day,
-            usd_per_month: row.usd_per_month,
-            updated_at: row.updated_at,
-            updated_by: row.updated_by,
-            platform_bound: row.platform_bound,
-          }),
-        )
+        .values({ scope, subject, ...changes })
+        .onConflict((conflict) => conflict.columns(["scope", "subject"]).doUpdateSet(changes))
         .execute();
       return record;
     },

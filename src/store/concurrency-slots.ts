@@ -26,65 +26,6 @@ export interface SlotClaim {
 
 const live: readonly RunStatus[] = ["queued", "running"];
 
-/**
- * Takes the group's slot for the run, in one statement: a new row, or the row of a holder whose
- * run has ended (any final status frees it, whoever wrote that status), and only when no run of
- * the group queued before this one still waits (submit order). On PostgreSQL the unique key
- * makes concurrent takers of one group wait for each other, and the loser finds the winner
- * holding it; SQLite runs one writer at a time. True when the run holds the slot now.
- */
-async function takeSlot(ctx: StoreContext, claim: SlotClaim): Promise<boolean> {
-  const tenant = tenantKey(claim.tenant_id);
-  const held = await ctx.db
-    .selectFrom("concurrency_slots")
-    .select("run_id")
-    .where("tenant_id", "=", tenant)
-    .where("group_name", "=", claim.group)
-    .executeTakeFirst();
-  // Carried on after a restart or an adoption: it took the slot before.
-  if (held?.run_id === claim.run_id) return true;
-  const createdAt = isoTime(claim.created_at);
-  const taken = await sql<{ run_id: string }>`
-    insert into concurrency_slots (tenant_id, group_name, run_id, taken_at)
-    select cast(${tenant} as text), cast(${claim.group} as text), cast(${claim.run_id} as text),
-      cast(${isoTime(ctx.now())} as text)
-    where not exists (
-      select 1 from runs ahead
-      where coalesce(ahead.tenant_id, '') = ${tenant} and ahead.concurrency_group = ${claim.group}
-        and ahead.status = 'queued'
-        and (ahead.created_at < ${createdAt} or (ahead.created_at = ${createdAt} and ahead.id < ${claim.run_id})))
-    on conflict (tenant_id, group_name) do update
-      set run_id = excluded.run_id, taken_at = excluded.taken_at
-      where not exists (
-        select 1 from runs holder
-        where holder.id = concurrency_slots.run_id and holder.status in ('queued', 'running'))
-    returning run_id`.execute(ctx.db);
-  return taken.rows[0]?.run_id === claim.run_id;
-}
-
-/** Frees the slot the run holds, if it holds one (its run has ended, or never needs it). */
-async function releaseSlot(ctx: StoreContext, runId: string): Promise<boolean> {
-  const result = await ctx.db.deleteFrom("concurrency_slots").where("run_id", "=", runId).executeTakeFirst();
-  return result.numDeletedRows > 0n;
-}
-
-/** What a run that does not hold its group's slot waits for; undefined when nothing stands before it. */
-async function slotWait(ctx: StoreContext, claim: SlotClaim): Promise<SlotWait | undefined> {
-  const tenant = tenantKey(claim.tenant_id);
-  const holder = await ctx.db
-    .selectFrom("concurrency_slots")
-    .innerJoin("runs", "runs.id", "concurrency_slots.run_id")
-    .select(["runs.id as run_id", "runs.status"])
-    .where("concurrency_slots.tenant_id", "=", tenant)
-    .where("concurrency_slots.group_name", "=", claim.group)
-    .where("runs.status", "in", live)
-    .executeTakeFirst();
-  if (holder && holder.run_id !== claim.run_id) return { why: "holds", run: holder };
-  if (holder) return undefined;
-  const [first] = await groupRuns(ctx, claim, ["queued"]);
-  return first ? { why: "ahead", run: first } : undefined;
-}
-
 /** The group's runs in `statuses` queued before the claimant, oldest first. */
 async function groupRuns(
   ctx: StoreContext,
@@ -116,7 +57,13 @@ async function groupRuns(
  * with one.
  */
 export interface ConcurrencySlotsRepo {
-  /** Takes the group's slot for the run if it is free and no run queued before waits; true when held. */
+  /**
+   * Takes the group's slot for the run, in one statement: a new row, or the row of a holder whose
+   * run has ended (any final status frees it, whoever wrote that status), and only when no run of
+   * the group queued before this one still waits (submit order). On PostgreSQL the unique key
+   * makes concurrent takers of one group wait for each other, and the loser finds the winner
+   * holding it; SQLite runs one writer at a time. True when the run holds the slot now.
+   */
   take(claim: SlotClaim): Promise<boolean>;
   /** Frees the slot a run holds; false when it held none. */
   release(runId: string): Promise<boolean>;
@@ -128,9 +75,56 @@ export interface ConcurrencySlotsRepo {
 
 export function concurrencySlotsRepo(ctx: StoreContext): ConcurrencySlotsRepo {
   return {
-    take: (claim) => takeSlot(ctx, claim),
-    release: (runId) => releaseSlot(ctx, runId),
-    waitingFor: (claim) => slotWait(ctx, claim),
+    async take(claim) {
+      const tenant = tenantKey(claim.tenant_id);
+      const held = await ctx.db
+        .selectFrom("concurrency_slots")
+        .select("run_id")
+        .where("tenant_id", "=", tenant)
+        .where("group_name", "=", claim.group)
+        .executeTakeFirst();
+      // Carried on after a restart or an adoption: it took the slot before.
+      if (held?.run_id === claim.run_id) return true;
+      const createdAt = isoTime(claim.created_at);
+      const taken = await sql<{ run_id: string }>`
+        insert into concurrency_slots (tenant_id, group_name, run_id, taken_at)
+        select cast(${tenant} as text), cast(${claim.group} as text), cast(${claim.run_id} as text),
+          cast(${isoTime(ctx.now())} as text)
+        where not exists (
+          select 1 from runs ahead
+          where coalesce(ahead.tenant_id, '') = ${tenant} and ahead.concurrency_group = ${claim.group}
+            and ahead.status = 'queued'
+            and (ahead.created_at < ${createdAt} or (ahead.created_at = ${createdAt} and ahead.id < ${claim.run_id})))
+        on conflict (tenant_id, group_name) do update
+          set run_id = excluded.run_id, taken_at = excluded.taken_at
+          where not exists (
+            select 1 from runs holder
+            where holder.id = concurrency_slots.run_id and holder.status in ('queued', 'running'))
+        returning run_id`.execute(ctx.db);
+      return taken.rows[0]?.run_id === claim.run_id;
+    },
+    async release(runId) {
+      const result = await ctx.db
+        .deleteFrom("concurrency_slots")
+        .where("run_id", "=", runId)
+        .executeTakeFirst();
+      return result.numDeletedRows > 0n;
+    },
+    async waitingFor(claim) {
+      const tenant = tenantKey(claim.tenant_id);
+      const holder = await ctx.db
+        .selectFrom("concurrency_slots")
+        .innerJoin("runs", "runs.id", "concurrency_slots.run_id")
+        .select(["runs.id as run_id", "runs.status"])
+        .where("concurrency_slots.tenant_id", "=", tenant)
+        .where("concurrency_slots.group_name", "=", claim.group)
+        .where("runs.status", "in", live)
+        .executeTakeFirst();
+      if (holder && holder.run_id !== claim.run_id) return { why: "holds", run: holder };
+      if (holder) return undefined;
+      const [first] = await groupRuns(ctx, claim, ["queued"]);
+      return first ? { why: "ahead", run: first } : undefined;
+    },
     runsBefore: (claim) => groupRuns(ctx, claim),
   };
 }

@@ -37,108 +37,6 @@ async function heartbeatReplica(
   return true;
 }
 
-async function listReplicas(ctx: StoreContext): Promise<ReplicaRecord[]> {
-  const rows = await ctx.db.selectFrom("replicas").selectAll().orderBy("id").execute();
-  return rows;
-}
-
-/**
- * Forgets replicas (those not seen since `seenBefore`, all but `except`, or `only` one, while
- * its `seen_at` is still `seenAt`), marks their runners offline, and returns their ids.
- */
-async function removeReplicas(
-  ctx: StoreContext,
-  opts: { seenBefore?: string; seenAt?: string; except?: string; only?: string },
-): Promise<string[]> {
-  let remove = ctx.db.deleteFrom("replicas");
-  if (opts.only !== undefined) remove = remove.where("id", "=", opts.only);
-  if (opts.seenAt !== undefined) remove = remove.where("seen_at", "=", opts.seenAt);
-  if (opts.seenBefore !== undefined) remove = remove.where("seen_at", "<", isoTime(opts.seenBefore));
-  if (opts.except !== undefined) remove = remove.where("id", "!=", opts.except);
-  const gone = (await remove.returning("id").execute()).map((row) => row.id);
-  if (gone.length > 0) {
-    await ctx.db
-      .updateTable("runners")
-      .set({ status: "offline" })
-      .where("replica_id", "in", gone)
-      .where("status", "=", "online")
-      .execute();
-  }
-  return gone.sort();
-}
-
-/**
- * Marks queued and running runs as carried by `replicaId` and returns them, oldest first: those
- * no live replica carries (their replica has no row, or none is named), and with `own` also those
- * already named for `replicaId` (a restart of the same replica). One statement per run, guarded
- * by what it read, so two adopters never take the same run.
- */
-async function adoptRuns(
-  ctx: StoreContext,
-  replicaId: string,
-  opts: { own?: boolean; limit?: number } = {},
-): Promise<RunRecord[]> {
-  const rows = await ctx.db
-    .updateTable("runs")
-    .set({ replica_id: replicaId })
-    .where("status", "in", ["queued", "running"])
-    .where((eb) => {
-      const orphan = eb.or([
-        eb("replica_id", "is", null),
-        eb.not(
-          eb.exists(
-            eb.selectFrom("replicas").select("replicas.id").whereRef("replicas.id", "=", "runs.replica_id"),
-          ),
-        ),
-      ]);
-      return opts.own ? eb.or([orphan, eb("replica_id", "=", replicaId)]) : orphan;
-    })
-    .returningAll()
-    .execute();
-  return rows
-    .map((row) => toRunRecord(ctx, row))
-    .sort((a, b) => a.created_at.localeCompare(b.created_at) || a.id.localeCompare(b.id));
-}
-
-/** The replica carrying a run, or null; undefined for an unknown run. */
-async function runReplica(ctx: StoreContext, runId: string): Promise<string | null | undefined> {
-  const row = await ctx.db.selectFrom("runs").select("replica_id").where("id", "=", runId).executeTakeFirst();
-  return row ? row.replica_id : undefined;
-}
-
-/** Records that a queued or running run is to be canceled; false when it has ended or is unknown. */
-async function requestRunCancel(ctx: StoreContext, runId: string): Promise<boolean> {
-  const result = await ctx.db
-    .updateTable("runs")
-    .set({ cancel_requested_at: isoTime(ctx.now()) })
-    .where("id", "=", runId)
-    .where("status", "in", ["queued", "running"])
-    .executeTakeFirst();
-  return result.numUpdatedRows > 0n;
-}
-
-/** Whether someone asked to cancel the run. */
-async function cancelRequested(ctx: StoreContext, runId: string): Promise<boolean> {
-  const row = await ctx.db
-    .selectFrom("runs")
-    .select("cancel_requested_at")
-    .where("id", "=", runId)
-    .executeTakeFirst();
-  return Boolean(row?.cancel_requested_at);
-}
-
-/** The queued and running runs `replicaId` carries with a cancel request: the sweep for lost messages. */
-async function cancelRequestedRuns(ctx: StoreContext, replicaId: string): Promise<string[]> {
-  const rows = await ctx.db
-    .selectFrom("runs")
-    .select("id")
-    .where("replica_id", "=", replicaId)
-    .where("status", "in", ["queued", "running"])
-    .where("cancel_requested_at", "is not", null)
-    .execute();
-  return rows.map((row) => row.id);
-}
-
 /** The server replicas on one database, and which of them carries each run. */
 export interface FleetRepo {
   /**
@@ -148,7 +46,10 @@ export interface FleetRepo {
   heartbeat(input: ReplicaInput, opts?: { ifPresent?: boolean }): Promise<boolean>;
   /** Every replica row, live or presumed dead. */
   listReplicas(): Promise<ReplicaRecord[]>;
-  /** Forgets replicas not seen since `seenBefore` (or all but `except`); their runners go offline. */
+  /**
+   * Forgets replicas (those not seen since `seenBefore`, all but `except`, or `only` one, while
+   * its `seen_at` is still `seenAt`), marks their runners offline, and returns their ids.
+   */
   removeReplicas(opts: {
     seenBefore?: string;
     seenAt?: string;
@@ -156,8 +57,10 @@ export interface FleetRepo {
     only?: string;
   }): Promise<string[]>;
   /**
-   * Takes the queued and running runs no live replica carries (and with `own`, those named for
-   * `replicaId` already) for `replicaId`; returns them oldest first. Two adopters never get the same run.
+   * Marks queued and running runs as carried by `replicaId` and returns them, oldest first: those
+   * no live replica carries (their replica has no row, or none is named), and with `own` also those
+   * already named for `replicaId` (a restart of the same replica). One statement per run, guarded
+   * by what it read, so two adopters never take the same run.
    */
   adoptRuns(replicaId: string, opts?: { own?: boolean }): Promise<RunRecord[]>;
   /** The replica carrying a run (null: none), or undefined for an unknown run. */
@@ -174,12 +77,85 @@ export interface FleetRepo {
 export function fleetRepo(ctx: StoreContext, heartbeats: StoreContext = ctx): FleetRepo {
   return {
     heartbeat: (input, opts) => heartbeatReplica(heartbeats, input, opts),
-    listReplicas: () => listReplicas(ctx),
-    removeReplicas: (opts) => removeReplicas(ctx, opts),
-    adoptRuns: (replicaId, opts) => adoptRuns(ctx, replicaId, opts),
-    runReplica: (runId) => runReplica(ctx, runId),
-    requestRunCancel: (runId) => requestRunCancel(ctx, runId),
-    cancelRequested: (runId) => cancelRequested(ctx, runId),
-    cancelRequestedRuns: (replicaId) => cancelRequestedRuns(ctx, replicaId),
+    async listReplicas() {
+      return ctx.db.selectFrom("replicas").selectAll().orderBy("id").execute();
+    },
+    async removeReplicas(opts) {
+      let remove = ctx.db.deleteFrom("replicas");
+      if (opts.only !== undefined) remove = remove.where("id", "=", opts.only);
+      if (opts.seenAt !== undefined) remove = remove.where("seen_at", "=", opts.seenAt);
+      if (opts.seenBefore !== undefined) remove = remove.where("seen_at", "<", isoTime(opts.seenBefore));
+      if (opts.except !== undefined) remove = remove.where("id", "!=", opts.except);
+      const gone = (await remove.returning("id").execute()).map((row) => row.id);
+      if (gone.length > 0) {
+        await ctx.db
+          .updateTable("runners")
+          .set({ status: "offline" })
+          .where("replica_id", "in", gone)
+          .where("status", "=", "online")
+          .execute();
+      }
+      return gone.sort();
+    },
+    async adoptRuns(replicaId, opts = {}) {
+      const rows = await ctx.db
+        .updateTable("runs")
+        .set({ replica_id: replicaId })
+        .where("status", "in", ["queued", "running"])
+        .where((eb) => {
+          const orphan = eb.or([
+            eb("replica_id", "is", null),
+            eb.not(
+              eb.exists(
+                eb
+                  .selectFrom("replicas")
+                  .select("replicas.id")
+                  .whereRef("replicas.id", "=", "runs.replica_id"),
+              ),
+            ),
+          ]);
+          return opts.own ? eb.or([orphan, eb("replica_id", "=", replicaId)]) : orphan;
+        })
+        .returningAll()
+        .execute();
+      return rows
+        .map((row) => toRunRecord(ctx, row))
+        .sort((a, b) => a.created_at.localeCompare(b.created_at) || a.id.localeCompare(b.id));
+    },
+    async runReplica(runId) {
+      const row = await ctx.db
+        .selectFrom("runs")
+        .select("replica_id")
+        .where("id", "=", runId)
+        .executeTakeFirst();
+      return row ? row.replica_id : undefined;
+    },
+    async requestRunCancel(runId) {
+      const result = await ctx.db
+        .updateTable("runs")
+        .set({ cancel_requested_at: isoTime(ctx.now()) })
+        .where("id", "=", runId)
+        .where("status", "in", ["queued", "running"])
+        .executeTakeFirst();
+      return result.numUpdatedRows > 0n;
+    },
+    async cancelRequested(runId) {
+      const row = await ctx.db
+        .selectFrom("runs")
+        .select("cancel_requested_at")
+        .where("id", "=", runId)
+        .executeTakeFirst();
+      return Boolean(row?.cancel_requested_at);
+    },
+    async cancelRequestedRuns(replicaId) {
+      const rows = await ctx.db
+        .selectFrom("runs")
+        .select("id")
+        .where("replica_id", "=", replicaId)
+        .where("status", "in", ["queued", "running"])
+        .where("cancel_requested_at", "is not", null)
+        .execute();
+      return rows.map((row) => row.id);
+    },
   };
 }

@@ -5,32 +5,15 @@ import type { StoreContext } from "./dialect.js";
 import type { HooksTable } from "./schema.js";
 
 /** A signed webhook as anyone who may see it sees it: never its secret. */
-export interface HookRecord {
-  /** What the delivery URL names (`/api/hooks/ID`), unique across the server; not the name. */
-  id: string;
-  /** Unique within its tenant, as saved workflows' names are. */
-  name: string;
+export type HookRecord = Omit<Selectable<HooksTable>, "secret" | "tenant_id" | "vars"> & {
   /** The tenant it belongs to (its runs' tenant); null outside any tenant. */
   tenant_id: string | null;
-  /** The saved workflow of that tenant a delivery starts. */
-  workflow: string;
   /** The workflow's inputs picked from a delivery's JSON body: `{HOOK_BRANCH: "$.ref"}`. */
   vars: Record<string, string>;
-  created_at: string;
-  /** The token id, else the user id, that made it. */
-  created_by: string | null;
-}
+};
 
 /** What `hooks.create` stores; the secret is sealed with the store's key before it is written. */
-export interface NewHook {
-  id: string;
-  name: string;
-  tenant_id: string | null;
-  workflow: string;
-  vars: Record<string, string>;
-  secret: string;
-  created_by: string | null;
-}
+export type NewHook = Omit<HookRecord, "created_at"> & { secret: string };
 
 /** A delivery of a hook already received: the run it started. */
 export interface HookDelivery {
@@ -47,129 +30,7 @@ export interface HookDelivery {
 const recordColumns = ["id", "name", "tenant_id", "workflow", "vars", "created_at", "created_by"] as const;
 
 function toHookRecord(row: Omit<Selectable<HooksTable>, "secret">): HookRecord {
-  return {
-    id: row.id,
-    name: row.name,
-    tenant_id: tenantOf(row.tenant_id),
-    workflow: row.workflow,
-    vars: decodeJson<Record<string, string>>(row.vars),
-    created_at: row.created_at,
-    created_by: row.created_by,
-  };
-}
-
-async function createHook(ctx: StoreContext, input: NewHook): Promise<HookRecord> {
-  const row = {
-    id: input.id,
-    name: input.name,
-    tenant_id: tenantKey(input.tenant_id),
-    workflow: input.workflow,
-    vars: encodeJson(input.vars),
-    created_at: isoTime(ctx.now()),
-    created_by: input.created_by,
-  };
-  try {
-    await ctx.db
-      .insertInto("hooks")
-      .values({ ...row, secret: ctx.cipher.seal(input.secret) })
-      .execute();
-  } catch (error) {
-    if (ctx.dialect.constraintViolation(error) === "unique") {
-      // Names are unique within a tenant: the hook in the way is the caller's tenant's own.
-      throw new RunyardError("CONFLICT", `a hook named ${input.name} exists already`, {
-        hint: `Pick another name, or remove that hook first (\`runyard hook rm ${input.name}\`).`,
-        cause: error,
-      });
-    }
-    throw error;
-  }
-  return toHookRecord(row);
-}
-
-async function getHook(
-  ctx: StoreContext,
-  tenantId: string | null,
-  name: string,
-): Promise<HookRecord | undefined> {
-  const row = await ctx.db
-    .selectFrom("hooks")
-    .select(recordColumns)
-    .where("tenant_id", "=", tenantKey(tenantId))
-    .where("name", "=", name)
-    .executeTakeFirst();
-  return row && toHookRecord(row);
-}
-
-async function hookById(ctx: StoreContext, id: string): Promise<HookRecord | undefined> {
-  const row = await ctx.db.selectFrom("hooks").select(recordColumns).where("id", "=", id).executeTakeFirst();
-  return row && toHookRecord(row);
-}
-
-async function hookSecret(ctx: StoreContext, id: string): Promise<string | undefined> {
-  const row = await ctx.db.selectFrom("hooks").select("secret").where("id", "=", id).executeTakeFirst();
-  return row && ctx.cipher.open(row.secret);
-}
-
-async function listHooks(ctx: StoreContext, tenantId: string | null | undefined): Promise<HookRecord[]> {
-  let select = ctx.db.selectFrom("hooks").select(recordColumns);
-  if (tenantId !== undefined) select = select.where("tenant_id", "=", tenantKey(tenantId));
-  return (await select.orderBy("name").orderBy("tenant_id").execute()).map(toHookRecord);
-}
-
-async function removeHook(ctx: StoreContext, id: string): Promise<boolean> {
-  return ctx.db.transaction().execute(async (trx) => {
-    await trx.deleteFrom("hook_deliveries").where("hook_id", "=", id).execute();
-    const result = await trx.deleteFrom("hooks").where("id", "=", id).executeTakeFirst();
-    return result.numDeletedRows > 0n;
-  });
-}
-
-/**
- * Records a delivery of a hook (under its id, or its body's `sha256:` key) with the id of the run
- * it is to start, in one statement: the first to record a key wins, across replicas. Answers the delivery as stored: the
- * caller's when it won, else the earlier one, whose run is the answer to a delivery sent again.
- */
-async function recordDelivery(
-  ctx: StoreContext,
-  input: { hook_id: string; delivery_id: string; run_id: string },
-): Promise<{ delivery: HookDelivery; first: boolean }> {
-  const inserted = await ctx.db
-    .insertInto("hook_deliveries")
-    .values({ ...input, received_at: isoTime(ctx.now()) })
-    .onConflict((conflict) => conflict.columns(["hook_id", "delivery_id"]).doNothing())
-    .returningAll()
-    .executeTakeFirst();
-  if (inserted?.run_id) return { delivery: { ...inserted, run_id: inserted.run_id }, first: true };
-  const earlier = await ctx.db
-    .selectFrom("hook_deliveries")
-    .selectAll()
-    .where("hook_id", "=", input.hook_id)
-    .where("delivery_id", "=", input.delivery_id)
-    .executeTakeFirst();
-  // Gone between the two statements (its run could not start, or the hook was removed).
-  if (!earlier?.run_id) return recordDelivery(ctx, input);
-  return { delivery: { ...earlier, run_id: earlier.run_id }, first: false };
-}
-
-/** Forgets a delivery whose run could not be started, so the sender may deliver it again. */
-async function forgetDelivery(ctx: StoreContext, hookId: string, deliveryId: string): Promise<void> {
-  await ctx.db
-    .deleteFrom("hook_deliveries")
-    .where("hook_id", "=", hookId)
-    .where("delivery_id", "=", deliveryId)
-    .execute();
-}
-
-/**
- * Deletes deliveries received before `before`: a delivery id is kept long past any sender's
- * retry or redelivery (GitHub redelivers for 3 days), then forgotten so rows do not pile up.
- */
-async function pruneDeliveries(ctx: StoreContext, before: string): Promise<number> {
-  const result = await ctx.db
-    .deleteFrom("hook_deliveries")
-    .where("received_at", "<", isoTime(before))
-    .executeTakeFirst();
-  return Number(result.numDeletedRows);
+  return { ...row, tenant_id: tenantOf(row.tenant_id), vars: decodeJson<Record<string, string>>(row.vars) };
 }
 
 /** Signed webhooks that start saved workflows, and the deliveries each has received. */
@@ -186,28 +47,117 @@ export interface HooksRepo {
   list(tenantId: string | null | undefined): Promise<HookRecord[]>;
   /** Deletes a hook (by id) and its deliveries; false when there was none. */
   remove(id: string): Promise<boolean>;
-  /** Records a delivery and the run it starts, once per hook and delivery id (see `recordDelivery`). */
-  recordDelivery(input: {
-    hook_id: string;
-    delivery_id: string;
-    run_id: string;
-  }): Promise<{ delivery: HookDelivery; first: boolean }>;
+  /**
+   * Records a delivery (under its id, or its body's `sha256:` key) with the id of the run it is to
+   * start, in one statement: the first to record a key wins, across replicas. Answers the delivery
+   * as stored: the caller's when it won, else the earlier one, whose run is the answer to a
+   * delivery sent again.
+   */
+  recordDelivery(
+    input: Omit<HookDelivery, "received_at">,
+  ): Promise<{ delivery: HookDelivery; first: boolean }>;
   /** Forgets a delivery whose run could not start. */
   forgetDelivery(hookId: string, deliveryId: string): Promise<void>;
-  /** Deletes the deliveries received before `before`; answers how many. */
+  /**
+   * Deletes the deliveries received before `before`; answers how many. A delivery id is kept long
+   * past any sender's retry or redelivery (GitHub redelivers for 3 days), then forgotten.
+   */
   pruneDeliveries(before: string): Promise<number>;
 }
 
 export function hooksRepo(ctx: StoreContext): HooksRepo {
-  return {
-    create: (input) => createHook(ctx, input),
-    get: (tenantId, name) => getHook(ctx, tenantId, name),
-    byId: (id) => hookById(ctx, id),
-    secret: (id) => hookSecret(ctx, id),
-    list: (tenantId) => listHooks(ctx, tenantId),
-    remove: (id) => removeHook(ctx, id),
-    recordDelivery: (input) => recordDelivery(ctx, input),
-    forgetDelivery: (hookId, deliveryId) => forgetDelivery(ctx, hookId, deliveryId),
-    pruneDeliveries: (before) => pruneDeliveries(ctx, before),
+  const repo: HooksRepo = {
+    async create(input) {
+      const row = {
+        id: input.id,
+        name: input.name,
+        tenant_id: tenantKey(input.tenant_id),
+        workflow: input.workflow,
+        vars: encodeJson(input.vars),
+        created_at: isoTime(ctx.now()),
+        created_by: input.created_by,
+      };
+      try {
+        await ctx.db
+          .insertInto("hooks")
+          .values({ ...row, secret: ctx.cipher.seal(input.secret) })
+          .execute();
+      } catch (error) {
+        if (ctx.dialect.constraintViolation(error) === "unique") {
+          // Names are unique within a tenant: the hook in the way is the caller's tenant's own.
+          throw new RunyardError("CONFLICT", `a hook named ${input.name} exists already`, {
+            hint: `Pick another name, or remove that hook first (\`runyard hook rm ${input.name}\`).`,
+            cause: error,
+          });
+        }
+        throw error;
+      }
+      return toHookRecord(row);
+    },
+    async get(tenantId, name) {
+      const row = await ctx.db
+        .selectFrom("hooks")
+        .select(recordColumns)
+        .where("tenant_id", "=", tenantKey(tenantId))
+        .where("name", "=", name)
+        .executeTakeFirst();
+      return row && toHookRecord(row);
+    },
+    async byId(id) {
+      const row = await ctx.db
+        .selectFrom("hooks")
+        .select(recordColumns)
+        .where("id", "=", id)
+        .executeTakeFirst();
+      return row && toHookRecord(row);
+    },
+    async secret(id) {
+      const row = await ctx.db.selectFrom("hooks").select("secret").where("id", "=", id).executeTakeFirst();
+      return row && ctx.cipher.open(row.secret);
+    },
+    async list(tenantId) {
+      let select = ctx.db.selectFrom("hooks").select(recordColumns);
+      if (tenantId !== undefined) select = select.where("tenant_id", "=", tenantKey(tenantId));
+      return (await select.orderBy("name").orderBy("tenant_id").execute()).map(toHookRecord);
+    },
+    remove: (id) =>
+      ctx.db.transaction().execute(async (trx) => {
+        await trx.deleteFrom("hook_deliveries").where("hook_id", "=", id).execute();
+        const result = await trx.deleteFrom("hooks").where("id", "=", id).executeTakeFirst();
+        return result.numDeletedRows > 0n;
+      }),
+    async recordDelivery(input) {
+      const inserted = await ctx.db
+        .insertInto("hook_deliveries")
+        .values({ ...input, received_at: isoTime(ctx.now()) })
+        .onConflict((conflict) => conflict.columns(["hook_id", "delivery_id"]).doNothing())
+        .returningAll()
+        .executeTakeFirst();
+      if (inserted?.run_id) return { delivery: { ...inserted, run_id: inserted.run_id }, first: true };
+      const earlier = await ctx.db
+        .selectFrom("hook_deliveries")
+        .selectAll()
+        .where("hook_id", "=", input.hook_id)
+        .where("delivery_id", "=", input.delivery_id)
+        .executeTakeFirst();
+      // Gone between the two statements (its run could not start, or the hook was removed).
+      if (!earlier?.run_id) return repo.recordDelivery(input);
+      return { delivery: { ...earlier, run_id: earlier.run_id }, first: false };
+    },
+    async forgetDelivery(hookId, deliveryId) {
+      await ctx.db
+        .deleteFrom("hook_deliveries")
+        .where("hook_id", "=", hookId)
+        .where("delivery_id", "=", deliveryId)
+        .execute();
+    },
+    async pruneDeliveries(before) {
+      const result = await ctx.db
+        .deleteFrom("hook_deliveries")
+        .where("received_at", "<", isoTime(before))
+        .executeTakeFirst();
+      return Number(result.numDeletedRows);
+    },
   };
+  return repo;
 }

@@ -32,97 +32,14 @@ export type IdempotencyClaim =
   /** The first request with the key is still being served. */
   | { state: "in_use" };
 
-/**
- * Claims a key, insert first: whoever inserts the row serves the request, on any replica sharing
- * the database, and everyone else reads the row. An expired row, or a claim left unanswered past
- * its timeout, is deleted first, so its key can be claimed again (each deleter and inserter races
- * on the primary key, and one wins).
- */
-async function claimKey(ctx: StoreContext, request: IdempotencyRequest): Promise<IdempotencyClaim> {
-  const now = ctx.now();
-  const stale = isoTime(new Date(now.getTime() - request.claim_timeout_ms));
-  await ctx.db
-    .deleteFrom("idempotency_keys")
-    .where("owner", "=", request.owner)
-    .where("key", "=", request.key)
-    .where((row) =>
-      row.or([
-        row("expires_at", "<=", isoTime(now)),
-        row.and([row("status", "is", null), row("claimed_at", "<", stale)]),
-      ]),
-    )
-    .execute();
-  const claimId = randomUUID();
-  const inserted = await ctx.db
-    .insertInto("idempotency_keys")
-    .values({
-      owner: request.owner,
-      key: request.key,
-      request_hash: request.request_hash,
-      claim_id: claimId,
-      claimed_at: isoTime(now),
-      expires_at: isoTime(new Date(now.getTime() + request.keep_ms)),
-      status: null,
-      response: null,
-    })
-    .onConflict((conflict) => conflict.columns(["owner", "key"]).doNothing())
-    .returning("claim_id")
-    .executeTakeFirst();
-  if (inserted) return { state: "claimed", claim_id: claimId };
-  const held = await ctx.db
-    .selectFrom("idempotency_keys")
-    .select(["request_hash", "status", "response"])
-    .where("owner", "=", request.owner)
-    .where("key", "=", request.key)
-    .executeTakeFirst();
-  // Released between the insert and this read (its request failed): claim it again.
-  if (!held) return claimKey(ctx, request);
-  if (held.request_hash !== request.request_hash) return { state: "reused" };
-  if (held.status === null || held.response === null) return { state: "in_use" };
-  return { state: "answered", answer: { status: held.status, body: held.response } };
-}
-
-/** Keeps a claim's 2xx answer; false when the claim is no longer this one's. */
-async function completeKey(
-  ctx: StoreContext,
-  owner: string,
-  key: string,
-  claimId: string,
-  answer: IdempotentAnswer,
-): Promise<boolean> {
-  const result = await ctx.db
-    .updateTable("idempotency_keys")
-    .set({ status: answer.status, response: answer.body })
-    .where("owner", "=", owner)
-    .where("key", "=", key)
-    .where("claim_id", "=", claimId)
-    .executeTakeFirst();
-  return result.numUpdatedRows > 0n;
-}
-
-/** Deletes a claim whose request was not answered 2xx, so the key may be sent again. */
-async function releaseKey(ctx: StoreContext, owner: string, key: string, claimId: string): Promise<void> {
-  await ctx.db
-    .deleteFrom("idempotency_keys")
-    .where("owner", "=", owner)
-    .where("key", "=", key)
-    .where("claim_id", "=", claimId)
-    .where("status", "is", null)
-    .execute();
-}
-
-/** Deletes the keys past their time; answers how many. */
-async function pruneKeys(ctx: StoreContext): Promise<number> {
-  const result = await ctx.db
-    .deleteFrom("idempotency_keys")
-    .where("expires_at", "<=", isoTime(ctx.now()))
-    .executeTakeFirst();
-  return Number(result.numDeletedRows);
-}
-
 /** The `Idempotency-Key`s of creating requests, per caller, and the answers they were given. */
 export interface IdempotencyKeysRepo {
-  /** Claims a key to serve its request, or says why not (see `claimKey`). */
+  /**
+   * Claims a key, insert first: whoever inserts the row serves the request, on any replica sharing
+   * the database, and everyone else reads the row. An expired row, or a claim left unanswered past
+   * its timeout, is deleted first, so its key can be claimed again (each deleter and inserter races
+   * on the primary key, and one wins).
+   */
   claim(request: IdempotencyRequest): Promise<IdempotencyClaim>;
   /** Keeps the 2xx answer of a claim; false when the claim was taken over meanwhile. */
   complete(owner: string, key: string, claimId: string, answer: IdempotentAnswer): Promise<boolean>;
@@ -133,10 +50,76 @@ export interface IdempotencyKeysRepo {
 }
 
 export function idempotencyKeysRepo(ctx: StoreContext): IdempotencyKeysRepo {
-  return {
-    claim: (request) => claimKey(ctx, request),
-    complete: (owner, key, claimId, answer) => completeKey(ctx, owner, key, claimId, answer),
-    release: (owner, key, claimId) => releaseKey(ctx, owner, key, claimId),
-    prune: () => pruneKeys(ctx),
+  const repo: IdempotencyKeysRepo = {
+    async claim(request) {
+      const now = ctx.now();
+      const stale = isoTime(new Date(now.getTime() - request.claim_timeout_ms));
+      await ctx.db
+        .deleteFrom("idempotency_keys")
+        .where("owner", "=", request.owner)
+        .where("key", "=", request.key)
+        .where((row) =>
+          row.or([
+            row("expires_at", "<=", isoTime(now)),
+            row.and([row("status", "is", null), row("claimed_at", "<", stale)]),
+          ]),
+        )
+        .execute();
+      const claimId = randomUUID();
+      const inserted = await ctx.db
+        .insertInto("idempotency_keys")
+        .values({
+          owner: request.owner,
+          key: request.key,
+          request_hash: request.request_hash,
+          claim_id: claimId,
+          claimed_at: isoTime(now),
+          expires_at: isoTime(new Date(now.getTime() + request.keep_ms)),
+          status: null,
+          response: null,
+        })
+        .onConflict((conflict) => conflict.columns(["owner", "key"]).doNothing())
+        .returning("claim_id")
+        .executeTakeFirst();
+      if (inserted) return { state: "claimed", claim_id: claimId };
+      const held = await ctx.db
+        .selectFrom("idempotency_keys")
+        .select(["request_hash", "status", "response"])
+        .where("owner", "=", request.owner)
+        .where("key", "=", request.key)
+        .executeTakeFirst();
+      // Released between the insert and this read (its request failed): claim it again.
+      if (!held) return repo.claim(request);
+      if (held.request_hash !== request.request_hash) return { state: "reused" };
+      if (held.status === null || held.response === null) return { state: "in_use" };
+      return { state: "answered", answer: { status: held.status, body: held.response } };
+    },
+    async complete(owner, key, claimId, answer) {
+      const result = await ctx.db
+        .updateTable("idempotency_keys")
+        .set({ status: answer.status, response: answer.body })
+        .where("owner", "=", owner)
+        .where("key", "=", key)
+        .where("claim_id", "=", claimId)
+        .executeTakeFirst();
+      return result.numUpdatedRows > 0n;
+    },
+    async release(owner, key, claimId) {
+      await ctx.db
+        .deleteFrom("idempotency_keys")
+        .where("owner", "=", owner)
+        .where("key", "=", key)
+        .where("claim_id", "=", claimId)
+        .where("status", "is", null)
+        .execute();
+    },
+    async prune() {
+      const result = await ctx.db
+        .deleteFrom("idempotency_keys")
+        .where("expires_at", "<=", isoTime(ctx.now()))
+        .executeTakeFirst();
+      return Number(result.numDeletedRows);
+    },
   };
+  return repo;
 }

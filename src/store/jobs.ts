@@ -46,25 +46,43 @@ function toJobRecord(ctx: StoreContext, row: Selectable<JobsTable>): JobRecord {
   };
 }
 
+/** What the statement of a state change runs with (see `moveJob`). */
+interface Move {
+  id: string;
+  from: readonly JobStatus[];
+  runnerId: string | null;
+  batches: number | null;
+  set: Updateable<JobsTable>;
+}
+
+const moveStatement = preparedStatement(
+  (ctx, v: Move, input: Move) =>
+    ctx.db
+      .updateTable("jobs")
+      .set(v.set)
+      .where("id", "=", v.id)
+      .where("status", "in", v.from)
+      .$if(input.runnerId !== null, (update) => update.where("runner_id", "=", v.runnerId ?? ""))
+      .$if(input.batches !== null, (update) => update.where("last_event_seq", ">=", v.batches ?? 0))
+      .returningAll()
+      .compile(),
+  (input) => `${input.runnerId === null ? "" : "runner"}|${input.batches === null ? "" : "batches"}`,
+);
+
 /**
  * The one statement of a state change: `set` (and `updated_at`) on job `id` only while its status
- * is one of `from` and, with `runnerId`, that runner holds it; undefined when it no longer is.
+ * is one of `from`, with `runnerId` while that runner holds it, and with `batches` once that many
+ * of its event batches are stored; undefined when it no longer is.
  */
 async function moveJob(
   ctx: StoreContext,
   id: string,
-  where: { from: readonly JobStatus[]; runnerId?: string },
+  where: { from: readonly JobStatus[]; runnerId?: string; batches?: number | undefined },
   set: Updateable<JobsTable>,
 ): Promise<JobRecord | undefined> {
-  const { from, runnerId } = where;
-  const row = await ctx.db
-    .updateTable("jobs")
-    .set({ ...set, updated_at: isoTime(ctx.now()) })
-    .where("id", "=", id)
-    .where("status", "in", from)
-    .$if(runnerId !== undefined, (update) => update.where("runner_id", "=", runnerId ?? ""))
-    .returningAll()
-    .executeTakeFirst();
+  const { from, runnerId = null, batches = null } = where;
+  const move = { id, from, runnerId, batches, set: { ...set, updated_at: isoTime(ctx.now()) } };
+  const row = (await moveStatement(ctx, move)).rows[0];
   return row && toJobRecord(ctx, row);
 }
 
@@ -77,62 +95,9 @@ type NewJobRow = Omit<JobsTable, "last_event_seq">;
 
 const insertJob = preparedStatement((ctx, row: NewJobRow) => ctx.db.insertInto("jobs").values(row).compile());
 
-async function createJob(ctx: StoreContext, input: NewJob): Promise<JobRecord> {
-  const id = input.id ?? newId("job");
-  const labels = [...new Set(input.requirements.labels)];
-  const createdAt = isoTime(input.created_at ?? ctx.now());
-  const payload = encodeJson(input.payload);
-  const row: NewJobRow = {
-    id,
-    run_id: input.run_id,
-    type: input.type ?? "step",
-    status: "queued",
-    req_group: input.requirements.group ?? null,
-    req_tenant_id: input.requirements.tenant_id ?? null,
-    req_labels: encodeJson(labels),
-    payload: ctx.cipher.seal(payload),
-    result: null,
-    runner_id: null,
-    lease_expires_at: null,
-    refusals: null,
-    not_before: null,
-    created_at: createdAt,
-    updated_at: createdAt,
-  };
-  const insertWithLabels = async (trx: Kysely<Database>) => {
-    await insertJob({ ...ctx, db: trx }, row);
-    if (labels.length > 0) {
-      await trx
-        .insertInto("job_labels")
-        .values(labels.map((label) => ({ job_id: id, label })))
-        .execute();
-    }
-  };
-  try {
-    // A job without labels is one row: one statement, no transaction (a round trip each on
-    // PostgreSQL).
-    await (labels.length === 0 ? insertWithLabels(ctx.db) : ctx.db.transaction().execute(insertWithLabels));
-  } catch (error) {
-    const violation = ctx.dialect.constraintViolation(error);
-    if (violation === "unique")
-      throw new RunyardError("CONFLICT", `job ${id} exists already`, { cause: error });
-    if (violation === "foreign_key") {
-      throw new RunyardError("NOT_FOUND", `no run ${input.run_id} to queue a job for`, { cause: error });
-    }
-    throw error;
-  }
-  // The row as inserted, without reading it back (nor opening the payload just sealed).
-  return toJobRecord({ ...ctx, cipher: plainColumns }, { ...row, payload, last_event_seq: 0 });
-}
-
 const selectJob = preparedStatement((ctx, job: { id: string }) =>
   ctx.db.selectFrom("jobs").selectAll().where("id", "=", job.id).compile(),
 );
-
-async function getJob(ctx: StoreContext, id: string): Promise<JobRecord | undefined> {
-  const row = (await selectJob(ctx, { id })).rows[0];
-  return row && toJobRecord(ctx, row);
-}
 
 /** What the claim statement is run with; `tenants` and the lists choose its shape. */
 interface ClaimInput {
@@ -197,261 +162,6 @@ const claimStatement = preparedStatement(
     `${input.tenants}|${input.types === null ? "any" : "types"}|${input.replicaId === null ? "" : "replica"}`,
 );
 
-/**
- * One statement: `update jobs ... where status = 'queued' and id = (oldest matching queued job)
- * returning *`. Only the candidate subquery differs per dialect (see `StoreDialect`).
- */
-async function claimJob(
-  ctx: StoreContext,
-  runner: ClaimingRunner,
-  leaseMs: number,
-): Promise<JobRecord | undefined> {
-  const tenants = runner.tenant_id !== null ? "own" : servesEveryTenant(runner) ? "all" : "none";
-  const { rows } = await claimStatement(ctx, {
-    now: isoTime(ctx.now()),
-    leaseEnd: leaseEnd(ctx, leaseMs),
-    runnerId: runner.id,
-    group: runner.group,
-    tenantId: runner.tenant_id,
-    tenants,
-    labels: runner.labels,
-    types: runner.onlyTypes ?? null,
-    replicaId: runner.replica_id ?? null,
-  });
-  const row = rows[0];
-  return row && toJobRecord(ctx, row);
-}
-
-/**
- * One statement: a runner gave back a job it could not run, unstarted. Only while it is still
- * assigned to that runner (a job it accepted is not refused: it runs, or is lost); the caller
- * passes the whole list of refusals, read from the job it holds.
- */
-async function refuseJob(
-  ctx: StoreContext,
-  id: string,
-  runnerId: string,
-  refusals: readonly JobRefusal[],
-  notBefore: Date,
-): Promise<JobRecord | undefined> {
-  return moveJob(
-    ctx,
-    id,
-    { from: ["assigned"], runnerId },
-    {
-      status: "queued",
-      runner_id: null,
-      lease_expires_at: null,
-      refusals: encodeJson(refusals),
-      not_before: isoTime(notBefore),
-    },
-  );
-}
-
-const acceptStatement = preparedStatement((ctx, v: { id: string; runnerId: string; now: string }) =>
-  ctx.db
-    .updateTable("jobs")
-    .set({ status: "running", updated_at: v.now })
-    .where("id", "=", v.id)
-    .where("status", "=", "assigned")
-    .where("runner_id", "=", v.runnerId)
-    .returningAll()
-    .compile(),
-);
-
-/** One statement: the runner took up the job it was assigned; only that runner can say so. */
-async function acceptJob(ctx: StoreContext, id: string, runnerId: string): Promise<JobRecord | undefined> {
-  const row = (await acceptStatement(ctx, { id, runnerId, now: isoTime(ctx.now()) })).rows[0];
-  return row && toJobRecord(ctx, row);
-}
-
-const completeStatement = preparedStatement(
-  (ctx, v: { id: string; runnerId: string; result: string; now: string; batches: number | null }, input) =>
-    ctx.db
-      .updateTable("jobs")
-      .set({ status: "done", result: v.result, lease_expires_at: null, updated_at: v.now })
-      .where("id", "=", v.id)
-      .where("status", "in", leasedStatuses)
-      .where("runner_id", "=", v.runnerId)
-      .$if(input.batches !== null, (update) => update.where("last_event_seq", ">=", v.batches ?? 0))
-      .returningAll()
-      .compile(),
-  (input) => (input.batches === null ? "" : "batches"),
-);
-
-/**
- * One statement: the runner holding the job reported its result. Only while it still holds it:
- * a job lost or canceled meanwhile keeps the outcome it got then. With `batches`, only once that
- * many of its event batches are stored.
- */
-async function completeJob(
-  ctx: StoreContext,
-  id: string,
-  runnerId: string,
-  result: unknown,
-  batches?: number,
-): Promise<JobRecord | undefined> {
-  const row = (
-    await completeStatement(ctx, {
-      id,
-      runnerId,
-      result: ctx.cipher.seal(encodeJson(result)),
-      now: isoTime(ctx.now()),
-      batches: batches ?? null,
-    })
-  ).rows[0];
-  return row && toJobRecord(ctx, row);
-}
-
-/**
- * One statement: the runner gave the job back before it started it (it is draining or stopping);
- * it is queued again at once for any runner. A job it accepted is not returned: it is lost.
- */
-async function returnJob(ctx: StoreContext, id: string, runnerId: string): Promise<JobRecord | undefined> {
-  return moveJob(
-    ctx,
-    id,
-    { from: ["assigned"], runnerId },
-    { status: "queued", runner_id: null, lease_expires_at: null },
-  );
-}
-
-/**
- * One statement: the job's runner is gone or no longer holds it (lease expired, it came back
- * without it, its token was revoked); the engine retries the attempt or interrupts the run.
- * Only while `runnerId` still holds it: a job given back and claimed by another runner since
- * the caller read it is that runner's, and is not lost with the first.
- */
-async function loseJob(
-  ctx: StoreContext,
-  id: string,
-  runnerId: string,
-  loss: JobLoss,
-): Promise<JobRecord | undefined> {
-  const result = ctx.cipher.seal(encodeJson(loss));
-  return moveJob(
-    ctx,
-    id,
-    { from: leasedStatuses, runnerId },
-    { status: "lost", result, lease_expires_at: null },
-  );
-}
-
-/**
- * One statement: every refusal the job may have was used up while its last refuser still held
- * it; it ends with `result` (JOB_REFUSED) and is offered no more.
- */
-async function giveUpJob(
-  ctx: StoreContext,
-  id: string,
-  runnerId: string,
-  result: unknown,
-): Promise<JobRecord | undefined> {
-  const sealed = ctx.cipher.seal(encodeJson(result));
-  return moveJob(
-    ctx,
-    id,
-    { from: ["assigned"], runnerId },
-    { status: "done", result: sealed, lease_expires_at: null },
-  );
-}
-
-/**
- * One statement: a canceled job no runner has claimed ends here with `result`; a job claimed
- * meanwhile is left alone, to be stopped on its runner.
- */
-async function cancelQueuedJob(
-  ctx: StoreContext,
-  id: string,
-  result: unknown,
-): Promise<JobRecord | undefined> {
-  return moveJob(
-    ctx,
-    id,
-    { from: ["queued"] },
-    { status: "done", result: ctx.cipher.seal(encodeJson(result)) },
-  );
-}
-
-/**
- * One statement: a canceled job ends here with `result` whoever holds it, because no runner holds
- * it live or its runner did not report in time; a late report from the runner is then refused.
- */
-async function cancelJob(ctx: StoreContext, id: string, result: unknown): Promise<JobRecord | undefined> {
-  const sealed = ctx.cipher.seal(encodeJson(result));
-  return moveJob(
-    ctx,
-    id,
-    { from: ["queued", ...leasedStatuses] },
-    { status: "done", result: sealed, lease_expires_at: null },
-  );
-}
-
-async function renewLeases(
-  ctx: StoreContext,
-  runnerId: string,
-  leaseMs: number,
-  jobIds?: readonly string[],
-): Promise<string[]> {
-  if (jobIds?.length === 0) return [];
-  let update = ctx.db
-    .updateTable("jobs")
-    .set({ lease_expires_at: leaseEnd(ctx, leaseMs), updated_at: isoTime(ctx.now()) })
-    .where("runner_id", "=", runnerId)
-    .where("status", "in", leasedStatuses);
-  if (jobIds) update = update.where("id", "in", jobIds);
-  const rows = await update.returning("id").execute();
-  return rows.map((row) => row.id).sort();
-}
-
-/**
- * One statement: after a server restart, the leased jobs of the runs it carries on get until
- * `until` for their runners to come back, however soon their leases would have lapsed.
- */
-async function holdLeases(ctx: StoreContext, runIds: readonly string[], until: Date): Promise<string[]> {
-  if (runIds.length === 0) return [];
-  const rows = await ctx.db
-    .updateTable("jobs")
-    .set({ lease_expires_at: isoTime(until), updated_at: isoTime(ctx.now()) })
-    .where("run_id", "in", runIds)
-    .where("status", "in", leasedStatuses)
-    .returning("id")
-    .execute();
-  return rows.map((row) => row.id).sort();
-}
-
-async function listJobs(ctx: StoreContext, query: ListJobsQuery = {}): Promise<JobRecord[]> {
-  if (query.statuses?.length === 0 || query.ids?.length === 0) return [];
-  let select = ctx.db.selectFrom("jobs").selectAll();
-  if (query.ids !== undefined) select = select.where("id", "in", query.ids);
-  if (query.runnerId !== undefined) select = select.where("runner_id", "=", query.runnerId);
-  if (query.runId !== undefined) select = select.where("run_id", "=", query.runId);
-  if (query.statuses) select = select.where("status", "in", query.statuses);
-  const rows = await select.orderBy("created_at").orderBy("id").execute();
-  return rows.map((row) => toJobRecord(ctx, row));
-}
-
-async function expiredJobs(ctx: StoreContext, now?: string): Promise<JobRecord[]> {
-  const rows = await ctx.db
-    .selectFrom("jobs")
-    .selectAll()
-    .where("status", "in", leasedStatuses)
-    .where("lease_expires_at", "<", isoTime(now ?? ctx.now()))
-    .orderBy("lease_expires_at")
-    .orderBy("id")
-    .execute();
-  return rows.map((row) => toJobRecord(ctx, row));
-}
-
-async function jobQueue(ctx: StoreContext): Promise<QueuedJobs> {
-  const row = await ctx.db
-    .selectFrom("jobs")
-    .select((eb) => [eb.fn.countAll<number | string>().as("queued"), eb.fn.min("created_at").as("oldest")])
-    .where("status", "=", "queued")
-    .executeTakeFirstOrThrow();
-  return { queued: Number(row.queued), oldest_created_at: row.oldest ?? null };
-}
-
 /** The jobs for runners: one step attempt, agent task or bot life each. */
 export interface JobsRepo {
   /** Queues a job for a run and returns it. */
@@ -512,22 +222,201 @@ export interface JobsRepo {
 }
 
 export function jobsRepo(ctx: StoreContext): JobsRepo {
+  /** The columns of a job that ends with `result` (a queued job has no lease to clear either). */
+  const ending = (status: "done" | "lost", result: unknown) =>
+    ({ status, result: ctx.cipher.seal(encodeJson(result)), lease_expires_at: null }) as const;
   return {
-    create: (input) => createJob(ctx, input),
-    get: (id) => getJob(ctx, id),
-    claim: (runner, leaseMs) => claimJob(ctx, runner, leaseMs),
-    refuse: (id, runnerId, refusals, notBefore) => refuseJob(ctx, id, runnerId, refusals, notBefore),
-    accept: (id, runnerId) => acceptJob(ctx, id, runnerId),
-    complete: (id, runnerId, result, batches) => completeJob(ctx, id, runnerId, result, batches),
-    giveBack: (id, runnerId) => returnJob(ctx, id, runnerId),
-    lose: (id, runnerId, loss) => loseJob(ctx, id, runnerId, loss),
-    giveUp: (id, runnerId, result) => giveUpJob(ctx, id, runnerId, result),
-    cancelQueued: (id, result) => cancelQueuedJob(ctx, id, result),
-    cancel: (id, result) => cancelJob(ctx, id, result),
-    renewLeases: (runnerId, leaseMs, jobIds) => renewLeases(ctx, runnerId, leaseMs, jobIds),
-    holdLeases: (runIds, until) => holdLeases(ctx, runIds, until),
-    list: (query) => listJobs(ctx, query),
-    queue: () => jobQueue(ctx),
-    expired: (now) => expiredJobs(ctx, now),
+    async create(input) {
+      const id = input.id ?? newId("job");
+      const labels = [...new Set(input.requirements.labels)];
+      const createdAt = isoTime(input.created_at ?? ctx.now());
+      const payload = encodeJson(input.payload);
+      const row: NewJobRow = {
+        id,
+        run_id: input.run_id,
+        type: input.type ?? "step",
+        status: "queued",
+        req_group: input.requirements.group ?? null,
+        req_tenant_id: input.requirements.tenant_id ?? null,
+        req_labels: encodeJson(labels),
+        payload: ctx.cipher.seal(payload),
+        result: null,
+        runner_id: null,
+        lease_expires_at: null,
+        refusals: null,
+        not_before: null,
+        created_at: createdAt,
+        updated_at: createdAt,
+      };
+      const insertWithLabels = async (trx: Kysely<Database>) => {
+        await insertJob({ ...ctx, db: trx }, row);
+        if (labels.length > 0) {
+          await trx
+            .insertInto("job_labels")
+            .values(labels.map((label) => ({ job_id: id, label })))
+            .execute();
+        }
+      };
+      try {
+        // A job without labels is one row: one statement, no transaction (a round trip each on
+        // PostgreSQL).
+        await (labels.length === 0
+          ? insertWithLabels(ctx.db)
+          : ctx.db.transaction().execute(insertWithLabels));
+      } catch (error) {
+        const violation = ctx.dialect.constraintViolation(error);
+        if (violation === "unique")
+          throw new RunyardError("CONFLICT", `job ${id} exists already`, { cause: error });
+        if (violation === "foreign_key") {
+          throw new RunyardError("NOT_FOUND", `no run ${input.run_id} to queue a job for`, { cause: error });
+        }
+        throw error;
+      }
+      // The row as inserted, without reading it back (nor opening the payload just sealed).
+      return toJobRecord({ ...ctx, cipher: plainColumns }, { ...row, payload, last_event_seq: 0 });
+    },
+    async get(id) {
+      const row = (await selectJob(ctx, { id })).rows[0];
+      return row && toJobRecord(ctx, row);
+    },
+    /**
+     * One statement: `update jobs ... where status = 'queued' and id = (oldest matching queued job)
+     * returning *`. Only the candidate subquery differs per dialect (see `StoreDialect`).
+     */
+    async claim(runner, leaseMs) {
+      const tenants = runner.tenant_id !== null ? "own" : servesEveryTenant(runner) ? "all" : "none";
+      const { rows } = await claimStatement(ctx, {
+        now: isoTime(ctx.now()),
+        leaseEnd: leaseEnd(ctx, leaseMs),
+        runnerId: runner.id,
+        group: runner.group,
+        tenantId: runner.tenant_id,
+        tenants,
+        labels: runner.labels,
+        types: runner.onlyTypes ?? null,
+        replicaId: runner.replica_id ?? null,
+      });
+      const row = rows[0];
+      return row && toJobRecord(ctx, row);
+    },
+    /**
+     * One statement: a runner gave back a job it could not run, unstarted. Only while it is still
+     * assigned to that runner (a job it accepted is not refused: it runs, or is lost); the caller
+     * passes the whole list of refusals, read from the job it holds.
+     */
+    async refuse(id, runnerId, refusals, notBefore) {
+      return moveJob(
+        ctx,
+        id,
+        { from: ["assigned"], runnerId },
+        {
+          status: "queued",
+          runner_id: null,
+          lease_expires_at: null,
+          refusals: encodeJson(refusals),
+          not_before: isoTime(notBefore),
+        },
+      );
+    },
+    accept: (id, runnerId) => moveJob(ctx, id, { from: ["assigned"], runnerId }, { status: "running" }),
+    /**
+     * One statement: the runner holding the job reported its result. Only while it still holds it:
+     * a job lost or canceled meanwhile keeps the outcome it got then. With `batches`, only once that
+     * many of its event batches are stored.
+     */
+    complete: (id, runnerId, result, batches) =>
+      moveJob(ctx, id, { from: leasedStatuses, runnerId, batches }, ending("done", result)),
+    /**
+     * One statement: the runner gave the job back before it started it (it is draining or stopping);
+     * it is queued again at once for any runner. A job it accepted is not returned: it is lost.
+     */
+    giveBack: (id, runnerId) =>
+      moveJob(
+        ctx,
+        id,
+        { from: ["assigned"], runnerId },
+        { status: "queued", runner_id: null, lease_expires_at: null },
+      ),
+    /**
+     * One statement: the job's runner is gone or no longer holds it (lease expired, it came back
+     * without it, its token was revoked); the engine retries the attempt or interrupts the run.
+     * Only while `runnerId` still holds it: a job given back and claimed by another runner since
+     * the caller read it is that runner's, and is not lost with the first.
+     */
+    lose: (id, runnerId, loss) => moveJob(ctx, id, { from: leasedStatuses, runnerId }, ending("lost", loss)),
+    /**
+     * One statement: every refusal the job may have was used up while its last refuser still held
+     * it; it ends with `result` (JOB_REFUSED) and is offered no more.
+     */
+    giveUp: (id, runnerId, result) =>
+      moveJob(ctx, id, { from: ["assigned"], runnerId }, ending("done", result)),
+    /**
+     * One statement: a canceled job no runner has claimed ends here with `result`; a job claimed
+     * meanwhile is left alone, to be stopped on its runner.
+     */
+    cancelQueued: (id, result) => moveJob(ctx, id, { from: ["queued"] }, ending("done", result)),
+    /**
+     * One statement: a canceled job ends here with `result` whoever holds it, because no runner holds
+     * it live or its runner did not report in time; a late report from the runner is then refused.
+     */
+    cancel: (id, result) => moveJob(ctx, id, { from: ["queued", ...leasedStatuses] }, ending("done", result)),
+    async renewLeases(runnerId, leaseMs, jobIds) {
+      if (jobIds?.length === 0) return [];
+      let update = ctx.db
+        .updateTable("jobs")
+        .set({ lease_expires_at: leaseEnd(ctx, leaseMs), updated_at: isoTime(ctx.now()) })
+        .where("runner_id", "=", runnerId)
+        .where("status", "in", leasedStatuses);
+      if (jobIds) update = update.where("id", "in", jobIds);
+      const rows = await update.returning("id").execute();
+      return rows.map((row) => row.id).sort();
+    },
+    /**
+     * One statement: after a server restart, the leased jobs of the runs it carries on get until
+     * `until` for their runners to come back, however soon their leases would have lapsed.
+     */
+    async holdLeases(runIds, until) {
+      if (runIds.length === 0) return [];
+      const rows = await ctx.db
+        .updateTable("jobs")
+        .set({ lease_expires_at: isoTime(until), updated_at: isoTime(ctx.now()) })
+        .where("run_id", "in", runIds)
+        .where("status", "in", leasedStatuses)
+        .returning("id")
+        .execute();
+      return rows.map((row) => row.id).sort();
+    },
+    async list(query = {}) {
+      if (query.statuses?.length === 0 || query.ids?.length === 0) return [];
+      let select = ctx.db.selectFrom("jobs").selectAll();
+      if (query.ids !== undefined) select = select.where("id", "in", query.ids);
+      if (query.runnerId !== undefined) select = select.where("runner_id", "=", query.runnerId);
+      if (query.runId !== undefined) select = select.where("run_id", "=", query.runId);
+      if (query.statuses) select = select.where("status", "in", query.statuses);
+      const rows = await select.orderBy("created_at").orderBy("id").execute();
+      return rows.map((row) => toJobRecord(ctx, row));
+    },
+    async queue() {
+      const row = await ctx.db
+        .selectFrom("jobs")
+        .select((eb) => [
+          eb.fn.countAll<number | string>().as("queued"),
+          eb.fn.min("created_at").as("oldest"),
+        ])
+        .where("status", "=", "queued")
+        .executeTakeFirstOrThrow();
+      return { queued: Number(row.queued), oldest_created_at: row.oldest ?? null };
+    },
+    async expired(now) {
+      const rows = await ctx.db
+        .selectFrom("jobs")
+        .selectAll()
+        .where("status", "in", leasedStatuses)
+        .where("lease_expires_at", "<", isoTime(now ?? ctx.now()))
+        .orderBy("lease_expires_at")
+        .orderBy("id")
+        .execute();
+      return rows.map((row) => toJobRecord(ctx, row));
+    },
   };
 }

@@ -1,10 +1,11 @@
-import { sql } from "kysely";
+import { type Kysely, type RawBuilder, sql } from "kysely";
 import { RunyardError } from "../core/errors.js";
 import { RunEvent, type UnnumberedEvent } from "../core/events.js";
 import { int, isoTime } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
 import { type PreparingContext, preparedStatement } from "./prepared.js";
 import type { RunPatch } from "./run-records.js";
+import type { Database } from "./schema.js";
 
 /** Ties a batch of events to the job that produced it, so a re-sent batch is stored once. */
 export interface JobBatchRef {
@@ -135,65 +136,12 @@ const oneStatementMax = 10_000;
 const defaultListLimit = 1000;
 const maxListLimit = 10_000;
 
-async function appendEvents(
-  ctx: StoreContext,
-  events: readonly RunEvent[],
-  opts: AppendEventsOptions = {},
-): Promise<AppendResult> {
-  const { job } = opts;
-  if (events.length === 0 && !job) return { duplicate: false, inserted: 0 };
-  try {
-    if (ctx.dialect.name === "postgres" && events.length > 0 && events.length <= oneStatementMax) {
-      return await appendInOneStatement(ctx, events, opts);
-    }
-    return await ctx.db.transaction().execute(async (trx) => {
-      if (opts.carrier !== undefined) {
-        const runId = events[0]?.run_id;
-        const carried = runId
-          ? await trx
-              .selectFrom("runs")
-              .select("id")
-              .where("id", "=", runId)
-              .where("replica_id", "=", opts.carrier)
-              .executeTakeFirst()
-          : { id: "" };
-        if (!carried) throw fenced(runId ?? "", opts.carrier);
-      }
-      // The compare-and-set comes first: it takes the write lock before anything is read.
-      if (job && !(await advanceJobBatch({ ...ctx, db: trx }, job))) return { duplicate: true, inserted: 0 };
-      let inserted = 0;
-      const lastSeqs = new Map<string, number>();
-      for (let start = 0; start < events.length; start += insertChunk) {
-        const rows = events.slice(start, start + insertChunk).map((event) => {
-          if (event.seq > (lastSeqs.get(event.run_id) ?? 0)) lastSeqs.set(event.run_id, event.seq);
-          return eventRow(event);
-        });
-        const result = await trx
-          .insertInto("run_events")
-          .values(rows)
-          .onConflict((conflict) => conflict.columns(["run_id", "seq"]).doNothing())
-          .executeTakeFirst();
-        inserted += Number(result.numInsertedOrUpdatedRows ?? 0n);
-      }
-      for (const [runId, seq] of lastSeqs) {
-        await trx
-          .updateTable("runs")
-          .set({ last_seq: seq })
-          .where("id", "=", runId)
-          .where("last_seq", "<", seq)
-          .execute();
-      }
-      return { duplicate: false, inserted };
-    });
-  } catch (error) {
-    if (ctx.dialect.constraintViolation(error) === "foreign_key") {
-      const runIds = [...new Set(events.map((event) => event.run_id))].join(", ");
-      throw new RunyardError("NOT_FOUND", `events for a run that does not exist (${runIds})`, {
-        cause: error,
-      });
-    }
-    throw error;
-  }
+/** A list's `limit` (default 1000, at most 10000) and `after` (default 0), whatever was asked. */
+function listPage(query: Pick<ListEventsQuery, "after" | "limit">): { limit: number; after: number } {
+  const limit = Number.isFinite(query.limit)
+    ? Math.min(maxListLimit, Math.max(1, Math.trunc(query.limit ?? defaultListLimit)))
+    : defaultListLimit;
+  return { limit, after: Number.isFinite(query.after) ? (query.after ?? 0) : 0 };
 }
 
 /** A stored event's row. */
@@ -206,13 +154,15 @@ export interface EventRow {
 }
 
 export function eventRow(event: RunEvent): EventRow {
-  return {
-    run_id: event.run_id,
-    seq: event.seq,
-    type: event.type,
-    ts: event.ts,
-    data: JSON.stringify(event),
-  };
+  const { run_id, seq, type, ts } = event;
+  return { run_id, seq, type, ts, data: JSON.stringify(event) };
+}
+
+/** PostgreSQL: the rows as a `values` list, `seq` cast as the column is. */
+export function eventValues(rows: readonly EventRow[]): RawBuilder<unknown> {
+  return sql.join(
+    rows.map((row) => sql`(${row.run_id}, ${row.seq}::bigint, ${row.type}, ${row.ts}, ${row.data})`),
+  );
 }
 
 const insertEventRows = preparedStatement(
@@ -255,9 +205,14 @@ export async function advanceJobBatch(ctx: StoreContext, job: JobBatchRef): Prom
     runnerId: job.runnerId ?? null,
   });
   if ((advanced.numAffectedRows ?? 0n) > 0n) return true;
-  const known = await ctx.db.selectFrom("jobs").select("id").where("id", "=", job.id).executeTakeFirst();
-  if (!known) throw new RunyardError("NOT_FOUND", `no job ${job.id}`);
+  await jobMustExist(ctx.db, job.id);
   return false;
+}
+
+/** NOT_FOUND for a job that does not exist. */
+export async function jobMustExist(db: Kysely<Database>, id: string): Promise<void> {
+  const known = await db.selectFrom("jobs").select("id").where("id", "=", id).executeTakeFirst();
+  if (!known) throw new RunyardError("NOT_FOUND", `no job ${id}`);
 }
 
 export function fenced(runId: string, replicaId: string): RunyardError {
@@ -327,12 +282,7 @@ async function appendInOneStatement(
     ins as (
       insert into run_events (run_id, seq, type, ts, data)
       select e.run_id, e.seq, e.type, e.ts, e.data
-      from (values ${sql.join(
-        events.map(
-          (event) =>
-            sql`(${event.run_id}, ${event.seq}::bigint, ${event.type}, ${event.ts}, ${JSON.stringify(event)})`,
-        ),
-      )}) as e(run_id, seq, type, ts, data)
+      from (values ${eventValues(events.map(eventRow))}) as e(run_id, seq, type, ts, data)
       where ${gate}
       on conflict (run_id, seq) do nothing
       returning 1
@@ -386,34 +336,6 @@ const selectEvents = preparedStatement(
   (input) => `${input.types === null ? "all" : "types"}|${input.before === null ? "first" : "before"}`,
 );
 
-async function listEvents(
-  ctx: StoreContext,
-  runId: string,
-  query: ListEventsQuery = {},
-): Promise<RunEvent[]> {
-  const limit = Number.isFinite(query.limit)
-    ? Math.min(maxListLimit, Math.max(1, Math.trunc(query.limit ?? defaultListLimit)))
-    : defaultListLimit;
-  const after = Number.isFinite(query.after) ? (query.after ?? 0) : 0;
-  const before = Number.isFinite(query.before) ? (query.before ?? null) : null;
-  const types = query.types !== undefined && query.types.length > 0 ? query.types : null;
-  const { rows } = await selectEvents(ctx, { runId, after, limit, types, before });
-  if (before !== null) rows.reverse();
-  return rows.map((row) => {
-    const parsed = RunEvent.safeParse(JSON.parse(row.data));
-    if (!parsed.success) {
-      throw new RunyardError(
-        "INTERNAL",
-        `stored event ${runId}#${int(row.seq)} does not match the event schema`,
-        {
-          details: parsed.error.issues,
-        },
-      );
-    }
-    return parsed.data;
-  });
-}
-
 const selectSerialized = preparedStatement((ctx, v: { runId: string; after: number; limit: number }) =>
   ctx.db
     .selectFrom("run_events")
@@ -425,31 +347,9 @@ const selectSerialized = preparedStatement((ctx, v: { runId: string; after: numb
     .compile(),
 );
 
-/**
- * Stored events as their stored JSON text, not parsed: what streams them on unchanged reads them
- * so (SSE), at no cost per byte. They were checked against the event schema when stored.
- */
-async function listSerialized(
-  ctx: StoreContext,
-  runId: string,
-  query: Pick<ListEventsQuery, "after" | "limit"> = {},
-): Promise<SerializedRunEvent[]> {
-  const limit = Number.isFinite(query.limit)
-    ? Math.min(maxListLimit, Math.max(1, Math.trunc(query.limit ?? defaultListLimit)))
-    : defaultListLimit;
-  const after = Number.isFinite(query.after) ? (query.after ?? 0) : 0;
-  const { rows } = await selectSerialized(ctx, { runId, after, limit });
-  return rows.map((row) => ({ seq: int(row.seq), type: row.type, json: row.data }));
-}
-
 const selectLastSeq = preparedStatement((ctx, v: { runId: string }) =>
   ctx.db.selectFrom("runs").select("last_seq").where("id", "=", v.runId).compile(),
 );
-
-async function lastSeq(ctx: StoreContext, runId: string): Promise<number | undefined> {
-  const row = (await selectLastSeq(ctx, { runId })).rows[0];
-  return row && int(row.last_seq);
-}
 
 export async function dropOldestOutput(ctx: StoreContext, runId: string, bytes: number): Promise<number> {
   let dropped = 0;
@@ -527,10 +427,90 @@ export interface RunEventsRepo {
 /** The repo but `appendForRun`, which append-run-events.ts adds (it builds on this module). */
 export function runEventsRepo(ctx: StoreContext): Omit<RunEventsRepo, "appendForRun"> {
   return {
-    append: (events, opts) => appendEvents(ctx, events, opts),
-    list: (runId, query) => listEvents(ctx, runId, query),
-    listSerialized: (runId, query) => listSerialized(ctx, runId, query),
+    async append(events, opts = {}) {
+      const { job } = opts;
+      if (events.length === 0 && !job) return { duplicate: false, inserted: 0 };
+      try {
+        if (ctx.dialect.name === "postgres" && events.length > 0 && events.length <= oneStatementMax) {
+          return await appendInOneStatement(ctx, events, opts);
+        }
+        return await ctx.db.transaction().execute(async (trx) => {
+          if (opts.carrier !== undefined) {
+            const runId = events[0]?.run_id;
+            const carried = runId
+              ? await trx
+                  .selectFrom("runs")
+                  .select("id")
+                  .where("id", "=", runId)
+                  .where("replica_id", "=", opts.carrier)
+                  .executeTakeFirst()
+              : { id: "" };
+            if (!carried) throw fenced(runId ?? "", opts.carrier);
+          }
+          // The compare-and-set comes first: it takes the write lock before anything is read.
+          if (job && !(await advanceJobBatch({ ...ctx, db: trx }, job)))
+            return { duplicate: true, inserted: 0 };
+          let inserted = 0;
+          for (let start = 0; start < events.length; start += insertChunk) {
+            const result = await trx
+              .insertInto("run_events")
+              .values(events.slice(start, start + insertChunk).map(eventRow))
+              .onConflict((conflict) => conflict.columns(["run_id", "seq"]).doNothing())
+              .executeTakeFirst();
+            inserted += Number(result.numInsertedOrUpdatedRows ?? 0n);
+          }
+          for (const [runId, seq] of lastSeqsOf(events)) {
+            await trx
+              .updateTable("runs")
+              .set({ last_seq: seq })
+              .where("id", "=", runId)
+              .where("last_seq", "<", seq)
+              .execute();
+          }
+          return { duplicate: false, inserted };
+        });
+      } catch (error) {
+        if (ctx.dialect.constraintViolation(error) === "foreign_key") {
+          const runIds = [...new Set(events.map((event) => event.run_id))].join(", ");
+          throw new RunyardError("NOT_FOUND", `events for a run that does not exist (${runIds})`, {
+            cause: error,
+          });
+        }
+        throw error;
+      }
+    },
+    async list(runId, query = {}) {
+      const { limit, after } = listPage(query);
+      const before = Number.isFinite(query.before) ? (query.before ?? null) : null;
+      const types = query.types !== undefined && query.types.length > 0 ? query.types : null;
+      const { rows } = await selectEvents(ctx, { runId, after, limit, types, before });
+      if (before !== null) rows.reverse();
+      return rows.map((row) => {
+        const parsed = RunEvent.safeParse(JSON.parse(row.data));
+        if (!parsed.success) {
+          throw new RunyardError(
+            "INTERNAL",
+            `stored event ${runId}#${int(row.seq)} does not match the event schema`,
+            {
+              details: parsed.error.issues,
+            },
+          );
+        }
+        return parsed.data;
+      });
+    },
+    /**
+     * Stored events as their stored JSON text, not parsed: what streams them on unchanged reads them
+     * so (SSE), at no cost per byte. They were checked against the event schema when stored.
+     */
+    async listSerialized(runId, query = {}) {
+      const { rows } = await selectSerialized(ctx, { runId, ...listPage(query) });
+      return rows.map((row) => ({ seq: int(row.seq), type: row.type, json: row.data }));
+    },
     dropOldestOutput: (runId, bytes) => dropOldestOutput(ctx, runId, bytes),
-    lastSeq: (runId) => lastSeq(ctx, runId),
+    async lastSeq(runId) {
+      const row = (await selectLastSeq(ctx, { runId })).rows[0];
+      return row && int(row.last_seq);
+    },
   };
 }

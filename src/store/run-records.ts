@@ -1,31 +1,30 @@
+import type { Selectable } from "kysely";
 import type { ErrorInfo, RunKind, RunStatus, StepSummary } from "../core/events.js";
 import type { RunTrigger } from "../core/run-trigger.js";
+import type { RunsTable } from "./schema.js";
 
 /* What a stored run is: its record, a new run, a patch of its state, and the runs verbs' queries (runs.ts). */
 
-/** One execution of one piece of work (a workflow, an agent task, a bot), as stored. */
-export interface RunRecord {
-  /** Unique; runyard's own ids (`newRunId()`) sort by creation time, caller-given ids need not. */
-  id: string;
-  kind: RunKind;
-  /** The workflow, task or bot name people read. */
-  name: string;
-  status: RunStatus;
-  /** Owning tenant; null for a run outside any tenant. Tenants see only their own runs. */
-  tenant_id: string | null;
-  /** Id of the token (or user) that submitted or triggered the run (not the secret), or null. */
-  created_by: string | null;
-  /**
-   * The user behind `created_by` as it was at submit (the token's user, or the signed-in user):
-   * the run stays theirs (spend, quota, approvals) after that token is revoked. Null for a token
-   * of no user.
-   */
-  created_by_user: string | null;
-  /**
-   * Id of the token (or user) that wrote what the run runs: a saved version's saver, a text's
-   * submitter, a re-run's first author. The run has the lesser rights of the two.
-   */
-  authored_by: string | null;
+/**
+ * One execution of one piece of work (a workflow, an agent task, a bot), as stored: its row, less
+ * what only the store reads (its replica, its log state, a cancel request), what may hold secrets
+ * opened and its JSON read.
+ */
+export type RunRecord = Omit<
+  Selectable<RunsTable>,
+  | "spec"
+  | "vars"
+  | "steps"
+  | "error"
+  | "last_seq"
+  | "rolled_back"
+  | "replica_id"
+  | "cancel_requested_at"
+  | "log_max_bytes"
+  | "log_rolling"
+  | "log_bytes"
+  | "log_cut"
+> & {
   /** What was submitted, stored as JSON: the workflow text, vars, options. */
   spec: unknown;
   /** Variables exported so far (final ones once the run has finished). */
@@ -34,39 +33,11 @@ export interface RunRecord {
   steps: StepSummary[];
   /** Why the run failed or was interrupted; null while it has not. */
   error: ErrorInfo | null;
-  created_at: string;
-  started_at: string | null;
-  finished_at: string | null;
   /** Highest event seq stored for the run; 0 before the first event. */
   last_seq: number;
-  /**
-   * The last failure of the status notifier (the notifier's `last_notify_error`); it never changes
-   * status.
-   */
-  last_notify_error: string | null;
-  /** The concurrency group the run takes turns in (its workflow's, expanded at submit); null: none. */
-  concurrency_group: string | null;
-  /** What started the run. */
-  trigger: RunTrigger;
-  /** What is behind the trigger: the schedule id, the hook name, the run re-run; null for none. */
-  trigger_ref: string | null;
-  /** The saved workflow the run ran; null for a workflow sent as text. */
-  saved_workflow: string | null;
-  /** That saved workflow's version. */
-  saved_version: number | null;
   /** A failed workflow run whose rollbacks all ran and succeeded. */
   rolled_back: boolean;
-  /** A failed workflow run: the rollback step that failed (`rollback: deploy`); null: none did. */
-  rollback_failed: string | null;
-  /** The run this one retries (`runs retry`, `runs run-step`): it kept that run's finished steps. */
-  retry_of: string | null;
-  /** The step it retried from, or the one step it ran; null when `retry_of` is. */
-  retry_from: string | null;
-  /** The run whose `workflow.call` step started this one; null for any other run. */
-  parent_run_id: string | null;
-  /** That step's name. */
-  parent_step: string | null;
-}
+};
 
 /** Where a run is, without what it runs: what a follower of its events needs (`runs.state`). */
 export type RunState = Pick<RunRecord, "id" | "status" | "tenant_id" | "last_seq">;

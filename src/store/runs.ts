@@ -24,68 +24,17 @@ const defaultPageSize = 50;
 const maxPageSize = 500;
 
 export function toRunRecord(ctx: StoreContext, row: Selectable<RunsTable>): RunRecord {
+  const { replica_id, cancel_requested_at, log_max_bytes, log_rolling, log_bytes, log_cut, ...record } = row;
   return {
-    id: row.id,
-    kind: row.kind,
-    name: row.name,
-    status: row.status,
-    tenant_id: row.tenant_id,
-    created_by: row.created_by,
-    created_by_user: row.created_by_user ?? null,
-    authored_by: row.authored_by ?? null,
+    ...record,
     spec: decodeJson(ctx.cipher.open(row.spec)),
     vars: decodeJson<Record<string, string>>(ctx.cipher.open(row.vars)),
     steps: decodeJson<StepSummary[]>(row.steps),
     error: row.error === null ? null : decodeJson<ErrorInfo>(row.error),
-    created_at: row.created_at,
-    started_at: row.started_at,
-    finished_at: row.finished_at,
     last_seq: int(row.last_seq),
-    last_notify_error: row.last_notify_error,
-    concurrency_group: row.concurrency_group,
-    trigger: row.trigger,
-    trigger_ref: row.trigger_ref,
-    saved_workflow: row.saved_workflow,
     saved_version: row.saved_version === null ? null : int(row.saved_version),
     rolled_back: int(row.rolled_back) === 1,
-    rollback_failed: row.rollback_failed,
-    retry_of: row.retry_of ?? null,
-    retry_from: row.retry_from ?? null,
-    parent_run_id: row.parent_run_id ?? null,
-    parent_step: row.parent_step ?? null,
   };
-}
-
-/**
- * One transaction: the run's row, already saying seq 1 and the log cap later appends keep to,
- * and its first event as seq 1. What `create` and then `events.appendForRun` of that event do,
- * in two statements instead of five.
- */
-async function createRunWithEvent(
-  ctx: StoreContext,
-  input: NewRun,
-  first: UnnumberedEvent,
-  logLimit: RunLogLimit,
-): Promise<{ record: RunRecord; event: RunEvent; json: string }> {
-  const { record, row } = newRun(ctx, input, {
-    last_seq: 1,
-    log_max_bytes: Math.max(0, logLimit.maxBytes),
-    log_rolling: logLimit.rolling === true ? 1 : 0,
-    log_bytes: Math.max(0, logLimit.storedBytes),
-  });
-  const event = { ...first, run_id: record.id, seq: 1 } as RunEvent;
-  const stored = eventRow(event);
-  await storingNew(ctx, record.id, () =>
-    ctx.dialect.name === "postgres"
-      ? // One statement, so one round trip instead of four (`begin`, two inserts, `commit`).
-        insertRunWithEvent(ctx, { row, event: stored })
-      : ctx.db.transaction().execute(async (trx) => {
-          const inTrx: StoreContext = { ...ctx, db: trx };
-          await insertRun(inTrx, row);
-          await insertEvents(inTrx, [stored]);
-        }),
-  );
-  return { record: { ...record, last_seq: 1 }, event, json: stored.data };
 }
 
 /** PostgreSQL: the run's row and its first event in one statement. */
@@ -101,12 +50,6 @@ const insertRunWithEvent = preparedStatement((ctx, v: { row: Insertable<RunsTabl
       select id, ${v.event.seq}, ${v.event.type}, ${v.event.ts}, ${v.event.data} from run
     `.compile(ctx.db);
 });
-
-async function createRun(ctx: StoreContext, input: NewRun): Promise<RunRecord> {
-  const { record, row } = newRun(ctx, input);
-  await storingNew(ctx, record.id, () => insertRun(ctx, row));
-  return record;
-}
 
 /** A new run's record and its row (with `log`: the log state it starts with). */
 function newRun(
@@ -218,38 +161,6 @@ const updateOnly = preparedStatement((ctx, v: RunUpdate, input: RunUpdate) =>
     .compile(),
 );
 
-async function updateRun(
-  ctx: StoreContext,
-  id: string,
-  patch: RunPatch,
-  opts: IfStatus<RunStatus> = {},
-): Promise<RunRecord | undefined> {
-  const set = runColumns(ctx, patch);
-  if (opts.ifStatus?.length === 0) return undefined;
-  if (Object.keys(set).length === 0) {
-    const run = await getRun(ctx, id);
-    return run && (!opts.ifStatus || opts.ifStatus.includes(run.status)) ? run : undefined;
-  }
-  const row = (await updateReturning(ctx, { id, set, ifStatus: opts.ifStatus ?? null })).rows[0];
-  return row && toRunRecord(ctx, row);
-}
-
-async function patchRun(
-  ctx: StoreContext,
-  id: string,
-  patch: RunPatch,
-  opts: IfStatus<RunStatus> = {},
-): Promise<boolean> {
-  const set = runColumns(ctx, patch);
-  if (opts.ifStatus?.length === 0) return false;
-  if (Object.keys(set).length === 0) {
-    const run = await getRun(ctx, id);
-    return run !== undefined && (!opts.ifStatus || opts.ifStatus.includes(run.status));
-  }
-  const result = await updateOnly(ctx, { id, set, ifStatus: opts.ifStatus ?? null });
-  return (result.numAffectedRows ?? 0n) > 0n;
-}
-
 const selectRunState = preparedStatement((ctx, v: { id: string }) =>
   ctx.db
     .selectFrom("runs")
@@ -258,130 +169,13 @@ const selectRunState = preparedStatement((ctx, v: { id: string }) =>
     .compile(),
 );
 
-async function runState(ctx: StoreContext, id: string): Promise<RunState | undefined> {
-  const row = (await selectRunState(ctx, { id })).rows[0];
-  return row && { id: row.id, status: row.status, tenant_id: row.tenant_id, last_seq: int(row.last_seq) };
-}
-
 const selectRun = preparedStatement((ctx, v: { id: string }) =>
   ctx.db.selectFrom("runs").selectAll().where("id", "=", v.id).compile(),
 );
 
-async function getRun(ctx: StoreContext, id: string): Promise<RunRecord | undefined> {
-  const row = (await selectRun(ctx, { id })).rows[0];
-  return row && toRunRecord(ctx, row);
-}
-
 function pageSize(limit: number | undefined): number {
   if (limit === undefined || !Number.isFinite(limit)) return defaultPageSize;
   return Math.min(maxPageSize, Math.max(1, Math.trunc(limit)));
-}
-
-async function listRuns(ctx: StoreContext, query: ListRunsQuery = {}): Promise<RunPage> {
-  const limit = pageSize(query.limit);
-  const statuses = query.status === undefined ? undefined : [query.status].flat();
-  if (statuses?.length === 0) return { runs: [] };
-  let cursor: { id: string; created_at: string } | undefined;
-  if (query.before !== undefined) {
-    cursor = await ctx.db
-      .selectFrom("runs")
-      .select(["id", "created_at"])
-      .where("id", "=", query.before)
-      .executeTakeFirst();
-    if (!cursor) {
-      throw new RunyardError("INVALID_INPUT", `unknown page cursor: no run ${query.before}`, {
-        hint: "Pass the `next` value of the previous page as the cursor, or none for the first page.",
-      });
-    }
-  }
-  let select = ctx.db.selectFrom("runs").selectAll();
-  if (statuses) select = select.where("status", "in", statuses);
-  if (query.kind !== undefined) select = select.where("kind", "=", query.kind);
-  if (query.tenantId === null) select = select.where("tenant_id", "is", null);
-  else if (query.tenantId !== undefined) select = select.where("tenant_id", "=", query.tenantId);
-  if (cursor) {
-    const after = cursor;
-    select = select.where((eb) =>
-      eb.or([
-        eb("created_at", "<", after.created_at),
-        eb.and([eb("created_at", "=", after.created_at), eb("id", "<", after.id)]),
-      ]),
-    );
-  }
-  const rows = await select
-    .orderBy("created_at", "desc")
-    .orderBy("id", "desc")
-    .limit(limit + 1)
-    .execute();
-  const runs = rows.slice(0, limit).map((row) => toRunRecord(ctx, row));
-  const last = runs.at(-1);
-  return rows.length > limit && last ? { runs, next: last.id } : { runs };
-}
-
-async function listRunsByStatus(ctx: StoreContext, statuses: readonly RunStatus[]): Promise<RunRecord[]> {
-  if (statuses.length === 0) return [];
-  const rows = await ctx.db
-    .selectFrom("runs")
-    .selectAll()
-    .where("status", "in", statuses)
-    .orderBy("created_at")
-    .orderBy("id")
-    .execute();
-  return rows.map((row) => toRunRecord(ctx, row));
-}
-
-async function markInterruptedRunning(
-  ctx: StoreContext,
-  reason: ErrorInfo,
-  opts: { ids?: readonly string[] } = {},
-): Promise<string[]> {
-  if (opts.ids?.length === 0) return [];
-  let update = ctx.db
-    .updateTable("runs")
-    .set({ status: "interrupted", error: encodeJson(reason), finished_at: isoTime(ctx.now()) })
-    .where("status", "=", "running");
-  if (opts.ids) update = update.where("id", "in", opts.ids);
-  const rows = await update.returning("id").execute();
-  return rows.map((row) => row.id).sort();
-}
-
-async function countActiveRuns(ctx: StoreContext, query: ActiveRunsQuery = {}): Promise<ActiveRunCount> {
-  let select = ctx.db
-    .selectFrom("runs")
-    .select(["status", (eb) => eb.fn.countAll<number | string>().as("count")])
-    .where("status", "in", ["queued", "running"])
-    // A bot's run lasts its whole life; bots have a quota of their own (max_bots).
-    .where("kind", "<>", "bot");
-  if (query.tenantId === null) select = select.where("tenant_id", "is", null);
-  else if (query.tenantId !== undefined) select = select.where("tenant_id", "=", query.tenantId);
-  if (query.user !== undefined) select = select.where("created_by_user", "=", query.user);
-  const rows = await select.groupBy("status").execute();
-  const count = (status: string) => Number(rows.find((row) => row.status === status)?.count ?? 0);
-  return { queued: count("queued"), running: count("running") };
-}
-
-async function countRuns(ctx: StoreContext): Promise<RunCount[]> {
-  const rows = await ctx.db
-    .selectFrom("runs")
-    .select(["kind", "status", (eb) => eb.fn.countAll<number | string>().as("count")])
-    .groupBy(["kind", "status"])
-    .orderBy("kind")
-    .orderBy("status")
-    .execute();
-  return rows.map((row) => ({ kind: row.kind, status: row.status, count: Number(row.count) }));
-}
-
-async function retriesOf(
-  ctx: StoreContext,
-  id: string,
-): Promise<Pick<RunRecord, "id" | "status" | "retry_from" | "created_at">[]> {
-  return ctx.db
-    .selectFrom("runs")
-    .select(["id", "status", "retry_from", "created_at"])
-    .where("retry_of", "=", id)
-    .orderBy("created_at")
-    .orderBy("id")
-    .execute();
 }
 
 /** The runs: one record per execution of a workflow, an agent task or a bot. */
@@ -429,26 +223,164 @@ export interface RunsRepo {
 }
 
 export function runsRepo(ctx: StoreContext): RunsRepo {
-  return {
-    create: (input) => createRun(ctx, input),
-    createWithEvent: (input, first, logLimit) => createRunWithEvent(ctx, input, first, logLimit),
-    update: (id, patch, opts) => updateRun(ctx, id, patch, opts),
-    patch: (id, patch, opts) => patchRun(ctx, id, patch, opts),
-    get: (id) => getRun(ctx, id),
-    state: (id) => runState(ctx, id),
-    list: (query) => listRuns(ctx, query),
-    listByStatus: (statuses) => listRunsByStatus(ctx, statuses),
-    markInterruptedRunning: (reason, opts) => markInterruptedRunning(ctx, reason, opts),
-    count: () => countRuns(ctx),
-    retriesOf: (id) => retriesOf(ctx, id),
-    countActive: (query) => countActiveRuns(ctx, query),
-    children: (parentId, step) => childRuns(ctx, parentId, step),
+  const repo: RunsRepo = {
+    async create(input) {
+      const { record, row } = newRun(ctx, input);
+      await storingNew(ctx, record.id, () => insertRun(ctx, row));
+      return record;
+    },
+    /**
+     * One transaction: the run's row, already saying seq 1 and the log cap later appends keep to,
+     * and its first event as seq 1. What `create` and then `events.appendForRun` of that event do,
+     * in two statements instead of five.
+     */
+    async createWithEvent(input, first, logLimit) {
+      const { record, row } = newRun(ctx, input, {
+        last_seq: 1,
+        log_max_bytes: Math.max(0, logLimit.maxBytes),
+        log_rolling: logLimit.rolling === true ? 1 : 0,
+        log_bytes: Math.max(0, logLimit.storedBytes),
+      });
+      const event = { ...first, run_id: record.id, seq: 1 } as RunEvent;
+      const stored = eventRow(event);
+      await storingNew(ctx, record.id, () =>
+        ctx.dialect.name === "postgres"
+          ? // One statement, so one round trip instead of four (`begin`, two inserts, `commit`).
+            insertRunWithEvent(ctx, { row, event: stored })
+          : ctx.db.transaction().execute(async (trx) => {
+              const inTrx: StoreContext = { ...ctx, db: trx };
+              await insertRun(inTrx, row);
+              await insertEvents(inTrx, [stored]);
+            }),
+      );
+      return { record: { ...record, last_seq: 1 }, event, json: stored.data };
+    },
+    async update(id, patch, opts = {}) {
+      const set = runColumns(ctx, patch);
+      if (opts.ifStatus?.length === 0) return undefined;
+      if (Object.keys(set).length === 0) {
+        const run = await repo.get(id);
+        return run && (!opts.ifStatus || opts.ifStatus.includes(run.status)) ? run : undefined;
+      }
+      const row = (await updateReturning(ctx, { id, set, ifStatus: opts.ifStatus ?? null })).rows[0];
+      return row && toRunRecord(ctx, row);
+    },
+    async patch(id, patch, opts = {}) {
+      const set = runColumns(ctx, patch);
+      if (opts.ifStatus?.length === 0 || Object.keys(set).length === 0) {
+        return (await repo.update(id, patch, opts)) !== undefined;
+      }
+      const result = await updateOnly(ctx, { id, set, ifStatus: opts.ifStatus ?? null });
+      return (result.numAffectedRows ?? 0n) > 0n;
+    },
+    async get(id) {
+      const row = (await selectRun(ctx, { id })).rows[0];
+      return row && toRunRecord(ctx, row);
+    },
+    async state(id) {
+      const row = (await selectRunState(ctx, { id })).rows[0];
+      return row && { id: row.id, status: row.status, tenant_id: row.tenant_id, last_seq: int(row.last_seq) };
+    },
+    async list(query = {}) {
+      const limit = pageSize(query.limit);
+      const statuses = query.status === undefined ? undefined : [query.status].flat();
+      if (statuses?.length === 0) return { runs: [] };
+      let cursor: { id: string; created_at: string } | undefined;
+      if (query.before !== undefined) {
+        cursor = await ctx.db
+          .selectFrom("runs")
+          .select(["id", "created_at"])
+          .where("id", "=", query.before)
+          .executeTakeFirst();
+        if (!cursor) {
+          throw new RunyardError("INVALID_INPUT", `unknown page cursor: no run ${query.before}`, {
+            hint: "Pass the `next` value of the previous page as the cursor, or none for the first page.",
+          });
+        }
+      }
+      let select = ctx.db.selectFrom("runs").selectAll();
+      if (statuses) select = select.where("status", "in", statuses);
+      if (query.kind !== undefined) select = select.where("kind", "=", query.kind);
+      if (query.tenantId === null) select = select.where("tenant_id", "is", null);
+      else if (query.tenantId !== undefined) select = select.where("tenant_id", "=", query.tenantId);
+      if (cursor) {
+        const after = cursor;
+        select = select.where((eb) =>
+          eb.or([
+            eb("created_at", "<", after.created_at),
+            eb.and([eb("created_at", "=", after.created_at), eb("id", "<", after.id)]),
+          ]),
+        );
+      }
+      const rows = await select
+        .orderBy("created_at", "desc")
+        .orderBy("id", "desc")
+        .limit(limit + 1)
+        .execute();
+      const runs = rows.slice(0, limit).map((row) => toRunRecord(ctx, row));
+      const last = runs.at(-1);
+      return rows.length > limit && last ? { runs, next: last.id } : { runs };
+    },
+    async listByStatus(statuses) {
+      if (statuses.length === 0) return [];
+      const rows = await ctx.db
+        .selectFrom("runs")
+        .selectAll()
+        .where("status", "in", statuses)
+        .orderBy("created_at")
+        .orderBy("id")
+        .execute();
+      return rows.map((row) => toRunRecord(ctx, row));
+    },
+    async markInterruptedRunning(reason, opts = {}) {
+      if (opts.ids?.length === 0) return [];
+      let update = ctx.db
+        .updateTable("runs")
+        .set({ status: "interrupted", error: encodeJson(reason), finished_at: isoTime(ctx.now()) })
+        .where("status", "=", "running");
+      if (opts.ids) update = update.where("id", "in", opts.ids);
+      const rows = await update.returning("id").execute();
+      return rows.map((row) => row.id).sort();
+    },
+    async count() {
+      const rows = await ctx.db
+        .selectFrom("runs")
+        .select(["kind", "status", (eb) => eb.fn.countAll<number | string>().as("count")])
+        .groupBy(["kind", "status"])
+        .orderBy("kind")
+        .orderBy("status")
+        .execute();
+      return rows.map((row) => ({ kind: row.kind, status: row.status, count: Number(row.count) }));
+    },
+    async retriesOf(id) {
+      return ctx.db
+        .selectFrom("runs")
+        .select(["id", "status", "retry_from", "created_at"])
+        .where("retry_of", "=", id)
+        .orderBy("created_at")
+        .orderBy("id")
+        .execute();
+    },
+    async countActive(query = {}) {
+      let select = ctx.db
+        .selectFrom("runs")
+        .select(["status", (eb) => eb.fn.countAll<number | string>().as("count")])
+        .where("status", "in", ["queued", "running"])
+        // A bot's run lasts its whole life; bots have a quota of their own (max_bots).
+        .where("kind", "<>", "bot");
+      if (query.tenantId === null) select = select.where("tenant_id", "is", null);
+      else if (query.tenantId !== undefined) select = select.where("tenant_id", "=", query.tenantId);
+      if (query.user !== undefined) select = select.where("created_by_user", "=", query.user);
+      const rows = await select.groupBy("status").execute();
+      const count = (status: string) => Number(rows.find((row) => row.status === status)?.count ?? 0);
+      return { queued: count("queued"), running: count("running") };
+    },
+    async children(parentId, step) {
+      let query = ctx.db.selectFrom("runs").selectAll().where("parent_run_id", "=", parentId);
+      if (step !== undefined) query = query.where("parent_step", "=", step);
+      const rows = await query.orderBy("created_at").orderBy("id").execute();
+      return rows.map((row) => toRunRecord(ctx, row));
+    },
   };
-}
-
-async function childRuns(ctx: StoreContext, parentId: string, step?: string): Promise<RunRecord[]> {
-  let query = ctx.db.selectFrom("runs").selectAll().where("parent_run_id", "=", parentId);
-  if (step !== undefined) query = query.where("parent_step", "=", step);
-  const rows = await query.orderBy("created_at").orderBy("id").execute();
-  return rows.map((row) => toRunRecord(ctx, row));
+  return repo;
 }

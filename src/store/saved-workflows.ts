@@ -115,175 +115,6 @@ async function saveWorkflow(ctx: StoreContext, input: NewSavedWorkflow): Promise
   }
 }
 
-async function getWorkflow(
-  ctx: StoreContext,
-  tenantId: string | null,
-  name: string,
-  version?: number,
-): Promise<SavedWorkflowRecord | undefined> {
-  let select = ctx.db
-    .selectFrom("saved_workflows")
-    .selectAll()
-    .where("tenant_id", "=", tenantKey(tenantId))
-    .where("name", "=", name);
-  select =
-    version === undefined
-      ? select.orderBy("version", "desc").limit(1)
-      : select.where("version", "=", version);
-  const row = await select.executeTakeFirst();
-  return row && toRecord(ctx, row);
-}
-
-/** The version a name's triggers run: its highest promoted one. */
-async function liveWorkflow(
-  ctx: StoreContext,
-  tenantId: string | null,
-  name: string,
-): Promise<SavedWorkflowRecord | undefined> {
-  const row = await ctx.db
-    .selectFrom("saved_workflows")
-    .selectAll()
-    .where("tenant_id", "=", tenantKey(tenantId))
-    .where("name", "=", name)
-    .where("promoted_at", "is not", null)
-    .orderBy("version", "desc")
-    .limit(1)
-    .executeTakeFirst();
-  return row && toRecord(ctx, row);
-}
-
-/**
- * Makes a pending version the one its name's triggers run, and its schedules the name's, in one
- * transaction. False when the version does not exist or is no longer pending (promoted already,
- * or older than the live version: another promotion came first).
- */
-async function promoteVersion(
-  ctx: StoreContext,
-  input: {
-    tenant_id: string | null;
-    name: string;
-    version: number;
-    promoted_by: string | null;
-    schedules: readonly NewSchedule[];
-  },
-): Promise<boolean> {
-  const tenant = tenantKey(input.tenant_id);
-  return ctx.db.transaction().execute(async (trx) => {
-    const live = await trx
-      .selectFrom("saved_workflows")
-      .select((eb) => eb.fn.max("version").as("version"))
-      .where("tenant_id", "=", tenant)
-      .where("name", "=", input.name)
-      .where("promoted_at", "is not", null)
-      .executeTakeFirst();
-    if (live?.version != null && int(live.version) >= input.version) return false;
-    const result = await trx
-      .updateTable("saved_workflows")
-      .set({ promoted_at: isoTime(ctx.now()), promoted_by: input.promoted_by })
-      .where("tenant_id", "=", tenant)
-      .where("name", "=", input.name)
-      .where("version", "=", input.version)
-      .where("promoted_at", "is", null)
-      .executeTakeFirst();
-    if (result.numUpdatedRows === 0n) return false;
-    await replaceSchedules(
-      { ...ctx, db: trx },
-      tenant,
-      input.name,
-      input.version,
-      input.schedules,
-      input.promoted_by,
-    );
-    return true;
-  });
-}
-
-async function listWorkflows(
-  ctx: StoreContext,
-  tenantId: string | null | undefined,
-): Promise<SavedWorkflowSummary[]> {
-  let select = ctx.db
-    .selectFrom("saved_workflows")
-    .select((eb) => [
-      "tenant_id",
-      "name",
-      eb.fn.max("version").as("latest_version"),
-      eb.fn.countAll<number | string>().as("versions"),
-      eb.fn.max("created_at").as("updated_at"),
-    ])
-    .groupBy(["tenant_id", "name"])
-    .orderBy("tenant_id")
-    .orderBy("name");
-  if (tenantId !== undefined) select = select.where("tenant_id", "=", tenantKey(tenantId));
-  const rows = await select.execute();
-  const summaries: SavedWorkflowSummary[] = [];
-  for (const row of rows) {
-    const latest = await getWorkflow(ctx, tenantOf(row.tenant_id), row.name);
-    const versions = await listVersions(ctx, tenantOf(row.tenant_id), row.name);
-    const live = versions.find((v) => v.promoted_at !== null)?.version ?? null;
-    summaries.push({
-      tenant_id: tenantOf(row.tenant_id),
-      name: row.name,
-      latest_version: int(row.latest_version),
-      versions: int(row.versions),
-      updated_at: row.updated_at,
-      created_by: latest?.created_by ?? null,
-      live_version: live,
-      pending_versions: versions
-        .filter((v) => v.promoted_at === null && (live === null || v.version > live))
-        .map((v) => v.version)
-        .reverse(),
-    });
-  }
-  return summaries;
-}
-
-/** The versions of one name, newest first, without their text. */
-async function listVersions(
-  ctx: StoreContext,
-  tenantId: string | null,
-  name: string,
-): Promise<SavedVersionSummary[]> {
-  const rows = await ctx.db
-    .selectFrom("saved_workflows")
-    .select(["version", "created_at", "created_by", "promoted_at", "promoted_by"])
-    .where("tenant_id", "=", tenantKey(tenantId))
-    .where("name", "=", name)
-    .orderBy("version", "desc")
-    .execute();
-  return rows.map((row) => ({
-    version: int(row.version),
-    created_at: row.created_at,
-    created_by: row.created_by,
-    promoted_at: row.promoted_at ?? null,
-    promoted_by: row.promoted_by ?? null,
-  }));
-}
-
-/** Deletes every version of a name, its schedules and their ticks, in one transaction. */
-async function removeWorkflow(ctx: StoreContext, tenantId: string | null, name: string): Promise<boolean> {
-  const tenant = tenantKey(tenantId);
-  return ctx.db.transaction().execute(async (trx) => {
-    const ids = trx
-      .selectFrom("schedules")
-      .select("id")
-      .where("tenant_id", "=", tenant)
-      .where("workflow_name", "=", name);
-    await trx.deleteFrom("schedule_ticks").where("schedule_id", "in", ids).execute();
-    await trx
-      .deleteFrom("schedules")
-      .where("tenant_id", "=", tenant)
-      .where("workflow_name", "=", name)
-      .execute();
-    const result = await trx
-      .deleteFrom("saved_workflows")
-      .where("tenant_id", "=", tenant)
-      .where("name", "=", name)
-      .executeTakeFirst();
-    return result.numDeletedRows > 0n;
-  });
-}
-
 /** Named, versioned workflows per tenant; a save never changes an earlier version. */
 export interface SavedWorkflowsRepo {
   /** Stores the next version of `name` (1 for a new name); promoted, it replaces its schedules. */
@@ -292,14 +123,16 @@ export interface SavedWorkflowsRepo {
   get(tenantId: string | null, name: string, version?: number): Promise<SavedWorkflowRecord | undefined>;
   /** The version a name's triggers run (its highest promoted); undefined when none is. */
   live(tenantId: string | null, name: string): Promise<SavedWorkflowRecord | undefined>;
-  /** Makes a pending version live with its schedules; false when it is not pending (see `promoteVersion`). */
-  promote(input: {
-    tenant_id: string | null;
-    name: string;
-    version: number;
-    promoted_by: string | null;
-    schedules: readonly NewSchedule[];
-  }): Promise<boolean>;
+  /**
+   * Makes a pending version the one its name's triggers run, and its schedules the name's, in one
+   * transaction. False when the version does not exist or is no longer pending (promoted already,
+   * or older than the live version: another promotion came first).
+   */
+  promote(
+    input: Pick<SavedWorkflowRecord, "tenant_id" | "name" | "version" | "promoted_by"> & {
+      schedules: readonly NewSchedule[];
+    },
+  ): Promise<boolean>;
   /** A tenant's saved workflows by name (`undefined`: every tenant's). */
   list(tenantId: string | null | undefined): Promise<SavedWorkflowSummary[]>;
   /** The versions of a name, newest first, without their text. */
@@ -309,16 +142,136 @@ export interface SavedWorkflowsRepo {
 }
 
 export function savedWorkflowsRepo(ctx: StoreContext): SavedWorkflowsRepo {
-  return {
+  /** A name's `version`, else its newest version (of the promoted ones only, with `promoted`). */
+  const newest = async (
+    tenantId: string | null,
+    name: string,
+    only: { version?: number | undefined; promoted?: boolean },
+  ) => {
+    const row = await ctx.db
+      .selectFrom("saved_workflows")
+      .selectAll()
+      .where("tenant_id", "=", tenantKey(tenantId))
+      .where("name", "=", name)
+      .$if(only.version !== undefined, (q) => q.where("version", "=", only.version ?? 0))
+      .$if(only.promoted === true, (q) => q.where("promoted_at", "is not", null))
+      .orderBy("version", "desc")
+      .limit(1)
+      .executeTakeFirst();
+    return row && toRecord(ctx, row);
+  };
+  const repo: SavedWorkflowsRepo = {
     save: (input) => {
       if (input.name === "") throw new RunyardError("INVALID_INPUT", "a saved workflow needs a name");
       return saveWorkflow(ctx, input);
     },
-    get: (tenantId, name, version) => getWorkflow(ctx, tenantId, name, version),
-    live: (tenantId, name) => liveWorkflow(ctx, tenantId, name),
-    promote: (input) => promoteVersion(ctx, input),
-    list: (tenantId) => listWorkflows(ctx, tenantId),
-    versions: (tenantId, name) => listVersions(ctx, tenantId, name),
-    remove: (tenantId, name) => removeWorkflow(ctx, tenantId, name),
+    get: (tenantId, name, version) => newest(tenantId, name, { version }),
+    live: (tenantId, name) => newest(tenantId, name, { promoted: true }),
+    async promote(input) {
+      const tenant = tenantKey(input.tenant_id);
+      return ctx.db.transaction().execute(async (trx) => {
+        const live = await trx
+          .selectFrom("saved_workflows")
+          .select((eb) => eb.fn.max("version").as("version"))
+          .where("tenant_id", "=", tenant)
+          .where("name", "=", input.name)
+          .where("promoted_at", "is not", null)
+          .executeTakeFirst();
+        if (live?.version != null && int(live.version) >= input.version) return false;
+        const result = await trx
+          .updateTable("saved_workflows")
+          .set({ promoted_at: isoTime(ctx.now()), promoted_by: input.promoted_by })
+          .where("tenant_id", "=", tenant)
+          .where("name", "=", input.name)
+          .where("version", "=", input.version)
+          .where("promoted_at", "is", null)
+          .executeTakeFirst();
+        if (result.numUpdatedRows === 0n) return false;
+        await replaceSchedules(
+          { ...ctx, db: trx },
+          tenant,
+          input.name,
+          input.version,
+          input.schedules,
+          input.promoted_by,
+        );
+        return true;
+      });
+    },
+    async list(tenantId) {
+      let select = ctx.db
+        .selectFrom("saved_workflows")
+        .select((eb) => [
+          "tenant_id",
+          "name",
+          eb.fn.max("version").as("latest_version"),
+          eb.fn.countAll<number | string>().as("versions"),
+          eb.fn.max("created_at").as("updated_at"),
+        ])
+        .groupBy(["tenant_id", "name"])
+        .orderBy("tenant_id")
+        .orderBy("name");
+      if (tenantId !== undefined) select = select.where("tenant_id", "=", tenantKey(tenantId));
+      const rows = await select.execute();
+      const summaries: SavedWorkflowSummary[] = [];
+      for (const row of rows) {
+        const latest = await repo.get(tenantOf(row.tenant_id), row.name);
+        const versions = await repo.versions(tenantOf(row.tenant_id), row.name);
+        const live = versions.find((v) => v.promoted_at !== null)?.version ?? null;
+        summaries.push({
+          tenant_id: tenantOf(row.tenant_id),
+          name: row.name,
+          latest_version: int(row.latest_version),
+          versions: int(row.versions),
+          updated_at: row.updated_at,
+          created_by: latest?.created_by ?? null,
+          live_version: live,
+          pending_versions: versions
+            .filter((v) => v.promoted_at === null && (live === null || v.version > live))
+            .map((v) => v.version)
+            .reverse(),
+        });
+      }
+      return summaries;
+    },
+    async versions(tenantId, name) {
+      const rows = await ctx.db
+        .selectFrom("saved_workflows")
+        .select(["version", "created_at", "created_by", "promoted_at", "promoted_by"])
+        .where("tenant_id", "=", tenantKey(tenantId))
+        .where("name", "=", name)
+        .orderBy("version", "desc")
+        .execute();
+      return rows.map((row) => ({
+        version: int(row.version),
+        created_at: row.created_at,
+        created_by: row.created_by,
+        promoted_at: row.promoted_at ?? null,
+        promoted_by: row.promoted_by ?? null,
+      }));
+    },
+    async remove(tenantId, name) {
+      const tenant = tenantKey(tenantId);
+      return ctx.db.transaction().execute(async (trx) => {
+        const ids = trx
+          .selectFrom("schedules")
+          .select("id")
+          .where("tenant_id", "=", tenant)
+          .where("workflow_name", "=", name);
+        await trx.deleteFrom("schedule_ticks").where("schedule_id", "in", ids).execute();
+        await trx
+          .deleteFrom("schedules")
+          .where("tenant_id", "=", tenant)
+          .where("workflow_name", "=", name)
+          .execute();
+        const result = await trx
+          .deleteFrom("saved_workflows")
+          .where("tenant_id", "=", tenant)
+          .where("name", "=", name)
+          .executeTakeFirst();
+        return result.numDeletedRows > 0n;
+      });
+    },
   };
+  return repo;
 }

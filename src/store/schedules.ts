@@ -2,7 +2,7 @@ import type { Selectable } from "kysely";
 import { newId } from "../core/ids.js";
 import { int, isoTime, tenantKey, tenantOf } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
-import type { SchedulesTable } from "./schema.js";
+import type { SchedulesTable, ScheduleTicksTable } from "./schema.js";
 
 /** What happens when a tick comes while the schedule's previous run still runs. */
 export type ScheduleOverlap = "skip" | "queue" | "cancel_previous";
@@ -27,36 +27,14 @@ export interface NewSchedule {
 }
 
 /** A schedule as stored. */
-export interface ScheduleRecord {
-  id: string;
+export type ScheduleRecord = Omit<Selectable<SchedulesTable>, "tenant_id" | "overlap" | "catch_up"> & {
   tenant_id: string | null;
-  workflow_name: string;
-  /** Its place in the workflow's `schedule:` list, from 0. */
-  position: number;
-  workflow_version: number;
-  cron: string;
-  timezone: string;
   overlap: ScheduleOverlap;
   catch_up: ScheduleCatchUp;
-  armed_at: string;
-  last_tick_at: string | null;
-  next_tick_at: string | null;
-  /** Whose trigger it is: the token or user id that promoted its version; null: unknown. */
-  owner: string | null;
-}
+};
 
 /** One handled tick of a schedule. */
-export interface TickRecord {
-  schedule_id: string;
-  tick_at: string;
-  outcome: TickOutcome;
-  /** The run it started (or, skipped, the run still running); null when none. */
-  run_id: string | null;
-  detail: string | null;
-  /** How many ticks the row stands for: a span of missed ticks is recorded as one row. */
-  ticks: number;
-  created_at: string;
-}
+export type TickRecord = Omit<Selectable<ScheduleTicksTable>, "outcome"> & { outcome: TickOutcome };
 
 /** A schedule and its last tick, as `schedule list` shows it. */
 export interface ScheduleWithLastTick extends ScheduleRecord {
@@ -65,31 +43,14 @@ export interface ScheduleWithLastTick extends ScheduleRecord {
 
 function toSchedule(row: Selectable<SchedulesTable>): ScheduleRecord {
   return {
-    id: row.id,
+    ...row,
     tenant_id: tenantOf(row.tenant_id),
-    workflow_name: row.workflow_name,
-    position: int(row.position),
-    workflow_version: int(row.workflow_version),
-    cron: row.cron,
-    timezone: row.timezone,
     overlap: row.overlap as ScheduleOverlap,
     catch_up: row.catch_up as ScheduleCatchUp,
-    armed_at: row.armed_at,
-    last_tick_at: row.last_tick_at,
-    next_tick_at: row.next_tick_at,
-    owner: row.owner ?? null,
   };
 }
 
-function toTick(row: {
-  schedule_id: string;
-  tick_at: string;
-  outcome: string;
-  run_id: string | null;
-  detail: string | null;
-  ticks: number | string;
-  created_at: string;
-}): TickRecord {
+function toTick(row: Selectable<ScheduleTicksTable>): TickRecord {
   return { ...row, outcome: row.outcome as TickOutcome, ticks: int(row.ticks) };
 }
 
@@ -129,222 +90,23 @@ export async function replaceSchedules(
       catch_up: schedule.catch_up,
       owner,
     };
-    if (known && kept) {
-      await ctx.db.updateTable("schedules").set(fields).where("id", "=", known.id).execute();
-    } else if (known) {
+    const afresh = {
+      ...fields,
+      armed_at: isoTime(schedule.armed_at),
+      last_tick_at: null,
+      next_tick_at: schedule.next_tick_at && isoTime(schedule.next_tick_at),
+    };
+    if (known) {
       await ctx.db
         .updateTable("schedules")
-        .set({
-          ...fields,
-          armed_at: isoTime(schedule.armed_at),
-          last_tick_at: null,
-          next_tick_at: schedule.next_tick_at && isoTime(schedule.next_tick_at),
-        })
+        .set(kept ? fields : afresh)
         .where("id", "=", known.id)
         .execute();
     } else {
-      await ctx.db
-        .insertInto("schedules")
-        .values({
-          id: newId("sch"),
-          tenant_id: tenant,
-          workflow_name: name,
-          position,
-          ...fields,
-          armed_at: isoTime(schedule.armed_at),
-          last_tick_at: null,
-          next_tick_at: schedule.next_tick_at && isoTime(schedule.next_tick_at),
-        })
-        .execute();
+      const row = { id: newId("sch"), tenant_id: tenant, workflow_name: name, position, ...afresh };
+      await ctx.db.insertInto("schedules").values(row).execute();
     }
   }
-}
-
-async function listSchedules(
-  ctx: StoreContext,
-  tenantId: string | null | undefined,
-): Promise<ScheduleWithLastTick[]> {
-  let select = ctx.db
-    .selectFrom("schedules")
-    .leftJoin("schedule_ticks", (join) =>
-      join
-        .onRef("schedule_ticks.schedule_id", "=", "schedules.id")
-        .onRef("schedule_ticks.tick_at", "=", "schedules.last_tick_at"),
-    )
-    .selectAll("schedules")
-    .select([
-      "schedule_ticks.outcome",
-      "schedule_ticks.run_id",
-      "schedule_ticks.detail",
-      "schedule_ticks.ticks",
-      "schedule_ticks.created_at as tick_created_at",
-    ])
-    .orderBy("schedules.tenant_id")
-    .orderBy("schedules.workflow_name")
-    .orderBy("schedules.position");
-  if (tenantId !== undefined) select = select.where("schedules.tenant_id", "=", tenantKey(tenantId));
-  const rows = await select.execute();
-  return rows.map((row) => {
-    const { outcome, run_id, detail, ticks, tick_created_at, ...schedule } = row;
-    const record = toSchedule(schedule);
-    return {
-      ...record,
-      last_tick:
-        outcome === null || record.last_tick_at === null
-          ? null
-          : toTick({
-              schedule_id: record.id,
-              tick_at: record.last_tick_at,
-              outcome,
-              run_id,
-              detail,
-              ticks: ticks ?? 1,
-              created_at: tick_created_at ?? record.last_tick_at,
-            }),
-    };
-  });
-}
-
-async function dueSchedules(ctx: StoreContext, now: Date): Promise<ScheduleRecord[]> {
-  const rows = await ctx.db
-    .selectFrom("schedules")
-    .selectAll()
-    .where("next_tick_at", "<=", isoTime(now))
-    .orderBy("next_tick_at")
-    .execute();
-  return rows.map(toSchedule);
-}
-
-async function nextDue(ctx: StoreContext): Promise<string | null> {
-  const row = await ctx.db
-    .selectFrom("schedules")
-    .select((eb) => eb.fn.min("next_tick_at").as("next"))
-    .executeTakeFirst();
-  return row?.next ?? null;
-}
-
-async function claimTick(
-  ctx: StoreContext,
-  tick: Omit<TickRecord, "created_at" | "ticks"> & { ticks?: number },
-): Promise<boolean> {
-  const result = await ctx.db
-    .insertInto("schedule_ticks")
-    .values({
-      schedule_id: tick.schedule_id,
-      tick_at: isoTime(tick.tick_at),
-      outcome: tick.outcome,
-      run_id: tick.run_id,
-      detail: tick.detail,
-      ticks: tick.ticks ?? 1,
-      created_at: isoTime(ctx.now()),
-    })
-    .onConflict((conflict) => conflict.columns(["schedule_id", "tick_at"]).doNothing())
-    .executeTakeFirst();
-  return Number(result.numInsertedOrUpdatedRows ?? 0n) > 0;
-}
-
-async function settleTick(
-  ctx: StoreContext,
-  scheduleId: string,
-  tickAt: string,
-  change: { outcome: TickOutcome; detail: string | null },
-): Promise<void> {
-  await ctx.db
-    .updateTable("schedule_ticks")
-    .set(change)
-    .where("schedule_id", "=", scheduleId)
-    .where("tick_at", "=", isoTime(tickAt))
-    .execute();
-}
-
-async function advance(
-  ctx: StoreContext,
-  id: string,
-  lastTickAt: string,
-  nextTickAt: string | null,
-): Promise<void> {
-  const last = isoTime(lastTickAt);
-  await ctx.db
-    .updateTable("schedules")
-    .set({ last_tick_at: last, next_tick_at: nextTickAt && isoTime(nextTickAt) })
-    .where("id", "=", id)
-    .where((eb) => eb.or([eb("last_tick_at", "is", null), eb("last_tick_at", "<", last)]))
-    .execute();
-}
-
-async function activeRuns(ctx: StoreContext, scheduleId: string): Promise<string[]> {
-  const rows = await ctx.db
-    .selectFrom("runs")
-    .select("id")
-    .where("trigger_ref", "=", scheduleId)
-    .where("trigger", "=", "schedule")
-    .where("status", "in", ["queued", "running"])
-    .orderBy("created_at")
-    .execute();
-  return rows.map((row) => row.id);
-}
-
-async function unstartedTicks(ctx: StoreContext, olderThan: Date, since: Date): Promise<TickRecord[]> {
-  const rows = await ctx.db
-    .selectFrom("schedule_ticks")
-    .leftJoin("runs", "runs.id", "schedule_ticks.run_id")
-    .selectAll("schedule_ticks")
-    .where("schedule_ticks.outcome", "=", "started")
-    .where("runs.id", "is", null)
-    .where("schedule_ticks.created_at", "<", isoTime(olderThan))
-    .where("schedule_ticks.created_at", ">=", isoTime(since))
-    .orderBy("schedule_ticks.tick_at")
-    .execute();
-  return rows.map(toTick);
-}
-
-/**
- * Deletes the ticks written before `before`, except each schedule's newest (what `schedule list`
- * shows as its last tick). Catch-up never reaches back more than a day, so a tick this old is
- * never claimed again.
- */
-async function pruneTicks(ctx: StoreContext, before: string): Promise<number> {
-  const result = await ctx.db
-    .deleteFrom("schedule_ticks")
-    .where("created_at", "<", isoTime(before))
-    .where(({ eb, selectFrom }) =>
-      eb(
-        "tick_at",
-        "<",
-        selectFrom("schedule_ticks as newest")
-          .select(({ fn }) => fn.max("newest.tick_at").as("tick_at"))
-          .whereRef("newest.schedule_id", "=", "schedule_ticks.schedule_id"),
-      ),
-    )
-    .executeTakeFirst();
-  return Number(result.numDeletedRows);
-}
-
-async function listTicks(ctx: StoreContext, scheduleId: string): Promise<TickRecord[]> {
-  const rows = await ctx.db
-    .selectFrom("schedule_ticks")
-    .selectAll()
-    .where("schedule_id", "=", scheduleId)
-    .orderBy("tick_at")
-    .execute();
-  return rows.map(toTick);
-}
-
-async function startedSince(ctx: StoreContext, tenantId: string | null, since: Date): Promise<number> {
-  const row = await ctx.db
-    .selectFrom("schedule_ticks")
-    .innerJoin("schedules", "schedules.id", "schedule_ticks.schedule_id")
-    .select((eb) => eb.fn.countAll<number | string>().as("started"))
-    .where("schedules.tenant_id", "=", tenantKey(tenantId))
-    .where("schedule_ticks.outcome", "=", "started")
-    .where("schedule_ticks.tick_at", ">=", isoTime(since))
-    .executeTakeFirst();
-  return int(row?.started ?? 0);
-}
-
-async function getSchedule(ctx: StoreContext, id: string): Promise<ScheduleRecord | undefined> {
-  const row = await ctx.db.selectFrom("schedules").selectAll().where("id", "=", id).executeTakeFirst();
-  return row && toSchedule(row);
 }
 
 /**
@@ -388,17 +150,164 @@ export interface SchedulesRepo {
 
 export function schedulesRepo(ctx: StoreContext): SchedulesRepo {
   return {
-    list: (tenantId) => listSchedules(ctx, tenantId),
-    get: (id) => getSchedule(ctx, id),
-    due: (now) => dueSchedules(ctx, now),
-    nextDue: () => nextDue(ctx),
-    claimTick: (tick) => claimTick(ctx, tick),
-    settleTick: (scheduleId, tickAt, change) => settleTick(ctx, scheduleId, tickAt, change),
-    advance: (id, lastTickAt, nextTickAt) => advance(ctx, id, lastTickAt, nextTickAt),
-    activeRuns: (scheduleId) => activeRuns(ctx, scheduleId),
-    unstartedTicks: (olderThan, since) => unstartedTicks(ctx, olderThan, since),
-    ticks: (scheduleId) => listTicks(ctx, scheduleId),
-    startedSince: (tenantId, since) => startedSince(ctx, tenantId, since),
-    pruneTicks: (before) => pruneTicks(ctx, before),
+    async list(tenantId) {
+      let select = ctx.db
+        .selectFrom("schedules")
+        .leftJoin("schedule_ticks", (join) =>
+          join
+            .onRef("schedule_ticks.schedule_id", "=", "schedules.id")
+            .onRef("schedule_ticks.tick_at", "=", "schedules.last_tick_at"),
+        )
+        .selectAll("schedules")
+        .select([
+          "schedule_ticks.outcome",
+          "schedule_ticks.run_id",
+          "schedule_ticks.detail",
+          "schedule_ticks.ticks",
+          "schedule_ticks.created_at as tick_created_at",
+        ])
+        .orderBy("schedules.tenant_id")
+        .orderBy("schedules.workflow_name")
+        .orderBy("schedules.position");
+      if (tenantId !== undefined) select = select.where("schedules.tenant_id", "=", tenantKey(tenantId));
+      const rows = await select.execute();
+      return rows.map((row) => {
+        const { outcome, run_id, detail, ticks, tick_created_at, ...schedule } = row;
+        const record = toSchedule(schedule);
+        return {
+          ...record,
+          last_tick:
+            outcome === null || record.last_tick_at === null
+              ? null
+              : toTick({
+                  schedule_id: record.id,
+                  tick_at: record.last_tick_at,
+                  outcome,
+                  run_id,
+                  detail,
+                  ticks: ticks ?? 1,
+                  created_at: tick_created_at ?? record.last_tick_at,
+                }),
+        };
+      });
+    },
+    async get(id) {
+      const row = await ctx.db.selectFrom("schedules").selectAll().where("id", "=", id).executeTakeFirst();
+      return row && toSchedule(row);
+    },
+    async due(now) {
+      const rows = await ctx.db
+        .selectFrom("schedules")
+        .selectAll()
+        .where("next_tick_at", "<=", isoTime(now))
+        .orderBy("next_tick_at")
+        .execute();
+      return rows.map(toSchedule);
+    },
+    async nextDue() {
+      const row = await ctx.db
+        .selectFrom("schedules")
+        .select((eb) => eb.fn.min("next_tick_at").as("next"))
+        .executeTakeFirst();
+      return row?.next ?? null;
+    },
+    async claimTick(tick) {
+      const result = await ctx.db
+        .insertInto("schedule_ticks")
+        .values({
+          schedule_id: tick.schedule_id,
+          tick_at: isoTime(tick.tick_at),
+          outcome: tick.outcome,
+          run_id: tick.run_id,
+          detail: tick.detail,
+          ticks: tick.ticks ?? 1,
+          created_at: isoTime(ctx.now()),
+        })
+        .onConflict((conflict) => conflict.columns(["schedule_id", "tick_at"]).doNothing())
+        .executeTakeFirst();
+      return Number(result.numInsertedOrUpdatedRows ?? 0n) > 0;
+    },
+    async settleTick(scheduleId, tickAt, change) {
+      await ctx.db
+        .updateTable("schedule_ticks")
+        .set(change)
+        .where("schedule_id", "=", scheduleId)
+        .where("tick_at", "=", isoTime(tickAt))
+        .execute();
+    },
+    async advance(id, lastTickAt, nextTickAt) {
+      const last = isoTime(lastTickAt);
+      await ctx.db
+        .updateTable("schedules")
+        .set({ last_tick_at: last, next_tick_at: nextTickAt && isoTime(nextTickAt) })
+        .where("id", "=", id)
+        .where((eb) => eb.or([eb("last_tick_at", "is", null), eb("last_tick_at", "<", last)]))
+        .execute();
+    },
+    async activeRuns(scheduleId) {
+      const rows = await ctx.db
+        .selectFrom("runs")
+        .select("id")
+        .where("trigger_ref", "=", scheduleId)
+        .where("trigger", "=", "schedule")
+        .where("status", "in", ["queued", "running"])
+        .orderBy("created_at")
+        .execute();
+      return rows.map((row) => row.id);
+    },
+    async unstartedTicks(olderThan, since) {
+      const rows = await ctx.db
+        .selectFrom("schedule_ticks")
+        .leftJoin("runs", "runs.id", "schedule_ticks.run_id")
+        .selectAll("schedule_ticks")
+        .where("schedule_ticks.outcome", "=", "started")
+        .where("runs.id", "is", null)
+        .where("schedule_ticks.created_at", "<", isoTime(olderThan))
+        .where("schedule_ticks.created_at", ">=", isoTime(since))
+        .orderBy("schedule_ticks.tick_at")
+        .execute();
+      return rows.map(toTick);
+    },
+    async ticks(scheduleId) {
+      const rows = await ctx.db
+        .selectFrom("schedule_ticks")
+        .selectAll()
+        .where("schedule_id", "=", scheduleId)
+        .orderBy("tick_at")
+        .execute();
+      return rows.map(toTick);
+    },
+    async startedSince(tenantId, since) {
+      const row = await ctx.db
+        .selectFrom("schedule_ticks")
+        .innerJoin("schedules", "schedules.id", "schedule_ticks.schedule_id")
+        .select((eb) => eb.fn.countAll<number | string>().as("started"))
+        .where("schedules.tenant_id", "=", tenantKey(tenantId))
+        .where("schedule_ticks.outcome", "=", "started")
+        .where("schedule_ticks.tick_at", ">=", isoTime(since))
+        .executeTakeFirst();
+      return int(row?.started ?? 0);
+    },
+    /**
+     * Deletes the ticks written before `before`, except each schedule's newest (what `schedule list`
+     * shows as its last tick). Catch-up never reaches back more than a day, so a tick this old is
+     * never claimed again.
+     */
+    async pruneTicks(before) {
+      const result = await ctx.db
+        .deleteFrom("schedule_ticks")
+        .where("created_at", "<", isoTime(before))
+        .where(({ eb, selectFrom }) =>
+          eb(
+            "tick_at",
+            "<",
+            selectFrom("schedule_ticks as newest")
+              .select(({ fn }) => fn.max("newest.tick_at").as("tick_at"))
+              .whereRef("newest.schedule_id", "=", "schedule_ticks.schedule_id"),
+          ),
+        )
+        .executeTakeFirst();
+      return Number(result.numDeletedRows);
+    },
   };
 }

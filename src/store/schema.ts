@@ -17,11 +17,15 @@ import type { UserRole } from "./users.js";
 type Int8 = ColumnType<number | string, number | undefined, number>;
 
 export interface RunsTable {
+  /** Unique; runyard's own ids (`newRunId()`) sort by creation time, caller-given ids need not. */
   id: string;
   kind: RunKind;
+  /** The workflow, task or bot name people read. */
   name: string;
   status: RunStatus;
+  /** Owning tenant; null for a run outside any tenant. Tenants see only their own runs. */
   tenant_id: string | null;
+  /** Id of the token (or user) that submitted or triggered the run (not the secret), or null. */
   created_by: string | null;
   spec: string;
   vars: string;
@@ -31,6 +35,7 @@ export interface RunsTable {
   started_at: string | null;
   finished_at: string | null;
   last_seq: Int8;
+  /** The last failure of the status notifier; it never changes the run's status. */
   last_notify_error: string | null;
   /** The replica whose engine carries the run (several servers on one database); null when none. */
   replica_id: string | null;
@@ -53,15 +58,21 @@ export interface RunsTable {
   /** The saved workflow the run ran, and its version; null for a workflow sent as text. */
   saved_workflow: string | null;
   saved_version: number | null;
-  /** The user behind `created_by` when it was made (null: a token of no user); kept past a revocation. */
+  /**
+   * The user behind `created_by` as it was at submit (null: a token of no user): the run stays
+   * theirs (spend, quota, approvals) after that token is revoked.
+   */
   created_by_user: ColumnType<string | null, string | null | undefined, string | null>;
-  /** Who wrote what the run runs (a saved version's saver); `created_by` is who triggered it. */
+  /**
+   * Who wrote what the run runs: a saved version's saver, a text's submitter, a re-run's first
+   * author; `created_by` is who triggered it. The run has the lesser rights of the two.
+   */
   authored_by: ColumnType<string | null, string | null | undefined, string | null>;
   /** 1: a failed run whose rollbacks all ran and succeeded. */
   rolled_back: ColumnType<number, number | undefined, number>;
   /** The rollback step that failed (`rollback: deploy`); null: none did. */
   rollback_failed: ColumnType<string | null, string | null | undefined, string | null>;
-  /** The run a retry or a one-step run carries on from; null for any other run. */
+  /** The run a retry or a one-step run (`runs retry`, `runs run-step`) carries on from, keeping its finished steps. */
   retry_of: ColumnType<string | null, string | null | undefined, string | null>;
   /** The step a retry ran from, or the one step a one-step run ran. */
   retry_from: ColumnType<string | null, string | null | undefined, string | null>;
@@ -152,21 +163,24 @@ export interface ReplicasTable {
 export interface TokensTable {
   id: string;
   kind: TokenKind;
+  /** What the token is for, as its creator named it. */
   name: string;
   group_name: string | null;
   tenant_id: string | null;
   /** Hex SHA-256 of the secret; unique. */
   secret_hash: string;
   created_at: string;
+  /** Updated by `tokens.find`, at most once a minute. */
   last_used_at: string | null;
-  /** Personal API tokens: the user who owns it (removed with the user); null for others. */
+  /** A personal API token: the user who owns it (removed with the user) and whose role and tenant it acts with. */
   user_id: string | null;
-  /** When the token stops working; null: never. */
+  /** When the token stops working (`tokens.find` no longer finds it); null: never. */
   expires_at: string | null;
 }
 
 export interface UsersTable {
   id: string;
+  /** Unique, as typed at `user add`; logins match it exactly. */
   username: string;
   /** Null: a platform admin (role admin) outside every tenant. */
   tenant_id: string | null;
@@ -175,7 +189,7 @@ export interface UsersTable {
   password_hash: string;
   created_at: string;
   password_changed_at: string;
-  /** Sessions issued before this instant are refused (moved forward by passwd and remove). */
+  /** Sessions issued before this instant are refused; `users.setPassword` (and remove) moves it to now. */
   sessions_valid_after: string;
 }
 
@@ -207,7 +221,7 @@ export interface SecretsTable {
   value: string;
   created_at: string;
   updated_at: string;
-  /** The id of the token that set it last. */
+  /** The id (not the secret) of the token that set it last. */
   updated_by: string | null;
 }
 
@@ -230,14 +244,17 @@ export interface AuditEventsTable {
 /** A run's artifact; `content` is UTF-8 text sealed with the store's key, `size` its UTF-8 bytes. */
 export interface ArtifactsTable {
   run_id: string;
+  /** Unique within the run: an upload under a name the run has replaces it. */
   name: string;
   /** The job whose runner uploaded it; null when the server stored it itself. */
   job_id: string | null;
   size: Int8;
+  /** As uploaded, e.g. `text/x-diff`, `application/x-ndjson`. */
   content_type: string;
   content: string;
   /** Hex SHA-256 of the content's UTF-8 bytes. */
   sha256: string;
+  /** When this content was stored (a replaced artifact gets the time of the replacement). */
   created_at: string;
 }
 
@@ -245,8 +262,9 @@ export interface ArtifactsTable {
 export interface BotsTable {
   id: string;
   tenant_id: string | null;
-  /** The user id, or the token id, that made the bot. */
+  /** The user id, or the token id, that made the bot; the per-user quota counts by it. */
   owner: string;
+  /** Unique per tenant and owner among bots that are not `removed`. */
   name: string;
   mode: BotMode;
   spec: string;
@@ -254,25 +272,31 @@ export interface BotsTable {
   runner_id: string | null;
   container_id: string | null;
   image: string | null;
+  /** How many times its container was restarted. */
   restarts: ColumnType<number, number | undefined, number>;
+  /** Docker's restart policy, e.g. `no`, `on-failure:3`. */
   restart_policy: ColumnType<string, string | undefined, string>;
   exit_code: number | null;
   /** 0 or 1. */
   oom_killed: ColumnType<number, number | undefined, number>;
+  /** The previous container's last lines of output (for `logs --previous`). */
   last_logs: string | null;
   error: string | null;
   created_at: string;
   updated_at: string;
   started_at: string | null;
   finished_at: string | null;
+  /** When its lifetime ends: a bot still running then ends `timeout`. */
   expires_at: string;
+  /** The run of its current (or last) life. */
   run_id: string | null;
+  /** What its container used at `stats_at` (the runner's last heartbeat), null when unknown. */
   memory_bytes: number | null;
   cpu_percent: number | null;
   stats_at: string | null;
   /** JSON: the last health probe's report; null without a health check. */
   health: ColumnType<string | null, string | null | undefined, string | null>;
-  /** The version running now. */
+  /** The version running now (1 at its start; one more per update, rollback or env change). */
   version: ColumnType<number, number | undefined, number>;
 }
 
@@ -280,6 +304,7 @@ export interface BotsTable {
 export interface BotVersionsTable {
   bot_id: string;
   version: number;
+  /** The run of that version's life: its sealed spec is what the version is made of. */
   run_id: string | null;
   state: "starting" | "live" | "failed" | "replaced";
   reason: "start" | "update" | "rollback" | "env";
@@ -343,12 +368,15 @@ export interface BotHookHitsTable {
 export interface ApprovalsTable {
   run_id: string;
   step: string;
+  /** What the approvers read (the step's message, its variables filled in, secrets masked). */
   message: string;
   /** JSON list of usernames and `role:admin` / `role:member`. */
   approvers: string;
+  /** No answer by then is a rejection. */
   deadline: string;
   /** Null while waiting; then approved, rejected or timeout. */
   decision: "approved" | "rejected" | "timeout" | null;
+  /** A username, or `token <id>` for a token without a user; null for a timeout. */
   answered_by: string | null;
   comment: string | null;
   answered_at: string | null;
@@ -390,14 +418,20 @@ export interface ConcurrencySlotsTable {
 
 /** A signed webhook, named per tenant; `tenant_id` `""` outside any tenant, `secret` sealed, `vars` JSON `{NAME: path}`. */
 export interface HooksTable {
-  /** What its delivery URL names: random, or the name for hooks made when names were global. */
+  /**
+   * What its delivery URL names (`/api/hooks/ID`), unique across the server; not the name. Random,
+   * or the name for hooks made when names were global.
+   */
   id: string;
+  /** Unique within its tenant, as saved workflows' names are. */
   name: string;
   tenant_id: string;
+  /** The saved workflow of that tenant a delivery starts. */
   workflow: string;
   vars: string;
   secret: string;
   created_at: string;
+  /** The token id, else the user id, that made it. */
   created_by: string | null;
 }
 
@@ -413,14 +447,19 @@ export interface HookDeliveriesTable {
 export interface ForgesTable {
   id: string;
   tenant_id: string;
+  /** `github` (the only forge today). */
   kind: string;
+  /** `OWNER/NAME`. */
   repo: string;
+  /** The REST API's base URL (`https://api.github.com`, or a GitHub Enterprise server's). */
   api_url: string;
   /** The forge API token, sealed with the store's key. */
   token: string;
   /** The webhook secret, sealed. */
   webhook_secret: string;
+  /** The label that starts a task when put on an issue. */
   label: string;
+  /** The agent tasks run with. */
   agent: string;
   /** JSON: the task settings every run of the forge gets (tests, sandbox, model, timeout). */
   settings: string;
@@ -496,6 +535,7 @@ export interface ScheduleTicksTable {
   schedule_id: string;
   tick_at: string;
   outcome: string;
+  /** The run it started (or, skipped, the run still running); null when none. */
   run_id: string | null;
   detail: string | null;
   /** How many ticks the row stands for: more than 1 for a row that records a span of missed ticks. */
@@ -535,6 +575,7 @@ export interface AgentUsageTable {
 /** A tenant's or user's dollar limits per UTC day and month; null: none for that period. */
 export interface BudgetsTable {
   scope: "tenant" | "user";
+  /** The tenant's id, or the user's name. */
   subject: string;
   usd_per_day: number | null;
   usd_per_month: number | null;

@@ -2,27 +2,6 @@ import { createHash, randomBytes } from "node:crypto";
 import { isoTime } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
 
-/** Inserted at most once (the first replica wins the primary key), then read back by everyone. */
-async function serverKey(ctx: StoreContext, name: string): Promise<string> {
-  const stored = async () =>
-    ctx.db.selectFrom("server_keys").select("value").where("name", "=", name).executeTakeFirst();
-  let row = await stored();
-  if (!row) {
-    await ctx.db
-      .insertInto("server_keys")
-      .values({
-        name,
-        value: ctx.cipher.seal(randomBytes(32).toString("base64url")),
-        created_at: isoTime(ctx.now()),
-      })
-      .onConflict((oc) => oc.column("name").doNothing())
-      .execute();
-    row = await stored();
-  }
-  if (!row) throw new Error(`server key ${name} could not be stored`);
-  return ctx.cipher.open(row.value);
-}
-
 /** Keys the replicas of one database share (e.g. the one that signs session tokens). */
 export interface ServerKeysRepo {
   /**
@@ -38,13 +17,33 @@ export interface ServerKeysRepo {
 }
 
 export function serverKeysRepo(ctx: StoreContext): ServerKeysRepo {
-  return {
-    get: (name) => serverKey(ctx, name),
+  const repo: ServerKeysRepo = {
+    /** Inserted at most once (the first replica wins the primary key), then read back by everyone. */
+    async get(name) {
+      const stored = async () =>
+        ctx.db.selectFrom("server_keys").select("value").where("name", "=", name).executeTakeFirst();
+      let row = await stored();
+      if (!row) {
+        await ctx.db
+          .insertInto("server_keys")
+          .values({
+            name,
+            value: ctx.cipher.seal(randomBytes(32).toString("base64url")),
+            created_at: isoTime(ctx.now()),
+          })
+          .onConflict((oc) => oc.column("name").doNothing())
+          .execute();
+        row = await stored();
+      }
+      if (!row) throw new Error(`server key ${name} could not be stored`);
+      return ctx.cipher.open(row.value);
+    },
     // A digest, so the label never shows the stored value itself.
     installId: async () =>
       createHash("sha256")
-        .update(await serverKey(ctx, "install"))
+        .update(await repo.get("install"))
         .digest("hex")
         .slice(0, 16),
   };
+  return repo;
 }

@@ -1,18 +1,16 @@
 import { isoTime } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
+import type { TenantBotAlertsTable } from "./schema.js";
 
 /**
  * The alert rules a tenant's admin set for every bot of the tenant. `alerts` are as a bot's own
  * (the server checks their form); `notify` URLs are sealed at rest, as a bot's spec is (a
  * receiver's URL often carries its token).
  */
-export interface TenantBotAlertsRecord {
-  tenant_id: string;
+export type TenantBotAlertsRecord = Omit<TenantBotAlertsTable, "alerts" | "notify"> & {
   alerts: Record<string, unknown>[];
   notify: string[];
-  updated_at: string;
-  updated_by: string | null;
-}
+};
 
 export interface TenantBotAlertsRepo {
   get(tenantId: string): Promise<TenantBotAlertsRecord | undefined>;
@@ -42,19 +40,13 @@ export function tenantBotAlertsRepo(ctx: StoreContext): TenantBotAlertsRepo {
         .selectAll()
         .where("tenant_id", "=", tenantId)
         .executeTakeFirst();
-      if (!row) return undefined;
-      return {
-        tenant_id: row.tenant_id,
-        alerts: parsedList(row.alerts),
-        notify: parsedList(ctx.cipher.open(row.notify)),
-        updated_at: row.updated_at,
-        updated_by: row.updated_by,
-      };
+      return (
+        row && { ...row, alerts: parsedList(row.alerts), notify: parsedList(ctx.cipher.open(row.notify)) }
+      );
     },
     async set(tenantId, rules) {
       const record: TenantBotAlertsRecord = { tenant_id: tenantId, ...rules, updated_at: isoTime(ctx.now()) };
-      const row = {
-        tenant_id: tenantId,
+      const changes = {
         alerts: JSON.stringify(rules.alerts),
         notify: ctx.cipher.seal(JSON.stringify(rules.notify)),
         updated_at: record.updated_at,
@@ -62,15 +54,8 @@ export function tenantBotAlertsRepo(ctx: StoreContext): TenantBotAlertsRepo {
       };
       await ctx.db
         .insertInto("tenant_bot_alerts")
-        .values(row)
-        .onConflict((conflict) =>
-          conflict.column("tenant_id").doUpdateSet({
-            alerts: row.alerts,
-            notify: row.notify,
-            updated_at: row.updated_at,
-            updated_by: row.updated_by,
-          }),
-        )
+        .values({ tenant_id: tenantId, ...changes })
+        .onConflict((conflict) => conflict.column("tenant_id").doUpdateSet(changes))
         .execute();
       return record;
     },

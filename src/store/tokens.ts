@@ -9,22 +9,10 @@ import type { TokensTable } from "./schema.js";
 export type TokenKind = "admin" | "user" | "runner";
 
 /** An API token. The secret itself is never stored, only its SHA-256 hash. */
-export interface TokenRecord {
-  id: string;
-  kind: TokenKind;
-  /** What the token is for, as its creator named it. */
-  name: string;
+export type TokenRecord = Omit<Selectable<TokensTable>, "group_name" | "secret_hash"> & {
   /** Runner tokens: the group a runner holding it joins. Null otherwise. */
   group: string | null;
-  tenant_id: string | null;
-  created_at: string;
-  /** Updated by `tokens.find`, at most once a minute. */
-  last_used_at: string | null;
-  /** A personal API token: the user who owns it and whose role and tenant it acts with. */
-  user_id: string | null;
-  /** When it stops working (`tokens.find` no longer finds it); null: never. */
-  expires_at: string | null;
-}
+};
 
 /** Filters for `tokens.list`; tokens come oldest first. */
 export interface ListTokensQuery {
@@ -67,142 +55,18 @@ function hashSecret(secret: string): string {
   return createHash("sha256").update(secret, "utf8").digest("hex");
 }
 
-function toTokenRecord(row: Omit<Selectable<TokensTable>, "secret_hash">): TokenRecord {
-  return {
-    id: row.id,
-    kind: row.kind,
-    name: row.name,
-    group: row.group_name,
-    tenant_id: row.tenant_id,
-    created_at: row.created_at,
-    last_used_at: row.last_used_at,
-    user_id: row.user_id,
-    expires_at: row.expires_at,
-  };
-}
-
+/** A token's columns as its record names them. */
 const recordColumns = [
   "id",
   "kind",
   "name",
-  "group_name",
+  "group_name as group",
   "tenant_id",
   "created_at",
   "last_used_at",
   "user_id",
   "expires_at",
 ] as const;
-
-async function createToken(ctx: StoreContext, input: NewToken): Promise<CreatedToken> {
-  const secret = input.secret ?? newSecret("ryt");
-  if (secret.length === 0) throw new RunyardError("INVALID_INPUT", "a token secret cannot be empty");
-  const record: TokenRecord = {
-    id: newId("tok"),
-    kind: input.kind,
-    name: input.name,
-    group: input.group ?? null,
-    tenant_id: input.tenant_id ?? null,
-    created_at: isoTime(ctx.now()),
-    last_used_at: null,
-    user_id: input.user_id ?? null,
-    expires_at: input.expires_at ? isoTime(input.expires_at) : null,
-  };
-  try {
-    await ctx.db
-      .insertInto("tokens")
-      .values({
-        id: record.id,
-        kind: record.kind,
-        name: record.name,
-        group_name: record.group,
-        tenant_id: record.tenant_id,
-        secret_hash: hashSecret(secret),
-        created_at: record.created_at,
-        last_used_at: null,
-        user_id: record.user_id,
-        expires_at: record.expires_at,
-      })
-      .execute();
-  } catch (error) {
-    if (ctx.dialect.constraintViolation(error) === "unique") {
-      throw new RunyardError("CONFLICT", "a token with this secret exists already", {
-        hint: "Use a different secret, or none to get a generated one.",
-        cause: error,
-      });
-    }
-    throw error;
-  }
-  return { record, secret };
-}
-
-async function findToken(ctx: StoreContext, secret: string): Promise<TokenRecord | undefined> {
-  if (secret.length === 0) return undefined;
-  const row = await ctx.db
-    .selectFrom("tokens")
-    .select(recordColumns)
-    .where("secret_hash", "=", hashSecret(secret))
-    .executeTakeFirst();
-  if (!row) return undefined;
-  const now = ctx.now();
-  if (row.expires_at !== null && Date.parse(row.expires_at) <= now.getTime()) return undefined;
-  const lastUsed = row.last_used_at === null ? 0 : Date.parse(row.last_used_at);
-  if (now.getTime() - lastUsed >= lastUsedResolutionMs) {
-    row.last_used_at = isoTime(now);
-    await ctx.db
-      .updateTable("tokens")
-      .set({ last_used_at: row.last_used_at })
-      .where("id", "=", row.id)
-      .execute();
-  }
-  return toTokenRecord(row);
-}
-
-async function getToken(ctx: StoreContext, id: string): Promise<TokenRecord | undefined> {
-  const row = await ctx.db.selectFrom("tokens").select(recordColumns).where("id", "=", id).executeTakeFirst();
-  return row ? toTokenRecord(row) : undefined;
-}
-
-async function listTokens(
-  ctx: StoreContext,
-  query: TokenKind | ListTokensQuery = {},
-): Promise<TokenRecord[]> {
-  const { kind, userId, tenantId } = typeof query === "string" ? { kind: query } : query;
-  let select = ctx.db.selectFrom("tokens").select(recordColumns);
-  if (kind !== undefined) select = select.where("kind", "=", kind);
-  if (userId !== undefined) select = select.where("user_id", "=", userId);
-  if (tenantId === null) select = select.where("tenant_id", "is", null);
-  else if (tenantId !== undefined) select = select.where("tenant_id", "=", tenantId);
-  const rows = await select.orderBy("created_at").orderBy("id").execute();
-  return rows.map(toTokenRecord);
-}
-
-async function revokeToken(ctx: StoreContext, id: string): Promise<boolean> {
-  return ctx.db.transaction().execute(async (tx) => {
-    const token = await tx.selectFrom("tokens").select("user_id").where("id", "=", id).executeTakeFirst();
-    if (!token) return false;
-    await tx.deleteFrom("tokens").where("id", "=", id).execute();
-    // Whose it was outlives it: what it made (a hook, a schedule) still triggers that user's runs.
-    await tx
-      .insertInto("revoked_tokens")
-      .values({ id, user_id: token.user_id, revoked_at: isoTime(ctx.now()) })
-      .onConflict((oc) => oc.column("id").doNothing())
-      .execute();
-    return true;
-  });
-}
-
-async function tokenOwner(ctx: StoreContext, id: string): Promise<{ user_id: string | null } | undefined> {
-  const live = await ctx.db.selectFrom("tokens").select("user_id").where("id", "=", id).executeTakeFirst();
-  if (live) return { user_id: live.user_id };
-  return ctx.db.selectFrom("revoked_tokens").select("user_id").where("id", "=", id).executeTakeFirst();
-}
-
-async function countTokens(ctx: StoreContext, kind?: TokenKind): Promise<number> {
-  let select = ctx.db.selectFrom("tokens").select((eb) => eb.fn.countAll<number | string>().as("count"));
-  if (kind !== undefined) select = select.where("kind", "=", kind);
-  const row = await select.executeTakeFirstOrThrow();
-  return Number(row.count);
-}
 
 /** The API tokens (admin, user, runner); only their hashes are stored. */
 export interface TokensRepo {
@@ -227,12 +91,98 @@ export interface TokensRepo {
 
 export function tokensRepo(ctx: StoreContext): TokensRepo {
   return {
-    create: (input) => createToken(ctx, input),
-    find: (secret) => findToken(ctx, secret),
-    get: (id) => getToken(ctx, id),
-    list: (query) => listTokens(ctx, query),
-    revoke: (id) => revokeToken(ctx, id),
-    owner: (id) => tokenOwner(ctx, id),
-    count: (kind) => countTokens(ctx, kind),
+    async create(input) {
+      const secret = input.secret ?? newSecret("ryt");
+      if (secret.length === 0) throw new RunyardError("INVALID_INPUT", "a token secret cannot be empty");
+      const record: TokenRecord = {
+        id: newId("tok"),
+        kind: input.kind,
+        name: input.name,
+        group: input.group ?? null,
+        tenant_id: input.tenant_id ?? null,
+        created_at: isoTime(ctx.now()),
+        last_used_at: null,
+        user_id: input.user_id ?? null,
+        expires_at: input.expires_at ? isoTime(input.expires_at) : null,
+      };
+      const { group, ...rest } = record;
+      try {
+        await ctx.db
+          .insertInto("tokens")
+          .values({ ...rest, group_name: group, secret_hash: hashSecret(secret) })
+          .execute();
+      } catch (error) {
+        if (ctx.dialect.constraintViolation(error) === "unique") {
+          throw new RunyardError("CONFLICT", "a token with this secret exists already", {
+            hint: "Use a different secret, or none to get a generated one.",
+            cause: error,
+          });
+        }
+        throw error;
+      }
+      return { record, secret };
+    },
+    async find(secret) {
+      if (secret.length === 0) return undefined;
+      const row = await ctx.db
+        .selectFrom("tokens")
+        .select(recordColumns)
+        .where("secret_hash", "=", hashSecret(secret))
+        .executeTakeFirst();
+      if (!row) return undefined;
+      const now = ctx.now();
+      if (row.expires_at !== null && Date.parse(row.expires_at) <= now.getTime()) return undefined;
+      const lastUsed = row.last_used_at === null ? 0 : Date.parse(row.last_used_at);
+      if (now.getTime() - lastUsed >= lastUsedResolutionMs) {
+        row.last_used_at = isoTime(now);
+        await ctx.db
+          .updateTable("tokens")
+          .set({ last_used_at: row.last_used_at })
+          .where("id", "=", row.id)
+          .execute();
+      }
+      return row;
+    },
+    async get(id) {
+      return ctx.db.selectFrom("tokens").select(recordColumns).where("id", "=", id).executeTakeFirst();
+    },
+    async list(query = {}) {
+      const { kind, userId, tenantId } = typeof query === "string" ? { kind: query } : query;
+      let select = ctx.db.selectFrom("tokens").select(recordColumns);
+      if (kind !== undefined) select = select.where("kind", "=", kind);
+      if (userId !== undefined) select = select.where("user_id", "=", userId);
+      if (tenantId === null) select = select.where("tenant_id", "is", null);
+      else if (tenantId !== undefined) select = select.where("tenant_id", "=", tenantId);
+      return select.orderBy("created_at").orderBy("id").execute();
+    },
+    async revoke(id) {
+      return ctx.db.transaction().execute(async (tx) => {
+        const token = await tx.selectFrom("tokens").select("user_id").where("id", "=", id).executeTakeFirst();
+        if (!token) return false;
+        await tx.deleteFrom("tokens").where("id", "=", id).execute();
+        // Whose it was outlives it: what it made (a hook, a schedule) still triggers that user's runs.
+        await tx
+          .insertInto("revoked_tokens")
+          .values({ id, user_id: token.user_id, revoked_at: isoTime(ctx.now()) })
+          .onConflict((oc) => oc.column("id").doNothing())
+          .execute();
+        return true;
+      });
+    },
+    async owner(id) {
+      const live = await ctx.db
+        .selectFrom("tokens")
+        .select("user_id")
+        .where("id", "=", id)
+        .executeTakeFirst();
+      if (live) return { user_id: live.user_id };
+      return ctx.db.selectFrom("revoked_tokens").select("user_id").where("id", "=", id).executeTakeFirst();
+    },
+    async count(kind) {
+      let select = ctx.db.selectFrom("tokens").select((eb) => eb.fn.countAll<number | string>().as("count"));
+      if (kind !== undefined) select = select.where("kind", "=", kind);
+      const row = await select.executeTakeFirstOrThrow();
+      return Number(row.count);
+    },
   };
 }

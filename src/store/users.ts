@@ -8,31 +8,15 @@ import type { UsersTable } from "./schema.js";
 export type UserRole = "admin" | "member";
 
 /** Someone who logs in. The password hash is never part of the record (`users.findByName` has it). */
-export interface UserRecord {
-  id: string;
-  /** Unique, as typed at `user add`; logins match it exactly. */
-  username: string;
-  /** Null only for platform admins (role admin outside any tenant). */
-  tenant_id: string | null;
-  role: UserRole;
-  created_at: string;
-  password_changed_at: string;
-  /** Sessions issued before this instant are refused; `users.setPassword` moves it to now. */
-  sessions_valid_after: string;
-}
+export type UserRecord = Omit<UserWithHash, "password_hash">;
 
 /** A user with the argon2id hash to check a password against. */
-export interface UserWithHash extends UserRecord {
-  password_hash: string;
-}
+export type UserWithHash = Selectable<UsersTable>;
 
 /** What `users.create` needs; the caller hashes the password. */
-export interface NewUser {
-  username: string;
+export type NewUser = Pick<UserWithHash, "username" | "role" | "password_hash"> & {
   tenant_id?: string | null;
-  role: UserRole;
-  password_hash: string;
-}
+};
 
 const recordColumns = [
   "id",
@@ -43,93 +27,6 @@ const recordColumns = [
   "password_changed_at",
   "sessions_valid_after",
 ] as const;
-
-function toUserRecord(row: Omit<Selectable<UsersTable>, "password_hash">): UserRecord {
-  return {
-    id: row.id,
-    username: row.username,
-    tenant_id: row.tenant_id,
-    role: row.role,
-    created_at: row.created_at,
-    password_changed_at: row.password_changed_at,
-    sessions_valid_after: row.sessions_valid_after,
-  };
-}
-
-async function createUser(ctx: StoreContext, input: NewUser): Promise<UserRecord> {
-  const now = isoTime(ctx.now());
-  const record: UserRecord = {
-    id: newId("usr"),
-    username: input.username,
-    tenant_id: input.tenant_id ?? null,
-    role: input.role,
-    created_at: now,
-    password_changed_at: now,
-    sessions_valid_after: now,
-  };
-  try {
-    await ctx.db
-      .insertInto("users")
-      .values({ ...record, password_hash: input.password_hash })
-      .execute();
-  } catch (error) {
-    if (ctx.dialect.constraintViolation(error) === "unique") {
-      // The same words whoever holds the name: a tenant's admin learns nothing of other tenants.
-      throw new RunyardError("USERNAME_TAKEN", `the username ${input.username} is taken`, {
-        cause: error,
-      });
-    }
-    throw error;
-  }
-  return record;
-}
-
-async function getUser(ctx: StoreContext, id: string): Promise<UserRecord | undefined> {
-  const row = await ctx.db.selectFrom("users").select(recordColumns).where("id", "=", id).executeTakeFirst();
-  return row ? toUserRecord(row) : undefined;
-}
-
-async function findUserByName(ctx: StoreContext, username: string): Promise<UserWithHash | undefined> {
-  const row = await ctx.db
-    .selectFrom("users")
-    .select([...recordColumns, "password_hash"])
-    .where("username", "=", username)
-    .executeTakeFirst();
-  return row ? { ...toUserRecord(row), password_hash: row.password_hash } : undefined;
-}
-
-async function listUsers(ctx: StoreContext, query: { tenantId?: string | null } = {}): Promise<UserRecord[]> {
-  let select = ctx.db.selectFrom("users").select(recordColumns);
-  if (query.tenantId === null) select = select.where("tenant_id", "is", null);
-  else if (query.tenantId !== undefined) select = select.where("tenant_id", "=", query.tenantId);
-  const rows = await select.orderBy("username").execute();
-  return rows.map(toUserRecord);
-}
-
-async function setUserPassword(
-  ctx: StoreContext,
-  id: string,
-  passwordHash: string,
-): Promise<UserRecord | undefined> {
-  const now = isoTime(ctx.now());
-  await ctx.db
-    .updateTable("users")
-    .set({ password_hash: passwordHash, password_changed_at: now, sessions_valid_after: now })
-    .where("id", "=", id)
-    .execute();
-  return getUser(ctx, id);
-}
-
-async function removeUser(ctx: StoreContext, id: string): Promise<boolean> {
-  // Foreign keys cascade too; deleting explicitly keeps it so on a database that does not enforce them.
-  return ctx.db.transaction().execute(async (tx) => {
-    await tx.deleteFrom("tokens").where("user_id", "=", id).execute();
-    await tx.deleteFrom("revoked_sessions").where("user_id", "=", id).execute();
-    await tx.deleteFrom("revoked_tokens").where("user_id", "=", id).execute();
-    const result = await tx.deleteFrom("users").where("id", "=", id).executeTakeFirst();
-    return result.numDeletedRows > 0n;
-  });
-}
 
 /** The people who log in; the caller hashes passwords, the store never sees one in clear. */
 export interface UsersRepo {
@@ -151,12 +48,65 @@ export interface UsersRepo {
 }
 
 export function usersRepo(ctx: StoreContext): UsersRepo {
-  return {
-    create: (input) => createUser(ctx, input),
-    get: (id) => getUser(ctx, id),
-    findByName: (username) => findUserByName(ctx, username),
-    list: (query) => listUsers(ctx, query),
-    setPassword: (id, passwordHash) => setUserPassword(ctx, id, passwordHash),
-    remove: (id) => removeUser(ctx, id),
+  const repo: UsersRepo = {
+    async create(input) {
+      const now = isoTime(ctx.now());
+      const record: UserRecord = {
+        id: newId("usr"),
+        username: input.username,
+        tenant_id: input.tenant_id ?? null,
+        role: input.role,
+        created_at: now,
+        password_changed_at: now,
+        sessions_valid_after: now,
+      };
+      try {
+        await ctx.db
+          .insertInto("users")
+          .values({ ...record, password_hash: input.password_hash })
+          .execute();
+      } catch (error) {
+        if (ctx.dialect.constraintViolation(error) === "unique") {
+          // The same words whoever holds the name: a tenant's admin learns nothing of other tenants.
+          throw new RunyardError("USERNAME_TAKEN", `the username ${input.username} is taken`, {
+            cause: error,
+          });
+        }
+        throw error;
+      }
+      return record;
+    },
+    async get(id) {
+      return ctx.db.selectFrom("users").select(recordColumns).where("id", "=", id).executeTakeFirst();
+    },
+    async findByName(username) {
+      return ctx.db.selectFrom("users").selectAll().where("username", "=", username).executeTakeFirst();
+    },
+    async list(query = {}) {
+      let select = ctx.db.selectFrom("users").select(recordColumns);
+      if (query.tenantId === null) select = select.where("tenant_id", "is", null);
+      else if (query.tenantId !== undefined) select = select.where("tenant_id", "=", query.tenantId);
+      return select.orderBy("username").execute();
+    },
+    async setPassword(id, passwordHash) {
+      const now = isoTime(ctx.now());
+      await ctx.db
+        .updateTable("users")
+        .set({ password_hash: passwordHash, password_changed_at: now, sessions_valid_after: now })
+        .where("id", "=", id)
+        .execute();
+      return repo.get(id);
+    },
+    async remove(id) {
+      // Foreign keys cascade too; deleting explicitly keeps it so on a database that does not enforce them.
+      return ctx.db.transaction().execute(async (tx) => {
+        await tx.deleteFrom("tokens").where("user_id", "=", id).execute();
+        await tx.deleteFrom("revoked_sessions").where("user_id", "=", id).execute();
+        await tx.deleteFrom("revoked_tokens").where("user_id", "=", id).execute();
+        const result = await tx.deleteFrom("users").where("id", "=", id).executeTakeFirst();
+        return result.numDeletedRows > 0n;
+      });
+    },
   };
+  return repo;
 }
