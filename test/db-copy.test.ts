@@ -164,7 +164,8 @@ describe.skipIf(!adminUrl)("runyard db copy", () => {
     } finally {
       await after.proc.kill();
     }
-  });
+    // Two servers, a used home's runs and a copy: 34 s alone on a slow host, past 60 s loaded.
+  }, 150_000);
 
   it("refuses a target that is not empty, naming the table, and writes nothing", async () => {
     const { home } = await usedHome();
