@@ -1,7 +1,7 @@
 import { newId } from "../core/ids.js";
 import { isoTime } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
-import type { BotAlertsTable, BotSamplesTable } from "./schema.js";
+import type { BotAlertsTable, BotSamplesTable } from "./schema-bots.js";
 
 /** One point of a bot's resource history. */
 export type BotSample = BotSamplesTable;

@@ -2,7 +2,7 @@ import type { Selectable } from "kysely";
 import type { ErrorInfo } from "../core/events.js";
 import { decodeJson, encodeJson, isoTime } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
-import type { BotVersionsTable } from "./schema.js";
+import type { BotVersionsTable } from "./schema-bots.js";
 
 export type BotVersionState = BotVersionsTable["state"];
 export type BotVersionReason = BotVersionsTable["reason"];

@@ -6,7 +6,8 @@ import type { ErrorInfo } from "../core/events.js";
 import { newId } from "../core/ids.js";
 import { decodeJson, encodeJson, isoTime, isoTimeOrNull } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
-import type { BotsTable, Database } from "./schema.js";
+import type { Database } from "./schema.js";
+import type { BotsTable } from "./schema-bots.js";
 
 /** A bot as stored (`spec` and `last_logs` opened: the store seals them at rest). */
 export type BotRecord = Omit<Selectable<BotsTable>, "spec" | "oom_killed" | "error" | "health"> & {

@@ -1,6 +1,6 @@
 import { isoTime } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
-import type { TenantBotAlertsTable } from "./schema.js";
+import type { TenantBotAlertsTable } from "./schema-bots.js";
 
 /**
  * The alert rules a tenant's admin set for every bot of the tenant. `alerts` are as a bot's own
