@@ -266,19 +266,26 @@ export interface SandboxNetwork {
   readonly plainTcp?: () => string;
 }
 
+/** A result the launcher did not measure (a container's, a Job's, one that never started): no memory or CPU. */
+export function unmeasured(
+  startedAt: number,
+  result: Partial<ExecResult> & { status: ExecResult["status"] },
+): ExecResult {
+  return {
+    exitCode: null,
+    signal: null,
+    durationMs: Math.round(performance.now() - startedAt),
+    memoryPeakBytes: 0,
+    cpuMs: 0,
+    ...result,
+  };
+}
+
 /** The result of a command that never started: failed (with why) or canceled before its start. */
 export function notStarted(
   startedAt: number,
   status: "failed" | "canceled",
   spawnError?: string,
 ): ExecResult {
-  return {
-    status,
-    exitCode: null,
-    signal: null,
-    durationMs: Math.round(performance.now() - startedAt),
-    memoryPeakBytes: 0,
-    cpuMs: 0,
-    ...(spawnError === undefined ? {} : { spawnError }),
-  };
+  return unmeasured(startedAt, { status, ...(spawnError === undefined ? {} : { spawnError }) });
 }

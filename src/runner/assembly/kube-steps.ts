@@ -4,8 +4,8 @@ import type { Logger } from "../../core/logger.js";
 import { parseMemorySize } from "../../core/memory-size.js";
 import { KubeCluster } from "../../exec/kubernetes/cluster.js";
 import { createKubeStepExecutors } from "../../exec/kubernetes/create-executors.js";
+import { kubeLabels } from "../../exec/kubernetes/job-objects.js";
 import { leftoverJobsSweep } from "../../exec/kubernetes/leftover-jobs.js";
-import { componentLabel } from "../../exec/kubernetes/step-job.js";
 import type { JobExecutors } from "../../exec/local-runner.js";
 import type { RunnerInstall } from "../../exec/runner-install.js";
 import { kubernetesRunnerLabel } from "../../workflow/model.js";
@@ -57,7 +57,7 @@ export async function kubernetesSteps(
       start: { pullTimeoutMs: config.k8sPullTimeoutMs, scheduleTimeoutMs: config.k8sScheduleTimeoutMs },
     }),
     labels: [kubernetesRunnerLabel],
-    removeLeftovers: leftoverJobsSweep(cluster, { [componentLabel]: "step" }, connection.owner, {
+    removeLeftovers: leftoverJobsSweep(cluster, { [kubeLabels.component]: "step" }, connection.owner, {
       graceSeconds,
       logger: connection.logger,
       what: "step",

@@ -87,23 +87,15 @@ export class BotJobHandler implements JobHandler<"bot"> {
       containerId = held.supervisor.runningContainer;
       if (containerId) break;
     }
-    if (!containerId) {
-      return {
-        status: 503,
-        headers: {},
-        body_base64: "",
-        error: { code: "BOT_NOT_RUNNING", message: `bot ${botId} has no running container on this runner` },
-      };
-    }
+    const notRunning = (message: string): BotReply => ({
+      status: 503,
+      headers: {},
+      body_base64: "",
+      error: { code: "BOT_NOT_RUNNING", message },
+    });
+    if (!containerId) return notRunning(`bot ${botId} has no running container on this runner`);
     const { pid } = await this.deps.engine.inspect(containerId);
-    if (!pid) {
-      return {
-        status: 503,
-        headers: {},
-        body_base64: "",
-        error: { code: "BOT_NOT_RUNNING", message: `bot ${botId}'s container is not running` },
-      };
-    }
+    if (!pid) return notRunning(`bot ${botId}'s container is not running`);
     return forwardHook(pid, call);
   }
 
