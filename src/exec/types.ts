@@ -1,9 +1,8 @@
 /**
  * The executor contract: where a step attempt's processes run. An executor owns an attempt:
  * the environment the processes see, their scratch files and `$RUNYARD_OUTPUT`, so that a
- * container executor can bind-mount them where a process executor hands out host paths.
- * `createExecutor` (create-executor.ts) is the only place one is built; one file per backend
- * (`process.ts`, `docker-executor.ts`; kubernetes later).
+ * container executor can bind-mount them where a process executor hands out host paths. One
+ * folder per backend (process/, docker/, kubernetes/), each built in one `create*` function.
  */
 
 import type { ErrorCode } from "../core/errors.js";
