@@ -1,16 +1,11 @@
 import { accessSync, constants } from "node:fs";
 import { nativeHelperPath } from "./native-helpers.js";
 import { ForkServerLauncher } from "./process/fork-server.js";
-import { ProcessExecutor } from "./process/process.js";
+import { ProcessExecutor, type ProcessExecutorOptions } from "./process/process.js";
 import { SpawnLauncher } from "./process/spawn-launcher.js";
-import type { Sandbox } from "./sandbox/sandbox.js";
 import type { ProcessGroupWatch, ProcessLauncher } from "./types.js";
 
-export interface ExecutorConfig {
-  /** The host's environment; runyard's own credentials are taken out of it and masked. */
-  baseEnv: Record<string, string | undefined>;
-  /** Where the private scratch folder goes; the OS temp folder by default. */
-  tmpDir?: string;
+export interface ExecutorConfig extends ProcessExecutorOptions {
   /** Hears of every process group started and ended (the runner's orphan guard). */
   watch?: ProcessGroupWatch;
   /** How long the fork-server gives steps between SIGTERM and SIGKILL when its runner dies. */
@@ -24,10 +19,6 @@ export interface ExecutorConfig {
   forkServerPath?: string;
   /** Where the warning about a missing or broken fork-server goes; stderr by default. */
   onWarning?: (message: string) => void;
-  /** Runs every command of every attempt inside this sandbox (bubblewrap); none by default. */
-  sandbox?: Sandbox;
-  /** Sandboxed: the names of `baseEnv` platform runs' attempts get (`step_pass_env`); see ProcessExecutor. */
-  passEnv?: readonly string[];
 }
 
 let warned = false;

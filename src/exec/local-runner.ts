@@ -1,7 +1,7 @@
 import { resolve } from "node:path";
 import { attemptEndedEarly } from "../core/attempt-ended-early.js";
 import { type Confinement, stepConfinement } from "../core/confinement.js";
-import { errorInfo } from "../core/errors.js";
+import { type ErrorCode, errorInfo } from "../core/errors.js";
 import type { ErrorInfo } from "../core/events.js";
 import type {
   StepAttemptRequest,
@@ -98,13 +98,10 @@ export class LocalStepRunner implements StepRunner {
     const outputRefusal =
       request.output_path === undefined ? undefined : this.executor.hostFolderRefusal?.(request.output_path);
     if (outputRefusal) {
-      return attemptEndedEarly(
-        "failed",
-        errorInfo(
-          "SPAWN_FAILED",
-          `output_path ${outputRefusal}`,
-          "Name a folder of your own for output_path, outside the runner's and server's homes (such as one under the step's cwd or /var/log).",
-        ),
+      return endedEarly(
+        "SPAWN_FAILED",
+        `output_path ${outputRefusal}`,
+        "Name a folder of your own for output_path, outside the runner's and server's homes (such as one under the step's cwd or /var/log).",
       );
     }
     // Checked again before anything starts, as the server did at submit, with the same code. A
@@ -115,7 +112,7 @@ export class LocalStepRunner implements StepRunner {
     // a step beside it could swap the path for a link between the check and the mount.
     const held = request.container && request.cwd !== undefined ? holdCwd(request.cwd) : undefined;
     if (held && "problem" in held) {
-      return attemptEndedEarly("failed", errorInfo("SPAWN_FAILED", held.problem, heldCwdHint));
+      return endedEarly("SPAWN_FAILED", held.problem, heldCwdHint);
     }
     // Where the step may work, as the server judged it at submit: the path as written and where it
     // leads now, then the folder a sandbox or container holds as it binds it.
@@ -142,13 +139,10 @@ export class LocalStepRunner implements StepRunner {
         ? undefined
         : this.executor.cwdRefusal?.(held?.path ?? request.cwd, options.exposure);
     if (cwdRefusal) {
-      return attemptEndedEarly(
-        "failed",
-        errorInfo(
-          "STEP_CWD_NOT_ALLOWED",
-          cwdRefusal,
-          "Name a folder outside runyard's own (the runner's and server's homes, the agents' workspace), and not /, /proc, /sys, /dev, /run or the host's /tmp itself.",
-        ),
+      return endedEarly(
+        "STEP_CWD_NOT_ALLOWED",
+        cwdRefusal,
+        "Name a folder outside runyard's own (the runner's and server's homes, the agents' workspace), and not /, /proc, /sys, /dev, /run or the host's /tmp itself.",
       );
     }
     if (!request.container && jobs) {
@@ -167,13 +161,10 @@ export class LocalStepRunner implements StepRunner {
       }
     }
     if (!request.container && request.image !== undefined) {
-      return attemptEndedEarly(
-        "failed",
-        errorInfo(
-          "SPAWN_FAILED",
-          `step "${request.step}" names image ${request.image}, and this runner runs steps as processes: only a runner with the Kubernetes executor runs a step in an image`,
-          "Run the step on runners with RUNYARD_EXECUTOR=kubernetes (give its host labels: [kubernetes]), or remove image: from the step.",
-        ),
+      return endedEarly(
+        "SPAWN_FAILED",
+        `step "${request.step}" names image ${request.image}, and this runner runs steps as processes: only a runner with the Kubernetes executor runs a step in an image`,
+        "Run the step on runners with RUNYARD_EXECUTOR=kubernetes (give its host labels: [kubernetes]), or remove image: from the step.",
       );
     }
     if (!request.container) {
@@ -182,13 +173,10 @@ export class LocalStepRunner implements StepRunner {
       try {
         network = await networkFor?.(request);
       } catch (error) {
-        return attemptEndedEarly(
-          "failed",
-          errorInfo(
-            "SPAWN_FAILED",
-            `cannot give the step a network of its own: ${(error as Error).message}`,
-            "See the runner's log; the runner's egress proxy could not listen for this run's sandbox.",
-          ),
+        return endedEarly(
+          "SPAWN_FAILED",
+          `cannot give the step a network of its own: ${(error as Error).message}`,
+          "See the runner's log; the runner's egress proxy could not listen for this run's sandbox.",
         );
       }
       const exposure = network ? { ...options.exposure, network } : options.exposure;
@@ -197,13 +185,10 @@ export class LocalStepRunner implements StepRunner {
       return runStepAttempt(this.executor, attempt, { ...attemptOptions, ...(exposure ? { exposure } : {}) });
     }
     if (!containers) {
-      return attemptEndedEarly(
-        "failed",
-        errorInfo(
-          "SPAWN_FAILED",
-          `host "${request.host}" runs its steps in containers (executor: docker), and this machine has no Docker engine runyard can reach`,
-          "Start Docker where the step runs (and let runyard use /var/run/docker.sock), or remove `executor: docker` from the host.",
-        ),
+      return endedEarly(
+        "SPAWN_FAILED",
+        `host "${request.host}" runs its steps in containers (executor: docker), and this machine has no Docker engine runyard can reach`,
+        "Start Docker where the step runs (and let runyard use /var/run/docker.sock), or remove `executor: docker` from the host.",
       );
     }
     const executor = containers(request.container, {
@@ -221,6 +206,11 @@ export class LocalStepRunner implements StepRunner {
       executor.close();
     }
   }
+}
+
+/** An attempt that failed before anything of it ran. */
+function endedEarly(code: ErrorCode, message: string, hint: string): StepAttemptResult {
+  return attemptEndedEarly("failed", errorInfo(code, message, hint));
 }
 
 /**

@@ -1,9 +1,8 @@
 /**
  * The executor contract: where a step attempt's processes run. An executor owns an attempt:
  * the environment the processes see, their scratch files and `$RUNYARD_OUTPUT`, so that a
- * container executor can bind-mount them where a process executor hands out host paths.
- * `createExecutor` (create-executor.ts) is the only place one is built; one file per backend
- * (`process.ts`, `docker-executor.ts`; kubernetes later).
+ * container executor can bind-mount them where a process executor hands out host paths. One
+ * folder per backend (process/, docker/, kubernetes/), each built in one `create*` function.
  */
 
 import type { ErrorCode } from "../core/errors.js";
@@ -266,19 +265,26 @@ export interface SandboxNetwork {
   readonly plainTcp?: () => string;
 }
 
+/** A result the launcher did not measure (a container's, a Job's, one that never started): no memory or CPU. */
+export function unmeasured(
+  startedAt: number,
+  result: Partial<ExecResult> & { status: ExecResult["status"] },
+): ExecResult {
+  return {
+    exitCode: null,
+    signal: null,
+    durationMs: Math.round(performance.now() - startedAt),
+    memoryPeakBytes: 0,
+    cpuMs: 0,
+    ...result,
+  };
+}
+
 /** The result of a command that never started: failed (with why) or canceled before its start. */
 export function notStarted(
   startedAt: number,
   status: "failed" | "canceled",
   spawnError?: string,
 ): ExecResult {
-  return {
-    status,
-    exitCode: null,
-    signal: null,
-    durationMs: Math.round(performance.now() - startedAt),
-    memoryPeakBytes: 0,
-    cpuMs: 0,
-    ...(spawnError === undefined ? {} : { spawnError }),
-  };
+  return unmeasured(startedAt, { status, ...(spawnError === undefined ? {} : { spawnError }) });
 }

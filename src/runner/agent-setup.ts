@@ -7,7 +7,7 @@ import type { AgentSandbox, AgentTask } from "../core/jobs/agent.js";
 import { isStdioServer } from "../core/jobs/agent-tools.js";
 import type { EgressDestination } from "../exec/egress-proxy.js";
 import type { ProcessLauncher } from "../exec/types.js";
-import type { TurnOutcome } from "./handlers/agent.js";
+import { type TurnOutcome, turnFailed } from "./handlers/agent.js";
 
 /**
  * What runs in an agent turn's sandbox besides the agent CLI: the task's setup command before the
@@ -89,22 +89,14 @@ export async function mcpCommandsUnreachable(
     ? `inside the agent's container (image ${turn.container.image})`
     : "inside the agent's sandbox on this runner";
   const what = unfound.map((server) => `${server.name} (${JSON.stringify(server.command)})`).join(", ");
-  return {
-    status: "failed",
-    error: {
-      code: "AGENT_MCP_UNAVAILABLE",
-      message:
-        result.status === "success"
-          ? `the command of MCP server ${what} is not found ${where}`
-          : `the commands of the MCP servers could not be checked ${where}: the check ${result.status}${result.spawnError ? ` (${result.spawnError})` : ""}`,
-      hint: "A stdio MCP server is started by the agent inside its sandbox: name a program found in the PATH there (or its absolute path), such as one in the repository (./tools/server.js) or installed in the sandbox's image, or one the task's setup command installs.",
-    },
-    inputTokens: 0,
-    outputTokens: 0,
-    durationMs: 0,
-    memoryPeakBytes: 0,
-    cpuMs: 0,
-  };
+  return turnFailed({
+    code: "AGENT_MCP_UNAVAILABLE",
+    message:
+      result.status === "success"
+        ? `the command of MCP server ${what} is not found ${where}`
+        : `the commands of the MCP servers could not be checked ${where}: the check ${result.status}${result.spawnError ? ` (${result.spawnError})` : ""}`,
+    hint: "A stdio MCP server is started by the agent inside its sandbox: name a program found in the PATH there (or its absolute path), such as one in the repository (./tools/server.js) or installed in the sandbox's image, or one the task's setup command installs.",
+  });
 }
 
 /**

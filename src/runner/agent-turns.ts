@@ -17,7 +17,7 @@ import type { AgentKubernetesSettings } from "./agent-kubernetes.js";
 import { type AgentSandboxSettings, type OpenSandbox, openSandbox, sandboxRefusal } from "./agent-sandbox.js";
 import { mcpCommandsUnreachable, mcpDestinations, type OpenTurn, runSetup } from "./agent-setup.js";
 import { conversationCodexHome, conversationConfigHome } from "./conversation-config.js";
-import type { AgentTurns, TurnOutcome } from "./handlers/agent.js";
+import { type AgentTurns, type TurnIo, type TurnOutcome, turnFailed } from "./handlers/agent.js";
 import {
   carriesCredential,
   githubLoginRefusal,
@@ -76,11 +76,14 @@ export class SupervisedAgentTurns implements AgentTurns {
    * before its turn.
    */
   check(task: AgentTask): void {
-    if (this.options.kubernetes) return;
-    const settings = this.options.sandbox;
-    if (!task.sandbox || !settings) return;
-    const refusal = sandboxRefusal(task.sandbox, settings);
+    const refusal = this.sandboxRefusal(task);
     if (refusal) throw refusal;
+  }
+
+  private sandboxRefusal(task: AgentTask): RunyardError | undefined {
+    const settings = this.options.sandbox;
+    if (this.options.kubernetes || !task.sandbox || !settings) return undefined;
+    return sandboxRefusal(task.sandbox, settings);
   }
 
   /**
@@ -92,31 +95,22 @@ export class SupervisedAgentTurns implements AgentTurns {
   private async open(
     task: AgentTask,
     cwd: string,
-    io: {
-      emit(output: AgentOutput): void;
-      signal: AbortSignal;
-      ownEndpoint?: boolean;
-      cwdCheck?: ExecExposure["cwdCheck"];
-    },
+    io: TurnIo & { emit(output: AgentOutput): void },
   ): Promise<OpenTurn | { outcome: TurnOutcome }> {
     const kubernetes = this.options.kubernetes;
-    const refusal =
-      !kubernetes &&
-      task.sandbox &&
-      this.options.sandbox &&
-      sandboxRefusal(task.sandbox, this.options.sandbox);
-    if (refusal)
-      return { outcome: { ...sandboxFailed(refusal.message, refusal.hint), error: refusal.toInfo() } };
+    const refusal = this.sandboxRefusal(task);
+    if (refusal) return { outcome: turnFailed(refusal.toInfo()) };
     const adapter = adapterFor(task.agent);
     const path = adapter ? agentPath(task.agent, this.options) : undefined;
     if (!adapter || path === undefined) {
       return {
-        outcome: notInstalled(
-          task.agent,
-          adapter
+        outcome: turnFailed({
+          code: "AGENT_NOT_INSTALLED",
+          message: adapter
             ? `${task.agent} is not installed on this runner`
             : `this runner has no adapter for ${task.agent}`,
-        ),
+          hint: `Install it on the runner with \`runyard agents install ${task.agent}\`; \`runyard agents\` shows what is there.`,
+        }),
       };
     }
     // The conversation's own: its follow-ups find the session it left, and no other run (on a
@@ -154,8 +148,8 @@ export class SupervisedAgentTurns implements AgentTurns {
         ? await conversationConfigHome(state, this.options.env)
         : undefined;
     const scratchDir = await mkdtemp(join(this.options.stateRoot, "turn-"));
-    const worktreeGit = await gitFolders(cwd);
-    const git = await gitExposure(cwd);
+    const worktree = await worktreeGit(cwd);
+    const git = await gitExposure(cwd, worktree);
     // Under a sandbox the turn sees its worktree and its own state read-write, the CLI read-only,
     // and of its git folders what a commit writes read-write, the rest read-only.
     const exposure: ExecExposure = {
@@ -202,7 +196,12 @@ export class SupervisedAgentTurns implements AgentTurns {
     };
     const folders = {
       // A task's own cwd is the member's folder, never opened; a worktree or chat folder is the runner's.
-      runnerMade: [...(task.cwd === undefined ? [cwd] : []), scratchDir, state, ...worktreeGit],
+      runnerMade: [
+        ...(task.cwd === undefined ? [cwd] : []),
+        scratchDir,
+        state,
+        ...(worktree ? [worktree.common] : []),
+      ],
       reopened: [scratchDir, state],
       borrowed: git.borrowed,
       reached: [...reached, ...mcpDestinations(task)],
@@ -220,7 +219,9 @@ export class SupervisedAgentTurns implements AgentTurns {
     if (sandboxed && "problem" in sandboxed) {
       await Promise.all(keyProxy?.proxies.map((proxy) => proxy.close()) ?? []);
       await rm(scratchDir, { recursive: true, force: true });
-      return { outcome: sandboxFailed(sandboxed.problem, sandboxed.hint) };
+      return {
+        outcome: turnFailed({ code: "AGENT_CRASHED", message: sandboxed.problem, hint: sandboxed.hint }),
+      };
     }
     const base = sandboxed?.launcher ?? this.options.launcher;
     const launcher: ProcessLauncher = {
@@ -249,12 +250,7 @@ export class SupervisedAgentTurns implements AgentTurns {
   async run(
     task: AgentTask,
     cwd: string,
-    io: {
-      emit(output: AgentOutput): void;
-      signal: AbortSignal;
-      ownEndpoint?: boolean;
-      cwdCheck?: ExecExposure["cwdCheck"];
-    },
+    io: TurnIo & { emit(output: AgentOutput): void },
   ): Promise<TurnOutcome> {
     const opened = await this.open(task, cwd, io);
     if ("outcome" in opened) return opened.outcome;
@@ -317,25 +313,14 @@ export class SupervisedAgentTurns implements AgentTurns {
    * environment and network), before the first turn: each line of its output to `say`. Throws
    * AGENT_SETUP_FAILED with its output's tail when it fails or cannot start.
    */
-  async setup(
-    task: AgentTask,
-    cwd: string,
-    io: {
-      say(line: string): void;
-      signal: AbortSignal;
-      ownEndpoint?: boolean;
-      cwdCheck?: ExecExposure["cwdCheck"];
-    },
-  ): Promise<void> {
+  async setup(task: AgentTask, cwd: string, io: TurnIo & { say(line: string): void }): Promise<void> {
     const script = task.setup;
     if (!script) return;
     const opened = await this.open(task, cwd, {
+      ...io,
       emit: (output) => {
         if (output.type === "notice") io.say(output.text);
       },
-      signal: io.signal,
-      ...(io.ownEndpoint ? { ownEndpoint: true } : {}),
-      ...(io.cwdCheck ? { cwdCheck: io.cwdCheck } : {}),
     });
     if ("outcome" in opened) {
       const error = opened.outcome.error;
@@ -414,18 +399,6 @@ export class SupervisedAgentTurns implements AgentTurns {
   }
 }
 
-function sandboxFailed(problem: string, hint: string): TurnOutcome {
-  return {
-    status: "failed",
-    error: { code: "AGENT_CRASHED", message: problem, hint },
-    inputTokens: 0,
-    outputTokens: 0,
-    durationMs: 0,
-    memoryPeakBytes: 0,
-    cpuMs: 0,
-  };
-}
-
 /** A conversation's key as a folder name: nothing in it leads out of the agent's state. */
 function conversationFolder(key: string): string {
   const name = key.replace(/[^A-Za-z0-9_.-]/g, "_");
@@ -452,18 +425,15 @@ function cliPackageRoot(path: string): string[] {
 
 /**
  * The git folders a worktree's commits go to, which lie outside it: `.git` there is a file that
- * names the task repo's folder for this worktree, whose `commondir` names the task repo itself.
+ * names the task repo's folder for this worktree (`gitDir`), whose `commondir` names the task repo
+ * itself. Undefined for a folder that is no worktree (a chat folder, a plain repository).
  */
-async function gitFolders(cwd: string): Promise<string[]> {
-  try {
-    const pointer = /^gitdir: (.+)$/m.exec(await readFile(join(cwd, ".git"), "utf8"))?.[1];
-    if (!pointer) return [];
-    const gitDir = resolve(cwd, pointer.trim());
-    const common = (await readFile(join(gitDir, "commondir"), "utf8").catch(() => "")).trim();
-    return [common ? resolve(gitDir, common) : gitDir];
-  } catch {
-    return []; // not a worktree (a chat folder, a plain repository): nothing outside it
-  }
+async function worktreeGit(cwd: string): Promise<{ gitDir: string; common: string } | undefined> {
+  const pointer = /^gitdir: (.+)$/m.exec(await readFile(join(cwd, ".git"), "utf8").catch(() => ""))?.[1];
+  if (!pointer) return undefined;
+  const gitDir = resolve(cwd, pointer.trim());
+  const common = (await readFile(join(gitDir, "commondir"), "utf8").catch(() => "")).trim();
+  return { gitDir, common: common ? resolve(gitDir, common) : gitDir };
 }
 
 /**
@@ -478,23 +448,19 @@ async function gitFolders(cwd: string): Promise<string[]> {
  * mirror's objects, which every task of the repository on this runner borrows) are shown
  * read-only: no more of the mirror, and nothing of it writable. Each read-write folder is a mount
  * point of its own, so it cannot be renamed away with the read-only files inside it. Folders the
- * task repo lacks are made (empty), as a mount needs what it covers. Nothing for a folder that
- * is no worktree.
+ * task repo lacks are made (empty), as a mount needs what it covers.
  */
 async function gitExposure(
   cwd: string,
+  git: { gitDir: string; common: string } | undefined,
 ): Promise<{ writable: string[]; readable: string[]; borrowed: string[] }> {
-  const pointer = join(cwd, ".git");
-  const target = /^gitdir: (.+)$/m.exec(await readFile(pointer, "utf8").catch(() => ""))?.[1];
-  if (!target) return { writable: [], readable: [], borrowed: [] };
-  const gitDir = resolve(cwd, target.trim());
-  const [common] = await gitFolders(cwd);
-  if (!common) return { writable: [], readable: [], borrowed: [] };
+  if (!git) return { writable: [], readable: [], borrowed: [] };
+  const { gitDir, common } = git;
   const writable = ["objects", "refs", "logs"].map((name) => join(common, name));
   const readable = [join(common, "objects", "info"), join(common, "refs", "replace")];
   for (const folder of [...writable, ...readable]) await mkdir(folder, { recursive: true });
   if (gitDir !== common) writable.push(gitDir);
-  readable.push(common, pointer, join(gitDir, "commondir"), join(gitDir, "gitdir"));
+  readable.push(common, join(cwd, ".git"), join(gitDir, "commondir"), join(gitDir, "gitdir"));
   const borrowed = (await borrowedObjects(join(common, "objects"))).filter((path) => existsSync(path));
   return { writable, readable: [...readable.filter((path) => existsSync(path)), ...borrowed], borrowed };
 }
@@ -527,20 +493,4 @@ export function agentEnv(
     env[name] = value;
   }
   return env;
-}
-
-function notInstalled(agent: string, message: string): TurnOutcome {
-  return {
-    status: "failed",
-    error: {
-      code: "AGENT_NOT_INSTALLED",
-      message,
-      hint: `Install it on the runner with \`runyard agents install ${agent}\`; \`runyard agents\` shows what is there.`,
-    },
-    inputTokens: 0,
-    outputTokens: 0,
-    durationMs: 0,
-    memoryPeakBytes: 0,
-    cpuMs: 0,
-  };
 }

@@ -5,7 +5,7 @@ import { credentialEnvNames, runEnvBase } from "../core/config-env.js";
 import type { AgentTask } from "../core/jobs/agent.js";
 import { isSecretName } from "../core/masking.js";
 import type { EgressDestination } from "../exec/egress-proxy.js";
-import type { TurnOutcome } from "./handlers/agent.js";
+import { type TurnOutcome, turnFailed } from "./handlers/agent.js";
 import type { ModelKeyProxy } from "./model-key-proxy.js";
 
 /**
@@ -90,19 +90,11 @@ export function githubLoginRefusal(
   if (own.some((name) => task.env[name])) return undefined;
   const login = githubLogins.find((name) => memberEnv[name]);
   if (!login) return undefined;
-  return {
-    status: "failed",
-    error: {
-      code: "AGENT_AUTH",
-      message: `copilot would run on this runner's GitHub login (${login}), which no member's turn is given: it calls GitHub's API with it, which the runner cannot key for it`,
-      hint: "Bring your own token in the task's env (COPILOT_GITHUB_TOKEN, as a secret), or ask the runner's operator to give Copilot CLI a provider of the runner's (COPILOT_PROVIDER_BASE_URL and COPILOT_PROVIDER_API_KEY in the runner's env), whose key the runner adds to a member's calls.",
-    },
-    inputTokens: 0,
-    outputTokens: 0,
-    durationMs: 0,
-    memoryPeakBytes: 0,
-    cpuMs: 0,
-  };
+  return turnFailed({
+    code: "AGENT_AUTH",
+    message: `copilot would run on this runner's GitHub login (${login}), which no member's turn is given: it calls GitHub's API with it, which the runner cannot key for it`,
+    hint: "Bring your own token in the task's env (COPILOT_GITHUB_TOKEN, as a secret), or ask the runner's operator to give Copilot CLI a provider of the runner's (COPILOT_PROVIDER_BASE_URL and COPILOT_PROVIDER_API_KEY in the runner's env), whose key the runner adds to a member's calls.",
+  });
 }
 
 /**

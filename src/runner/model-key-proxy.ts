@@ -1,5 +1,11 @@
 import { randomBytes, timingSafeEqual } from "node:crypto";
-import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server } from "node:http";
+import {
+  createServer,
+  request as httpRequest,
+  type IncomingHttpHeaders,
+  type Server,
+  type ServerResponse,
+} from "node:http";
 import { request as httpsRequest } from "node:https";
 import { codexHomeOf, readCodexConfig } from "../agents/codex-config.js";
 import { destinationOf } from "../agents/model-endpoints.js";
@@ -53,26 +59,16 @@ export async function startModelKeyProxy(options: ModelKeyProxyOptions): Promise
   const credentialNames = new Set(Object.keys(options.credentials).map((name) => name.toLowerCase()));
   const server: Server = createServer((req, res) => {
     if (!carriesPlaceholder(req.headers, placeholder)) {
-      res.writeHead(401, { "content-type": "application/json" });
-      res.end(
-        JSON.stringify({
-          type: "error",
-          error: { type: "authentication_error", message: "runyard's model proxy: not this turn's key" },
-        }),
-      );
+      answerError(res, 401, "authentication_error", "not this turn's key");
       return;
     }
     const path = (req.url ?? "/").split("?")[0] ?? "/";
     if (options.allows && !options.allows(req.method ?? "GET", path)) {
-      res.writeHead(403, { "content-type": "application/json" });
-      res.end(
-        JSON.stringify({
-          type: "error",
-          error: {
-            type: "permission_error",
-            message: `runyard's model proxy: ${req.method} ${path.slice(0, 100)} is not a model call; a turn on the runner's key makes model calls only`,
-          },
-        }),
+      answerError(
+        res,
+        403,
+        "permission_error",
+        `${req.method} ${path.slice(0, 100)} is not a model call; a turn on the runner's key makes model calls only`,
       );
       return;
     }
@@ -107,13 +103,7 @@ export async function startModelKeyProxy(options: ModelKeyProxyOptions): Promise
         res.destroy();
         return;
       }
-      res.writeHead(502, { "content-type": "application/json" });
-      res.end(
-        JSON.stringify({
-          type: "error",
-          error: { type: "api_error", message: `runyard's model proxy: ${error.message}` },
-        }),
-      );
+      answerError(res, 502, "api_error", error.message);
     });
     req.pipe(outgoing);
     // The CLI gave up (its turn was stopped): so does the call upstream.
@@ -136,6 +126,12 @@ export async function startModelKeyProxy(options: ModelKeyProxyOptions): Promise
         server.closeAllConnections();
       }),
   };
+}
+
+/** An error as Anthropic's API words one, from the proxy itself. */
+function answerError(res: ServerResponse, status: number, type: string, message: string): void {
+  res.writeHead(status, { "content-type": "application/json" });
+  res.end(JSON.stringify({ type: "error", error: { type, message: `runyard's model proxy: ${message}` } }));
 }
 
 /** Whether the request carries the turn's placeholder as its key (`x-api-key`, `x-goog-api-key`, or a bearer token). */

@@ -15,7 +15,7 @@ import {
   runnerSocketPath,
   ServerMessage,
 } from "../core/protocol.js";
-import { detachReason, type JobIo } from "./handlers/types.js";
+import { botErrorReply, detachReason, type JobIo } from "./handlers/types.js";
 import { JobOutbox, maxPendingBytes, type OutboxLink } from "./job-outbox.js";
 import { outputPieces } from "./message-limits.js";
 import {
@@ -390,23 +390,10 @@ export class RunnerDaemon {
         const callId = message.call_id;
         const reply: Promise<BotReply> = answer
           ? answer(message.bot_id, message.call, (bodyBase64) => this.sendPart(callId, bodyBase64))
-          : Promise.resolve({
-              status: 503,
-              headers: {},
-              body_base64: "",
-              error: { code: "BOT_NOT_RUNNING", message: "this runner runs no bots" },
-            });
+          : Promise.resolve(botErrorReply(503, "BOT_NOT_RUNNING", "this runner runs no bots"));
         void reply
-          .catch(
-            (error: unknown): BotReply => ({
-              status: 502,
-              headers: {},
-              body_base64: "",
-              error: {
-                code: "BOT_HOOK_FAILED",
-                message: error instanceof Error ? error.message : String(error),
-              },
-            }),
+          .catch((error: unknown) =>
+            botErrorReply(502, "BOT_HOOK_FAILED", error instanceof Error ? error.message : String(error)),
           )
           .then((done) => this.send({ type: "bot_reply", call_id: message.call_id, reply: done }));
         break;

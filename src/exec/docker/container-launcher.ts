@@ -9,7 +9,7 @@ import { RunningContainers } from "./container-run.js";
 import {
   type ContainerLimits,
   type ContainerMount,
-  defaultContainerUser,
+  containerUser,
   hardenedContainer,
 } from "./container-spec.js";
 import type { DockerEngine } from "./docker-engine.js";
@@ -146,18 +146,9 @@ function trustEveryRepository(env: Record<string, string>): void {
 /** The agent's home inside the container: in memory, its own, gone with the container. */
 export const sandboxHome = "/home/runyard";
 
-/**
- * Who a sandbox's commands run as, never root: the runner's own user when it is not root (the
- * files the agent writes are then the runner's); under a root runner, the owner of `cwd` when
- * that is not root; else nobody (65534), for whom the runner opens the folders it made (see the
- * agent turns).
- */
+/** A sandbox's user (containerUser); nobody's is opened the folders the runner made (see the agent turns). */
 export function sandboxUser(cwd: string | undefined): string {
-  const uid = process.getuid?.() ?? 0;
-  if (uid !== 0) return `${uid}:${process.getgid?.() ?? uid}`;
-  const owner = cwd ? statSync(cwd, { throwIfNoEntry: false }) : undefined;
-  if (owner && owner.uid !== 0 && owner.gid !== 0) return `${owner.uid}:${owner.gid}`;
-  return defaultContainerUser;
+  return containerUser(cwd ? statSync(cwd, { throwIfNoEntry: false }) : undefined);
 }
 
 function uidOf(user: string): string {

@@ -1,7 +1,7 @@
 import type { Readable } from "node:stream";
 import type { ContainerCreateOptions } from "dockerode";
 import { OutputDecoder } from "../output-decoder.js";
-import type { ExecResult, OutputHandler } from "../types.js";
+import { type ExecResult, notStarted, type OutputHandler, unmeasured } from "../types.js";
 import type { DockerEngine } from "./docker-engine.js";
 import { frames } from "./docker-log-frames.js";
 
@@ -32,7 +32,7 @@ export async function runContainer(
 ): Promise<ExecResult> {
   const startedAt = performance.now();
   const { signal } = run;
-  if (signal?.aborted) return stoppedBeforeStart("canceled", startedAt);
+  if (signal?.aborted) return notStarted(startedAt, "canceled");
   // The argv is the whole command, as with a process: an image's ENTRYPOINT would otherwise be
   // put in front of it ([""] is how the Docker API clears it).
   const create = { ...spec, Entrypoint: [""], AttachStdout: true, AttachStderr: true };
@@ -40,7 +40,7 @@ export async function runContainer(
   try {
     id = await engine.create(create);
   } catch (error) {
-    return notStarted(`cannot create the container: ${(error as Error).message}`, startedAt);
+    return notStarted(startedAt, "failed", `cannot create the container: ${(error as Error).message}`);
   }
   run.onCreated?.(id);
   try {
@@ -52,7 +52,7 @@ export async function runContainer(
     } catch (error) {
       stream.destroy();
       await output;
-      return notStarted(`cannot start the container: ${(error as Error).message}`, startedAt);
+      return notStarted(startedAt, "failed", `cannot start the container: ${(error as Error).message}`);
     }
     const stopper = new ContainerStopper(engine, id, run.killGraceMs);
     const onAbort = () => stopper.stop("canceled");
@@ -70,15 +70,10 @@ export async function runContainer(
       signal?.removeEventListener("abort", onAbort);
       stopper.done();
     }
-    const durationMs = performance.now() - startedAt;
-    if (stopper.reason) {
-      return {
-        ...baseResult(durationMs),
-        status: stopper.reason,
-        exitCode: null,
-        signal: stopper.lastSignal,
-      };
-    }
+    // Docker's stats end with the container, and sampling them while it runs costs a request per
+    // sample for a number the limits already bound; a container reports no memory peak or CPU.
+    if (stopper.reason) return unmeasured(startedAt, { status: stopper.reason, signal: stopper.lastSignal });
+    const result = unmeasured(startedAt, { status: exitCode === 0 ? "success" : "failed", exitCode });
     const memory = spec.HostConfig?.Memory;
     if (exitCode === 137 && memory && (await engine.inspect(id).catch(() => undefined))?.oomKilled) {
       run.onOutput(
@@ -86,12 +81,7 @@ export async function runContainer(
         `runyard: the container went over its memory limit of ${Math.round(memory / 1024 / 1024)}m and was killed; ${run.oomHint ?? "raise its memory limit"}\n`,
       );
     }
-    return {
-      ...baseResult(durationMs),
-      status: exitCode === 0 ? "success" : "failed",
-      exitCode,
-      signal: null,
-    };
+    return result;
   } finally {
     await engine.remove(id).catch(() => {});
   }
@@ -177,24 +167,4 @@ async function pumpOutput(stream: Readable, onOutput: OutputHandler): Promise<vo
     const rest = decoders[name].end();
     if (rest) onOutput(name, rest);
   }
-}
-
-function baseResult(durationMs: number): Pick<ExecResult, "durationMs" | "memoryPeakBytes" | "cpuMs"> {
-  // Docker's stats end with the container, and sampling them while it runs costs a request per
-  // sample for a number the limits already bound; a container reports no memory peak or CPU.
-  return { durationMs: Math.round(durationMs), memoryPeakBytes: 0, cpuMs: 0 };
-}
-
-export function notStarted(message: string, startedAt: number): ExecResult {
-  return {
-    ...baseResult(performance.now() - startedAt),
-    status: "failed",
-    exitCode: null,
-    signal: null,
-    spawnError: message,
-  };
-}
-
-function stoppedBeforeStart(status: "canceled", startedAt: number): ExecResult {
-  return { ...baseResult(performance.now() - startedAt), status, exitCode: null, signal: null };
 }

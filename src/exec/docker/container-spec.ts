@@ -19,6 +19,18 @@ export const defaultContainerLimits: ContainerLimits = {
 /** `nobody:nogroup` on Debian and busybox; numeric so it needs no passwd entry in the image. */
 export const defaultContainerUser = "65534:65534";
 
+/**
+ * Who a container's commands run as, never root: the runner's own user when it is not root (the
+ * files they write are then the runner's); under a root runner, the owner of the folder they work
+ * in (`owner`, as the runner found it) when that is not root; else nobody (65534).
+ */
+export function containerUser(owner: { uid: number | bigint; gid: number | bigint } | undefined): string {
+  const uid = process.getuid?.() ?? 0;
+  if (uid !== 0) return `${uid}:${process.getgid?.() ?? uid}`;
+  if (owner && Number(owner.uid) !== 0 && Number(owner.gid) !== 0) return `${owner.uid}:${owner.gid}`;
+  return defaultContainerUser;
+}
+
 /** The label every container runyard manages carries; reconciliation lists by it. */
 export const managedLabel = "runyard.managed";
 

@@ -283,10 +283,9 @@ export class DockerEngine {
 
   /**
    * Removes the container (killing it if it runs) with its anonymous volumes, as `docker run
-   * --rm` does: an image's `VOLUME` would otherwise leave one behind per container. A missing
-   * container is not an error.
+   * --rm` does: an image's `VOLUME` would otherwise leave one behind per container. Resolves once
+   * it is gone, also when another caller was removing it; a missing container is not an error.
    */
-  /** Removes the container; resolves once it is gone, also when another caller was removing it. */
   async remove(id: string): Promise<void> {
     const container = this.docker.getContainer(id);
     try {

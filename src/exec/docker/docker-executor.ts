@@ -22,12 +22,7 @@ import type {
   OutputFileContents,
 } from "../types.js";
 import { RunningContainers } from "./container-run.js";
-import {
-  type ContainerMount,
-  defaultContainerUser,
-  hardenedContainer,
-  managedLabel,
-} from "./container-spec.js";
+import { type ContainerMount, containerUser, hardenedContainer, managedLabel } from "./container-spec.js";
 import { credentialMarks, pulledWithCredentials } from "./credentialed-pulls.js";
 import type { DockerEngine } from "./docker-engine.js";
 
@@ -206,19 +201,6 @@ function removeScratch(scratch: string): void {
   } catch {
     // A file the step made that the runner may not remove; the OS temp folder is cleaned some day.
   }
-}
-
-/**
- * Who the commands run as, never root: the runner's own user when it is not root (files the step
- * writes are then the runner's); under a root runner, the owner of the step's cwd (`owner`, the
- * folder the runner held) when that is not root, so the step can write its workspace; else nobody
- * (65534), who can write only the scratch folder and what is writable to all.
- */
-function containerUser(owner: BigIntStats | undefined): string {
-  const uid = process.getuid?.() ?? 0;
-  if (uid !== 0) return `${uid}:${process.getgid?.() ?? uid}`;
-  if (owner && owner.uid !== 0n && owner.gid !== 0n) return `${owner.uid}:${owner.gid}`;
-  return defaultContainerUser;
 }
 
 class DockerAttempt implements ExecAttempt {

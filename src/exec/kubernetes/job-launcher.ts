@@ -2,10 +2,16 @@ import { randomBytes } from "node:crypto";
 import { isAbsolute, relative, resolve } from "node:path";
 import type { ExecRequest, ExecResult, ProcessLauncher } from "../types.js";
 import type { KubeCluster } from "./cluster.js";
-import { type ClaimMount, type EgressRule, hiddenInPod, type KubeJobRequest } from "./job-objects.js";
+import {
+  type ClaimMount,
+  type EgressRule,
+  hiddenInPod,
+  type KubeJobRequest,
+  kubeContainerName,
+} from "./job-objects.js";
 import { jobEnded, runJobToEnd } from "./job-run.js";
 import type { PodEnd } from "./pod-end.js";
-import { followPodLog } from "./pod-log.js";
+import { followPodLog, PodLogLines } from "./pod-log.js";
 import type { PodStartLimits } from "./pod-start.js";
 
 /** How a runner's commands run as Jobs (the config file's k8s_* keys, resolved). */
@@ -76,6 +82,7 @@ export class KubeJobLauncher implements ProcessLauncher {
     };
     // Aborted by the caller (cancel, the supervisor's timeout or stall) or by the request's own
     // time limit; either way the Job is deleted and waited for.
+    const lines = new PodLogLines(request.onOutput);
     let log: ReturnType<typeof followPodLog> | undefined;
     const run = await runJobToEnd(
       {
@@ -88,7 +95,7 @@ export class KubeJobLauncher implements ProcessLauncher {
         graceSeconds,
         running: this.running,
         follow: (podName, stop) => {
-          log = followPodLog(cluster, podName, request.onOutput, stop);
+          log = followPodLog(cluster, podName, kubeContainerName, (chunk) => lines.push(chunk), stop);
           return log;
         },
         logGraceMs: 5000,
@@ -96,6 +103,7 @@ export class KubeJobLauncher implements ProcessLauncher {
       async (end: PodEnd) => {
         // What a stream the API closed early missed is read from the pod's whole log.
         await log?.catchUp();
+        lines.end();
         return end;
       },
     );

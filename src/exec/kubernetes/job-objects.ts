@@ -14,6 +14,10 @@ export const kubeLabels = {
   install: "runyard.dev/install",
   /** The Job's name, on the Job and its pod: what its NetworkPolicy and its waits select. */
   job: "runyard.dev/job",
+  step: "runyard.dev/step",
+  attempt: "runyard.dev/attempt",
+  /** `step` on every object made for a step attempt: `kubectl get jobs -l runyard.dev/component=step` lists them. */
+  component: "runyard.dev/component",
 } as const;
 
 /** The pod's container: one, so the log and the exit are the command's. */

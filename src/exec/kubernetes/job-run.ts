@@ -1,5 +1,5 @@
 import type { RunyardError } from "../../core/errors.js";
-import type { ExecResult } from "../types.js";
+import { type ExecResult, unmeasured } from "../types.js";
 import type { KubeCluster } from "./cluster.js";
 import { type PodEnd, waitForPodEnd } from "./pod-end.js";
 import { type PodStartLimits, waitForPodStart } from "./pod-start.js";
@@ -96,13 +96,5 @@ export function jobEnded(
   result: Partial<ExecResult> & { status: ExecResult["status"]; fault?: RunyardError; failedIndex?: number },
 ): ExecResult & { failedIndex?: number } {
   const { fault, ...rest } = result;
-  return {
-    exitCode: null,
-    signal: null,
-    durationMs: Math.round(performance.now() - startedAt),
-    memoryPeakBytes: 0,
-    cpuMs: 0,
-    ...rest,
-    ...(fault ? { fault: fault.toInfo() } : {}),
-  };
+  return { ...unmeasured(startedAt, rest), ...(fault ? { fault: fault.toInfo() } : {}) };
 }

@@ -4,52 +4,41 @@ import { CoreV1Api, Log } from "@kubernetes/client-node";
 import { RunyardError } from "../../core/errors.js";
 import type { OutputStream } from "../types.js";
 import type { KubeCluster } from "./cluster.js";
-import { kubeContainerName } from "./job-objects.js";
 import { podLineMarks } from "./pod-init.js";
 
 /**
- * Follows the log of a Job's pod (`pods/log?follow=true`) through the client's `Log`, and hands
- * each line the pod's init wrote back to its stream: `O ` lines to stdout, `E ` to stderr (a
- * line without a mark, which only the kubelet writes, to stderr). Resolves when the log ends
- * (the container ended, or the API closed the stream) or `signal` is aborted; rejects with a
- * typed error when the API refuses the log. A stream that ends while the pod runs is followed
- * again until `podEnded` is called. Once the pod has ended, `catchUp` hands on what the
- * followed stream missed, should the API have closed it early: the pod keeps its whole log.
+ * Follows one container's log of a Job's pod into `push` as it comes (followPodBytes); a stream
+ * that ends while the pod runs is followed again until `podEnded` is called. Once the pod has
+ * ended, `catchUp` stops following and, unless `missed` says otherwise, hands on what the followed
+ * stream missed, should the API have closed it early: the pod keeps its whole log until its Job
+ * is deleted.
  */
 export function followPodLog(
   cluster: KubeCluster,
   podName: string,
-  onOutput: (stream: OutputStream, data: string) => void,
+  container: string,
+  push: (chunk: Buffer) => void,
   signal: AbortSignal,
-): { followed: Promise<void>; podEnded: () => void; catchUp: () => Promise<void> } {
-  const lines = new PodLogLines(onOutput);
+): { followed: Promise<void>; podEnded: () => void; catchUp: (missed?: () => boolean) => Promise<void> } {
   let bytes = 0;
   let following = true;
   let running = true;
-  const followed = followPodBytes(
-    cluster,
-    podName,
-    kubeContainerName,
-    {
-      chunk: (chunk) => {
-        if (!following) return;
-        bytes += chunk.length;
-        lines.push(chunk);
-      },
-      running: () => running,
+  const chunk = (data: Buffer) => {
+    if (!following) return;
+    bytes += data.length;
+    push(data);
+  };
+  return {
+    followed: followPodBytes(cluster, podName, container, { chunk, running: () => running }, signal),
+    podEnded: () => {
+      running = false;
     },
-    signal,
-  );
-  const catchUp = async () => {
-    running = false;
-    following = false;
-    lines.push(await podLogAfter(cluster, podName, kubeContainerName, bytes));
-    lines.end();
+    catchUp: async (missed = () => true) => {
+      running = false;
+      following = false;
+      if (missed()) push(await podLogAfter(cluster, podName, container, bytes));
+    },
   };
-  const podEnded = () => {
-    running = false;
-  };
-  return { followed, podEnded, catchUp };
 }
 
 /**
@@ -114,54 +103,49 @@ export class PodLogLines {
 
 /**
  * Follows one container's log of a pod as it comes, in the bytes the kubelet wrote (stdout and
- * stderr merged): `chunk` per piece, `end` once when the log ends. Resolves when the log ends or
- * `signal` is aborted; rejects with a typed error when the API refuses the log. A stream that
+ * stderr merged): `chunk` per piece. Resolves when the log ends or `signal` is aborted; rejects with a typed error when the API refuses the log. A stream that
  * ends or fails while `running()` still says the container runs (an API server or kubelet closes
  * long streams, a log asked for as the container starts) is followed again, its bytes already
  * handed on skipped, for up to `maxRefollows` tries a second apart.
  */
-export async function followPodBytes(
+async function followPodBytes(
   cluster: KubeCluster,
   podName: string,
   container: string,
-  on: { chunk: (chunk: Buffer) => void; end?: () => void; running?: () => boolean },
+  on: { chunk: (chunk: Buffer) => void; running?: () => boolean },
   signal: AbortSignal,
 ): Promise<void> {
   let seen = 0;
-  try {
-    for (let tries = 0; ; tries++) {
-      let skip = seen;
-      const followed = followOnce(
-        cluster,
-        podName,
-        container,
-        (chunk) => {
-          if (skip >= chunk.length) {
-            skip -= chunk.length;
-            return;
-          }
-          const fresh = skip > 0 ? chunk.subarray(skip) : chunk;
-          skip = 0;
-          seen += fresh.length;
-          on.chunk(fresh);
-        },
-        signal,
-      );
-      const failure = await followed.then(
-        () => undefined,
-        (error: unknown) => error,
-      );
-      // A refusal the operator must act on (401, 403, a namespace gone) is said at once.
-      const refused = failure instanceof RunyardError && refusals.has(failure.code);
-      if (signal.aborted || refused || !on.running?.() || tries >= maxRefollows) {
-        if (failure !== undefined) throw failure;
-        return;
-      }
-      await new Promise((resolve) => setTimeout(resolve, 1000).unref());
-      if (signal.aborted || !on.running?.()) return;
+  for (let tries = 0; ; tries++) {
+    let skip = seen;
+    const followed = followOnce(
+      cluster,
+      podName,
+      container,
+      (chunk) => {
+        if (skip >= chunk.length) {
+          skip -= chunk.length;
+          return;
+        }
+        const fresh = skip > 0 ? chunk.subarray(skip) : chunk;
+        skip = 0;
+        seen += fresh.length;
+        on.chunk(fresh);
+      },
+      signal,
+    );
+    const failure = await followed.then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    // A refusal the operator must act on (401, 403, a namespace gone) is said at once.
+    const refused = failure instanceof RunyardError && refusals.has(failure.code);
+    if (signal.aborted || refused || !on.running?.() || tries >= maxRefollows) {
+      if (failure !== undefined) throw failure;
+      return;
     }
-  } finally {
-    on.end?.();
+    await new Promise((resolve) => setTimeout(resolve, 1000).unref());
+    if (signal.aborted || !on.running?.()) return;
   }
 }
 

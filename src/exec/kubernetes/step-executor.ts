@@ -21,7 +21,7 @@ import type {
 import type { KubeCluster } from "./cluster.js";
 import { ownedBy } from "./job-objects.js";
 import { jobEnded, runJobToEnd } from "./job-run.js";
-import { followPodBytes, podLogAfter } from "./pod-log.js";
+import { followPodLog } from "./pod-log.js";
 import type { PodStartLimits } from "./pod-start.js";
 import {
   envNameProblem,
@@ -136,9 +136,7 @@ class KubeStepAttempt implements ExecAttempt {
       const text = decoder.write(chunk);
       if (text) command.onOutput("stdout", text);
     });
-    let followed = 0;
-    let following = true;
-    let podRunning = true;
+    let log: ReturnType<typeof followPodLog> | undefined;
     const run = await runJobToEnd(
       {
         cluster,
@@ -149,35 +147,14 @@ class KubeStepAttempt implements ExecAttempt {
         ...(command.timeoutMs === undefined ? {} : { timeoutMs: command.timeoutMs }),
         graceSeconds: Math.max(1, Math.ceil(this.setup.limits.killGraceMs / 1000)),
         running: this.jobs,
-        follow: (podName, stop) => ({
-          followed: followPodBytes(
-            cluster,
-            podName,
-            stepContainer,
-            {
-              chunk: (chunk) => {
-                if (!following) return;
-                followed += chunk.length;
-                splitter.push(chunk);
-              },
-              running: () => podRunning,
-            },
-            stop,
-          ),
-          podEnded: () => {
-            podRunning = false;
-          },
-        }),
+        follow: (podName, stop) => {
+          log = followPodLog(cluster, podName, stepContainer, (chunk) => splitter.push(chunk), stop);
+          return log;
+        },
         logGraceMs: 10_000,
       },
-      async (end, podName) => {
-        // A followed log can end before the container's last line (the API closed the stream, or
-        // it began before the runtime had the container's output): the pod keeps its whole log
-        // until the Job is deleted, so what the stream missed is read from there.
-        following = false;
-        if (!splitter.complete && !end.fault) {
-          splitter.push(await podLogAfter(cluster, podName, stepContainer, followed));
-        }
+      async (end) => {
+        await log?.catchUp(() => !splitter.complete && !end.fault);
         return end;
       },
     );

@@ -8,6 +8,7 @@
  * Pure: the manifests only; step-executor.ts creates, watches and deletes them.
  */
 import { createHash } from "node:crypto";
+import { kubeLabels } from "./job-objects.js";
 import { stepDriverScript } from "./step-driver.js";
 
 /** Where the Secret's files are mounted in the pod (read-only). */
@@ -22,19 +23,6 @@ export const stepUser = 65534;
 
 /** A Secret holds at most 1 MiB (its data, base64 aside). */
 export const maxSecretBytes = 1024 * 1024;
-
-export const stepLabels = {
-  runId: "runyard.dev/run-id",
-  step: "runyard.dev/step",
-  attempt: "runyard.dev/attempt",
-  runnerId: "runyard.dev/runner-id",
-  /** The install (the server's id) the runner made it for; none from a server too old to name one. */
-  install: "runyard.dev/install",
-} as const;
-/** The Job's name, on the Job, its Secret and its pod: the pod is found by it. */
-export const jobLabel = "runyard.dev/job";
-/** Marks every object runyard makes for a step, so `kubectl get jobs -l runyard.dev/component=step` lists them. */
-export const componentLabel = "runyard.dev/component";
 
 export interface StepJobInput {
   /** The Job's and its Secret's name (a DNS label, see `stepJobName`). */
@@ -98,19 +86,19 @@ export function envNameProblem(name: string): string | undefined {
 /** The Job and Secret of one attempt; the Secret's size is checked by the caller. */
 export function stepJobManifests(input: StepJobInput): StepJobManifests {
   const labels = {
-    [componentLabel]: "step",
-    [jobLabel]: input.name,
-    [stepLabels.runId]: labelValue(input.owner.runId),
-    [stepLabels.step]: labelValue(input.owner.step),
-    [stepLabels.attempt]: String(input.owner.attempt),
-    [stepLabels.runnerId]: labelValue(input.owner.runnerId),
-    ...(input.owner.install !== undefined ? { [stepLabels.install]: labelValue(input.owner.install) } : {}),
+    [kubeLabels.component]: "step",
+    [kubeLabels.job]: input.name,
+    [kubeLabels.runId]: labelValue(input.owner.runId),
+    [kubeLabels.step]: labelValue(input.owner.step),
+    [kubeLabels.attempt]: String(input.owner.attempt),
+    [kubeLabels.runnerId]: labelValue(input.owner.runnerId),
+    ...(input.owner.install !== undefined ? { [kubeLabels.install]: labelValue(input.owner.install) } : {}),
   };
   const annotations = {
-    [stepLabels.runId]: input.owner.runId,
-    [stepLabels.step]: input.owner.step,
-    [stepLabels.runnerId]: input.owner.runnerId,
-    ...(input.owner.install !== undefined ? { [stepLabels.install]: input.owner.install } : {}),
+    [kubeLabels.runId]: input.owner.runId,
+    [kubeLabels.step]: input.owner.step,
+    [kubeLabels.runnerId]: input.owner.runnerId,
+    ...(input.owner.install !== undefined ? { [kubeLabels.install]: input.owner.install } : {}),
   };
   const data: Record<string, string> = { driver: stepDriverScript, mark: input.mark };
   input.commands.forEach((argv, i) => {

@@ -66,8 +66,7 @@ export class ProcessExecutor implements Executor {
     private readonly rawLauncher: ProcessLauncher,
     private readonly options: ProcessExecutorOptions,
   ) {
-    const launcher = rawLauncher;
-    this.launcher = options.sandbox ? new SandboxLauncher(launcher, options.sandbox) : launcher;
+    this.launcher = options.sandbox ? new SandboxLauncher(rawLauncher, options.sandbox) : rawLauncher;
     if (options.sandbox) {
       const home = options.baseEnv.HOME || homedir();
       this.baseEnv = runEnvBase(options.baseEnv, [], home);

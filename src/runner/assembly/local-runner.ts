@@ -58,15 +58,7 @@ const RUN_SANDBOX_IDLE_MS = 5_000;
 async function agentHandler(
   config: Config,
   env: Record<string, string | undefined>,
-  connection: {
-    serverUrls: string[];
-    token: string;
-    id: string;
-    logger: Logger;
-    home: string;
-    sandbox?: { hide: string[] };
-    owner: RunnerInstall;
-  },
+  connection: RunnerConnection & { owner: RunnerInstall },
   stateDir: string,
   executor: ProcessExecutor,
   stepRunner: LocalStepRunner,
@@ -176,6 +168,23 @@ async function pruneChats(dir: string, keepMs: number): Promise<string[]> {
   return removed;
 }
 
+/** Where a runner connects, as who, and how it is offered. */
+export interface RunnerConnection {
+  serverUrls: string[];
+  token: string;
+  id: string;
+  logger: Logger;
+  home: string;
+  /**
+   * Whether it is offered to every tenant: `true` (`--shared`) refuses to start where it cannot
+   * sandbox each run; `if-isolated` (`runyard up`) is shared exactly when it sandboxes.
+   */
+  shared: boolean | "if-isolated";
+  onConnected?: (serverUrl: string) => void;
+  /** Sandbox steps even if the runner serves one principal, hiding these folders too (`runyard up`). */
+  sandbox?: { always: boolean; hide: string[] };
+}
+
 /** A runner daemon on this machine and what keeps its steps from outliving it. */
 export interface LocalRunner {
   daemon: RunnerDaemon;
@@ -281,21 +290,7 @@ function agentWorkspaceRoot(config: Config, connection: { id: string; home: stri
 export async function localRunnerDaemon(
   config: Config,
   env: Record<string, string | undefined>,
-  connection: {
-    serverUrls: string[];
-    token: string;
-    id: string;
-    logger: Logger;
-    home: string;
-    /**
-     * Whether it is offered to every tenant: `true` (`--shared`) refuses to start where it cannot
-     * sandbox each run; `if-isolated` (`runyard up`) is shared exactly when it sandboxes.
-     */
-    shared: boolean | "if-isolated";
-    onConnected?: (serverUrl: string) => void;
-    /** Sandbox steps even if the runner serves one principal, hiding these folders too (`runyard up`). */
-    sandbox?: { always: boolean; hide: string[] };
-  },
+  connection: RunnerConnection,
 ): Promise<LocalRunner> {
   const stateDir = join(connection.home, "runners", encodeURIComponent(connection.id));
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
@@ -351,7 +346,7 @@ export async function localRunnerDaemon(
     // Loaded only for `executor: kubernetes`: a process runner never loads the Kubernetes client.
     const kubernetes =
       config.executor === "kubernetes"
-        ? await (await import("./kube-steps.js")).kubernetesSteps(config, env, {
+        ? await (await import("./kubernetes.js")).kubernetesSteps(config, env, {
             ...connection,
             owner,
           })

@@ -40,36 +40,38 @@ export interface TurnOutcome {
   cpuMs: number;
 }
 
+/** A turn that never ran: failed with `error` before its agent started. */
+export function turnFailed(error: ErrorInfo): TurnOutcome {
+  return {
+    status: "failed",
+    error,
+    inputTokens: 0,
+    outputTokens: 0,
+    durationMs: 0,
+    memoryPeakBytes: 0,
+    cpuMs: 0,
+  };
+}
+
+/** What a turn or a setup command is run with besides its task and cwd. */
+export interface TurnIo {
+  signal: AbortSignal;
+  /** The task was submitted with an endpoint of its own (`*_BASE_URL`, `*_API_BASE`, ...): no runner credential goes to it. */
+  ownEndpoint?: boolean;
+  /** A task's own cwd, checked again as a sandbox holds it (`ExecExposure.cwdCheck`). */
+  cwdCheck?: (realPath: string) => string | undefined;
+}
+
 /** Runs one turn of the task's agent in `cwd`, enforcing its timeout, stall limit and budget. */
 export interface AgentTurns {
-  run(
-    task: AgentTask,
-    cwd: string,
-    io: {
-      emit(output: AgentOutput): void;
-      signal: AbortSignal;
-      /** The task was submitted with an endpoint of its own (`*_BASE_URL`, `*_API_BASE`, ...): no runner credential goes to it. */
-      ownEndpoint?: boolean;
-      /** A task's own cwd, checked again as a sandbox holds it (`ExecExposure.cwdCheck`). */
-      cwdCheck?: (realPath: string) => string | undefined;
-    },
-  ): Promise<TurnOutcome>;
+  run(task: AgentTask, cwd: string, io: TurnIo & { emit(output: AgentOutput): void }): Promise<TurnOutcome>;
   /** Throws when this runner will not run the task's turn as asked (its sandbox): before anything of it runs. */
   check?(task: AgentTask): void;
   /**
    * Runs the task's setup command in `cwd` as its turns run (their sandbox), each output line to
    * `say`; throws AGENT_SETUP_FAILED when it fails.
    */
-  setup?(
-    task: AgentTask,
-    cwd: string,
-    io: {
-      say(line: string): void;
-      signal: AbortSignal;
-      ownEndpoint?: boolean;
-      cwdCheck?: (realPath: string) => string | undefined;
-    },
-  ): Promise<void>;
+  setup?(task: AgentTask, cwd: string, io: TurnIo & { say(line: string): void }): Promise<void>;
 }
 
 export interface AgentHandlerDeps {
@@ -299,18 +301,13 @@ export class AgentJobHandler implements JobHandler<"agent"> {
       const testsPassed = !tests || tests.status === "success";
 
       if (workspace) {
-        const ws = workspace;
-        const commit = await this.commit(steps, ws, task, task.title);
+        const commit = await this.commit(steps, workspace, task, task.title);
         if (commit) result.commit = commit.commit;
         if (!task.repo?.push) steps.skipped("push", "the task does not push");
         else if (!testsPassed) steps.skipped("push", "the tests failed");
         else if (!commit) steps.skipped("push", "nothing was committed");
         else {
-          await steps.run("push", async (say) => {
-            await ws.push();
-            say(`pushed ${ws.branch}`);
-            return { value: undefined, end: { status: "success" } };
-          });
+          await push(steps, workspace);
           result.pushed = true;
         }
       } else {
@@ -358,11 +355,7 @@ export class AgentJobHandler implements JobHandler<"agent"> {
       });
     }
     for (const name of ["agent", "test", "commit"]) steps.skipped(name, "the run only pushes the branch");
-    await steps.run("push", async (say) => {
-      await workspace.push();
-      say(`pushed ${workspace.branch}`);
-      return { value: undefined, end: { status: "success" } };
-    });
+    await push(steps, workspace);
     if (task.session_id) result.session_id = task.session_id;
     if (task.model) result.model = task.model;
     result.pushed = true;
@@ -419,12 +412,12 @@ export class AgentJobHandler implements JobHandler<"agent"> {
     const agent = job.payload.agent;
     const files: Array<{ name: string; type: string; content: () => Promise<string> }> = [];
     if (workspace) {
-      const ws = workspace;
-      files.push({
-        name: `${agent}.diff`,
-        type: "text/x-diff",
-        content: async () => (await ws.diff()).patch,
-      });
+      const content = async () => {
+        const diff = await workspace.diff();
+        result.diff_stats = diff.stats;
+        return diff.patch;
+      };
+      files.push({ name: `${agent}.diff`, type: "text/x-diff", content });
     }
     if (!transcript.empty) {
       files.push({
@@ -438,10 +431,6 @@ export class AgentJobHandler implements JobHandler<"agent"> {
     for (const file of files) {
       try {
         const content = masker.mask(await file.content());
-        if (file.name.endsWith(".diff") && workspace) {
-          const { stats } = await workspace.diff();
-          result.diff_stats = stats;
-        }
         const stored = await this.deps.upload(job.job_id, file.name, file.type, content);
         result.artifacts.push(file.name);
         emit({
@@ -475,6 +464,15 @@ const maxArtifactChars = 8 * 1024 * 1024;
 function clippedInput(input: unknown): unknown {
   const json = JSON.stringify(input) ?? "";
   return json.length <= maxEventChars ? input : { clipped: clipped(json, maxEventChars) };
+}
+
+/** The `push` step: the task's branch to its remote. */
+function push(steps: PipelineSteps, workspace: Workspace): Promise<void> {
+  return steps.run("push", async (say) => {
+    await workspace.push();
+    say(`pushed ${workspace.branch}`);
+    return { value: undefined, end: { status: "success" } };
+  });
 }
 
 /** The commit names the task, the run and the agent. */

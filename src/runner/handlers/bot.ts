@@ -10,7 +10,7 @@ import { type DockerEngine, ImageBuildError } from "../../exec/docker/docker-eng
 import { forwardHook } from "./bot-hook.js";
 import { type BotImageDeps, prepareBotImage } from "./bot-image.js";
 import { BotLogFile } from "./bot-log-file.js";
-import { detachReason, type JobHandler, type JobIo } from "./types.js";
+import { botErrorReply, detachReason, type JobHandler, type JobIo } from "./types.js";
 
 export interface BotHandlerDeps extends BotImageDeps {
   engine: DockerEngine;
@@ -87,23 +87,10 @@ export class BotJobHandler implements JobHandler<"bot"> {
       containerId = held.supervisor.runningContainer;
       if (containerId) break;
     }
-    if (!containerId) {
-      return {
-        status: 503,
-        headers: {},
-        body_base64: "",
-        error: { code: "BOT_NOT_RUNNING", message: `bot ${botId} has no running container on this runner` },
-      };
-    }
+    if (!containerId)
+      return botErrorReply(503, "BOT_NOT_RUNNING", `bot ${botId} has no running container on this runner`);
     const { pid } = await this.deps.engine.inspect(containerId);
-    if (!pid) {
-      return {
-        status: 503,
-        headers: {},
-        body_base64: "",
-        error: { code: "BOT_NOT_RUNNING", message: `bot ${botId}'s container is not running` },
-      };
-    }
+    if (!pid) return botErrorReply(503, "BOT_NOT_RUNNING", `bot ${botId}'s container is not running`);
     return forwardHook(pid, call);
   }
 

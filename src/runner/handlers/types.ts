@@ -1,5 +1,6 @@
 import type { EventInput } from "../../core/events.js";
 import type { JobKind, JobOf, JobResultOf } from "../../core/jobs/index.js";
+import type { BotReply } from "../../core/protocol.js";
 
 /** What a handler gets besides its job: where its events go, and the signal that stops it. */
 export interface JobIo {
@@ -14,6 +15,11 @@ export interface JobIo {
  * ending its work (a bot's container runs on); any other abort means stop the work.
  */
 export const detachReason = "runner-detached";
+
+/** The answer to a bot call that reached no bot. */
+export function botErrorReply(status: number, code: string, message: string): BotReply {
+  return { status, headers: {}, body_base64: "", error: { code, message } };
+}
 
 /** Does the jobs of one kind on a runner. Failures of the work are results, never rejections. */
 export interface JobHandler<K extends JobKind> {
