@@ -78,7 +78,8 @@ export async function runnerBots(
     stats: () => handler.takeStats(),
     call: (botId, call, sendPart) => handler.call(botId, call, sendPart),
     async remove(botId) {
-      if (handler.held.has(botId)) return;
+      // Never a bot held here (a run of it is going on): `held` is by run id.
+      if ([...handler.held.values()].some((held) => held.botId === botId)) return;
       for (const container of await engine.listManaged()) {
         if (container.labels["runyard.bot"] === botId && owner.owns(container.labels))
           await engine.remove(container.id);

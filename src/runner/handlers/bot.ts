@@ -43,7 +43,7 @@ const finalStates: ReadonlySet<BotState> = new Set(["stopped", "crashed", "timeo
  * container running, for its next life to adopt.
  */
 export class BotJobHandler implements JobHandler<"bot"> {
-  /** Bot id -> the bot held now. */
+  /** Run id -> the bot held now. */
   readonly held = new Map<string, HeldBot>();
   /** Bot id -> its samples not yet sent (the newest few, should the server be away). */
   private readonly samples = new Map<string, BotStats[]>();
