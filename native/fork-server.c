@@ -317,6 +317,36 @@ void seal_child(int keep) {
   }
 }
 
+/*
+ * Reads a new child's report: why it could not exec (8 bytes into `why`), or nothing (its exec
+ * closed the pipe). A command entered into a run's sandbox is born in that sandbox's pid
+ * namespace, with the uid of the run's commands, which may signal it before its exec: one
+ * stopped there (SIGSTOP), were it waited for, would hold this helper, and every run's commands,
+ * for as long as it stayed stopped. A child seen stopped (or stopped and continued) before its
+ * exec is killed instead, and fails (stage 3, "stopped"). Returns what read returned.
+ */
+static ssize_t read_report(pid_t pid, int fd, int32_t *why) {
+  for (;;) {
+    struct pollfd report = {.fd = fd, .events = POLLIN};
+    int ready = poll(&report, 1, 10);
+    if (ready < 0 && errno != EINTR) return -1;
+    if (ready > 0) {
+      ssize_t n;
+      do n = read(fd, why, 2 * sizeof *why);
+      while (n < 0 && errno == EINTR);
+      return n;
+    }
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    /* WNOWAIT: a stop, or a continue after one, stays to be seen until the child is reaped. */
+    if (waitid(P_PID, (id_t)pid, &info, WSTOPPED | WCONTINUED | WNOHANG | WNOWAIT) == 0 && info.si_pid == pid) {
+      kill(pid, SIGKILL);
+      why[0] = EINTR, why[1] = 3;
+      return (ssize_t)(2 * sizeof *why);
+    }
+  }
+}
+
 static void start(uint32_t id, pid_t holder, const uint64_t *expected, const char *body, uint32_t length) {
   if (length < 8) return;
   uint32_t argc, envc;
@@ -386,12 +416,12 @@ static void start(uint32_t id, pid_t holder, const uint64_t *expected, const cha
   if (err[1] >= 0) close(err[1]);
   if (pid > 0) {
     /* exec closes the report pipe; a failing child writes why. */
-    ssize_t n;
-    do n = read(report[0], failure, sizeof failure);
-    while (n < 0 && errno == EINTR);
+    ssize_t n = read_report(pid, report[0], failure);
     if (n == (ssize_t)sizeof failure) {
-      static const char *stages[] = {"dup2", "chdir", "exec"};
-      stage = stages[failure[1] % 3];
+      static const char *stages[] = {"dup2", "chdir", "exec", "stopped"};
+      stage = stages[failure[1] % 4];
+      /* Killed first: one stopped between its report and its exit would hold this wait. */
+      kill(pid, SIGKILL);
       int status;
       waitpid(pid, &status, 0);
     } else {

@@ -426,9 +426,11 @@ class Command {
     const message =
       stage === "chdir"
         ? `cannot start "${program}" in "${this.request.cwd}": ${code}`
-        : stage === "setns" || stage === "clone"
-          ? `cannot start "${program}" in the run's sandbox (${stage}): ${code}`
-          : describeSpawnError(program, Object.assign(new Error(code), { code }));
+        : stage === "stopped"
+          ? `cannot start "${program}": a process of its run stopped it before it started (SIGSTOP)`
+          : stage === "setns" || stage === "clone"
+            ? `cannot start "${program}" in the run's sandbox (${stage}): ${code}`
+            : describeSpawnError(program, Object.assign(new Error(code), { code }));
     this.end(notStarted(this.startedAt, "failed", message));
   }
 
