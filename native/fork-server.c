@@ -114,7 +114,6 @@ struct slot {
 static struct slot slots[MAX_SLOTS];
 static char chunk[CHUNK];
 static int sigfd;
-sigset_t original_mask;
 static int spliced;
 /* Where events go: stdout, or the event pipe once the runner has opened it. */
 static int out_fd = 1;
@@ -293,27 +292,6 @@ static void reap(void) {
       add_usage(s, &ru);
       finish_if_done(s, 0);
     }
-  }
-}
-
-/*
- * A child of this helper, before it runs anything of a step's: no one but this helper may look
- * into it, and it keeps no descriptor of the helper's but `keep` (and 0 to 2). Until its exec it
- * is a copy of the helper: the runner's environment (its operator's keys) and memory (other
- * runs' requests and output), the event pipe to the runner, the output pipes of every other
- * step. A child that enters a run's sandbox is seen there (its pid namespace, its uid) before
- * its exec; not dumpable, neither /proc/<pid>/environ, fd, mem nor ptrace reach it from there
- * (that takes CAP_SYS_PTRACE where the helper started), and exec makes the step's own program
- * dumpable again. Descriptors marked close-on-exec are still open until the exec: closed here.
- */
-void seal_child(int keep) {
-  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-  if (keep > 3 && syscall(SYS_close_range, 3, keep - 1, 0) < 0)
-    for (int fd = 3; fd < keep; fd++) close(fd);
-  if (syscall(SYS_close_range, keep + 1, ~0U, 0) < 0) {
-    struct rlimit limit;
-    long last = getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < 1048576 ? (long)limit.rlim_cur : 1048576;
-    for (long fd = keep + 1; fd < last; fd++) close((int)fd);
   }
 }
 
@@ -516,7 +494,7 @@ static void move_folders(uint32_t id, pid_t holder, const uint64_t *expected, co
 static char *request;
 static size_t request_len, request_cap;
 
-void forget_requests(void) {
+static void forget_requests(void) {
   memset(chunk, 0, sizeof chunk);
   if (request) memset(request, 0, request_cap);
 }
@@ -602,6 +580,7 @@ int main(int argc, char **argv) {
   sigaddset(&chld, SIGCHLD);
   sigaddset(&chld, SIGUSR1);
   sigprocmask(SIG_BLOCK, &chld, &original_mask);
+  door_forgets(forget_requests);
   sigfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
   if (sigfd < 0) die("signalfd");
   pid_t runner = getppid();

@@ -9,8 +9,8 @@
 extern sigset_t original_mask;
 /* Closes every descriptor but 0 to 2 and `keep`; makes the calling child undumpable. */
 void seal_child(int keep);
-/* Zeroes what the helper keeps of requests and output: a long-lived child must not hold them. */
-void forget_requests(void);
+/* How a door zeroes what the helper keeps of requests and output: it must not hold them. */
+void door_forgets(void (*forget)(void));
 
 /* What 'M' moves inside a sandbox (pairs of paths), done once its mounts are joined. */
 extern const char *const *moves;

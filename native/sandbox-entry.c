@@ -19,6 +19,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -28,6 +29,36 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "fork-server.h"
+
+sigset_t original_mask;
+
+/*
+ * A child of this helper, before it runs anything of a step's: no one but this helper may look
+ * into it, and it keeps no descriptor of the helper's but `keep` (and 0 to 2). Until its exec it
+ * is a copy of the helper: the runner's environment (its operator's keys) and memory (other
+ * runs' requests and output), the event pipe to the runner, the output pipes of every other
+ * step. A child that enters a run's sandbox is seen there (its pid namespace, its uid) before
+ * its exec; not dumpable, neither /proc/<pid>/environ, fd, mem nor ptrace reach it from there
+ * (that takes CAP_SYS_PTRACE where the helper started), and exec makes the step's own program
+ * dumpable again. Descriptors marked close-on-exec are still open until the exec: closed here.
+ */
+void seal_child(int keep) {
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  if (keep > 3 && syscall(SYS_close_range, 3, keep - 1, 0) < 0)
+    for (int fd = 3; fd < keep; fd++) close(fd);
+  if (syscall(SYS_close_range, keep + 1, ~0U, 0) < 0) {
+    struct rlimit limit;
+    long last = getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < 1048576 ? (long)limit.rlim_cur : 1048576;
+    for (long fd = keep + 1; fd < last; fd++) close((int)fd);
+  }
+}
+
+/* Zeroes what the fork-server keeps of requests and output, in a door (set by door_forgets). */
+static void (*forget_requests)(void);
+
+void door_forgets(void (*forget)(void)) {
+  forget_requests = forget;
+}
 
 /* What 'M' moves: pairs of paths, from then to, done once the sandbox's mounts are joined. */
 const char *const *moves;
@@ -362,7 +393,7 @@ int door_open(pid_t holder, const uint64_t *expected) {
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     setsid();
-    forget_requests();
+    if (forget_requests) forget_requests();
     int keep[4] = {pair[1], report[1], null, holder_fd};
     close_all_but(keep, holder_fd < 0 ? 3 : 4);
     int32_t why = join_cgroup(holder) < 0 || enter_sandbox(holder, expected) < 0 ? errno : 0;

@@ -80,7 +80,8 @@ describe("a step against the commands entering its run's sandbox", () => {
       'my ($found, $tries, $before) = ("no", 0, 0);',
       "my $next = nextPid();",
       'open(my $ready, ">", "spy-ready"); close($ready);',
-      'until ($found eq "yes" || -e "trigger-done") {',
+      // Bounded: a command it stops before its exec is ended by the fork-server, the trigger's too.
+      'until ($found eq "yes" || -e "trigger-done" || time() - $^T > 30) {',
       '  next unless kill("STOP", $next);',
       "  $tries++;",
       '  if (slurp("/proc/$next/environ") =~ /(?:^|\\0)(OPENAI_API_KEY=[^\\0]*)/) {',
@@ -116,7 +117,13 @@ describe("a step against the commands entering its run's sandbox", () => {
       );
       const view = await waitForRun(up.url, runId, ended, 120_000);
       output = await outputOf(runId);
-      expect(view.status, output).toBe("success");
+      // A command stopped before its exec is killed and fails (it would hold the fork-server): the
+      // trigger may fail so, the spy never.
+      expect(
+        view.status === "success" || /stopped it before it started/.test(JSON.stringify(view) + output),
+        output,
+      ).toBe(true);
+      expect(view.steps.find((step: { name: string }) => step.name === "spy")?.status).toBe("success");
       expect(output).not.toContain(operatorKey);
       expect(output).not.toContain([...operatorKey].reverse().join(""));
       if (Number(/before-exec=(\d+)/.exec(output)?.[1] ?? 0) > 0) break;
