@@ -327,16 +327,9 @@ static ssize_t read_report(pid_t pid, int fd, int32_t *why) {
 
 static void start(uint32_t id, pid_t holder, const uint64_t *expected, const char *body, uint32_t length) {
   if (length < 8) return;
-  uint32_t argc, envc;
-  memcpy(&argc, body, 4);
-  memcpy(&envc, body + 4, 4);
-  const char *p = body + 8, *end = body + length;
-  char **argv = calloc(argc + 1, sizeof(char *));
-  char **envp = calloc(envc + 1, sizeof(char *));
-  const char *cwd = p;
-  p += strnlen(p, (size_t)(end - p)) + 1;
-  for (uint32_t i = 0; i < argc && p < end; i++, p += strnlen(p, (size_t)(end - p)) + 1) argv[i] = (char *)p;
-  for (uint32_t i = 0; i < envc && p < end; i++, p += strnlen(p, (size_t)(end - p)) + 1) envp[i] = (char *)p;
+  const char *cwd;
+  char **argv, **envp;
+  if (parse_command(body, length, &cwd, &argv, &envp) < 0) return;
 
   struct slot *s = NULL;
   for (int i = 0; i < MAX_SLOTS && !s; i++)
@@ -375,14 +368,8 @@ static void start(uint32_t id, pid_t holder, const uint64_t *expected, const cha
       if (wired) seal_child(report[1]);
       if (!wired) {
         why[0] = errno, why[1] = 0;
-      } else if (*cwd && chdir(cwd) < 0) {
-        why[0] = errno, why[1] = 1;
       } else {
-        signal(SIGPIPE, SIG_DFL);
-        sigprocmask(SIG_SETMASK, &original_mask, NULL);
-        environ = envp;
-        execvp(argv[0], argv);
-        why[0] = errno, why[1] = 2;
+        exec_command(cwd, argv, envp, why);
       }
       if (write(report[1], why, sizeof why) < 0) _exit(127);
       _exit(127);

@@ -12,6 +12,11 @@ void seal_child(int keep);
 /* How a door zeroes what the helper keeps of requests and output: it must not hold them. */
 void door_forgets(void (*forget)(void));
 
+/* The cwd, argv and env of an 'S' body (argv and env allocated; the strings are the body's). */
+int parse_command(const char *body, uint32_t length, const char **cwd, char ***argv, char ***envp);
+/* In a command's child: its cwd, default SIGPIPE and signal mask, then exec; `why` if it fails. */
+void exec_command(const char *cwd, char **argv, char **envp, int32_t why[2]);
+
 /* What 'M' moves inside a sandbox (pairs of paths), done once its mounts are joined. */
 extern const char *const *moves;
 extern int move_count;

@@ -53,6 +53,34 @@ void seal_child(int keep) {
   }
 }
 
+int parse_command(const char *body, uint32_t length, const char **cwd, char ***argv, char ***envp) {
+  if (length < 8) return errno = EINVAL, -1;
+  uint32_t argc, envc;
+  memcpy(&argc, body, 4);
+  memcpy(&envc, body + 4, 4);
+  const char *p = body + 8, *end = body + length;
+  *argv = calloc(argc + 1, sizeof(char *));
+  *envp = calloc(envc + 1, sizeof(char *));
+  if (!*argv || !*envp) return free(*argv), free(*envp), errno = ENOMEM, -1;
+  *cwd = p;
+  p += strnlen(p, (size_t)(end - p)) + 1;
+  for (uint32_t i = 0; i < argc && p < end; i++, p += strnlen(p, (size_t)(end - p)) + 1) (*argv)[i] = (char *)p;
+  for (uint32_t i = 0; i < envc && p < end; i++, p += strnlen(p, (size_t)(end - p)) + 1) (*envp)[i] = (char *)p;
+  return 0;
+}
+
+void exec_command(const char *cwd, char **argv, char **envp, int32_t why[2]) {
+  if (*cwd && chdir(cwd) < 0) {
+    why[0] = errno, why[1] = 1;
+    return;
+  }
+  signal(SIGPIPE, SIG_DFL);
+  sigprocmask(SIG_SETMASK, &original_mask, NULL);
+  environ = envp;
+  execvp(argv[0], argv);
+  why[0] = errno, why[1] = 2;
+}
+
 /* Zeroes what the fork-server keeps of requests and output, in a door (set by door_forgets). */
 static void (*forget_requests)(void);
 
@@ -282,17 +310,9 @@ static int read_full(int fd, void *data, size_t length) {
 /* In the door: forks one command of an 'S' body, its output on `out` and `err`. */
 static pid_t door_fork(const char *body, uint32_t length, int null, int out, int err, int report) {
   if (length < 8) return errno = EINVAL, -1;
-  uint32_t argc, envc;
-  memcpy(&argc, body, 4);
-  memcpy(&envc, body + 4, 4);
-  const char *p = body + 8, *end = body + length;
-  char **argv = calloc(argc + 1, sizeof(char *));
-  char **envp = calloc(envc + 1, sizeof(char *));
-  if (!argv || !envp) return errno = ENOMEM, -1;
-  const char *cwd = p;
-  p += strnlen(p, (size_t)(end - p)) + 1;
-  for (uint32_t i = 0; i < argc && p < end; i++, p += strnlen(p, (size_t)(end - p)) + 1) argv[i] = (char *)p;
-  for (uint32_t i = 0; i < envc && p < end; i++, p += strnlen(p, (size_t)(end - p)) + 1) envp[i] = (char *)p;
+  const char *cwd;
+  char **argv, **envp;
+  if (parse_command(body, length, &cwd, &argv, &envp) < 0) return -1;
   if (!argv[0]) return free(argv), free(envp), errno = EINVAL, -1;
   pid_t pid = (pid_t)syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
   if (pid == 0) {
@@ -302,15 +322,7 @@ static pid_t door_fork(const char *body, uint32_t length, int null, int out, int
       why[0] = errno;
     } else {
       seal_child(report);
-      if (*cwd && chdir(cwd) < 0) {
-        why[0] = errno, why[1] = 1;
-      } else {
-        signal(SIGPIPE, SIG_DFL);
-        sigprocmask(SIG_SETMASK, &original_mask, NULL);
-        environ = envp;
-        execvp(argv[0], argv);
-        why[0] = errno, why[1] = 2;
-      }
+      exec_command(cwd, argv, envp, why);
     }
     if (write(report, why, sizeof why) < 0) _exit(127);
     _exit(127);
