@@ -19,8 +19,9 @@ import { SpawnLauncher } from "../src/exec/process/spawn-launcher.js";
 import { findPidsHierarchy } from "../src/exec/sandbox/run-cgroup.js";
 import { RunSandbox, RunSandboxSlot } from "../src/exec/sandbox/run-sandbox.js";
 import { probeSandbox, Sandbox } from "../src/exec/sandbox/sandbox.js";
-import type { ExecRequest, OutputStream } from "../src/exec/types.js";
+import type { ExecRequest } from "../src/exec/types.js";
 import { repoRoot } from "./helpers/cli.js";
+import { runInSandbox } from "./helpers/run-sandbox-command.js";
 
 const execFileAsync = promisify(execFile);
 
@@ -68,20 +69,12 @@ async function makeRun(name: string): Promise<RunSandbox> {
   return box;
 }
 
-async function run(box: RunSandbox, script: string, options: Partial<ExecRequest> = {}) {
-  const out: Record<OutputStream, string> = { stdout: "", stderr: "" };
-  const request: ExecRequest = {
-    argv: ["/bin/sh", "-c", script],
+const run = (box: RunSandbox, script: string, options: Partial<ExecRequest> = {}) =>
+  runInSandbox(launcher, box, options.cwd ?? folders.get(box)!, script, {
     env,
     killGraceMs: 1000,
     ...options,
-    onOutput: (stream, data) => {
-      out[stream] += data;
-    },
-  };
-  const result = await launcher.run(box.enter(request, options.cwd ?? folders.get(box)!));
-  return { ...result, ...out };
-}
+  });
 
 describe("a run's sandbox", () => {
   it("runs each command of the run inside it, in the run's folder, as a user without capabilities", async () => {

@@ -17,7 +17,7 @@ import { SpawnLauncher } from "../src/exec/process/spawn-launcher.js";
 import { findPidsHierarchy } from "../src/exec/sandbox/run-cgroup.js";
 import { RunSandbox } from "../src/exec/sandbox/run-sandbox.js";
 import { probeSandbox, Sandbox } from "../src/exec/sandbox/sandbox.js";
-import type { ExecRequest, OutputStream } from "../src/exec/types.js";
+import type { ExecRequest } from "../src/exec/types.js";
 import {
   type MemberStep,
   memberWorkflow,
@@ -27,6 +27,7 @@ import {
   submitWorkflow,
 } from "./helpers/member-runs.js";
 import { fileAppears, until } from "./helpers/processes.js";
+import { runInSandbox } from "./helpers/run-sandbox-command.js";
 import { type SandboxedUp, startSandboxedUp } from "./helpers/sandboxed-up.js";
 import { readEvents, stepDir, waitForRun } from "./helpers/server.js";
 
@@ -378,20 +379,8 @@ describe("a run's sandbox's door, entered directly", () => {
     return box;
   }
 
-  async function run(box: RunSandbox, script: string, options: Partial<ExecRequest> = {}) {
-    const out: Record<OutputStream, string> = { stdout: "", stderr: "" };
-    const request: ExecRequest = {
-      argv: ["/bin/sh", "-c", script],
-      env,
-      killGraceMs: 100,
-      ...options,
-      onOutput: (stream, data) => {
-        out[stream] += data;
-      },
-    };
-    const result = await launcher.run(box.enter(request, folders.get(box)!));
-    return { ...result, ...out };
-  }
+  const run = (box: RunSandbox, script: string, options: Partial<ExecRequest> = {}) =>
+    runInSandbox(launcher, box, folders.get(box)!, script, { env, killGraceMs: 100, ...options });
 
   it("survives its run's limit filled: the command it cannot fork fails, the next one starts in the same sandbox", async () => {
     const box = await makeRun("full");
