@@ -143,38 +143,31 @@ export class RunSandbox {
       return { problem: `bubblewrap could not make the run's sandbox${why ? `: ${why}` : ""}` };
     }
     const { init, holder } = pids;
-    // Into its cgroup before any command of the run enters: they join the holder's (fork-server.c).
+    // Into its cgroup before its door joins it (sandbox-entry.c), and so every command of the run.
     const limit = sandbox.options.pids;
     const cgroup = limit ? RunCgroup.make(limit.hierarchy, limit.max) : undefined;
-    const held = cgroup && ("problem" in cgroup ? cgroup.problem : cgroup.add([init, holder]));
-    const namespaces = held ? undefined : namespacesOf(holder);
-    if (!namespaces) {
-      stop.abort();
-      await ended;
-      if (cgroup instanceof RunCgroup) cgroup.remove();
-      return { problem: held || "the run's sandbox ended as it was made" };
-    }
-    // Plain TCP out: its rules set and pasta attached before any command of the run enters.
     let pasta: number | undefined;
-    if (layout.network?.plainTcp !== undefined) {
-      const attached = await attachPlainTcp(holder, layout.network.plainTcp()).catch((error: Error) => error);
-      if (attached instanceof Error) {
-        stop.abort();
-        await ended;
-        if (cgroup instanceof RunCgroup) cgroup.remove();
-        return { problem: `the run's sandbox could not have plain TCP: ${attached.message}` };
-      }
-      pasta = attached;
-    }
-    // Its door, the process its commands are forked from, already inside: a command costs a fork.
-    const door = await launcher.sandboxDoor?.({ pid: holder, namespaces }, "open");
-    if (door) {
+    /** Ends what was made of the sandbox, which is not to be. */
+    const abandon = async (problem: string) => {
       stop.abort();
       await ended;
       if (pasta !== undefined) detachPlainTcp(pasta);
       if (cgroup instanceof RunCgroup) cgroup.remove();
-      return { problem: `the run's sandbox could not be entered: ${door}` };
+      return { problem };
+    };
+    const held = cgroup && ("problem" in cgroup ? cgroup.problem : cgroup.add([init, holder]));
+    const namespaces = held ? undefined : namespacesOf(holder);
+    if (!namespaces) return abandon(held || "the run's sandbox ended as it was made");
+    // Plain TCP out: its rules set and pasta attached before any command of the run enters.
+    if (layout.network?.plainTcp !== undefined) {
+      const attached = await attachPlainTcp(holder, layout.network.plainTcp()).catch((error: Error) => error);
+      if (attached instanceof Error)
+        return abandon(`the run's sandbox could not have plain TCP: ${attached.message}`);
+      pasta = attached;
     }
+    // Its door, the process its commands are forked from, already inside: a command costs a fork.
+    const door = await launcher.sandboxDoor?.({ pid: holder, namespaces }, "open");
+    if (door) return abandon(`the run's sandbox could not be entered: ${door}`);
     return new RunSandbox(
       { pid: holder, namespaces },
       launcher,
