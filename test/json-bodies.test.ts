@@ -1,3 +1,4 @@
+import { execFileSync, spawn } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tempDir } from "./helpers/cli.js";
 import { describeHealthTries, healthLimit, healthWhileTries } from "./helpers/health-latency.js";
@@ -289,5 +290,35 @@ describe("a member's submit that would stall the server", () => {
     expect(JSON.stringify(submitted.body)).toContain("each value may hold 131072 (128 KiB)");
     const response = await fetch(`${server.url}/api/runs`, { headers: { authorization: `Bearer ${acme}` } });
     expect((await response.text()).length).toBeLessThan(1024 * 1024);
+  }, 60_000);
+});
+
+describe("the parsing budget on a busy machine", () => {
+  it("counts the parsing thread's CPU, not the time it waited for one: a large workflow starved by a busy core is read", async () => {
+    // The server on one core beside a loop that never yields it: the large lane's thread, at nice
+    // 10, gets about a tenth of that core, so a 300 KB workflow's fraction of a second of CPU takes
+    // seconds of the clock, past a 2 s budget counted by the clock (as it was), within one
+    // counted in CPU (its clock cap, six budgets, is 12 s).
+    const busy = await startTestServer(tempDir(), { RUNYARD_PARSE_BUDGET_MS: "2000" });
+    const hog = spawn("taskset", ["-c", "0", "sh", "-c", "while :; do :; done"], { stdio: "ignore" });
+    try {
+      // Every thread of the server on that core; the parsing threads, started later, inherit it.
+      execFileSync("taskset", ["-a", "-p", "-c", "0", String(busy.proc.child.pid)], { stdio: "ignore" });
+      const started = performance.now();
+      const answer = await fetch(`${busy.url}/api/workflows/validate`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
+        body: JSON.stringify({ workflow: workflowOf("starved", 300, "v") }),
+      });
+      const wallMs = performance.now() - started;
+      const body = (await answer.json()) as { ok?: boolean; error?: { message: string } };
+      expect(answer.status, JSON.stringify(body)).toBe(200);
+      expect(body.ok).toBe(true);
+      // It was starved: the clock passed the budget while the thread waited.
+      expect(wallMs).toBeGreaterThan(2000);
+    } finally {
+      hog.kill("SIGKILL");
+      await busy.proc.kill();
+    }
   }, 60_000);
 });
