@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunEvent } from "../src/core/events.js";
 import { parseEvents, runCli, tempDir, writeWorkflow } from "./helpers/cli.js";
+import { pacedMs } from "./helpers/machine-pace.js";
 import {
   adminToken,
   api,
@@ -171,9 +172,10 @@ describe("bounded memory under slow clients", () => {
     // /health) measures the machine. The server must answer fast as a rule and never stall
     // (the fault: /health stopped answering at all). On a machine three times slower than
     // usual the p50 was 104 to 117 ms (the idle server's 5 ms): the CPU the stream takes, not a
-    // stall, which the slowest answer bounds.
+    // stall, which the slowest answer bounds: 1 s on a usual machine, stretched as this one is
+    // slower (1,055 ms under the whole suite on a host 3.4 times slower).
     expect(p50).toBeLessThan(300);
-    expect(slowest).toBeLessThan(1000);
+    expect(slowest).toBeLessThan(pacedMs(1000));
   }, 120_000);
 });
 

@@ -5,6 +5,7 @@ import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { launchBrowser, logIn, requireBrowser, screenshot, startUp, type Up } from "../helpers/browser.js";
 import { tempDir } from "../helpers/cli.js";
+import { pacedMs } from "../helpers/machine-pace.js";
 import { isFinal, startProxy, stepDir, submit, waitForRun } from "../helpers/server.js";
 
 /**
@@ -287,8 +288,9 @@ describe.skipIf(!haveBrowser)("the runs pages", () => {
     }
     await expect.poll(firstNumber).toBeLessThan(before);
     // A page that drew the whole 100 MB would not answer for tens of seconds; 1 s was once too
-    // little for a busy machine three times slower than usual (1.2 s).
-    expect(slowest).toBeLessThan(3000);
+    // little for a busy machine three times slower than usual (1.2 s), and 3 s under the whole
+    // suite on a host 3.4 times slower (4.2 s): 1.5 s stretched as the machine is slower.
+    expect(slowest).toBeLessThan(pacedMs(1500));
     await page.getByRole("button", { name: "Show the newest output" }).click();
     await terminalShows(page, String(last));
     await screenshot(page, "run-page-100mb");
