@@ -4,6 +4,7 @@ import { type Job, type JobResult, jobEndedEarly, jobHost, jobMaySend } from "..
 import type { Logger } from "../core/logger.js";
 import type { HeldJob, RunnerInfo } from "../core/protocol.js";
 import type { JobLoss, JobRecord, Store } from "../store/index.js";
+import { halted } from "../workflow/halt.js";
 import { HostPins } from "./host-pins.js";
 import {
   type Assignment,
@@ -101,6 +102,9 @@ export class JobQueue {
     signal: AbortSignal,
     started?: () => void,
   ): Promise<JobResult> {
+    // An engine whose sink failed is being replaced (RunService.engineLost): it makes no job,
+    // which would take the waiter of the engine that carries the run on.
+    if (run.sink.lost) return halted;
     return new Promise<JobResult>((resolve, reject) => {
       // A cancel needs the job's row: one that comes while the row is being stored is acted on
       // once it is. A signal aborted before (the caller was canceled while it readied the job)

@@ -40,6 +40,11 @@ export class RunSink {
   /** Seqs above `projectedSeq` that this sink stored (and projected) itself. */
   private readonly ownSeqs = new Set<number>();
   private begun = false;
+  /**
+   * Settled (rejected) once a write failed for good: the sink takes no more events, and its run's
+   * engine is replaced by one carried on from the stored events (`carrier.lost`).
+   */
+  private failed: Promise<never> | undefined;
 
   constructor(
     readonly runId: string,
@@ -53,8 +58,11 @@ export class RunSink {
      */
     private readonly observe: (events: RunEvent[], recorded?: boolean) => Promise<void> | void,
     logLimit: RunLogLimit = { maxBytes: 0, storedBytes: 0 },
-    /** The replica carrying the run: events are stored only while it still does (see `fenced`). */
-    private readonly carrier?: { id: string; fenced: () => void },
+    /**
+     * The replica carrying the run: events are stored only while it still does (see `fenced`);
+     * `lost` when a write failed for good, its events perhaps never stored.
+     */
+    private readonly carrier?: { id: string; fenced: () => void; lost: () => void },
     /** What a batch of this sink's changes on the run's record, stored in the same transaction. */
     private readonly recordChange?: (events: readonly UnnumberedEvent[]) => RunRecordChange | undefined,
   ) {
@@ -68,6 +76,11 @@ export class RunSink {
     return this.storedSeq;
   }
 
+  /** Whether a write failed for good (`fail`): the run's engine is being replaced. */
+  get lost(): boolean {
+    return this.failed !== undefined;
+  }
+
   /** Whether nothing but `run.queued` and notices was emitted here: the run has begun no work. */
   get quiet(): boolean {
     return !this.begun;
@@ -75,6 +88,7 @@ export class RunSink {
 
   /** Takes one event; it is stored with the others emitted until its write begins (see `write`). */
   emit = (input: EventInput): void => {
+    if (this.failed) return;
     if (input.type !== "run.queued" && input.type !== "notice") this.begun = true;
     this.buffer.push(stamp(input, new Date().toISOString()));
     if (!this.flushScheduled) {
@@ -88,6 +102,7 @@ export class RunSink {
 
   /** Stores what was emitted so far; resolves once it is stored. */
   flush(): Promise<unknown> {
+    if (this.failed) return this.failed;
     if (this.waiting) return this.waiting;
     if (this.buffer.length === 0) return this.chain;
     this.waiting = this.write();
@@ -100,6 +115,7 @@ export class RunSink {
       markStored = resolve;
     });
     const next = this.chain.then(async () => {
+      if (this.failed) return this.failed;
       // The SQLite store answers synchronously: without this, a backlog of batches is stored in
       // one go of microtasks and `/health` and SSE wait until all of it is done. It also lets
       // what the engine emits in the rest of this turn (a step's end, then its run's) join the
@@ -130,7 +146,10 @@ export class RunSink {
           // The database is away (a restart, a failover) and the batch was not stored: it waits
           // for the database a while, the engine behind it. Past that (or when whether it was
           // stored is not known), the run goes on from its stored events once it is back.
-          if (!safeToRunAgain(error) || Date.now() + wait > giveUpAt) throw error;
+          if (!safeToRunAgain(error) || Date.now() + wait > giveUpAt) {
+            if (!(error instanceof RunyardError && error.code === "REPLICA_FENCED")) this.fail(error);
+            throw error;
+          }
           await new Promise((resolve) => setTimeout(resolve, wait));
         }
       }
@@ -212,7 +231,25 @@ export class RunSink {
    */
   stored(): Promise<unknown> {
     void this.flush();
-    return this.lastStored;
+    return this.failed ?? this.lastStored;
+  }
+
+  /**
+   * A write failed for good: what it held (a run's start, a step's) may never be stored, and
+   * every later event would follow a gap. Whoever waits on the sink hears the database is away
+   * (a runner's batch is not acked, and comes again to the engine that replaces this one).
+   */
+  private fail(cause: unknown): void {
+    if (this.failed) return;
+    const error = new RunyardError(
+      "STORE_UNAVAILABLE",
+      "a run's events could not be stored; its engine goes on from the stored ones once the database is back",
+      { cause },
+    );
+    this.failed = Promise.reject(error);
+    this.failed.catch(() => undefined);
+    this.buffer = [];
+    this.carrier?.lost();
   }
 
   /** Resolves when everything emitted so far is stored. */

@@ -11,6 +11,7 @@ import {
   runnerInfoRefusal,
   type ServerMessage,
 } from "../core/protocol.js";
+import { connectionLost } from "../store/connection-loss.js";
 import type { Store, TokenRecord } from "../store/index.js";
 import { BotCalls } from "./bots/bot-calls.js";
 import { botsToDisown, type FoundBots, recordBotStats } from "./bots/runner-bots.js";
@@ -209,10 +210,12 @@ export class RunnerSession implements RunKeeper {
    * socket is closed: the runner keeps its work, reconnects, and sends again what was not acked.
    */
   private failed(error: unknown, what: string): void {
-    if (error instanceof RunyardError && error.code === "STORE_UNAVAILABLE") {
+    // The driver's own error too, should one come past the store's wrapper: a message dropped
+    // with the socket open is never sent again, and its job would wait for good.
+    if ((error instanceof RunyardError && error.code === "STORE_UNAVAILABLE") || connectionLost(error)) {
       this.storeLost = true;
       this.host.logger.warn(
-        { err: error.message },
+        { err: error instanceof Error ? error.message : String(error) },
         `${what}: the database is unavailable; closing the runner's socket`,
       );
       if (this.open) this.socket.close(storeUnavailableCloseCode, "the server's database is unavailable");

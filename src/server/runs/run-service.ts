@@ -43,6 +43,8 @@ interface LiveRun extends ActiveRun, ParkableRun {
   /** Aborted by `close`: the server stops, the run does not. */
   halting: AbortController;
   done: Promise<void>;
+  /** Its sink failed a write for good: this engine is dropped, another carries the run on. */
+  lost?: boolean;
 }
 
 /** What the run service is told about this server's settings. */
@@ -269,6 +271,7 @@ export class RunService {
             this.replica.fenced(
               `run ${record.id} is carried by another replica now: its events were refused`,
             ),
+          lost: () => this.engineLost(run),
         },
         projection.recordChange,
       ),
@@ -280,10 +283,11 @@ export class RunService {
       run.sink.emit({ type: "run.queued", kind: record.kind, name: record.name });
     run.done = this.moduleFor(record.kind)
       .start(run)
-      .then(() => run.sink.drain())
+      .then(() => (run.lost ? undefined : run.sink.drain()))
       // Carried on from the store: a job its earlier engine queued may be left (see `endJobs`).
-      .then(() => (resumed.length > 0 ? this.jobs.endJobs(record.id) : undefined))
+      .then(() => (resumed.length > 0 && !run.lost ? this.jobs.endJobs(record.id) : undefined))
       .catch(async (error: unknown) => {
+        if (run.lost) return;
         if (storeAway(error)) {
           // Its engine needed the database while it was away: it goes on from the stored events
           // once the database is back, as after a restart.
@@ -308,6 +312,20 @@ export class RunService {
         if (this.active.get(record.id) === run) this.active.delete(record.id);
       });
     return run;
+  }
+
+  /**
+   * The run's sink failed a write for good (the database away past its wait, or a commit whose
+   * outcome is not known): what this engine believes was stored may not be, so it is halted where
+   * it is and the run goes on from its stored events once the database is back, as after a
+   * restart. The old engine makes no job more (`JobQueue.runJob`) and its sink takes no event.
+   */
+  private engineLost(run: LiveRun): void {
+    if (this.active.get(run.record.id) !== run) return;
+    run.lost = true;
+    run.halting.abort();
+    this.active.delete(run.record.id);
+    this.carryOnWhenBack(run.record.id);
   }
 
   /**
