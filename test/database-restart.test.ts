@@ -265,7 +265,21 @@ describe.skipIf(!adminUrl)("PostgreSQL restarted under a running fleet", () => {
                 )
               ).rows,
             );
-      expect(stuck, `runs that did not end within 60 s of the last restart: ${stuckState}`).toEqual([]);
+      // And what the fleet warned of meanwhile, the last few lines of each member.
+      const warned =
+        stuck.length === 0
+          ? ""
+          : live.members
+              .map((member) => {
+                const lines = member.proc().output().split("\n");
+                const warnings = lines.filter((line) => /"level":(40|50)/.test(line)).slice(-6);
+                return `${member.name}:\n  ${warnings.map((line) => line.slice(0, 400)).join("\n  ")}`;
+              })
+              .join("\n");
+      expect(
+        stuck,
+        `runs that did not end within 60 s of the last restart: ${stuckState}\n${warned}`,
+      ).toEqual([]);
       watching = false;
       await watchFinished;
       await watcher.end();
