@@ -56,7 +56,12 @@ describe("runyard run, a step printing a lot", () => {
 });
 
 /** Reads a whole SSE answer from a raw socket; answers how many HTTP chunks carried it. */
-function chunksOfStream(url: string, runId: string): Promise<{ chunks: number; body: string }> {
+function chunksOfStream(
+  url: string,
+  runId: string,
+  /** Called at the answer's first bytes: the stream is open. */
+  opened?: () => void,
+): Promise<{ chunks: number; body: string }> {
   const { hostname, port } = new URL(url);
   return new Promise((resolve, reject) => {
     const socket = connect(Number(port), hostname, () => {
@@ -66,6 +71,7 @@ function chunksOfStream(url: string, runId: string): Promise<{ chunks: number; b
     });
     let received = Buffer.alloc(0);
     socket.on("data", (data: Buffer) => {
+      if (received.length === 0) opened?.();
       received = Buffer.concat([received, data]);
       const parsed = parseChunked(received);
       if (parsed) {
@@ -139,5 +145,52 @@ describe("the event stream of a finished run", () => {
     // One chunk (one write) per event was the fault: ~150 of them here (a step's start, output and
     // end each); 50 steps, each a sandboxed process, keep the run short on a slow machine.
     expect(chunks).toBeLessThan(events.length / 10);
+  }, 90_000);
+
+  it("sends a run's live events a write per stored batch, not a write per event", async () => {
+    // Queued for a runner that is not there yet, so that every event after `run.queued` comes
+    // live, as the runner's batches and the engine's are stored.
+    const runId = await submit(
+      server.url,
+      [
+        "name: live",
+        "inventory:",
+        "  hosts:",
+        "    worker: {labels: [live-stream]}",
+        "steps:",
+        "  - name: chatty",
+        "    targets: [worker]",
+        "    action: shell.run",
+        "    args:",
+        "      script: |",
+        '        for i in $(seq 1 300); do echo "out $i"; echo "err $i" >&2; cksum /dev/null >/dev/null; done',
+        "",
+      ].join("\n"),
+    );
+    let open: () => void = () => undefined;
+    const isOpen = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    const streamed = chunksOfStream(server.url, runId, open);
+    await isOpen;
+    const live = await startRunner(server.url, await runnerToken(server.url), {
+      id: "live-stream-runner",
+      labels: "live-stream",
+    });
+    try {
+      const { chunks, body } = await streamed;
+      const frames = body.split("\n\n").filter((frame) => frame.startsWith("id: "));
+      const seqs = frames.map((frame) => Number(frame.split("\n")[0]?.slice("id: ".length)));
+      expect(seqs).toEqual(seqs.map((_, i) => i + 1));
+      expect(frames.at(-1)).toContain("event: run.finished");
+      const outputs = frames.filter((frame) => frame.includes("event: step.output")).length;
+      console.log(`${frames.length} live events (${outputs} of output) in ${chunks} chunks`);
+      // A step's output switching between stdout and stderr is an event per switch, which the
+      // runner sends a batch of many at a time: one write (one chunk) each was the fault.
+      expect(outputs).toBeGreaterThan(20);
+      expect(chunks).toBeLessThan(frames.length * 0.8);
+    } finally {
+      await live.kill();
+    }
   }, 90_000);
 });

@@ -117,6 +117,8 @@ export async function streamRunEvents(
   /** Writes from the store, page by page, until the client has everything stored. */
   const pump = async (): Promise<void> => {
     if (pumping) return;
+    // This turn's live frames go first: the pump reads the store after them.
+    writeLive();
     pumping = true;
     try {
       while (!ended) {
@@ -168,16 +170,34 @@ export async function streamRunEvents(
     }
   };
 
+  /**
+   * Live frames of this turn of the event loop, written together once it ends: a stored batch
+   * (a runner's output, a step's end and its run's) is one write to the client, not one each.
+   */
+  let live = "";
+  let liveThrough: SerializedRunEvent | undefined;
+  const writeLive = (): void => {
+    const through = liveThrough;
+    liveThrough = undefined;
+    if (through && !ended) write(live, through);
+    live = "";
+  };
   // Subscribe before reading the store, so nothing stored in between is missed.
   const unsubscribe = deps.bus.subscribe(runId, (event, json) => {
-    if (ended || event.seq <= last) return;
+    const next = (liveThrough?.seq ?? last) + 1;
+    if (ended || event.seq < next) return;
     stored = Math.max(stored, event.seq);
-    // Behind or backed up: drop it; the pump reads it from the store when the client drains.
-    if (pumping || full || event.seq !== last + 1) void pump();
-    else {
-      const serialized = { seq: event.seq, type: event.type, json: json() };
-      write(frame(serialized), serialized);
+    // Behind or backed up: drop it; the pump reads it from the store (after what this turn
+    // framed) when the client drains.
+    if (pumping || full || event.seq !== next) {
+      writeLive();
+      void pump();
+      return;
     }
+    const serialized = { seq: event.seq, type: event.type, json: json() };
+    if (!liveThrough) queueMicrotask(writeLive);
+    live += frame(serialized);
+    liveThrough = serialized;
   });
   // Events another replica stores (the run's engine lives there) come as a seq to read up to.
   const unsubscribeStored = deps.bus.subscribeStored(runId, (seq) => {
