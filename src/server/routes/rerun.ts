@@ -1,7 +1,9 @@
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
+import { z } from "zod";
 import { workflowSpecConfinement } from "../../core/confinement.js";
 import { RunyardError } from "../../core/errors.js";
+import { RunStatus } from "../../core/events.js";
 import { refuseBodyFields } from "../api-schemas.js";
 import { submitterId } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
@@ -9,8 +11,9 @@ import { protectedResponses } from "../error-responses.js";
 import { IdempotencyKeyHeaders, idempotentRoute, idempotentRouteNote } from "../idempotency.js";
 import { runConfinement } from "../runs/run-confinement.js";
 import { WorkflowRunSpec } from "../runs/workflow-runs.js";
-import { RunSubmitted } from "./run-views.js";
 import { RunParams, visibleRun } from "./visible-run.js";
+
+const RunSubmitted = z.object({ run_id: z.string(), status: RunStatus });
 
 /**
  * Re-run (issue 11's run page): the server submits a workflow run's stored workflow and vars
