@@ -271,7 +271,7 @@ async function tokenPrincipal(
   if (!token || (checkExpiry && hasExpired(token))) {
     throw new RunyardError("UNAUTHORIZED", "the token that asked for this stream token was revoked");
   }
-  const base = { token_id: token.id, session_id: null, session_expires_at: null, run_id: null };
+  const base = { ...noCredential, token_id: token.id };
   if (token.user_id !== null) {
     const user = await store.users.get(token.user_id);
     if (!user) throw new RunyardError("UNAUTHORIZED", "the owner of this token no longer exists");
@@ -316,6 +316,9 @@ function hasExpired(token: TokenRecord): boolean {
   return token.expires_at != null && Date.parse(token.expires_at) <= Date.now();
 }
 
+/** A principal's credential fields when it showed none of them. */
+const noCredential = { token_id: null, session_id: null, session_expires_at: null, run_id: null };
+
 function userPrincipal(user: UserRecord): Principal {
   return {
     kind: user.role === "admin" ? "admin" : "user",
@@ -323,10 +326,7 @@ function userPrincipal(user: UserRecord): Principal {
     tenant_id: user.tenant_id,
     user_id: user.id,
     username: user.username,
-    token_id: null,
-    session_id: null,
-    session_expires_at: null,
-    run_id: null,
+    ...noCredential,
   };
 }
 
@@ -391,10 +391,6 @@ export function requireServerWide(request: FastifyRequest): Principal {
 }
 
 /**
- * A platform admin (an admin outside any tenant, or the admin token): the operator's side, whose
- * runs the server calls any destination for. A tenant's admin is not one.
- */
-/**
  * A member of `tenantId` with no user or token of its own: what a signed delivery (a hook's, a
  * forge's) acts as, so its runs count against the tenant's quotas as a member's would.
  */
@@ -405,13 +401,14 @@ export function tenantPrincipal(tenantId: string | null): Principal {
     tenant_id: tenantId,
     user_id: null,
     username: null,
-    token_id: null,
-    session_id: null,
-    session_expires_at: null,
-    run_id: null,
+    ...noCredential,
   };
 }
 
+/**
+ * A platform admin (an admin outside any tenant, or the admin token): the operator's side, whose
+ * runs the server calls any destination for. A tenant's admin is not one.
+ */
 export function isPlatformAdmin(principal: Principal | undefined): boolean {
   return principal?.role === "admin" && principal.tenant_id === null && principal.kind !== "stream";
 }

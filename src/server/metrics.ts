@@ -190,7 +190,6 @@ export class ServerMetrics {
     }
   }
 
-  /** The exposition text: these metrics and the process's. */
   /** The Prometheus text; `tenants`: with the series labelled by tenant (a platform admin's scrape). */
   async text(options: { tenants: boolean } = { tenants: true }): Promise<string> {
     if (!processRegistry) {
@@ -209,10 +208,6 @@ export class ServerMetrics {
     this.unsubscribe();
   }
 
-  /**
-   * Every series carries a `replica` label, so a scrape of each replica behind one Service stays
-   * apart; the counts read from the store are the fleet's and equal on every replica.
-   */
   /**
    * Agents' tokens and dollars by tenant, agent and model, summed from the store's usage rows at
    * each scrape: the fleet's totals, right after a restart, the same on every replica.
@@ -269,50 +264,51 @@ export class ServerMetrics {
     });
   }
 
+  /**
+   * Every series carries a `replica` label, so a scrape of each replica behind one Service stays
+   * apart; the counts read from the store are the fleet's and equal on every replica.
+   */
   private replicaGauges(store: Pick<Store, "fleet">, replica: ReplicaFigures): void {
     const registers = [this.registry];
     this.registry.setDefaultLabels({ replica: replica.id });
     this.tenantRegistry.setDefaultLabels({ replica: replica.id });
-    new Gauge({
-      name: "runyard_replica_leader",
-      help: "1 while this replica leads the fleet (lease expiry, adopting the runs of dead replicas).",
-      registers,
-      collect() {
-        this.set(replica.isLeader() ? 1 : 0);
-      },
-    });
-    new Gauge({
-      name: "runyard_replica_runs_carried",
-      help: "Runs this replica carries (their engines here, or parked here).",
-      registers,
-      collect() {
-        this.set(replica.runsCarried());
-      },
-    });
-    new Gauge({
-      name: "runyard_replica_runs_parked",
-      help: "Queued runs this replica keeps as their stored rows alone until a runner takes them up.",
-      registers,
-      collect() {
-        this.set(replica.runsParked?.() ?? 0);
-      },
-    });
-    new Gauge({
-      name: "runyard_replica_runners_connected",
-      help: "Runners connected to this replica.",
-      registers,
-      collect() {
-        this.set(replica.runnersConnected());
-      },
-    });
-    new Gauge({
-      name: "runyard_replicas",
-      help: "Server replicas heartbeating on the database.",
-      registers,
-      async collect() {
-        this.set((await store.fleet.listReplicas()).length);
-      },
-    });
+    const figures: [name: string, help: string, value: () => number | Promise<number>][] = [
+      [
+        "runyard_replica_leader",
+        "1 while this replica leads the fleet (lease expiry, adopting the runs of dead replicas).",
+        () => (replica.isLeader() ? 1 : 0),
+      ],
+      [
+        "runyard_replica_runs_carried",
+        "Runs this replica carries (their engines here, or parked here).",
+        () => replica.runsCarried(),
+      ],
+      [
+        "runyard_replica_runs_parked",
+        "Queued runs this replica keeps as their stored rows alone until a runner takes them up.",
+        () => replica.runsParked?.() ?? 0,
+      ],
+      [
+        "runyard_replica_runners_connected",
+        "Runners connected to this replica.",
+        () => replica.runnersConnected(),
+      ],
+      [
+        "runyard_replicas",
+        "Server replicas heartbeating on the database.",
+        async () => (await store.fleet.listReplicas()).length,
+      ],
+    ];
+    for (const [name, help, value] of figures) {
+      new Gauge({
+        name,
+        help,
+        registers,
+        async collect() {
+          this.set(await value());
+        },
+      });
+    }
   }
 }
 

@@ -21,11 +21,7 @@ export class BotCalls {
     const callId = randomUUID();
     return new Promise<BotReply>((resolve) => {
       const timer = setTimeout(
-        () =>
-          this.finish(
-            callId,
-            failed(504, "BOT_HOOK_FAILED", `the bot's runner did not answer within ${timeoutMs} ms`),
-          ),
+        () => this.fail(callId, `the bot's runner did not answer within ${timeoutMs} ms`, 504),
         timeoutMs,
       );
       this.waiting.set(callId, { done: resolve, timer, parts: [], bytes: 0 });
@@ -40,14 +36,7 @@ export class BotCalls {
     const bytes = Buffer.from(bodyBase64, "base64");
     waiting.bytes += bytes.length;
     if (waiting.bytes > maxGatheredBytes) {
-      this.finish(
-        callId,
-        failed(
-          502,
-          "BOT_HOOK_FAILED",
-          `the bot's runner sent more than ${maxGatheredBytes} bytes for one call`,
-        ),
-      );
+      this.fail(callId, `the bot's runner sent more than ${maxGatheredBytes} bytes for one call`);
       return;
     }
     waiting.parts.push(bytes);
@@ -59,13 +48,9 @@ export class BotCalls {
     if (!waiting) return;
     const { parts: count, ...rest } = reply;
     if ((count ?? 0) !== waiting.parts.length) {
-      this.finish(
+      this.fail(
         callId,
-        failed(
-          502,
-          "BOT_HOOK_FAILED",
-          `the bot's runner counted ${count ?? 0} parts of its answer but sent ${waiting.parts.length}`,
-        ),
+        `the bot's runner counted ${count ?? 0} parts of its answer but sent ${waiting.parts.length}`,
       );
       return;
     }
@@ -80,7 +65,7 @@ export class BotCalls {
   /** The socket closed: every call waiting gets a 502. */
   closed(): void {
     for (const callId of [...this.waiting.keys()])
-      this.finish(callId, failed(502, "BOT_HOOK_FAILED", "the bot's runner went away before it answered"));
+      this.fail(callId, "the bot's runner went away before it answered");
   }
 
   private finish(callId: string, reply: BotReply): void {
@@ -90,8 +75,14 @@ export class BotCalls {
     clearTimeout(waiting.timer);
     waiting.done(reply);
   }
-}
 
-function failed(status: number, code: string, message: string): BotReply {
-  return { status, headers: {}, body_base64: "", error: { code, message } };
+  /** Ends a call with our own error answer (BOT_HOOK_FAILED). */
+  private fail(callId: string, message: string, status = 502): void {
+    this.finish(callId, {
+      status,
+      headers: {},
+      body_base64: "",
+      error: { code: "BOT_HOOK_FAILED", message },
+    });
+  }
 }

@@ -126,29 +126,20 @@ export async function approvalViews(
       const votes = await deps.store.approvals.votes(run.id, row.step);
       const firstValues = votes.find((vote) => vote.decision === "approved" && vote.inputs !== null)?.inputs;
       return {
-        step: row.step,
-        message: row.message,
-        approvers: row.approvers,
-        deadline: row.deadline,
+        ...row,
         status: row.decision ?? "waiting",
-        answered_by: row.answered_by,
-        comment: row.comment,
-        answered_at: row.answered_at,
         may_answer:
           row.decision === null &&
           !isFinalStatus(run.status) &&
           approverEntry(principal, run.tenant_id, row.approvers) !== undefined &&
           !(submitter && !row.self_approval) &&
           !votes.some((vote) => vote.voter === me),
-        required: row.required,
         approvals: votes.map((vote) => ({
           by: vote.voter,
           decision: vote.decision,
           comment: vote.comment,
           at: vote.answered_at,
         })),
-        self_approval: row.self_approval,
-        not_before: row.not_before,
         inputs: row.form,
         values: row.inputs ?? firstValues ?? null,
       };

@@ -9,8 +9,6 @@ import type { ArtifactLimits, ServerDeps } from "../deps.js";
 import { protectedErrorResponses, protectedResponses } from "../error-responses.js";
 import { RunParams, visibleRun } from "./visible-run.js";
 
-/** How big artifacts may be (`RUNYARD_MAX_ARTIFACT_BYTES`, `RUNYARD_MAX_RUN_ARTIFACT_BYTES`). */
-
 /**
  * The media types an upload may have. Agent artifacts are text (a diff, a JSONL transcript, test
  * output, logs); octet-stream is for clients that label every upload so, and must still be UTF-8.

@@ -77,12 +77,7 @@ export function budgetRoutes(app: FastifyInstance, deps: ServerDeps): void {
       source: effective.source,
       updated_at: effective.updated_at ?? null,
       updated_by: effective.updated_by ?? null,
-      standings: standings.map(({ period, limit_usd, spent_usd, resets_at }) => ({
-        period,
-        limit_usd,
-        spent_usd,
-        resets_at,
-      })),
+      standings,
     };
   };
 

@@ -5,7 +5,6 @@ import { workflowSpecConfinement } from "../../core/confinement.js";
 import { RunyardError } from "../../core/errors.js";
 import { RunStatus } from "../../core/events.js";
 import type { RunRecord } from "../../store/index.js";
-import { type Workflow, workflowProblemsError } from "../../workflow/model.js";
 import { mayActFor } from "../acting-for.js";
 import { maxNameLength } from "../api-schemas.js";
 import { submitterId } from "../auth.js";
@@ -13,6 +12,7 @@ import type { ServerDeps } from "../deps.js";
 import { protectedResponses } from "../error-responses.js";
 import { IdempotencyKeyHeaders, idempotentRoute, idempotentRouteNote } from "../idempotency.js";
 import { runConfinement } from "../runs/run-confinement.js";
+import { parsedWorkflow } from "../runs/workflow-parser.js";
 import { planRetry, type RetryAsk } from "../runs/workflow-retries.js";
 import { WorkflowRunSpec } from "../runs/workflow-runs.js";
 import { capSubmitVariables, refuseBadVariableNames, runBodyLimit } from "./submit-limits.js";
@@ -152,12 +152,14 @@ async function submitRetry(
   const principal = request.principal;
   if (changed) await mayEdit(deps, request, run);
   refuseBadVariableNames(ask.vars ?? {});
-  const parse = async (text: string, file: string): Promise<Workflow> => {
-    const { workflow, diagnostics } = await deps.parseWorkflow(text, file, deps.workflowLimits);
-    if (!workflow) throw workflowProblemsError(file, diagnostics);
-    return workflow;
-  };
-  const plan = await planRetry(deps.store, parse, run, spec, ask);
+  const parsing = { parse: deps.parseWorkflow, limits: deps.workflowLimits };
+  const plan = await planRetry(
+    deps.store,
+    (text, file) => parsedWorkflow(parsing, text, file),
+    run,
+    spec,
+    ask,
+  );
   await deps.quotas.checkSubmit(principal);
   const edited = ask.edited !== undefined;
   const next = await deps.runs.submitWorkflow(

@@ -60,8 +60,7 @@ export function runnerRoutes(app: FastifyInstance, deps: ServerDeps): void {
       return runners.map((runner) => {
         const running = runner.status === "online" ? (held.get(runner.id) ?? []) : [];
         return {
-          id: runner.id,
-          group: runner.group,
+          ...runner,
           status: runner.status === "online" ? ("connected" as const) : ("offline" as const),
           state:
             runner.status === "online"
@@ -69,19 +68,7 @@ export function runnerRoutes(app: FastifyInstance, deps: ServerDeps): void {
                 ? ("busy" as const)
                 : ("idle" as const)
               : ("offline" as const),
-          hostname: runner.hostname,
-          cpus: runner.cpus,
-          memory: runner.memory,
-          connected_at: runner.connected_at,
-          labels: runner.labels,
-          mode: runner.mode,
-          capacity: runner.capacity,
-          tenant_id: runner.tenant_id,
-          shared: runner.shared,
-          isolation: runner.isolation,
           running_jobs: running,
-          last_heartbeat_at: runner.last_heartbeat_at,
-          version: runner.version,
           replica: runner.replica_id,
         };
       });

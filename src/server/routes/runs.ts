@@ -365,19 +365,8 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
       },
     },
     async (request) => {
-      const run = await visibleRun(deps, request, request.query.run_id);
-      return {
-        run_id: run.id,
-        workflow_name: run.name,
-        status: run.status,
-        steps: run.steps,
-        vars: run.vars,
-        error: run.error,
-        created_at: run.created_at,
-        started_at: run.started_at,
-        finished_at: run.finished_at,
-        last_notify_error: run.last_notify_error,
-      };
+      const { spec: _spec, ...run } = await visibleRun(deps, request, request.query.run_id);
+      return { ...run, run_id: run.id, workflow_name: run.name };
     },
   );
 }

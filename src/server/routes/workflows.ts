@@ -221,16 +221,12 @@ export function workflowRoutes(app: FastifyInstance, deps: ServerDeps): void {
         saved.blocking.map((trigger) => trigger.owner),
       );
       return reply.code(201).send({
-        name: saved.name,
-        version: saved.version,
-        tenant_id: saved.tenant_id,
-        created_at: saved.created_at,
+        ...saved,
         promoted,
         waiting_for: saved.blocking.map((trigger) => ({
           ...trigger,
           owner_name: trigger.owner === null ? null : (names.get(trigger.owner) ?? null),
         })),
-        schedules: saved.schedules,
       });
     },
   );
@@ -271,15 +267,9 @@ export function workflowRoutes(app: FastifyInstance, deps: ServerDeps): void {
     async (request) => {
       const tenant = savedTenant(request, request.query.tenant);
       const saved = await deps.savedWorkflows.get(tenant, request.params.name, request.query.version);
-      const schedules = (await deps.store.schedules.list(tenant))
-        .filter((s) => s.workflow_name === saved.name && s.workflow_version === saved.version)
-        .map((s) => ({
-          cron: s.cron,
-          timezone: s.timezone,
-          overlap: s.overlap,
-          catch_up: s.catch_up,
-          next_tick_at: s.next_tick_at,
-        }));
+      const schedules = (await deps.store.schedules.list(tenant)).filter(
+        (s) => s.workflow_name === saved.name && s.workflow_version === saved.version,
+      );
       const { unrestricted: _unrestricted, ...view } = saved;
       const versions = await deps.store.savedWorkflows.versions(tenant, saved.name);
       const live = versions.find((v) => v.promoted_at !== null)?.version ?? null;

@@ -32,9 +32,8 @@ export interface PreparedRun {
 }
 
 /**
- * One kind of run on the server (workflow now; agent tasks and bots later): the only code that
- * knows what the kind's spec means. The run service owns everything else (records, events,
- * cancel, recovery).
+ * One kind of run on the server (workflow, agent, bot): the only code that knows what the kind's
+ * spec means. The run service owns everything else (records, events, cancel, recovery).
  */
 export interface RunKindModule {
   /**

@@ -16,7 +16,7 @@ import { type Principal, submitterId } from "../auth.js";
 import { type ConfinementSources, runConfinement } from "./run-confinement.js";
 import type { RunOwner } from "./run-origin.js";
 import type { RunService } from "./run-service.js";
-import type { WorkflowParser } from "./workflow-parser.js";
+import { parsedWorkflow, type WorkflowParser } from "./workflow-parser.js";
 
 /** A saved workflow's name: what `runyard workflow run NAME` and URLs carry, so plain. */
 const savedName = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
@@ -111,7 +111,7 @@ export class SavedWorkflows {
   }): Promise<SavedWorkflowRecord & { schedules: NewSchedule[]; blocking: BoundTrigger[] }> {
     checkSavedName(input.name);
     const file = input.file ?? `${input.name}.yaml`;
-    const workflow = await this.parse(input.workflow, file);
+    const workflow = await parsedWorkflow(this.parsing, input.workflow, file);
     await this.checkHookInputs(input.tenantId, input.name, workflow, file);
     const schedules = await this.schedulesOf(input.tenantId, input.name, workflow, file);
     const blocking = await this.blockingTriggers(input.tenantId, input.name, input.saver);
@@ -162,7 +162,7 @@ export class SavedWorkflows {
         },
       );
     }
-    const workflow = await this.parse(saved.workflow, saved.file);
+    const workflow = await parsedWorkflow(this.parsing, saved.workflow, saved.file);
     // A hook made since the save may pick an input this version does not declare.
     await this.checkHookInputs(tenantId, name, workflow, saved.file);
     const schedules = await this.schedulesOf(tenantId, name, workflow, saved.file);
@@ -217,7 +217,10 @@ export class SavedWorkflows {
   ): Promise<{ saved: SavedWorkflowRecord; inputs: Record<string, InputSpec> }> {
     const saved = await this.live(tenantId, name);
     const key = `${saved.file}\u0000${saved.workflow}`;
-    const inputs = this.inputsByText.get(key) ?? (await this.parse(saved.workflow, saved.file)).inputs ?? {};
+    const inputs =
+      this.inputsByText.get(key) ??
+      (await parsedWorkflow(this.parsing, saved.workflow, saved.file)).inputs ??
+      {};
     this.inputsByText.delete(key);
     this.inputsByText.set(key, inputs);
     const oldest = this.inputsByText.keys().next().value;
@@ -246,12 +249,6 @@ export class SavedWorkflows {
       ...hooks.map((hook) => ({ kind: "hook" as const, name: hook.name, owner: hook.created_by })),
       ...schedules.map((s) => ({ kind: "schedule" as const, name: s.cron, owner: s.owner })),
     ];
-  }
-
-  private async parse(text: string, file: string): Promise<Workflow> {
-    const { workflow, diagnostics } = await this.parsing.parse(text, file, this.parsing.limits);
-    if (!workflow) throw workflowProblemsError(file, diagnostics);
-    return workflow;
   }
 
   /**

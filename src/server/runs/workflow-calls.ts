@@ -19,7 +19,7 @@ import { inputValueProblem } from "../../workflow/parse-inputs.js";
 import type { WorkflowLimits } from "../../workflow/yaml-limits.js";
 import { runConfinement } from "./run-confinement.js";
 import type { RunOrigin, RunOwner } from "./run-origin.js";
-import type { WorkflowParser } from "./workflow-parser.js";
+import { parsedWorkflow, type WorkflowParser } from "./workflow-parser.js";
 
 /** How deep calls may nest: a run calls, whose child calls ... eight levels at most. */
 export const maxCallDepth = 8;
@@ -108,7 +108,7 @@ export class WorkflowCalls {
         );
         continue;
       }
-      const callee = await this.parse(saved);
+      const callee = await parsedWorkflow(this.parsing, saved.workflow, saved.file);
       const declared = callee.inputs ?? {};
       const given = callInputValues(call.inputs, vars);
       for (const [name, value] of Object.entries(given)) {
@@ -268,16 +268,6 @@ export class WorkflowCalls {
     const own = await this.store.savedWorkflows.get(tenantId, name, version);
     if (own || tenantId === null) return own;
     return this.store.savedWorkflows.get(null, name, version);
-  }
-
-  private async parse(saved: SavedWorkflowRecord): Promise<Workflow> {
-    const { workflow, diagnostics } = await this.parsing.parse(
-      saved.workflow,
-      saved.file,
-      this.parsing.limits,
-    );
-    if (!workflow) throw workflowProblemsError(saved.file, diagnostics);
-    return workflow;
   }
 }
 

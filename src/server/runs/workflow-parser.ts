@@ -6,7 +6,7 @@
  */
 import { Worker } from "node:worker_threads";
 import { RunyardError } from "../../core/errors.js";
-import type { Diagnostic, Workflow } from "../../workflow/model.js";
+import { type Diagnostic, type Workflow, workflowProblemsError } from "../../workflow/model.js";
 import { parseWorkflow } from "../../workflow/parse.js";
 import type { WorkflowLimits } from "../../workflow/yaml-limits.js";
 import { threadCpuMs } from "./thread-cpu.js";
@@ -45,6 +45,17 @@ export interface ParseReady {
   ready: true;
   /** The thread's id on Linux: its CPU time is what the budget counts. */
   tid?: number;
+}
+
+/** The workflow `parsing` reads from `text`, or WORKFLOW_INVALID with each problem where it is. */
+export async function parsedWorkflow(
+  parsing: { parse: WorkflowParser; limits: WorkflowLimits },
+  text: string,
+  file: string,
+): Promise<Workflow> {
+  const { workflow, diagnostics } = await parsing.parse(text, file, parsing.limits);
+  if (!workflow) throw workflowProblemsError(file, diagnostics);
+  return workflow;
 }
 
 /** On the caller's thread: for tests and tools that parse little. */

@@ -38,7 +38,7 @@ import type { ConcurrencyGroups } from "./concurrency-groups.js";
 import type { ActiveRun, PreparedRun, RunKindModule } from "./run-kind.js";
 import { resolveStoredSecrets, secretsMissing } from "./stored-secrets.js";
 import { maxCallDepth, ResolvedCall, type WorkflowCalls } from "./workflow-calls.js";
-import type { WorkflowParser } from "./workflow-parser.js";
+import { parsedWorkflow, type WorkflowParser } from "./workflow-parser.js";
 import { keptExports, keptSecrets, RetrySpec, realExportsOf, retriedWorkflow } from "./workflow-retries.js";
 
 /**
@@ -124,7 +124,8 @@ export class WorkflowRuns implements RunKindModule {
     const { unrestricted_outbound: _asked, calls: _resolved, ...given } = spec;
     const file = given.file ?? "workflow.yaml";
     const key = `${file}\u0000${given.workflow}`;
-    const workflow = this.parsedTexts.get(key) ?? (await this.parse(given.workflow, file));
+    const workflow =
+      this.parsedTexts.get(key) ?? deepFreeze(await parsedWorkflow(this.parsing, given.workflow, file));
     this.remember(key, workflow);
     const confinement = owner.confinement ?? "confined";
     const folders = stepFoldersRefusal(workflow, confinement, this.folders);
@@ -179,12 +180,6 @@ export class WorkflowRuns implements RunKindModule {
     if (!this.calls)
       throw new RunyardError("CALL_NEEDS_SERVER", "this server does not run workflow.call steps");
     return this.calls.resolve(workflow, file, tenantId, vars, depth);
-  }
-
-  private async parse(text: string, file: string): Promise<Workflow> {
-    const { workflow, diagnostics } = await this.parsing.parse(text, file, this.parsing.limits);
-    if (!workflow) throw workflowProblemsError(file, diagnostics);
-    return deepFreeze(workflow);
   }
 
   private remember(key: string, workflow: Workflow): void {
