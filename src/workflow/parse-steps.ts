@@ -16,10 +16,8 @@ import type { Inventory } from "./parse-hosts.js";
 import { readRetry } from "./parse-retry.js";
 import { suggestWithList } from "./suggest.js";
 import {
-  descriptionHint,
   type Field,
   type Fields,
-  maxDescriptionLength,
   maxNameLength,
   type NumberRule,
   nameHint,
@@ -160,13 +158,7 @@ function readStep(reader: YamlReader, node: unknown, index: number, inventory: I
     reader.report(nameField.value, `name of ${label} is empty`);
   }
   const name = given ?? "";
-  if (fields.has("description"))
-    reader.shownText(
-      fields.get("description")?.value,
-      `description of ${label}`,
-      maxDescriptionLength,
-      descriptionHint,
-    );
+  reader.description(fields, label);
 
   const body = approval
     ? approvalBody
