@@ -5,6 +5,7 @@
  */
 import { isScalar, type YAMLMap } from "yaml";
 import type { CallSpec, SourcePos } from "./model.js";
+import { fillVariables } from "./templates.js";
 import type { YamlReader } from "./yaml-reader.js";
 
 /** The keys a call step takes; the others of a step mean nothing for it. */
@@ -99,14 +100,7 @@ export function callInputValues(
   inputs: Record<string, string>,
   vars: Record<string, string>,
 ): Record<string, string> {
-  const values: Record<string, string> = {};
-  for (const [name, template] of Object.entries(inputs)) {
-    values[name] = template.replace(
-      /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g,
-      (whole, v: string) => vars[v] ?? whole,
-    );
-  }
-  return values;
+  return Object.fromEntries(Object.entries(inputs).map(([name, text]) => [name, fillVariables(text, vars)]));
 }
 
 /** Where a call's input is written, or where the step is when it is not written. */
