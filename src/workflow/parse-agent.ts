@@ -105,16 +105,14 @@ export function readAgentArgs(
     const budget = reader.mapping(budgetField.value, `budget of ${label}`);
     if (budget) {
       const budgetFields = reader.fields(budget, `in budget of ${label}`, ["tokens", "usd"]);
-      const tokens = budgetFields.get("tokens");
-      const usd = budgetFields.get("usd");
       spec.budget = {};
-      if (tokens) {
-        const n = reader.number(tokens.value, `tokens of budget of ${label}`, "positive integer");
-        if (n !== undefined) spec.budget.tokens = n;
-      }
-      if (usd) {
-        const n = reader.number(usd.value, `usd of budget of ${label}`, "positive number");
-        if (n !== undefined) spec.budget.usd = n;
+      for (const [key, rule] of [
+        ["tokens", "positive integer"],
+        ["usd", "positive number"],
+      ] as const) {
+        const field = budgetFields.get(key);
+        const n = field && reader.number(field.value, `${key} of budget of ${label}`, rule);
+        if (n !== undefined) spec.budget[key] = n;
       }
     }
   }
