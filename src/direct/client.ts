@@ -205,19 +205,17 @@ export class DirectStepRunner implements StepRunner {
       );
     }
     if (answer.status === 401) {
-      throw this.options.token === undefined
-        ? this.ended(
-            "UNAUTHORIZED",
-            `agent-server ${this.address} wants a token, and the host has none`,
-            "Give the host `token:` with the same value as the agent-server's --token.",
-            401,
-          )
-        : this.ended(
-            "UNAUTHORIZED",
-            `agent-server ${this.address} refused the token`,
-            "Use the same --token on both sides: the host's `token:` must equal the agent-server's --token.",
-            401,
-          );
+      const [message, hint] =
+        this.options.token === undefined
+          ? [
+              `agent-server ${this.address} wants a token, and the host has none`,
+              "Give the host `token:` with the same value as the agent-server's --token.",
+            ]
+          : [
+              `agent-server ${this.address} refused the token`,
+              "Use the same --token on both sides: the host's `token:` must equal the agent-server's --token.",
+            ];
+      throw this.ended("UNAUTHORIZED", message, hint, 401);
     }
     const refusal = ErrorAnswer.safeParse(answer.body);
     const error: ErrorInfo = refusal.success

@@ -2,7 +2,7 @@ import { attemptEndedEarly } from "../core/attempt-ended-early.js";
 import { errorInfo } from "../core/errors.js";
 import type { RunStatus } from "../core/events.js";
 import { newTaskId } from "../core/ids.js";
-import type { StepAttemptRequest, StepAttemptResult, StepRunner } from "../core/step-attempt.js";
+import { StepAttemptRequest, type StepAttemptResult, type StepRunner } from "../core/step-attempt.js";
 import type { OutputEntry } from "./api.js";
 
 /** What an agent-server remembers and for how long. */
@@ -258,22 +258,8 @@ export class DirectTaskTable {
       return known;
     }
     // Belongs to no run: `/run-status` never lists it.
-    const task = this.add(
-      {
-        run_id: "",
-        step: "",
-        host: "",
-        attempt: 1,
-        action: "shell.run",
-        script: "",
-        shell: "bash",
-        env: {},
-        export_vars: false,
-        secrets: [],
-        secret_names: [],
-      },
-      key,
-    );
+    const unsent = { run_id: "", step: "", host: "", attempt: 1, action: "shell.run", script: "", env: {} };
+    const task = this.add(StepAttemptRequest.parse(unsent), key);
     task.cancel();
     this.settle(
       task,
@@ -384,15 +370,8 @@ export function runSnapshot(runId: string, tasks: DirectTask[]): RunSnapshot {
     if (!seen || task.request.attempt >= seen.request.attempt) latest.set(where, task);
   }
   const endings = [...latest.values()].map((task) => task.result?.status);
-  const status: RunSnapshot["status"] = endings.includes(undefined)
-    ? "running"
-    : endings.includes("canceled")
-      ? "canceled"
-      : endings.includes("timeout")
-        ? "timeout"
-        : endings.includes("failed")
-          ? "failed"
-          : "success";
+  const worst = (["canceled", "timeout", "failed"] as const).find((ending) => endings.includes(ending));
+  const status: RunSnapshot["status"] = endings.includes(undefined) ? "running" : (worst ?? "success");
   return {
     run_id: runId,
     status,

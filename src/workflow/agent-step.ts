@@ -12,8 +12,8 @@ import type { HostContext } from "./engine.js";
 import type { AgentStepSpec, Step } from "./model.js";
 import { settingExportsError } from "./outside-values.js";
 import { maxAgentPromptChars } from "./parse-agent.js";
-import { callInputValues } from "./parse-call.js";
 import { finishStep, type HostOutcome } from "./step-run.js";
+import { fillVariables } from "./templates.js";
 
 /** One turn an agent step asks for. */
 export interface AgentTurnRequest {
@@ -97,7 +97,7 @@ export async function runAgentStep(
       `step "${step.name}" runs agent ${spec.agent}, and nothing here runs agents`,
     );
   } else {
-    const base = callInputValues({ prompt: spec.prompt }, ctx.vars).prompt ?? spec.prompt;
+    const base = fillVariables(spec.prompt, ctx.vars);
     const say = (line: string) =>
       ctx.emit({ type: "step.output", step: step.name, host, stream: "stdout", data: `${line}\n` });
     const turn = async (prompt: string, sessionId?: string): Promise<AgentTurnResult> => {

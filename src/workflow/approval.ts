@@ -10,6 +10,7 @@ import type { HostContext } from "./engine.js";
 import type { ApprovalInput, ApprovalSpec, Step } from "./model.js";
 import { settingExportsError } from "./outside-values.js";
 import { finishStep, type HostOutcome } from "./step-run.js";
+import { fillVariables } from "./templates.js";
 
 /** What an approval step asks, as the gate stores it. */
 export interface ApprovalRequest {
@@ -77,10 +78,7 @@ export const maxApprovalMessageLength = 16 * 1024;
 
 /** `${NAME}` in an approval's message, replaced by the variable's value when the step starts. */
 export function approvalMessage(template: string, vars: Record<string, string>): string {
-  const filled = template.replace(
-    /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g,
-    (whole, name: string) => vars[name] ?? whole,
-  );
+  const filled = fillVariables(template, vars);
   if (filled.length <= maxApprovalMessageLength) return filled;
   const note = (left: number) => `\n... (${left} more characters of the message were left out)`;
   const kept = maxApprovalMessageLength - note(filled.length).length;

@@ -1,7 +1,8 @@
 import { RunyardError } from "../core/errors.js";
 import { quoted } from "../core/quoted-input.js";
 import type { ConcurrencySpec } from "./model.js";
-import { groupVariable, maxConcurrencyGroupLength } from "./parse-concurrency.js";
+import { maxConcurrencyGroupLength } from "./parse-concurrency.js";
+import { bracedVariable, fillVariables } from "./templates.js";
 
 /**
  * The group a run of the workflow takes turns in: the `concurrency.group` text with each
@@ -14,7 +15,7 @@ export function expandConcurrencyGroup(
   vars: Readonly<Record<string, string>>,
   file: string,
 ): string {
-  const missing = [...spec.group.matchAll(groupVariable)]
+  const missing = [...spec.group.matchAll(bracedVariable)]
     .map((match) => match[1] ?? "")
     .filter((name) => vars[name] === undefined);
   const where = `${file}:${spec.pos.line}:${spec.pos.col}`;
@@ -26,7 +27,7 @@ export function expandConcurrencyGroup(
       { hint: `Give it at submit (--var ${names[0]}=...), or add it to the workflow's vars:.` },
     );
   }
-  const group = spec.group.replace(groupVariable, (_, name: string) => vars[name] ?? "");
+  const group = fillVariables(spec.group, vars, "");
   if (group.trim() === "" || group.length > maxConcurrencyGroupLength) {
     throw new RunyardError(
       "INVALID_INPUT",

@@ -32,6 +32,7 @@ import {
   StepPool,
   type StepResult,
 } from "./step-run.js";
+import { fillVariables } from "./templates.js";
 
 /** How often an attempt the server could not hand out or wait for (its database away) is asked for again. */
 const storeRetryMs = 1000;
@@ -216,7 +217,11 @@ async function runWithin(
       step: name,
     });
   }
-  const outputs = workflow.outputs && outputValues(workflow.outputs, vars);
+  const outputs =
+    workflow.outputs &&
+    Object.fromEntries(
+      Object.entries(workflow.outputs).map(([name, text]) => [name, fillVariables(text, vars, "")]),
+    );
   const outcome: RunOutcome = {
     status,
     ...(failure ? { error: failure.error } : {}),
@@ -240,15 +245,6 @@ async function runWithin(
     ...(outcome.handlersFailed ? { handlers_failed: outcome.handlersFailed } : {}),
   });
   return outcome;
-}
-
-/** `outputs:` with each `${VAR}` replaced by the run's final value ("" for a variable not set). */
-function outputValues(outputs: Record<string, string>, vars: Record<string, string>): Record<string, string> {
-  const values: Record<string, string> = {};
-  for (const [name, template] of Object.entries(outputs)) {
-    values[name] = template.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, v: string) => vars[v] ?? "");
-  }
-  return values;
 }
 
 /**

@@ -324,28 +324,24 @@ function operandValue(expr: Expr, vars: Record<string, string | undefined>): Val
     case "bool":
       return { text: String(expr.value) };
     default:
-      return { text: String(holds(expr, vars)) };
-  }
-}
-
-function holds(expr: Expr, vars: Record<string, string | undefined>): boolean {
-  switch (expr.type) {
-    case "not":
-      return !holds(expr.operand, vars);
-    case "and":
-      return holds(expr.left, vars) && holds(expr.right, vars);
-    case "or":
-      return holds(expr.left, vars) || holds(expr.right, vars);
-    case "compare":
-      return compare(expr.op, operandValue(expr.left, vars), operandValue(expr.right, vars));
-    default:
-      return isTruthy(operandValue(expr, vars).text);
+      return { text: String(evaluateExpression(expr, vars)) };
   }
 }
 
 /** Whether the condition holds; unset variables read as "". */
 export function evaluateExpression(expr: Expr, vars: Record<string, string | undefined>): boolean {
-  return holds(expr, vars);
+  switch (expr.type) {
+    case "not":
+      return !evaluateExpression(expr.operand, vars);
+    case "and":
+      return evaluateExpression(expr.left, vars) && evaluateExpression(expr.right, vars);
+    case "or":
+      return evaluateExpression(expr.left, vars) || evaluateExpression(expr.right, vars);
+    case "compare":
+      return compare(expr.op, operandValue(expr.left, vars), operandValue(expr.right, vars));
+    default:
+      return isTruthy(operandValue(expr, vars).text);
+  }
 }
 
 /** The variable names an expression reads, each once, in the order they appear. */

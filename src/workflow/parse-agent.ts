@@ -11,7 +11,7 @@ import { schemaFaults } from "./agent-output.js";
 import type { AgentStepSpec } from "./model.js";
 import { refuseDeclaredSettingName } from "./outside-values.js";
 import { suggestWithList } from "./suggest.js";
-import type { Fields, YamlReader } from "./yaml-reader.js";
+import type { YamlReader } from "./yaml-reader.js";
 
 /** The longest prompt a step may write (before its `${VAR}`s are replaced, and after). */
 export const maxAgentPromptChars = 100_000;
@@ -39,17 +39,15 @@ export function readAgentArgs(
   label: string,
 ): AgentStepSpec {
   const spec: AgentStepSpec = { agent: "", prompt: "", push: false };
-  if (!argsField) {
-    reader.report(
-      step,
-      `${label} has no args`,
-      "add args: {agent: claude_code, prompt: what the agent should do}",
-    );
-    return spec;
-  }
-  const args = reader.mapping(argsField.value, `args of ${label}`);
-  if (!args) return spec;
-  const fields: Fields = reader.fields(args, `in args of ${label}`, agentArgsKeys, argsKeyHint);
+  const fields = reader.args(
+    argsField,
+    step,
+    label,
+    agentArgsKeys,
+    argsKeyHint,
+    "add args: {agent: claude_code, prompt: what the agent should do}",
+  );
+  if (!argsField || !fields) return spec;
   const text = (key: string) => {
     const field = fields.get(key);
     return field ? reader.string(field.value, `${key} of ${label}`) : undefined;
@@ -107,16 +105,14 @@ export function readAgentArgs(
     const budget = reader.mapping(budgetField.value, `budget of ${label}`);
     if (budget) {
       const budgetFields = reader.fields(budget, `in budget of ${label}`, ["tokens", "usd"]);
-      const tokens = budgetFields.get("tokens");
-      const usd = budgetFields.get("usd");
       spec.budget = {};
-      if (tokens) {
-        const n = reader.number(tokens.value, `tokens of budget of ${label}`, "positive integer");
-        if (n !== undefined) spec.budget.tokens = n;
-      }
-      if (usd) {
-        const n = reader.number(usd.value, `usd of budget of ${label}`, "positive number");
-        if (n !== undefined) spec.budget.usd = n;
+      for (const [key, rule] of [
+        ["tokens", "positive integer"],
+        ["usd", "positive number"],
+      ] as const) {
+        const field = budgetFields.get(key);
+        const n = field && reader.number(field.value, `${key} of budget of ${label}`, rule);
+        if (n !== undefined) spec.budget[key] = n;
       }
     }
   }

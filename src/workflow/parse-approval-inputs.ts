@@ -6,10 +6,9 @@
  */
 import { isMap, isScalar, isSeq } from "yaml";
 import { approvalInputProblem } from "./approval-inputs.js";
-import { type ApprovalInput, type ApprovalInputType, approvalInputTypes } from "./model.js";
+import { type ApprovalInput, approvalInputTypes } from "./model.js";
 import { refuseDeclaredSettingName } from "./outside-values.js";
-import { suggestionHint } from "./suggest.js";
-import { descriptionHint, maxDescriptionLength, type YamlReader } from "./yaml-reader.js";
+import type { YamlReader } from "./yaml-reader.js";
 
 const inputKeys = ["type", "options", "default", "required", "description"];
 const variableName = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -63,21 +62,12 @@ function readInput(
   const fields = reader.fields(node, `in ${label}`, inputKeys, (key) =>
     key === "choices" || key === "values" ? 'the values to pick from are "options"' : undefined,
   );
-  const input: ApprovalInput = { name, type: "string", required: false };
-  let ok = true;
   const typeField = fields.get("type");
-  if (typeField) {
-    const given = reader.string(typeField.value, `type of ${label}`);
-    if (given === undefined) ok = false;
-    else if (!(approvalInputTypes as readonly string[]).includes(given)) {
-      reader.report(
-        typeField.value,
-        `type of ${label} must be one of ${approvalInputTypes.join(", ")}, got ${JSON.stringify(given)}`,
-        suggestionHint(given, approvalInputTypes, "types"),
-      );
-      ok = false;
-    } else input.type = given as ApprovalInputType;
-  }
+  const type = typeField
+    ? reader.choice(typeField.value, `type of ${label}`, approvalInputTypes, "types")
+    : "string";
+  const input: ApprovalInput = { name, type: type ?? "string", required: false };
+  let ok = type !== undefined;
   const optionsField = fields.get("options");
   if (optionsField) {
     if (input.type !== "choice") {
@@ -122,14 +112,7 @@ function readInput(
       ok = false;
     } else input.default = given;
   }
-  if (fields.has("description")) {
-    const description = reader.shownText(
-      fields.get("description")?.value,
-      `description of ${label}`,
-      maxDescriptionLength,
-      descriptionHint,
-    );
-    if (description !== undefined) input.description = description;
-  }
+  const description = reader.description(fields, label);
+  if (description !== undefined) input.description = description;
   return ok ? input : undefined;
 }

@@ -84,17 +84,15 @@ export function readApprovalArgs(
     selfApproval: true,
     waitSeconds: 0,
   };
-  if (!argsField) {
-    reader.report(
-      step,
-      `${label} has no args`,
-      "add args: {message: what the approvers decide, approvers: [a username or role:admin]}",
-    );
-    return spec;
-  }
-  const args = reader.mapping(argsField.value, `args of ${label}`);
-  if (!args) return spec;
-  const fields: Fields = reader.fields(args, `in args of ${label}`, approvalArgsKeys, argsKeyHint);
+  const fields = reader.args(
+    argsField,
+    step,
+    label,
+    approvalArgsKeys,
+    argsKeyHint,
+    "add args: {message: what the approvers decide, approvers: [a username or role:admin]}",
+  );
+  if (!argsField || !fields) return spec;
 
   const message = fields.get("message");
   if (!message) {

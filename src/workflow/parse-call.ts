@@ -5,7 +5,8 @@
  */
 import { isScalar, type YAMLMap } from "yaml";
 import type { CallSpec, SourcePos } from "./model.js";
-import type { Fields, YamlReader } from "./yaml-reader.js";
+import { fillVariables } from "./templates.js";
+import type { YamlReader } from "./yaml-reader.js";
 
 /** The keys a call step takes; the others of a step mean nothing for it. */
 export const callStepKeys = ["name", "description", "action", "args", "when", "continue_on_error", "depends"];
@@ -42,17 +43,15 @@ export function readCallArgs(
   label: string,
 ): CallSpec {
   const spec: CallSpec = { workflow: "", inputs: {}, inputsPos: {}, workflowPos: reader.pos(step) };
-  if (!argsField) {
-    reader.report(
-      step,
-      `${label} has no args`,
-      "add args: {workflow: NAME of a saved workflow, inputs: {INPUT_X: value}}",
-    );
-    return spec;
-  }
-  const args = reader.mapping(argsField.value, `args of ${label}`);
-  if (!args) return spec;
-  const fields: Fields = reader.fields(args, `in args of ${label}`, callArgsKeys, argsKeyHint);
+  const fields = reader.args(
+    argsField,
+    step,
+    label,
+    callArgsKeys,
+    argsKeyHint,
+    "add args: {workflow: NAME of a saved workflow, inputs: {INPUT_X: value}}",
+  );
+  if (!argsField || !fields) return spec;
 
   const workflow = fields.get("workflow");
   if (!workflow) {
@@ -101,14 +100,7 @@ export function callInputValues(
   inputs: Record<string, string>,
   vars: Record<string, string>,
 ): Record<string, string> {
-  const values: Record<string, string> = {};
-  for (const [name, template] of Object.entries(inputs)) {
-    values[name] = template.replace(
-      /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g,
-      (whole, v: string) => vars[v] ?? whole,
-    );
-  }
-  return values;
+  return Object.fromEntries(Object.entries(inputs).map(([name, text]) => [name, fillVariables(text, vars)]));
 }
 
 /** Where a call's input is written, or where the step is when it is not written. */

@@ -3,13 +3,12 @@
 import { isMap, isScalar, type Scalar } from "yaml";
 import { quoted } from "../core/quoted-input.js";
 import type { ConcurrencySpec } from "./model.js";
+import { bracedVariable } from "./templates.js";
 import type { YamlReader } from "./yaml-reader.js";
 
 const concurrencyKeys = ["group", "cancel_in_progress"];
 /** The longest group name, as written and once its variables are expanded. */
 export const maxConcurrencyGroupLength = 200;
-/** `${NAME}` in a group name: the only form of variable it takes. */
-export const groupVariable = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 
 /** `concurrency: NAME`, or `concurrency: {group: NAME, cancel_in_progress: BOOL}`. */
 export function readConcurrency(reader: YamlReader, node: unknown): ConcurrencySpec | undefined {
@@ -61,7 +60,7 @@ function checkedGroup(reader: YamlReader, node: Scalar): string | undefined {
     );
     return undefined;
   }
-  const withoutVariables = group.replace(groupVariable, (match) => " ".repeat(match.length));
+  const withoutVariables = group.replace(bracedVariable, (match) => " ".repeat(match.length));
   const stray = withoutVariables.indexOf("$");
   if (stray >= 0) {
     reader.reportAt(

@@ -4,7 +4,7 @@ import { minimumContainerMemory, parseMemorySize } from "../core/memory-size.js"
 import { quoted } from "../core/quoted-input.js";
 import type { StepContainer } from "../core/step-attempt.js";
 import { suggestWithList } from "./suggest.js";
-import type { Fields, YamlReader } from "./yaml-reader.js";
+import type { Fields, NumberRule, YamlReader } from "./yaml-reader.js";
 import { describe } from "./yaml-reader.js";
 
 export const executors = ["process", "docker"] as const;
@@ -66,14 +66,12 @@ export function readContainer(
   }
   const memoryField = fields.get("memory");
   const memoryBytes = memoryField ? readMemory(reader, memoryField.value, name) : defaults.memoryBytes;
-  const cpusField = fields.get("cpus");
-  const cpus = cpusField
-    ? reader.number(cpusField.value, `cpus of host "${name}"`, "positive number")
-    : defaults.cpus;
-  const pidsField = fields.get("pids");
-  const pids = pidsField
-    ? reader.number(pidsField.value, `pids of host "${name}"`, "positive integer")
-    : defaults.pids;
+  const limit = (key: "cpus" | "pids", rule: NumberRule) => {
+    const field = fields.get(key);
+    return field ? reader.number(field.value, `${key} of host "${name}"`, rule) : defaults[key];
+  };
+  const cpus = limit("cpus", "positive number");
+  const pids = limit("pids", "positive integer");
   const networkField = fields.get("network");
   const network = networkField
     ? reader.string(networkField.value, `network of host "${name}"`)

@@ -9,8 +9,7 @@
  */
 import { isMap, isScalar } from "yaml";
 import type { InputSpec, InputType } from "./model.js";
-import { suggestionHint } from "./suggest.js";
-import { descriptionHint, maxDescriptionLength, type YamlReader } from "./yaml-reader.js";
+import type { YamlReader } from "./yaml-reader.js";
 
 /** What a hook's inputs start with: no program reads a `HOOK_` variable as a setting. */
 export const inputPrefix = "HOOK_";
@@ -59,21 +58,11 @@ function readInput(reader: YamlReader, node: unknown, name: string): InputSpec |
     return undefined;
   }
   const fields = reader.fields(node, `in inputs.${name}`, inputKeys);
-  let type: InputType = "string";
   const typeField = fields.get("type");
-  if (typeField) {
-    const given = reader.string(typeField.value, `type of inputs.${name}`);
-    if (given === undefined) return undefined;
-    if (!(inputTypes as readonly string[]).includes(given)) {
-      reader.report(
-        typeField.value,
-        `type of inputs.${name} must be one of ${inputTypes.join(", ")}, got ${JSON.stringify(given)}`,
-        suggestionHint(given, inputTypes, "types"),
-      );
-      return undefined;
-    }
-    type = given as InputType;
-  }
+  const type = typeField
+    ? reader.choice(typeField.value, `type of inputs.${name}`, inputTypes, "types")
+    : "string";
+  if (type === undefined) return undefined;
   let maxLength = defaultInputMaxLength;
   const lengthField = fields.get("max_length");
   if (lengthField) {
@@ -132,13 +121,7 @@ function readInput(reader: YamlReader, node: unknown, name: string): InputSpec |
     }
     spec.default = given;
   }
-  if (fields.has("description"))
-    reader.shownText(
-      fields.get("description")?.value,
-      `description of inputs.${name}`,
-      maxDescriptionLength,
-      descriptionHint,
-    );
+  reader.description(fields, `inputs.${name}`);
   return spec;
 }
 

@@ -9,8 +9,8 @@ import {
   scheduleOverlaps,
   timeZones,
 } from "./schedule.js";
-import { didYouMean, suggestionHint } from "./suggest.js";
-import type { Fields, YamlReader } from "./yaml-reader.js";
+import { didYouMean } from "./suggest.js";
+import type { YamlReader } from "./yaml-reader.js";
 
 const scheduleKeys = ["cron", "timezone", "overlap", "catch_up"];
 /** More schedules than this on one workflow is a mistake, not a plan. */
@@ -112,31 +112,12 @@ function readSchedule(reader: YamlReader, node: unknown, label: string): Schedul
       );
     } else timezone = zone;
   }
-  const overlap = readChoice(reader, fields, "overlap", label, scheduleOverlaps, "skip");
-  const catchUp = readChoice(reader, fields, "catch_up", label, scheduleCatchUps, "latest");
+  const choice = <T extends string>(key: string, choices: readonly T[], fallback: T) => {
+    const field = fields.get(key);
+    return field ? reader.choice(field.value, `${key} of ${label}`, choices, "choices") : fallback;
+  };
+  const overlap = choice("overlap", scheduleOverlaps, "skip");
+  const catchUp = choice("catch_up", scheduleCatchUps, "latest");
   if (!ok || cron === undefined || overlap === undefined || catchUp === undefined) return undefined;
   return { cron, timezone, overlap, catchUp };
-}
-
-/** The schedule's `key`, one of `choices`; `fallback` when it has none. */
-function readChoice<T extends string>(
-  reader: YamlReader,
-  fields: Fields,
-  key: string,
-  schedule: string,
-  choices: readonly T[],
-  fallback: T,
-): T | undefined {
-  const node = fields.get(key)?.value;
-  if (node === undefined) return fallback;
-  const label = `${key} of ${schedule}`;
-  const value = reader.string(node, label);
-  if (value === undefined) return undefined;
-  if ((choices as readonly string[]).includes(value)) return value as T;
-  reader.report(
-    node,
-    `${label} must be one of ${choices.join(", ")}, got ${quoted(value)}`,
-    suggestionHint(value, choices, "choices"),
-  );
-  return undefined;
 }

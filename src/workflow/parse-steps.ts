@@ -7,7 +7,7 @@
  */
 import { isMap, isScalar, isSeq, type YAMLMap } from "yaml";
 import { parseExpression } from "./expression.js";
-import { actions, approvalHost, type ExecAction, execActions, type Step } from "./model.js";
+import { type Action, actions, approvalHost, type ExecAction, execActions, type Step } from "./model.js";
 import { readAgentArgs } from "./parse-agent.js";
 import { approvalStepKeyHint, approvalStepKeys, readApprovalArgs } from "./parse-approval.js";
 import { callStepKeyHint, callStepKeys, readCallArgs } from "./parse-call.js";
@@ -16,10 +16,8 @@ import type { Inventory } from "./parse-hosts.js";
 import { readRetry } from "./parse-retry.js";
 import { suggestWithList } from "./suggest.js";
 import {
-  descriptionHint,
   type Field,
   type Fields,
-  maxDescriptionLength,
   maxNameLength,
   type NumberRule,
   nameHint,
@@ -160,23 +158,14 @@ function readStep(reader: YamlReader, node: unknown, index: number, inventory: I
     reader.report(nameField.value, `name of ${label} is empty`);
   }
   const name = given ?? "";
-  if (fields.has("description"))
-    reader.shownText(
-      fields.get("description")?.value,
-      `description of ${label}`,
-      maxDescriptionLength,
-      descriptionHint,
-    );
+  reader.description(fields, label);
 
-  const body = approval
-    ? approvalBody
-    : call
-      ? callBody
-      : agent
-        ? agentBody
-        : playbook
-          ? readPlaybookBody(read)
-          : readActionBody(reader, node, read, label);
+  const body =
+    approval || call || agent
+      ? emptyBody(actionNode.value as Action)
+      : playbook
+        ? readPlaybookBody(read)
+        : readActionBody(reader, node, read, label);
   const step: Step = {
     name,
     // An approval or a call runs once, on the server: it names no host of the inventory.
@@ -235,9 +224,10 @@ type Body = Pick<
   "action" | "script" | "shell" | "env" | "cwd" | "cwdPos" | "exportVars" | "maxOutputBytes" | "outputPath"
 >;
 
-const approvalBody: Body = { action: "approval", script: "", shell: "bash", env: {}, exportVars: false };
-const callBody: Body = { action: "workflow.call", script: "", shell: "bash", env: {}, exportVars: false };
-const agentBody: Body = { action: "agent.run", script: "", shell: "bash", env: {}, exportVars: false };
+/** The body of a step that runs no command: an approval, a call, an agent, or one unreadable. */
+function emptyBody(action: Action): Body {
+  return { action, script: "", shell: "bash", env: {}, exportVars: false };
+}
 
 function readPlaybookBody(read: StepFields): Body {
   return { action: "cmd.run", script: read.script("command") ?? "", ...read.execOptions() };
@@ -270,13 +260,7 @@ function readActionBody(
   }
   const scriptKey = action === "shell.run" ? "script" : "cmd";
   const argsField = read.fields.get("args");
-  const unreadable: Body = {
-    action: action ?? "cmd.run",
-    script: "",
-    shell: "bash",
-    env: {},
-    exportVars: false,
-  };
+  const unreadable = emptyBody(action ?? "cmd.run");
   if (!argsField) {
     if (action) reader.report(actionField!.key, `${label} has no args`, `add args.${scriptKey}`);
     return unreadable;

@@ -34,7 +34,7 @@ import {
   tokensPassLimit,
   type WorkflowLimits,
 } from "./yaml-limits.js";
-import { descriptionHint, maxDescriptionLength, maxNameLength, nameHint, YamlReader } from "./yaml-reader.js";
+import { maxNameLength, nameHint, YamlReader } from "./yaml-reader.js";
 
 const topLevelKeys = [
   "version",
@@ -123,8 +123,7 @@ export function parseWorkflow(
     notify: fields.has("notify") ? readNotify(reader, value("notify")) : [],
   };
   if (fields.has("version")) workflow.version = reader.text(value("version"), "version");
-  if (fields.has("description"))
-    reader.shownText(value("description"), "description", maxDescriptionLength, descriptionHint);
+  reader.description(fields);
   if (fields.has("concurrency")) workflow.concurrency = readConcurrency(reader, value("concurrency"));
   if (fields.has("schedule")) workflow.schedules = readSchedules(reader, value("schedule"));
   const inputsField = fields.get("inputs");

@@ -175,6 +175,23 @@ export class YamlReader {
     return fields;
   }
 
+  /** A step's `args` read against `valid`; a step without them is reported with `example`. */
+  args(
+    argsField: { value: unknown } | undefined,
+    step: YAMLMap,
+    label: string,
+    valid: readonly string[],
+    hintFor: (key: string) => string | undefined,
+    example: string,
+  ): Fields | undefined {
+    if (!argsField) {
+      this.report(step, `${label} has no args`, example);
+      return undefined;
+    }
+    const args = this.mapping(argsField.value, `args of ${label}`);
+    return args && this.fields(args, `in args of ${label}`, valid, hintFor);
+  }
+
   mapping(node: unknown, label: string): YAMLMap | undefined {
     if (isMap(node)) return node;
     this.report(node, `${label} must be a mapping, got ${describe(node)}`);
@@ -222,6 +239,25 @@ export class YamlReader {
     const value = this.text(node, label);
     if (value === undefined || value.length <= max) return value;
     this.report(node, `${label} is ${value.length} characters long; it may have at most ${max}`, hint);
+    return undefined;
+  }
+
+  /** `description` of `fields`, when they have one; `owner` is what it describes. */
+  description(fields: Fields, owner?: string): string | undefined {
+    const field = fields.get("description");
+    const label = owner === undefined ? "description" : `description of ${owner}`;
+    return field && this.shownText(field.value, label, maxDescriptionLength, descriptionHint);
+  }
+
+  /** A string of `choices`; another is reported with the choice it may have meant. */
+  choice<T extends string>(node: unknown, label: string, choices: readonly T[], what: string): T | undefined {
+    const value = this.string(node, label);
+    if (value === undefined || (choices as readonly string[]).includes(value)) return value as T | undefined;
+    this.report(
+      node,
+      `${label} must be one of ${choices.join(", ")}, got ${quoted(value)}`,
+      suggestionHint(value, choices, what),
+    );
     return undefined;
   }
 

@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
 import { RunyardError } from "../core/errors.js";
+import { maskGitOutput } from "./git-failure.js";
 
 /** What one git process did. */
 export interface GitResult {
@@ -83,6 +84,12 @@ const baseConfig = [
     `protocol.${protocol}.allow=always`,
   ]),
 ];
+
+/** `result`, or WORKSPACE_GIT_FAILED saying `what` failed in git's own (masked) words. */
+export function checkedGit(result: GitResult, what: string): GitResult {
+  if (result.code === 0) return result;
+  throw new RunyardError("WORKSPACE_GIT_FAILED", `${what}: ${maskGitOutput(result.stderr, [])}`);
+}
 
 /** How long git may take to clean up after SIGTERM before it is killed. */
 const KILL_GRACE_MS = 1000;

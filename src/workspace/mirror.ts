@@ -3,8 +3,7 @@ import { existsSync } from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { RunyardError } from "../core/errors.js";
-import { type GitCall, type GitResult, runGit } from "./git.js";
-import { maskGitOutput } from "./git-failure.js";
+import { checkedGit, type GitCall, type GitResult, runGit } from "./git.js";
 import { runNetworkGit } from "./network-git.js";
 import type { GitCredentials, RetryPolicy } from "./types.js";
 
@@ -52,13 +51,9 @@ export class Mirror {
   /** Runs git on the mirror; a non-zero exit is an error unless `allowFailure`. */
   async git(args: readonly string[], call: GitCall & { allowFailure?: boolean } = {}): Promise<GitResult> {
     const result = await runGit(this.env, ["--git-dir", this.path, ...args], call);
-    if (result.code !== 0 && !call.allowFailure) {
-      throw new RunyardError(
-        "WORKSPACE_GIT_FAILED",
-        `git ${args.join(" ")} failed in the mirror of ${this.url}: ${maskGitOutput(result.stderr, [])}`,
-      );
-    }
-    return result;
+    return call.allowFailure
+      ? result
+      : checkedGit(result, `git ${args.join(" ")} failed in the mirror of ${this.url}`);
   }
 
   /** Makes the bare repo if it is not there (or a crash left it half made). */

@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { chmod, lstat, lutimes, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { RunyardError } from "../core/errors.js";
-import { runGit } from "./git.js";
+import { checkedGit, runGit } from "./git.js";
 import { maskGitOutput } from "./git-failure.js";
 import { removeFolder } from "./remove-folder.js";
 
@@ -207,22 +207,15 @@ export interface TaskRepoSetup {
  */
 export async function createTaskRepo(env: Record<string, string>, setup: TaskRepoSetup): Promise<string> {
   const { path } = setup;
-  const git = async (args: readonly string[]) => {
-    const result = await runGit(env, ["--git-dir", path, ...args]);
-    if (result.code !== 0) {
-      throw new RunyardError(
-        "WORKSPACE_GIT_FAILED",
-        `git ${args[0]} failed in the task repo ${basename(path)}: ${maskGitOutput(result.stderr, [])}`,
-      );
-    }
-  };
-  const made = await runGit(env, ["init", "--quiet", "--bare", "--template=", path]);
-  if (made.code !== 0) {
-    throw new RunyardError(
-      "WORKSPACE_GIT_FAILED",
-      `cannot make the task repo ${path}: ${maskGitOutput(made.stderr, [])}`,
+  const git = async (args: readonly string[]) =>
+    checkedGit(
+      await runGit(env, ["--git-dir", path, ...args]),
+      `git ${args[0]} failed in the task repo ${basename(path)}`,
     );
-  }
+  checkedGit(
+    await runGit(env, ["init", "--quiet", "--bare", "--template=", path]),
+    `cannot make the task repo ${path}`,
+  );
   // An agent's commit must not start a gc that outlives its turn; the repo lives as long as it.
   await git(["config", "gc.auto", "0"]);
   await git(["config", "maintenance.auto", "false"]);

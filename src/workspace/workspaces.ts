@@ -2,8 +2,8 @@ import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { RunyardError } from "../core/errors.js";
 import { type Logger, silentLogger } from "../core/logger.js";
-import { cleanGitEnv, runGit } from "./git.js";
-import { displayUrl, maskGitOutput } from "./git-failure.js";
+import { checkedGit, cleanGitEnv, runGit } from "./git.js";
+import { displayUrl } from "./git-failure.js";
 import { Mirror, mirrorPath, pinRef, type RemoteCall } from "./mirror.js";
 import { withMirrorLock } from "./mirror-lock.js";
 import { removeFolder } from "./remove-folder.js";
@@ -127,12 +127,7 @@ export class Workspaces {
         onReleased: () => this.held.delete(key),
       });
       const checkout = await runGit(this.env, ["reset", "--hard", "--quiet"], { cwd: path, signal });
-      if (checkout.code !== 0) {
-        throw new RunyardError(
-          "WORKSPACE_GIT_FAILED",
-          `cannot check out ${branch} in ${path}: ${maskGitOutput(checkout.stderr, [])}`,
-        );
-      }
+      checkedGit(checkout, `cannot check out ${branch} in ${path}`);
       request.onProgress?.(`worktree ${path} on ${branch} from ${cut.base} (${cut.baseCommit.slice(0, 12)})`);
       this.logger.info({ repo: displayUrl(repoUrl), branch, key, path }, "workspace allocated");
       return workspace;
