@@ -89,7 +89,7 @@ export interface KubeJobRequest {
   /** The pod's non-root user and group; `fsGroup` is the group, so the claim is writable. */
   user: { uid: number; gid: number };
   limits: { memoryBytes?: number; cpuMillis?: number };
-  /** The Job's activeDeadlineSeconds. */
+  /** The Job's activeDeadlineSeconds: the cluster's own stop, after the runner's. */
   deadlineSeconds: number;
   /** The workspace claim and the folders of it the pod sees; none: no claim is mounted. */
   claim?: { name: string; mounts: ClaimMount[] };
