@@ -277,14 +277,15 @@ export function secretObject(request: KubeJobRequest, owner: JobOwner): V1Secret
     apiVersion: "v1",
     kind: "Secret",
     type: "Opaque",
-    metadata: {
-      name: request.name,
-      namespace: request.namespace,
-      labels: request.labels,
-      ownerReferences: [ownedBy(owner)],
-    },
+    metadata: ownedMetadata(request, owner),
     stringData: data,
   };
+}
+
+/** The metadata of an object its Job owns (its Secret, its NetworkPolicy). */
+function ownedMetadata(request: KubeJobRequest, owner: JobOwner) {
+  const { name, namespace, labels } = request;
+  return { name, namespace, labels, ownerReferences: [ownedBy(owner)] };
 }
 
 /** What a Secret's key may be (and so an env name the pod gets from it). */
@@ -306,12 +307,7 @@ export function networkPolicyObject(request: KubeJobRequest, owner: JobOwner): V
   return {
     apiVersion: "networking.k8s.io/v1",
     kind: "NetworkPolicy",
-    metadata: {
-      name: request.name,
-      namespace: request.namespace,
-      labels: request.labels,
-      ownerReferences: [ownedBy(owner)],
-    },
+    metadata: ownedMetadata(request, owner),
     spec: {
       podSelector: { matchLabels: { [kubeLabels.job]: request.name } },
       policyTypes: ["Ingress", "Egress"],
