@@ -10,12 +10,7 @@ import { extractTar, listTar } from "./archive-tar.js";
 import { extractZip, listZip } from "./archive-zip.js";
 import type { ArchiveLimits } from "./types.js";
 
-export {
-  type ArchiveFormat,
-  type ArchiveListing,
-  checkArchive,
-  defaultArchiveLimits,
-} from "./archive-check.js";
+export { checkArchive, defaultArchiveLimits } from "./archive-check.js";
 
 /** The format from the first bytes, never from the name: an upload's name is the uploader's to choose. */
 async function detectFormat(path: string): Promise<ArchiveFormat> {

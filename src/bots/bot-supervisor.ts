@@ -218,8 +218,7 @@ export class BotSupervisor {
     } catch (error) {
       // Stopped or removed while its container was being made: that is how it ended, not a crash.
       if (this.generation !== launching) return;
-      this.clearTimers();
-      this.finish("crashed", { error: { code: startFailedCode, message: messageOf(error) } });
+      this.crash(startFailedCode, messageOf(error));
       throw error;
     }
   }
@@ -373,8 +372,7 @@ export class BotSupervisor {
       if (generation !== this.generation) return;
       this.containerId = null;
       this.startedAt = null;
-      this.clearTimers();
-      this.finish("crashed", { error: { code: containerLostCode, message: messageOf(error) } });
+      this.crash(containerLostCode, messageOf(error));
     });
   }
 
@@ -448,14 +446,8 @@ export class BotSupervisor {
         }
       : {};
     if (failed && this.crashesInRow > this.policy.maxRestarts) {
-      this.clearTimers();
-      this.finish("crashed", {
-        ...exit,
-        error: {
-          code: restartLoopCode,
-          message: `bot ${this.bot.id} crashed ${this.crashesInRow} times in a row (${this.restarts} restarts); not restarted again`,
-        },
-      });
+      const message = `bot ${this.bot.id} crashed ${this.crashesInRow} times in a row (${this.restarts} restarts); not restarted again`;
+      this.crash(restartLoopCode, message, exit);
       return;
     }
     this.exitsInRow += 1;
@@ -466,8 +458,7 @@ export class BotSupervisor {
       this.restarts += 1;
       this.launch({ ...exit, ...unhealthyError }).catch((error: unknown) => {
         if (generation + 1 < this.generation) return;
-        this.clearTimers();
-        this.finish("crashed", { ...exit, error: { code: startFailedCode, message: messageOf(error) } });
+        this.crash(startFailedCode, messageOf(error), exit);
       });
     }, delay);
   }
@@ -547,6 +538,12 @@ export class BotSupervisor {
     const lines: string[] = [];
     for await (const entry of this.engine.logs(id, { tail: lastLogLineCount })) lines.push(entry.line);
     return lines;
+  }
+
+  /** Ends the bot `crashed` with a typed error; `exit` is what its last container ended with. */
+  private crash(code: string, message: string, exit: Partial<Exit> = {}): void {
+    this.clearTimers();
+    this.finish("crashed", { ...exit, error: { code, message } });
   }
 
   private finish(state: BotState, detail: Partial<Exit> & { error?: BotStateChange["error"] }): void {

@@ -209,8 +209,6 @@ async function runCommands(
   // Nor is one under a setting's name: what a step prints may come from anywhere.
   const unset = withoutSettingNames(named.kept);
   warnings.push(...unset.refused);
-  exports.clear();
-  for (const [name, value] of Object.entries(unset.kept)) exports.set(name, value);
   const tooLarge = [...(exportLines?.tooLarge ?? []), ...fromFile.tooLarge];
 
   let status = stopped ?? last?.status ?? "success";
@@ -225,8 +223,8 @@ async function runCommands(
   return {
     status,
     exit_code: attemptExitCode(status, last, stopped !== undefined),
-    exports: Object.fromEntries(exports),
-    secret_exports: [...exports]
+    exports: unset.kept,
+    secret_exports: Object.entries(unset.kept)
       .filter(([name, value]) => isSecret(name) || masker.mask(value) !== value)
       .map(([name]) => name),
     duration_ms: Math.round(performance.now() - startedAt),

@@ -141,27 +141,16 @@ export class RunnerDaemon {
     // it, so a bot job is let go at once instead of holding the shutdown for the grace.
     for (const job of this.jobs.values()) {
       if (job.kind !== "bot" || job.outbox.result || job.abandoned) continue;
-      job.abandoned = true;
-      this.send({
-        type: "abandoned",
-        job_id: job.id,
-        reason:
-          "its runner is restarting; the bot's container keeps running and is adopted when the runner is back",
-      });
-      job.controller.abort(detachReason);
+      const reason =
+        "its runner is restarting; the bot's container keeps running and is adopted when the runner is back";
+      this.abandon(job, reason, detachReason);
     }
     const deadline = Date.now() + graceMs;
     while (this.runningJobs > 0 && Date.now() < deadline) await this.jobGone(deadline - Date.now());
     const cut = [...this.jobs.values()].filter((job) => !job.outbox.result);
-    for (const job of cut) {
-      job.abandoned = true;
-      this.send({
-        type: "abandoned",
-        job_id: job.id,
-        reason: `it was shutting down and the step ran past the shutdown grace of ${Math.round(graceMs / 1000)} s`,
-      });
-      job.controller.abort();
-    }
+    const grace = `${Math.round(graceMs / 1000)} s`;
+    for (const job of cut)
+      this.abandon(job, `it was shutting down and the step ran past the shutdown grace of ${grace}`);
     // Results the server has not confirmed yet get a moment to arrive; cut jobs a moment to die.
     const settle = Date.now() + 5000;
     while ([...this.jobs.values()].some((job) => !job.abandoned || !job.ended) && Date.now() < settle) {
@@ -172,6 +161,13 @@ export class RunnerDaemon {
     clearTimeout(this.reconnectTimer);
     clearInterval(this.heartbeatTimer);
     this.socket?.close(1000, "runner stopping");
+  }
+
+  /** Reports a job abandoned (the server ends it RUNNER_LOST) and stops it. */
+  private abandon(job: HeldJob, reason: string, abortReason?: unknown): void {
+    job.abandoned = true;
+    this.send({ type: "abandoned", job_id: job.id, reason });
+    job.controller.abort(abortReason);
   }
 
   private jobGone(timeoutMs: number): Promise<void> {

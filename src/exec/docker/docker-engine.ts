@@ -198,12 +198,7 @@ export class DockerEngine {
       onProgress(line);
     };
     for await (const message of jsonLines(stream)) {
-      const record = message as {
-        stream?: string;
-        status?: string;
-        error?: string;
-        errorDetail?: { message?: string };
-      };
+      const record = message as ProgressLine;
       if (record.error !== undefined) {
         throw new ImageBuildError(tag, record.errorDetail?.message ?? record.error, last);
       }
@@ -235,12 +230,7 @@ export class DockerEngine {
           : {}),
       })) as Readable;
       for await (const message of jsonLines(stream)) {
-        const record = message as {
-          status?: string;
-          id?: string;
-          error?: string;
-          errorDetail?: { message?: string };
-        };
+        const record = message as ProgressLine;
         // An error line: the answer was 200 but the pull failed later (a layer, a refused blob).
         if (record.error !== undefined) throw new Error(record.errorDetail?.message ?? record.error);
         if (record.status === undefined) continue;
@@ -422,6 +412,15 @@ export class DockerEngine {
     }));
   }
 }
+
+/** One line of Docker's build or pull progress; `error` is a failure that came after a 200. */
+type ProgressLine = {
+  stream?: string;
+  status?: string;
+  id?: string;
+  error?: string;
+  errorDetail?: { message?: string };
+};
 
 /**
  * JSON objects of a newline-delimited JSON stream (Docker's build and event streams), until the

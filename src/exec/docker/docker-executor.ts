@@ -204,7 +204,6 @@ function removeScratch(scratch: string): void {
 }
 
 class DockerAttempt implements ExecAttempt {
-  private readonly outputFile: string;
   private readonly outputWatch: OutputFileWatch;
   private readonly running: RunningContainers;
   private disposed = false;
@@ -220,8 +219,7 @@ class DockerAttempt implements ExecAttempt {
     private readonly user: string,
     private readonly onDisposed: () => void,
   ) {
-    this.outputFile = env.RUNYARD_OUTPUT!;
-    this.outputWatch = new OutputFileWatch(this.outputFile);
+    this.outputWatch = new OutputFileWatch(env.RUNYARD_OUTPUT!);
     this.running = new RunningContainers(options.engine);
   }
 

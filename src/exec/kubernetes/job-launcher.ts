@@ -2,40 +2,24 @@ import { randomBytes } from "node:crypto";
 import { isAbsolute, relative, resolve } from "node:path";
 import type { ExecRequest, ExecResult, ProcessLauncher } from "../types.js";
 import type { KubeCluster } from "./cluster.js";
-import {
-  type ClaimMount,
-  type EgressRule,
-  hiddenInPod,
-  type KubeJobRequest,
-  kubeContainerName,
-} from "./job-objects.js";
+import { type ClaimMount, hiddenInPod, type KubeJobRequest, kubeContainerName } from "./job-objects.js";
 import { jobEnded, runJobToEnd } from "./job-run.js";
-import type { PodEnd } from "./pod-end.js";
-import { followPodLog, PodLogLines } from "./pod-log.js";
+import { PodLogLines } from "./pod-log.js";
 import type { PodStartLimits } from "./pod-start.js";
 
 /** How a runner's commands run as Jobs (the config file's k8s_* keys, resolved). */
-export interface KubeJobSettings {
+export interface KubeJobSettings
+  extends Pick<
+    KubeJobRequest,
+    "image" | "labels" | "extraSecrets" | "user" | "limits" | "nodeName" | "egress" | "deadlineSeconds"
+  > {
   cluster: KubeCluster;
-  image: string;
-  /** Labels of every Job (plain ids: run, task, turn, runner). */
-  labels: Record<string, string>;
-  /** The operator's Secrets every pod gets as env (`k8s_secrets`). */
-  extraSecrets: readonly string[];
-  /** The pod's non-root user and group (`fsGroup` too). */
-  user: { uid: number; gid: number };
-  limits: { memoryBytes?: number; cpuMillis?: number };
   /**
    * The workspace claim and the folder where this runner has it mounted: every folder a command
    * sees must lie inside, and is mounted into the pod at the same path by subPath.
    */
   claim?: { name: string; root: string };
-  /** The node a ReadWriteOnce claim holds the pods to. */
-  nodeName?: string;
-  egress: EgressRule[];
   start: PodStartLimits;
-  /** The Job's activeDeadlineSeconds: the cluster's own stop, after the runner's. */
-  deadlineSeconds: number;
 }
 
 /** Between SIGTERM and SIGKILL when a turn's pod is deleted. */
@@ -59,59 +43,39 @@ export class KubeJobLauncher implements ProcessLauncher {
 
   async run(request: ExecRequest): Promise<ExecResult> {
     const startedAt = performance.now();
-    const { cluster } = this.settings;
+    const { cluster, claim, start, ...shared } = this.settings;
     const mounts = this.mountsOf(request);
     if (typeof mounts === "string") return jobEnded(startedAt, { status: "failed", spawnError: mounts });
     const name = `runyard-${randomBytes(6).toString("hex")}`;
     const job: KubeJobRequest = {
+      ...shared,
       name,
       namespace: cluster.namespace,
-      image: this.settings.image,
       argv: request.argv,
       env: podEnv(request.env),
       ...(request.cwd ? { workingDir: resolve(request.cwd) } : {}),
-      labels: this.settings.labels,
-      extraSecrets: this.settings.extraSecrets,
-      user: this.settings.user,
-      limits: this.settings.limits,
-      deadlineSeconds: this.settings.deadlineSeconds,
-      ...(this.settings.claim ? { claim: { name: this.settings.claim.name, mounts } } : {}),
-      ...(this.settings.nodeName ? { nodeName: this.settings.nodeName } : {}),
-      egress: this.settings.egress,
+      ...(claim ? { claim: { name: claim.name, mounts } } : {}),
       graceSeconds,
     };
     // Aborted by the caller (cancel, the supervisor's timeout or stall) or by the request's own
     // time limit; either way the Job is deleted and waited for.
     const lines = new PodLogLines(request.onOutput);
-    let log: ReturnType<typeof followPodLog> | undefined;
-    const run = await runJobToEnd(
-      {
-        cluster,
-        name,
-        create: () => cluster.createJob(job),
-        start: this.settings.start,
-        ...(request.signal ? { signal: request.signal } : {}),
-        ...(request.timeoutMs === undefined ? {} : { timeoutMs: request.timeoutMs }),
-        graceSeconds,
-        running: this.running,
-        follow: (podName, stop) => {
-          log = followPodLog(cluster, podName, kubeContainerName, (chunk) => lines.push(chunk), stop);
-          return log;
-        },
-        logGraceMs: 5000,
-      },
-      async (end: PodEnd) => {
-        // What a stream the API closed early missed is read from the pod's whole log.
-        await log?.catchUp();
-        lines.end();
-        return end;
-      },
-    );
+    const run = await runJobToEnd({
+      cluster,
+      name,
+      create: () => cluster.createJob(job),
+      start,
+      ...(request.signal ? { signal: request.signal } : {}),
+      ...(request.timeoutMs === undefined ? {} : { timeoutMs: request.timeoutMs }),
+      graceSeconds,
+      running: this.running,
+      container: kubeContainerName,
+      onLog: (chunk) => lines.push(chunk),
+      logGraceMs: 5000,
+    });
     if ("stopped" in run) return jobEnded(startedAt, { status: run.stopped });
-    if ("failed" in run) {
-      const fault = cluster.fault(run.failed, { verb: "get", resource: "pods" });
-      return jobEnded(startedAt, { status: "failed", fault });
-    }
+    if ("failed" in run) return jobEnded(startedAt, { status: "failed", fault: run.failed });
+    lines.end();
     const end = run.finished;
     if (end.fault) return jobEnded(startedAt, { status: "failed", exitCode: end.exitCode, fault: end.fault });
     const exitCode = end.exitCode;

@@ -1,4 +1,11 @@
-import type { V1Job, V1NetworkPolicy, V1NetworkPolicyPeer, V1Secret } from "@kubernetes/client-node";
+import type {
+  V1Container,
+  V1Job,
+  V1NetworkPolicy,
+  V1NetworkPolicyPeer,
+  V1PodSpec,
+  V1Secret,
+} from "@kubernetes/client-node";
 import { podInitScript } from "./pod-init.js";
 
 /** The labels every object runyard makes in a cluster carries (plain ids, so `kubectl -l` finds them). */
@@ -82,7 +89,7 @@ export interface KubeJobRequest {
   /** The pod's non-root user and group; `fsGroup` is the group, so the claim is writable. */
   user: { uid: number; gid: number };
   limits: { memoryBytes?: number; cpuMillis?: number };
-  /** The Job's activeDeadlineSeconds. */
+  /** The Job's activeDeadlineSeconds: the cluster's own stop, after the runner's. */
   deadlineSeconds: number;
   /** The workspace claim and the folders of it the pod sees; none: no claim is mounted. */
   claim?: { name: string; mounts: ClaimMount[] };
@@ -94,17 +101,75 @@ export interface KubeJobRequest {
   graceSeconds: number;
 }
 
+/** What a hardened Job is made of besides what every one has (`hardenedJob`). */
+interface HardenedJobShape extends Pick<KubeJobRequest, "name" | "namespace" | "user" | "graceSeconds"> {
+  /** The Job's and its pod's. */
+  metadata: { labels: Record<string, string>; annotations?: Record<string, string> };
+  deadlineSeconds?: number;
+  ttlSeconds: number;
+  /** The pod's volumes and placement: the fields `hardenedJob` sets win over these. */
+  pod: Omit<V1PodSpec, "containers">;
+  /** The pod's one container: its securityContext may only add to the hardened one. */
+  container: V1Container;
+}
+
 /**
- * The Job of one command, hardened: `restartPolicy: Never` and `backoffLimit: 0` (run once,
- * never again behind the runner's back); its container cannot start before its Secret exists
- * (`envFrom` that is not optional), which the runner makes after its NetworkPolicy; a non-root user with `fsGroup`, a read-only root with in-memory
- * home and /tmp (each a size-limited `emptyDir` of `medium: Memory`), every capability dropped,
- * no privilege gain, seccomp `RuntimeDefault`, no service-account token and no service links;
- * deleted by the cluster `kubeJobTtlSeconds` after it finished, should the runner not delete it.
- * The command and its env are in the Secret only.
+ * A Job, steps' and agent turns' alike, hardened: `restartPolicy: Never` and `backoffLimit: 0`
+ * (run once, never again behind the runner's back); a non-root user with `fsGroup`, every
+ * capability dropped, a read-only root, no privilege gain, seccomp `RuntimeDefault`, no
+ * service-account token and no service links.
+ */
+export function hardenedJob(shape: HardenedJobShape) {
+  return {
+    apiVersion: "batch/v1",
+    kind: "Job",
+    metadata: { name: shape.name, namespace: shape.namespace, ...shape.metadata },
+    spec: {
+      backoffLimit: 0,
+      ...(shape.deadlineSeconds !== undefined ? { activeDeadlineSeconds: shape.deadlineSeconds } : {}),
+      ttlSecondsAfterFinished: shape.ttlSeconds,
+      template: {
+        metadata: shape.metadata,
+        spec: {
+          ...shape.pod,
+          restartPolicy: "Never",
+          automountServiceAccountToken: false,
+          enableServiceLinks: false,
+          terminationGracePeriodSeconds: shape.graceSeconds,
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: shape.user.uid,
+            runAsGroup: shape.user.gid,
+            fsGroup: shape.user.gid,
+            seccompProfile: { type: "RuntimeDefault" },
+          },
+          containers: [
+            {
+              imagePullPolicy: "IfNotPresent",
+              ...shape.container,
+              securityContext: {
+                ...shape.container.securityContext,
+                readOnlyRootFilesystem: true,
+                allowPrivilegeEscalation: false,
+                privileged: false,
+                capabilities: { drop: ["ALL"] },
+              },
+            },
+          ],
+        },
+      },
+    },
+  };
+}
+
+/**
+ * The Job of one command, hardened (`hardenedJob`): its container cannot start before its Secret
+ * exists (`envFrom` that is not optional), which the runner makes after its NetworkPolicy; in-memory
+ * home and /tmp (each a size-limited `emptyDir` of `medium: Memory`); deleted by the cluster
+ * `kubeJobTtlSeconds` after it finished, should the runner not delete it. The command and its env
+ * are in the Secret only.
  */
 export function jobObject(request: KubeJobRequest): V1Job {
-  const podLabels = { ...request.labels, [kubeLabels.job]: request.name };
   const mounts = [
     { name: "home", mountPath: kubePodEmptyFolders[0] },
     { name: "tmp", mountPath: kubePodEmptyFolders[1] },
@@ -118,90 +183,66 @@ export function jobObject(request: KubeJobRequest): V1Job {
   const limits: Record<string, string> = {};
   if (request.limits.memoryBytes) limits.memory = String(request.limits.memoryBytes);
   if (request.limits.cpuMillis) limits.cpu = `${request.limits.cpuMillis}m`;
-  return {
-    apiVersion: "batch/v1",
-    kind: "Job",
-    metadata: { name: request.name, namespace: request.namespace, labels: podLabels },
-    spec: {
-      backoffLimit: 0,
-      activeDeadlineSeconds: request.deadlineSeconds,
-      ttlSecondsAfterFinished: kubeJobTtlSeconds,
-      template: {
-        metadata: { labels: podLabels },
-        spec: {
-          restartPolicy: "Never",
-          automountServiceAccountToken: false,
-          enableServiceLinks: false,
-          terminationGracePeriodSeconds: request.graceSeconds,
-          securityContext: {
-            runAsNonRoot: true,
-            runAsUser: request.user.uid,
-            runAsGroup: request.user.gid,
-            fsGroup: request.user.gid,
-            seccompProfile: { type: "RuntimeDefault" },
-          },
-          ...(request.nodeName
-            ? {
-                affinity: {
-                  nodeAffinity: {
-                    requiredDuringSchedulingIgnoredDuringExecution: {
-                      nodeSelectorTerms: [
-                        {
-                          matchExpressions: [
-                            { key: "kubernetes.io/hostname", operator: "In", values: [request.nodeName] },
-                          ],
-                        },
+  return hardenedJob({
+    name: request.name,
+    namespace: request.namespace,
+    metadata: { labels: { ...request.labels, [kubeLabels.job]: request.name } },
+    deadlineSeconds: request.deadlineSeconds,
+    ttlSeconds: kubeJobTtlSeconds,
+    graceSeconds: request.graceSeconds,
+    user: request.user,
+    pod: {
+      ...(request.nodeName
+        ? {
+            affinity: {
+              nodeAffinity: {
+                requiredDuringSchedulingIgnoredDuringExecution: {
+                  nodeSelectorTerms: [
+                    {
+                      matchExpressions: [
+                        { key: "kubernetes.io/hostname", operator: "In", values: [request.nodeName] },
                       ],
                     },
-                  },
+                  ],
                 },
-              }
-            : {}),
-          containers: [
-            {
-              name: kubeContainerName,
-              image: request.image,
-              imagePullPolicy: "IfNotPresent",
-              command: ["node", "-e", podInitScript],
-              ...(request.workingDir ? { workingDir: request.workingDir } : {}),
-              env: [
-                { name: "HOME", value: kubePodHome },
-                { name: "TMPDIR", value: "/tmp" },
-              ],
-              envFrom: [
-                { secretRef: { name: request.name } },
-                ...request.extraSecrets.map((name) => ({ secretRef: { name } })),
-              ],
-              securityContext: {
-                readOnlyRootFilesystem: true,
-                allowPrivilegeEscalation: false,
-                privileged: false,
-                capabilities: { drop: ["ALL"] },
               },
-              resources:
-                Object.keys(limits).length > 0
-                  ? {
-                      limits,
-                      requests: {
-                        ...(limits.memory ? { memory: limits.memory } : {}),
-                        ...(limits.cpu ? { cpu: `${Math.min(request.limits.cpuMillis ?? 100, 100)}m` } : {}),
-                      },
-                    }
-                  : {},
-              volumeMounts: mounts,
             },
-          ],
-          volumes: [
-            { name: "home", emptyDir: { medium: "Memory", sizeLimit: kubePodFolderSizes.home } },
-            { name: "tmp", emptyDir: { medium: "Memory", sizeLimit: kubePodFolderSizes.tmp } },
-            ...(request.claim
-              ? [{ name: "workspace", persistentVolumeClaim: { claimName: request.claim.name } }]
-              : []),
-          ],
-        },
-      },
+          }
+        : {}),
+      volumes: [
+        { name: "home", emptyDir: { medium: "Memory", sizeLimit: kubePodFolderSizes.home } },
+        { name: "tmp", emptyDir: { medium: "Memory", sizeLimit: kubePodFolderSizes.tmp } },
+        ...(request.claim
+          ? [{ name: "workspace", persistentVolumeClaim: { claimName: request.claim.name } }]
+          : []),
+      ],
     },
-  };
+    container: {
+      name: kubeContainerName,
+      image: request.image,
+      command: ["node", "-e", podInitScript],
+      ...(request.workingDir ? { workingDir: request.workingDir } : {}),
+      env: [
+        { name: "HOME", value: kubePodHome },
+        { name: "TMPDIR", value: "/tmp" },
+      ],
+      envFrom: [
+        { secretRef: { name: request.name } },
+        ...request.extraSecrets.map((name) => ({ secretRef: { name } })),
+      ],
+      resources:
+        Object.keys(limits).length > 0
+          ? {
+              limits,
+              requests: {
+                ...(limits.memory ? { memory: limits.memory } : {}),
+                ...(limits.cpu ? { cpu: `${Math.min(request.limits.cpuMillis ?? 100, 100)}m` } : {}),
+              },
+            }
+          : {},
+      volumeMounts: mounts,
+    },
+  });
 }
 
 /** Who owns an object: the Job, so deleting it (Foreground) deletes the object too. */
@@ -236,14 +277,15 @@ export function secretObject(request: KubeJobRequest, owner: JobOwner): V1Secret
     apiVersion: "v1",
     kind: "Secret",
     type: "Opaque",
-    metadata: {
-      name: request.name,
-      namespace: request.namespace,
-      labels: request.labels,
-      ownerReferences: [ownedBy(owner)],
-    },
+    metadata: ownedMetadata(request, owner),
     stringData: data,
   };
+}
+
+/** The metadata of an object its Job owns (its Secret, its NetworkPolicy). */
+function ownedMetadata(request: KubeJobRequest, owner: JobOwner) {
+  const { name, namespace, labels } = request;
+  return { name, namespace, labels, ownerReferences: [ownedBy(owner)] };
 }
 
 /** What a Secret's key may be (and so an env name the pod gets from it). */
@@ -265,12 +307,7 @@ export function networkPolicyObject(request: KubeJobRequest, owner: JobOwner): V
   return {
     apiVersion: "networking.k8s.io/v1",
     kind: "NetworkPolicy",
-    metadata: {
-      name: request.name,
-      namespace: request.namespace,
-      labels: request.labels,
-      ownerReferences: [ownedBy(owner)],
-    },
+    metadata: ownedMetadata(request, owner),
     spec: {
       podSelector: { matchLabels: { [kubeLabels.job]: request.name } },
       policyTypes: ["Ingress", "Egress"],

@@ -2,6 +2,7 @@ import type { RunyardError } from "../../core/errors.js";
 import { type ExecResult, unmeasured } from "../types.js";
 import type { KubeCluster } from "./cluster.js";
 import { type PodEnd, waitForPodEnd } from "./pod-end.js";
+import { followPodLog } from "./pod-log.js";
 import { type PodStartLimits, waitForPodStart } from "./pod-start.js";
 
 /** One Job to run to its end: a step attempt's (step-executor.ts) or an agent turn's command's (job-launcher.ts). */
@@ -20,28 +21,29 @@ export interface JobToRun {
   graceSeconds: number;
   /** The Jobs of its launcher or executor not yet deleted, which their close deletes: this one while it lives. */
   running: Set<string>;
+  /** The pod's container whose log is followed from its start, each chunk handed to `onLog`. */
+  container: string;
+  onLog(chunk: Buffer): void;
   /**
-   * Follows the pod's log from its start: `followed` settles when the stream ended, `podEnded`
-   * is called once the pod ended (a stream still open then reads what the API holds and stops).
+   * Whether the followed log may lack the end of what the pod wrote (the API closed it early):
+   * then the rest is read from the pod's whole log. Always, unless it says.
    */
-  follow(podName: string, stop: AbortSignal): { followed: Promise<unknown>; podEnded(): void };
-  /** How long a followed log may take to end after its pod did; what it missed is the caller's to read. */
+  missed?(end: PodEnd): boolean;
+  /** How long a followed log may take to end after its pod did, before what it missed is read. */
   logGraceMs: number;
 }
 
-/** How a Job's run ended: its pod's end (then `finish`'s answer), a stop, or an error of the cluster's. */
-export type JobRunEnd<T> = { finished: T } | { stopped: "canceled" | "timeout" } | { failed: unknown };
+/** How a Job's run ended: its pod's end, a stop, or a fault of the cluster's. */
+export type JobRunEnd = { finished: PodEnd } | { stopped: "canceled" | "timeout" } | { failed: RunyardError };
 
 /**
  * Runs a Job to its end: creates it, waits for its pod to start, follows its log, waits for the
- * pod's end and then for the log (at most `logGraceMs`), and calls `finish` while the pod and its
- * whole log are still there; then deletes the Job, however it ended, tried again until it is gone
- * when the API server is away (KubeCluster.removeJob). A cancel or the time limit deletes it at once.
+ * pod's end and then for the log (at most `logGraceMs`), and reads what the log missed while the
+ * pod and its whole log are still there; then deletes the Job, however it ended, tried again until
+ * it is gone when the API server is away (KubeCluster.removeJob). A cancel or the time limit
+ * deletes it at once.
  */
-export async function runJobToEnd<T>(
-  job: JobToRun,
-  finish: (end: PodEnd, podName: string) => Promise<T>,
-): Promise<JobRunEnd<T>> {
+export async function runJobToEnd(job: JobToRun): Promise<JobRunEnd> {
   const { cluster, name, signal } = job;
   const stop = new AbortController();
   let stopReason: "canceled" | "timeout" | undefined;
@@ -64,18 +66,18 @@ export async function runJobToEnd<T>(
     created = true;
     job.running.add(name);
     const pod = await waitForPodStart(cluster, name, job.start, stop.signal);
-    const podName = pod.metadata?.name ?? "";
-    const log = job.follow(podName, stop.signal);
+    const log = followPodLog(cluster, pod.metadata?.name ?? "", job.container, job.onLog, stop.signal);
     // Awaited below only when the pod ended: a log the API refused meanwhile (it went away)
     // must not be a rejection nobody handles, which ends the runner's process.
     log.followed.catch(() => {});
     const end = await waitForPodEnd(cluster, name, stop.signal).finally(log.podEnded);
     // The log ends with the container; what the API still holds of it is read to its end.
     await Promise.race([log.followed, new Promise((done) => setTimeout(done, job.logGraceMs).unref())]);
-    return { finished: await finish(end, podName) };
+    await log.catchUp(() => job.missed?.(end) ?? true);
+    return { finished: end };
   } catch (error) {
     if (stopReason) return { stopped: stopReason };
-    return { failed: error };
+    return { failed: cluster.fault(error, { verb: "get", resource: "pods" }) };
   } finally {
     if (timer) clearTimeout(timer);
     signal?.removeEventListener("abort", onAbort);

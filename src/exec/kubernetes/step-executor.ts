@@ -21,7 +21,6 @@ import type {
 import type { KubeCluster } from "./cluster.js";
 import { ownedBy } from "./job-objects.js";
 import { jobEnded, runJobToEnd } from "./job-run.js";
-import { followPodLog } from "./pod-log.js";
 import type { PodStartLimits } from "./pod-start.js";
 import {
   envNameProblem,
@@ -136,33 +135,22 @@ class KubeStepAttempt implements ExecAttempt {
       const text = decoder.write(chunk);
       if (text) command.onOutput("stdout", text);
     });
-    let log: ReturnType<typeof followPodLog> | undefined;
-    const run = await runJobToEnd(
-      {
-        cluster,
-        name,
-        create: () => createStepJob(cluster, manifests),
-        start: this.settings.start,
-        ...(signal ? { signal } : {}),
-        ...(command.timeoutMs === undefined ? {} : { timeoutMs: command.timeoutMs }),
-        graceSeconds: Math.max(1, Math.ceil(this.setup.limits.killGraceMs / 1000)),
-        running: this.jobs,
-        follow: (podName, stop) => {
-          log = followPodLog(cluster, podName, stepContainer, (chunk) => splitter.push(chunk), stop);
-          return log;
-        },
-        logGraceMs: 10_000,
-      },
-      async (end) => {
-        await log?.catchUp(() => !splitter.complete && !end.fault);
-        return end;
-      },
-    );
+    const run = await runJobToEnd({
+      cluster,
+      name,
+      create: () => createStepJob(cluster, manifests),
+      start: this.settings.start,
+      ...(signal ? { signal } : {}),
+      ...(command.timeoutMs === undefined ? {} : { timeoutMs: command.timeoutMs }),
+      graceSeconds: Math.max(1, Math.ceil(this.setup.limits.killGraceMs / 1000)),
+      running: this.jobs,
+      container: stepContainer,
+      onLog: (chunk) => splitter.push(chunk),
+      missed: (end) => !splitter.complete && !end.fault,
+      logGraceMs: 10_000,
+    });
     if ("stopped" in run) return jobEnded(startedAt, { status: run.stopped });
-    if ("failed" in run) {
-      const fault = cluster.fault(run.failed, { verb: "get", resource: "pods" });
-      return jobEnded(startedAt, { status: "failed", spawnError: faultText(fault) });
-    }
+    if ("failed" in run) return jobEnded(startedAt, { status: "failed", spawnError: faultText(run.failed) });
     const end = run.finished;
     splitter.end();
     const rest = decoder.end();

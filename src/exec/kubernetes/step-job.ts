@@ -8,7 +8,7 @@
  * Pure: the manifests only; step-executor.ts creates, watches and deletes them.
  */
 import { createHash } from "node:crypto";
-import { kubeLabels } from "./job-objects.js";
+import { hardenedJob, kubeLabels } from "./job-objects.js";
 import { stepDriverScript } from "./step-driver.js";
 
 /** Where the Secret's files are mounted in the pod (read-only). */
@@ -135,51 +135,25 @@ export function stepJobManifests(input: StepJobInput): StepJobManifests {
   if (input.limits?.memoryBytes !== undefined) limits.memory = String(input.limits.memoryBytes);
   if (input.limits?.cpus !== undefined) limits.cpu = `${Math.max(1, Math.round(input.limits.cpus * 1000))}m`;
 
-  const podSpec = {
-    restartPolicy: "Never",
-    automountServiceAccountToken: false,
-    enableServiceLinks: false,
-    terminationGracePeriodSeconds: Math.max(1, Math.ceil(input.killGraceMs / 1000)),
-    securityContext: {
-      runAsNonRoot: true,
-      runAsUser: stepUser,
-      runAsGroup: stepUser,
-      fsGroup: stepUser,
-      seccompProfile: { type: "RuntimeDefault" },
+  const job = hardenedJob({
+    name: input.name,
+    namespace: input.namespace,
+    metadata: { labels, annotations },
+    deadlineSeconds: input.activeDeadlineSeconds,
+    ttlSeconds: input.ttlSecondsAfterFinished ?? 600,
+    graceSeconds: Math.max(1, Math.ceil(input.killGraceMs / 1000)),
+    user: { uid: stepUser, gid: stepUser },
+    pod: { volumes },
+    container: {
+      name: "step",
+      image: input.image,
+      command: ["/bin/sh", `${stepInputDir}/driver`],
+      workingDir: workDir,
+      ...(Object.keys(limits).length > 0 ? { resources: { limits } } : {}),
+      securityContext: { runAsNonRoot: true },
+      volumeMounts,
     },
-    containers: [
-      {
-        name: "step",
-        image: input.image,
-        imagePullPolicy: "IfNotPresent",
-        command: ["/bin/sh", `${stepInputDir}/driver`],
-        workingDir: workDir,
-        ...(Object.keys(limits).length > 0 ? { resources: { limits } } : {}),
-        securityContext: {
-          allowPrivilegeEscalation: false,
-          readOnlyRootFilesystem: true,
-          privileged: false,
-          runAsNonRoot: true,
-          capabilities: { drop: ["ALL"] },
-        },
-        volumeMounts,
-      },
-    ],
-    volumes,
-  };
-  const job: KubeObject = {
-    apiVersion: "batch/v1",
-    kind: "Job",
-    metadata: { name: input.name, namespace: input.namespace, labels, annotations },
-    spec: {
-      backoffLimit: 0,
-      ttlSecondsAfterFinished: input.ttlSecondsAfterFinished ?? 600,
-      ...(input.activeDeadlineSeconds !== undefined
-        ? { activeDeadlineSeconds: input.activeDeadlineSeconds }
-        : {}),
-      template: { metadata: { labels, annotations }, spec: podSpec },
-    },
-  };
+  });
   const secret: KubeObject = {
     apiVersion: "v1",
     kind: "Secret",

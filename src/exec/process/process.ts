@@ -184,7 +184,6 @@ export class ProcessExecutor implements Executor {
 }
 
 class ProcessAttempt implements ExecAttempt {
-  private readonly outputFile: string;
   private readonly outputWatch: OutputFileWatch;
 
   constructor(
@@ -196,8 +195,7 @@ class ProcessAttempt implements ExecAttempt {
     private readonly shown: { writable: string[]; readable?: string[] } | undefined,
     readonly dispose: () => Promise<void>,
   ) {
-    this.outputFile = env.RUNYARD_OUTPUT!;
-    this.outputWatch = new OutputFileWatch(this.outputFile);
+    this.outputWatch = new OutputFileWatch(env.RUNYARD_OUTPUT!);
   }
 
   run(command: AttemptCommand): Promise<ExecResult> {

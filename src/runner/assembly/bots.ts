@@ -2,23 +2,17 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { botBaseImagesFromEnv } from "../../bots/simple-build.js";
 import type { Logger } from "../../core/logger.js";
-import type { BotCall, BotReply, BotStats } from "../../core/protocol.js";
 import { DockerEngine, dockerEndpoint } from "../../exec/docker/docker-engine.js";
 import { installLabel, type RunnerInstall, runnerLabel } from "../../exec/runner-install.js";
 import { BotJobHandler } from "../handlers/bot.js";
+import type { RunnerDaemonOptions } from "../runner-options.js";
 
 /** What a runner with Docker adds for bots: its handler, its label, and the containers it found. */
-export interface RunnerBots {
+export interface RunnerBots extends NonNullable<RunnerDaemonOptions["bots"]> {
   handler: BotJobHandler | undefined;
   /** Why there is no handler (no engine answered, and where it was asked); undefined with one. */
   missing?: string;
   labels: string[];
-  found: string[];
-  /** The install label of each found bot's container, by bot id; none on one made before such labels. */
-  installs: Record<string, string>;
-  remove(botId: string): Promise<void>;
-  stats(): BotStats[];
-  call?(botId: string, call: BotCall, sendPart: (bodyBase64: string) => Promise<void>): Promise<BotReply>;
 }
 
 /**

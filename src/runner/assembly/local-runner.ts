@@ -459,13 +459,7 @@ export async function localRunnerDaemon(
       },
       ...(bots.missing ? { missing: { bot: bots.missing } } : {}),
       ...(runs ? { runs } : {}),
-      bots: {
-        found: bots.found,
-        installs: bots.installs,
-        remove: (botId) => bots.remove(botId),
-        stats: () => bots.stats(),
-        ...(bots.call ? { call: bots.call } : {}),
-      },
+      bots,
       logger: connection.logger,
       journal: new JobJournal(stateDir),
       // Output of jobs whose server cannot take it for a while waits here past 32 MiB a job.

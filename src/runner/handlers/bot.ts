@@ -167,16 +167,14 @@ export class BotJobHandler implements JobHandler<"bot"> {
     masker: SecretMasker,
   ): Promise<BotJobResult> {
     const base = { kind: "bot" as const, bot_id: task.bot_id, mode: task.source.mode };
+    const unstarted = { ...base, exit_code: null, oom_killed: false, restarts: 0 };
     const image = await this.image(task, io, emit);
     if ("error" in image) {
       return {
-        ...base,
+        ...unstarted,
         status: io.signal.aborted ? "canceled" : "failed",
         state: "crashed",
         error: image.error,
-        exit_code: null,
-        oom_killed: false,
-        restarts: 0,
       };
     }
     // Stopped (or let go) while the image was made: no container is started at all. A supervisor
@@ -185,13 +183,10 @@ export class BotJobHandler implements JobHandler<"bot"> {
       const detached = io.signal.reason === detachReason;
       if (!detached) emit({ type: "bot.state", bot_id: task.bot_id, state: "stopped", restarts: 0 });
       return {
-        ...base,
+        ...unstarted,
         status: detached ? "success" : "canceled",
         state: detached ? "running" : "stopped",
         image: image.name,
-        exit_code: null,
-        oom_killed: false,
-        restarts: 0,
       };
     }
     const output = new ContainerOutput(this.deps.engine, task.name, emit);
