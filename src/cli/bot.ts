@@ -1,6 +1,6 @@
 import type { components, operations } from "../client/api-types.js";
 import { RunyardError } from "../core/errors.js";
-import type { ErrorInfo, RunEvent } from "../core/events.js";
+import type { RunEvent } from "../core/events.js";
 import { showBytes } from "../core/memory-size.js";
 import { printable } from "../core/terminal-text.js";
 import type { ApiClient } from "./api-client.js";
@@ -51,12 +51,8 @@ function reportEnded(bot: { name: string; state: string }, end: Ended, ctx: CliC
   }
 }
 
-type Ended = Pick<BotView, "state"> & {
-  exit_code?: number | null;
-  oom_killed?: boolean;
-  error?: ErrorInfo | null;
-  last_logs?: string[];
-};
+type Ended = Pick<BotView, "state"> &
+  Partial<Pick<BotView, "exit_code" | "oom_killed" | "error" | "last_logs">>;
 
 const endedStates = new Set(["stopped", "crashed", "timeout", "removed"]);
 
