@@ -205,6 +205,15 @@ const eventSchemas = [
     /** A step that needed several approvals: who approved, in order. */
     approved_by: z.array(z.string()).optional(),
   }),
+  /** A `workflow.call` step started its child run: the run of the saved workflow it calls. */
+  z.object({
+    ...base,
+    type: z.literal("step.called"),
+    ...stepRef,
+    child_run_id: z.string(),
+    workflow: z.string(),
+    version: z.number().int().positive(),
+  }),
   /**
    * One approver's answer to an approval step that needs several (`required: N`): counted once per
    * approver. The step's own answer is the `approval.answered` that follows the last one needed.
@@ -219,15 +228,6 @@ const eventSchemas = [
     /** Approvals so far, this one included, and how many the step needs. */
     approvals: z.number().int().nonnegative(),
     required: z.number().int().positive(),
-  }),
-  /** A `workflow.call` step started its child run: the run of the saved workflow it calls. */
-  z.object({
-    ...base,
-    type: z.literal("step.called"),
-    ...stepRef,
-    child_run_id: z.string(),
-    workflow: z.string(),
-    version: z.number().int().positive(),
   }),
   z.object({
     ...base,
