@@ -292,9 +292,7 @@ export function sinceTime(value: string, now = Date.now()): string {
     throw new RunyardError(
       "USAGE",
       `--since ${value}: expected a duration like 10m, 2h, 30s, 1d, or an ISO time`,
-      {
-        hint: "For example --since 10m, or --since 2026-11-22T10:00:00Z.",
-      },
+      { hint: "For example --since 10m, or --since 2026-11-22T10:00:00Z." },
     );
   }
   return new Date(at).toISOString();
@@ -323,9 +321,7 @@ export async function botLogs(name: string, flags: BotLogsFlags, ctx: CliContext
       throw new RunyardError(
         "USAGE",
         "--previous shows lines kept from an ended container: no -f or --build",
-        {
-          hint: `Follow the current container with \`runyard bot logs ${name} -f\`.`,
-        },
+        { hint: `Follow the current container with \`runyard bot logs ${name} -f\`.` },
       );
     }
     const bot = await api.request<BotView>("GET", botPath(name));
