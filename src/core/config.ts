@@ -20,6 +20,7 @@ import { runConfigShape } from "./run-config-schema.js";
 
 const mib = (n: number): number => n * 1024 * 1024;
 const gib = (n: number): number => mib(n * 1024);
+const hoursMs = (n: number): number => n * 3_600_000;
 
 /** What a run's stored log holds unless `maxRunLogBytes` says otherwise. */
 export const defaultMaxRunLogBytes = mib(100);
@@ -223,11 +224,7 @@ export const configSchema = z.object({
   /** up, server, runner: on SIGTERM, how long running steps may go on before they are cut. */
   shutdownGraceMs: z.coerce.number().int().nonnegative().default(30_000),
   /** Server: how long a login session (`POST /api/auth/login`) lasts; default 12 hours. */
-  sessionTtlMs: z.coerce
-    .number()
-    .int()
-    .positive()
-    .default(12 * 60 * 60 * 1000),
+  sessionTtlMs: z.coerce.number().int().positive().default(hoursMs(12)),
   /**
    * Server: the key that encrypts job env, exports and run vars at rest (any text of 32 or more
    * characters, e.g. `openssl rand -base64 32`). Unset: a key generated into `<home>/secret.key`.
