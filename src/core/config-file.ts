@@ -152,24 +152,26 @@ export function readConfigFile(path: string): LoadedConfigFile {
       { hint: refused.map((r) => r.hint).join(" ") },
     );
   }
+  const { default_max_concurrent_runs, default_max_queued_runs, max_bots_per_user, ...quotas } =
+    file.quotas ?? {};
   const overrides: Partial<Record<keyof Config, unknown>> = {
     ...sameNamedSettings(file),
     serverUrl: Array.isArray(file.server_url) ? file.server_url.join(",") : file.server_url,
     labels: Array.isArray(file.labels) ? file.labels.join(",") : file.labels,
     memory: file.memory === undefined ? undefined : String(file.memory),
     auditRetentionDays: file.audit?.retention_days,
-    defaultMaxConcurrentRuns: file.quotas?.default_max_concurrent_runs,
-    defaultMaxQueuedRuns: file.quotas?.default_max_queued_runs,
-    maxBotsPerUser: file.quotas?.max_bots_per_user,
-    quotas:
-      file.quotas?.tenants || file.quotas?.users
-        ? {
-            ...(file.quotas.tenants ? { tenants: file.quotas.tenants } : {}),
-            ...(file.quotas.users ? { users: file.quotas.users } : {}),
-          }
-        : undefined,
+    defaultMaxConcurrentRuns: default_max_concurrent_runs,
+    defaultMaxQueuedRuns: default_max_queued_runs,
+    maxBotsPerUser: max_bots_per_user,
+    quotas: Object.keys(quotas).length > 0 ? quotas : undefined,
     agentSandbox: file.agent_sandbox ?? (file.execution_mode === "docker" ? file.docker_image : undefined),
-    ...kubernetesOverrides(file),
+    // The Kubernetes mode's settings (docs/agents.md, "Kubernetes mode").
+    agentKubernetes: file.execution_mode === undefined ? undefined : file.execution_mode === "kubernetes",
+    k8sPullTimeoutMs: file.k8s_pull_timeout === undefined ? undefined : String(file.k8s_pull_timeout),
+    k8sScheduleTimeoutMs:
+      file.k8s_schedule_timeout === undefined ? undefined : String(file.k8s_schedule_timeout),
+    agentMaxMemoryMb: file.max_memory_mb ?? undefined,
+    agentMaxCpuPercent: file.max_cpu_percent ?? undefined,
     maxTurnSecs: file.default_timeout_seconds,
     llmModel: file.llm?.model,
     llmEndpoint: file.llm?.endpoint ?? undefined,
@@ -191,18 +193,6 @@ function sameNamedSettings(file: ParsedFile): Partial<Record<keyof Config, unkno
     if (setting in configSchema.shape) settings[setting as keyof Config] = value;
   }
   return settings;
-}
-
-/** The Kubernetes mode's settings of the file, as config keys (docs/agents.md, "Kubernetes mode"). */
-function kubernetesOverrides(file: ParsedFile): Partial<Record<keyof Config, unknown>> {
-  return {
-    agentKubernetes: file.execution_mode === undefined ? undefined : file.execution_mode === "kubernetes",
-    k8sPullTimeoutMs: file.k8s_pull_timeout === undefined ? undefined : String(file.k8s_pull_timeout),
-    k8sScheduleTimeoutMs:
-      file.k8s_schedule_timeout === undefined ? undefined : String(file.k8s_schedule_timeout),
-    agentMaxMemoryMb: file.max_memory_mb ?? undefined,
-    agentMaxCpuPercent: file.max_cpu_percent ?? undefined,
-  };
 }
 
 /** The agent runner's settings runyard will not take silently: each with what to do instead. */
