@@ -248,22 +248,10 @@ function agentRunnerConfigNotices(file: ParsedFile): string[] {
     notices.push("structured_logging: false is ignored: runyard always logs JSON lines");
   }
   const docker = file.execution_mode === "docker";
-  const executorKeys = [
-    ...(docker ? [] : (["docker_image"] as const)),
-    ...(kubernetes
-      ? []
-      : ([
-          "k8s_namespace",
-          "k8s_image",
-          "k8s_secrets",
-          "k8s_context",
-          "k8s_workspace_claim",
-          "k8s_workspace_path",
-          "k8s_pull_timeout",
-          "k8s_schedule_timeout",
-        ] as const)),
-  ] as const;
-  const unused = executorKeys.filter((key) => file[key] !== undefined);
+  // The file's keys in the order of its schema: docker_image, then every k8s_* key.
+  const unused = Object.keys(file).filter(
+    (key) => (key === "docker_image" && !docker) || (key.startsWith("k8s_") && !kubernetes),
+  );
   if (unused.length > 0) {
     const how = kubernetes
       ? "agents run as Kubernetes Jobs (execution_mode kubernetes)"
