@@ -38,11 +38,9 @@ export interface AgentStatus {
  * then PATH. The built-in `openai` loop is always there. Undefined when it is nowhere.
  */
 export async function findAgent(name: string, lookup: AgentLookup): Promise<InstalledAgent | undefined> {
-  const adapter = adapterFor(name);
-  if (!adapter) return undefined;
-  if (!adapter.package) return { path: "", version: null };
-  const path = locate(adapter, lookup);
-  return path === undefined ? undefined : { path, version: await cliVersion(path, lookup.env) };
+  const path = agentPath(name, lookup);
+  if (path === undefined) return undefined;
+  return { path, version: path === "" ? null : await cliVersion(path, lookup.env) };
 }
 
 /**

@@ -54,10 +54,7 @@ export const codexAgent: AgentAdapter = {
     // and sessions, so a follow-up turn resumes there too. Only a runner without HOME uses a
     // folder of runyard's that outlives the turn.
     const codexHome =
-      resolved.home?.home ??
-      (env.RUNYARD_AGENT_STATE_DIR
-        ? join(env.RUNYARD_AGENT_STATE_DIR, "codex")
-        : join(invocation.scratchDir, "codex"));
+      resolved.home?.home ?? join(env.RUNYARD_AGENT_STATE_DIR || invocation.scratchDir, "codex");
     const ownHome = !resolved.home || resolved.home.set;
     if (ownHome) await mkdir(codexHome, { recursive: true, mode: 0o700 });
     const before = invocation.sessionId ? await sessionTotals(codexHome, invocation.sessionId) : undefined;

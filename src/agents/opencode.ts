@@ -48,9 +48,7 @@ export const opencodeAgent: AgentAdapter = {
     const env = invocation.env;
     // Sessions live in its data folder, so a follow-up turn needs the same one: the runner passes
     // a folder that outlives the turn; the scratch folder only serves single turns.
-    const root = env.RUNYARD_AGENT_STATE_DIR
-      ? join(env.RUNYARD_AGENT_STATE_DIR, "opencode")
-      : join(invocation.scratchDir, "opencode");
+    const root = join(env.RUNYARD_AGENT_STATE_DIR || invocation.scratchDir, "opencode");
     // Its config folder stays the user's (`~/.config/opencode/opencode.json`: their providers
     // and model); runyard's provider, when the run names an endpoint, goes on top of it through
     // OPENCODE_CONFIG_CONTENT. Only without any HOME does it get a private one.

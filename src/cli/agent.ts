@@ -75,9 +75,7 @@ export async function agentRunBody(prompt: string, flags: AgentRunFlags): Promis
     throw new RunyardError(
       "USAGE",
       `${flags.sandboxMemory ? "--sandbox-memory" : "--sandbox-network"} goes with --sandbox`,
-      {
-        hint: "Run the agent in a container with --sandbox [IMAGE], then size it with --sandbox-memory 2g.",
-      },
+      { hint: "Run the agent in a container with --sandbox [IMAGE], then size it with --sandbox-memory 2g." },
     );
   }
   if (flags.sandboxNetwork && !["model-only", "none"].includes(flags.sandboxNetwork)) {

@@ -9,6 +9,7 @@ import { printJson, table } from "./table.js";
 
 type BotVersion = components["schemas"]["BotVersion"];
 type UpdateAnswer = operations["updateBot"]["responses"][200]["content"]["application/json"];
+type EnvAnswer = operations["getBotEnv"]["responses"][200]["content"]["application/json"];
 
 /** `--min-ready 10s` and `--timeout 4m` as the API's seconds. */
 export interface UpdateWaitFlags {
@@ -175,16 +176,9 @@ export async function botVersions(name: string, flags: { json?: boolean }, ctx: 
   return 0;
 }
 
-interface EnvEntry {
-  name: string;
-  value: string;
-  secret: boolean;
-  stored: boolean;
-}
-
 /** `runyard bot env list NAME`: secrets masked. */
 export async function botEnvList(name: string, flags: { json?: boolean }, ctx: CliContext): Promise<number> {
-  const answer = await apiClient(ctx).request<{ env: EnvEntry[] }>("GET", botPath(name, "/env"));
+  const answer = await apiClient(ctx).request<EnvAnswer>("GET", botPath(name, "/env"));
   if (flags.json) return printJson(ctx.stdout, answer.env);
   if (answer.env.length === 0) {
     ctx.stdout.write(

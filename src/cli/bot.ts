@@ -1,6 +1,6 @@
 import type { components, operations } from "../client/api-types.js";
 import { RunyardError } from "../core/errors.js";
-import type { ErrorInfo, RunEvent } from "../core/events.js";
+import type { RunEvent } from "../core/events.js";
 import { showBytes } from "../core/memory-size.js";
 import { printable } from "../core/terminal-text.js";
 import type { ApiClient } from "./api-client.js";
@@ -51,12 +51,8 @@ function reportEnded(bot: { name: string; state: string }, end: Ended, ctx: CliC
   }
 }
 
-type Ended = Pick<BotView, "state"> & {
-  exit_code?: number | null;
-  oom_killed?: boolean;
-  error?: ErrorInfo | null;
-  last_logs?: string[];
-};
+type Ended = Pick<BotView, "state"> &
+  Partial<Pick<BotView, "exit_code" | "oom_killed" | "error" | "last_logs">>;
 
 const endedStates = new Set(["stopped", "crashed", "timeout", "removed"]);
 
@@ -296,9 +292,7 @@ export function sinceTime(value: string, now = Date.now()): string {
     throw new RunyardError(
       "USAGE",
       `--since ${value}: expected a duration like 10m, 2h, 30s, 1d, or an ISO time`,
-      {
-        hint: "For example --since 10m, or --since 2026-11-22T10:00:00Z.",
-      },
+      { hint: "For example --since 10m, or --since 2026-11-22T10:00:00Z." },
     );
   }
   return new Date(at).toISOString();
@@ -327,9 +321,7 @@ export async function botLogs(name: string, flags: BotLogsFlags, ctx: CliContext
       throw new RunyardError(
         "USAGE",
         "--previous shows lines kept from an ended container: no -f or --build",
-        {
-          hint: `Follow the current container with \`runyard bot logs ${name} -f\`.`,
-        },
+        { hint: `Follow the current container with \`runyard bot logs ${name} -f\`.` },
       );
     }
     const bot = await api.request<BotView>("GET", botPath(name));

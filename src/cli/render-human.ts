@@ -77,11 +77,9 @@ export class HumanRenderer {
       case "step.retrying":
         this.flushOutput(event.host, event.step);
         if (!this.quiet) {
-          this.line(
-            this.paint(
-              "yellow",
-              `↻ ${printable(event.step)} [${printable(event.host)}] attempt ${event.attempt}${event.max_attempts ? ` of ${event.max_attempts}` : ""} failed (${retryCause(event)}); retrying in ${seconds(event.delay_ms)}`,
-            ),
+          this.say(
+            "yellow",
+            `↻ ${printable(event.step)} [${printable(event.host)}] attempt ${event.attempt}${event.max_attempts ? ` of ${event.max_attempts}` : ""} failed (${retryCause(event)}); retrying in ${seconds(event.delay_ms)}`,
           );
         }
         break;
@@ -107,42 +105,34 @@ export class HumanRenderer {
       }
       case "step.waiting":
         // Shown even when quiet: the run goes nowhere until someone answers.
-        this.line(
-          this.paint(
-            "yellow",
-            `⏸ ${printable(event.step)} waiting for ${event.required && event.required > 1 ? `${event.required} approvals` : "approval"} by ${event.approvers.map(printable).join(", ")}${event.self_approval === false ? " (not the submitter)" : ""}${event.not_before ? ` from ${event.not_before}` : ""} until ${event.deadline}: ${printable(event.message)}`,
-          ),
+        this.say(
+          "yellow",
+          `⏸ ${printable(event.step)} waiting for ${event.required && event.required > 1 ? `${event.required} approvals` : "approval"} by ${event.approvers.map(printable).join(", ")}${event.self_approval === false ? " (not the submitter)" : ""}${event.not_before ? ` from ${event.not_before}` : ""} until ${event.deadline}: ${printable(event.message)}`,
         );
-        this.line(
-          this.paint(
-            "gray",
-            `  answer with: runyard runs approve ${event.run_id} ${shellWord(event.step)} (or reject)${(event.inputs ?? []).map((input) => ` ${input.required && input.default === undefined ? "" : "["}--input ${printable(input.name)}=${input.type === "choice" ? (input.options ?? []).map(printable).join("|") : input.type.toUpperCase()}${input.required && input.default === undefined ? "" : "]"}`).join("")} [--comment TEXT]`,
-          ),
+        this.say(
+          "gray",
+          `  answer with: runyard runs approve ${event.run_id} ${shellWord(event.step)} (or reject)${(event.inputs ?? []).map((input) => ` ${input.required && input.default === undefined ? "" : "["}--input ${printable(input.name)}=${input.type === "choice" ? (input.options ?? []).map(printable).join("|") : input.type.toUpperCase()}${input.required && input.default === undefined ? "" : "]"}`).join("")} [--comment TEXT]`,
         );
         break;
       case "approval.answered": {
         const who = event.by === null ? "no answer before the deadline" : `by ${printable(event.by)}`;
         const comment = event.comment ? `: ${printable(event.comment)}` : "";
         const style: Style = event.decision === "approved" ? "green" : "red";
-        this.line(this.paint(style, `  ${printable(event.step)} ${event.decision} ${who}${comment}`));
+        this.say(style, `  ${printable(event.step)} ${event.decision} ${who}${comment}`);
         break;
       }
       case "step.called":
-        this.line(
-          this.paint(
-            "cyan",
-            printable(`  ${event.step} calls ${event.workflow} v${event.version}: run ${event.child_run_id}`),
-          ),
+        this.say(
+          "cyan",
+          printable(`  ${event.step} calls ${event.workflow} v${event.version}: run ${event.child_run_id}`),
         );
         break;
       case "approval.vote": {
         const comment = event.comment ? `: ${printable(event.comment)}` : "";
         const style: Style = event.decision === "approved" ? "green" : "red";
-        this.line(
-          this.paint(
-            style,
-            `  ${printable(event.step)} ${event.decision} by ${printable(event.by)} (${event.approvals} of ${event.required} approvals)${comment}`,
-          ),
+        this.say(
+          style,
+          `  ${printable(event.step)} ${event.decision} by ${printable(event.by)} (${event.approvals} of ${event.required} approvals)${comment}`,
         );
         break;
       }
@@ -150,7 +140,7 @@ export class HumanRenderer {
         if (event.level !== "info" || !this.quiet) {
           const style: Style = event.level === "error" ? "red" : event.level === "warn" ? "yellow" : "gray";
           const where = event.step ? `${event.step}${event.host ? ` [${event.host}]` : ""}: ` : "";
-          this.line(this.paint(style, printable(`${event.level}: ${where}${event.message}`)));
+          this.say(style, printable(`${event.level}: ${where}${event.message}`));
         }
         break;
       case "run.finished": {
@@ -160,33 +150,27 @@ export class HumanRenderer {
           (s) => s.status === "failed" || s.status === "timeout",
         );
         const summary = `${ok ? "✔" : "✖"} run ${event.status} in ${seconds(event.duration_ms ?? 0)}`;
-        this.line(this.paint(ok ? "green" : "red", summary));
+        this.say(ok ? "green" : "red", summary);
         if (event.error) {
-          this.line(this.paint("red", printable(`  ${event.error.code}: ${event.error.message}`)));
-          if (event.error.hint) this.line(this.paint("gray", printable(`  hint: ${event.error.hint}`)));
+          this.say("red", printable(`  ${event.error.code}: ${event.error.message}`));
+          if (event.error.hint) this.say("gray", printable(`  hint: ${event.error.hint}`));
         } else if (failedSteps.length > 0 && !ok) {
-          this.line(
-            this.paint(
-              "red",
-              printable(`  failed: ${failedSteps.map((s) => `${s.name} [${s.host}]`).join(", ")}`),
-            ),
+          this.say(
+            "red",
+            printable(`  failed: ${failedSteps.map((s) => `${s.name} [${s.host}]`).join(", ")}`),
           );
         }
-        if (event.rolled_back) this.line(this.paint("yellow", "  rolled back: every rollback succeeded"));
+        if (event.rolled_back) this.say("yellow", "  rolled back: every rollback succeeded");
         if (event.rollback_failed) {
-          this.line(
-            this.paint(
-              "red",
-              `  rollback failed at "${printable(event.rollback_failed)}": later rollbacks did not run`,
-            ),
+          this.say(
+            "red",
+            `  rollback failed at "${printable(event.rollback_failed)}": later rollbacks did not run`,
           );
         }
         if (event.handlers_failed && event.handlers_failed.length > 0) {
-          this.line(
-            this.paint(
-              "red",
-              printable(`  handler failed: ${event.handlers_failed.join(", ")} (the run's status stands)`),
-            ),
+          this.say(
+            "red",
+            printable(`  handler failed: ${event.handlers_failed.join(", ")} (the run's status stands)`),
           );
         }
         if (event.agents && event.agents.length > 0) this.compare(event.agents);
@@ -201,26 +185,22 @@ export class HumanRenderer {
         break;
       case "agent.tool_call":
         if (!this.quiet) {
-          this.line(
-            this.paint(
-              "gray",
-              printable(`${event.agent ?? "agent"} ⚙ ${event.tool} ${brief(JSON.stringify(event.input))}`),
-            ),
+          this.say(
+            "gray",
+            printable(`${event.agent ?? "agent"} ⚙ ${event.tool} ${brief(JSON.stringify(event.input))}`),
           );
         }
         break;
       case "agent.tool_result":
         if (!this.quiet && event.is_error) {
-          this.line(this.paint("yellow", printable(`${event.agent ?? "agent"} ⚠ ${brief(event.output)}`)));
+          this.say("yellow", printable(`${event.agent ?? "agent"} ⚠ ${brief(event.output)}`));
         }
         break;
       case "agent.usage":
         break;
       case "artifact.created":
         if (!this.quiet)
-          this.line(
-            this.paint("gray", printable(`artifact ${event.name} (${event.size} bytes): ${event.path}`)),
-          );
+          this.say("gray", printable(`artifact ${event.name} (${event.size} bytes): ${event.path}`));
         break;
       case "run.queued":
       case "run.started":
@@ -340,6 +320,11 @@ export class HumanRenderer {
 
   private line(text: string): void {
     this.out.write(`${text}\n`);
+  }
+
+  /** A line of `text` in `style`. */
+  private say(style: Style, text: string): void {
+    this.line(this.paint(style, text));
   }
 }
 

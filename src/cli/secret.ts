@@ -31,9 +31,7 @@ export async function readValue(stdin: CliContext["stdin"]): Promise<string> {
     throw new RunyardError(
       "USAGE",
       "runyard secret set reads the value from stdin, and stdin is a terminal",
-      {
-        hint: pipeHint,
-      },
+      { hint: pipeHint },
     );
   }
   const chunks: Buffer[] = [];

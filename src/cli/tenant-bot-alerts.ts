@@ -43,9 +43,7 @@ export async function tenantBotAlertsSet(
     throw new RunyardError(
       "USAGE",
       "give at least one --alert (memory>80%/5m, restarts>=3/10m or unhealthy)",
-      {
-        hint: `To remove the tenant's rules: runyard tenant bot-alerts clear ${tenant}.`,
-      },
+      { hint: `To remove the tenant's rules: runyard tenant bot-alerts clear ${tenant}.` },
     );
   }
   if ((flags.notify ?? []).length === 0) {

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { parse } from "yaml";
 import { z } from "zod";
-import { BudgetOverrides, type Config, QuotaOverrides } from "./config.js";
+import { BudgetOverrides, type Config, configSchema, QuotaOverrides } from "./config.js";
 import { RunyardError } from "./errors.js";
 import { AgentRepoSettings } from "./jobs/agent-tools.js";
 
@@ -152,71 +152,29 @@ export function readConfigFile(path: string): LoadedConfigFile {
       { hint: refused.map((r) => r.hint).join(" ") },
     );
   }
+  const { default_max_concurrent_runs, default_max_queued_runs, max_bots_per_user, ...quotas } =
+    file.quotas ?? {};
   const overrides: Partial<Record<keyof Config, unknown>> = {
-    home: file.home,
-    logLevel: file.log_level,
+    ...sameNamedSettings(file),
     serverUrl: Array.isArray(file.server_url) ? file.server_url.join(",") : file.server_url,
-    token: file.token,
-    runnerId: file.runner_id,
-    workspaceDir: file.workspace_dir,
-    mode: file.mode,
-    group: file.group,
     labels: Array.isArray(file.labels) ? file.labels.join(",") : file.labels,
-    capacity: file.capacity,
-    cpus: file.cpus,
     memory: file.memory === undefined ? undefined : String(file.memory),
-    hostname: file.hostname,
-    tenantId: file.tenant_id,
-    host: file.host,
-    port: file.port,
-    maxRunLogBytes: file.max_run_log_bytes,
-    maxWorkflowBytes: file.max_workflow_bytes,
     auditRetentionDays: file.audit?.retention_days,
-    defaultMaxConcurrentRuns: file.quotas?.default_max_concurrent_runs,
-    defaultMaxQueuedRuns: file.quotas?.default_max_queued_runs,
-    maxBotsPerUser: file.quotas?.max_bots_per_user,
-    quotas:
-      file.quotas?.tenants || file.quotas?.users
-        ? {
-            ...(file.quotas.tenants ? { tenants: file.quotas.tenants } : {}),
-            ...(file.quotas.users ? { users: file.quotas.users } : {}),
-          }
-        : undefined,
-    budgets: file.budgets,
-    repos: file.repos,
-    directHosts: file.direct_hosts,
-    notifyHosts: file.notify_hosts,
-    mcpHosts: file.mcp_hosts,
-    agentCwdRoots: file.agent_cwd_roots,
+    defaultMaxConcurrentRuns: default_max_concurrent_runs,
+    defaultMaxQueuedRuns: default_max_queued_runs,
+    maxBotsPerUser: max_bots_per_user,
+    quotas: Object.keys(quotas).length > 0 ? quotas : undefined,
     agentSandbox: file.agent_sandbox ?? (file.execution_mode === "docker" ? file.docker_image : undefined),
-    agentSandboxNetwork: file.agent_sandbox_network,
-    ...kubernetesOverrides(file),
-    agentSandboxAllow: file.agent_sandbox_allow,
-    agentSandboxImages: file.agent_sandbox_images,
-    agentSandboxMaxMemory: file.agent_sandbox_max_memory,
-    agentSandboxMaxCpus: file.agent_sandbox_max_cpus,
-    agentSandboxMaxPids: file.agent_sandbox_max_pids,
-    stepCwdRoots: file.step_cwd_roots,
-    agentFilesDir: file.agent_files_dir,
-    agentRepos: file.agent_repos,
-    stepNetworkAllow: file.step_network_allow,
-    stepPassEnv: file.step_pass_env,
-    executor: file.executor,
-    jobNamespace: file.job_namespace,
-    jobImage: file.job_image,
-    jobMemory: file.job_memory,
-    jobCpus: file.job_cpus,
+    // The Kubernetes mode's settings (docs/agents.md, "Kubernetes mode").
+    agentKubernetes: file.execution_mode === undefined ? undefined : file.execution_mode === "kubernetes",
+    k8sPullTimeoutMs: file.k8s_pull_timeout === undefined ? undefined : String(file.k8s_pull_timeout),
+    k8sScheduleTimeoutMs:
+      file.k8s_schedule_timeout === undefined ? undefined : String(file.k8s_schedule_timeout),
+    agentMaxMemoryMb: file.max_memory_mb ?? undefined,
+    agentMaxCpuPercent: file.max_cpu_percent ?? undefined,
     maxTurnSecs: file.default_timeout_seconds,
-    gitRetryCount: file.git_retry_count,
-    networkRetryCount: file.network_retry_count,
-    llmRetryCount: file.llm_retry_count,
     llmModel: file.llm?.model,
     llmEndpoint: file.llm?.endpoint ?? undefined,
-    gitTokenEnvVar: file.git_token_env_var,
-    llmApiKeyEnvVar: file.llm_api_key_env_var,
-    taskRegistryUrl: file.task_registry_url,
-    repoPoolUrl: file.repo_pool_url,
-    artifactStoreUrl: file.artifact_store_url,
     configFileNotices: agentRunnerConfigNotices(file),
   };
   return { overrides, repos: file.repos ?? [] };
@@ -224,22 +182,17 @@ export function readConfigFile(path: string): LoadedConfigFile {
 
 type ParsedFile = z.infer<typeof ConfigFile>;
 
-/** The Kubernetes mode's settings of the file, as config keys (docs/agents.md, "Kubernetes mode"). */
-function kubernetesOverrides(file: ParsedFile): Partial<Record<keyof Config, unknown>> {
-  return {
-    agentKubernetes: file.execution_mode === undefined ? undefined : file.execution_mode === "kubernetes",
-    k8sNamespace: file.k8s_namespace,
-    k8sImage: file.k8s_image,
-    k8sSecrets: file.k8s_secrets,
-    k8sContext: file.k8s_context,
-    k8sWorkspaceClaim: file.k8s_workspace_claim,
-    k8sWorkspacePath: file.k8s_workspace_path,
-    k8sPullTimeoutMs: file.k8s_pull_timeout === undefined ? undefined : String(file.k8s_pull_timeout),
-    k8sScheduleTimeoutMs:
-      file.k8s_schedule_timeout === undefined ? undefined : String(file.k8s_schedule_timeout),
-    agentMaxMemoryMb: file.max_memory_mb ?? undefined,
-    agentMaxCpuPercent: file.max_cpu_percent ?? undefined,
-  };
+/**
+ * The file's keys that are a setting's name in snake_case (`tenant_id`, `k8s_image`), as that
+ * setting; readConfigFile lays the keys the file writes otherwise over them.
+ */
+function sameNamedSettings(file: ParsedFile): Partial<Record<keyof Config, unknown>> {
+  const settings: Partial<Record<keyof Config, unknown>> = {};
+  for (const [key, value] of Object.entries(file)) {
+    const setting = key.replace(/_([a-z0-9])/g, (_, letter: string) => letter.toUpperCase());
+    if (setting in configSchema.shape) settings[setting as keyof Config] = value;
+  }
+  return settings;
 }
 
 /** The agent runner's settings runyard will not take silently: each with what to do instead. */
@@ -295,22 +248,10 @@ function agentRunnerConfigNotices(file: ParsedFile): string[] {
     notices.push("structured_logging: false is ignored: runyard always logs JSON lines");
   }
   const docker = file.execution_mode === "docker";
-  const executorKeys = [
-    ...(docker ? [] : (["docker_image"] as const)),
-    ...(kubernetes
-      ? []
-      : ([
-          "k8s_namespace",
-          "k8s_image",
-          "k8s_secrets",
-          "k8s_context",
-          "k8s_workspace_claim",
-          "k8s_workspace_path",
-          "k8s_pull_timeout",
-          "k8s_schedule_timeout",
-        ] as const)),
-  ] as const;
-  const unused = executorKeys.filter((key) => file[key] !== undefined);
+  // The file's keys in the order of its schema: docker_image, then every k8s_* key.
+  const unused = Object.keys(file).filter(
+    (key) => (key === "docker_image" && !docker) || (key.startsWith("k8s_") && !kubernetes),
+  );
   if (unused.length > 0) {
     const how = kubernetes
       ? "agents run as Kubernetes Jobs (execution_mode kubernetes)"

@@ -18,12 +18,16 @@ import { corsOriginProblem } from "./cors-origins.js";
 import { AgentRepoSettings } from "./jobs/agent-tools.js";
 import { runConfigShape } from "./run-config-schema.js";
 
-/** 100 MiB: what a run's stored log holds unless `maxRunLogBytes` says otherwise. */
-export const defaultMaxRunLogBytes = 100 * 1024 * 1024;
-/** 16 MiB: the largest artifact a runner may upload unless `maxArtifactBytes` says otherwise. */
-export const defaultMaxArtifactBytes = 16 * 1024 * 1024;
-/** 64 MiB: what the artifacts of one run hold together unless `maxRunArtifactBytes` says otherwise. */
-export const defaultMaxRunArtifactBytes = 64 * 1024 * 1024;
+const mib = (n: number): number => n * 1024 * 1024;
+const gib = (n: number): number => mib(n * 1024);
+const hoursMs = (n: number): number => n * 3_600_000;
+
+/** What a run's stored log holds unless `maxRunLogBytes` says otherwise. */
+export const defaultMaxRunLogBytes = mib(100);
+/** The largest artifact a runner may upload unless `maxArtifactBytes` says otherwise. */
+export const defaultMaxArtifactBytes = mib(16);
+/** What the artifacts of one run hold together unless `maxRunArtifactBytes` says otherwise. */
+export const defaultMaxRunArtifactBytes = mib(64);
 
 /**
  * The one config schema. It is parsed once at start-up from the environment (and, for the commands
@@ -126,17 +130,9 @@ export const configSchema = z.object({
    * Runner: the output all its jobs together may keep on disk while their server cannot take it
    * (each job also at most 1 GiB); past it output is dropped and a notice says how much and why.
    */
-  spoolMaxBytes: z.coerce
-    .number()
-    .int()
-    .positive()
-    .default(10 * 1024 * 1024 * 1024),
+  spoolMaxBytes: z.coerce.number().int().positive().default(gib(10)),
   /** Runner: the free space the spool always leaves on its disk; output past it is dropped likewise. */
-  spoolMinFreeBytes: z.coerce
-    .number()
-    .int()
-    .nonnegative()
-    .default(1024 * 1024 * 1024),
+  spoolMinFreeBytes: z.coerce.number().int().nonnegative().default(gib(1)),
   /** Admin token to create on first start instead of a random one. */
   adminToken: z.string().optional(),
   runnerId: z.string().optional(),
@@ -228,11 +224,7 @@ export const configSchema = z.object({
   /** up, server, runner: on SIGTERM, how long running steps may go on before they are cut. */
   shutdownGraceMs: z.coerce.number().int().nonnegative().default(30_000),
   /** Server: how long a login session (`POST /api/auth/login`) lasts; default 12 hours. */
-  sessionTtlMs: z.coerce
-    .number()
-    .int()
-    .positive()
-    .default(12 * 60 * 60 * 1000),
+  sessionTtlMs: z.coerce.number().int().positive().default(hoursMs(12)),
   /**
    * Server: the key that encrypts job env, exports and run vars at rest (any text of 32 or more
    * characters, e.g. `openssl rand -base64 32`). Unset: a key generated into `<home>/secret.key`.
@@ -300,19 +292,11 @@ export const configSchema = z.object({
    * Server: a bot's stored output (build and containers), its newest bytes kept: past it the
    * oldest lines are deleted, so `bot logs` always has the latest. 0: no cap.
    */
-  maxBotLogBytes: z.coerce
-    .number()
-    .int()
-    .nonnegative()
-    .default(8 * 1024 * 1024),
+  maxBotLogBytes: z.coerce.number().int().nonnegative().default(mib(8)),
   /** Server: how often the leader checks bots' samples for their alerts, in seconds. */
   botAlertCheckSecs: z.coerce.number().positive().max(3600).default(5),
   /** Server: the largest custom-mode archive a bot start may upload, in bytes. */
-  maxBotUploadBytes: z.coerce
-    .number()
-    .int()
-    .positive()
-    .default(32 * 1024 * 1024),
+  maxBotUploadBytes: z.coerce.number().int().positive().default(mib(32)),
   /**
    * Server: audit entries older than this many days are deleted (config file `audit.retention_days`);
    * the fleet's leader prunes them hourly. See docs/security.md "Audit log".

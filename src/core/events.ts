@@ -85,81 +85,6 @@ const base = {
 
 const stepRef = { step: z.string(), host: z.string() };
 
-export const RunQueuedEvent = z.object({
-  ...base,
-  type: z.literal("run.queued"),
-  kind: RunKind,
-  name: z.string().optional(),
-});
-export const RunStartedEvent = z.object({
-  ...base,
-  type: z.literal("run.started"),
-  name: z.string().optional(),
-  runner_id: z.string().optional(),
-});
-export const RunFinishedEvent = z.object({
-  ...base,
-  type: z.literal("run.finished"),
-  status: RunStatus,
-  error: ErrorInfo.optional(),
-  duration_ms: z.number().optional(),
-  vars: z.record(z.string(), z.string()).optional(),
-  steps: z.array(StepSummary).optional(),
-  /** Agent runs: each agent's result (the agent runner's result fields), side by side. */
-  agents: z.array(AgentSummary).optional(),
-  /** A failed workflow run whose steps' rollbacks all ran and succeeded. */
-  rolled_back: z.literal(true).optional(),
-  /** A failed workflow run: the rollback step that failed (`rollback: deploy`); later ones did not run. */
-  rollback_failed: z.string().optional(),
-  /** A workflow run's declared `outputs:`, masked: what a `workflow.call` step that ran it exports. */
-  outputs: z.record(z.string(), z.string()).optional(),
-  /** The run's `on:` handler steps that did not succeed; they never change its status. */
-  handlers_failed: z.array(z.string()).optional(),
-});
-export const StepStartedEvent = z.object({
-  ...base,
-  type: z.literal("step.started"),
-  ...stepRef,
-  attempt: z.number().int().positive(),
-});
-export const StepOutputEvent = z.object({
-  ...base,
-  type: z.literal("step.output"),
-  ...stepRef,
-  stream: z.enum(["stdout", "stderr"]),
-  data: z.string(),
-});
-export const StepRetryingEvent = z.object({
-  ...base,
-  type: z.literal("step.retrying"),
-  ...stepRef,
-  attempt: z.number().int().positive(),
-  exit_code: z.number().int().nullable(),
-  delay_ms: z.number(),
-  /** What kind of failure is retried: `error` (the command failed), `timeout`, `runner_lost`. */
-  reason: z.enum(["error", "timeout", "runner_lost"]).optional(),
-  /** The most attempts the step's retry policy makes. */
-  max_attempts: z.number().int().positive().optional(),
-  /** How the attempt failed. */
-  error: ErrorInfo.optional(),
-});
-export const StepFinishedEvent = z.object({
-  ...base,
-  type: z.literal("step.finished"),
-  ...stepRef,
-  status: StepStatus,
-  exit_code: z.number().int().nullable(),
-  attempts: z.number().int(),
-  duration_ms: z.number(),
-  memory_peak_bytes: z.number().optional(),
-  cpu_ms: z.number().optional(),
-  output_path: z.string().optional(),
-  /** Why a `skipped` step did not run, e.g. `when: ${OK} == "true"`. */
-  reason: z.string().optional(),
-  error: ErrorInfo.optional(),
-  /** A retry kept this outcome of the run it retries (that run's id): the step did not run again. */
-  kept_from: z.string().optional(),
-});
 /** One field of an approval step's form (`inputs:`). */
 export const ApprovalFormInput = z.object({
   name: z.string(),
@@ -170,191 +95,237 @@ export const ApprovalFormInput = z.object({
   description: z.string().optional(),
 });
 
-/** An approval step started waiting: who may answer, what they read, and until when. */
-export const StepWaitingEvent = z.object({
-  ...base,
-  type: z.literal("step.waiting"),
-  ...stepRef,
-  message: z.string(),
-  /** Usernames and `role:admin` / `role:member` of the run's tenant. */
-  approvers: z.array(z.string()),
-  /** When no answer by then rejects the step (APPROVAL_TIMEOUT). */
-  deadline: z.string(),
-  /** How many distinct approvers must approve (1 unless the step says more). */
-  required: z.number().int().positive().optional(),
-  /** No answer is taken before then (`wait:`). */
-  not_before: z.string().optional(),
-  /** `self_approval: false`: the run's submitter may not answer. */
-  self_approval: z.literal(false).optional(),
-  /** What the approver fills in: the names become the step's exports. */
-  inputs: z.array(ApprovalFormInput).optional(),
-});
-/** An approval step's answer: approved or rejected by `by`, or no answer by the deadline. */
-export const ApprovalAnsweredEvent = z.object({
-  ...base,
-  type: z.literal("approval.answered"),
-  ...stepRef,
-  decision: z.enum(["approved", "rejected", "timeout"]),
-  /** Who answered (a username, or `token <id>` for a token without a user); null for a timeout. */
-  by: z.string().nullable(),
-  comment: z.string().optional(),
-  /** An approved step's form as filled in: the values it exports. */
-  inputs: z.record(z.string(), z.string()).optional(),
-  /** A step that needed several approvals: who approved, in order. */
-  approved_by: z.array(z.string()).optional(),
-});
-/**
- * One approver's answer to an approval step that needs several (`required: N`): counted once per
- * approver. The step's own answer is the `approval.answered` that follows the last one needed.
- */
-export const ApprovalVoteEvent = z.object({
-  ...base,
-  type: z.literal("approval.vote"),
-  ...stepRef,
-  decision: z.enum(["approved", "rejected"]),
-  by: z.string(),
-  comment: z.string().optional(),
-  /** Approvals so far, this one included, and how many the step needs. */
-  approvals: z.number().int().nonnegative(),
-  required: z.number().int().positive(),
-});
-/** A `workflow.call` step started its child run: the run of the saved workflow it calls. */
-export const StepCalledEvent = z.object({
-  ...base,
-  type: z.literal("step.called"),
-  ...stepRef,
-  child_run_id: z.string(),
-  workflow: z.string(),
-  version: z.number().int().positive(),
-});
-export const VarsExportedEvent = z.object({
-  ...base,
-  type: z.literal("vars.exported"),
-  ...stepRef,
-  vars: z.record(z.string(), z.string()),
-});
-export const ArtifactCreatedEvent = z.object({
-  ...base,
-  type: z.literal("artifact.created"),
-  name: z.string(),
-  path: z.string(),
-  size: z.number().int(),
-  step: z.string().optional(),
-  host: z.string().optional(),
-});
-export const AgentMessageEvent = z.object({
-  ...base,
-  type: z.literal("agent.message"),
-  /** The agent that said it: a fan-out run has several. */
-  agent: z.string().optional(),
-  role: z.enum(["assistant", "user", "system"]),
-  text: z.string(),
-});
-export const AgentToolCallEvent = z.object({
-  ...base,
-  type: z.literal("agent.tool_call"),
-  /** The agent that said it: a fan-out run has several. */
-  agent: z.string().optional(),
-  call_id: z.string(),
-  tool: z.string(),
-  input: z.unknown(),
-});
-export const AgentToolResultEvent = z.object({
-  ...base,
-  type: z.literal("agent.tool_result"),
-  /** The agent that said it: a fan-out run has several. */
-  agent: z.string().optional(),
-  call_id: z.string(),
-  output: z.string(),
-  is_error: z.boolean().optional(),
-});
-export const AgentUsageEvent = z.object({
-  ...base,
-  type: z.literal("agent.usage"),
-  /** The agent that said it: a fan-out run has several. */
-  agent: z.string().optional(),
-  model: z.string().optional(),
-  // Never below 0: a runner's negative usage would take back spend its tenant's budget counts.
-  input_tokens: z.number().int().nonnegative(),
-  output_tokens: z.number().int().nonnegative(),
-  cost_usd: z.number().nonnegative().optional(),
-});
-export const BotStateEvent = z.object({
-  ...base,
-  type: z.literal("bot.state"),
-  bot_id: z.string(),
-  state: z.enum(botStates),
-  /** Of the container that just ended (a crash, a restart's predecessor). */
-  exit_code: z.number().int().nullable().optional(),
-  oom_killed: z.boolean().optional(),
-  restarts: z.number().int().nonnegative().optional(),
-  error: ErrorInfo.optional(),
-  /** The last lines of the container that just ended, masked. */
-  last_logs: z.array(z.string()).optional(),
-  image: z.string().optional(),
-  container_id: z.string().optional(),
-  runner_id: z.string().optional(),
-  /** With a health check: what its last probe found. */
-  health: BotHealthReport.optional(),
-});
-export const NoticeEvent = z.object({
-  ...base,
-  type: z.literal("notice"),
-  level: z.enum(["info", "warn", "error"]),
-  message: z.string(),
-  step: z.string().optional(),
-  host: z.string().optional(),
-});
+/** Every event of the spine, one schema per `type`. */
+const eventSchemas = [
+  z.object({
+    ...base,
+    type: z.literal("run.queued"),
+    kind: RunKind,
+    name: z.string().optional(),
+  }),
+  z.object({
+    ...base,
+    type: z.literal("run.started"),
+    name: z.string().optional(),
+    runner_id: z.string().optional(),
+  }),
+  z.object({
+    ...base,
+    type: z.literal("run.finished"),
+    status: RunStatus,
+    error: ErrorInfo.optional(),
+    duration_ms: z.number().optional(),
+    vars: z.record(z.string(), z.string()).optional(),
+    steps: z.array(StepSummary).optional(),
+    /** Agent runs: each agent's result (the agent runner's result fields), side by side. */
+    agents: z.array(AgentSummary).optional(),
+    /** A failed workflow run whose steps' rollbacks all ran and succeeded. */
+    rolled_back: z.literal(true).optional(),
+    /** A failed workflow run: the rollback step that failed (`rollback: deploy`); later ones did not run. */
+    rollback_failed: z.string().optional(),
+    /** A workflow run's declared `outputs:`, masked: what a `workflow.call` step that ran it exports. */
+    outputs: z.record(z.string(), z.string()).optional(),
+    /** The run's `on:` handler steps that did not succeed; they never change its status. */
+    handlers_failed: z.array(z.string()).optional(),
+  }),
+  z.object({
+    ...base,
+    type: z.literal("step.started"),
+    ...stepRef,
+    attempt: z.number().int().positive(),
+  }),
+  z.object({
+    ...base,
+    type: z.literal("step.output"),
+    ...stepRef,
+    stream: z.enum(["stdout", "stderr"]),
+    data: z.string(),
+  }),
+  z.object({
+    ...base,
+    type: z.literal("step.retrying"),
+    ...stepRef,
+    attempt: z.number().int().positive(),
+    exit_code: z.number().int().nullable(),
+    delay_ms: z.number(),
+    /** What kind of failure is retried: `error` (the command failed), `timeout`, `runner_lost`. */
+    reason: z.enum(["error", "timeout", "runner_lost"]).optional(),
+    /** The most attempts the step's retry policy makes. */
+    max_attempts: z.number().int().positive().optional(),
+    /** How the attempt failed. */
+    error: ErrorInfo.optional(),
+  }),
+  z.object({
+    ...base,
+    type: z.literal("step.finished"),
+    ...stepRef,
+    status: StepStatus,
+    exit_code: z.number().int().nullable(),
+    attempts: z.number().int(),
+    duration_ms: z.number(),
+    memory_peak_bytes: z.number().optional(),
+    cpu_ms: z.number().optional(),
+    output_path: z.string().optional(),
+    /** Why a `skipped` step did not run, e.g. `when: ${OK} == "true"`. */
+    reason: z.string().optional(),
+    error: ErrorInfo.optional(),
+    /** A retry kept this outcome of the run it retries (that run's id): the step did not run again. */
+    kept_from: z.string().optional(),
+  }),
+  /** An approval step started waiting: who may answer, what they read, and until when. */
+  z.object({
+    ...base,
+    type: z.literal("step.waiting"),
+    ...stepRef,
+    message: z.string(),
+    /** Usernames and `role:admin` / `role:member` of the run's tenant. */
+    approvers: z.array(z.string()),
+    /** When no answer by then rejects the step (APPROVAL_TIMEOUT). */
+    deadline: z.string(),
+    /** How many distinct approvers must approve (1 unless the step says more). */
+    required: z.number().int().positive().optional(),
+    /** No answer is taken before then (`wait:`). */
+    not_before: z.string().optional(),
+    /** `self_approval: false`: the run's submitter may not answer. */
+    self_approval: z.literal(false).optional(),
+    /** What the approver fills in: the names become the step's exports. */
+    inputs: z.array(ApprovalFormInput).optional(),
+  }),
+  /** An approval step's answer: approved or rejected by `by`, or no answer by the deadline. */
+  z.object({
+    ...base,
+    type: z.literal("approval.answered"),
+    ...stepRef,
+    decision: z.enum(["approved", "rejected", "timeout"]),
+    /** Who answered (a username, or `token <id>` for a token without a user); null for a timeout. */
+    by: z.string().nullable(),
+    comment: z.string().optional(),
+    /** An approved step's form as filled in: the values it exports. */
+    inputs: z.record(z.string(), z.string()).optional(),
+    /** A step that needed several approvals: who approved, in order. */
+    approved_by: z.array(z.string()).optional(),
+  }),
+  /** A `workflow.call` step started its child run: the run of the saved workflow it calls. */
+  z.object({
+    ...base,
+    type: z.literal("step.called"),
+    ...stepRef,
+    child_run_id: z.string(),
+    workflow: z.string(),
+    version: z.number().int().positive(),
+  }),
+  /**
+   * One approver's answer to an approval step that needs several (`required: N`): counted once per
+   * approver. The step's own answer is the `approval.answered` that follows the last one needed.
+   */
+  z.object({
+    ...base,
+    type: z.literal("approval.vote"),
+    ...stepRef,
+    decision: z.enum(["approved", "rejected"]),
+    by: z.string(),
+    comment: z.string().optional(),
+    /** Approvals so far, this one included, and how many the step needs. */
+    approvals: z.number().int().nonnegative(),
+    required: z.number().int().positive(),
+  }),
+  z.object({
+    ...base,
+    type: z.literal("vars.exported"),
+    ...stepRef,
+    vars: z.record(z.string(), z.string()),
+  }),
+  z.object({
+    ...base,
+    type: z.literal("artifact.created"),
+    name: z.string(),
+    path: z.string(),
+    size: z.number().int(),
+    step: z.string().optional(),
+    host: z.string().optional(),
+  }),
+  z.object({
+    ...base,
+    type: z.literal("agent.message"),
+    /** The agent that said it: a fan-out run has several. */
+    agent: z.string().optional(),
+    role: z.enum(["assistant", "user", "system"]),
+    text: z.string(),
+  }),
+  z.object({
+    ...base,
+    type: z.literal("agent.tool_call"),
+    /** The agent that said it: a fan-out run has several. */
+    agent: z.string().optional(),
+    call_id: z.string(),
+    tool: z.string(),
+    input: z.unknown(),
+  }),
+  z.object({
+    ...base,
+    type: z.literal("agent.tool_result"),
+    /** The agent that said it: a fan-out run has several. */
+    agent: z.string().optional(),
+    call_id: z.string(),
+    output: z.string(),
+    is_error: z.boolean().optional(),
+  }),
+  z.object({
+    ...base,
+    type: z.literal("agent.usage"),
+    /** The agent that said it: a fan-out run has several. */
+    agent: z.string().optional(),
+    model: z.string().optional(),
+    // Never below 0: a runner's negative usage would take back spend its tenant's budget counts.
+    input_tokens: z.number().int().nonnegative(),
+    output_tokens: z.number().int().nonnegative(),
+    cost_usd: z.number().nonnegative().optional(),
+  }),
+  z.object({
+    ...base,
+    type: z.literal("bot.state"),
+    bot_id: z.string(),
+    state: z.enum(botStates),
+    /** Of the container that just ended (a crash, a restart's predecessor). */
+    exit_code: z.number().int().nullable().optional(),
+    oom_killed: z.boolean().optional(),
+    restarts: z.number().int().nonnegative().optional(),
+    error: ErrorInfo.optional(),
+    /** The last lines of the container that just ended, masked. */
+    last_logs: z.array(z.string()).optional(),
+    image: z.string().optional(),
+    container_id: z.string().optional(),
+    runner_id: z.string().optional(),
+    /** With a health check: what its last probe found. */
+    health: BotHealthReport.optional(),
+  }),
+  z.object({
+    ...base,
+    type: z.literal("notice"),
+    level: z.enum(["info", "warn", "error"]),
+    message: z.string(),
+    step: z.string().optional(),
+    host: z.string().optional(),
+  }),
+] as const;
 
-export const RunEvent = z.discriminatedUnion("type", [
-  RunQueuedEvent,
-  RunStartedEvent,
-  RunFinishedEvent,
-  StepStartedEvent,
-  StepOutputEvent,
-  StepRetryingEvent,
-  StepFinishedEvent,
-  StepWaitingEvent,
-  ApprovalAnsweredEvent,
-  StepCalledEvent,
-  ApprovalVoteEvent,
-  VarsExportedEvent,
-  ArtifactCreatedEvent,
-  AgentMessageEvent,
-  AgentToolCallEvent,
-  AgentToolResultEvent,
-  AgentUsageEvent,
-  BotStateEvent,
-  NoticeEvent,
-]);
+export const RunEvent = z.discriminatedUnion("type", eventSchemas);
 export type RunEvent = z.infer<typeof RunEvent>;
 
 const stamp = { run_id: true, seq: true, ts: true } as const;
+type Unstamped<T> = {
+  -readonly [K in keyof T]: T[K] extends z.ZodObject<infer Shape, infer Config>
+    ? z.ZodObject<Omit<Shape, keyof typeof stamp>, Config>
+    : never;
+};
 /**
  * An event as a producer hands it over, before the spine gives it run_id, seq and ts: what a
  * runner sends in its `events` batches.
  */
-export const EventInputSchema = z.discriminatedUnion("type", [
-  RunQueuedEvent.omit(stamp),
-  RunStartedEvent.omit(stamp),
-  RunFinishedEvent.omit(stamp),
-  StepStartedEvent.omit(stamp),
-  StepOutputEvent.omit(stamp),
-  StepRetryingEvent.omit(stamp),
-  StepFinishedEvent.omit(stamp),
-  StepWaitingEvent.omit(stamp),
-  ApprovalAnsweredEvent.omit(stamp),
-  StepCalledEvent.omit(stamp),
-  ApprovalVoteEvent.omit(stamp),
-  VarsExportedEvent.omit(stamp),
-  ArtifactCreatedEvent.omit(stamp),
-  AgentMessageEvent.omit(stamp),
-  AgentToolCallEvent.omit(stamp),
-  AgentToolResultEvent.omit(stamp),
-  AgentUsageEvent.omit(stamp),
-  BotStateEvent.omit(stamp),
-  NoticeEvent.omit(stamp),
-]);
+export const EventInputSchema = z.discriminatedUnion(
+  "type",
+  eventSchemas.map((schema: z.ZodObject) => schema.omit(stamp)) as Unstamped<typeof eventSchemas>,
+);
 export type RunEventType = RunEvent["type"];
 
 type SameUnion<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;

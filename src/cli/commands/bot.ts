@@ -82,15 +82,12 @@ export function registerBot(program: Command, { api, setExit }: CommandDeps): vo
   ).action(async (name: string, flags) =>
     setExit(await (await import("../bot.js")).botStart(name, flags, await api(flags))),
   );
-  serverFlags(
-    bot.command("stop").argument("<name>").description("stop a bot: SIGTERM, SIGKILL after 10 s"),
-  ).action(async (name: string, flags) =>
-    setExit(await (await import("../bot.js")).botStop(name, await api(flags))),
+  serverFlags(bot.command("stop <name>").description("stop a bot: SIGTERM, SIGKILL after 10 s")).action(
+    async (name: string, flags) => setExit(await (await import("../bot.js")).botStop(name, await api(flags))),
   );
   serverFlags(
     bot
-      .command("logs")
-      .argument("<name>")
+      .command("logs <name>")
       .description("a bot's output: every container of its current life")
       .option("--tail <n>", "the last N lines")
       .option("--since <when>", "lines since 10m, 2h, 1d or an ISO time")
@@ -109,8 +106,7 @@ export function registerBot(program: Command, { api, setExit }: CommandDeps): vo
   );
   serverFlags(
     bot
-      .command("stats")
-      .argument("<name>")
+      .command("stats <name>")
       .description("CPU, memory, network, pids and restarts over time (kept 7 days)")
       .option("--since <when>", "1h (default), 30m, 24h, 7d or an ISO time")
       .option("--json", "JSON output"),
@@ -119,8 +115,7 @@ export function registerBot(program: Command, { api, setExit }: CommandDeps): vo
   );
   serverFlags(
     bot
-      .command("alerts")
-      .argument("<name>")
+      .command("alerts <name>")
       .description("a bot's alerts and when they held")
       .option("--json", "JSON output"),
   ).action(async (name: string, flags) =>
@@ -128,8 +123,7 @@ export function registerBot(program: Command, { api, setExit }: CommandDeps): vo
   );
   serverFlags(
     bot
-      .command("webhook")
-      .argument("<name>")
+      .command("webhook <name>")
       .description("the URL (with its secret) that forwards POSTs to the bot's --webhook port")
       .option("--json", "JSON output"),
   ).action(async (name: string, flags) =>
@@ -140,14 +134,13 @@ export function registerBot(program: Command, { api, setExit }: CommandDeps): vo
   );
   serverFlags(
     bot
-      .command("status")
-      .argument("<name>")
+      .command("status <name>")
       .description("state, uptime, restarts, exit code, OOM, memory and CPU now, error and hint")
       .option("--json", "JSON output"),
   ).action(async (name: string, flags) =>
     setExit(await (await import("../bot.js")).botStatus(name, flags, await api(flags))),
   );
-  serverFlags(bot.command("rm").argument("<name>").description("remove a bot (stopping it first)")).action(
+  serverFlags(bot.command("rm <name>").description("remove a bot (stopping it first)")).action(
     async (name: string, flags) =>
       setExit(await (await import("../bot.js")).botRemove(name, await api(flags))),
   );
@@ -155,8 +148,7 @@ export function registerBot(program: Command, { api, setExit }: CommandDeps): vo
     botHealthOptions(
       updateWaitOptions(
         bot
-          .command("update")
-          .argument("<name>")
+          .command("update <name>")
           .description(
             "start a new version beside the running one (new code, archive, image or settings); the old one stops once the new one is healthy, and keeps running if it is not (BOT_UPDATE_FAILED)",
           )
@@ -193,8 +185,7 @@ export function registerBot(program: Command, { api, setExit }: CommandDeps): vo
   serverFlags(
     updateWaitOptions(
       bot
-        .command("rollback")
-        .argument("<name>")
+        .command("rollback <name>")
         .description("return to the version before the current one, through the same safe update")
         .option("--json", "JSON output"),
     ),
@@ -203,8 +194,7 @@ export function registerBot(program: Command, { api, setExit }: CommandDeps): vo
   );
   serverFlags(
     bot
-      .command("versions")
-      .argument("<name>")
+      .command("versions <name>")
       .description("a bot's versions, newest first")
       .option("--json", "JSON output"),
   ).action(async (name: string, flags) =>
@@ -215,8 +205,7 @@ export function registerBot(program: Command, { api, setExit }: CommandDeps): vo
     .description("a bot's environment: list, set, unset (a change restarts it safely)");
   serverFlags(
     botEnv
-      .command("list")
-      .argument("<name>")
+      .command("list <name>")
       .description("its variables, secrets masked")
       .option("--json", "JSON output"),
   ).action(async (name: string, flags) =>
@@ -225,8 +214,7 @@ export function registerBot(program: Command, { api, setExit }: CommandDeps): vo
   serverFlags(
     updateWaitOptions(
       botEnv
-        .command("set")
-        .argument("<name>")
+        .command("set <name>")
         .argument("[pairs...]", "NAME=value, or NAME alone for this shell's value")
         .description("set variables; the bot restarts through a safe update")
         .option("--secret <NAME>", "one secret variable whose value is read from stdin (shown masked)")
@@ -239,9 +227,7 @@ export function registerBot(program: Command, { api, setExit }: CommandDeps): vo
   serverFlags(
     updateWaitOptions(
       botEnv
-        .command("unset")
-        .argument("<name>")
-        .argument("<variables...>")
+        .command("unset <name> <variables...>")
         .description("remove variables; the bot restarts through a safe update")
         .option("--json", "JSON output"),
     ),

@@ -30,18 +30,14 @@ export function registerBudget(
   );
   serverFlags(
     budget
-      .command("show")
-      .argument("<name>")
+      .command("show <name>")
       .description("the limits, where they come from, and what each period has spent")
       .option("--json", "JSON output"),
   ).action(async (name: string, flags) =>
     setExit(await (await import("../budget.js")).budgetShow(scope, name, flags, await api(flags))),
   );
   serverFlags(
-    budget
-      .command("clear")
-      .argument("<name>")
-      .description("remove the budget set; the config file's applies again"),
+    budget.command("clear <name>").description("remove the budget set; the config file's applies again"),
   ).action(async (name: string, flags) =>
     setExit(await (await import("../budget.js")).budgetClear(scope, name, await api(flags))),
   );

@@ -34,8 +34,7 @@ export function registerForges(program: Command, { api, setExit }: CommandDeps):
   serverFlags(
     forge.command("list").description("the forges of your tenant").option("--json", "JSON output"),
   ).action(async (flags) => setExit(await (await import("../forge.js")).forgeList(flags, await api(flags))));
-  serverFlags(forge.command("rm").description("remove a forge").argument("<id>")).action(
-    async (id: string, flags) =>
-      setExit(await (await import("../forge.js")).forgeRemove(id, await api(flags))),
+  serverFlags(forge.command("rm <id>").description("remove a forge")).action(async (id: string, flags) =>
+    setExit(await (await import("../forge.js")).forgeRemove(id, await api(flags))),
   );
 }

@@ -28,9 +28,8 @@ export function registerHooks(program: Command, { api, setExit }: CommandDeps): 
   ).action(async (flags) => setExit(await (await import("../hook.js")).hookList(flags, await api(flags))));
   serverFlags(
     hook
-      .command("rm")
+      .command("rm <name>")
       .description("remove a hook")
-      .argument("<name>")
       .option("--tenant <id>", "platform admins: the tenant whose hook of that name to remove"),
   ).action(async (name: string, flags) =>
     setExit(await (await import("../hook.js")).hookRemove(name, flags, await api(flags))),

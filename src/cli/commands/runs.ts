@@ -14,18 +14,13 @@ export function registerRuns(program: Command, { api, setExit }: CommandDeps): v
       .option("--json", "JSON output"),
   ).action(async (flags) => setExit(await (await import("../runs.js")).runsList(flags, await api(flags))));
   serverFlags(
-    runs
-      .command("show")
-      .argument("<run>")
-      .description("one run's state and steps")
-      .option("--json", "JSON output"),
+    runs.command("show <run>").description("one run's state and steps").option("--json", "JSON output"),
   ).action(async (id: string, flags) =>
     setExit(await (await import("../runs.js")).runsShow(id, flags, await api(flags))),
   );
   serverFlags(
     runs
-      .command("logs")
-      .argument("<run>")
+      .command("logs <run>")
       .description("a run's output")
       .option("-f, --follow", "keep following until the run ends")
       .option("--raw", rawHelp)
@@ -33,13 +28,12 @@ export function registerRuns(program: Command, { api, setExit }: CommandDeps): v
   ).action(async (id: string, flags) =>
     setExit(await (await import("../runs.js")).runsLogs(id, flags, await api(flags))),
   );
-  serverFlags(runs.command("cancel").argument("<run>").description("cancel a queued or running run")).action(
+  serverFlags(runs.command("cancel <run>").description("cancel a queued or running run")).action(
     async (id: string, flags) => setExit(await (await import("../runs.js")).runsCancel(id, await api(flags))),
   );
   submitFlags(
     runs
-      .command("retry")
-      .argument("<run>")
+      .command("retry <run>")
       .description(
         "retry a finished workflow run from a step: a new run that keeps the steps that succeeded before it (in a graph: those it does not depend on) and runs the rest",
       )
@@ -53,8 +47,7 @@ export function registerRuns(program: Command, { api, setExit }: CommandDeps): v
   );
   submitFlags(
     runs
-      .command("run-step")
-      .argument("<run>")
+      .command("run-step <run>")
       .argument("<step>", "the step to run")
       .description("run one step of a finished workflow run again, with every variable the run exported")
       .option("-f, --follow", "follow the new run until it ends (exit 0 success, 1 failed, 130 canceled)")
@@ -65,8 +58,7 @@ export function registerRuns(program: Command, { api, setExit }: CommandDeps): v
   for (const verb of ["approve", "reject"] as const) {
     submitFlags(
       runs
-        .command(verb)
-        .argument("<run>")
+        .command(`${verb} <run>`)
         .argument("<step>", "the approval step's name")
         .description(
           verb === "approve"

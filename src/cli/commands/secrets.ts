@@ -28,9 +28,8 @@ export function registerSecrets(program: Command, { api, setExit }: CommandDeps)
   );
   serverFlags(
     secret
-      .command("rm")
+      .command("rm <name>")
       .description("remove a secret; runs that list it fail at submit from then on")
-      .argument("<name>")
       .option(tenantOption, tenantHelp),
   ).action(async (name: string, flags) =>
     setExit(await (await import("../secret.js")).secretRemove(name, flags, await api(flags))),

@@ -37,8 +37,7 @@ export function registerTenant(program: Command, { api, setExit }: CommandDeps):
   );
   serverFlags(
     tenantBotAlerts
-      .command("show")
-      .argument("<tenant>")
+      .command("show <tenant>")
       .description("the rules and who set them (anyone of the tenant)")
       .option("--json", "JSON output"),
   ).action(async (name: string, flags) =>
@@ -47,10 +46,7 @@ export function registerTenant(program: Command, { api, setExit }: CommandDeps):
     ),
   );
   serverFlags(
-    tenantBotAlerts
-      .command("clear")
-      .argument("<tenant>")
-      .description("remove them; bots keep their own alerts"),
+    tenantBotAlerts.command("clear <tenant>").description("remove them; bots keep their own alerts"),
   ).action(async (name: string, flags) =>
     setExit(await (await import("../tenant-bot-alerts.js")).tenantBotAlertsClear(name, await api(flags))),
   );

@@ -31,9 +31,8 @@ export function registerWorkflows(program: Command, { api, setExit }: CommandDep
   );
   serverFlags(
     workflow
-      .command("show")
+      .command("show <name>")
       .description("a saved workflow's text, versions and schedules")
-      .argument("<name>")
       .option("--version <n>", "this version instead of the newest")
       .option(tenantOption, workflowTenant)
       .option("--json", "JSON output"),
@@ -42,9 +41,8 @@ export function registerWorkflows(program: Command, { api, setExit }: CommandDep
   );
   serverFlags(
     workflow
-      .command("promote")
+      .command("promote <name>")
       .description("make a pending version the one the workflow's hooks and schedules run")
-      .argument("<name>")
       .argument("<version>", "the pending version (`runyard workflow show NAME` lists them)")
       .option(tenantOption, workflowTenant)
       .option("--json", "JSON output"),
@@ -53,18 +51,16 @@ export function registerWorkflows(program: Command, { api, setExit }: CommandDep
   );
   serverFlags(
     workflow
-      .command("rm")
+      .command("rm <name>")
       .description("remove a saved workflow: every version and its schedules")
-      .argument("<name>")
       .option(tenantOption, workflowTenant),
   ).action(async (name: string, flags) =>
     setExit(await (await import("../workflow.js")).workflowRemove(name, flags, await api(flags))),
   );
   submitFlags(
     workflow
-      .command("run")
+      .command("run <name>")
       .description("run a saved workflow (the newest version unless --version)")
-      .argument("<name>")
       .option("--var <NAME=value>", "set a variable (repeatable)", collect, [])
       .option("--version <n>", "run this version")
       .option("-f, --follow", "stream the run's output until it ends (exit code as `runyard run`)")

@@ -37,17 +37,19 @@ export type AgentRepo = z.infer<typeof AgentRepo>;
  */
 export const containerMaxima = { memoryBytes: 256 * 1024 ** 3, memory: "256g", cpus: 64, pids: 32_768 };
 
-/**
- * Where a test command runs: in a hardened container of `image`, as a workflow host with
- * `executor: docker` (docs/workflows.md), with its limits written the same way (`memory: 512m`).
- */
-export const AgentTestsExecutor = z.strictObject({
+/** An agent task's container: its image, and its limits written as a workflow host's (`memory: 512m`). */
+const taskContainer = {
   image: z.string().min(1),
   memory: z.union([z.string().min(1), z.number().positive()]).optional(),
   cpus: z.number().positive().max(containerMaxima.cpus).optional(),
   pids: z.number().int().positive().max(containerMaxima.pids).optional(),
-  network: z.string().min(1).optional(),
-});
+};
+
+/**
+ * Where a test command runs: in a hardened container of `image`, as a workflow host with
+ * `executor: docker` (docs/workflows.md).
+ */
+export const AgentTestsExecutor = z.strictObject({ ...taskContainer, network: z.string().min(1).optional() });
 export type AgentTestsExecutor = z.infer<typeof AgentTestsExecutor>;
 
 /** How a sandboxed agent reaches out: its model endpoint only (the default), or nothing at all. */
@@ -59,10 +61,7 @@ export const agentSandboxNetworks = ["model-only", "none"] as const;
  * host's (`memory: 2g`), and egress held to the model endpoint. Needs a runner with docker.
  */
 export const AgentSandbox = z.strictObject({
-  image: z.string().min(1),
-  memory: z.union([z.string().min(1), z.number().positive()]).optional(),
-  cpus: z.number().positive().max(containerMaxima.cpus).optional(),
-  pids: z.number().int().positive().max(containerMaxima.pids).optional(),
+  ...taskContainer,
   network: z.enum(agentSandboxNetworks).optional(),
 });
 export type AgentSandbox = z.infer<typeof AgentSandbox>;
