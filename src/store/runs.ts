@@ -4,6 +4,7 @@ import type { ErrorInfo, RunEvent, RunStatus, StepSummary, UnnumberedEvent } fro
 import { newRunId } from "../core/ids.js";
 import { decodeJson, encodeJson, int, isoTime, isoTimeOrNull } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
+import { newestFirstPage, type PagedTable } from "./paging.js";
 import { preparedStatement } from "./prepared.js";
 import { type EventRow, eventRow, insertEvents, type RunLogLimit } from "./run-events.js";
 import type {
@@ -20,8 +21,7 @@ import type {
 import type { RunsTable } from "./schema.js";
 import type { IfStatus } from "./types.js";
 
-const defaultPageSize = 50;
-const maxPageSize = 500;
+const pagedRuns: PagedTable = { table: "runs", time: "created_at", noun: "run" };
 
 export function toRunRecord(ctx: StoreContext, row: Selectable<RunsTable>): RunRecord {
   const { replica_id, cancel_requested_at, log_max_bytes, log_rolling, log_bytes, log_cut, ...record } = row;
@@ -173,11 +173,6 @@ const selectRun = preparedStatement((ctx, v: { id: string }) =>
   ctx.db.selectFrom("runs").selectAll().where("id", "=", v.id).compile(),
 );
 
-function pageSize(limit: number | undefined): number {
-  if (limit === undefined || !Number.isFinite(limit)) return defaultPageSize;
-  return Math.min(maxPageSize, Math.max(1, Math.trunc(limit)));
-}
-
 /** The runs: one record per execution of a workflow, an agent task or a bot. */
 export interface RunsRepo {
   /** Stores a new run and returns it. */
@@ -282,44 +277,16 @@ export function runsRepo(ctx: StoreContext): RunsRepo {
       return row && { id: row.id, status: row.status, tenant_id: row.tenant_id, last_seq: int(row.last_seq) };
     },
     async list(query = {}) {
-      const limit = pageSize(query.limit);
       const statuses = query.status === undefined ? undefined : [query.status].flat();
       if (statuses?.length === 0) return { runs: [] };
-      let cursor: { id: string; created_at: string } | undefined;
-      if (query.before !== undefined) {
-        cursor = await ctx.db
-          .selectFrom("runs")
-          .select(["id", "created_at"])
-          .where("id", "=", query.before)
-          .executeTakeFirst();
-        if (!cursor) {
-          throw new RunyardError("INVALID_INPUT", `unknown page cursor: no run ${query.before}`, {
-            hint: "Pass the `next` value of the previous page as the cursor, or none for the first page.",
-          });
-        }
-      }
       let select = ctx.db.selectFrom("runs").selectAll();
       if (statuses) select = select.where("status", "in", statuses);
       if (query.kind !== undefined) select = select.where("kind", "=", query.kind);
-      if (query.tenantId === null) select = select.where("tenant_id", "is", null);
-      else if (query.tenantId !== undefined) select = select.where("tenant_id", "=", query.tenantId);
-      if (cursor) {
-        const after = cursor;
-        select = select.where((eb) =>
-          eb.or([
-            eb("created_at", "<", after.created_at),
-            eb.and([eb("created_at", "=", after.created_at), eb("id", "<", after.id)]),
-          ]),
-        );
-      }
-      const rows = await select
-        .orderBy("created_at", "desc")
-        .orderBy("id", "desc")
-        .limit(limit + 1)
-        .execute();
-      const runs = rows.slice(0, limit).map((row) => toRunRecord(ctx, row));
-      const last = runs.at(-1);
-      return rows.length > limit && last ? { runs, next: last.id } : { runs };
+      if (query.tenantId !== undefined)
+        select = select.where("tenant_id", query.tenantId === null ? "is" : "=", query.tenantId);
+      const { rows, next } = await newestFirstPage(ctx, pagedRuns, select, query);
+      const runs = rows.map((row) => toRunRecord(ctx, row));
+      return next === undefined ? { runs } : { runs, next };
     },
     async listByStatus(statuses) {
       if (statuses.length === 0) return [];
