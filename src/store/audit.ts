@@ -2,7 +2,7 @@ import type { Selectable } from "kysely";
 import { newId } from "../core/ids.js";
 import { decodeJson, encodeJson, isoTime } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
-import { newestFirstPage, type PagedTable, type PageQuery } from "./paging.js";
+import { newestFirstPage, type PageQuery } from "./paging.js";
 import type { AuditEventsTable } from "./schema.js";
 
 /** What the audit log records: logins, token, user and secret changes, cancels. */
@@ -77,7 +77,7 @@ export interface AuditPage {
   next?: string;
 }
 
-const pagedAudit: PagedTable = { table: "audit_events", time: "at", noun: "audit entry" };
+const pagedAudit = { table: "audit_events", time: "at", noun: "audit entry" } as const;
 
 let lastId = "";
 

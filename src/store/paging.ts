@@ -10,13 +10,6 @@ export interface PageQuery {
   before?: string;
 }
 
-/** Where a newest-first list pages: its table, its time column, and what a row is called in errors. */
-export interface PagedTable {
-  table: "runs" | "audit_events";
-  time: "created_at" | "at";
-  noun: string;
-}
-
 function pageSize(limit: number | undefined): number {
   if (limit === undefined || !Number.isFinite(limit)) return 50;
   return Math.min(500, Math.max(1, Math.trunc(limit)));
@@ -25,11 +18,11 @@ function pageSize(limit: number | undefined): number {
 /**
  * One page of `select` (already filtered) by keyset, newest first: `time` desc, then `id` desc,
  * after the row `page.before` names. `next` is present when there are more. An unknown cursor is
- * INVALID_INPUT.
+ * INVALID_INPUT, naming the row it sought as `noun`.
  */
 export async function newestFirstPage<DB, TB extends keyof DB, O extends { id: string }>(
   ctx: StoreContext,
-  from: PagedTable,
+  from: { table: "runs" | "audit_events"; time: "created_at" | "at"; noun: string },
   select: SelectQueryBuilder<DB, TB, O>,
   page: PageQuery,
 ): Promise<{ rows: O[]; next?: string }> {

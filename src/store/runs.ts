@@ -4,7 +4,7 @@ import type { ErrorInfo, RunEvent, RunStatus, StepSummary, UnnumberedEvent } fro
 import { newRunId } from "../core/ids.js";
 import { decodeJson, encodeJson, int, isoTime, isoTimeOrNull } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
-import { newestFirstPage, type PagedTable } from "./paging.js";
+import { newestFirstPage } from "./paging.js";
 import { preparedStatement } from "./prepared.js";
 import { type EventRow, eventRow, insertEvents, type RunLogLimit } from "./run-events.js";
 import type {
@@ -21,7 +21,7 @@ import type {
 import type { RunsTable } from "./schema.js";
 import type { IfStatus } from "./types.js";
 
-const pagedRuns: PagedTable = { table: "runs", time: "created_at", noun: "run" };
+const pagedRuns = { table: "runs", time: "created_at", noun: "run" } as const;
 
 export function toRunRecord(ctx: StoreContext, row: Selectable<RunsTable>): RunRecord {
   const { replica_id, cancel_requested_at, log_max_bytes, log_rolling, log_bytes, log_cut, ...record } = row;
