@@ -1,4 +1,4 @@
-import { type Kysely, type RawBuilder, sql, type Updateable } from "kysely";
+import { type Kysely, type RawBuilder, type Selectable, sql, type Updateable } from "kysely";
 import { RunyardError } from "../core/errors.js";
 import type { RunEvent, UnnumberedEvent } from "../core/events.js";
 import { recordAgentUsage } from "./agent-usage.js";
@@ -17,24 +17,18 @@ import {
   insertEvents,
   type JobBatchRef,
   jobMustExist,
+  oneStatementMax,
   preparedRowsMax,
 } from "./run-events.js";
 import { type CutOutput, capRunLog, type RunLogState, rollingOverflow } from "./run-log-cap.js";
 import { runColumns } from "./runs.js";
 import type { Database, RunsTable } from "./schema.js";
 
-/** Events PostgreSQL stores with the run's new state in one statement at most (5 parameters each). */
-const oneStatementMax = 10_000;
-
 /** The run's row as the append reads it, locked until the transaction ends. */
-interface LockedRun {
-  last_seq: number | string;
-  log_max_bytes: number | string | null;
-  log_rolling: number;
-  log_bytes: number | string;
-  log_cut: string | null;
-  replica_id: string | null;
-}
+type LockedRun = Pick<
+  Selectable<RunsTable>,
+  "last_seq" | "log_max_bytes" | "log_rolling" | "log_bytes" | "log_cut" | "replica_id"
+>;
 
 /** What the append leaves on the run's row. */
 interface RunAfter {

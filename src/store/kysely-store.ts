@@ -100,12 +100,10 @@ const sealedColumns: ReadonlyArray<readonly [table: string, column: string]> = [
 async function checkSecretKey(db: Kysely<Database>, cipher: ColumnCipher): Promise<void> {
   let sealed: string | undefined;
   for (const [table, column] of sealedColumns) {
-    const row = await sql<{
-      value: string;
-    }>`select ${sql.ref(column)} as value from ${sql.table(table)} where ${sql.ref(column)} like 'enc1:%' limit 1`.execute(
-      db,
-    );
-    sealed = row.rows[0]?.value;
+    const { rows } = await sql<{ value: string }>`
+      select ${sql.ref(column)} as value from ${sql.table(table)}
+      where ${sql.ref(column)} like 'enc1:%' limit 1`.execute(db);
+    sealed = rows[0]?.value;
     if (sealed !== undefined) break;
   }
   if (sealed === undefined || !isSealed(sealed)) return;

@@ -9,6 +9,7 @@ import {
 import type pg from "pg";
 import type { Logger } from "../core/logger.js";
 import {
+  codeOf,
   connectionLost,
   type OutageClock,
   refusedByServer,
@@ -92,7 +93,7 @@ export function reconnectingPool(
     try {
       return await client.query({ name, text: sql, values: [...values] });
     } catch (error) {
-      if ((error as { code?: unknown }).code !== cachedPlanChanged) throw error;
+      if (codeOf(error) !== cachedPlanChanged) throw error;
       unnamed.add(name);
       return client.query(sql, [...values]);
     }
@@ -180,10 +181,7 @@ export function reconnectingPool(
     };
   };
 
-  return {
-    connect: async () => logical(await checkout()),
-    end: () => pool.end(),
-  };
+  return { connect: async () => logical(await checkout()), end: () => pool.end() };
 }
 
 /**

@@ -131,8 +131,8 @@ const insertChunk = 100;
  * PostgreSQL's prepared ones on each connection) stay few.
  */
 export const preparedRowsMax = 16;
-/** Events `events.append` stores in one statement on PostgreSQL at most (5 parameters each). */
-const oneStatementMax = 10_000;
+/** Events an append stores in one statement on PostgreSQL at most (5 parameters each). */
+export const oneStatementMax = 10_000;
 const defaultListLimit = 1000;
 const maxListLimit = 10_000;
 
@@ -491,9 +491,7 @@ export function runEventsRepo(ctx: StoreContext): Omit<RunEventsRepo, "appendFor
           throw new RunyardError(
             "INTERNAL",
             `stored event ${runId}#${int(row.seq)} does not match the event schema`,
-            {
-              details: parsed.error.issues,
-            },
+            { details: parsed.error.issues },
           );
         }
         return parsed.data;

@@ -4,6 +4,7 @@ import BetterSqlite3 from "better-sqlite3";
 import { Kysely, type SqliteDatabase, SqliteDialect } from "kysely";
 import { RunyardError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
+import { codeOf } from "./connection-loss.js";
 import { sqliteDialect } from "./dialect.js";
 import { createKyselyStore } from "./kysely-store.js";
 import type { Database } from "./schema.js";
@@ -76,7 +77,7 @@ function refuseUnreadableFile(path: string): void {
 
 /** SQLite's words for a file it cannot read as a database. */
 function isDamaged(error: unknown): boolean {
-  const code = (error as { code?: unknown }).code;
+  const code = codeOf(error);
   return code === "SQLITE_NOTADB" || code === "SQLITE_CORRUPT";
 }
 
