@@ -91,17 +91,11 @@ export function approvalsRepo(ctx: StoreContext): ApprovalsRepo {
           message: input.message,
           approvers: encodeJson(input.approvers),
           deadline: isoTime(input.deadline),
-          decision: null,
-          answered_by: null,
-          comment: null,
-          answered_at: null,
           created_at: isoTime(ctx.now()),
           required: input.required ?? 1,
           self_approval: input.self_approval === false ? 0 : 1,
           not_before: input.not_before ? isoTime(input.not_before) : null,
           form: input.form && input.form.length > 0 ? encodeJson(input.form) : null,
-          inputs: null,
-          approved_by: null,
         })
         .onConflict((conflict) => conflict.columns(["run_id", "step"]).doNothing())
         .execute();

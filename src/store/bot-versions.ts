@@ -66,11 +66,8 @@ export function botVersionsRepo(ctx: StoreContext): BotVersionsRepo {
           state: input.state,
           reason: input.reason,
           summary: encodeJson(input.summary),
-          image: null,
-          error: null,
           created_by: input.created_by ?? null,
           created_at: isoTime(ctx.now()),
-          finished_at: null,
         })
         .returningAll()
         .executeTakeFirstOrThrow();

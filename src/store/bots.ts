@@ -156,22 +156,11 @@ export function botsRepo(ctx: StoreContext): BotsRepo {
         mode: input.mode,
         spec: ctx.cipher.seal(encodeJson(input.spec)),
         state: input.state ?? "building",
-        runner_id: null,
-        container_id: null,
         image: input.image ?? null,
         restart_policy: input.restart_policy ?? "no",
-        exit_code: null,
-        last_logs: null,
-        error: null,
         created_at: now,
         updated_at: now,
-        started_at: null,
-        finished_at: null,
         expires_at: isoTime(input.expires_at),
-        run_id: null,
-        memory_bytes: null,
-        cpu_percent: null,
-        stats_at: null,
       };
       try {
         const row = await ctx.db.transaction().execute(async (trx) => {
