@@ -1,4 +1,6 @@
 import type { Selectable } from "kysely";
+import type { z } from "zod";
+import type { ApprovalFormInput as FormInputSchema } from "../core/events.js";
 import { decodeJson, encodeJson, isoTime } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
 import type { ApprovalsTable, ApprovalVotesTable } from "./schema.js";
@@ -23,14 +25,7 @@ export type ApprovalRecord = Omit<
 };
 
 /** One field of an approval's form, as stored. */
-export interface ApprovalFormInput {
-  name: string;
-  type: "string" | "number" | "boolean" | "choice";
-  options?: string[];
-  default?: string;
-  required: boolean;
-  description?: string;
-}
+export type ApprovalFormInput = z.infer<typeof FormInputSchema>;
 
 export type NewApproval = Pick<ApprovalRecord, "run_id" | "step" | "message" | "approvers" | "deadline"> &
   Partial<Pick<ApprovalRecord, "required" | "self_approval" | "not_before" | "form">>;

@@ -41,6 +41,19 @@ export interface StoreContext {
   cipher: ColumnCipher;
 }
 
+/** Runs a write whose unique key may be taken already: that violation is thrown as `taken(cause)`. */
+export async function writeUnique<T>(
+  ctx: Pick<StoreContext, "dialect">,
+  write: () => Promise<T>,
+  taken: (cause: unknown) => Error,
+): Promise<T> {
+  try {
+    return await write();
+  } catch (error) {
+    throw ctx.dialect.constraintViolation(error) === "unique" ? taken(error) : error;
+  }
+}
+
 export const sqliteDialect: StoreDialect = {
   name: "sqlite",
   lockClaimCandidate: (query) => query,

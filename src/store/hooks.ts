@@ -1,7 +1,7 @@
 import type { Selectable } from "kysely";
 import { RunyardError } from "../core/errors.js";
 import { decodeJson, encodeJson, isoTime, tenantKey, tenantOf } from "./columns.js";
-import type { StoreContext } from "./dialect.js";
+import { type StoreContext, writeUnique } from "./dialect.js";
 import type { HooksTable } from "./schema.js";
 
 /** A signed webhook as anyone who may see it sees it: never its secret. */
@@ -77,21 +77,20 @@ export function hooksRepo(ctx: StoreContext): HooksRepo {
         created_at: isoTime(ctx.now()),
         created_by: input.created_by,
       };
-      try {
-        await ctx.db
-          .insertInto("hooks")
-          .values({ ...row, secret: ctx.cipher.seal(input.secret) })
-          .execute();
-      } catch (error) {
-        if (ctx.dialect.constraintViolation(error) === "unique") {
-          // Names are unique within a tenant: the hook in the way is the caller's tenant's own.
-          throw new RunyardError("CONFLICT", `a hook named ${input.name} exists already`, {
+      await writeUnique(
+        ctx,
+        () =>
+          ctx.db
+            .insertInto("hooks")
+            .values({ ...row, secret: ctx.cipher.seal(input.secret) })
+            .execute(),
+        // Names are unique within a tenant: the hook in the way is the caller's tenant's own.
+        (cause) =>
+          new RunyardError("CONFLICT", `a hook named ${input.name} exists already`, {
             hint: `Pick another name, or remove that hook first (\`runyard hook rm ${input.name}\`).`,
-            cause: error,
-          });
-        }
-        throw error;
-      }
+            cause,
+          }),
+      );
       return toHookRecord(row);
     },
     async get(tenantId, name) {

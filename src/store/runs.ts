@@ -3,7 +3,7 @@ import { RunyardError } from "../core/errors.js";
 import type { ErrorInfo, RunEvent, RunStatus, StepSummary, UnnumberedEvent } from "../core/events.js";
 import { newRunId } from "../core/ids.js";
 import { decodeJson, encodeJson, int, isoTime, isoTimeOrNull } from "./columns.js";
-import type { StoreContext } from "./dialect.js";
+import { type StoreContext, writeUnique } from "./dialect.js";
 import { newestFirstPage } from "./paging.js";
 import { preparedStatement } from "./prepared.js";
 import { type EventRow, eventRow, insertEvents, type RunLogLimit } from "./run-events.js";
@@ -101,18 +101,16 @@ function newRun(
 }
 
 /** Stores a new run; one whose id is taken already is a CONFLICT. */
-async function storingNew(ctx: StoreContext, id: string, insert: () => Promise<unknown>): Promise<void> {
-  try {
-    await insert();
-  } catch (error) {
-    if (ctx.dialect.constraintViolation(error) === "unique") {
-      throw new RunyardError("CONFLICT", `run ${id} exists already`, {
+function storingNew(ctx: StoreContext, id: string, insert: () => Promise<unknown>): Promise<unknown> {
+  return writeUnique(
+    ctx,
+    insert,
+    (cause) =>
+      new RunyardError("CONFLICT", `run ${id} exists already`, {
         hint: "Give a new run id, or none to get a generated one.",
-        cause: error,
-      });
-    }
-    throw error;
-  }
+        cause,
+      }),
+  );
 }
 
 const insertRun = preparedStatement((ctx, row: Insertable<RunsTable>) =>
