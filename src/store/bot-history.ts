@@ -46,8 +46,6 @@ export interface BotHistoryRepo {
   notified(id: string, error: string | null): Promise<void>;
   /** A bot's episodes, newest first. */
   alerts(botId: string, limit?: number): Promise<BotAlertRecord[]>;
-  /** Everything of a bot (it was removed). */
-  forget(botId: string): Promise<void>;
 }
 
 function toSample(row: Record<string, unknown>): BotSample {
@@ -209,10 +207,6 @@ export function botHistoryRepo(ctx: StoreContext): BotHistoryRepo {
         .orderBy("started_at", "desc")
         .limit(limit)
         .execute();
-    },
-    async forget(botId) {
-      await ctx.db.deleteFrom("bot_samples").where("bot_id", "=", botId).execute();
-      await ctx.db.deleteFrom("bot_alerts").where("bot_id", "=", botId).execute();
     },
   };
 }
