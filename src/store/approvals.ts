@@ -61,14 +61,18 @@ function toVote(row: Selectable<ApprovalVotesTable>): ApprovalVoteRecord {
 
 /** Approval steps' waits and answers, one per run and step. */
 export interface ApprovalsRepo {
-  /** Records a wait; a step that has one already keeps it (and its deadline), which is returned. */
+  /** Records a wait and returns it; a step that has one (a resumed engine opens it again) keeps that one. */
   open(input: NewApproval): Promise<ApprovalRecord>;
   get(runId: string, step: string): Promise<ApprovalRecord | undefined>;
-  /** Stores the answer if the wait has none yet; undefined when it was answered already (or never opened). */
+  /**
+   * Stores the answer if the wait has none yet, in one statement: two answers (two approvers, or an
+   * approver and the deadline, on any replicas) never both count. Undefined when it was answered
+   * already (or never opened).
+   */
   answer(runId: string, step: string, answer: ApprovalAnswerInput): Promise<ApprovalRecord | undefined>;
   /** A run's waits, in the order they were opened. */
   listForRun(runId: string): Promise<ApprovalRecord[]>;
-  /** Stores an approver's answer; undefined when they answered the step already. */
+  /** Stores an approver's answer; undefined when they answered the step already (the key decides). */
   vote(vote: Omit<ApprovalVoteRecord, "answered_at">): Promise<ApprovalVoteRecord | undefined>;
   /** A step's approvers' answers, in the order they came. */
   votes(runId: string, step: string): Promise<ApprovalVoteRecord[]>;
@@ -76,7 +80,6 @@ export interface ApprovalsRepo {
 
 export function approvalsRepo(ctx: StoreContext): ApprovalsRepo {
   const repo: ApprovalsRepo = {
-    /** Inserts the wait unless the step has one: a resumed engine opens it again and keeps the first. */
     async open(input) {
       await ctx.db
         .insertInto("approvals")
@@ -107,10 +110,6 @@ export function approvalsRepo(ctx: StoreContext): ApprovalsRepo {
         .executeTakeFirst();
       return row && toRecord(row);
     },
-    /**
-     * One statement per dialect: the answer lands only on a wait not answered yet, so two answers
-     * (two approvers, or an approver and the deadline, on any replicas) can never both count.
-     */
     async answer(runId, step, answer) {
       const row = await ctx.db
         .updateTable("approvals")
@@ -139,10 +138,6 @@ export function approvalsRepo(ctx: StoreContext): ApprovalsRepo {
         .execute();
       return rows.map(toRecord);
     },
-    /**
-     * Stores one approver's answer; undefined when that approver answered the step already. The
-     * primary key (run, step, approver) decides, in one statement per dialect, on any replica.
-     */
     async vote(vote) {
       const row = await ctx.db
         .insertInto("approval_votes")

@@ -150,7 +150,6 @@ export function auditRepo(ctx: StoreContext): AuditRepo {
       await ctx.db.insertInto("audit_events").values(row).execute();
       return toAuditEvent(row);
     },
-    /** One statement per dialect: insert the tally, or replace the details (its count) of the stored one. */
     async tally(id, input) {
       const row = auditRow(ctx, id, input);
       await ctx.db

@@ -74,11 +74,49 @@ export async function createKyselyStore(
     await opts.heartbeatDb?.destroy();
     throw error;
   }
-  return storeOver(
-    { db, dialect, now: opts.now ?? (() => new Date()), cipher },
-    opts.outages ?? neverLost,
-    opts.heartbeatDb,
-  );
+  const ctx: StoreContext = { db, dialect, now: opts.now ?? (() => new Date()), cipher };
+  const heartbeatDb = opts.heartbeatDb;
+  let closed = false;
+  // The one place the repositories are put together; they share the context and nothing else.
+  return {
+    runs: runsRepo(ctx),
+    events: {
+      ...runEventsRepo(ctx),
+      appendForRun: (runId, events, opts) => appendRunEvents(ctx, runId, events, opts),
+    },
+    jobs: jobsRepo(ctx),
+    runners: runnersRepo(ctx),
+    tokens: tokensRepo(ctx),
+    users: usersRepo(ctx),
+    sessions: sessionsRepo(ctx),
+    serverKeys: serverKeysRepo(ctx),
+    secrets: secretsRepo(ctx),
+    bots: botsRepo(ctx),
+    botVersions: botVersionsRepo(ctx),
+    botHistory: botHistoryRepo(ctx),
+    tenantBotAlerts: tenantBotAlertsRepo(ctx),
+    botHookHits: botHookHitsRepo(ctx),
+    artifacts: artifactsRepo(ctx),
+    audit: auditRepo(ctx),
+    approvals: approvalsRepo(ctx),
+    fleet: fleetRepo(ctx, heartbeatDb ? { ...ctx, db: heartbeatDb } : ctx),
+    concurrency: concurrencySlotsRepo(ctx),
+    hooks: hooksRepo(ctx),
+    idempotencyKeys: idempotencyKeysRepo(ctx),
+    forges: forgesRepo(ctx),
+    savedWorkflows: savedWorkflowsRepo(ctx),
+    schedules: schedulesRepo(ctx),
+    agentUsage: agentUsageRepo(ctx),
+    budgets: budgetsRepo(ctx),
+    spendReservations: spendReservationsRepo(ctx),
+    outages: opts.outages ?? neverLost,
+    async close() {
+      if (closed) return;
+      closed = true;
+      await ctx.db.destroy();
+      await heartbeatDb?.destroy();
+    },
+  };
 }
 
 /**
@@ -114,48 +152,4 @@ async function checkSecretKey(db: Kysely<Database>, cipher: ColumnCipher): Promi
     );
   }
   cipher.open(sealed);
-}
-
-/** The one place the repositories are put together; they share the context and nothing else. */
-function storeOver(ctx: StoreContext, outages: StoreOutages, heartbeatDb?: Kysely<Database>): Store {
-  let closed = false;
-  return {
-    runs: runsRepo(ctx),
-    events: {
-      ...runEventsRepo(ctx),
-      appendForRun: (runId, events, opts) => appendRunEvents(ctx, runId, events, opts),
-    },
-    jobs: jobsRepo(ctx),
-    runners: runnersRepo(ctx),
-    tokens: tokensRepo(ctx),
-    users: usersRepo(ctx),
-    sessions: sessionsRepo(ctx),
-    serverKeys: serverKeysRepo(ctx),
-    secrets: secretsRepo(ctx),
-    bots: botsRepo(ctx),
-    botVersions: botVersionsRepo(ctx),
-    botHistory: botHistoryRepo(ctx),
-    tenantBotAlerts: tenantBotAlertsRepo(ctx),
-    botHookHits: botHookHitsRepo(ctx),
-    artifacts: artifactsRepo(ctx),
-    audit: auditRepo(ctx),
-    approvals: approvalsRepo(ctx),
-    fleet: fleetRepo(ctx, heartbeatDb ? { ...ctx, db: heartbeatDb } : ctx),
-    concurrency: concurrencySlotsRepo(ctx),
-    hooks: hooksRepo(ctx),
-    idempotencyKeys: idempotencyKeysRepo(ctx),
-    forges: forgesRepo(ctx),
-    savedWorkflows: savedWorkflowsRepo(ctx),
-    schedules: schedulesRepo(ctx),
-    agentUsage: agentUsageRepo(ctx),
-    budgets: budgetsRepo(ctx),
-    spendReservations: spendReservationsRepo(ctx),
-    outages,
-    async close() {
-      if (closed) return;
-      closed = true;
-      await ctx.db.destroy();
-      await heartbeatDb?.destroy();
-    },
-  };
 }

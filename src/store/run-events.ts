@@ -335,7 +335,10 @@ export interface RunEventsRepo {
   ): Promise<AppendedRunEvents>;
   /** A run's events ascending by seq, parsed with the `RunEvent` schema. */
   list(runId: string, query?: ListEventsQuery): Promise<RunEvent[]>;
-  /** As `list` with `after` and `limit`, each event as its stored JSON text (not parsed). */
+  /**
+   * As `list` with `after` and `limit`, each event as its stored JSON text, not parsed: what streams
+   * them on unchanged (SSE) reads them so, at no cost per byte (they were checked when stored).
+   */
   listSerialized(
     runId: string,
     query?: Pick<ListEventsQuery, "after" | "limit">,
@@ -419,10 +422,6 @@ export function runEventsRepo(ctx: StoreContext): Omit<RunEventsRepo, "appendFor
         return parsed.data;
       });
     },
-    /**
-     * Stored events as their stored JSON text, not parsed: what streams them on unchanged reads them
-     * so (SSE), at no cost per byte. They were checked against the event schema when stored.
-     */
     async listSerialized(runId, query = {}) {
       const { rows } = await selectSerialized(ctx, { runId, ...listPage(query) });
       return rows.map((row) => ({ seq: int(row.seq), type: row.type, json: row.data }));

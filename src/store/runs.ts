@@ -176,8 +176,9 @@ export interface RunsRepo {
   /** Stores a new run and returns it. */
   create(input: NewRun): Promise<RunRecord>;
   /**
-   * Stores a new run with its first event (`run.queued`) as seq 1, in one transaction; `logLimit`
-   * is the cap its later appends keep to (`events.appendForRun` records it on a first write).
+   * Stores a new run with its first event (`run.queued`) as seq 1, in one transaction of two
+   * statements (`create` then `events.appendForRun` take five); `logLimit` is the cap its later
+   * appends keep to, recorded on the row at once.
    * Answers the event as stored, and as the JSON text it was stored as.
    */
   createWithEvent(
@@ -222,11 +223,6 @@ export function runsRepo(ctx: StoreContext): RunsRepo {
       await storingNew(ctx, record.id, () => insertRun(ctx, row));
       return record;
     },
-    /**
-     * One transaction: the run's row, already saying seq 1 and the log cap later appends keep to,
-     * and its first event as seq 1. What `create` and then `events.appendForRun` of that event do,
-     * in two statements instead of five.
-     */
     async createWithEvent(input, first, logLimit) {
       const { record, row } = newRun(ctx, input, {
         last_seq: 1,
