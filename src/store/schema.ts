@@ -1,7 +1,8 @@
 import type { ColumnType } from "kysely";
 import type { RunKind, RunStatus } from "../core/events.js";
+import type { JobKind } from "../core/jobs/index.js";
 import type { RunTrigger } from "../core/run-trigger.js";
-import type { JobStatus, JobType } from "./job-records.js";
+import type { JobStatus } from "./job-records.js";
 import type { RunnerIsolation, RunnerStatus } from "./runners.js";
 import type {
   BotAlertsTable,
@@ -100,7 +101,7 @@ export interface RunEventsTable {
 export interface JobsTable {
   id: string;
   run_id: string;
-  type: JobType;
+  type: JobKind;
   status: JobStatus;
   req_group: string | null;
   req_tenant_id: string | null;

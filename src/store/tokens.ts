@@ -150,8 +150,8 @@ export function tokensRepo(ctx: StoreContext): TokensRepo {
       let select = ctx.db.selectFrom("tokens").select(recordColumns);
       if (kind !== undefined) select = select.where("kind", "=", kind);
       if (userId !== undefined) select = select.where("user_id", "=", userId);
-      if (tenantId === null) select = select.where("tenant_id", "is", null);
-      else if (tenantId !== undefined) select = select.where("tenant_id", "=", tenantId);
+      if (tenantId !== undefined)
+        select = select.where("tenant_id", tenantId === null ? "is" : "=", tenantId);
       return select.orderBy("created_at").orderBy("id").execute();
     },
     async revoke(id) {
