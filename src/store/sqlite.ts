@@ -40,9 +40,7 @@ export const inMemoryWarning =
  * Open a file from one process only: the server owns it.
  */
 export async function openSqliteStore(path: string, opts: SqliteStoreOptions = {}): Promise<Store> {
-  mkdirSync(dirname(resolve(path)), { recursive: true });
-  refuseUnreadableFile(path);
-  return openSqlite(path, opts);
+  return openSqlite(openSqliteDatabase(path, opts), path, opts);
 }
 
 const sqliteHeader = Buffer.from("SQLite format 3\u0000", "latin1");
@@ -93,11 +91,10 @@ function damaged(filename: string, error: unknown): RunyardError {
 export async function openMemoryStore(opts: MemoryStoreOptions = {}): Promise<Store> {
   const warn = opts.warn ?? ((message: string) => process.stderr.write(`runyard: warning: ${message}\n`));
   warn(inMemoryWarning);
-  return openSqlite(":memory:", opts);
+  return openSqlite(sqliteKysely(":memory:", {}), ":memory:", opts);
 }
 
-async function openSqlite(filename: string, opts: SqliteStoreOptions): Promise<Store> {
-  const db = sqliteKysely(filename, opts);
+async function openSqlite(db: Kysely<Database>, filename: string, opts: SqliteStoreOptions): Promise<Store> {
   try {
     return await createKyselyStore(db, sqliteDialect, opts);
   } catch (error) {
