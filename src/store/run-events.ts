@@ -222,15 +222,6 @@ export function fenced(runId: string, replicaId: string): RunyardError {
   );
 }
 
-/** Each run's highest seq among `events`. */
-function lastSeqsOf(events: readonly RunEvent[]): Map<string, number> {
-  const lastSeqs = new Map<string, number>();
-  for (const event of events) {
-    if (event.seq > (lastSeqs.get(event.run_id) ?? 0)) lastSeqs.set(event.run_id, event.seq);
-  }
-  return lastSeqs;
-}
-
 const selectEvents = preparedStatement(
   (
     ctx,
@@ -384,7 +375,10 @@ export function runEventsRepo(ctx: StoreContext): Omit<RunEventsRepo, "appendFor
               .executeTakeFirst();
             inserted += Number(result.numInsertedOrUpdatedRows ?? 0n);
           }
-          for (const [runId, seq] of lastSeqsOf(events)) {
+          const lastSeqs = new Map<string, number>();
+          for (const event of events)
+            lastSeqs.set(event.run_id, Math.max(event.seq, lastSeqs.get(event.run_id) ?? 0));
+          for (const [runId, seq] of lastSeqs) {
             await trx
               .updateTable("runs")
               .set({ last_seq: seq })
