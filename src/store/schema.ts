@@ -15,11 +15,7 @@ import type {
 import type { TokenKind } from "./tokens.js";
 import type { UserRole } from "./users.js";
 
-/*
- * Kysely table types, as the migrations create them. Only portable column types are used:
- * text, integer, bigint, real. JSON is text (`encodeJson`/`decodeJson` of columns.ts), timestamps
- * are ISO-8601 UTC text (`isoTime`), so the same schema works on SQLite and PostgreSQL.
- */
+/* Kysely table types, as the migrations create them, in the portable columns of columns.ts. */
 
 /** A bigint column: node-postgres returns int8 as a string, SQLite as a number; read it with `int`. */
 type Int8 = ColumnType<number | string, number | undefined, number>;
