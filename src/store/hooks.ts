@@ -66,6 +66,7 @@ export interface HooksRepo {
 }
 
 export function hooksRepo(ctx: StoreContext): HooksRepo {
+  const records = () => ctx.db.selectFrom("hooks").select(recordColumns);
   const repo: HooksRepo = {
     async create(input) {
       const row = {
@@ -94,20 +95,14 @@ export function hooksRepo(ctx: StoreContext): HooksRepo {
       return toHookRecord(row);
     },
     async get(tenantId, name) {
-      const row = await ctx.db
-        .selectFrom("hooks")
-        .select(recordColumns)
+      const row = await records()
         .where("tenant_id", "=", tenantKey(tenantId))
         .where("name", "=", name)
         .executeTakeFirst();
       return row && toHookRecord(row);
     },
     async byId(id) {
-      const row = await ctx.db
-        .selectFrom("hooks")
-        .select(recordColumns)
-        .where("id", "=", id)
-        .executeTakeFirst();
+      const row = await records().where("id", "=", id).executeTakeFirst();
       return row && toHookRecord(row);
     },
     async secret(id) {
@@ -115,7 +110,7 @@ export function hooksRepo(ctx: StoreContext): HooksRepo {
       return row && ctx.cipher.open(row.secret);
     },
     async list(tenantId) {
-      let select = ctx.db.selectFrom("hooks").select(recordColumns);
+      let select = records();
       if (tenantId !== undefined) select = select.where("tenant_id", "=", tenantKey(tenantId));
       return (await select.orderBy("name").orderBy("tenant_id").execute()).map(toHookRecord);
     },
