@@ -204,7 +204,6 @@ export interface ServerKeysTable {
   created_at: string;
 }
 
-/** Sessions logged out before their expiry (the JWT's `jti`); rows past `expires_at` are pruned. */
 /** Whose a revoked API token was (null: a token of no user), kept once its `tokens` row is gone. */
 export interface RevokedTokensTable {
   id: string;
@@ -212,6 +211,7 @@ export interface RevokedTokensTable {
   revoked_at: string;
 }
 
+/** Sessions logged out before their expiry (the JWT's `jti`); rows past `expires_at` are pruned. */
 export interface RevokedSessionsTable {
   id: string;
   user_id: string;
