@@ -10,9 +10,10 @@ export interface PageQuery {
   before?: string;
 }
 
-function pageSize(limit: number | undefined): number {
-  if (limit === undefined || !Number.isFinite(limit)) return 50;
-  return Math.min(500, Math.max(1, Math.trunc(limit)));
+/** A page's size: `limit` as a whole number from 1 to `max`, `byDefault` when none is given. */
+export function pageSize(limit: number | undefined, byDefault = 50, max = 500): number {
+  if (limit === undefined || !Number.isFinite(limit)) return byDefault;
+  return Math.min(max, Math.max(1, Math.trunc(limit)));
 }
 
 /**

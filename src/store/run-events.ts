@@ -3,6 +3,7 @@ import { RunyardError } from "../core/errors.js";
 import { RunEvent, type UnnumberedEvent } from "../core/events.js";
 import { int, isoTime } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
+import { pageSize } from "./paging.js";
 import { type PreparingContext, preparedStatement } from "./prepared.js";
 import type { RunPatch } from "./run-records.js";
 import type { Database } from "./schema.js";
@@ -133,15 +134,10 @@ const insertChunk = 100;
 export const preparedRowsMax = 16;
 /** Events `events.appendForRun` stores in one statement on PostgreSQL at most (5 parameters each). */
 export const oneStatementMax = 10_000;
-const defaultListLimit = 1000;
-const maxListLimit = 10_000;
-
 /** A list's `limit` (default 1000, at most 10000) and `after` (default 0), whatever was asked. */
 function listPage(query: Pick<ListEventsQuery, "after" | "limit">): { limit: number; after: number } {
-  const limit = Number.isFinite(query.limit)
-    ? Math.min(maxListLimit, Math.max(1, Math.trunc(query.limit ?? defaultListLimit)))
-    : defaultListLimit;
-  return { limit, after: Number.isFinite(query.after) ? (query.after ?? 0) : 0 };
+  const after = Number.isFinite(query.after) ? (query.after ?? 0) : 0;
+  return { limit: pageSize(query.limit, 1000, 10_000), after };
 }
 
 /** A stored event's row. */
