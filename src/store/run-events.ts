@@ -218,18 +218,11 @@ export function fenced(runId: string, replicaId: string): RunyardError {
   );
 }
 
+/** A page of a run's events, by seq. */
+type EventsPage = { runId: string; after: number; limit: number };
+
 const selectEvents = preparedStatement(
-  (
-    ctx,
-    v: {
-      runId: string;
-      after: number;
-      limit: number;
-      types: readonly string[] | null;
-      before: number | null;
-    },
-    input,
-  ) => {
+  (ctx, v: EventsPage & { types: readonly string[] | null; before: number | null }, input) => {
     const select = ctx.db
       .selectFrom("run_events")
       .select(["seq", "data"])
@@ -248,7 +241,7 @@ const selectEvents = preparedStatement(
   (input) => `${input.types === null ? "all" : "types"}|${input.before === null ? "first" : "before"}`,
 );
 
-const selectSerialized = preparedStatement((ctx, v: { runId: string; after: number; limit: number }) =>
+const selectSerialized = preparedStatement((ctx, v: EventsPage) =>
   ctx.db
     .selectFrom("run_events")
     .select(["seq", "type", "data"])
