@@ -79,51 +79,6 @@ export async function recordAgentUsage(
     .execute();
 }
 
-/** One statement: `select substr(at,1,10) day, ..., sum(...) from agent_usage where ... group by ...`. */
-async function sumUsage(ctx: StoreContext, filter: AgentUsageFilter): Promise<AgentUsageSum[]> {
-  let query = ctx.db
-    .selectFrom("agent_usage")
-    .select([
-      sql<string>`substr(at, 1, 10)`.as("day"),
-      "tenant_id",
-      "user_id",
-      "agent",
-      "model",
-      sql<number | string>`sum(input_tokens)`.as("input_tokens"),
-      sql<number | string>`sum(output_tokens)`.as("output_tokens"),
-      sql<number | string>`sum(coalesce(cost_usd, 0))`.as("reported_usd"),
-      sql<number | string>`sum(case when cost_usd is null then input_tokens else 0 end)`.as(
-        "unpriced_input_tokens",
-      ),
-      sql<number | string>`sum(case when cost_usd is null then output_tokens else 0 end)`.as(
-        "unpriced_output_tokens",
-      ),
-      sql<number | string>`count(*)`.as("events"),
-    ])
-    .groupBy([sql`substr(at, 1, 10)`, "tenant_id", "user_id", "agent", "model"])
-    .orderBy(sql`substr(at, 1, 10)`);
-  if (filter.tenantId !== undefined) query = query.where("tenant_id", "=", filter.tenantId);
-  if (filter.userId !== undefined) query = query.where("user_id", "=", filter.userId);
-  if (filter.since !== undefined) query = query.where("at", ">=", filter.since);
-  if (filter.until !== undefined) query = query.where("at", "<", filter.until);
-  if (filter.runId !== undefined) query = query.where("run_id", "=", filter.runId);
-  if (filter.afterSeq !== undefined) query = query.where("seq", ">", filter.afterSeq);
-  const rows = await query.execute();
-  return rows.map((row) => ({
-    day: row.day,
-    tenant_id: row.tenant_id,
-    user_id: row.user_id,
-    agent: row.agent,
-    model: row.model,
-    input_tokens: int(row.input_tokens),
-    output_tokens: int(row.output_tokens),
-    reported_usd: Number(row.reported_usd),
-    unpriced_input_tokens: int(row.unpriced_input_tokens),
-    unpriced_output_tokens: int(row.unpriced_output_tokens),
-    events: int(row.events),
-  }));
-}
-
 /** The agents' usage, as their `agent.usage` events reported it (see `recordAgentUsage`). */
 export interface AgentUsageRepo {
   /** Usage summed per UTC day, tenant, user, agent and model, oldest day first. */
@@ -131,5 +86,49 @@ export interface AgentUsageRepo {
 }
 
 export function agentUsageRepo(ctx: StoreContext): AgentUsageRepo {
-  return { sum: (filter) => sumUsage(ctx, filter) };
+  return {
+    async sum(filter) {
+      let query = ctx.db
+        .selectFrom("agent_usage")
+        .select([
+          sql<string>`substr(at, 1, 10)`.as("day"),
+          "tenant_id",
+          "user_id",
+          "agent",
+          "model",
+          sql<number | string>`sum(input_tokens)`.as("input_tokens"),
+          sql<number | string>`sum(output_tokens)`.as("output_tokens"),
+          sql<number | string>`sum(coalesce(cost_usd, 0))`.as("reported_usd"),
+          sql<number | string>`sum(case when cost_usd is null then input_tokens else 0 end)`.as(
+            "unpriced_input_tokens",
+          ),
+          sql<number | string>`sum(case when cost_usd is null then output_tokens else 0 end)`.as(
+            "unpriced_output_tokens",
+          ),
+          sql<number | string>`count(*)`.as("events"),
+        ])
+        .groupBy([sql`substr(at, 1, 10)`, "tenant_id", "user_id", "agent", "model"])
+        .orderBy(sql`substr(at, 1, 10)`);
+      if (filter.tenantId !== undefined) query = query.where("tenant_id", "=", filter.tenantId);
+      if (filter.userId !== undefined) query = query.where("user_id", "=", filter.userId);
+      if (filter.since !== undefined) query = query.where("at", ">=", filter.since);
+      if (filter.until !== undefined) query = query.where("at", "<", filter.until);
+      if (filter.runId !== undefined) query = query.where("run_id", "=", filter.runId);
+      if (filter.afterSeq !== undefined) query = query.where("seq", ">", filter.afterSeq);
+      const rows = await query.execute();
+      return rows.map((row) => ({
+        day: row.day,
+        tenant_id: row.tenant_id,
+        user_id: row.user_id,
+        agent: row.agent,
+        model: row.model,
+        input_tokens: int(row.input_tokens),
+        output_tokens: int(row.output_tokens),
+        reported_usd: Number(row.reported_usd),
+        unpriced_input_tokens: int(row.unpriced_input_tokens),
+        unpriced_output_tokens: int(row.unpriced_output_tokens),
+        events: int(row.events),
+      }));
+    },
+  };
 }

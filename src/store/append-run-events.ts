@@ -1,4 +1,4 @@
-import { type Kysely, type RawBuilder, sql, type Updateable } from "kysely";
+import { type RawBuilder, type Selectable, sql, type Updateable } from "kysely";
 import { RunyardError } from "../core/errors.js";
 import type { RunEvent, UnnumberedEvent } from "../core/events.js";
 import { recordAgentUsage } from "./agent-usage.js";
@@ -17,24 +17,18 @@ import {
   insertEvents,
   type JobBatchRef,
   jobMustExist,
+  oneStatementMax,
   preparedRowsMax,
 } from "./run-events.js";
 import { type CutOutput, capRunLog, type RunLogState, rollingOverflow } from "./run-log-cap.js";
 import { runColumns } from "./runs.js";
-import type { Database, RunsTable } from "./schema.js";
-
-/** Events PostgreSQL stores with the run's new state in one statement at most (5 parameters each). */
-const oneStatementMax = 10_000;
+import type { RunsTable } from "./schema.js";
 
 /** The run's row as the append reads it, locked until the transaction ends. */
-interface LockedRun {
-  last_seq: number | string;
-  log_max_bytes: number | string | null;
-  log_rolling: number;
-  log_bytes: number | string;
-  log_cut: string | null;
-  replica_id: string | null;
-}
+type LockedRun = Pick<
+  Selectable<RunsTable>,
+  "last_seq" | "log_max_bytes" | "log_rolling" | "log_bytes" | "log_cut" | "replica_id"
+>;
 
 /** What the append leaves on the run's row. */
 interface RunAfter {
@@ -186,7 +180,8 @@ async function lockRun(
     const run = result.rows[0];
     if (run) return run;
     // No row: the run does not exist (then the transaction rolls back), or the batch was stored.
-    if (!(await runExists(ctx.db, runId))) throw runNotFound(runId);
+    const known = await ctx.db.selectFrom("runs").select("id").where("id", "=", runId).executeTakeFirst();
+    if (!known) throw runNotFound(runId);
     await jobMustExist(ctx.db, job.id);
     return "duplicate";
   }
@@ -298,10 +293,6 @@ const updateRun = preparedStatement(
     sql`update runs set ${runRowAssignments(v, input)} where id = ${v.runId}`.compile(ctx.db),
   startedShape,
 );
-
-async function runExists(db: Kysely<Database>, runId: string): Promise<boolean> {
-  return (await db.selectFrom("runs").select("id").where("id", "=", runId).executeTakeFirst()) !== undefined;
-}
 
 function runNotFound(runId: string): RunyardError {
   return new RunyardError("NOT_FOUND", `events for a run that does not exist (${runId})`);

@@ -1,4 +1,6 @@
 import type { Selectable } from "kysely";
+import type { z } from "zod";
+import type { ApprovalFormInput as FormInputSchema } from "../core/events.js";
 import { decodeJson, encodeJson, isoTime } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
 import type { ApprovalsTable, ApprovalVotesTable } from "./schema.js";
@@ -23,14 +25,7 @@ export type ApprovalRecord = Omit<
 };
 
 /** One field of an approval's form, as stored. */
-export interface ApprovalFormInput {
-  name: string;
-  type: "string" | "number" | "boolean" | "choice";
-  options?: string[];
-  default?: string;
-  required: boolean;
-  description?: string;
-}
+export type ApprovalFormInput = z.infer<typeof FormInputSchema>;
 
 export type NewApproval = Pick<ApprovalRecord, "run_id" | "step" | "message" | "approvers" | "deadline"> &
   Partial<Pick<ApprovalRecord, "required" | "self_approval" | "not_before" | "form">>;
@@ -66,14 +61,18 @@ function toVote(row: Selectable<ApprovalVotesTable>): ApprovalVoteRecord {
 
 /** Approval steps' waits and answers, one per run and step. */
 export interface ApprovalsRepo {
-  /** Records a wait; a step that has one already keeps it (and its deadline), which is returned. */
+  /** Records a wait and returns it; a step that has one (a resumed engine opens it again) keeps that one. */
   open(input: NewApproval): Promise<ApprovalRecord>;
   get(runId: string, step: string): Promise<ApprovalRecord | undefined>;
-  /** Stores the answer if the wait has none yet; undefined when it was answered already (or never opened). */
+  /**
+   * Stores the answer if the wait has none yet, in one statement: two answers (two approvers, or an
+   * approver and the deadline, on any replicas) never both count. Undefined when it was answered
+   * already (or never opened).
+   */
   answer(runId: string, step: string, answer: ApprovalAnswerInput): Promise<ApprovalRecord | undefined>;
   /** A run's waits, in the order they were opened. */
   listForRun(runId: string): Promise<ApprovalRecord[]>;
-  /** Stores an approver's answer; undefined when they answered the step already. */
+  /** Stores an approver's answer; undefined when they answered the step already (the key decides). */
   vote(vote: Omit<ApprovalVoteRecord, "answered_at">): Promise<ApprovalVoteRecord | undefined>;
   /** A step's approvers' answers, in the order they came. */
   votes(runId: string, step: string): Promise<ApprovalVoteRecord[]>;
@@ -81,7 +80,6 @@ export interface ApprovalsRepo {
 
 export function approvalsRepo(ctx: StoreContext): ApprovalsRepo {
   const repo: ApprovalsRepo = {
-    /** Inserts the wait unless the step has one: a resumed engine opens it again and keeps the first. */
     async open(input) {
       await ctx.db
         .insertInto("approvals")
@@ -91,17 +89,11 @@ export function approvalsRepo(ctx: StoreContext): ApprovalsRepo {
           message: input.message,
           approvers: encodeJson(input.approvers),
           deadline: isoTime(input.deadline),
-          decision: null,
-          answered_by: null,
-          comment: null,
-          answered_at: null,
           created_at: isoTime(ctx.now()),
           required: input.required ?? 1,
           self_approval: input.self_approval === false ? 0 : 1,
           not_before: input.not_before ? isoTime(input.not_before) : null,
           form: input.form && input.form.length > 0 ? encodeJson(input.form) : null,
-          inputs: null,
-          approved_by: null,
         })
         .onConflict((conflict) => conflict.columns(["run_id", "step"]).doNothing())
         .execute();
@@ -118,10 +110,6 @@ export function approvalsRepo(ctx: StoreContext): ApprovalsRepo {
         .executeTakeFirst();
       return row && toRecord(row);
     },
-    /**
-     * One statement per dialect: the answer lands only on a wait not answered yet, so two answers
-     * (two approvers, or an approver and the deadline, on any replicas) can never both count.
-     */
     async answer(runId, step, answer) {
       const row = await ctx.db
         .updateTable("approvals")
@@ -150,10 +138,6 @@ export function approvalsRepo(ctx: StoreContext): ApprovalsRepo {
         .execute();
       return rows.map(toRecord);
     },
-    /**
-     * Stores one approver's answer; undefined when that approver answered the step already. The
-     * primary key (run, step, approver) decides, in one statement per dialect, on any replica.
-     */
     async vote(vote) {
       const row = await ctx.db
         .insertInto("approval_votes")

@@ -1,8 +1,8 @@
 import type { Selectable } from "kysely";
-import { RunyardError } from "../core/errors.js";
 import { newId } from "../core/ids.js";
 import { decodeJson, encodeJson, isoTime } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
+import { newestFirstPage, type PageQuery } from "./paging.js";
 import type { AuditEventsTable } from "./schema.js";
 
 /** What the audit log records: logins, token, user and secret changes, cancels. */
@@ -62,7 +62,7 @@ export interface AuditEvent {
 export type NewAuditEvent = Omit<AuditEvent, "id" | "at"> & { at?: string };
 
 /** Filters and paging for `audit.list`; entries come newest first (`at` desc, then `id` desc). */
-export interface ListAuditQuery {
+export interface ListAuditQuery extends PageQuery {
   action?: AuditAction;
   /** Only entries about this target (a username, token id, secret name or run id). */
   target?: string;
@@ -70,10 +70,6 @@ export interface ListAuditQuery {
   tenantId?: string | null;
   /** Only entries at or after this instant. */
   since?: string;
-  /** Page size: default 50, at most 500. */
-  limit?: number;
-  /** Cursor: the `next` of the previous page (an entry id). */
-  before?: string;
 }
 
 export interface AuditPage {
@@ -81,13 +77,7 @@ export interface AuditPage {
   next?: string;
 }
 
-const defaultPageSize = 50;
-const maxPageSize = 500;
-
-function pageSize(limit: number | undefined): number {
-  if (limit === undefined || !Number.isFinite(limit)) return defaultPageSize;
-  return Math.min(maxPageSize, Math.max(1, Math.trunc(limit)));
-}
+const pagedAudit = { table: "audit_events", time: "at", noun: "audit entry" } as const;
 
 let lastId = "";
 
@@ -160,7 +150,6 @@ export function auditRepo(ctx: StoreContext): AuditRepo {
       await ctx.db.insertInto("audit_events").values(row).execute();
       return toAuditEvent(row);
     },
-    /** One statement per dialect: insert the tally, or replace the details (its count) of the stored one. */
     async tally(id, input) {
       const row = auditRow(ctx, id, input);
       await ctx.db
@@ -177,40 +166,15 @@ export function auditRepo(ctx: StoreContext): AuditRepo {
       return Number(result.numDeletedRows);
     },
     async list(query = {}) {
-      const limit = pageSize(query.limit);
-      let cursor: { id: string; at: string } | undefined;
-      if (query.before !== undefined) {
-        cursor = await ctx.db
-          .selectFrom("audit_events")
-          .select(["id", "at"])
-          .where("id", "=", query.before)
-          .executeTakeFirst();
-        if (!cursor) {
-          throw new RunyardError("INVALID_INPUT", `unknown page cursor: no audit entry ${query.before}`, {
-            hint: "Pass the `next` value of the previous page as the cursor, or none for the first page.",
-          });
-        }
-      }
       let select = ctx.db.selectFrom("audit_events").selectAll();
       if (query.action !== undefined) select = select.where("action", "=", query.action);
       if (query.target !== undefined) select = select.where("target", "=", query.target);
-      if (query.tenantId === null) select = select.where("tenant_id", "is", null);
-      else if (query.tenantId !== undefined) select = select.where("tenant_id", "=", query.tenantId);
+      if (query.tenantId !== undefined)
+        select = select.where("tenant_id", query.tenantId === null ? "is" : "=", query.tenantId);
       if (query.since !== undefined) select = select.where("at", ">=", isoTime(query.since));
-      if (cursor) {
-        const after = cursor;
-        select = select.where((eb) =>
-          eb.or([eb("at", "<", after.at), eb.and([eb("at", "=", after.at), eb("id", "<", after.id)])]),
-        );
-      }
-      const rows = await select
-        .orderBy("at", "desc")
-        .orderBy("id", "desc")
-        .limit(limit + 1)
-        .execute();
-      const events = rows.slice(0, limit).map(toAuditEvent);
-      const last = events.at(-1);
-      return rows.length > limit && last ? { events, next: last.id } : { events };
+      const { rows, next } = await newestFirstPage(ctx, pagedAudit, select, query);
+      const events = rows.map(toAuditEvent);
+      return next === undefined ? { events } : { events, next };
     },
   };
 }

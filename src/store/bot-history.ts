@@ -46,16 +46,13 @@ export interface BotHistoryRepo {
   notified(id: string, error: string | null): Promise<void>;
   /** A bot's episodes, newest first. */
   alerts(botId: string, limit?: number): Promise<BotAlertRecord[]>;
-  /** Everything of a bot (it was removed). */
-  forget(botId: string): Promise<void>;
 }
 
-function toSample(row: Record<string, unknown>): BotSample {
+/** A row with its numeric columns as numbers, whatever the driver read them as. */
+function toSample(row: BotSample): BotSample {
   return {
-    bot_id: String(row.bot_id),
-    tenant_id: (row.tenant_id as string | null) ?? null,
+    ...row,
     resolution: Number(row.resolution),
-    at: String(row.at),
     cpu_percent: Number(row.cpu_percent),
     memory_bytes: Number(row.memory_bytes),
     memory_limit_bytes: row.memory_limit_bytes === null ? null : Number(row.memory_limit_bytes),
@@ -111,7 +108,7 @@ async function downsample(ctx: StoreContext, now: Date): Promise<{ made: number;
       .execute();
     const have = new Set(made_.map((row) => `${row.bot_id} ${row.at}`));
     const spans = new Map<string, BotSample[]>();
-    for (const row of rows.map((raw) => toSample(raw as unknown as Record<string, unknown>))) {
+    for (const row of rows.map(toSample)) {
       const at = isoTime(new Date(Math.floor(Date.parse(row.at) / spanMs) * spanMs));
       const key = `${row.bot_id} ${at}`;
       if (have.has(key)) continue;
@@ -165,7 +162,7 @@ export function botHistoryRepo(ctx: StoreContext): BotHistoryRepo {
         .where("at", ">=", since)
         .orderBy("at")
         .execute();
-      return rows.map((row) => toSample(row as unknown as Record<string, unknown>));
+      return rows.map(toSample);
     },
     downsample: (now) => downsample(ctx, now ?? ctx.now()),
     async openAlert(alert) {
@@ -209,10 +206,6 @@ export function botHistoryRepo(ctx: StoreContext): BotHistoryRepo {
         .orderBy("started_at", "desc")
         .limit(limit)
         .execute();
-    },
-    async forget(botId) {
-      await ctx.db.deleteFrom("bot_samples").where("bot_id", "=", botId).execute();
-      await ctx.db.deleteFrom("bot_alerts").where("bot_id", "=", botId).execute();
     },
   };
 }

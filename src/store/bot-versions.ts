@@ -44,8 +44,6 @@ export interface BotVersionsRepo {
   get(botId: string, version: number): Promise<BotVersionRecord | undefined>;
   /** The bot's versions, newest first. */
   list(botId: string): Promise<BotVersionRecord[]>;
-  /** The highest version number the bot has (0 when none is kept). */
-  latest(botId: string): Promise<number>;
   update(
     botId: string,
     version: number,
@@ -66,11 +64,8 @@ export function botVersionsRepo(ctx: StoreContext): BotVersionsRepo {
           state: input.state,
           reason: input.reason,
           summary: encodeJson(input.summary),
-          image: null,
-          error: null,
           created_by: input.created_by ?? null,
           created_at: isoTime(ctx.now()),
-          finished_at: null,
         })
         .returningAll()
         .executeTakeFirstOrThrow();
@@ -93,14 +88,6 @@ export function botVersionsRepo(ctx: StoreContext): BotVersionsRepo {
         .orderBy("version", "desc")
         .execute();
       return rows.map(toRecord);
-    },
-    async latest(botId) {
-      const row = await ctx.db
-        .selectFrom("bot_versions")
-        .select((eb) => eb.fn.max("version").as("latest"))
-        .where("bot_id", "=", botId)
-        .executeTakeFirst();
-      return row?.latest == null ? 0 : Number(row.latest);
     },
     async update(botId, version, patch, opts = {}) {
       if (opts.ifState?.length === 0) return undefined;

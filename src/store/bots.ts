@@ -145,6 +145,7 @@ export interface BotsRepo {
 }
 
 export function botsRepo(ctx: StoreContext): BotsRepo {
+  const bots = () => ctx.db.selectFrom("bots").selectAll();
   const repo: BotsRepo = {
     async create(input, quota) {
       const now = isoTime(ctx.now());
@@ -156,22 +157,11 @@ export function botsRepo(ctx: StoreContext): BotsRepo {
         mode: input.mode,
         spec: ctx.cipher.seal(encodeJson(input.spec)),
         state: input.state ?? "building",
-        runner_id: null,
-        container_id: null,
         image: input.image ?? null,
         restart_policy: input.restart_policy ?? "no",
-        exit_code: null,
-        last_logs: null,
-        error: null,
         created_at: now,
         updated_at: now,
-        started_at: null,
-        finished_at: null,
         expires_at: isoTime(input.expires_at),
-        run_id: null,
-        memory_bytes: null,
-        cpu_percent: null,
-        stats_at: null,
       };
       try {
         const row = await ctx.db.transaction().execute(async (trx) => {
@@ -197,13 +187,11 @@ export function botsRepo(ctx: StoreContext): BotsRepo {
       }
     },
     async get(id) {
-      const row = await ctx.db.selectFrom("bots").selectAll().where("id", "=", id).executeTakeFirst();
+      const row = await bots().where("id", "=", id).executeTakeFirst();
       return row && toBotRecord(ctx, row);
     },
     async find(tenantId, owner, name) {
-      const row = await ctx.db
-        .selectFrom("bots")
-        .selectAll()
+      const row = await bots()
         .where("tenant_id", tenantId === null ? "is" : "=", tenantId)
         .where("owner", "=", owner)
         .where("name", "=", name)
@@ -213,7 +201,7 @@ export function botsRepo(ctx: StoreContext): BotsRepo {
     },
     async list(query = {}) {
       if (query.states?.length === 0) return [];
-      let select = ctx.db.selectFrom("bots").selectAll();
+      let select = bots();
       if (query.tenantId !== undefined) {
         select = select.where("tenant_id", query.tenantId === null ? "is" : "=", query.tenantId);
       }
@@ -267,9 +255,7 @@ export function botsRepo(ctx: StoreContext): BotsRepo {
       return countLive(ctx.db, tenantId, owner);
     },
     async expired(now) {
-      const rows = await ctx.db
-        .selectFrom("bots")
-        .selectAll()
+      const rows = await bots()
         .where("state", "in", upBotStates)
         .where("expires_at", "<=", isoTime(now ?? ctx.now()))
         .orderBy("expires_at")

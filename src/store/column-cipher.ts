@@ -16,10 +16,7 @@ const ivBytes = 12;
 const tagBytes = 16;
 
 /** For stores that never reach a disk (in memory): values stay as they are. */
-export const plainColumns: ColumnCipher = {
-  seal: (text) => text,
-  open: (text) => text,
-};
+export const plainColumns: ColumnCipher = { seal: (text) => text, open: (text) => text };
 
 /** Whether a stored value was sealed (so a key check has something to try). */
 export function isSealed(text: string): boolean {
@@ -49,9 +46,7 @@ export function aesGcmColumns(secretKey: string): ColumnCipher {
         throw new RunyardError(
           "SECRET_KEY_MISMATCH",
           "stored data cannot be decrypted with this secret key",
-          {
-            cause: error,
-          },
+          { cause: error },
         );
       }
     },

@@ -1,8 +1,9 @@
 import { RunyardError } from "../core/errors.js";
 
 /*
- * How values become the portable columns of the schema (schema.ts) and are read back: JSON as
- * text, bigints as numbers, timestamps as ISO-8601 UTC text, the same on SQLite and PostgreSQL.
+ * How values become the portable columns of the schema (schema.ts: text, integer, bigint, real)
+ * and are read back: JSON as text, bigints as numbers, timestamps as ISO-8601 UTC text, the same
+ * on SQLite and PostgreSQL.
  */
 
 /** JSON text for a value; `undefined` is stored as `null`. */

@@ -33,9 +33,10 @@ async function groupRuns(
   statuses: readonly RunStatus[] = live,
 ): Promise<GroupRun[]> {
   const createdAt = isoTime(claim.created_at);
-  let select = ctx.db
+  return ctx.db
     .selectFrom("runs")
     .select(["id as run_id", "status"])
+    .where("tenant_id", claim.tenant_id === null ? "is" : "=", claim.tenant_id)
     .where("concurrency_group", "=", claim.group)
     .where("status", "in", statuses)
     .where((eb) =>
@@ -43,12 +44,10 @@ async function groupRuns(
         eb("created_at", "<", createdAt),
         eb.and([eb("created_at", "=", createdAt), eb("id", "<", claim.run_id)]),
       ]),
-    );
-  select =
-    claim.tenant_id === null
-      ? select.where("tenant_id", "is", null)
-      : select.where("tenant_id", "=", claim.tenant_id);
-  return select.orderBy("created_at").orderBy("id").execute();
+    )
+    .orderBy("created_at")
+    .orderBy("id")
+    .execute();
 }
 
 /**

@@ -30,7 +30,8 @@ const lostMessages = [
   "Connection terminated due to connection timeout",
 ];
 
-function codeOf(error: unknown): string | undefined {
+/** A driver error's `code` (a SQLSTATE, a socket error, SQLite's), if it has one. */
+export function codeOf(error: unknown): string | undefined {
   if (typeof error !== "object" || error === null || !("code" in error)) return undefined;
   return typeof error.code === "string" ? error.code : undefined;
 }

@@ -141,9 +141,7 @@ export async function copyStore(
       throw new RunyardError(
         "USAGE",
         `${describeLocation(from)} is not a runyard database (it was never migrated)`,
-        {
-          hint: "Give the home folder or database a runyard server has used.",
-        },
+        { hint: "Give the home folder or database a runyard server has used." },
       );
     }
 
@@ -222,9 +220,8 @@ async function advanceSequences(target: OpenedDatabase, plan: readonly TablePlan
         select pg_get_serial_sequence(${table.name}, ${column.name}) as sequence`.execute(raw(target));
       const sequence = rows[0]?.sequence;
       if (!sequence) continue;
-      await sql`select setval(${sequence}, (select coalesce(max(${sql.id(column.name)}), 0) + 1 from ${sql.table(table.name)}), false)`.execute(
-        raw(target),
-      );
+      const next = sql`(select coalesce(max(${sql.id(column.name)}), 0) + 1 from ${sql.table(table.name)})`;
+      await sql`select setval(${sequence}, ${next}, false)`.execute(raw(target));
     }
   }
 }
@@ -359,9 +356,8 @@ async function readBatch(
   const list = sql.join(columns.map((c) => sql.id(c.name)));
   if (key.length === 0) {
     const { rows } = await sql<Record<string, unknown>>`
-      select ${list} from ${sql.table(table)} order by ${list} limit ${limit} offset ${offset}`.execute(
-      reader,
-    );
+      select ${list} from ${sql.table(table)}
+      order by ${list} limit ${limit} offset ${offset}`.execute(reader);
     return rows;
   }
   const keyList = sql.join(key.map((c) => sql.id(c.name)));

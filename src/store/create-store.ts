@@ -28,11 +28,9 @@ export function isPostgresUrl(url: string): boolean {
 /** The one place a backend is chosen: PostgreSQL by URL, else the SQLite file, else memory. */
 export async function createStore(config: StoreConfig): Promise<Store> {
   const { logger, now, secretKey } = config;
-  const common = { ...(logger ? { logger } : {}), ...(now ? { now } : {}) };
-  const keyed = { ...common, ...(secretKey === undefined ? {} : { secretKey }) };
-  if (config.databaseUrl) return openPostgresStore(config.databaseUrl, keyed);
-  if (config.sqlitePath) return openSqliteStore(config.sqlitePath, keyed);
-  return openMemoryStore({ ...common, ...(config.warn ? { warn: config.warn } : {}) });
+  if (config.databaseUrl) return openPostgresStore(config.databaseUrl, { logger, now, secretKey });
+  if (config.sqlitePath) return openSqliteStore(config.sqlitePath, { logger, now, secretKey });
+  return openMemoryStore({ logger, now, warn: config.warn });
 }
 
 /** How the replicas of this store reach each other: LISTEN/NOTIFY on PostgreSQL, in-process otherwise. */

@@ -1,6 +1,7 @@
 import type { Kysely, SelectQueryBuilder } from "kysely";
 import { sql } from "kysely";
 import type { ColumnCipher } from "./column-cipher.js";
+import { codeOf } from "./connection-loss.js";
 import type { Database } from "./schema.js";
 
 /**
@@ -40,9 +41,17 @@ export interface StoreContext {
   cipher: ColumnCipher;
 }
 
-function errorCode(error: unknown): string | undefined {
-  if (typeof error !== "object" || error === null || !("code" in error)) return undefined;
-  return typeof error.code === "string" ? error.code : undefined;
+/** Runs a write whose unique key may be taken already: that violation is thrown as `taken(cause)`. */
+export async function writeUnique<T>(
+  ctx: Pick<StoreContext, "dialect">,
+  write: () => Promise<T>,
+  taken: (cause: unknown) => Error,
+): Promise<T> {
+  try {
+    return await write();
+  } catch (error) {
+    throw ctx.dialect.constraintViolation(error) === "unique" ? taken(error) : error;
+  }
 }
 
 export const sqliteDialect: StoreDialect = {
@@ -50,7 +59,7 @@ export const sqliteDialect: StoreDialect = {
   lockClaimCandidate: (query) => query,
   lockUntilCommit: async () => undefined,
   constraintViolation(error) {
-    const code = errorCode(error);
+    const code = codeOf(error);
     if (code === "SQLITE_CONSTRAINT_PRIMARYKEY" || code === "SQLITE_CONSTRAINT_UNIQUE") return "unique";
     if (code === "SQLITE_CONSTRAINT_FOREIGNKEY") return "foreign_key";
     return undefined;
@@ -75,7 +84,7 @@ export const postgresDialect: StoreDialect = {
     await sql`select pg_advisory_xact_lock(hashtext(${key}))`.execute(trx);
   },
   constraintViolation(error) {
-    const code = errorCode(error);
+    const code = codeOf(error);
     if (code === "23505") return "unique";
     if (code === "23503") return "foreign_key";
     return undefined;

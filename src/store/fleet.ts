@@ -9,34 +9,6 @@ export type ReplicaRecord = ReplicasTable;
 /** What a replica says of itself at start and in each heartbeat. */
 export type ReplicaInput = Pick<ReplicaRecord, "id" | "hostname" | "url" | "version">;
 
-/*
- * Several server replicas on one database: who is alive, and which replica carries which run.
- */
-
-/** Inserts or refreshes a replica's row with `seen_at` now; false when `ifPresent` and it was gone. */
-async function heartbeatReplica(
-  ctx: StoreContext,
-  input: ReplicaInput,
-  opts: { ifPresent?: boolean } = {},
-): Promise<boolean> {
-  const now = isoTime(ctx.now());
-  if (opts.ifPresent) {
-    const result = await ctx.db
-      .updateTable("replicas")
-      .set({ seen_at: now, url: input.url })
-      .where("id", "=", input.id)
-      .executeTakeFirst();
-    return result.numUpdatedRows > 0n;
-  }
-  const row = { ...input, started_at: now, seen_at: now };
-  await ctx.db
-    .insertInto("replicas")
-    .values(row)
-    .onConflict((conflict) => conflict.column("id").doUpdateSet(row))
-    .execute();
-  return true;
-}
-
 /** The server replicas on one database, and which of them carries each run. */
 export interface FleetRepo {
   /**
@@ -76,7 +48,24 @@ export interface FleetRepo {
 /** `heartbeats`: the context of the heartbeat's own connection, where the store has one. */
 export function fleetRepo(ctx: StoreContext, heartbeats: StoreContext = ctx): FleetRepo {
   return {
-    heartbeat: (input, opts) => heartbeatReplica(heartbeats, input, opts),
+    async heartbeat(input, opts = {}) {
+      const now = isoTime(heartbeats.now());
+      if (opts.ifPresent) {
+        const result = await heartbeats.db
+          .updateTable("replicas")
+          .set({ seen_at: now, url: input.url })
+          .where("id", "=", input.id)
+          .executeTakeFirst();
+        return result.numUpdatedRows > 0n;
+      }
+      const row = { ...input, started_at: now, seen_at: now };
+      await heartbeats.db
+        .insertInto("replicas")
+        .values(row)
+        .onConflict((conflict) => conflict.column("id").doUpdateSet(row))
+        .execute();
+      return true;
+    },
     async listReplicas() {
       return ctx.db.selectFrom("replicas").selectAll().orderBy("id").execute();
     },

@@ -101,6 +101,7 @@ export interface ForgesRepo {
 }
 
 export function forgesRepo(ctx: StoreContext): ForgesRepo {
+  const records = () => ctx.db.selectFrom("forges").select(recordColumns);
   return {
     async create(input) {
       const row = {
@@ -126,11 +127,7 @@ export function forgesRepo(ctx: StoreContext): ForgesRepo {
       return toRecord(row);
     },
     async get(id) {
-      const row = await ctx.db
-        .selectFrom("forges")
-        .select(recordColumns)
-        .where("id", "=", id)
-        .executeTakeFirst();
+      const row = await records().where("id", "=", id).executeTakeFirst();
       return row && toRecord(row);
     },
     async secrets(id) {
@@ -144,7 +141,7 @@ export function forgesRepo(ctx: StoreContext): ForgesRepo {
       );
     },
     async list(tenantId) {
-      let select = ctx.db.selectFrom("forges").select(recordColumns);
+      let select = records();
       if (tenantId !== undefined) select = select.where("tenant_id", "=", tenantKey(tenantId));
       return (await select.orderBy("created_at").orderBy("id").execute()).map(toRecord);
     },

@@ -1,7 +1,7 @@
 import type { Selectable } from "kysely";
 import { RunyardError } from "../core/errors.js";
 import { decodeJson, encodeJson, isoTime, tenantKey, tenantOf } from "./columns.js";
-import type { StoreContext } from "./dialect.js";
+import { type StoreContext, writeUnique } from "./dialect.js";
 import type { HooksTable } from "./schema.js";
 
 /** A signed webhook as anyone who may see it sees it: never its secret. */
@@ -66,6 +66,7 @@ export interface HooksRepo {
 }
 
 export function hooksRepo(ctx: StoreContext): HooksRepo {
+  const records = () => ctx.db.selectFrom("hooks").select(recordColumns);
   const repo: HooksRepo = {
     async create(input) {
       const row = {
@@ -77,38 +78,31 @@ export function hooksRepo(ctx: StoreContext): HooksRepo {
         created_at: isoTime(ctx.now()),
         created_by: input.created_by,
       };
-      try {
-        await ctx.db
-          .insertInto("hooks")
-          .values({ ...row, secret: ctx.cipher.seal(input.secret) })
-          .execute();
-      } catch (error) {
-        if (ctx.dialect.constraintViolation(error) === "unique") {
-          // Names are unique within a tenant: the hook in the way is the caller's tenant's own.
-          throw new RunyardError("CONFLICT", `a hook named ${input.name} exists already`, {
+      await writeUnique(
+        ctx,
+        () =>
+          ctx.db
+            .insertInto("hooks")
+            .values({ ...row, secret: ctx.cipher.seal(input.secret) })
+            .execute(),
+        // Names are unique within a tenant: the hook in the way is the caller's tenant's own.
+        (cause) =>
+          new RunyardError("CONFLICT", `a hook named ${input.name} exists already`, {
             hint: `Pick another name, or remove that hook first (\`runyard hook rm ${input.name}\`).`,
-            cause: error,
-          });
-        }
-        throw error;
-      }
+            cause,
+          }),
+      );
       return toHookRecord(row);
     },
     async get(tenantId, name) {
-      const row = await ctx.db
-        .selectFrom("hooks")
-        .select(recordColumns)
+      const row = await records()
         .where("tenant_id", "=", tenantKey(tenantId))
         .where("name", "=", name)
         .executeTakeFirst();
       return row && toHookRecord(row);
     },
     async byId(id) {
-      const row = await ctx.db
-        .selectFrom("hooks")
-        .select(recordColumns)
-        .where("id", "=", id)
-        .executeTakeFirst();
+      const row = await records().where("id", "=", id).executeTakeFirst();
       return row && toHookRecord(row);
     },
     async secret(id) {
@@ -116,7 +110,7 @@ export function hooksRepo(ctx: StoreContext): HooksRepo {
       return row && ctx.cipher.open(row.secret);
     },
     async list(tenantId) {
-      let select = ctx.db.selectFrom("hooks").select(recordColumns);
+      let select = records();
       if (tenantId !== undefined) select = select.where("tenant_id", "=", tenantKey(tenantId));
       return (await select.orderBy("name").orderBy("tenant_id").execute()).map(toHookRecord);
     },

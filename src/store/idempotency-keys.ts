@@ -75,8 +75,6 @@ export function idempotencyKeysRepo(ctx: StoreContext): IdempotencyKeysRepo {
           claim_id: claimId,
           claimed_at: isoTime(now),
           expires_at: isoTime(new Date(now.getTime() + request.keep_ms)),
-          status: null,
-          response: null,
         })
         .onConflict((conflict) => conflict.columns(["owner", "key"]).doNothing())
         .returning("claim_id")

@@ -8,19 +8,16 @@ export type * from "./approvals.js";
 export type * from "./artifacts.js";
 export type * from "./audit.js";
 export * from "./bot-history.js";
-export type * from "./bot-hook-hits.js";
 export type * from "./bot-versions.js";
 export type * from "./bots.js";
 export type * from "./budgets.js";
 export type * from "./concurrency-slots.js";
 export { createStore, isPostgresUrl, type StoreConfig } from "./create-store.js";
 export { postgresDialect, type StoreDialect, sqliteDialect } from "./dialect.js";
-export type * from "./fleet.js";
 export type * from "./forges.js";
 export type * from "./hooks.js";
 export type * from "./idempotency-keys.js";
 export type * from "./job-records.js";
-export type * from "./jobs.js";
 export { createKyselyStore, type KyselyStoreOptions } from "./kysely-store.js";
 export { servesEveryTenant, servesTenant } from "./placement.js";
 export { openPostgresStore, type PostgresStoreOptions, redactDatabaseUrl } from "./postgres.js";
@@ -33,7 +30,6 @@ export type * from "./schedules.js";
 export type { Database } from "./schema.js";
 export type * from "./secrets.js";
 export type * from "./server-keys.js";
-export type * from "./sessions.js";
 export type * from "./spend-reservations.js";
 export {
   inMemoryWarning,

@@ -3,13 +3,8 @@ import type { RunnerIsolation } from "./runners.js";
 
 /* What a stored job is: its states and kinds, its record, and the inputs of the job verbs (jobs.ts). */
 
-export const jobStatuses = ["queued", "assigned", "running", "done", "lost"] as const;
-
 /** queued -> assigned (claimed, lease running) -> running (runner accepted) -> done | lost. */
-export type JobStatus = (typeof jobStatuses)[number];
-
-/** What a job is; only step attempts for now, agent tasks later. */
-export type JobType = JobKind;
+export type JobStatus = "queued" | "assigned" | "running" | "done" | "lost";
 
 /** Which runners may take a job. */
 export interface JobRequirements {
@@ -21,11 +16,11 @@ export interface JobRequirements {
   tenant_id?: string | null;
 }
 
-/** One unit of work for a runner: one step attempt (later also an agent task). */
+/** One unit of work for a runner: a step attempt, an agent task or a bot's life. */
 export interface JobRecord {
   id: string;
   run_id: string;
-  type: JobType;
+  type: JobKind;
   status: JobStatus;
   /** As given to `jobs.create`; `group` is absent and `tenant_id` null when unrestricted. */
   requirements: JobRequirements;
@@ -75,7 +70,7 @@ export interface NewJob {
   id?: string;
   run_id: string;
   /** Defaults to `step`. */
-  type?: JobType;
+  type?: JobKind;
   requirements: JobRequirements;
   payload: unknown;
   created_at?: string;

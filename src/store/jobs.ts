@@ -177,7 +177,7 @@ export interface JobsRepo {
   /**
    * A job assigned to `runnerId` that the runner refused unstarted goes back to the queue with
    * `refusals` as its whole list and no claim before `notBefore`; undefined when it is no longer
-   * assigned to that runner.
+   * assigned to that runner (a job it accepted is not refused: it runs, or is lost).
    */
   refuse(
     id: string,
@@ -192,26 +192,37 @@ export interface JobsRepo {
   /** assigned -> running: the runner holding it took it up. */
   accept(id: string, runnerId: string): Promise<JobRecord | undefined>;
   /**
-   * assigned | running -> done with the result its runner reported; with `batches`, only once
-   * that many of its event batches are stored (`last_event_seq`).
+   * assigned | running -> done with the result its runner reported, only while it holds it (a job
+   * lost or canceled meanwhile keeps that outcome); with `batches`, only once that many of its
+   * event batches are stored (`last_event_seq`).
    */
   complete(id: string, runnerId: string, result: unknown, batches?: number): Promise<JobRecord | undefined>;
-  /** assigned -> queued: its runner gave it back unstarted (draining, stopping). */
+  /** assigned -> queued for any runner: its runner gave it back unstarted (draining, stopping). */
   giveBack(id: string, runnerId: string): Promise<JobRecord | undefined>;
-  /** assigned | running -> lost, and why: its runner `runnerId` is gone or no longer holds it. */
+  /**
+   * assigned | running -> lost, and why: its runner `runnerId` is gone or no longer holds it (lease
+   * expired, it came back without it, its token was revoked). Only while `runnerId` holds it: a
+   * job claimed by another runner since the caller read it is not lost with the first.
+   */
   lose(id: string, runnerId: string, loss: JobLoss): Promise<JobRecord | undefined>;
   /** assigned -> done with `result`: refused once too often, it is given up. */
   giveUp(id: string, runnerId: string, result: unknown): Promise<JobRecord | undefined>;
-  /** queued -> done with `result`: canceled before any runner claimed it. */
+  /** queued -> done with `result`: canceled before any runner claimed it (one claimed is left alone). */
   cancelQueued(id: string, result: unknown): Promise<JobRecord | undefined>;
-  /** queued | assigned | running -> done with `result`: canceled, its runner silent or gone. */
+  /**
+   * queued | assigned | running -> done with `result`: canceled, its runner silent or gone; a late
+   * report from that runner is then refused.
+   */
   cancel(id: string, result: unknown): Promise<JobRecord | undefined>;
   /**
    * Extends the lease of every assigned or running job of a runner (with `jobIds`, of those
    * only: the ones it holds); returns their ids.
    */
   renewLeases(runnerId: string, leaseMs: number, jobIds?: readonly string[]): Promise<string[]>;
-  /** Sets the lease of every assigned or running job of `runIds` to `until`; returns their ids. */
+  /**
+   * Sets the lease of every assigned or running job of `runIds` to `until` (a restarted server
+   * gives the runners of the runs it carries on that long to come back); returns their ids.
+   */
   holdLeases(runIds: readonly string[], until: Date): Promise<string[]>;
   /** Jobs, oldest first, filtered. */
   list(query?: ListJobsQuery): Promise<JobRecord[]>;
@@ -279,10 +290,6 @@ export function jobsRepo(ctx: StoreContext): JobsRepo {
       const row = (await selectJob(ctx, { id })).rows[0];
       return row && toJobRecord(ctx, row);
     },
-    /**
-     * One statement: `update jobs ... where status = 'queued' and id = (oldest matching queued job)
-     * returning *`. Only the candidate subquery differs per dialect (see `StoreDialect`).
-     */
     async claim(runner, leaseMs) {
       const tenants = runner.tenant_id !== null ? "own" : servesEveryTenant(runner) ? "all" : "none";
       const { rows } = await claimStatement(ctx, {
@@ -299,11 +306,6 @@ export function jobsRepo(ctx: StoreContext): JobsRepo {
       const row = rows[0];
       return row && toJobRecord(ctx, row);
     },
-    /**
-     * One statement: a runner gave back a job it could not run, unstarted. Only while it is still
-     * assigned to that runner (a job it accepted is not refused: it runs, or is lost); the caller
-     * passes the whole list of refusals, read from the job it holds.
-     */
     async refuse(id, runnerId, refusals, notBefore) {
       return moveJob(
         ctx,
@@ -319,17 +321,8 @@ export function jobsRepo(ctx: StoreContext): JobsRepo {
       );
     },
     accept: (id, runnerId) => moveJob(ctx, id, { from: ["assigned"], runnerId }, { status: "running" }),
-    /**
-     * One statement: the runner holding the job reported its result. Only while it still holds it:
-     * a job lost or canceled meanwhile keeps the outcome it got then. With `batches`, only once that
-     * many of its event batches are stored.
-     */
     complete: (id, runnerId, result, batches) =>
       moveJob(ctx, id, { from: leasedStatuses, runnerId, batches }, ending("done", result)),
-    /**
-     * One statement: the runner gave the job back before it started it (it is draining or stopping);
-     * it is queued again at once for any runner. A job it accepted is not returned: it is lost.
-     */
     giveBack: (id, runnerId) =>
       moveJob(
         ctx,
@@ -337,28 +330,10 @@ export function jobsRepo(ctx: StoreContext): JobsRepo {
         { from: ["assigned"], runnerId },
         { status: "queued", runner_id: null, lease_expires_at: null },
       ),
-    /**
-     * One statement: the job's runner is gone or no longer holds it (lease expired, it came back
-     * without it, its token was revoked); the engine retries the attempt or interrupts the run.
-     * Only while `runnerId` still holds it: a job given back and claimed by another runner since
-     * the caller read it is that runner's, and is not lost with the first.
-     */
     lose: (id, runnerId, loss) => moveJob(ctx, id, { from: leasedStatuses, runnerId }, ending("lost", loss)),
-    /**
-     * One statement: every refusal the job may have was used up while its last refuser still held
-     * it; it ends with `result` (JOB_REFUSED) and is offered no more.
-     */
     giveUp: (id, runnerId, result) =>
       moveJob(ctx, id, { from: ["assigned"], runnerId }, ending("done", result)),
-    /**
-     * One statement: a canceled job no runner has claimed ends here with `result`; a job claimed
-     * meanwhile is left alone, to be stopped on its runner.
-     */
     cancelQueued: (id, result) => moveJob(ctx, id, { from: ["queued"] }, ending("done", result)),
-    /**
-     * One statement: a canceled job ends here with `result` whoever holds it, because no runner holds
-     * it live or its runner did not report in time; a late report from the runner is then refused.
-     */
     cancel: (id, result) => moveJob(ctx, id, { from: ["queued", ...leasedStatuses] }, ending("done", result)),
     async renewLeases(runnerId, leaseMs, jobIds) {
       if (jobIds?.length === 0) return [];
@@ -371,10 +346,6 @@ export function jobsRepo(ctx: StoreContext): JobsRepo {
       const rows = await update.returning("id").execute();
       return rows.map((row) => row.id).sort();
     },
-    /**
-     * One statement: after a server restart, the leased jobs of the runs it carries on get until
-     * `until` for their runners to come back, however soon their leases would have lapsed.
-     */
     async holdLeases(runIds, until) {
       if (runIds.length === 0) return [];
       const rows = await ctx.db

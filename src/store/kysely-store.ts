@@ -74,53 +74,10 @@ export async function createKyselyStore(
     await opts.heartbeatDb?.destroy();
     throw error;
   }
-  return storeOver(
-    { db, dialect, now: opts.now ?? (() => new Date()), cipher },
-    opts.outages ?? neverLost,
-    opts.heartbeatDb,
-  );
-}
-
-/**
- * Sealed columns a key check samples, first hit wins. `server_keys` is sealed by the first
- * server on the database: a replica started with another key is refused before it claims a job
- * whose payload it could not read.
- */
-const sealedColumns: ReadonlyArray<readonly [table: string, column: string]> = [
-  ["runs", "spec"],
-  ["secrets", "value"],
-  ["hooks", "secret"],
-  ["server_keys", "value"],
-  ["artifacts", "content"],
-  ["bots", "spec"],
-  ["saved_workflows", "workflow"],
-];
-
-/** Refuses at once a key that cannot read what is stored, instead of failing on some later read. */
-async function checkSecretKey(db: Kysely<Database>, cipher: ColumnCipher): Promise<void> {
-  let sealed: string | undefined;
-  for (const [table, column] of sealedColumns) {
-    const row = await sql<{
-      value: string;
-    }>`select ${sql.ref(column)} as value from ${sql.table(table)} where ${sql.ref(column)} like 'enc1:%' limit 1`.execute(
-      db,
-    );
-    sealed = row.rows[0]?.value;
-    if (sealed !== undefined) break;
-  }
-  if (sealed === undefined || !isSealed(sealed)) return;
-  if (cipher === plainColumns) {
-    throw new RunyardError(
-      "SECRET_KEY_MISMATCH",
-      "the database holds encrypted data and no secret key was given",
-    );
-  }
-  cipher.open(sealed);
-}
-
-/** The one place the repositories are put together; they share the context and nothing else. */
-function storeOver(ctx: StoreContext, outages: StoreOutages, heartbeatDb?: Kysely<Database>): Store {
+  const ctx: StoreContext = { db, dialect, now: opts.now ?? (() => new Date()), cipher };
+  const heartbeatDb = opts.heartbeatDb;
   let closed = false;
+  // The one place the repositories are put together; they share the context and nothing else.
   return {
     runs: runsRepo(ctx),
     events: {
@@ -152,7 +109,7 @@ function storeOver(ctx: StoreContext, outages: StoreOutages, heartbeatDb?: Kysel
     agentUsage: agentUsageRepo(ctx),
     budgets: budgetsRepo(ctx),
     spendReservations: spendReservationsRepo(ctx),
-    outages,
+    outages: opts.outages ?? neverLost,
     async close() {
       if (closed) return;
       closed = true;
@@ -160,4 +117,39 @@ function storeOver(ctx: StoreContext, outages: StoreOutages, heartbeatDb?: Kysel
       await heartbeatDb?.destroy();
     },
   };
+}
+
+/**
+ * Sealed columns a key check samples, first hit wins. `server_keys` is sealed by the first
+ * server on the database: a replica started with another key is refused before it claims a job
+ * whose payload it could not read.
+ */
+const sealedColumns: ReadonlyArray<readonly [table: string, column: string]> = [
+  ["runs", "spec"],
+  ["secrets", "value"],
+  ["hooks", "secret"],
+  ["server_keys", "value"],
+  ["artifacts", "content"],
+  ["bots", "spec"],
+  ["saved_workflows", "workflow"],
+];
+
+/** Refuses at once a key that cannot read what is stored, instead of failing on some later read. */
+async function checkSecretKey(db: Kysely<Database>, cipher: ColumnCipher): Promise<void> {
+  let sealed: string | undefined;
+  for (const [table, column] of sealedColumns) {
+    const { rows } = await sql<{ value: string }>`
+      select ${sql.ref(column)} as value from ${sql.table(table)}
+      where ${sql.ref(column)} like 'enc1:%' limit 1`.execute(db);
+    sealed = rows[0]?.value;
+    if (sealed !== undefined) break;
+  }
+  if (sealed === undefined || !isSealed(sealed)) return;
+  if (cipher === plainColumns) {
+    throw new RunyardError(
+      "SECRET_KEY_MISMATCH",
+      "the database holds encrypted data and no secret key was given",
+    );
+  }
+  cipher.open(sealed);
 }

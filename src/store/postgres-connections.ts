@@ -9,6 +9,7 @@ import {
 import type pg from "pg";
 import type { Logger } from "../core/logger.js";
 import {
+  codeOf,
   connectionLost,
   type OutageClock,
   refusedByServer,
@@ -58,17 +59,15 @@ export function reconnectingPool(
 ): PostgresPool {
   const known = new WeakMap<pg.PoolClient, Physical>();
   const physicalOf = (client: pg.PoolClient): Physical => {
-    let physical = known.get(client);
-    if (!physical) {
-      const made: Physical = { client, unnamed: new Set(), broken: false };
-      client.on("error", (error) => {
-        made.broken = true;
-        logger?.debug({ err: error }, "a postgres connection in use was lost");
-      });
-      known.set(client, made);
-      physical = made;
-    }
-    return physical;
+    const physical = known.get(client);
+    if (physical) return physical;
+    const made: Physical = { client, unnamed: new Set(), broken: false };
+    client.on("error", (error) => {
+      made.broken = true;
+      logger?.debug({ err: error }, "a postgres connection in use was lost");
+    });
+    known.set(client, made);
+    return made;
   };
   // The listener goes on as the pool hands a new client out, not once the caller has it: the
   // server's "terminating connection" can arrive in the very packet that completed the
@@ -92,7 +91,7 @@ export function reconnectingPool(
     try {
       return await client.query({ name, text: sql, values: [...values] });
     } catch (error) {
-      if ((error as { code?: unknown }).code !== cachedPlanChanged) throw error;
+      if (codeOf(error) !== cachedPlanChanged) throw error;
       unnamed.add(name);
       return client.query(sql, [...values]);
     }
@@ -180,10 +179,7 @@ export function reconnectingPool(
     };
   };
 
-  return {
-    connect: async () => logical(await checkout()),
-    end: () => pool.end(),
-  };
+  return { connect: async () => logical(await checkout()), end: () => pool.end() };
 }
 
 /**

@@ -54,7 +54,6 @@ export function preparedStatement<I extends object, O>(
   const compiledByShape = new Map<string, Compiled>();
   return (ctx, input) => {
     const chosen = shape(input);
-    // Not kept (a batch of many rows): built and compiled for this input alone, as Kysely does.
     if (chosen === undefined) return ctx.db.executeQuery<O>(build(ctx, input, input));
     const key = `${ctx.dialect.name}|${chosen}|${structureOf(input)}`;
     let compiled = compiledByShape.get(key);

@@ -3,6 +3,7 @@ import { RunyardError } from "../core/errors.js";
 import { RunEvent, type UnnumberedEvent } from "../core/events.js";
 import { int, isoTime } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
+import { pageSize } from "./paging.js";
 import { type PreparingContext, preparedStatement } from "./prepared.js";
 import type { RunPatch } from "./run-records.js";
 import type { Database } from "./schema.js";
@@ -131,17 +132,12 @@ const insertChunk = 100;
  * PostgreSQL's prepared ones on each connection) stay few.
  */
 export const preparedRowsMax = 16;
-/** Events `events.append` stores in one statement on PostgreSQL at most (5 parameters each). */
-const oneStatementMax = 10_000;
-const defaultListLimit = 1000;
-const maxListLimit = 10_000;
-
+/** Events `events.appendForRun` stores in one statement on PostgreSQL at most (5 parameters each). */
+export const oneStatementMax = 10_000;
 /** A list's `limit` (default 1000, at most 10000) and `after` (default 0), whatever was asked. */
 function listPage(query: Pick<ListEventsQuery, "after" | "limit">): { limit: number; after: number } {
-  const limit = Number.isFinite(query.limit)
-    ? Math.min(maxListLimit, Math.max(1, Math.trunc(query.limit ?? defaultListLimit)))
-    : defaultListLimit;
-  return { limit, after: Number.isFinite(query.after) ? (query.after ?? 0) : 0 };
+  const after = Number.isFinite(query.after) ? (query.after ?? 0) : 0;
+  return { limit: pageSize(query.limit, 1000, 10_000), after };
 }
 
 /** A stored event's row. */
@@ -222,102 +218,11 @@ export function fenced(runId: string, replicaId: string): RunyardError {
   );
 }
 
-/** Each run's highest seq among `events`. */
-function lastSeqsOf(events: readonly RunEvent[]): Map<string, number> {
-  const lastSeqs = new Map<string, number>();
-  for (const event of events) {
-    if (event.seq > (lastSeqs.get(event.run_id) ?? 0)) lastSeqs.set(event.run_id, event.seq);
-  }
-  return lastSeqs;
-}
-
-/**
- * PostgreSQL: the batch's compare-and-set on the job, the insert of its events and the raise of
- * `runs.last_seq` in one statement, so one round trip instead of five (`begin`, three statements,
- * `commit`). A statement is atomic on its own, and the events and the raise only happen when the
- * job's compare-and-set did, as in the transaction SQLite takes:
- *
- *   with guard as (update jobs set last_event_seq = $n ... where id = $j and last_event_seq < $n
- *                  returning id),
- *        ins as (insert into run_events select ... from (values ...) e
- *                where exists (select from guard) on conflict do nothing returning 1),
- *        raised as (update runs set last_seq = r.seq from (values ...) r
- *                   where runs.id = r.id and runs.last_seq < r.seq and exists (select from guard))
- *   select (select count(*) from guard), (select count(*) from ins), exists (job $j)
- *
- * A batch of more than `oneStatementMax` events (5 parameters each, PostgreSQL takes 65535) takes
- * the transaction instead.
- * Every part takes the same row locks as the transaction did, and under read committed an
- * `update` that waited on another re-checks its `where` on the row it then sees.
- */
-async function appendInOneStatement(
-  ctx: StoreContext,
-  events: readonly RunEvent[],
-  opts: AppendEventsOptions,
-): Promise<AppendResult> {
-  const { job, carrier } = opts;
-  const lastSeqs = lastSeqsOf(events);
-  const runId = events[0]?.run_id ?? "";
-  const carried =
-    carrier === undefined
-      ? sql`true`
-      : sql`exists (select 1 from runs where id = ${runId} and replica_id = ${carrier})`;
-  const gate = job ? sql`exists (select 1 from guard) and ${carried}` : carried;
-  const guard = job
-    ? sql`guard as (
-        update jobs set last_event_seq = ${job.seq}, updated_at = ${isoTime(ctx.now())}
-        where id = ${job.id} and last_event_seq < ${job.seq} and ${carried}
-        returning id
-      ),`
-    : sql``;
-  const known = job ? sql`exists (select 1 from jobs where id = ${job.id})` : sql`true`;
-  const advanced = job ? sql`(select count(*) from guard)` : sql`1`;
-  // The comment names the statement on its first line, where statement logs and profiles look.
-  const result = await sql<{
-    advanced: string | number;
-    inserted: string | number;
-    known: boolean;
-    carried: boolean;
-  }>`/* appendEvents: job batch, events, runs.last_seq */ with ${guard}
-    ins as (
-      insert into run_events (run_id, seq, type, ts, data)
-      select e.run_id, e.seq, e.type, e.ts, e.data
-      from (values ${eventValues(events.map(eventRow))}) as e(run_id, seq, type, ts, data)
-      where ${gate}
-      on conflict (run_id, seq) do nothing
-      returning 1
-    ),
-    raised as (
-      update runs set last_seq = r.seq
-      from (values ${sql.join([...lastSeqs].map(([id, seq]) => sql`(${id}, ${seq}::bigint)`))}) as r(id, seq)
-      where runs.id = r.id and runs.last_seq < r.seq and ${gate}
-      returning 1
-    )
-    select ${advanced} as advanced, (select count(*) from ins) as inserted, ${known} as known,
-      ${carried} as carried
-  `.execute(ctx.db);
-  const row = result.rows[0];
-  if (!row) throw new RunyardError("INTERNAL", "appending events answered no row");
-  if (!row.carried) throw fenced(runId, carrier ?? "");
-  if (Number(row.advanced) === 0) {
-    if (!row.known) throw new RunyardError("NOT_FOUND", `no job ${job?.id}`);
-    return { duplicate: true, inserted: 0 };
-  }
-  return { duplicate: false, inserted: Number(row.inserted) };
-}
+/** A page of a run's events, by seq. */
+type EventsPage = { runId: string; after: number; limit: number };
 
 const selectEvents = preparedStatement(
-  (
-    ctx,
-    v: {
-      runId: string;
-      after: number;
-      limit: number;
-      types: readonly string[] | null;
-      before: number | null;
-    },
-    input,
-  ) => {
+  (ctx, v: EventsPage & { types: readonly string[] | null; before: number | null }, input) => {
     const select = ctx.db
       .selectFrom("run_events")
       .select(["seq", "data"])
@@ -336,7 +241,7 @@ const selectEvents = preparedStatement(
   (input) => `${input.types === null ? "all" : "types"}|${input.before === null ? "first" : "before"}`,
 );
 
-const selectSerialized = preparedStatement((ctx, v: { runId: string; after: number; limit: number }) =>
+const selectSerialized = preparedStatement((ctx, v: EventsPage) =>
   ctx.db
     .selectFrom("run_events")
     .select(["seq", "type", "data"])
@@ -410,7 +315,10 @@ export interface RunEventsRepo {
   ): Promise<AppendedRunEvents>;
   /** A run's events ascending by seq, parsed with the `RunEvent` schema. */
   list(runId: string, query?: ListEventsQuery): Promise<RunEvent[]>;
-  /** As `list` with `after` and `limit`, each event as its stored JSON text (not parsed). */
+  /**
+   * As `list` with `after` and `limit`, each event as its stored JSON text, not parsed: what streams
+   * them on unchanged (SSE) reads them so, at no cost per byte (they were checked when stored).
+   */
   listSerialized(
     runId: string,
     query?: Pick<ListEventsQuery, "after" | "limit">,
@@ -431,9 +339,6 @@ export function runEventsRepo(ctx: StoreContext): Omit<RunEventsRepo, "appendFor
       const { job } = opts;
       if (events.length === 0 && !job) return { duplicate: false, inserted: 0 };
       try {
-        if (ctx.dialect.name === "postgres" && events.length > 0 && events.length <= oneStatementMax) {
-          return await appendInOneStatement(ctx, events, opts);
-        }
         return await ctx.db.transaction().execute(async (trx) => {
           if (opts.carrier !== undefined) {
             const runId = events[0]?.run_id;
@@ -459,7 +364,10 @@ export function runEventsRepo(ctx: StoreContext): Omit<RunEventsRepo, "appendFor
               .executeTakeFirst();
             inserted += Number(result.numInsertedOrUpdatedRows ?? 0n);
           }
-          for (const [runId, seq] of lastSeqsOf(events)) {
+          const lastSeqs = new Map<string, number>();
+          for (const event of events)
+            lastSeqs.set(event.run_id, Math.max(event.seq, lastSeqs.get(event.run_id) ?? 0));
+          for (const [runId, seq] of lastSeqs) {
             await trx
               .updateTable("runs")
               .set({ last_seq: seq })
@@ -491,18 +399,12 @@ export function runEventsRepo(ctx: StoreContext): Omit<RunEventsRepo, "appendFor
           throw new RunyardError(
             "INTERNAL",
             `stored event ${runId}#${int(row.seq)} does not match the event schema`,
-            {
-              details: parsed.error.issues,
-            },
+            { details: parsed.error.issues },
           );
         }
         return parsed.data;
       });
     },
-    /**
-     * Stored events as their stored JSON text, not parsed: what streams them on unchanged reads them
-     * so (SSE), at no cost per byte. They were checked against the event schema when stored.
-     */
     async listSerialized(runId, query = {}) {
       const { rows } = await selectSerialized(ctx, { runId, ...listPage(query) });
       return rows.map((row) => ({ seq: int(row.seq), type: row.type, json: row.data }));

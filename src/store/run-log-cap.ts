@@ -112,17 +112,14 @@ function cutNotice(
   outputPath: string | undefined,
 ): UnnumberedEvent {
   const reached = `the run's stored log reached its cap of ${maxBytes} bytes: ${bytes} more bytes`;
+  const notice = { type: "notice", ts, level: "warn" } as const;
   if (step === transcriptStep)
     return {
-      type: "notice",
-      ts,
-      level: "warn",
+      ...notice,
       message: `${reached} of ${host === "runner" ? "the runner's notices" : `agent ${host}'s transcript and the runner's notices`} were not stored`,
     };
   return {
-    type: "notice",
-    ts,
-    level: "warn",
+    ...notice,
     step,
     host,
     message:

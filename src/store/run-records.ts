@@ -1,6 +1,7 @@
 import type { Selectable } from "kysely";
 import type { ErrorInfo, RunKind, RunStatus, StepSummary } from "../core/events.js";
 import type { RunTrigger } from "../core/run-trigger.js";
+import type { PageQuery } from "./paging.js";
 import type { RunsTable } from "./schema.js";
 
 /* What a stored run is: its record, a new run, a patch of its state, and the runs verbs' queries (runs.ts). */
@@ -94,15 +95,11 @@ export type RunPatch = Partial<
 >;
 
 /** Filters and paging for `runs.list`; runs come newest first (`created_at` desc, then `id` desc). */
-export interface ListRunsQuery {
+export interface ListRunsQuery extends PageQuery {
   status?: RunStatus | readonly RunStatus[];
   kind?: RunKind;
   /** A tenant's runs; `null` for runs outside any tenant; absent for all runs. */
   tenantId?: string | null;
-  /** Page size: default 50, at most 500. */
-  limit?: number;
-  /** Cursor: the `next` of the previous page (a run id); the page starts after that run. */
-  before?: string;
 }
 
 /** One page of runs; `next` is present when there are more, and is the `before` of the next page. */

@@ -106,16 +106,7 @@ export function runnersRepo(ctx: StoreContext): RunnersRepo {
       // One statement, so two runners racing for a free id cannot both win it.
       const row = await ctx.db
         .insertInto("runners")
-        .values({
-          id: input.id,
-          ...advertised,
-          status: "offline",
-          connected_at: null,
-          last_heartbeat_at: null,
-          token_id: null,
-          replica_id: null,
-          ...state,
-        })
+        .values({ id: input.id, ...advertised, status: "offline", ...state })
         .onConflict((conflict) => {
           const update = conflict.column("id").doUpdateSet({ ...advertised, ...state });
           if (input.token_id === undefined) return update;

@@ -3,7 +3,8 @@ import { RunyardError } from "../core/errors.js";
 import type { ErrorInfo, RunEvent, RunStatus, StepSummary, UnnumberedEvent } from "../core/events.js";
 import { newRunId } from "../core/ids.js";
 import { decodeJson, encodeJson, int, isoTime, isoTimeOrNull } from "./columns.js";
-import type { StoreContext } from "./dialect.js";
+import { type StoreContext, writeUnique } from "./dialect.js";
+import { newestFirstPage } from "./paging.js";
 import { preparedStatement } from "./prepared.js";
 import { type EventRow, eventRow, insertEvents, type RunLogLimit } from "./run-events.js";
 import type {
@@ -20,8 +21,7 @@ import type {
 import type { RunsTable } from "./schema.js";
 import type { IfStatus } from "./types.js";
 
-const defaultPageSize = 50;
-const maxPageSize = 500;
+const pagedRuns = { table: "runs", time: "created_at", noun: "run" } as const;
 
 export function toRunRecord(ctx: StoreContext, row: Selectable<RunsTable>): RunRecord {
   const { replica_id, cancel_requested_at, log_max_bytes, log_rolling, log_bytes, log_cut, ...record } = row;
@@ -101,18 +101,16 @@ function newRun(
 }
 
 /** Stores a new run; one whose id is taken already is a CONFLICT. */
-async function storingNew(ctx: StoreContext, id: string, insert: () => Promise<unknown>): Promise<void> {
-  try {
-    await insert();
-  } catch (error) {
-    if (ctx.dialect.constraintViolation(error) === "unique") {
-      throw new RunyardError("CONFLICT", `run ${id} exists already`, {
+function storingNew(ctx: StoreContext, id: string, insert: () => Promise<unknown>): Promise<unknown> {
+  return writeUnique(
+    ctx,
+    insert,
+    (cause) =>
+      new RunyardError("CONFLICT", `run ${id} exists already`, {
         hint: "Give a new run id, or none to get a generated one.",
-        cause: error,
-      });
-    }
-    throw error;
-  }
+        cause,
+      }),
+  );
 }
 
 const insertRun = preparedStatement((ctx, row: Insertable<RunsTable>) =>
@@ -173,18 +171,14 @@ const selectRun = preparedStatement((ctx, v: { id: string }) =>
   ctx.db.selectFrom("runs").selectAll().where("id", "=", v.id).compile(),
 );
 
-function pageSize(limit: number | undefined): number {
-  if (limit === undefined || !Number.isFinite(limit)) return defaultPageSize;
-  return Math.min(maxPageSize, Math.max(1, Math.trunc(limit)));
-}
-
 /** The runs: one record per execution of a workflow, an agent task or a bot. */
 export interface RunsRepo {
   /** Stores a new run and returns it. */
   create(input: NewRun): Promise<RunRecord>;
   /**
-   * Stores a new run with its first event (`run.queued`) as seq 1, in one transaction; `logLimit`
-   * is the cap its later appends keep to (`events.appendForRun` records it on a first write).
+   * Stores a new run with its first event (`run.queued`) as seq 1, in one transaction of two
+   * statements (`create` then `events.appendForRun` take five); `logLimit` is the cap its later
+   * appends keep to, recorded on the row at once.
    * Answers the event as stored, and as the JSON text it was stored as.
    */
   createWithEvent(
@@ -229,11 +223,6 @@ export function runsRepo(ctx: StoreContext): RunsRepo {
       await storingNew(ctx, record.id, () => insertRun(ctx, row));
       return record;
     },
-    /**
-     * One transaction: the run's row, already saying seq 1 and the log cap later appends keep to,
-     * and its first event as seq 1. What `create` and then `events.appendForRun` of that event do,
-     * in two statements instead of five.
-     */
     async createWithEvent(input, first, logLimit) {
       const { record, row } = newRun(ctx, input, {
         last_seq: 1,
@@ -282,44 +271,16 @@ export function runsRepo(ctx: StoreContext): RunsRepo {
       return row && { id: row.id, status: row.status, tenant_id: row.tenant_id, last_seq: int(row.last_seq) };
     },
     async list(query = {}) {
-      const limit = pageSize(query.limit);
       const statuses = query.status === undefined ? undefined : [query.status].flat();
       if (statuses?.length === 0) return { runs: [] };
-      let cursor: { id: string; created_at: string } | undefined;
-      if (query.before !== undefined) {
-        cursor = await ctx.db
-          .selectFrom("runs")
-          .select(["id", "created_at"])
-          .where("id", "=", query.before)
-          .executeTakeFirst();
-        if (!cursor) {
-          throw new RunyardError("INVALID_INPUT", `unknown page cursor: no run ${query.before}`, {
-            hint: "Pass the `next` value of the previous page as the cursor, or none for the first page.",
-          });
-        }
-      }
       let select = ctx.db.selectFrom("runs").selectAll();
       if (statuses) select = select.where("status", "in", statuses);
       if (query.kind !== undefined) select = select.where("kind", "=", query.kind);
-      if (query.tenantId === null) select = select.where("tenant_id", "is", null);
-      else if (query.tenantId !== undefined) select = select.where("tenant_id", "=", query.tenantId);
-      if (cursor) {
-        const after = cursor;
-        select = select.where((eb) =>
-          eb.or([
-            eb("created_at", "<", after.created_at),
-            eb.and([eb("created_at", "=", after.created_at), eb("id", "<", after.id)]),
-          ]),
-        );
-      }
-      const rows = await select
-        .orderBy("created_at", "desc")
-        .orderBy("id", "desc")
-        .limit(limit + 1)
-        .execute();
-      const runs = rows.slice(0, limit).map((row) => toRunRecord(ctx, row));
-      const last = runs.at(-1);
-      return rows.length > limit && last ? { runs, next: last.id } : { runs };
+      if (query.tenantId !== undefined)
+        select = select.where("tenant_id", query.tenantId === null ? "is" : "=", query.tenantId);
+      const { rows, next } = await newestFirstPage(ctx, pagedRuns, select, query);
+      const runs = rows.map((row) => toRunRecord(ctx, row));
+      return next === undefined ? { runs } : { runs, next };
     },
     async listByStatus(statuses) {
       if (statuses.length === 0) return [];

@@ -144,7 +144,10 @@ export interface SchedulesRepo {
   ticks(scheduleId: string): Promise<TickRecord[]>;
   /** How many ticks of a tenant's schedules at or after `since` started a run. */
   startedSince(tenantId: string | null, since: Date): Promise<number>;
-  /** Deletes ticks written before `before`, keeping each schedule's newest; answers how many. */
+  /**
+   * Deletes ticks written before `before`, keeping each schedule's newest (`schedule list` shows it);
+   * answers how many. Catch-up never reaches back a day, so such a tick is never claimed again.
+   */
   pruneTicks(before: string): Promise<number>;
 }
 
@@ -288,11 +291,6 @@ export function schedulesRepo(ctx: StoreContext): SchedulesRepo {
         .executeTakeFirst();
       return int(row?.started ?? 0);
     },
-    /**
-     * Deletes the ticks written before `before`, except each schedule's newest (what `schedule list`
-     * shows as its last tick). Catch-up never reaches back more than a day, so a tick this old is
-     * never claimed again.
-     */
     async pruneTicks(before) {
       const result = await ctx.db
         .deleteFrom("schedule_ticks")

@@ -1,7 +1,8 @@
 import type { ColumnType } from "kysely";
 import type { RunKind, RunStatus } from "../core/events.js";
+import type { JobKind } from "../core/jobs/index.js";
 import type { RunTrigger } from "../core/run-trigger.js";
-import type { JobStatus, JobType } from "./job-records.js";
+import type { JobStatus } from "./job-records.js";
 import type { RunnerIsolation, RunnerStatus } from "./runners.js";
 import type {
   BotAlertsTable,
@@ -14,11 +15,7 @@ import type {
 import type { TokenKind } from "./tokens.js";
 import type { UserRole } from "./users.js";
 
-/*
- * Kysely table types, as the migrations create them. Only portable column types are used:
- * text, integer, bigint, real. JSON is text (`encodeJson`/`decodeJson` of columns.ts), timestamps
- * are ISO-8601 UTC text (`isoTime`), so the same schema works on SQLite and PostgreSQL.
- */
+/* Kysely table types, as the migrations create them, in the portable columns of columns.ts. */
 
 /** A bigint column: node-postgres returns int8 as a string, SQLite as a number; read it with `int`. */
 type Int8 = ColumnType<number | string, number | undefined, number>;
@@ -100,7 +97,7 @@ export interface RunEventsTable {
 export interface JobsTable {
   id: string;
   run_id: string;
-  type: JobType;
+  type: JobKind;
   status: JobStatus;
   req_group: string | null;
   req_tenant_id: string | null;
@@ -207,7 +204,6 @@ export interface ServerKeysTable {
   created_at: string;
 }
 
-/** Sessions logged out before their expiry (the JWT's `jti`); rows past `expires_at` are pruned. */
 /** Whose a revoked API token was (null: a token of no user), kept once its `tokens` row is gone. */
 export interface RevokedTokensTable {
   id: string;
@@ -215,6 +211,7 @@ export interface RevokedTokensTable {
   revoked_at: string;
 }
 
+/** Sessions logged out before their expiry (the JWT's `jti`); rows past `expires_at` are pruned. */
 export interface RevokedSessionsTable {
   id: string;
   user_id: string;

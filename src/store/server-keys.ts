@@ -18,7 +18,6 @@ export interface ServerKeysRepo {
 
 export function serverKeysRepo(ctx: StoreContext): ServerKeysRepo {
   const repo: ServerKeysRepo = {
-    /** Inserted at most once (the first replica wins the primary key), then read back by everyone. */
     async get(name) {
       const stored = async () =>
         ctx.db.selectFrom("server_keys").select("value").where("name", "=", name).executeTakeFirst();

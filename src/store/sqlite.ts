@@ -4,6 +4,7 @@ import BetterSqlite3 from "better-sqlite3";
 import { Kysely, type SqliteDatabase, SqliteDialect } from "kysely";
 import { RunyardError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
+import { codeOf } from "./connection-loss.js";
 import { sqliteDialect } from "./dialect.js";
 import { createKyselyStore } from "./kysely-store.js";
 import type { Database } from "./schema.js";
@@ -39,9 +40,7 @@ export const inMemoryWarning =
  * Open a file from one process only: the server owns it.
  */
 export async function openSqliteStore(path: string, opts: SqliteStoreOptions = {}): Promise<Store> {
-  mkdirSync(dirname(resolve(path)), { recursive: true });
-  refuseUnreadableFile(path);
-  return openSqlite(path, opts);
+  return openSqlite(openSqliteDatabase(path, opts), path, opts);
 }
 
 const sqliteHeader = Buffer.from("SQLite format 3\u0000", "latin1");
@@ -76,7 +75,7 @@ function refuseUnreadableFile(path: string): void {
 
 /** SQLite's words for a file it cannot read as a database. */
 function isDamaged(error: unknown): boolean {
-  const code = (error as { code?: unknown }).code;
+  const code = codeOf(error);
   return code === "SQLITE_NOTADB" || code === "SQLITE_CORRUPT";
 }
 
@@ -92,11 +91,10 @@ function damaged(filename: string, error: unknown): RunyardError {
 export async function openMemoryStore(opts: MemoryStoreOptions = {}): Promise<Store> {
   const warn = opts.warn ?? ((message: string) => process.stderr.write(`runyard: warning: ${message}\n`));
   warn(inMemoryWarning);
-  return openSqlite(":memory:", opts);
+  return openSqlite(sqliteKysely(":memory:", {}), ":memory:", opts);
 }
 
-async function openSqlite(filename: string, opts: SqliteStoreOptions): Promise<Store> {
-  const db = sqliteKysely(filename, opts);
+async function openSqlite(db: Kysely<Database>, filename: string, opts: SqliteStoreOptions): Promise<Store> {
   try {
     return await createKyselyStore(db, sqliteDialect, opts);
   } catch (error) {

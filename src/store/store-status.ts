@@ -34,12 +34,9 @@ export const migrationTables: readonly string[] = [migrationTableName, migration
 /** Reads the migration table as it is; never creates it or applies anything. */
 export async function readSchemaStatus(db: Kysely<unknown>, dialect: DialectName): Promise<SchemaStatus> {
   const tables = await listTables(db, dialect);
+  const names = sql<{ name: string }>`select name from ${sql.table(migrationTableName)} order by name`;
   const applied = tables.includes(migrationTableName)
-    ? (
-        await sql<{ name: string }>`select name from ${sql.table(migrationTableName)} order by name`.execute(
-          db,
-        )
-      ).rows.map((row) => row.name)
+    ? (await names.execute(db)).rows.map((row) => row.name)
     : [];
   const known = Object.keys(migrations).sort();
   return {
@@ -54,13 +51,7 @@ export async function readSchemaStatus(db: Kysely<unknown>, dialect: DialectName
 export async function readStoreStatus(location: DatabaseLocation): Promise<StoreStatus> {
   const database = describeLocation(location);
   if (location.dialect === "sqlite" && !existsSync(location.path)) {
-    return {
-      database,
-      dialect: "sqlite",
-      exists: false,
-      ...emptySchema(),
-      tables: [],
-    };
+    return { database, dialect: "sqlite", exists: false, ...emptySchema(), tables: [] };
   }
   const opened = await openDatabase(location, { readonly: true });
   try {

@@ -3,7 +3,7 @@ import type { Selectable } from "kysely";
 import { RunyardError } from "../core/errors.js";
 import { newId, newSecret } from "../core/ids.js";
 import { isoTime } from "./columns.js";
-import type { StoreContext } from "./dialect.js";
+import { type StoreContext, writeUnique } from "./dialect.js";
 import type { TokensTable } from "./schema.js";
 
 export type TokenKind = "admin" | "user" | "runner";
@@ -106,20 +106,19 @@ export function tokensRepo(ctx: StoreContext): TokensRepo {
         expires_at: input.expires_at ? isoTime(input.expires_at) : null,
       };
       const { group, ...rest } = record;
-      try {
-        await ctx.db
-          .insertInto("tokens")
-          .values({ ...rest, group_name: group, secret_hash: hashSecret(secret) })
-          .execute();
-      } catch (error) {
-        if (ctx.dialect.constraintViolation(error) === "unique") {
-          throw new RunyardError("CONFLICT", "a token with this secret exists already", {
+      await writeUnique(
+        ctx,
+        () =>
+          ctx.db
+            .insertInto("tokens")
+            .values({ ...rest, group_name: group, secret_hash: hashSecret(secret) })
+            .execute(),
+        (cause) =>
+          new RunyardError("CONFLICT", "a token with this secret exists already", {
             hint: "Use a different secret, or none to get a generated one.",
-            cause: error,
-          });
-        }
-        throw error;
-      }
+            cause,
+          }),
+      );
       return { record, secret };
     },
     async find(secret) {
@@ -151,8 +150,8 @@ export function tokensRepo(ctx: StoreContext): TokensRepo {
       let select = ctx.db.selectFrom("tokens").select(recordColumns);
       if (kind !== undefined) select = select.where("kind", "=", kind);
       if (userId !== undefined) select = select.where("user_id", "=", userId);
-      if (tenantId === null) select = select.where("tenant_id", "is", null);
-      else if (tenantId !== undefined) select = select.where("tenant_id", "=", tenantId);
+      if (tenantId !== undefined)
+        select = select.where("tenant_id", tenantId === null ? "is" : "=", tenantId);
       return select.orderBy("created_at").orderBy("id").execute();
     },
     async revoke(id) {

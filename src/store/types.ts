@@ -28,13 +28,11 @@ import type { TokensRepo } from "./tokens.js";
 import type { UsersRepo } from "./users.js";
 
 /*
- * The store's public contract (docs/architecture.md, "The store's repositories"): `Store`, one repository per record type,
- * each declared with its records beside its queries (`runs.ts` has `RunsRepo` and `RunRecord`);
- * this file keeps what they share. The SQLite file, the in-memory database and PostgreSQL are
- * backends behind it. Field names are snake_case, as in the event spine and the HTTP API, so
- * records pass through unchanged. Every timestamp is ISO-8601 text in UTC
- * (`Date#toISOString()`); timestamps given to the store are normalised to that form, which keeps
- * them sortable as text.
+ * The store's public contract (docs/architecture.md, "The store's repositories"): `Store`, one
+ * repository per record type, each declared with its records beside its queries (`runs.ts` has
+ * `RunsRepo` and `RunRecord`); this file keeps what they share. Field names are snake_case, as in
+ * the event spine and the HTTP API, so records pass through unchanged; timestamps given to the
+ * store are normalised to ISO-8601 UTC text (`isoTime`), which sorts as time does.
  */
 
 /** A compare-and-set guard: the update applies only while the record is in one of these states. */

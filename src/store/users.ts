@@ -2,7 +2,7 @@ import type { Selectable } from "kysely";
 import { RunyardError } from "../core/errors.js";
 import { newId } from "../core/ids.js";
 import { isoTime } from "./columns.js";
-import type { StoreContext } from "./dialect.js";
+import { type StoreContext, writeUnique } from "./dialect.js";
 import type { UsersTable } from "./schema.js";
 
 export type UserRole = "admin" | "member";
@@ -60,20 +60,16 @@ export function usersRepo(ctx: StoreContext): UsersRepo {
         password_changed_at: now,
         sessions_valid_after: now,
       };
-      try {
-        await ctx.db
-          .insertInto("users")
-          .values({ ...record, password_hash: input.password_hash })
-          .execute();
-      } catch (error) {
-        if (ctx.dialect.constraintViolation(error) === "unique") {
-          // The same words whoever holds the name: a tenant's admin learns nothing of other tenants.
-          throw new RunyardError("USERNAME_TAKEN", `the username ${input.username} is taken`, {
-            cause: error,
-          });
-        }
-        throw error;
-      }
+      await writeUnique(
+        ctx,
+        () =>
+          ctx.db
+            .insertInto("users")
+            .values({ ...record, password_hash: input.password_hash })
+            .execute(),
+        // The same words whoever holds the name: a tenant's admin learns nothing of other tenants.
+        (cause) => new RunyardError("USERNAME_TAKEN", `the username ${input.username} is taken`, { cause }),
+      );
       return record;
     },
     async get(id) {
