@@ -11,7 +11,7 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, onTestFinished } from "vitest";
 import { openToAll } from "./folder-access.js";
 
 const roots: string[] = [];
@@ -66,6 +66,8 @@ describe("openToAll", () => {
       ],
       { stdio: "ignore" },
     );
+    // Ended with the test, even one that timed out (its body runs on, and its finally later).
+    onTestFinished(() => void swapper.kill("SIGKILL"));
     try {
       while (!existsSync(join(inside, "swapping"))) await new Promise((resolve) => setImmediate(resolve));
       for (let round = 0; round < 1500; round++) {

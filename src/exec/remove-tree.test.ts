@@ -2,7 +2,7 @@ import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, onTestFinished } from "vitest";
 import { maxRemoveDepth, removeTree } from "./remove-tree.js";
 
 const made: string[] = [];
@@ -72,6 +72,8 @@ describe("removeTree", () => {
         ],
         { stdio: "ignore" },
       );
+      // Ended with the test, even one that timed out (its body runs on).
+      onTestFinished(() => void swapper.kill("SIGKILL"));
       await new Promise((resolve) => swapper.once("spawn", resolve));
       await removeTree(target).catch(() => undefined);
       swapper.kill("SIGKILL");
@@ -79,7 +81,9 @@ describe("removeTree", () => {
       expect(readdirSync(victim).sort(), `round ${round}`).toEqual(names);
       expect(readdirSync(join(victim, "nested", "deeper")).length).toBe(50);
     }
-  });
+    // Twenty removals, each raced by a writer that takes a core: past 30 s beside a whole suite
+    // on a slow host.
+  }, 120_000);
 
   it("holds a bounded number of descriptors for a tree a step made thousands of folders deep", async () => {
     const root = folder();
