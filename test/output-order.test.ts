@@ -1,9 +1,9 @@
 import pg from "pg";
-import { describe, expect, inject, it } from "vitest";
+import { afterEach, describe, expect, inject, it } from "vitest";
 import type { RunEvent } from "../src/core/events.js";
 import { tempDir } from "./helpers/cli.js";
 import { createTestDatabase } from "./helpers/postgres.js";
-import { startPostgresCluster } from "./helpers/postgres-cluster.js";
+import { type PostgresCluster, startPostgresCluster } from "./helpers/postgres-cluster.js";
 import { replicaFleet } from "./helpers/replica-fleet.js";
 import {
   isFinal,
@@ -14,6 +14,7 @@ import {
   startRunner,
   startTestServer,
   submit,
+  type TestServer,
   waitForRun,
 } from "./helpers/server.js";
 
@@ -123,98 +124,83 @@ describe.skipIf(!adminUrl)("a step's output and its start, when the database is 
   }, 90_000);
 });
 
-describe.skipIf(!adminUrl)("a step's output and its start, when PostgreSQL restarts", () => {
-  it("stores a step's output after its step.started when PostgreSQL stops while the run's start is being written", async () => {
-    const cluster = await startPostgresCluster({ settings: { synchronous_commit: "on" } });
-    const procs: Proc[] = [];
-    try {
-      const databaseUrl = await cluster.createDatabase();
-      const server = await startTestServer(tempDir(), { RUNYARD_DATABASE_URL: databaseUrl });
-      procs.push(server.proc);
-      const runId = await submit(server.url, counting);
-      await until("the job is queued", async () =>
-        Boolean(await queryRow(databaseUrl, "select id from jobs where run_id = $1", [runId])),
-      );
-      // The run's row is locked: the engine's write of the run's start waits on it, as a write
-      // does that PostgreSQL has not answered when it stops.
-      const holder = new pg.Client({ connectionString: databaseUrl });
-      holder.on("error", () => undefined);
-      await holder.connect();
-      await holder.query("begin");
-      await holder.query("select id from runs where id = $1 for update", [runId]);
-      const held = (await holder.query<{ pid: number }>("select pg_backend_pid() as pid")).rows[0]?.pid;
-      procs.push(await startRunner(server.url, await runnerToken(server.url), { id: "restart-runner" }));
-      await until("the engine's write of the start waits on the run's row", async () =>
-        Boolean(
-          await queryRow(
-            databaseUrl,
-            "select pid from pg_stat_activity where wait_event_type = 'Lock' and query like '%appendRunEvents%' and pid <> $1",
-            [held],
-          ),
-        ),
-      );
-      // PostgreSQL stops (an operator's restart) with that write unanswered, and starts again.
-      cluster.stopFast();
-      await cluster.startAgain();
-      const done = await waitForRun(server.url, runId, isFinal, 60_000);
-      const events = await readEvents(server.url, runId);
-      expect(events.map((event) => event.seq)).toEqual(events.map((_, index) => index + 1));
-      expectStartsBeforeOutput(events);
-      expect(done.status).toBe("success");
-    } finally {
-      await Promise.all(procs.map((proc) => proc.kill("SIGKILL")));
-      await cluster.stop();
-    }
-  }, 120_000);
-});
+/**
+ * A server on a cluster of its own, a run whose engine's write of the run's start waits on the
+ * run's row (locked here, as a write is that PostgreSQL has not answered when it stops), and a
+ * runner that has taken the run's job up meanwhile.
+ */
+async function startWaitingOnTheRunsRow(
+  procs: Proc[],
+  runnerId: string,
+): Promise<{ cluster: PostgresCluster; server: TestServer; runId: string }> {
+  const cluster = await startPostgresCluster({ settings: { synchronous_commit: "on" } });
+  const databaseUrl = await cluster.createDatabase();
+  const server = await startTestServer(tempDir(), { RUNYARD_DATABASE_URL: databaseUrl });
+  procs.push(server.proc);
+  const runId = await submit(server.url, counting);
+  await until("the job is queued", async () =>
+    Boolean(await queryRow(databaseUrl, "select id from jobs where run_id = $1", [runId])),
+  );
+  const holder = new pg.Client({ connectionString: databaseUrl });
+  holder.on("error", () => undefined);
+  await holder.connect();
+  await holder.query("begin");
+  await holder.query("select id from runs where id = $1 for update", [runId]);
+  const held = (await holder.query<{ pid: number }>("select pg_backend_pid() as pid")).rows[0]?.pid;
+  procs.push(await startRunner(server.url, await runnerToken(server.url), { id: runnerId }));
+  await until("the engine's write of the start waits on the run's row", async () =>
+    Boolean(
+      await queryRow(
+        databaseUrl,
+        "select pid from pg_stat_activity where wait_event_type = 'Lock' and query like '%appendRunEvents%' and pid <> $1",
+        [held],
+      ),
+    ),
+  );
+  return { cluster, server, runId };
+}
 
-describe.skipIf(!adminUrl)("a run whose engine gave up on the database", () => {
+describe.skipIf(!adminUrl)("a step's output and its start, when PostgreSQL restarts", () => {
+  const procs: Proc[] = [];
+  let cluster: PostgresCluster | undefined;
+  afterEach(async () => {
+    await Promise.all(procs.splice(0).map((proc) => proc.kill("SIGKILL")));
+    await cluster?.stop();
+    cluster = undefined;
+  });
+
+  it("stores a step's output after its step.started when PostgreSQL stops while the run's start is being written", async () => {
+    const started = await startWaitingOnTheRunsRow(procs, "restart-runner");
+    ({ cluster } = started);
+    const { server, runId } = started;
+    // PostgreSQL stops (an operator's restart) with that write unanswered, and starts again.
+    cluster.stopFast();
+    await cluster.startAgain();
+    const done = await waitForRun(server.url, runId, isFinal, 60_000);
+    const events = await readEvents(server.url, runId);
+    expect(events.map((event) => event.seq)).toEqual(events.map((_, index) => index + 1));
+    expectStartsBeforeOutput(events);
+    expect(done.status).toBe("success");
+  }, 120_000);
+
   it("goes on from its stored events once PostgreSQL is back, when PostgreSQL stayed down longer than the engine waits to store the run's start", async () => {
-    const cluster = await startPostgresCluster({ settings: { synchronous_commit: "on" } });
-    const procs: Proc[] = [];
-    try {
-      const databaseUrl = await cluster.createDatabase();
-      const server = await startTestServer(tempDir(), { RUNYARD_DATABASE_URL: databaseUrl });
-      procs.push(server.proc);
-      const runId = await submit(server.url, counting);
-      await until("the job is queued", async () =>
-        Boolean(await queryRow(databaseUrl, "select id from jobs where run_id = $1", [runId])),
-      );
-      // The engine's write of the run's start waits on the run's row, as in the test above.
-      const holder = new pg.Client({ connectionString: databaseUrl });
-      holder.on("error", () => undefined);
-      await holder.connect();
-      await holder.query("begin");
-      await holder.query("select id from runs where id = $1 for update", [runId]);
-      const held = (await holder.query<{ pid: number }>("select pg_backend_pid() as pid")).rows[0]?.pid;
-      procs.push(await startRunner(server.url, await runnerToken(server.url), { id: "gave-up-runner" }));
-      await until("the engine's write of the start waits on the run's row", async () =>
-        Boolean(
-          await queryRow(
-            databaseUrl,
-            "select pid from pg_stat_activity where wait_event_type = 'Lock' and query like '%appendRunEvents%' and pid <> $1",
-            [held],
-          ),
-        ),
-      );
-      // PostgreSQL stops and stays down past the 10 s a write of the engine's waits for it: the
-      // engine gives up on that write (the run's start and the step's), which before left the run
-      // running for good, the runner's output for it refused at every try.
-      cluster.stopFast();
-      await until("the engine gave up on its write", async () =>
-        server.proc.output().includes("a run's engine lost the database"),
-      );
-      await cluster.startAgain();
-      const done = await waitForRun(server.url, runId, isFinal, 60_000);
-      const events = await readEvents(server.url, runId);
-      expect(events.map((event) => event.seq)).toEqual(events.map((_, index) => index + 1));
-      expectStartsBeforeOutput(events);
-      expect(done.status).toBe("success");
-      const lines = events.flatMap((event) => (event.type === "step.output" ? [event.data] : [])).join("");
-      expect(lines).toBe("line 1\nline 2\nline 3\n");
-    } finally {
-      await Promise.all(procs.map((proc) => proc.kill("SIGKILL")));
-      await cluster.stop();
-    }
+    const started = await startWaitingOnTheRunsRow(procs, "gave-up-runner");
+    ({ cluster } = started);
+    const { server, runId } = started;
+    // PostgreSQL stops and stays down past the 10 s a write of the engine's waits for it: the
+    // engine gives up on that write (the run's start and the step's), which before left the run
+    // running for good, the runner's output for it refused at every try.
+    cluster.stopFast();
+    await until("the engine gave up on its write", async () =>
+      server.proc.output().includes("a run's engine lost the database"),
+    );
+    await cluster.startAgain();
+    const done = await waitForRun(server.url, runId, isFinal, 60_000);
+    const events = await readEvents(server.url, runId);
+    expect(events.map((event) => event.seq)).toEqual(events.map((_, index) => index + 1));
+    expectStartsBeforeOutput(events);
+    expect(done.status).toBe("success");
+    const lines = events.flatMap((event) => (event.type === "step.output" ? [event.data] : [])).join("");
+    expect(lines).toBe("line 1\nline 2\nline 3\n");
   }, 120_000);
 });
