@@ -160,6 +160,16 @@ async function startWaitingOnTheRunsRow(
   return { cluster, server, runId };
 }
 
+/** The run ends `success`, its seqs dense and each step's output after its start; its events. */
+async function expectSucceededInOrder(url: string, runId: string): Promise<RunEvent[]> {
+  const done = await waitForRun(url, runId, isFinal, 60_000);
+  const events = await readEvents(url, runId);
+  expect(events.map((event) => event.seq)).toEqual(events.map((_, index) => index + 1));
+  expectStartsBeforeOutput(events);
+  expect(done.status).toBe("success");
+  return events;
+}
+
 describe.skipIf(!adminUrl)("a step's output and its start, when PostgreSQL restarts", () => {
   const procs: Proc[] = [];
   let cluster: PostgresCluster | undefined;
@@ -176,11 +186,7 @@ describe.skipIf(!adminUrl)("a step's output and its start, when PostgreSQL resta
     // PostgreSQL stops (an operator's restart) with that write unanswered, and starts again.
     cluster.stopFast();
     await cluster.startAgain();
-    const done = await waitForRun(server.url, runId, isFinal, 60_000);
-    const events = await readEvents(server.url, runId);
-    expect(events.map((event) => event.seq)).toEqual(events.map((_, index) => index + 1));
-    expectStartsBeforeOutput(events);
-    expect(done.status).toBe("success");
+    await expectSucceededInOrder(server.url, runId);
   }, 120_000);
 
   it("goes on from its stored events once PostgreSQL is back, when PostgreSQL stayed down longer than the engine waits to store the run's start", async () => {
@@ -195,11 +201,7 @@ describe.skipIf(!adminUrl)("a step's output and its start, when PostgreSQL resta
       server.proc.output().includes("a run's engine lost the database"),
     );
     await cluster.startAgain();
-    const done = await waitForRun(server.url, runId, isFinal, 60_000);
-    const events = await readEvents(server.url, runId);
-    expect(events.map((event) => event.seq)).toEqual(events.map((_, index) => index + 1));
-    expectStartsBeforeOutput(events);
-    expect(done.status).toBe("success");
+    const events = await expectSucceededInOrder(server.url, runId);
     const lines = events.flatMap((event) => (event.type === "step.output" ? [event.data] : [])).join("");
     expect(lines).toBe("line 1\nline 2\nline 3\n");
   }, 120_000);
