@@ -647,6 +647,9 @@ class PodWorker {
     }
     this.check();
     const engine = this.kubelet.engine;
+    // Read before the container is made: a stop that came while this waited (a pod deleted as it
+    // starts) must be seen by the check below, not miss a container started after it.
+    const image = await engine.docker.getImage(container.image).inspect();
     const id = await engine.create(spec);
     this.containers.set(container.name, id);
     if (this.stopReason) {
@@ -654,7 +657,6 @@ class PodWorker {
       this.containers.delete(container.name);
       throw new Stopped();
     }
-    const image = await engine.docker.getImage(container.image).inspect();
     const containerID = `docker://${id}`;
     const started = {
       ...statuses.get(container.name)!,
@@ -663,6 +665,8 @@ class PodWorker {
     };
     try {
       await engine.start(id);
+      // Stopped while it started: its stop found nothing running yet, so it is stopped now.
+      if (this.stopReason) await engine.stop(id, 0).catch(() => {});
     } catch (error) {
       statuses.set(container.name, {
         ...started,
