@@ -147,7 +147,9 @@ export class RunSink {
           // for the database a while, the engine behind it. Past that (or when whether it was
           // stored is not known), the run goes on from its stored events once it is back.
           if (!safeToRunAgain(error) || Date.now() + wait > giveUpAt) {
-            if (!(error instanceof RunyardError && error.code === "REPLICA_FENCED")) this.fail(error);
+            // Only the database's absence: an error the same events would meet again (a value
+            // the store refuses) would have the carried-on engine fail the same way, in a loop.
+            if (error instanceof RunyardError && error.code === "STORE_UNAVAILABLE") this.fail(error);
             throw error;
           }
           await new Promise((resolve) => setTimeout(resolve, wait));
