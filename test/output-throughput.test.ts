@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { connect } from "node:net";
+import { connect, createServer } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cliPath, tempDir, writeWorkflow } from "./helpers/cli.js";
@@ -59,8 +59,8 @@ describe("runyard run, a step printing a lot", () => {
 function chunksOfStream(
   url: string,
   runId: string,
-  /** Called at the answer's first bytes: the stream is open. */
-  opened?: () => void,
+  /** Called with all the answer's bytes so far, each time more come. */
+  watch?: (received: string) => void,
 ): Promise<{ chunks: number; body: string }> {
   const { hostname, port } = new URL(url);
   return new Promise((resolve, reject) => {
@@ -71,8 +71,8 @@ function chunksOfStream(
     });
     let received = Buffer.alloc(0);
     socket.on("data", (data: Buffer) => {
-      if (received.length === 0) opened?.();
       received = Buffer.concat([received, data]);
+      watch?.(received.toString());
       const parsed = parseChunked(received);
       if (parsed) {
         socket.destroy();
@@ -148,6 +148,18 @@ describe("the event stream of a finished run", () => {
   }, 90_000);
 
   it("sends a run's live events a write per stored batch, not a write per event", async () => {
+    // A busy machine, made exact: once the step's output flows, the server is stopped (SIGSTOP)
+    // until the step says, on a socket of this test, that it printed the rest. Its runner holds
+    // what came meanwhile behind the batch in flight and sends it as a batch or two when the
+    // server is back: hundreds of events stored and told to the stream at once. (Left to run, a
+    // step that prints slower than an ack comes back has its runner send a batch per event.)
+    let printed: () => void = () => undefined;
+    const done = new Promise<void>((resolve) => {
+      printed = resolve;
+    });
+    const doneSocket = createServer((socket) => socket.on("data", () => printed()));
+    await new Promise<void>((resolve) => doneSocket.listen(0, "127.0.0.1", resolve));
+    const { port } = doneSocket.address() as { port: number };
     // Queued for a runner that is not there yet, so that every event after `run.queued` comes
     // live, as the runner's batches and the engine's are stored.
     const runId = await submit(
@@ -162,8 +174,10 @@ describe("the event stream of a finished run", () => {
         "    targets: [worker]",
         "    action: shell.run",
         "    args:",
+        "      shell: bash",
         "      script: |",
-        '        for i in $(seq 1 300); do echo "out $i"; echo "err $i" >&2; cksum /dev/null >/dev/null; done',
+        '        for i in $(seq 1 200); do echo "out $i"; echo "err $i" >&2; cksum /dev/null >/dev/null; done',
+        `        echo printed > /dev/tcp/127.0.0.1/${port}`,
         "",
       ].join("\n"),
     );
@@ -171,7 +185,15 @@ describe("the event stream of a finished run", () => {
     const isOpen = new Promise<void>((resolve) => {
       open = resolve;
     });
-    const streamed = chunksOfStream(server.url, runId, open);
+    const pid = server.proc.child.pid!;
+    let held = false;
+    const streamed = chunksOfStream(server.url, runId, (received) => {
+      open();
+      if (held || !received.includes("event: step.output")) return;
+      held = true;
+      process.kill(pid, "SIGSTOP");
+      void done.then(() => process.kill(pid, "SIGCONT"));
+    });
     await isOpen;
     const live = await startRunner(server.url, await runnerToken(server.url), {
       id: "live-stream-runner",
@@ -185,11 +207,13 @@ describe("the event stream of a finished run", () => {
       expect(frames.at(-1)).toContain("event: run.finished");
       const outputs = frames.filter((frame) => frame.includes("event: step.output")).length;
       console.log(`${frames.length} live events (${outputs} of output) in ${chunks} chunks`);
-      // A step's output switching between stdout and stderr is an event per switch, which the
-      // runner sends a batch of many at a time: one write (one chunk) each was the fault.
-      expect(outputs).toBeGreaterThan(20);
-      expect(chunks).toBeLessThan(frames.length * 0.8);
+      // A step's output switching between stdout and stderr is an event per switch; a write (a
+      // chunk) per event was the fault.
+      expect(outputs).toBeGreaterThan(300);
+      expect(chunks).toBeLessThan(frames.length / 10);
     } finally {
+      process.kill(pid, "SIGCONT");
+      doneSocket.close();
       await live.kill();
     }
   }, 90_000);
