@@ -11,7 +11,7 @@ import { schemaFaults } from "./agent-output.js";
 import type { AgentStepSpec } from "./model.js";
 import { refuseDeclaredSettingName } from "./outside-values.js";
 import { suggestWithList } from "./suggest.js";
-import type { YamlReader } from "./yaml-reader.js";
+import { FieldReader, type YamlReader } from "./yaml-reader.js";
 
 /** The longest prompt a step may write (before its `${VAR}`s are replaced, and after). */
 export const maxAgentPromptChars = 100_000;
@@ -48,10 +48,7 @@ export function readAgentArgs(
     "add args: {agent: claude_code, prompt: what the agent should do}",
   );
   if (!argsField || !fields) return spec;
-  const text = (key: string) => {
-    const field = fields.get(key);
-    return field ? reader.string(field.value, `${key} of ${label}`) : undefined;
-  };
+  const read = new FieldReader(reader, fields, label);
 
   const agentField = fields.get("agent");
   if (!agentField) {
@@ -61,7 +58,7 @@ export function readAgentArgs(
       suggestWithList("", knownAgentNames, "agents"),
     );
   } else {
-    const agent = text("agent");
+    const agent = read.string("agent");
     if (agent !== undefined && !(knownAgentNames as readonly string[]).includes(agent)) {
       reader.report(
         agentField.value,
@@ -86,34 +83,28 @@ export function readAgentArgs(
     spec.prompt = prompt ?? "";
   }
   for (const key of ["model", "repo", "cwd", "tests"] as const) {
-    const value = text(key);
+    const value = read.string(key);
     if (value !== undefined) spec[key] = value;
   }
-  const pushField = fields.get("push");
-  if (pushField) {
-    spec.push = reader.boolean(pushField.value, `push of ${label}`) ?? false;
-    if (spec.push && spec.repo === undefined) {
-      reader.report(
-        pushField.key,
-        `push of ${label} needs repo`,
-        "add repo: the git URL whose branch is pushed",
-      );
-    }
+  spec.push = read.boolean("push") ?? false;
+  if (spec.push && spec.repo === undefined) {
+    reader.report(
+      fields.get("push")?.key,
+      `push of ${label} needs repo`,
+      "add repo: the git URL whose branch is pushed",
+    );
   }
   const budgetField = fields.get("budget");
   if (budgetField) {
     const budget = reader.mapping(budgetField.value, `budget of ${label}`);
     if (budget) {
       const budgetFields = reader.fields(budget, `in budget of ${label}`, ["tokens", "usd"]);
+      const readBudget = new FieldReader(reader, budgetFields, `budget of ${label}`);
       spec.budget = {};
-      for (const [key, rule] of [
-        ["tokens", "positive integer"],
-        ["usd", "positive number"],
-      ] as const) {
-        const field = budgetFields.get(key);
-        const n = field && reader.number(field.value, `${key} of budget of ${label}`, rule);
-        if (n !== undefined) spec.budget[key] = n;
-      }
+      const tokens = readBudget.number("tokens", "positive integer");
+      if (tokens !== undefined) spec.budget.tokens = tokens;
+      const usd = readBudget.number("usd", "positive number");
+      if (usd !== undefined) spec.budget.usd = usd;
     }
   }
   const schemaField = fields.get("output_schema");

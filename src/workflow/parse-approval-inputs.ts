@@ -8,7 +8,7 @@ import { isMap, isScalar, isSeq } from "yaml";
 import { approvalInputProblem } from "./approval-inputs.js";
 import { type ApprovalInput, approvalInputTypes } from "./model.js";
 import { refuseDeclaredSettingName } from "./outside-values.js";
-import type { YamlReader } from "./yaml-reader.js";
+import { FieldReader, type YamlReader } from "./yaml-reader.js";
 
 const inputKeys = ["type", "options", "default", "required", "description"];
 const variableName = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -62,10 +62,8 @@ function readInput(
   const fields = reader.fields(node, `in ${label}`, inputKeys, (key) =>
     key === "choices" || key === "values" ? 'the values to pick from are "options"' : undefined,
   );
-  const typeField = fields.get("type");
-  const type = typeField
-    ? reader.choice(typeField.value, `type of ${label}`, approvalInputTypes, "types")
-    : "string";
+  const read = new FieldReader(reader, fields, label);
+  const type = fields.has("type") ? read.choice("type", approvalInputTypes, "types") : "string";
   const input: ApprovalInput = { name, type: type ?? "string", required: false };
   let ok = type !== undefined;
   const optionsField = fields.get("options");
@@ -78,7 +76,7 @@ function readInput(
       );
       ok = false;
     } else {
-      const options = reader.stringList(optionsField.value, `options of ${label}`);
+      const options = read.stringList("options");
       if (options === undefined) ok = false;
       else if (!isSeq(optionsField.value) || options.length === 0) {
         reader.report(optionsField.value, `options of ${label} must be a list of at least one value`);
@@ -90,18 +88,15 @@ function readInput(
     }
   } else if (input.type === "choice") {
     reader.report(
-      typeField?.key ?? node,
+      fields.get("type")?.key ?? node,
       `${label} is a choice without options`,
       "add options: [the values to pick from]",
     );
     ok = false;
   }
-  const requiredField = fields.get("required");
-  if (requiredField) {
-    const required = reader.boolean(requiredField.value, `required of ${label}`);
-    if (required === undefined) ok = false;
-    else input.required = required;
-  }
+  const required = read.boolean("required");
+  if (required !== undefined) input.required = required;
+  else if (fields.has("required")) ok = false;
   const defaultField = fields.get("default");
   if (defaultField && ok) {
     const given = reader.text(defaultField.value, `default of ${label}`);

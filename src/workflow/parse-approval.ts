@@ -8,7 +8,7 @@ import { usernamePattern, usernameRule } from "../core/usernames.js";
 import type { ApprovalSpec } from "./model.js";
 import { readApprovalInputs } from "./parse-approval-inputs.js";
 import { readDuration } from "./parse-duration.js";
-import { descriptionHint, type Fields, maxDescriptionLength, type YamlReader } from "./yaml-reader.js";
+import { descriptionHint, FieldReader, maxDescriptionLength, type YamlReader } from "./yaml-reader.js";
 
 /** The keys an approval step takes; the others of a step mean nothing for it. */
 export const approvalStepKeys = [
@@ -93,6 +93,7 @@ export function readApprovalArgs(
     "add args: {message: what the approvers decide, approvers: [a username or role:admin]}",
   );
   if (!argsField || !fields) return spec;
+  const read = new FieldReader(reader, fields, label);
 
   const message = fields.get("message");
   if (!message) {
@@ -117,44 +118,38 @@ export function readApprovalArgs(
     spec.approvers = readApprovers(reader, approvers.value, label);
   }
 
-  const timeout = fields.get("timeout_seconds");
-  if (timeout) {
-    const seconds = reader.number(timeout.value, `timeout_seconds of ${label}`, "positive number");
-    if (seconds !== undefined && seconds > maxApprovalTimeoutSeconds) {
-      reader.report(
-        timeout.value,
-        `timeout_seconds of ${label} is ${seconds}, more than 30 days (${maxApprovalTimeoutSeconds})`,
-        "a run waits for an answer 30 days at most",
-      );
-    } else if (seconds !== undefined) {
-      spec.timeoutSeconds = seconds;
-    }
-  }
-  readApprovalRules(reader, fields, spec, label);
+  const seconds = read.number("timeout_seconds", "positive number");
+  if (seconds !== undefined && seconds > maxApprovalTimeoutSeconds) {
+    reader.report(
+      read.value("timeout_seconds"),
+      `timeout_seconds of ${label} is ${seconds}, more than 30 days (${maxApprovalTimeoutSeconds})`,
+      "a run waits for an answer 30 days at most",
+    );
+  } else if (seconds !== undefined) spec.timeoutSeconds = seconds;
+  readApprovalRules(read, spec);
   return spec;
 }
 
 /** `inputs`, `required`, `self_approval` and `wait`: the form, and who answers when. */
-function readApprovalRules(reader: YamlReader, fields: Fields, spec: ApprovalSpec, label: string): void {
-  const inputs = fields.get("inputs");
-  if (inputs) spec.inputs = readApprovalInputs(reader, inputs.value, label);
-  const required = fields.get("required");
-  if (required) {
-    const count = reader.number(required.value, `required of ${label}`, "positive integer");
-    const named = spec.approvers.filter((entry) => !entry.startsWith("role:"));
-    const onlyNames = spec.approvers.length > 0 && named.length === spec.approvers.length;
-    if (count !== undefined && onlyNames && count > named.length) {
-      reader.report(
-        required.value,
-        `required of ${label} is ${count}, but only ${named.length} approver${named.length === 1 ? " is" : "s are"} listed`,
-        "each approval comes from a different approver: list more approvers (or a role), or require fewer",
-      );
-    } else if (count !== undefined && count > maxRequiredApprovals) {
-      reader.report(required.value, `required of ${label} is ${count}; at most ${maxRequiredApprovals}`);
-    } else if (count !== undefined) spec.required = count;
-  }
-  const self = fields.get("self_approval");
-  if (self) spec.selfApproval = reader.boolean(self.value, `self_approval of ${label}`) ?? true;
+function readApprovalRules(read: FieldReader, spec: ApprovalSpec): void {
+  const { reader, fields, label } = read;
+  if (fields.has("inputs")) spec.inputs = readApprovalInputs(reader, read.value("inputs"), label);
+  const count = read.number("required", "positive integer");
+  const named = spec.approvers.filter((entry) => !entry.startsWith("role:"));
+  const onlyNames = spec.approvers.length > 0 && named.length === spec.approvers.length;
+  if (count !== undefined && onlyNames && count > named.length) {
+    reader.report(
+      read.value("required"),
+      `required of ${label} is ${count}, but only ${named.length} approver${named.length === 1 ? " is" : "s are"} listed`,
+      "each approval comes from a different approver: list more approvers (or a role), or require fewer",
+    );
+  } else if (count !== undefined && count > maxRequiredApprovals) {
+    reader.report(
+      read.value("required"),
+      `required of ${label} is ${count}; at most ${maxRequiredApprovals}`,
+    );
+  } else if (count !== undefined) spec.required = count;
+  spec.selfApproval = read.boolean("self_approval") ?? true;
   const wait = fields.get("wait");
   if (wait) {
     const seconds = readDuration(reader, wait.value, `wait of ${label}`, false);

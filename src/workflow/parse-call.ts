@@ -6,7 +6,7 @@
 import { isScalar, type YAMLMap } from "yaml";
 import type { CallSpec, SourcePos } from "./model.js";
 import { fillVariables } from "./templates.js";
-import type { YamlReader } from "./yaml-reader.js";
+import { FieldReader, type YamlReader } from "./yaml-reader.js";
 
 /** The keys a call step takes; the others of a step mean nothing for it. */
 export const callStepKeys = ["name", "description", "action", "args", "when", "continue_on_error", "depends"];
@@ -74,11 +74,8 @@ export function readCallArgs(
     }
   }
 
-  const version = fields.get("version");
-  if (version) {
-    const number = reader.number(version.value, `version of ${label}`, "positive integer");
-    if (number !== undefined) spec.version = number;
-  }
+  const version = new FieldReader(reader, fields, label).number("version", "positive integer");
+  if (version !== undefined) spec.version = version;
 
   const inputs = fields.get("inputs");
   if (inputs) {

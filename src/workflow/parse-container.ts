@@ -4,8 +4,7 @@ import { minimumContainerMemory, parseMemorySize } from "../core/memory-size.js"
 import { quoted } from "../core/quoted-input.js";
 import type { StepContainer } from "../core/step-attempt.js";
 import { suggestWithList } from "./suggest.js";
-import type { Fields, NumberRule, YamlReader } from "./yaml-reader.js";
-import { describe } from "./yaml-reader.js";
+import { describe, FieldReader, type Fields, type YamlReader } from "./yaml-reader.js";
 
 export const executors = ["process", "docker"] as const;
 
@@ -26,10 +25,11 @@ export function readContainer(
   fields: Fields,
   name: string,
 ): StepContainer | undefined | null {
+  const read = new FieldReader(reader, fields, `host "${name}"`);
   const executorField = fields.get("executor");
   let executor: string | undefined = "process";
   if (executorField) {
-    executor = reader.string(executorField.value, `executor of host "${name}"`);
+    executor = read.string("executor");
     if (executor === undefined) return null;
     if (!(executors as readonly string[]).includes(executor)) {
       reader.report(
@@ -59,26 +59,19 @@ export function readContainer(
     );
     return null;
   }
-  const image = reader.string(imageField.value, `image of host "${name}"`);
+  const image = read.string("image");
   if (image !== undefined && image.trim() === "") {
     reader.report(imageField.value, `image of host "${name}" is empty`, "write it like `busybox:1.36`");
     return null;
   }
   const memoryField = fields.get("memory");
   const memoryBytes = memoryField ? readMemory(reader, memoryField.value, name) : defaults.memoryBytes;
-  const limit = (key: "cpus" | "pids", rule: NumberRule) => {
-    const field = fields.get(key);
-    return field ? reader.number(field.value, `${key} of host "${name}"`, rule) : defaults[key];
-  };
-  const cpus = limit("cpus", "positive number");
-  const pids = limit("pids", "positive integer");
-  const networkField = fields.get("network");
-  const network = networkField
-    ? reader.string(networkField.value, `network of host "${name}"`)
-    : defaults.network;
+  const cpus = fields.has("cpus") ? read.number("cpus", "positive number") : defaults.cpus;
+  const pids = fields.has("pids") ? read.number("pids", "positive integer") : defaults.pids;
+  const network = fields.has("network") ? read.string("network") : defaults.network;
   if (network !== undefined && network.trim() === "") {
     reader.report(
-      networkField!.value,
+      read.value("network"),
       `network of host "${name}" is empty`,
       "write none, host or a Docker network's name",
     );

@@ -9,7 +9,7 @@
  */
 import { isMap, isScalar } from "yaml";
 import type { InputSpec, InputType } from "./model.js";
-import type { YamlReader } from "./yaml-reader.js";
+import { FieldReader, type YamlReader } from "./yaml-reader.js";
 
 /** What a hook's inputs start with: no program reads a `HOOK_` variable as a setting. */
 export const inputPrefix = "HOOK_";
@@ -58,38 +58,33 @@ function readInput(reader: YamlReader, node: unknown, name: string): InputSpec |
     return undefined;
   }
   const fields = reader.fields(node, `in inputs.${name}`, inputKeys);
-  const typeField = fields.get("type");
-  const type = typeField
-    ? reader.choice(typeField.value, `type of inputs.${name}`, inputTypes, "types")
-    : "string";
+  const read = new FieldReader(reader, fields, `inputs.${name}`);
+  const type = fields.has("type") ? read.choice("type", inputTypes, "types") : "string";
   if (type === undefined) return undefined;
-  let maxLength = defaultInputMaxLength;
-  const lengthField = fields.get("max_length");
-  if (lengthField) {
-    const given = reader.number(lengthField.value, `max_length of inputs.${name}`, "positive integer");
-    if (given === undefined) return undefined;
-    if (given > maxInputMaxLength) {
-      reader.report(
-        lengthField.value,
-        `max_length of inputs.${name} is ${given}; at most ${maxInputMaxLength}`,
-        "a value travels as an environment variable: pick a field of the body, not a whole object",
-      );
-      return undefined;
-    }
-    maxLength = given;
+  const maxLength = fields.has("max_length")
+    ? read.number("max_length", "positive integer")
+    : defaultInputMaxLength;
+  if (maxLength === undefined) return undefined;
+  if (maxLength > maxInputMaxLength) {
+    reader.report(
+      read.value("max_length"),
+      `max_length of inputs.${name} is ${maxLength}; at most ${maxInputMaxLength}`,
+      "a value travels as an environment variable: pick a field of the body, not a whole object",
+    );
+    return undefined;
   }
   const spec: InputSpec = { type, maxLength, default: "" };
   const optionsField = fields.get("options");
   if (type === "choice") {
     if (!optionsField) {
       reader.report(
-        typeField?.value ?? node,
+        read.value("type") ?? node,
         `inputs.${name} is a choice with no options`,
         "list the values it may take: options: [staging, production]",
       );
       return undefined;
     }
-    const options = reader.stringList(optionsField.value, `options of inputs.${name}`);
+    const options = read.stringList("options");
     if (options === undefined) return undefined;
     if (options.length === 0) {
       reader.report(optionsField.value, `options of inputs.${name} is empty`, "list at least one value");
@@ -104,12 +99,9 @@ function readInput(reader: YamlReader, node: unknown, name: string): InputSpec |
     );
     return undefined;
   }
-  const requiredField = fields.get("required");
-  if (requiredField) {
-    const required = reader.boolean(requiredField.value, `required of inputs.${name}`);
-    if (required === undefined) return undefined;
-    if (required) spec.required = true;
-  }
+  const required = read.boolean("required");
+  if (required === undefined && fields.has("required")) return undefined;
+  if (required) spec.required = true;
   const defaultField = fields.get("default");
   if (defaultField) {
     const given = reader.text(defaultField.value, `default of inputs.${name}`);

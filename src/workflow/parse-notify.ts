@@ -3,7 +3,7 @@ import { isMap, isScalar, isSeq } from "yaml";
 import { quoted } from "../core/quoted-input.js";
 import type { NotifySpec } from "./model.js";
 import { isHttpUrl } from "./parse-hosts.js";
-import type { YamlReader } from "./yaml-reader.js";
+import { FieldReader, type YamlReader } from "./yaml-reader.js";
 
 /** The notifier's defaults: `NotifyRetry = 2`, `NotifyDelay = 500ms`. */
 const defaultRetry = 2;
@@ -36,17 +36,14 @@ function readTarget(reader: YamlReader, node: unknown, label: string): NotifySpe
   const urlField = fields.get("url");
   if (!urlField) reader.report(node, `${label} has no url`, "add url: http://HOST/hook");
   const url = urlField && checkedUrl(reader, urlField.value, `url of ${label}`);
-  const secretField = fields.get("secret");
-  const secret = secretField && reader.string(secretField.value, `secret of ${label}`);
-  const retryField = fields.get("retry");
-  const retry = retryField
-    ? reader.number(retryField.value, `retry of ${label}`, "non-negative integer")
-    : defaultRetry;
+  const read = new FieldReader(reader, fields, label);
+  const secret = read.string("secret");
+  const retry = fields.has("retry") ? read.number("retry", "non-negative integer") : defaultRetry;
   const delayField = fields.get("delay");
   const delayMs = delayField ? readDelay(reader, delayField.value, `delay of ${label}`) : defaultDelayMs;
   if (
     url === undefined ||
-    (secretField && secret === undefined) ||
+    (fields.has("secret") && secret === undefined) ||
     retry === undefined ||
     delayMs === undefined
   ) {

@@ -7,7 +7,7 @@ import { isScalar, isSeq } from "yaml";
 import { type Backoff, backoffKinds, type RetryPolicy, type RetryReason, retryReasons } from "./model.js";
 import { readDuration } from "./parse-duration.js";
 import { suggestionHint } from "./suggest.js";
-import type { Field, Fields, YamlReader } from "./yaml-reader.js";
+import { type Field, FieldReader, type YamlReader } from "./yaml-reader.js";
 
 const retryKeys = ["attempts", "backoff", "delay", "max_delay", "on_exit_codes", "on"];
 /** A step runs at most this many times on a host: past it, a retry loop hides a broken step. */
@@ -53,7 +53,8 @@ export function readRetry(
   const map = reader.mapping(node, `retry of ${label}`);
   if (!map) return undefined;
   const where = `retry of ${label}`;
-  const fields: Fields = reader.fields(map, `in ${where}`, retryKeys, keyHint);
+  const fields = reader.fields(map, `in ${where}`, retryKeys, keyHint);
+  const read = new FieldReader(reader, fields, where);
   const policy: RetryPolicy = { attempts: 1, backoff: "exponential", delaySeconds: 1, on: [...retryReasons] };
   let ok = true;
 
@@ -72,19 +73,16 @@ export function readRetry(
     else policy.attempts = value;
   }
 
-  const backoff = fields.get("backoff");
-  if (backoff) {
-    const value = reader.string(backoff.value, `backoff of ${where}`);
-    if (value !== undefined && !(backoffKinds as readonly string[]).includes(value)) {
-      reader.report(
-        backoff.value,
-        `backoff of ${where} must be fixed or exponential, got ${JSON.stringify(value)}`,
-        suggestionHint(value, backoffKinds, "kinds"),
-      );
-      ok = false;
-    } else if (value === undefined) ok = false;
-    else policy.backoff = value as Backoff;
-  }
+  const backoff = read.string("backoff");
+  if (backoff !== undefined && !(backoffKinds as readonly string[]).includes(backoff)) {
+    reader.report(
+      read.value("backoff"),
+      `backoff of ${where} must be fixed or exponential, got ${JSON.stringify(backoff)}`,
+      suggestionHint(backoff, backoffKinds, "kinds"),
+    );
+    ok = false;
+  } else if (backoff !== undefined) policy.backoff = backoff as Backoff;
+  else if (fields.has("backoff")) ok = false;
 
   const delay = fields.get("delay");
   if (delay) {

@@ -10,7 +10,7 @@ import {
   timeZones,
 } from "./schedule.js";
 import { didYouMean } from "./suggest.js";
-import type { YamlReader } from "./yaml-reader.js";
+import { FieldReader, type YamlReader } from "./yaml-reader.js";
 
 const scheduleKeys = ["cron", "timezone", "overlap", "catch_up"];
 /** More schedules than this on one workflow is a mistake, not a plan. */
@@ -112,12 +112,9 @@ function readSchedule(reader: YamlReader, node: unknown, label: string): Schedul
       );
     } else timezone = zone;
   }
-  const choice = <T extends string>(key: string, choices: readonly T[], fallback: T) => {
-    const field = fields.get(key);
-    return field ? reader.choice(field.value, `${key} of ${label}`, choices, "choices") : fallback;
-  };
-  const overlap = choice("overlap", scheduleOverlaps, "skip");
-  const catchUp = choice("catch_up", scheduleCatchUps, "latest");
+  const read = new FieldReader(reader, fields, label);
+  const overlap = fields.has("overlap") ? read.choice("overlap", scheduleOverlaps, "choices") : "skip";
+  const catchUp = fields.has("catch_up") ? read.choice("catch_up", scheduleCatchUps, "choices") : "latest";
   if (!ok || cron === undefined || overlap === undefined || catchUp === undefined) return undefined;
   return { cron, timezone, overlap, catchUp };
 }

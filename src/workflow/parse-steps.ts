@@ -17,9 +17,9 @@ import { readRetry } from "./parse-retry.js";
 import { suggestWithList } from "./suggest.js";
 import {
   type Field,
+  FieldReader,
   type Fields,
   maxNameLength,
-  type NumberRule,
   nameHint,
   type YamlReader,
 } from "./yaml-reader.js";
@@ -386,44 +386,14 @@ function readTargets(
   return targets;
 }
 
-/** Reads one mapping's fields, each labelled `KEY of <step>` in messages. */
-class StepFields {
-  constructor(
-    private readonly reader: YamlReader,
-    readonly fields: Fields,
-    private readonly label: string,
-  ) {}
-
-  private value(key: string): unknown {
-    return this.fields.get(key)?.value;
-  }
-
-  text(key: string): string | undefined {
-    return this.fields.has(key) ? this.reader.text(this.value(key), `${key} of ${this.label}`) : undefined;
-  }
-
-  string(key: string): string | undefined {
-    return this.fields.has(key) ? this.reader.string(this.value(key), `${key} of ${this.label}`) : undefined;
-  }
-
-  boolean(key: string): boolean | undefined {
-    return this.fields.has(key) ? this.reader.boolean(this.value(key), `${key} of ${this.label}`) : undefined;
-  }
-
-  number(key: string, rule: NumberRule): number | undefined {
-    return this.fields.has(key)
-      ? this.reader.number(this.value(key), `${key} of ${this.label}`, rule)
-      : undefined;
-  }
-
+/** A step's fields, and the readers only steps have. */
+class StepFields extends FieldReader {
   /** A script as one string, or a list of lines joined with newlines. */
   script(key: string): string | undefined {
-    if (!this.fields.has(key)) return undefined;
-    const node = this.value(key);
-    const lines = this.reader.stringList(node, `${key} of ${this.label}`);
+    const lines = this.stringList(key);
     if (lines === undefined) return undefined;
     const script = lines.join("\n");
-    if (script.trim() === "") this.reader.report(node, `${key} of ${this.label} is empty`);
+    if (script.trim() === "") this.reader.report(this.value(key), `${key} of ${this.label} is empty`);
     return script;
   }
 

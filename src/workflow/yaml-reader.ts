@@ -354,6 +354,49 @@ export class YamlReader {
   }
 }
 
+/** One mapping's fields read by key, each labelled `KEY of <label>` in messages; an absent one is undefined. */
+export class FieldReader {
+  constructor(
+    readonly reader: YamlReader,
+    readonly fields: Fields,
+    readonly label: string,
+  ) {}
+
+  value(key: string): unknown {
+    return this.fields.get(key)?.value;
+  }
+
+  text(key: string): string | undefined {
+    return this.fields.has(key) ? this.reader.text(this.value(key), `${key} of ${this.label}`) : undefined;
+  }
+
+  string(key: string): string | undefined {
+    return this.fields.has(key) ? this.reader.string(this.value(key), `${key} of ${this.label}`) : undefined;
+  }
+
+  boolean(key: string): boolean | undefined {
+    return this.fields.has(key) ? this.reader.boolean(this.value(key), `${key} of ${this.label}`) : undefined;
+  }
+
+  number(key: string, rule: NumberRule): number | undefined {
+    return this.fields.has(key)
+      ? this.reader.number(this.value(key), `${key} of ${this.label}`, rule)
+      : undefined;
+  }
+
+  stringList(key: string): string[] | undefined {
+    return this.fields.has(key)
+      ? this.reader.stringList(this.value(key), `${key} of ${this.label}`)
+      : undefined;
+  }
+
+  choice<T extends string>(key: string, choices: readonly T[], what: string): T | undefined {
+    return this.fields.has(key)
+      ? this.reader.choice(this.value(key), `${key} of ${this.label}`, choices, what)
+      : undefined;
+  }
+}
+
 function fitsRule(value: number, rule: NumberRule): boolean {
   switch (rule) {
     case "positive number":
