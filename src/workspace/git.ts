@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
 import { RunyardError } from "../core/errors.js";
+import { signalGroup } from "../exec/resources.js";
 import { maskGitOutput } from "./git-failure.js";
 
 /** What one git process did. */
@@ -65,25 +66,16 @@ export function cleanGitEnv(from: Record<string, string | undefined>): Record<st
  * run's worktree add, and a sluggish server counts as a timeout instead of a hang.
  */
 const baseConfig = [
-  "-c",
   "credential.helper=",
-  "-c",
   "gc.auto=0",
-  "-c",
   "maintenance.auto=false",
-  "-c",
   "http.lowSpeedLimit=1",
-  "-c",
   "http.lowSpeedTime=60",
   // Only the transports a repo is reached by: a machine's gitconfig that allows `ext::` (a
   // command run as the runner) does not reach runyard's git.
-  "-c",
   "protocol.allow=never",
-  ...["https", "http", "ssh", "git", "file"].flatMap((protocol) => [
-    "-c",
-    `protocol.${protocol}.allow=always`,
-  ]),
-];
+  ...["https", "http", "ssh", "git", "file"].map((protocol) => `protocol.${protocol}.allow=always`),
+].flatMap((setting) => ["-c", setting]);
 
 /** `result`, or WORKSPACE_GIT_FAILED saying `what` failed in git's own (masked) words. */
 export function checkedGit(result: GitResult, what: string): GitResult {
@@ -125,10 +117,12 @@ export function runGit(env: Record<string, string>, args: readonly string[], cal
     let killTimer: NodeJS.Timeout | undefined;
     const onAbort = () => {
       aborted = true;
+      const pgid = child.pid;
+      if (pgid === undefined) return;
       // SIGTERM first: git removes its lock files on it, so a canceled fetch does not leave the
       // mirror locked for the next run; SIGKILL for whatever ignores it.
-      signalGroup(child.pid, "SIGTERM");
-      killTimer = setTimeout(() => signalGroup(child.pid, "SIGKILL"), KILL_GRACE_MS);
+      signalGroup(pgid, "SIGTERM");
+      killTimer = setTimeout(() => signalGroup(pgid, "SIGKILL"), KILL_GRACE_MS);
     };
     call.signal?.addEventListener("abort", onAbort, { once: true });
     child.on("error", (error) => {
@@ -144,13 +138,4 @@ export function runGit(env: Record<string, string>, args: readonly string[], cal
       else resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
     });
   });
-}
-
-function signalGroup(pgid: number | undefined, signal: NodeJS.Signals): void {
-  if (pgid === undefined) return;
-  try {
-    process.kill(-pgid, signal);
-  } catch {
-    // already gone
-  }
 }
