@@ -21,17 +21,16 @@ import type {
  *
  * Facts of 2.1.197 (recorded in test/fixtures/agents/claude_code/, see test/model-server/README.md):
  * - one `assistant` line per content block, several lines sharing one `message.id`;
- * - the `usage` of an `assistant` line is the snapshot of the stream's start: its input tokens
- *   are final, its output tokens a placeholder (1); `result.modelUsage` (per model, with
- *   `costUSD`) and `result.total_cost_usd` hold the true totals;
+ * - an `assistant` line's `usage` is the stream's start: final input tokens, output a placeholder (1);
+ *   `result.modelUsage` (per model, with `costUSD`) and `result.total_cost_usd` hold the true totals;
  * - `result.subtype` stays "success" on API errors: `is_error` and `api_error_status` tell;
  *   an error turns into a `<synthetic>` assistant message with an `error` field;
  * - it retries 401 and 429 itself (`CLAUDE_CODE_MAX_RETRIES`, default 10: ~178 s for a bad key
- *   without `x-should-retry: false`; 3 retries take ~5 s) and reports each retry as
- *   `system/api_retry` (`error_status` 401, `error` "authentication_failed"); it waits forever on a stream that went quiet (the supervisor's stall
- *   watch stops it);
- * - it keeps its sessions (`projects/<cwd>/<session id>.jsonl`) and its own config in
- *   `$CLAUDE_CONFIG_DIR`, else `$HOME/.claude`: a follow-up's `--resume ID` finds the session there.
+ *   without `x-should-retry: false`; 3 retries take ~5 s), each reported as `system/api_retry`
+ *   (`error_status` 401, `error` "authentication_failed"); it waits forever on a quiet stream
+ *   (the supervisor's stall watch stops it);
+ * - it keeps its sessions (`projects/<cwd>/<session id>.jsonl`) and config in `$CLAUDE_CONFIG_DIR`,
+ *   else `$HOME/.claude`: a follow-up's `--resume ID` finds the session there.
  */
 export const claudeCodeAgent: AgentAdapter = {
   name: "claude_code",
@@ -60,10 +59,7 @@ export const claudeCodeAgent: AgentAdapter = {
   }),
 };
 
-/**
- * How the adapter starts the CLI: its argv, and the environment laid over the runner's. Also
- * what the benchmark starts by hand, so the two cannot drift apart.
- */
+/** The CLI's argv and the env laid over the runner's; the benchmark starts it by this too, so no drift. */
 export function claudeCodeCommand(
   invocation: Pick<AgentInvocation, "prompt" | "model" | "sessionId" | "extraArgs" | "env">,
   bin: string,
@@ -84,14 +80,13 @@ export function claudeCodeCommand(
     invocation.prompt,
   ];
   const env = {
-    // It refuses --dangerously-skip-permissions as root unless it is told it is sandboxed;
-    // runyard's workspace is its sandbox.
+    // It refuses --dangerously-skip-permissions as root unless told it is sandboxed (it is: the workspace).
     IS_SANDBOX: "1",
     // No telemetry, update checks or side calls: a run talks to its model and nothing else.
     CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
     DISABLE_AUTOUPDATER: "1",
-    // Its own default is 10 retries, a 401 included (about 3 minutes for a bad key): the run's
-    // llm_retry_count caps it, unless the run's env names a count of its own.
+    // Its default is 10 retries, a 401 included (~3 minutes for a bad key): llm_retry_count caps it,
+    // unless the run's env names a count of its own.
     CLAUDE_CODE_MAX_RETRIES: String(retries),
     ...invocation.env,
   };
@@ -99,25 +94,21 @@ export function claudeCodeCommand(
 }
 
 /**
- * The folder Claude Code keeps its sessions and config in (CLAUDE_CONFIG_DIR): the run's own
- * CLAUDE_CONFIG_DIR as it is (undefined: the CLI reads it from the run's env), else
- * `<conversation state>/claude`, which outlives the turn and is shown to the turn's sandbox, where
- * `$HOME` is an empty folder of each command's own (a session kept under it was gone by the
- * follow-up). Into it go, anew each turn, the runner user's own `settings.json` and `CLAUDE.md`
- * (of the runner's CLAUDE_CONFIG_DIR, else its `~/.claude`), never their login
- * (`.credentials.json`: a turn gets its key from its env) nor another conversation's files.
- * Without a state folder (a caller that keeps no conversation) the CLI keeps today's `~/.claude`.
+ * Claude Code's CLAUDE_CONFIG_DIR: undefined when the run's env sets one (the CLI reads it there), else
+ * `<conversation state>/claude`, which outlives the turn, unlike the sandbox's per-command empty `$HOME`
+ * (a session kept there was gone by the follow-up). Into it go, anew each turn, the runner user's
+ * `settings.json` and `CLAUDE.md` (of the runner's CLAUDE_CONFIG_DIR, else `~/.claude`), never their
+ * login (`.credentials.json`: a turn's key is in its env) nor another conversation's files. Without a
+ * state folder (no conversation kept) the CLI uses `~/.claude`.
  */
 function claudeConfigDir(invocation: Pick<AgentInvocation, "env">, runner: RunnerEnv): string | undefined {
   const state = invocation.env.RUNYARD_AGENT_STATE_DIR;
   if (invocation.env.CLAUDE_CONFIG_DIR || !state) return undefined;
   const dir = join(state, "claude");
-  // The last turn could write here: a link it left in place of the folder or a file is removed,
-  // never followed, so the runner writes nowhere else.
+  // The last turn could write here: a link left in the folder's place is removed, never followed.
   if (lstatSync(dir, { throwIfNoEntry: false })?.isDirectory() === false) rmSync(dir, { force: true });
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  // The runner user's own, never a folder the run's env names: the runner would copy what a
-  // member chose into a folder the member's turn reads.
+  // Never a folder the run's env names: the runner would copy what a member chose into their turn.
   const users = runner.CLAUDE_CONFIG_DIR || (runner.HOME ? join(runner.HOME, ".claude") : undefined);
   for (const name of userFiles) {
     // What the user removed since the last turn goes from the conversation's copy too.
@@ -136,9 +127,8 @@ function claudeConfigDir(invocation: Pick<AgentInvocation, "env">, runner: Runne
 const userFiles = ["settings.json", "CLAUDE.md"];
 
 /**
- * Which endpoint and model Claude Code uses, first found wins: the run's env, the runner's env,
- * the `env` (and `model`) of the user's `~/.claude/settings.json` (`$CLAUDE_CONFIG_DIR` when set),
- * Anthropic's default. The CLI reads all of these itself; runyard reads them to show them.
+ * Claude Code's endpoint and model, first found wins: the run's env, the runner's, the `env` (and
+ * `model`) of `~/.claude/settings.json` (`$CLAUDE_CONFIG_DIR`'s when set), Anthropic's default.
  */
 export function claudeCodeSetup(context: SetupContext): AgentSetup {
   const { run, runner } = context;
@@ -218,12 +208,10 @@ interface ModelUsage {
 }
 
 /**
- * Reads stream-json. Usage is counted in two parts that add up to the CLI's own totals:
- * each model request's input tokens as soon as its first line arrives (so a token or USD
- * budget can stop a turn that runs away, and a turn killed before its end still shows what it
- * used), priced from prices.ts; then, from the `result` line, the rest per model: its output
- * tokens, and the CLI's reported cost less what was already counted. Input tokens include cache
- * reads and writes: all of them were sent to the model.
+ * Reads stream-json. Usage comes in two parts adding up to the CLI's totals: each request's input
+ * tokens (priced from prices.ts) on its first line, so a budget can stop a runaway turn and a killed
+ * turn still shows its use; then per model from the `result` line, its output tokens and the CLI's
+ * cost less what was counted. Input tokens include cache reads and writes: all were sent to the model.
  */
 export function claudeCodeParser(): CliStreamParser {
   const countedMessages = new Set<string>();
@@ -403,10 +391,7 @@ function modelName(name: string): string {
   return name.replace(/\[[^\]]*\]$/, "");
 }
 
-/**
- * The task's MCP servers as the `--mcp-config` file Claude Code reads, in the turn's scratch
- * folder; the arguments that name it (none without servers).
- */
+/** Writes the task's MCP servers as a `--mcp-config` file in scratch; returns the args naming it. */
 function writeMcpConfig(invocation: Pick<AgentInvocation, "mcpServers" | "scratchDir">): string[] {
   const servers = invocation.mcpServers ?? {};
   if (Object.keys(servers).length === 0) return [];

@@ -17,9 +17,8 @@ import type {
 /** Between SIGTERM and SIGKILL when a turn is stopped: CLIs save their session on SIGTERM. */
 const KILL_GRACE_MS = 3000;
 /**
- * The longest stdout line handed to a parser. A CLI prints one JSON object a line, and a tool
- * result (a file read whole) can be large, but a line without end must not grow the runner's
- * memory without bound: a longer line is dropped.
+ * The longest stdout line handed to a parser (a tool result can be a whole file); a longer one is
+ * dropped, so a line without end cannot grow the runner's memory without bound.
  */
 export const MAX_LINE_CHARS = 8 * 1024 * 1024;
 /** How much of stderr is kept for the failure message of a crash. */
@@ -44,10 +43,7 @@ function refusedTurn(error: ErrorInfo): AgentTurnEnd {
 /** What an adapter starts for one turn: the CLI's argv, its env and the parser of its output. */
 export type CliTurn = Pick<CliAgentArgs, "argv" | "env" | "parser">;
 
-/**
- * A CLI adapter's `run`: the run's `llm_retry_count` checked (a turn with a wrong one is refused
- * before anything starts), then the turn `start` describes, in the invocation's workspace.
- */
+/** A CLI adapter's `run`: a wrong `llm_retry_count` refused before anything starts, then `start`'s turn. */
 export function cliTurn(
   agent: string,
   start: (
@@ -93,10 +89,7 @@ export function writePrivateJson(path: string, value: unknown): void {
 export interface CliAgentArgs {
   /** argv[0] is the CLI's path. */
   argv: string[];
-  /**
-   * The turn's environment as the adapter built it (the invocation's env and the adapter's own
-   * settings), laid over the runner's environment without runyard's own credentials.
-   */
+  /** The invocation's env and adapter's settings, over the runner's env minus runyard's credentials. */
   env: Record<string, string>;
   cwd: string;
   parser: CliStreamParser;
@@ -106,10 +99,8 @@ export interface CliAgentArgs {
 }
 
 /**
- * Runs one turn of a coding-agent CLI: starts it in a process group of its own through the
- * runner's launcher (aborting `io.signal` stops the whole group), feeds its stdout line by line
- * to the adapter's parser, and turns how it ended into an `AgentTurnEnd`. Every CLI adapter
- * calls this; only argument building and stream parsing differ between them.
+ * Runs one turn of a coding-agent CLI in its own process group (aborting `io.signal` stops the
+ * group), its stdout fed line by line to the adapter's parser, its end made an `AgentTurnEnd`.
  */
 export async function runCliAgent(args: CliAgentArgs): Promise<AgentTurnEnd> {
   const { parser, io } = args;
@@ -124,8 +115,7 @@ export async function runCliAgent(args: CliAgentArgs): Promise<AgentTurnEnd> {
       io.emit(output);
     }
   };
-  // A parser bug must not throw inside the launcher's stream handlers (that would take the
-  // runner down); it fails the turn instead.
+  // A parser bug fails the turn, not the runner (a throw inside the launcher's stream handlers).
   const guarded = (read: () => AgentOutput[]) => {
     if (parserProblem) return;
     try {
@@ -135,8 +125,7 @@ export async function runCliAgent(args: CliAgentArgs): Promise<AgentTurnEnd> {
     }
   };
 
-  // Aborted with the turn's signal, or by runCliAgent itself once the CLI went past the run's
-  // retry cap (a CLI with no setting for it would go on retrying).
+  // Aborted with the turn, or here once a CLI with no setting of its own passed the retry cap.
   const stop = new AbortController();
   const abortWithTurn = () => stop.abort();
   if (io.signal.aborted) stop.abort();
@@ -158,15 +147,13 @@ export async function runCliAgent(args: CliAgentArgs): Promise<AgentTurnEnd> {
 
   const result = await io.launcher.run({
     argv: args.argv,
-    // The runner's env (in place of the host's for a CLI that reads, say, HOME or PATH), without
-    // runyard's own server token and keys: a CLI is code runyard does not control.
-    // PWD too: a CLI that reads its project folder from it (OpenCode does) must see the workspace.
+    // The runner's env without runyard's token and keys (a CLI is code runyard does not control);
+    // PWD too, as a CLI may read its project folder from it (OpenCode does).
     env: { ...withoutCredentials(io.env ?? process.env), PWD: args.cwd, ...args.env },
     cwd: args.cwd,
     signal: stop.signal,
     killGraceMs: KILL_GRACE_MS,
-    // Raw bytes are no sign of life: a CLI that prints only its retries is stuck. What the
-    // parser turns into outputs the user sees resets the stall watch (see superviseTurn).
+    // Raw bytes are no sign of life (a CLI printing only retries is stuck); parsed outputs are.
     onOutput: (stream, data) => {
       if (stream === "stdout") {
         lines.push(data);

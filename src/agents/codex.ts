@@ -21,20 +21,20 @@ import type {
  * - it reads `$CODEX_HOME/config.toml` (`~/.codex/config.toml` when CODEX_HOME is unset), and
  *   `-c key=value` overrides lay over it key by key (`-c model_providers.corp.stream_max_retries=1`
  *   keeps the rest of the user's `[model_providers.corp]`);
- * - `OPENAI_BASE_URL` is ignored (it talks to OpenAI, or prints "Reconnecting... waiting for
- *   network" at growing intervals without end when that is unreachable): a provider defined with `-c model_providers.runyard={...}`
+ * - it ignores `OPENAI_BASE_URL` (talks to OpenAI, or prints "Reconnecting... waiting for network"
+ *   without end when unreachable): a provider `-c model_providers.runyard={...}`
  *   (`wire_api="responses"`, `env_key` naming the key's variable) points it at a server;
  * - it knows a fixed list of models (`gpt-5.5`, ...): any other name works but prints an `error`
  *   item "Model metadata for `X` not found" and gets fewer tools (no `apply_patch`);
  * - its tools are `exec_command` (`{cmd}`) and, for known models, `apply_patch` as a freeform
  *   (`custom`) tool; `item.started` / `item.completed` report `command_execution` and `file_change`;
- * - `turn.completed.usage` is the **session's** running total, not the turn's: a resumed session
- *   reports the earlier turns again, so the adapter subtracts the total its rollout file held
- *   before the turn (`$CODEX_HOME/sessions/YYYY/MM/DD/rollout-*-<id>.jsonl`, `token_count` events);
+ * - `turn.completed.usage` is the **session's** running total: the adapter subtracts what the
+ *   rollout file held before the turn (`$CODEX_HOME/sessions/YYYY/MM/DD/rollout-*-<id>.jsonl`,
+ *   `token_count` events);
  * - it retries every failed request, 401 included (`stream_max_retries`, default 5, each logged
  *   as an `error` event "Reconnecting... n/m (...)"), honours `retry-after`, then ends with
- *   `turn.failed` and exit 1; a stream that goes quiet fails only after `stream_idle_timeout_ms`
- *   (default 300 s) per attempt; a refused connection is retried without end;
+ *   `turn.failed` and exit 1; a quiet stream fails only after `stream_idle_timeout_ms` (default
+ *   300 s) per attempt; a refused connection is retried without end;
  * - `CODEX_HOME` holds its sessions (and sqlite state); under /tmp it warns that it cannot
  *   create helper binaries and carries on.
  */
@@ -50,9 +50,8 @@ export const codexAgent: AgentAdapter = {
       runner,
       ...(invocation.model ? { model: invocation.model } : {}),
     });
-    // Codex's own home (the user's ~/.codex, or the CODEX_HOME they set) holds their config, login
-    // and sessions, so a follow-up turn resumes there too. Only a runner without HOME uses a
-    // folder of runyard's that outlives the turn.
+    // The user's Codex home holds their config, login and sessions (a follow-up resumes there);
+    // only a runner without HOME uses a folder of runyard's that outlives the turn.
     const codexHome =
       resolved.home?.home ?? join(env.RUNYARD_AGENT_STATE_DIR || invocation.scratchDir, "codex");
     const ownHome = !resolved.home || resolved.home.set;
@@ -98,9 +97,8 @@ interface CodexResolved {
 }
 
 /**
- * Which endpoint and model a turn uses, first found wins: the run's env (`OPENAI_BASE_URL`), the
- * runner's env, the user's Codex config, Codex's default. Codex itself ignores `OPENAI_BASE_URL`,
- * so an endpoint from either env becomes a provider of runyard's (`providerArgs`).
+ * A turn's endpoint and model, first found wins: the run's env (`OPENAI_BASE_URL`), the runner's,
+ * the user's Codex config, Codex's default; an env endpoint becomes runyard's provider (`providerArgs`).
  */
 function codexSetup(context: SetupContext): CodexResolved {
   const { run, runner } = context;
@@ -123,10 +121,9 @@ function codexSetup(context: SetupContext): CodexResolved {
 }
 
 /**
- * The `-c` overrides laid over the user's config. An endpoint from the run's or the runner's env,
- * or a key the run brought, gets a provider of runyard's (so neither a login stored in the home
- * nor OpenAI's URL is used by accident); a provider of the user's config keeps everything but its
- * retries, capped at the run's count; without any, Codex runs as its user set it up.
+ * The `-c` overrides over the user's config. An env endpoint or a key the run brought gets runyard's
+ * provider (so neither a stored login nor OpenAI's URL is used by accident); a provider of the
+ * user's keeps all but its retries, capped at the run's count; else Codex runs as its user set it up.
  */
 function providerArgs(
   resolved: CodexResolved,
@@ -347,8 +344,7 @@ export function codexParser(options: { model?: string; before?: TokenTotals } = 
           return failed ? [] : [failure(line.error?.message ?? lastError ?? "the turn failed")];
         case "error": {
           const message = line.message ?? "";
-          // "Reconnecting... 2/3 (...)", "Reconnecting... waiting for network (...)": a retry
-          // under way, not the end; shown, but no sign of life.
+          // "Reconnecting... 2/3 (...)" or "... waiting for network (...)": shown, no sign of life.
           if (message.startsWith("Reconnecting..."))
             return [{ type: "notice", level: "warn", text: message }];
           lastError = message;

@@ -58,11 +58,9 @@ export const geminiAgent: AgentAdapter = {
 };
 
 /**
- * The folder Gemini CLI takes for its home: the caller's GEMINI_CLI_HOME as it is, else the
- * runner's state folder for agents (a follow-up turn finds its session there), else the
- * turn's scratch folder. Its settings.json is written anew each turn: the user's own
- * `~/.gemini/settings.json` (HOME of the run, else of the runner), with runyard's settings on
- * top (see geminiSettings).
+ * Gemini CLI's home: the caller's GEMINI_CLI_HOME, else the runner's agent state folder (a follow-up
+ * finds its session there), else scratch. Its settings.json is written anew each turn: the user's
+ * `~/.gemini/settings.json` (the run's HOME, else the runner's) under runyard's (geminiSettings).
  */
 function geminiHome(invocation: AgentInvocation, runner: RunnerEnv, retries: number): string {
   const own = invocation.env.GEMINI_CLI_HOME || runner.GEMINI_CLI_HOME;
@@ -83,9 +81,8 @@ function geminiHome(invocation: AgentInvocation, runner: RunnerEnv, retries: num
 type Json = Record<string, unknown>;
 
 /**
- * Where the caller keeps a GEMINI_CLI_HOME of its own, runyard writes no settings.json there: the
- * task's MCP servers then go in a system settings file of the turn's scratch folder
- * (GEMINI_CLI_SYSTEM_SETTINGS_PATH), which the CLI lays over the user's.
+ * Runyard writes no settings.json into a caller's own GEMINI_CLI_HOME: the task's MCP servers go in a
+ * system settings file in scratch (GEMINI_CLI_SYSTEM_SETTINGS_PATH), which the CLI lays over the user's.
  */
 function systemMcpSettings(invocation: AgentInvocation, runner: RunnerEnv): Record<string, string> {
   const servers = invocation.mcpServers ?? {};
@@ -97,9 +94,8 @@ function systemMcpSettings(invocation: AgentInvocation, runner: RunnerEnv): Reco
 }
 
 /**
- * Which endpoint and model Gemini CLI uses, first found wins: for the endpoint
- * `GOOGLE_GEMINI_BASE_URL` of the run's env, then the runner's, then Google's; for the model the
- * run's, then `model.name` of the user's `~/.gemini/settings.json`, then the CLI's default.
+ * Gemini CLI's endpoint and model, first found wins: `GOOGLE_GEMINI_BASE_URL` of the run's env, the
+ * runner's, Google's; the run's model, `model.name` of `~/.gemini/settings.json`, the CLI's default.
  */
 export function geminiSetup(context: SetupContext): AgentSetup {
   const { run, runner } = context;
@@ -122,10 +118,9 @@ export function geminiSetup(context: SetupContext): AgentSetup {
 }
 
 /**
- * The user's settings with runyard's on top: an API key as the way to log in unless the user
- * chose another, no usage statistics (a run talks to its model and nothing else), and at most
- * `retries` retries of a model call (`general.maxAttempts` counts the first attempt too; the
- * CLI allows at most 10 attempts).
+ * The user's settings under runyard's: API-key login unless the user chose another, no usage
+ * statistics (a run talks to its model only), at most `retries` retries of a model call
+ * (`general.maxAttempts` counts the first attempt too; the CLI allows at most 10).
  */
 export function geminiSettings(users: Json, retries: number, mcp: McpServers = {}): Json {
   const section = (name: string): Json => {
@@ -164,10 +159,7 @@ interface GeminiLine {
   stats?: { models?: Record<string, { input_tokens?: number; output_tokens?: number }> };
 }
 
-/**
- * Reads stream-json. Assistant text comes in pieces; they are joined into one message, ended
- * by whatever line comes next. Usage comes once, per model, from `result`.
- */
+/** Reads stream-json: text pieces join into one message ended by the next line; usage once, from `result`. */
 export function geminiParser(): CliStreamParser {
   let text = "";
   let resultSeen = false;

@@ -16,10 +16,9 @@ const defaultEndpoints: Record<string, readonly string[]> = {
 };
 
 /**
- * The settings of the runner's env that each agent reads as its model endpoint, by its CLI or by
- * runyard's adapter for it: only these open a sandbox's egress, and only for that agent. Any
- * other variable of the runner's machine (`OTEL_EXPORTER_OTLP_ENDPOINT`, `GITHUB_API_URL`, ...)
- * was set for something else, and opening it would let a member's prompt reach that host.
+ * The runner env settings each agent (its CLI or runyard's adapter) reads as its model endpoint:
+ * only these open a sandbox's egress, only for that agent. Any other (`OTEL_EXPORTER_OTLP_ENDPOINT`,
+ * `GITHUB_API_URL`, ...) was set for something else: opening it would let a prompt reach that host.
  * - Claude Code 2.1.197: `ANTHROPIC_BASE_URL`, and the base URL of each other provider it calls
  *   (Bedrock, Bedrock Mantle, Vertex, Foundry, Claude Platform on AWS);
  * - Codex: `OPENAI_BASE_URL` (runyard's adapter turns it into a provider; Codex ignores it) and
@@ -48,9 +47,8 @@ export const runnerEndpointSettings: Record<string, readonly string[]> = {
 };
 
 /**
- * The prefixes of the runner's variables each agent (its CLI, or runyard's adapter for it) reads
- * as its own settings: its keys, endpoints and switches. A member's turn on a sandboxing runner
- * gets these of the runner's env and its adapter's `credentialEnv`, and no other agent's.
+ * Prefixes of runner variables each agent reads as its own settings (keys, endpoints, switches): a
+ * member's sandboxed turn gets these and its adapter's `credentialEnv`, and no other agent's.
  */
 const ownSettingPrefixes: Record<string, readonly string[]> = {
   claude_code: ["ANTHROPIC_", "CLAUDE_"],
@@ -74,21 +72,17 @@ export function isOwnSetting(agent: string, name: string): boolean {
 const endpointSetting = /_(BASE_URL|API_URL|API_BASE|ENDPOINT)$/;
 
 /**
- * Whether a task's env points its agent at an endpoint of its own: any setting the sandbox's
- * egress reads as a model endpoint in a task's env (`OPENAI_BASE_URL`, `OPENAI_API_BASE`,
- * `AZURE_OPENAI_ENDPOINT`, ...), whichever agent reads it. Such a task gets none of the
- * runner's credentials, which would otherwise go to whatever server the submitter named.
+ * Whether a task's env names an endpoint of its own (`endpointSetting`, whichever agent reads it):
+ * such a task gets none of the runner's credentials, which would go to that server.
  */
 export function namesOwnEndpoint(taskEnv: Readonly<Record<string, string>>): boolean {
   return Object.keys(taskEnv).some((name) => endpointSetting.test(name));
 }
 
 /**
- * The destinations a sandboxed turn of `agent` may reach: its default endpoints and those its
- * settings name. The runner's settings of that agent (`runnerEndpointSettings`, its operator's)
- * and its Codex config go anywhere they point; a URL the task's env names (a member's) only to
- * public addresses, so a member cannot open the runner's private network to the agent by
- * calling it a model endpoint.
+ * Where a sandboxed turn of `agent` may connect: its default endpoints and those its settings name.
+ * The operator's (`runnerEndpointSettings`, its Codex config) go anywhere; a URL the task's env names
+ * only to public addresses, so a member cannot open the runner's private network as a model endpoint.
  */
 export function modelDestinations(
   agent: string,

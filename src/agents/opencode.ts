@@ -19,23 +19,21 @@ import type {
  * OpenCode (`opencode-ai`) in `opencode run --format json` mode.
  *
  * Facts of 1.18.33 (node 20; recorded in test/fixtures/agents/opencode/):
- * - a provider comes from `OPENCODE_CONFIG_CONTENT`; `@ai-sdk/openai-compatible` is built in
- *   (nothing is installed for it); `--pure` skips external plugins, and with it the npm lookups
- *   of `@opencode-ai/plugin` it makes at start otherwise; `OPENCODE_DISABLE_MODELS_FETCH=1`
- *   keeps it from fetching the models.dev list. Offline like this a turn starts in about 4 s;
- * - it takes its project folder from `$PWD`, not from its working directory: a stale PWD
- *   inherited from the runner would put the session (and relative paths) elsewhere;
- * - before the first answer of a new session it asks the model for a title, a request without
- *   tools whose tokens are in no event;
- * - events: `step_start`, `text` (a whole text part), `tool_use` (one event per call, when it
- *   ended: `state` has input, output or error), `step_finish` (tokens of that model call and a
- *   cost, 0 for a model it has no price for), `error` (`APIError` with `statusCode`);
+ * - a provider comes from `OPENCODE_CONFIG_CONTENT`; `@ai-sdk/openai-compatible` is built in;
+ *   `--pure` skips external plugins and so the npm lookups of `@opencode-ai/plugin` at start;
+ *   `OPENCODE_DISABLE_MODELS_FETCH=1` skips the models.dev list. Offline so, a turn starts in ~4 s;
+ * - its project folder is `$PWD`, not its working directory: a stale PWD inherited from the runner
+ *   would put the session (and relative paths) elsewhere;
+ * - before a new session's first answer it asks the model for a title (no tools, tokens in no event);
+ * - events: `step_start`, `text` (a whole text part), `tool_use` (one per call, when it ended:
+ *   `state` has input, output or error), `step_finish` (that model call's tokens and a cost, 0 for
+ *   a model it has no price for), `error` (`APIError` with `statusCode`);
  * - it retries 429, 5xx and network errors itself (5 retries, a constant with no setting;
  *   honouring retry-after, else 2 s doubling), never 401, and prints nothing of it on stdout.
  *   With `--print-logs --log-level ERROR` each failed attempt is a stderr line
  *   `level=ERROR ... message="stream error" ... small=false ... error.error="<message>"`
- *   (`small=true` is its title request, which the AI SDK retries twice by itself), so the
- *   adapter keeps the run's `llm_retry_count` there and stops it after that many retries;
+ *   (`small=true` is its title request, which the AI SDK retries twice by itself): the adapter
+ *   counts these against the run's `llm_retry_count`;
  * - its own config is `$XDG_CONFIG_HOME/opencode/opencode.json` (`provider`, `model`), with
  *   `OPENCODE_CONFIG_CONTENT` merged over it.
  */
@@ -46,12 +44,10 @@ export const opencodeAgent: AgentAdapter = {
   setup: opencodeSetup,
   run: cliTurn("opencode", async (invocation, bin, retries, runner) => {
     const env = invocation.env;
-    // Sessions live in its data folder, so a follow-up turn needs the same one: the runner passes
-    // a folder that outlives the turn; the scratch folder only serves single turns.
+    // Sessions live in its data folder: a follow-up needs the runner's state folder, not scratch.
     const root = join(env.RUNYARD_AGENT_STATE_DIR || invocation.scratchDir, "opencode");
-    // Its config folder stays the user's (`~/.config/opencode/opencode.json`: their providers
-    // and model); runyard's provider, when the run names an endpoint, goes on top of it through
-    // OPENCODE_CONFIG_CONTENT. Only without any HOME does it get a private one.
+    // Its config folder stays the user's (their providers and model); runyard's provider goes on top
+    // through OPENCODE_CONFIG_CONTENT. Only without any HOME does it get a private one.
     const configHome =
       env.XDG_CONFIG_HOME ||
       runner.XDG_CONFIG_HOME ||
@@ -62,9 +58,8 @@ export const opencodeAgent: AgentAdapter = {
       XDG_CACHE_HOME: join(root, "cache"),
       XDG_STATE_HOME: join(root, "state"),
     };
-    // OpenCode writes a 5.5 MB shared library (its file finder) into $TMPDIR at every start and
-    // never removes it: in the turn's scratch folder, it goes with the turn, not into the
-    // runner's /tmp once a turn. A run that sets TMPDIR itself keeps its own.
+    // It writes a 5.5 MB shared library (its file finder) into $TMPDIR at every start and never
+    // removes it: in scratch it goes with the turn. A run that sets TMPDIR itself keeps its own.
     const tmp = join(invocation.scratchDir, "tmp");
     const own = [xdg.XDG_DATA_HOME, xdg.XDG_CACHE_HOME, xdg.XDG_STATE_HOME, tmp];
     if (xdg.XDG_CONFIG_HOME.startsWith(root)) own.push(xdg.XDG_CONFIG_HOME);
@@ -110,9 +105,8 @@ export const opencodeAgent: AgentAdapter = {
 const DEFAULT_MODEL = "gpt-4o-mini";
 
 /**
- * Which endpoint and model OpenCode uses: with `OPENAI_BASE_URL` in the run's env, runyard's
- * provider for it; else the `model` (`provider/model`) of the user's
- * `$XDG_CONFIG_HOME/opencode/opencode.json` (`~/.config/...`) and that provider's `baseURL`;
+ * OpenCode's endpoint and model: with `OPENAI_BASE_URL` in the run's env, runyard's provider for it;
+ * else the `model` (`provider/model`) of the user's opencode.json and that provider's `baseURL`;
  * else OpenCode's own defaults.
  */
 export function opencodeSetup(context: SetupContext): AgentSetup {
@@ -157,10 +151,9 @@ interface OpencodeConfig {
 }
 
 /**
- * With `OPENAI_BASE_URL`, a provider `runyard` for that OpenAI-compatible server (its key read
- * from `OPENAI_API_KEY` by OpenCode itself, so it is not written into the config), laid over any
- * `OPENCODE_CONFIG_CONTENT` the run brings. Without it, OpenCode's own providers and the
- * model as given (`provider/model`).
+ * With `OPENAI_BASE_URL`, a provider `runyard` for that server (OpenCode reads its key from
+ * `OPENAI_API_KEY`, so no config holds it) over the run's `OPENCODE_CONFIG_CONTENT`. Without it,
+ * OpenCode's own providers and the model as given (`provider/model`).
  */
 export function providerConfig(
   env: Readonly<Record<string, string>>,
@@ -214,10 +207,7 @@ interface OpencodeEvent {
   error?: { name?: string; data?: { message?: string; statusCode?: number } };
 }
 
-/**
- * Reads `opencode run --format json`; `model` (provider/model) prices usage it reports no cost
- * for; `cap` counts the failed attempts of each model call its stderr log reports.
- */
+/** Reads `opencode run --format json`; `model` prices usage given no cost; `cap` counts stderr's retries. */
 export function opencodeParser(model?: string, cap?: RetryCap): CliStreamParser {
   let session: string | undefined;
   let failed = false;
@@ -300,10 +290,7 @@ export function opencodeParser(model?: string, cap?: RetryCap): CliStreamParser 
 const STREAM_ERROR =
   /\blevel=ERROR\b.*\bmessage="stream error".*\bsmall=false\b.*\berror\.error="((?:[^"\\]|\\.)*)"/;
 
-/**
- * A failed model call OpenCode retries, by what its message says (OpenCode's own rules: 429 and
- * rate limits, 5xx, overload and network errors); a refused key ends it by itself.
- */
+/** A failed call OpenCode retries, by its own rules (429, rate limits, 5xx, overload, network errors). */
 export function failedAttempt(line: string): { code: RetriedFailure; message: string } | undefined {
   const found = STREAM_ERROR.exec(line);
   if (!found) return undefined;
@@ -334,10 +321,7 @@ function codeOf(name: string | undefined, status: number | undefined, message: s
   return "AGENT_CRASHED";
 }
 
-/**
- * The config content with the task's MCP servers added to its `mcp` (the task's winning a name
- * both use); as it was without servers.
- */
+/** The config content with the task's MCP servers added to its `mcp`, winning a name both use. */
 export function withMcp(content: string | undefined, servers: McpServers): string | undefined {
   if (Object.keys(servers).length === 0) return content;
   // Not a JSON object: OpenCode would refuse it too; the servers go alone.

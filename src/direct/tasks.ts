@@ -34,9 +34,8 @@ export interface OutputPage {
 }
 
 /**
- * A task's output as one log addressed by UTF-8 byte offsets. Only the newest bytes are kept,
- * so a step that prints without end cannot fill the agent-server's memory; offsets still count
- * from the very first byte.
+ * A task's output as one log addressed by UTF-8 byte offsets from its first byte; only the newest
+ * bytes are kept, so a step that prints without end cannot fill the agent-server's memory.
  */
 export class TaskOutputLog {
   private readonly chunks: Chunk[] = [];
@@ -68,10 +67,7 @@ export class TaskOutputLog {
     }
   }
 
-  /**
-   * The output from `offset` on, at most about `maxBytes` of it (a single chunk is never
-   * split to fit). An offset inside a character starts at the next character.
-   */
+  /** About `maxBytes` of output from `offset` (no chunk is split); mid-character, from the next one. */
   read(offset: number, maxBytes: number): OutputPage {
     if (offset > this.endOffset) {
       throw new RangeError(`offset ${offset} is past the end of the output (${this.endOffset} bytes)`);
@@ -175,10 +171,7 @@ export class DirectTask {
     return this.state === "done" || settled(this.done, ms);
   }
 
-  /**
-   * Resolves once there is output past `offset`, the task is done, `ms` have passed or
-   * `signal` aborts (the client went away), whichever comes first.
-   */
+  /** Resolves at the first of: output past `offset`, the task done, `ms` passed, `signal` aborted. */
   changedAfter(offset: number, ms: number, signal?: AbortSignal): Promise<void> {
     if (this.state === "done" || this.log.size > offset || ms <= 0 || signal?.aborted) {
       return Promise.resolve();
@@ -201,10 +194,7 @@ export class DirectTask {
   }
 }
 
-/**
- * The tasks of one agent-server: running ones, and finished ones for an hour (or the newest
- * thousand) so that a client can still fetch the end of the output and the result.
- */
+/** An agent-server's tasks: running ones, and finished ones kept so a client can fetch their end. */
 export class DirectTaskTable {
   private readonly tasks = new Map<string, DirectTask>();
   /** Attempt key -> task id: a `/run` sent again returns the task it started the first time. */
@@ -246,10 +236,7 @@ export class DirectTaskTable {
     return task;
   }
 
-  /**
-   * Cancels the task started under `key`; when none was (its `/run` is still on the way, or
-   * never came), records it as canceled so that a late `/run` with that key does not start.
-   */
+  /** Cancels the task started under `key`; when none was yet, a late `/run` with that key never starts. */
   cancelKey(key: string): DirectTask {
     this.prune();
     const known = this.byKey(key);
@@ -357,9 +344,8 @@ export interface RunSnapshot {
 }
 
 /**
- * Sums up the tasks of one run. The latest attempt of each step on each host counts; a run
- * with a task still running is running, else the worst ending wins: canceled, timeout, failed.
- * This server does not see `continue_on_error`, so a failed step it ran reads as a failed run.
+ * Sums up a run's tasks, the latest attempt of each step on each host: running while one runs, else
+ * the worst ending wins (canceled, timeout, failed). Blind to `continue_on_error`: a failed step fails it.
  */
 export function runSnapshot(runId: string, tasks: DirectTask[]): RunSnapshot {
   const ordered = [...tasks].sort((a, b) => a.startedAt - b.startedAt || a.id.localeCompare(b.id));

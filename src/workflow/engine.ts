@@ -70,19 +70,13 @@ export interface EngineOptions {
   resumeExports?: Map<string, Record<string, string>>;
   /** Emit `run.started` at once (default). The server emits it when a runner takes the work. */
   announceStart?: boolean;
-  /**
-   * Where approval steps wait for their answer (the server's store). Without it an approval
-   * step fails with APPROVAL_NEEDS_SERVER: nobody could answer it.
-   */
+  /** Where approval steps await answers (the server's store); else they fail APPROVAL_NEEDS_SERVER. */
   approvals?: ApprovalGate;
   /** `false` (`--no-rollback`): a failed run does not run its steps' rollbacks. */
   rollback?: boolean;
   /** A retry: the steps it keeps of the run it retries, which do not run again. */
   kept?: KeptFrom;
-  /**
-   * Where `workflow.call` steps start their child runs (the server). Without it a call step
-   * fails with CALL_NEEDS_SERVER.
-   */
+  /** Where `workflow.call` steps start their child runs (the server); else they fail CALL_NEEDS_SERVER. */
   calls?: WorkflowCaller;
   /** Where `agent.run` steps run their turns. Without it an agent step fails with AGENT_STEP_UNAVAILABLE. */
   agents?: AgentStepRunner;
@@ -322,9 +316,8 @@ async function runOnHost(step: Step, host: string, ctx: HostContext): Promise<Ho
           started: announce,
         });
       } catch (thrown) {
-        // The server lost its database while it handed out or waited for the attempt: that
-        // says nothing of the step. It is asked for again (the same attempt, which a runner may
-        // hold already) until the database is back.
+        // The server lost its database handing out or awaiting the attempt, which says nothing of
+        // the step: it is asked for again (the same attempt, a runner may hold it) until it is back.
         if (thrown instanceof RunyardError && thrown.code === "STORE_UNAVAILABLE" && !ctx.signal.aborted) {
           await pause(storeRetryMs, undefined, ctx.options.halt);
           continue;

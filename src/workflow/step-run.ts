@@ -122,9 +122,8 @@ export interface StepContext {
 }
 
 /**
- * At most `max_parallel` steps at once: each combination of a step takes a slot while it runs
- * (on all its targets). Slots go in the order they were asked for, so ready steps start in file
- * order.
+ * At most `max_parallel` steps at once: each combination takes a slot while it runs (on all its
+ * targets). Slots go in request order, so ready steps start in file order.
  */
 export class StepPool {
   private readonly waiting: { grant: () => void; signal: AbortSignal; abandon: () => void }[] = [];
@@ -351,9 +350,8 @@ function mergeOutcomes(outcomes: HostOutcome[]): Record<string, string> {
 }
 
 /**
- * Sets the step's exports from every host of every combination. Two hosts (or two combinations)
- * exporting different values for one name is an error: which one later steps should see is a
- * guess runyard does not make.
+ * Sets the step's exports from every host of every combination. Two exporting different values for
+ * one name is an error: runyard does not guess which one later steps should see.
  */
 function mergeExports(
   step: Step,

@@ -12,19 +12,17 @@ export function taskRepoPath(root: string, key: string): string {
 }
 
 /**
- * Where the branch the last turn of key `key` left is kept for the next: a bare repo of the key's
- * own that borrows the mirror's objects. Not the mirror: every task of the repository on this
- * runner, another tenant's too, sees the mirror's objects, so a branch that was never pushed
- * must not add one there; only the key's own turns borrow this repo's.
+ * Where key `key`'s last turn keeps its branch for the next: a bare repo of its own borrowing the
+ * mirror's objects. Not the mirror: every task of the repository on this runner (another tenant's
+ * too) sees its objects, and a branch never pushed must add none there.
  */
 export function keptRepoPath(root: string, key: string): string {
   return join(root, "kept", `${key}.git`);
 }
 
 /**
- * Left where `pruneKeptRepos` removed key `key`'s kept repo, so that a follow-up of that key can
- * be told its branch expired, where one whose last turn kept nothing (it broke its branch) goes
- * on from the base as before. An empty file; removed in turn `markKeepMs` later.
+ * Left where `pruneKeptRepos` removed key `key`'s kept repo, so a follow-up is told its branch expired
+ * (one whose last turn kept nothing, a broken branch, goes on from the base). Removed `markKeepMs` later.
  */
 export function expiredMarkPath(root: string, key: string): string {
   return join(root, "kept", `${key}.expired`);
@@ -34,17 +32,15 @@ export function expiredMarkPath(root: string, key: string): string {
 const markKeepMs = 90 * 24 * 3600 * 1000;
 
 /**
- * The file of a kept repo that says what its conversation last pushed: the commit, or nothing
- * when no turn of it pushed. Written by the runner alone (`keepBranch`); copied into the expiry
- * mark when the kept repo goes, so a follow-up then goes on only from the branch it pushed, never
- * from one of that name that someone else made on the remote.
+ * A kept repo's record of what its conversation last pushed (the commit, or empty), written by the
+ * runner alone (`keepBranch`) and copied into the expiry mark: a follow-up then goes on only from the
+ * branch it pushed, never from one of that name someone else made on the remote.
  */
 const pushedRecord = "runyard-pushed";
 
 /**
- * What an expiry mark says of its conversation's pushes: `pushed` (the commit its last push
- * sent, or undefined when it never pushed), or `unknown` for a mark left by a kept repo that
- * predates the record. Undefined when the key has no mark.
+ * What key `key`'s expiry mark says of its pushes: `pushed` (the last pushed commit, undefined if
+ * none), or `unknown` for a mark of a kept repo older than the record; undefined without a mark.
  */
 export async function readExpiredMark(
   root: string,
@@ -70,9 +66,8 @@ async function markText(keptRepo: string): Promise<string> {
 }
 
 /**
- * Marks a kept repo used now: its folder's own time is what `pruneKeptRepos` judges by. Set when a
- * turn keeps its branch there and when a follow-up starts from it (git's reading it changes no
- * file). Never through a link.
+ * Marks a kept repo used now (on keep, and on a follow-up's start: git's reading changes no file);
+ * `pruneKeptRepos` judges by its folder's own time. Never through a link.
  */
 export async function touchKeptRepo(keptRepo: string): Promise<void> {
   const now = new Date();
@@ -80,10 +75,9 @@ export async function touchKeptRepo(keptRepo: string): Promise<void> {
 }
 
 /**
- * Removes the kept repos under `<root>/kept/` untouched (`touchKeptRepo`) for longer than
- * `keepMs`, but none of a key `live` names (a task repo of it borrows its objects). Judged and
- * removed without following links: a link there is removed as the link it is. Returns the keys
- * removed and the keys that still have a kept repo.
+ * Removes the kept repos under `<root>/kept/` untouched for longer than `keepMs`, but none of a key
+ * `live` names (a task repo borrows its objects). Follows no link: a link is removed as one.
+ * Returns the keys removed and the keys that still have a kept repo.
  */
 export async function pruneKeptRepos(
   root: string,
@@ -134,10 +128,9 @@ export async function keptCommit(
 }
 
 /**
- * Copies a task's branch from its own repo into the key's kept repo (made on first use). A fetch,
- * not a file copy: git hashes every object it receives, so whatever the agent wrote into its
- * repo's object files, the kept repo gets only objects that are what their names say, and only
- * those the branch reaches.
+ * Copies a task's branch into the key's kept repo (made on first use) by a fetch, not a file copy:
+ * git hashes every object it receives, so whatever the agent wrote into its object files, the kept
+ * repo gets only objects the branch reaches, each what its name says.
  */
 export async function keepBranch(
   env: Record<string, string>,
@@ -170,9 +163,8 @@ export async function keepBranch(
     keep.taskRepo,
     `+refs/heads/${keep.branch}:refs/heads/${keep.branch}`,
   ]);
-  // What the branch reaches that only the mirror holds, and that the pin does not keep there (a
-  // branch of the remote the agent merged, which the remote may delete and a gc then drop), is
-  // copied into the kept repo as well.
+  // Objects the branch reaches that only the mirror holds and the pin does not keep (a merged remote
+  // branch, which the remote may delete and a gc then drop) are copied in too.
   await runGit(
     env,
     ["--git-dir", keptRepo, "pack-objects", "--revs", "--quiet", join(keptRepo, "objects", "pack", "pack")],
@@ -198,12 +190,11 @@ export interface TaskRepoSetup {
 }
 
 /**
- * Makes a task's own repository, and returns the git folder of its worktree: a bare repo that
- * borrows the mirror's objects (and its key's kept repo's) through `objects/info/alternates` (what `git clone --shared` does, without copying a ref or an object),
- * holding only the task's branch, with the task's worktree linked to it (not checked out yet).
- * The agent's commits, refs, index and objects land here; the mirror is never written by a task.
- * The task repo's config, hooks and alternates are the runner's: a sandboxed turn sees them
- * read-only (`gitExposure` in runner/agent-turns.ts).
+ * Makes a task's own bare repo holding only its branch, its worktree linked (not checked out), and
+ * returns the worktree's git folder. It borrows the mirror's (and kept repo's) objects through
+ * `objects/info/alternates`, as `git clone --shared` does without copying a ref or an object: the
+ * agent's commits, refs, index and objects land here, never in the mirror. Its config, hooks and
+ * alternates are the runner's, read-only to a sandboxed turn (`gitExposure` in runner/agent-turns.ts).
  */
 export async function createTaskRepo(env: Record<string, string>, setup: TaskRepoSetup): Promise<string> {
   const { path } = setup;
@@ -238,12 +229,11 @@ export async function createTaskRepo(env: Record<string, string>, setup: TaskRep
 }
 
 /**
- * Removes every link (and whatever else is neither a file nor a folder) in the folders of a task
- * repo its agent could write: the objects, the refs and their logs, the worktree's git folder.
- * Git makes none there, and the runner's own git, which runs after the turn outside any sandbox,
- * follows them: a `COMMIT_EDITMSG`, a reflog or an object folder linked to a file or folder of
- * the runner's machine would have it write there, and the fetch that keeps the branch read
- * there. Called once the turn's processes are gone; a folder the agent closed is opened first.
+ * Removes every link (anything neither file nor folder) from the task repo's folders its agent could
+ * write: objects, refs and logs, the worktree's git folder. Git makes none there, and the runner's git,
+ * run after the turn outside any sandbox, follows them: a linked `COMMIT_EDITMSG`, reflog or object
+ * folder would have it write (and the keeping fetch read) on the runner's machine. Called once the
+ * turn's processes are gone; a folder the agent closed is opened first.
  */
 export async function removeLinks(taskRepo: string, gitDir: string): Promise<void> {
   for (const folder of [...["objects", "refs", "logs"].map((name) => join(taskRepo, name)), gitDir]) {

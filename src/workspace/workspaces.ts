@@ -24,10 +24,7 @@ export interface WorkspacesOptions {
   root: string;
   retry: RetryPolicy;
   logger?: Logger;
-  /**
-   * The environment git's own is taken from (PATH, HOME, SSH agent, proxies; nothing else
-   * passes). The runner's environment by default.
-   */
+  /** What git's env is taken from (PATH, HOME, SSH agent, proxies; nothing else); the runner's by default. */
   env?: Record<string, string | undefined>;
 }
 
@@ -46,11 +43,10 @@ export const defaultAuthor = { name: "runyard", email: "runyard@localhost" };
 const keyPattern = /^(?!.*\.\.)(?!.*\.lock$)[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 /**
- * The runner's repo pool: a bare mirror per repo URL under `<root>/mirrors/`, fetched afresh for
- * every run and written only by the runner, and per run a repo of its own under
- * `<root>/task-repos/<key>.git` (borrowing the mirror's objects) with its worktree under
- * `<root>/worktrees/<key>` on the run's branch. One instance per runner process; a crashed
- * runner's task folders are removed by `cleanLeftovers` when the next one starts.
+ * The runner's repo pool: a bare mirror per repo URL under `<root>/mirrors/`, fetched for every run,
+ * written only by the runner; per run a repo under `<root>/task-repos/<key>.git` borrowing its objects,
+ * with a worktree under `<root>/worktrees/<key>` on the run's branch. One instance per runner process;
+ * `cleanLeftovers` removes a crashed runner's task folders when the next one starts.
  */
 export class Workspaces {
   private readonly env: Record<string, string>;
@@ -139,12 +135,10 @@ export class Workspaces {
   }
 
   /**
-   * Removes every worktree under `<root>/worktrees/` and every task repo under
-   * `<root>/task-repos/` (at runner start none is live: they are a crashed runner's), and every
-   * kept branch untouched for `conversationKeepMs`. In each mirror it prunes the record of
-   * worktrees (an earlier runyard linked them to the mirror), drops the pins of keys that have
-   * neither a kept branch nor a live task, and collects the garbage if due. Returns the worktree
-   * folders removed.
+   * Removes every worktree and task repo (at runner start none is live: a crashed runner's), and every
+   * kept branch untouched for `conversationKeepMs`. In each mirror it prunes the worktree records (an
+   * earlier runyard linked them there), drops the pins of keys with neither a kept branch nor a live
+   * task, and collects the garbage if due. Returns the worktree folders removed.
    */
   async cleanLeftovers(): Promise<string[]> {
     const removed: string[] = [];
@@ -186,10 +180,10 @@ export class Workspaces {
   }
 
   /**
-   * Under the mirror lock: fetch, find the base, refuse a branch the remote has (unless reused),
-   * and pin the commit of the remote the task starts from (`pinRef`), so no gc drops what the
-   * task repo borrows. A follow-up starts from its key's kept repo when it keeps the branch (its
-   * commits' ancestors in the mirror are pinned by the turn that started from the remote).
+   * Under the mirror lock: fetch, find the base, refuse a branch the remote has (unless reused), and
+   * pin the remote commit the task starts from (`pinRef`) so no gc drops what the task repo borrows.
+   * A follow-up starts from its kept repo when it has one (the turn that started from the remote
+   * pinned its ancestors in the mirror).
    */
   private async cutBranch(mirror: Mirror, keptRepo: string, request: AllocateRequest, remote: RemoteCall) {
     const { branch } = request;
@@ -225,15 +219,13 @@ export class Workspaces {
         `the branch ${branch} is already on ${displayUrl(mirror.url)}`,
       );
     }
-    // A kept branch the key's last turn left is where a follow-up goes on, else the remote's
-    // branch (the kept one expired, but a turn pushed it); without reuse the run starts anew
-    // from the base.
+    // A follow-up goes on from the kept branch, else the remote's (the kept one expired, but a turn
+    // pushed it); without reuse the run starts from the base.
     const kept = request.reuse ? await keptCommit(this.env, keptRepo, branch) : undefined;
     if (kept) await touchKeptRepo(keptRepo);
-    // Where the kept branch expired, the remote's branch of that name is the conversation's own
-    // only if it holds what the conversation pushed: a branch it never pushed, or one put in
-    // place of its push, was made there by someone else (who may push to the remote, not send
-    // this member's follow-ups), and the turn would run their code with this member's env.
+    // After expiry the remote's branch is the conversation's only if it holds what it pushed: one it
+    // never pushed, or put in place of its push, is someone else's (who may push to the remote, not
+    // send this member's follow-ups), and the turn would run their code with this member's env.
     const mark = request.reuse && !kept ? await readExpiredMark(this.options.root, request.key) : undefined;
     const remoteIsOwn =
       onRemote !== undefined &&
@@ -246,9 +238,8 @@ export class Workspaces {
         `no branch ${branch} is kept on this runner for this conversation: going on from ${branch} as ${displayUrl(mirror.url)} has it`,
       );
     } else if (request.reuse && !kept && mark) {
-      // Starting from the base instead would lose the earlier turns' work, which the agent's
-      // resumed session remembers and would build on. (A key whose last turn kept nothing, as
-      // it broke its branch, has no mark: it goes on from the base, as it always did.)
+      // Starting from the base would lose the earlier turns' work, which the resumed session
+      // would build on. (A key whose last turn kept nothing has no mark: it starts from the base.)
       throw new RunyardError(
         "WORKSPACE_BRANCH_EXPIRED",
         !mark.unknown && mark.pushed !== undefined
@@ -258,8 +249,8 @@ export class Workspaces {
     }
     const start = kept ?? fromRemote ?? baseCommit;
     if (!kept) await mirror.git(["update-ref", pin, start]);
-    // A follow-up turn diffs against where the branch left its base, not the base's tip today.
-    // The kept repo sees the mirror's objects too, so the merge base is found there.
+    // A follow-up diffs against where the branch left its base, not the base's tip today; the kept
+    // repo sees the mirror's objects too, so the merge base is found there.
     const forkPoint =
       start !== baseCommit
         ? (

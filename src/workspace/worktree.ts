@@ -12,9 +12,9 @@ import { keepBranch, removeLinks } from "./task-repo.js";
 import type { DiffStats, Workspace } from "./types.js";
 
 /**
- * Runyard's own commits and pushes run no hooks of the repo: a hook path a repo's `npm install`
- * set (husky) would run its linters, or fail the push, with the agent's environment. The task's
- * tests are the pipeline's own step. Nor may a user's global `commit.gpgsign` prompt for a key.
+ * Runyard's commits and pushes run no repo hooks: a hook path `npm install` set (husky) would run
+ * linters, or fail the push, with the agent's env (the task's tests are the pipeline's own step).
+ * Nor may a user's global `commit.gpgsign` prompt for a key.
  */
 const noHooks = ["-c", "core.hooksPath=/dev/null", "-c", "commit.gpgsign=false"];
 
@@ -23,10 +23,9 @@ export interface WorktreeSetup {
   env: Record<string, string>;
   path: string;
   /**
-   * The worktree's git folder in the task repo, as found before the task's code ran. The
-   * runner's git is always given it (and the worktree) by name: the worktree's `.git` file, which
-   * would name it otherwise, is the task's to write (its tests run there without a sandbox over
-   * `.git`), and a `.git` pointing at a folder of the task's could name a config that runs commands.
+   * The worktree's git folder in the task repo, found before the task's code ran; the runner's git is
+   * always given it by name. The worktree's `.git` file is the task's to write (its tests run there
+   * unsandboxed), and could point at a folder whose config runs commands.
    */
   gitDir: string;
   /** The task's own repo, which the worktree is linked to (`task-repo.ts`). */
@@ -38,10 +37,7 @@ export interface WorktreeSetup {
   branch: string;
   base: string;
   baseCommit: string;
-  /**
-   * What the conversation pushed, where this turn went on from the remote's branch (its kept
-   * branch had expired): kept as its record of pushes unless this turn pushes.
-   */
+  /** What the conversation pushed, when this turn went on from the remote's branch: kept unless it pushes. */
   pushed?: string;
   author: { name: string; email: string };
   remote: RemoteCall;
@@ -86,9 +82,8 @@ export class GitWorktree implements Workspace {
   }
 
   /**
-   * The branch against its base commit, committed or not, new files included. A private copy of
-   * the index takes the uncommitted changes, so the worktree's own index (and with it what the
-   * agent staged) is left as it was.
+   * The branch against its base commit, committed or not, new files included; a private index copy
+   * takes the uncommitted changes, so what the agent staged is left as it was.
    */
   async diff(): Promise<{ patch: string; stats: DiffStats }> {
     await this.reclaim();
@@ -138,9 +133,8 @@ export class GitWorktree implements Workspace {
   }
 
   /**
-   * Keeps the branch in the key's kept repo for a follow-up turn (a fetch from the task repo),
-   * then removes the worktree and the task repo. A branch the agent broke is not kept: the kept
-   * repo keeps what the last turn that could be kept left.
+   * Keeps the branch in the key's kept repo for a follow-up, then removes the worktree and task repo.
+   * A branch the agent broke is not kept: the kept repo holds the last keepable turn's.
    */
   async release(): Promise<void> {
     if (this.released) return;
@@ -166,12 +160,10 @@ export class GitWorktree implements Workspace {
   }
 
   /**
-   * `git add --all`, without git looking inside a repo nested in the worktree. For a gitlink of
-   * the index whose folder holds a repo, and that `.gitmodules` names, git runs `git status` in
-   * that repo to see whether it changed, and so reads the repo's own config (`core.fsmonitor`,
-   * filters, hooks), which the task wrote: a command run as the runner, outside any sandbox.
-   * Those gitlinks leave the index first; `add` puts them back as the commit their repo's HEAD
-   * names, found by reading its refs alone.
+   * `git add --all`, without git looking inside a nested repo. For an index gitlink whose folder holds
+   * a repo that `.gitmodules` names, git runs `git status` there and so reads that repo's config
+   * (`core.fsmonitor`, filters, hooks), which the task wrote: a command run as the runner, unsandboxed.
+   * Those gitlinks leave the index first; `add` puts them back as their HEAD's commit, read from refs.
    */
   private async stageAll(env?: Record<string, string>): Promise<void> {
     const staged = await this.git(["ls-files", "--stage", "-z"], { env });
@@ -192,10 +184,9 @@ export class GitWorktree implements Workspace {
   }
 
   /**
-   * `git add --all`, leaving out repos nested in the worktree that have no commit yet (an agent's
-   * `git init` in a new folder): git refuses the whole add for one ("does not have a commit
-   * checked out"), and the turn's other work would not be committed. Such a folder stays out of
-   * the commit, as git itself could record nothing of it but a commit.
+   * `git add --all`, leaving out nested repos with no commit yet (an agent's `git init`): git refuses
+   * the whole add for one ("does not have a commit checked out"), losing the turn's other work.
+   * Git could record nothing of such a folder but a commit anyway.
    */
   private async addAll(env?: Record<string, string>): Promise<void> {
     const left: string[] = [];
