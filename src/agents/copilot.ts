@@ -76,13 +76,11 @@ export const copilotAgent: AgentAdapter = {
 };
 
 /**
- * Which endpoint and model Copilot CLI uses, as its own help (`copilot help providers`,
- * `copilot help config`) tells users to set them: a provider of one's own in
- * `COPILOT_PROVIDER_BASE_URL` (run env, then runner env), else GitHub Copilot's own models; the
- * model from the run, else `COPILOT_MODEL` (or, with a provider of one's own,
- * `COPILOT_PROVIDER_MODEL_ID`), else, with GitHub's models only, `model` in
- * `$COPILOT_HOME/settings.json` (default `~/.copilot/settings.json`, what `copilot config model
- * NAME` writes): 1.0.102 refuses to start a provider of one's own without an explicit model.
+ * Copilot CLI's endpoint and model, as `copilot help providers` / `help config` tell users to set
+ * them: `COPILOT_PROVIDER_BASE_URL` (run env, then runner env), else GitHub Copilot's models; the
+ * run's model, else `COPILOT_MODEL` (with an own provider, `COPILOT_PROVIDER_MODEL_ID`), else, with
+ * GitHub's models only, `model` in `$COPILOT_HOME/settings.json` (what `copilot config model NAME`
+ * writes): 1.0.102 refuses to start an own provider without an explicit model.
  */
 export function copilotSetup(context: SetupContext): AgentSetup {
   const { run, runner } = context;
@@ -144,10 +142,7 @@ interface UsageFile {
   modelMetrics?: Record<string, { usage?: { inputTokens?: number; outputTokens?: number } }>;
 }
 
-/**
- * Reads the JSONL events, then the usage file the CLI wrote at its end; `cap` counts the failed
- * attempts of each model call against the run's retry cap.
- */
+/** Reads the JSONL events, then the CLI's usage file; `cap` counts failed model calls against the cap. */
 export function copilotParser(usageFile: string, cap?: RetryCap): CliStreamParser {
   return {
     overRetryCap: () => cap?.exceeded,

@@ -30,9 +30,8 @@ export interface SubmitRetry {
 }
 
 /**
- * The CLI's way to the server's HTTP API: bearer token, errors turned into RunyardError with
- * hints a CLI user can act on (flags and variables, not HTTP headers). Given several servers
- * (replicas of one control plane), it uses the first, and the next while one refuses connections.
+ * The CLI's way to the server's HTTP API: bearer token, errors as RunyardError with CLI hints (flags
+ * and variables, not HTTP headers). Of several replicas, the first, the next while one refuses.
  */
 export class ApiClient {
   private current = 0;
@@ -64,9 +63,8 @@ export class ApiClient {
   }
 
   /**
-   * A request that creates something (a run, a bot, an answer): sent with a new
-   * `Idempotency-Key`, and with the same key again while the server answers 503 or the
-   * connection drops unanswered, for up to `retryForMs`, saying so on stderr. The server answers
+   * A request that creates something (a run, a bot, an answer), with a new `Idempotency-Key` sent
+   * again on a 503 or a dropped connection for up to `retryForMs`, said on stderr. The server answers
    * a key it has answered with that answer, so the thing is created once.
    */
   async submit<T>(method: string, path: string, body?: unknown): Promise<T> {
@@ -204,10 +202,7 @@ export class ApiClient {
     return finished;
   }
 
-  /**
-   * Fetches from the current server; while one refuses the connection, from the next. Only a
-   * request that never reached a server is sent again, so even a POST is never made twice.
-   */
+  /** Fetches from the current server, the next while one refuses: only a request no server got is resent. */
   private async fetchFromServer(path: string, init: RequestInit): Promise<Response> {
     for (let tried = 1; ; tried += 1) {
       try {
@@ -242,10 +237,7 @@ class StoreAway extends RunyardError {
   }
 }
 
-/**
- * The run events of an SSE response. An `error` event (the server lost its database) carries no
- * `id:`; the stream ends after it and is taken up again from the last seq.
- */
+/** The run events of an SSE response; an `error` event (no database) has no `id:` and ends the stream. */
 async function* readSse(response: Response): AsyncGenerator<RunEvent> {
   if (!response.body) return;
   const decoder = new TextDecoder();

@@ -34,11 +34,9 @@ const statusMark: Record<StepStatus, string> = {
 };
 
 /**
- * Human output of a run: a line when each step starts and ends on a host, with its state and
- * elapsed time, and the step's output prefixed by host. Colored only on a TTY without NO_COLOR.
- * Steps that run at once (a graph, a matrix) print whole lines only, never one step's text in
- * the middle of another's line; from the first time two steps overlap, each line also names
- * its step.
+ * Human output of a run: a line as each step starts and ends on a host (state, elapsed time), its
+ * output prefixed by host; colored only on a TTY without NO_COLOR. Steps running at once print whole
+ * lines only; once two steps have overlapped, each line also names its step.
  */
 export class HumanRenderer {
   /** The start of a line not ended yet, by step, host and stream. */
@@ -249,10 +247,8 @@ export class HumanRenderer {
   }
 
   /**
-   * Output arrives in chunks; print whole lines, prefixed by host, and keep the rest, apart for
-   * each step, host and stream, so that no line mixes two of them. A chunk's lines go out in one
-   * write: a write per line costs a system call per line, which is most of the time of a step
-   * that prints a lot.
+   * Prints a chunk's whole lines, prefixed, and holds the rest per step, host and stream, so no line
+   * mixes two. One write per chunk: a system call per line is most of a chatty step's time.
    */
   private output(host: string, step: string, stream: "stdout" | "stderr", data: string): void {
     const key = `${stepKey(step, host)}\u0000${stream}`;
@@ -265,14 +261,11 @@ export class HumanRenderer {
     if (end + 1 < data.length) this.partial.set(key, data.slice(end + 1));
     else if (held !== undefined) this.partial.delete(key);
     const prefix = this.prefix(step, host, stream);
-    // The chunk's text is not joined to the held start of its first line or to the prefixes
-    // around it (each join is a copy of the whole chunk): the parts are encoded one after the
-    // other into the bytes of the write. A character whose two halves (a surrogate pair) came
-    // in two chunks is encoded whole.
+    // Not joined to the held line start or the prefixes (each join copies the whole chunk): the parts
+    // are encoded in turn into the write's bytes. A surrogate pair split across chunks is encoded whole.
     let start = held ?? "";
-    // A regular expression's replace builds one flat string; replaceAll a string of many
-    // pieces, copied once more into one before it is encoded. `$` is escaped: a step or host
-    // named `a$&b` is printed as it is.
+    // A regex replace builds one flat string (replaceAll a rope, copied again before encoding).
+    // `$` is escaped: a step or host named `a$&b` is printed as it is.
     let lines = data.slice(0, end).replace(/\n/g, `\n${prefix.replaceAll("$", "$$$$")}`);
     if (isHighSurrogate(start.charCodeAt(start.length - 1))) {
       lines = start.slice(-1) + lines;
@@ -292,9 +285,8 @@ export class HumanRenderer {
     let at = 0;
     for (const part of parts) at += bytes.write(part, at);
     this.out.write(bytes.subarray(0, at));
-    // The process's own stdout (a file, a terminal, a pipe) has written the bytes when its write
-    // returns and nothing is left pending: its buffer then serves the next chunk too, with no
-    // allocation. Any other stream may keep what it was given (a PassThrough hands it on as is).
+    // The process's stdout has written the bytes once its write returns with nothing pending, so the
+    // buffer serves the next chunk; another stream may keep it (a PassThrough hands it on as is).
     this.writeBuffer =
       this.out === process.stdout && process.stdout.writableLength === 0 && bytes.length <= MAX_KEPT_BUFFER
         ? bytes

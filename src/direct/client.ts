@@ -24,10 +24,9 @@ export interface DirectStepRunnerOptions {
   /** Makes the HTTP calls; `fetch` unless given (the server gives one that checks destinations). */
   transport?: DirectTransport;
   /**
-   * For a destination a member chose: a failure shows only a typed error (DIRECT_HOST_FAILED with
-   * the HTTP status at most), never the remote's words, and no sooner than `failureFloorMs` after
-   * the attempt began, so neither the message nor the time tells a closed port from an open one.
-   * `report` receives the full story, for the operator's log.
+   * For a destination a member chose: a failure shows only DIRECT_HOST_FAILED (with the HTTP status
+   * at most), never the remote's words, no sooner than `failureFloorMs` after the start, so neither
+   * message nor time tells a closed port from an open one. `report` gets the full story for the log.
    */
   sealed?: { failureFloorMs: number; report: (detail: string) => void };
 }
@@ -71,12 +70,10 @@ interface CallOptions {
 }
 
 /**
- * Runs step attempts on a `runyard agent-server` over HTTP (the agent-server API's direct
- * dispatch): POST /run, then, when the attempt outlives the server's sync wait, long-polls of
- * /status from a byte offset, so each piece of output reaches `onOutput` once and in order. Every
- * `/run` carries a fresh attempt key, so sending it again after a lost answer, or canceling before
- * its answer came, never runs the step twice. Failures to reach the server are results
- * (HOST_UNREACHABLE, UNAUTHORIZED), never rejections.
+ * Runs step attempts on a `runyard agent-server`: POST /run, then long-polls of /status from a byte
+ * offset, so each piece of output reaches `onOutput` once and in order. Each `/run`'s fresh attempt
+ * key means a resend after a lost answer, or a cancel before it, never runs the step twice. Failures
+ * to reach the server are results (HOST_UNREACHABLE, UNAUTHORIZED), never rejections.
  */
 export class DirectStepRunner implements StepRunner {
   private readonly address: string;
@@ -228,9 +225,8 @@ export class DirectStepRunner implements StepRunner {
   }
 
   /**
-   * One HTTP call; network errors and 502-504 answers are retried with backoff for
-   * `retryForMs`, then end the attempt HOST_UNREACHABLE. Resolves "aborted" when `abortOn`
-   * aborts first.
+   * One HTTP call; network errors and 502-504 are retried with backoff for `retryForMs`, then end
+   * the attempt HOST_UNREACHABLE. Resolves "aborted" when `abortOn` aborts first.
    */
   private call(
     method: Method,

@@ -1,8 +1,7 @@
 /**
- * Approval steps (`action: approval`): the run waits, holding no runner, until a listed approver
- * answers or the deadline passes. The engine knows only `ApprovalGate`; the server's gate keeps
- * each wait as a row of its store, so a wait outlives a restart and an answer given to any
- * replica reaches the engine.
+ * Approval steps: the run waits, holding no runner, until a listed approver answers or the deadline
+ * passes. The server's `ApprovalGate` keeps each wait as a store row, so it outlives a restart and an
+ * answer given to any replica reaches the engine.
  */
 import { errorInfo } from "../core/errors.js";
 import type { ErrorInfo, StepStatus } from "../core/events.js";
@@ -51,15 +50,9 @@ export interface ApprovalVote {
 
 /** Where a run's approval steps wait for their answers. */
 export interface ApprovalGate {
-  /**
-   * Records the wait once: a wait opened before a restart keeps what it stored first. Resolves
-   * with the deadline in force. Called before the step's `step.started`.
-   */
+  /** Records the wait once (a restart keeps the first), before `step.started`; gives the deadline. */
   open(request: ApprovalRequest): Promise<{ deadline: string }>;
-  /**
-   * Resolves with the answer, or with `timeout` once the deadline passes unanswered; undefined
-   * when `signal` aborts first (the run was canceled).
-   */
+  /** Resolves with the answer, `timeout` past the deadline, or undefined when `signal` aborts first. */
   answer(
     step: string,
     deadline: string,
@@ -70,9 +63,8 @@ export interface ApprovalGate {
 }
 
 /**
- * The most characters of an approval's message once its variables are filled in: the template
- * has a description's cap, but `${A}` fifty times over a 128 KiB variable would be megabytes,
- * kept with the run and sent to every approver.
+ * The most characters of a filled-in approval message: `${A}` fifty times over a 128 KiB variable
+ * would be megabytes, kept with the run and sent to every approver.
  */
 export const maxApprovalMessageLength = 16 * 1024;
 
@@ -85,10 +77,7 @@ export function approvalMessage(template: string, vars: Record<string, string>):
   return `${filled.slice(0, kept)}${note(filled.length - kept)}`;
 }
 
-/**
- * Runs an approval step: `step.started`, `step.waiting`, then (once answered) `approval.answered`
- * and `step.finished`. A resumed step that was waiting waits again, to the same deadline.
- */
+/** Runs an approval step; resumed while waiting, it waits again to the same deadline. */
 export async function awaitApproval(
   step: Step,
   spec: ApprovalSpec,

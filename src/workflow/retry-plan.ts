@@ -1,7 +1,6 @@
 /**
- * What a retry keeps of the run it retries: the outcomes and exports of the steps that succeeded
- * and do not come after (in a graph: do not depend on) the step it retries from. Everything else
- * runs again.
+ * What a retry keeps of its run: outcomes and exports of steps that succeeded and do not come after
+ * (in a graph: depend on) the step it retries from. Everything else runs again.
  */
 import type { EventInput, StepSummary } from "../core/events.js";
 import { type Diagnostic, isStepGraph, type Step, type Workflow } from "./model.js";
@@ -123,10 +122,7 @@ export function unknownStepHint(workflow: Pick<Workflow, "steps">, name: string)
     : `Steps of this run: ${names.join(", ")}.`;
 }
 
-/**
- * The kept steps an edited workflow still has (by step, combination and host): a step it renamed
- * or dropped is not kept.
- */
+/** The kept steps an edited workflow still has (by step, combination and host). */
 export function keptStepsIn(workflow: Pick<Workflow, "steps">, kept: readonly KeptStep[]): KeptStep[] {
   const present = new Set(
     workflow.steps.flatMap((step) =>
@@ -137,10 +133,9 @@ export function keptStepsIn(workflow: Pick<Workflow, "steps">, kept: readonly Ke
 }
 
 /**
- * The steps of an edited workflow that will run on a retry and read `${NAME}` of an export nobody
- * kept: no kept step exported it and no step that runs exports it. Each is a problem at the
- * step's line:column. Only names some step exports (in the run retried, or by its script) count:
- * a `${HOME}` is the runner's to give.
+ * Problems (at the step's line:column) for steps of an edited workflow that will run on a retry and
+ * read `${NAME}` that no kept or running step exports. Only names some step exports count: a
+ * `${HOME}` is the runner's to give.
  */
 export function missingExports(
   edited: Workflow,
@@ -181,10 +176,9 @@ export interface KeptFrom {
 }
 
 /**
- * Lays the kept steps into a run's prior progress, as if it had run them: the engine then reads
- * them back as it reads a resumed run's finished steps. Each kept step of this workflow is said
- * once (`step.finished` with `kept_from`); one already stored (a retry carried on by another
- * replica) is not said again. Answers how many ends they take.
+ * Lays the kept steps into a run's prior progress, read back as a resumed run's finished steps. Each
+ * is said once (`step.finished` with `kept_from`), not again when stored (a retry carried on by
+ * another replica). Answers how many ends they take.
  */
 export function seedKeptSteps(
   workflow: Pick<Workflow, "steps">,

@@ -24,21 +24,18 @@ export interface RemoteCall {
 }
 
 /**
- * The mirror's ref that pins the commit of the remote a key's task started from, so no gc of the
- * mirror drops what the task's repo (or, later, its key's kept repo) borrows. Namespaced by key;
- * dropped at a runner's start once the key has neither (`dropPins`).
+ * Pins the remote commit a key's task started from, so no mirror gc drops what its task or kept repo
+ * borrows. Dropped at a runner's start once the key has neither (`dropPins`).
  */
 export function pinRef(key: string, branch: string): string {
   return `refs/runyard/keys/${key}/heads/${branch}`;
 }
 
 /**
- * A bare repo that caches one remote, written only by the runner's own git: no task's agent sees
- * more of it than its objects, read-only (each task works in a repo of its own, `task-repo.ts`).
- * Not a `clone --mirror`: that maps the remote's branches onto the mirror's own, so each fetch
- * would overwrite (and `--prune` delete) what runs keep. Here the remote's branches land in
- * `refs/remotes/origin/*`; the commits tasks started from are pinned in `refs/runyard/keys/*`
- * (`pinRef`). The branches tasks leave are kept elsewhere (`keptRepoPath`).
+ * A bare repo caching one remote, written only by the runner's git; a task sees only its objects,
+ * read-only (`task-repo.ts`). Not a `clone --mirror`, whose fetch would overwrite (and `--prune`
+ * delete) what runs keep: the remote's branches land in `refs/remotes/origin/*`, task starts are
+ * pinned in `refs/runyard/keys/*` (`pinRef`), branches tasks leave are kept apart (`keptRepoPath`).
  * Callers hold the mirror lock for `prepare`, `fetch` and ref updates.
  */
 export class Mirror {
@@ -86,9 +83,8 @@ export class Mirror {
   }
 
   /**
-   * A gc when git's usual thresholds say so, in the foreground; only while no run uses the mirror.
-   * Task repos borrow the mirror's objects (alternates): every commit one starts from is pinned
-   * by its `pinRef` before the task repo exists, so a gc never drops what a task repo needs.
+   * A foreground gc when git's thresholds say so, only while no run uses the mirror; each task's
+   * start is pinned (`pinRef`) before its repo exists, so a gc never drops what a task repo borrows.
    */
   async collectGarbage(): Promise<void> {
     await this.git(["-c", "gc.auto=6700", "-c", "gc.autoDetach=false", "gc", "--auto", "--quiet"], {
@@ -96,10 +92,7 @@ export class Mirror {
     });
   }
 
-  /**
-   * Deletes the pins (`pinRef`) of every key `kept` does not name, in one git call, so a gc may
-   * drop what only they held. Only while no task of those keys is live.
-   */
+  /** Deletes the pins of keys `kept` does not name, so a gc may drop what only they held (none live). */
   async dropPins(kept: (key: string) => boolean): Promise<void> {
     const pins = await this.git(["for-each-ref", "--format=%(refname)", "refs/runyard/keys/"]);
     const dropped = pins.stdout.split("\n").filter((ref) => {
