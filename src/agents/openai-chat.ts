@@ -1,8 +1,7 @@
 /**
- * One streamed Chat Completions call of the built-in `openai` loop, with retries: `fetch` to
- * `<base>/chat/completions` with `stream: true` and `stream_options.include_usage`, the SSE chunks
- * put back together into one assistant message. Retries 429, 5xx and network failures with
- * exponential backoff (a `retry-after` wins), never 4xx otherwise: a wrong key stays wrong.
+ * One streamed Chat Completions call of the built-in `openai` loop (`stream_options.include_usage`),
+ * its SSE chunks joined into one message. Retries 429, 5xx and network failures with exponential
+ * backoff (a `retry-after` wins), never other 4xx: a wrong key stays wrong.
  */
 
 import { lookup as dnsLookup, type LookupAddress } from "node:dns";
@@ -288,9 +287,8 @@ function completionFromJson(body: Chunk): Completion {
 }
 
 /**
- * A POST as `fetch` makes it, to public addresses only: the host is resolved once (an IP literal
- * is judged as it is), every address it leads to checked, and the connection made to the first,
- * so neither the name nor a DNS answer that changes meanwhile leads into the runner's network.
+ * A POST to public addresses only: the host resolved once, every address checked, the connection made
+ * to the first, so no name or changing DNS answer leads into the runner's network.
  */
 async function publicFetch(
   url: string,

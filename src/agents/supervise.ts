@@ -43,12 +43,11 @@ export interface AgentTurnResult extends Omit<AgentTurnEnd, "status"> {
 type Verdict = { status: "canceled" | "failed" | "timeout"; error: ErrorInfo };
 
 /**
- * Runs one turn of an adapter under the runner's own watch: a CLI is never trusted to time
- * out, notice a stalled stream (Claude Code waits forever on a stream that went quiet), or
- * keep to a budget. The adapter gets a signal of its own, aborted on the outer signal (cancel),
- * at the time limit, after `stallMs` without a sign of life, and once the summed usage passes
- * the budget; aborting makes it stop its whole process tree. The first reason wins and
- * overrides whatever the adapter reports afterwards (a killed CLI looks like a crash).
+ * Runs one turn under the runner's own watch: no CLI is trusted to time out, notice a stalled stream
+ * (Claude Code waits forever on a quiet one) or keep to a budget. The adapter's own signal aborts
+ * (stopping its process tree) on cancel, at the time limit, after `stallMs` without a sign of life,
+ * or past the budget; the first reason wins over what the adapter reports after (a killed CLI looks
+ * like a crash).
  */
 export async function superviseTurn(
   adapter: AgentAdapter,

@@ -1,7 +1,6 @@
 /**
- * A code forge's side of issue tasks (docs/forges.md): what its webhooks mean, and the calls
- * runyard makes back. One file per forge (github.ts, gitlab.ts, gitea.ts); the server's forge
- * routes and reporter use only this interface.
+ * A code forge's side of issue tasks (docs/forges.md): what its webhooks mean, and runyard's calls
+ * back. One file per forge; the server's forge routes and reporter use only this interface.
  */
 
 /** What a delivery asks of runyard, once its signature matched. */
@@ -71,9 +70,8 @@ export function mayStartWork(permission: ForgePermission): boolean {
 export const commentCommand = "/runyard";
 
 /**
- * The instruction of a comment that starts with `/runyard` (undefined when it does not): the
- * whole rest of the comment, as text. Nothing in it is read as an option: `/runyard --push x`
- * asks the agent for "--push x".
+ * The rest of a comment that starts with `/runyard` (else undefined), as text: nothing in it is an
+ * option, `/runyard --push x` asks the agent for "--push x".
  */
 export function commentInstruction(body: string): string | undefined {
   const trimmed = body.trimStart();

@@ -1,17 +1,13 @@
 /**
- * An `agent.run` step's `output_schema`: checked as a JSON Schema when the file is parsed, and the
- * agent's final answer read as JSON and validated against it when the step runs. The fields its
- * `properties` declare become the step's exports; others are dropped.
+ * An `agent.run` step's `output_schema`: checked as a JSON Schema at parse, the agent's final answer
+ * validated against it at run; the fields its `properties` declare become exports, others dropped.
  */
 import { createRequire } from "node:module";
 import type { Ajv, ErrorObject, ValidateFunction } from "ajv";
 import { settingFamilyOf } from "../core/setting-names.js";
 
 let shared: Ajv | undefined;
-/**
- * The validator, loaded on first use: a workflow without an agent step (most `runyard run`s)
- * never loads ajv's hundred modules.
- */
+/** Loaded on first use: most `runyard run`s have no agent step and never load ajv's hundred modules. */
 function ajv(): Ajv {
   if (!shared) {
     const { Ajv: AjvClass } = createRequire(import.meta.url)("ajv") as typeof import("ajv");
@@ -111,10 +107,9 @@ export interface AnswerExports {
 }
 
 /**
- * The answer's fields as exports: only those the schema names under `properties`. The answer is
- * written by a model that reads issues, reports and files anyone may write, so which variables
- * it sets is the workflow's choice, never the answer's: `{"BASH_ENV": "$(...)"}` beside the
- * declared fields would make the next step's bash run it.
+ * The answer's fields the schema names under `properties`, as exports. A model that reads what anyone
+ * may write wrote the answer, so the workflow picks the variables: an extra `{"BASH_ENV": "$(...)"}`
+ * would make the next step's bash run it.
  */
 export function answerExports(
   schema: Record<string, unknown>,

@@ -1,8 +1,7 @@
 /**
- * `action: workflow.call` steps: the step runs a saved workflow as a child run and exports the
- * child's `outputs:`. The engine knows only `WorkflowCaller`; the server's caller stores the
- * child as a run of its own, linked to this one and its step, so a call resumed after a restart
- * (on this replica or another) waits for the child it started, never a second one.
+ * `action: workflow.call` steps: a saved workflow runs as a child run; its `outputs:` are exported.
+ * The server's `WorkflowCaller` stores the child linked to this run and step, so a call resumed after
+ * a restart (on any replica) waits for the child it started, never a second one.
  */
 import { errorInfo, RunyardError, toErrorInfo } from "../core/errors.js";
 import type { ErrorInfo, RunStatus, StepStatus } from "../core/events.js";
@@ -45,9 +44,8 @@ export interface CallResult {
 /** Where a run's call steps start their child runs: a server. */
 export interface WorkflowCaller {
   /**
-   * Starts the step's child run, once: a call resumed after a restart gets the child it started.
-   * Resolves once the child has ended; when `signal` aborts first the child is canceled, and the
-   * result says how it ended. Rejects when the child cannot be started (its submit was refused).
+   * Starts the step's child run once (a resumed call gets the child it started); resolves when it
+   * ended, canceling it when `signal` aborts first. Rejects when its submit was refused.
    */
   call(request: CallRequest, signal: AbortSignal): Promise<CallResult>;
 }
@@ -55,10 +53,7 @@ export interface WorkflowCaller {
 /** How often a call the server could not start or wait for (its database away) is asked again. */
 const storeRetryMs = 1000;
 
-/**
- * Runs a call step: `step.started`, `step.called` once the child exists, then (once the child
- * has ended) its outputs as `vars.exported` and `step.finished`.
- */
+/** Runs a call step: `step.started`, `step.called`, the child's `vars.exported`, `step.finished`. */
 export async function runCall(
   step: Step,
   spec: CallSpec,
@@ -108,16 +103,15 @@ export async function runCall(
           await pause(storeRetryMs, undefined, ctx.options.halt);
           continue;
         }
-        // Its submit was refused (an input the called version does not take, a cycle made by
-        // a save since): the refusal, as it was given, is the step's error.
+        // A refused submit (an input the called version lacks, a cycle saved since) is the step's error.
         error = toErrorInfo(thrown);
       }
       break;
     }
   }
   if (result && result.status !== "success") error = childError(result);
-  // The called workflow may be another author's: its output names are checked as it is parsed,
-  // and again here, the one place every caller's outputs pass on their way to this run's steps.
+  // The called workflow may be another author's: its output names are checked here again, where every
+  // call's outputs pass on their way to this run's steps.
   if (result?.status === "success") {
     const outputs = `the outputs of ${result.child.workflow} v${result.child.version}`;
     error = settingExportsError("EXPORT_NAME_REFUSED", step.name, Object.keys(result.outputs), outputs);

@@ -61,10 +61,7 @@ export function timeZones(): readonly string[] {
   return [...Intl.supportedValuesOf("timeZone"), "UTC"];
 }
 
-/**
- * The ticks of one cron, one after another: `next(after)` is the first tick strictly after
- * `after`. Building a cron costs more than a tick, so a walk over many ticks uses one of these.
- */
+/** One cron's ticks in turn; building a cron costs more than a tick, so a long walk reuses one. */
 export function tickWalker(spec: Pick<ScheduleSpec, "cron" | "timezone">): (after: Date) => Date | null {
   const cron = cronOf(spec);
   return (after) => cron.nextRun(after);
@@ -82,10 +79,9 @@ export function nextTick(spec: Pick<ScheduleSpec, "cron" | "timezone">, after: D
 const walkedTicksLimit = 2000;
 
 /**
- * The ticks in (`after`, `until`], oldest first, at most `limit` of them: the newest `limit`
- * when there are more (`more` counts the older ones left out), since catch-up fires the newest.
- * Past `walkedTicksLimit` ticks the newest are found walking back from `until`, and `more` is
- * estimated from the rate of the ticks walked (exact for a steady cron such as every second).
+ * The newest `limit` ticks in (`after`, `until`], oldest first (catch-up fires the newest); `more`
+ * counts those left out. Past `walkedTicksLimit` they are walked back from `until` and `more` is
+ * estimated from their rate (exact for a steady cron such as every second).
  */
 export function ticksBetween(
   spec: Pick<ScheduleSpec, "cron" | "timezone">,

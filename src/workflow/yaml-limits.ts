@@ -1,10 +1,8 @@
 /**
- * Bounds on what a workflow's YAML may cost before anything reads it. YAML aliases (`*name`)
- * repeat what an anchor (`&name`) marks without repeating its text, so a small file can stand
- * for gigabytes once every alias is replaced by its node (what a run's vars and the API's JSON
- * hold). The `yaml` library's own `maxAliasCount` bounds only its `toJS()`, which the workflow
- * reader does not use, so these checks are made here: the alias count on the tokens (before a
- * document is built), and the expanded size on the document (before it is read).
+ * Bounds on what a workflow's YAML may cost before anything reads it. Aliases (`*name`) repeat an
+ * anchor's node without its text, so a small file can stand for gigabytes once expanded (as a run's
+ * vars and the API's JSON hold it). The `yaml` library's `maxAliasCount` bounds only `toJS()`, unused
+ * here: the alias count is checked on the tokens, the expanded size on the document before reading.
  */
 import { CST, type Document, isAlias, isCollection, isPair, isScalar, type Node } from "yaml";
 
@@ -52,9 +50,8 @@ export function textTooLarge(text: string, limits: WorkflowLimits): LimitPassed 
 export const maxNesting = 64;
 
 /**
- * The first limit the tokens pass: nesting deeper than `maxNesting`, or more aliases than
- * `maxAliases`. The YAML library's tokenizer works without recursion, so its tokens are walked
- * here with a stack, before a document (and its recursion) is built.
+ * The first limit the tokens pass (nesting past `maxNesting`, aliases past `maxAliases`), walked with
+ * a stack before a document (and the composer's recursion) is built; the tokenizer does not recurse.
  */
 export function tokensPassLimit(
   tokens: Iterable<CST.Token>,
@@ -103,11 +100,10 @@ export interface ExpandedAliases {
 }
 
 /**
- * Walks the document once, in the order of the text, resolving each alias to the last node
- * anchored with its name before it (YAML's rule) and adding up the size of the workflow as if
- * every alias were replaced by its node (each scalar's text plus one per node and item, about
- * its JSON size). Stops at the first alias that refers to a node containing it or takes the
- * size past `maxBytes`; an alias without an anchor is left to the reader to report.
+ * Walks the document once in text order, resolving each alias to the last node anchored with its name
+ * before it (YAML's rule), summing the size with every alias expanded (scalar text plus one per node and
+ * item, about JSON's). Stops at an alias inside its own node or past `maxBytes`; one without an anchor
+ * is the reader's to report.
  */
 export function expandAliases(doc: Document, limits: WorkflowLimits): ExpandedAliases {
   const targets = new Map<Node, Node>();

@@ -1,8 +1,6 @@
 /**
- * Workspaces (docs/workspaces.md; the agent runner's repo pool): a cached bare mirror per repo URL under
- * the runner's workspace folder, and per agent run a repo of its own (borrowing the mirror's
- * objects) with a worktree on its own branch, cut from the freshly fetched base. Git is the CLI with argument arrays; a token reaches git only through
- * GIT_ASKPASS, never a URL, an argument, a log line or an event.
+ * Workspaces (docs/workspaces.md): the agent runner's repo pool. Git is the CLI with argument arrays;
+ * a token reaches git only through GIT_ASKPASS, never a URL, an argument, a log line or an event.
  */
 
 export interface GitCredentials {
@@ -19,15 +17,13 @@ export interface AllocateRequest {
   /** The new branch the run works on (refused if it exists on the remote, unless `reuse`). */
   branch: string;
   /**
-   * The worktree's stable key (a run id, or a conversation id shared by follow-up turns): the
-   * worktree path is `<root>/worktrees/<key>`, so an agent's session, which some CLIs key on the
-   * working directory, finds it again.
+   * The worktree's stable key (a run id, or a conversation id shared by follow-ups): its path is
+   * `<root>/worktrees/<key>`, so a session some CLIs key on the working directory finds it again.
    */
   key: string;
   /**
-   * Check out `branch` as the last turn of the same `key` left it (kept in its own repo on the runner), or as
-   * the remote has it, instead of cutting it anew: a follow-up turn. Neither has it (a kept branch
-   * expires `conversationKeepMs` after its last use): `WORKSPACE_BRANCH_EXPIRED`.
+   * A follow-up: check out `branch` as the key's last turn kept it on the runner, or as the remote has
+   * it, not cut anew. Neither (kept ones expire `conversationKeepMs` after use): WORKSPACE_BRANCH_EXPIRED.
    */
   reuse?: boolean;
   credentials?: GitCredentials;
@@ -56,10 +52,7 @@ export interface Workspace {
   diff(): Promise<{ patch: string; stats: DiffStats }>;
   /** Pushes the branch to the repo's remote (retried with backoff). */
   push(): Promise<void>;
-  /**
-   * Keeps the branch in the key's kept repo for a follow-up turn of the same key, then removes the
-   * worktree and the task's repo. Idempotent.
-   */
+  /** Keeps the branch for the key's follow-up, then removes the worktree and task repo. Idempotent. */
   release(): Promise<void>;
 }
 
