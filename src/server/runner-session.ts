@@ -32,6 +32,9 @@ const threadMinMessageBytes = 1024 * 1024;
 /** WebSocket's "try again later": what the runner sent cannot be stored now (the database is away, or a job's start is not stored yet). */
 const storeUnavailableCloseCode = 1013;
 
+/** The messages handled in order: a bot call's answer is taken at once (`take`). */
+type ChainedMessage = Exclude<RunnerMessage, { type: "bot_reply" | "bot_reply_part" }>;
+
 /** A message's text read: its JSON, or why it was not read. */
 type Read = { json: unknown } | { tooMany: true };
 
@@ -302,7 +305,7 @@ export class RunnerSession implements RunKeeper {
     }
   }
 
-  private async receive(message: RunnerMessage): Promise<void> {
+  private async receive(message: ChainedMessage): Promise<void> {
     if (message.type === "hello") {
       if (this.info) {
         this.send({ type: "error", code: "INVALID_INPUT", message: "say hello only once" });
@@ -431,7 +434,7 @@ export class RunnerSession implements RunKeeper {
     });
   }
 
-  private async handle(runnerId: string, message: Exclude<RunnerMessage, { type: "hello" }>): Promise<void> {
+  private async handle(runnerId: string, message: Exclude<ChainedMessage, { type: "hello" }>): Promise<void> {
     const { queue } = this.host;
     switch (message.type) {
       case "heartbeat":
@@ -495,12 +498,6 @@ export class RunnerSession implements RunKeeper {
         this.send({ type: "drop", job_id: message.job_id });
         break;
       }
-      case "bot_reply":
-        this.calls.answer(message.call_id, message.reply);
-        break;
-      case "bot_reply_part":
-        this.calls.part(message.call_id, message.body_base64);
-        break;
       default:
         assertExhaustive(message, "runner message");
     }
