@@ -302,11 +302,7 @@ export class RunService {
         // Queued too: an engine that failed before its run started (a run waiting for its
         // concurrency group or a runner, a spec that no longer reads) has nobody else to end it.
         if (carrier === this.replica.id || carrier === null)
-          await this.store.runs.patch(
-            record.id,
-            { status: "interrupted", error: toErrorInfo(error), finished_at: new Date().toISOString() },
-            { ifStatus: ["queued", "running"] },
-          );
+          await this.store.runs.patch(record.id, interruptedBy(error), { ifStatus: ["queued", "running"] });
       })
       .finally(() => {
         if (this.active.get(record.id) === run) this.active.delete(record.id);
@@ -473,13 +469,8 @@ export class RunService {
         }
         this.logger.error({ err: error, runId: record.id }, "run failed to carry on");
         if (this.active.has(record.id)) return;
-        const patch = {
-          status: "interrupted" as const,
-          error: toErrorInfo(error),
-          finished_at: new Date().toISOString(),
-        };
         await this.store.runs
-          .update(record.id, patch, { ifStatus: ["queued", "running"] })
+          .update(record.id, interruptedBy(error), { ifStatus: ["queued", "running"] })
           .catch((cause: unknown) =>
             this.logger.error({ err: cause, runId: record.id }, "cannot end the run"),
           );
@@ -548,6 +539,11 @@ export class RunService {
   get parkedRuns(): number {
     return this.parked.size;
   }
+}
+
+/** A run's record once `error` ended its engine: nothing else will end it. */
+function interruptedBy(error: unknown) {
+  return { status: "interrupted" as const, error: toErrorInfo(error), finished_at: new Date().toISOString() };
 }
 
 /** The output bytes among a resumed run's stored events, so its log cap goes on from there. */
