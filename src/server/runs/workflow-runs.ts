@@ -11,13 +11,7 @@ import type { ApprovalGate } from "../../workflow/approval.js";
 import { expandConcurrencyGroup } from "../../workflow/concurrency-group.js";
 import { runWorkflow } from "../../workflow/engine.js";
 import { memberContainersRefusal } from "../../workflow/member-containers.js";
-import {
-  everyStep,
-  type HostSpec,
-  runnerRequirements,
-  type Workflow,
-  workflowProblemsError,
-} from "../../workflow/model.js";
+import { everyStep, type HostSpec, runnerRequirements, type Workflow } from "../../workflow/model.js";
 import { undeclaredSettingVars } from "../../workflow/outside-values.js";
 import { parseWorkflow } from "../../workflow/parse.js";
 import { inputValueProblem } from "../../workflow/parse-inputs.js";
@@ -70,13 +64,6 @@ export type WorkflowRunSpec = z.infer<typeof WorkflowRunSpec>;
 
 /** Workflow texts whose parse is kept: the ones submitted or started last. */
 const parsedTextsKept = 64;
-
-function parsed(spec: WorkflowRunSpec, limits: WorkflowLimits): Workflow {
-  const file = spec.file ?? "workflow.yaml";
-  const { workflow, diagnostics } = parseWorkflow(spec.workflow, file, limits);
-  if (workflow) return workflow;
-  throw workflowProblemsError(file, diagnostics);
-}
 
 /**
  * Workflow runs on the server: the engine, with each host's steps placed on runners through the
@@ -206,16 +193,16 @@ export class WorkflowRuns implements RunKindModule {
     const stored = WorkflowRunSpec.safeParse(run.record.spec);
     if (!stored.success)
       throw new RunyardError("INVALID_INPUT", "the stored workflow run spec is unreadable");
-    const key = `${stored.data.file ?? "workflow.yaml"}\u0000${stored.data.workflow}`;
+    const file = stored.data.file ?? "workflow.yaml";
+    const key = `${file}\u0000${stored.data.workflow}`;
     let workflow = this.parsedTexts.get(key);
     try {
       // A run carried on (after a restart, or parked) whose text is no longer kept: parsed once
       // more, and kept for the runs of that text that follow.
-      workflow ??= deepFreeze(parsed(stored.data, this.parsing.limits));
-    } catch {
-      throw new RunyardError("INVALID_INPUT", "the stored workflow no longer parses");
-    }
-    this.remember(key, workflow);
+      workflow ??= parseWorkflow(stored.data.workflow, file, this.parsing.limits).workflow;
+    } catch {}
+    if (!workflow) throw new RunyardError("INVALID_INPUT", "the stored workflow no longer parses");
+    this.remember(key, deepFreeze(workflow));
     const runId = run.record.id;
     const confinement = workflowSpecConfinement.read(stored.data);
     this.notifier.follow(runId, workflow.name, workflow.notify, confinement === "unconfined");
@@ -316,15 +303,13 @@ export class WorkflowRuns implements RunKindModule {
         }
         const { group, labels } = runnerRequirements(spec);
         const task = agentStepTask(request, { env: {}, confinement });
+        const host = { ...(group !== null ? { group } : {}), labels };
         const requirements = {
-          ...(group !== null ? { group } : {}),
+          ...host,
           labels: [...labels, `agent:${request.spec.agent}`, request.spec.repo ? "mode:issue" : "mode:chat"],
         };
         // A turn no runner of the host could take would wait in the queue for good.
-        const nobody = await agentStepRunnerRefusal(this.store.runners, run.record.tenant_id, request, {
-          ...(group !== null ? { group } : {}),
-          labels,
-        });
+        const nobody = await agentStepRunnerRefusal(this.store.runners, run.record.tenant_id, request, host);
         if (nobody) return { status: "failed", error: nobody };
         const job = agentStepJob(request, task);
         const placement = { host: request.spec.agent, requirements };
