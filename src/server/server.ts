@@ -225,12 +225,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     leaseMs: options.timings.leaseMs,
     onAccepted: (runId, runnerId) => runs.markStarted(runId, runnerId),
   });
-  const notifier = new Notifier(bus, store.runs, logger, {
-    allowed: new OutboundPolicy("notify_hosts", options.outbound?.notifyHosts ?? []),
-  });
+  const notifyHosts = new OutboundPolicy("notify_hosts", options.outbound?.notifyHosts ?? []);
+  const notifier = new Notifier(bus, store.runs, logger, { allowed: notifyHosts });
   const directHosts = new OutboundPolicy("direct_hosts", options.outbound?.directHosts ?? []);
   const workflowLimits = { ...defaultWorkflowLimits, ...options.workflowLimits };
   const parseWorkflow = options.parseWorkflow ?? parseOnThisThread;
+  const parsing = { limits: workflowLimits, parse: parseWorkflow };
   // No run works in the server's home (its secret key, its database), a platform admin's neither.
   const serverFolders = home ? [resolve(home)] : [];
   const approvals = new ApprovalWaits(store, logger, (runId, step) =>
@@ -246,31 +246,27 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     notifier,
     directHosts,
     logger,
-    { limits: workflowLimits, parse: parseWorkflow },
+    parsing,
     approvals,
     groups,
     { roots: options.stepCwdRoots ?? [], own: serverFolders },
     // Submits and cancels through the run service, made a few lines later.
-    new WorkflowCalls(
-      store,
-      { limits: workflowLimits, parse: parseWorkflow },
-      {
-        // A child run counts against its tenant's quotas, and those of the user whose run calls
-        // it (the child is theirs), as a submit does; past one, the call step fails with the
-        // quota's error and no child is stored.
-        submit: async (spec, owner, origin) => {
-          await quotas.checkSubmit(
-            await triggerQuotaPrincipal(
-              store,
-              owner.tenantId,
-              owner.userId !== undefined ? owner.userId : owner.tokenId,
-            ),
-          );
-          return runs.submitWorkflow(spec, owner, origin);
-        },
-        cancel: (runId) => runs.cancel(runId),
+    new WorkflowCalls(store, parsing, {
+      // A child run counts against its tenant's quotas, and those of the user whose run calls
+      // it (the child is theirs), as a submit does; past one, the call step fails with the
+      // quota's error and no child is stored.
+      submit: async (spec, owner, origin) => {
+        await quotas.checkSubmit(
+          await triggerQuotaPrincipal(
+            store,
+            owner.tenantId,
+            owner.userId !== undefined ? owner.userId : owner.tokenId,
+          ),
+        );
+        return runs.submitWorkflow(spec, owner, origin);
       },
-    ),
+      cancel: (runId) => runs.cancel(runId),
+    }),
     spendBudgets,
   );
   const agents = new AgentRuns(
@@ -300,8 +296,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     },
   );
   const savedWorkflows = new SavedWorkflows(store, runs, {
-    limits: workflowLimits,
-    parse: parseWorkflow,
+    ...parsing,
     minScheduleIntervalS: options.scheduleMinIntervalSeconds ?? defaultScheduleMinIntervalSeconds,
     maxScheduledRunsPerHour: options.scheduleMaxRunsPerHour ?? defaultScheduleMaxRunsPerHour,
   });
@@ -343,15 +338,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       quotas.checkSubmit(await triggerQuotaPrincipal(store, tenantId, ownerId)),
   });
   // Bots' history is downsampled and their alerts checked by the leader.
-  const botWatch = new BotWatch(
-    store,
-    new OutboundPolicy("notify_hosts", options.outbound?.notifyHosts ?? []),
-    logger,
-    {
-      isLeader: () => replica.isLeader,
-      ...(options.botAlertCheckMs !== undefined ? { checkMs: options.botAlertCheckMs } : {}),
-    },
-  );
+  const botWatch = new BotWatch(store, notifyHosts, logger, {
+    isLeader: () => replica.isLeader,
+    ...(options.botAlertCheckMs !== undefined ? { checkMs: options.botAlertCheckMs } : {}),
+  });
   let auditPruned = 0;
   const auditRetentionMs = (options.auditRetentionDays ?? defaultAuditRetentionDays) * 86_400_000;
   replica.whenLeading(() => scheduler.round());
