@@ -16,7 +16,7 @@ import { type Principal, submitterId } from "../auth.js";
 import { type ConfinementSources, runConfinement } from "./run-confinement.js";
 import type { RunOwner } from "./run-origin.js";
 import type { RunService } from "./run-service.js";
-import { parsedWorkflow, type WorkflowParser } from "./workflow-parser.js";
+import { keepNewest, parsedWorkflow, type WorkflowParser } from "./workflow-parser.js";
 
 /** A saved workflow's name: what `runyard workflow run NAME` and URLs carry, so plain. */
 const savedName = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
@@ -221,10 +221,7 @@ export class SavedWorkflows {
       this.inputsByText.get(key) ??
       (await parsedWorkflow(this.parsing, saved.workflow, saved.file)).inputs ??
       {};
-    this.inputsByText.delete(key);
-    this.inputsByText.set(key, inputs);
-    const oldest = this.inputsByText.keys().next().value;
-    if (this.inputsByText.size > inputsKept && oldest !== undefined) this.inputsByText.delete(oldest);
+    keepNewest(this.inputsByText, key, inputs, inputsKept);
     return { saved, inputs };
   }
 

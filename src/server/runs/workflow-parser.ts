@@ -42,6 +42,14 @@ export async function parsedWorkflow(
   return workflow;
 }
 
+/** Keeps what was read from a text under `key` as the newest of `kept`; the oldest goes past `max`. */
+export function keepNewest<T>(kept: Map<string, T>, key: string, value: T, max: number): void {
+  kept.delete(key);
+  kept.set(key, value);
+  const oldest = kept.keys().next().value;
+  if (kept.size > max && oldest !== undefined) kept.delete(oldest);
+}
+
 /** On the caller's thread: for tests and tools that parse little. */
 export const parseOnThisThread: WorkflowParser = async (text, file, limits) =>
   parseWorkflow(text, file, limits);

@@ -32,7 +32,7 @@ import type { ConcurrencyGroups } from "./concurrency-groups.js";
 import type { ActiveRun, PreparedRun, RunKindModule } from "./run-kind.js";
 import { resolveStoredSecrets, secretsMissing } from "./stored-secrets.js";
 import { maxCallDepth, ResolvedCall, type WorkflowCalls } from "./workflow-calls.js";
-import { parsedWorkflow, type WorkflowParser } from "./workflow-parser.js";
+import { keepNewest, parsedWorkflow, type WorkflowParser } from "./workflow-parser.js";
 import { keptExports, keptSecrets, RetrySpec, realExportsOf, retriedWorkflow } from "./workflow-retries.js";
 
 /**
@@ -113,7 +113,7 @@ export class WorkflowRuns implements RunKindModule {
     const key = `${file}\u0000${given.workflow}`;
     const workflow =
       this.parsedTexts.get(key) ?? deepFreeze(await parsedWorkflow(this.parsing, given.workflow, file));
-    this.remember(key, workflow);
+    keepNewest(this.parsedTexts, key, workflow, parsedTextsKept);
     const confinement = owner.confinement ?? "confined";
     const folders = stepFoldersRefusal(workflow, confinement, this.folders);
     if (folders) throw folders;
@@ -169,13 +169,6 @@ export class WorkflowRuns implements RunKindModule {
     return this.calls.resolve(workflow, file, tenantId, vars, depth);
   }
 
-  private remember(key: string, workflow: Workflow): void {
-    this.parsedTexts.delete(key);
-    this.parsedTexts.set(key, workflow);
-    const oldest = this.parsedTexts.keys().next().value;
-    if (this.parsedTexts.size > parsedTextsKept && oldest !== undefined) this.parsedTexts.delete(oldest);
-  }
-
   /** Refuses what is known to be off limits before any DNS lookup; names are checked at connect time. */
   private checkDestinations(workflow: Workflow): void {
     for (const spec of Object.values(workflow.hosts)) {
@@ -202,7 +195,7 @@ export class WorkflowRuns implements RunKindModule {
       workflow ??= parseWorkflow(stored.data.workflow, file, this.parsing.limits).workflow;
     } catch {}
     if (!workflow) throw new RunyardError("INVALID_INPUT", "the stored workflow no longer parses");
-    this.remember(key, deepFreeze(workflow));
+    keepNewest(this.parsedTexts, key, deepFreeze(workflow), parsedTextsKept);
     const runId = run.record.id;
     const confinement = workflowSpecConfinement.read(stored.data);
     this.notifier.follow(runId, workflow.name, workflow.notify, confinement === "unconfined");
