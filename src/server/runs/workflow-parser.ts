@@ -57,23 +57,20 @@ export const parseOnThisThread: WorkflowParser = async (text, file, limits) =>
 /** The most a workflow may weigh to be parsed on the lane of small ones (see `parseOnWorkerThread`). */
 export const smallLaneMaxBytes = 64 * 1024;
 /**
- * How long reading one workflow may take on its thread: far more than any workflow within the
- * size limits needs (a 1 MB one takes well under a second), so only input built to be costly
- * passes it. Its thread is then ended, the request refused, and the requests behind it go on
- * (thread-queue.ts counts it).
+ * How long reading one workflow may take on its thread (thread-queue.ts): far more than any
+ * workflow within the size limits needs (a 1 MB one takes well under a second), so only input
+ * built to be costly passes it.
  */
 export const defaultParseBudgetMs = 10_000;
 
 /**
- * Parsing threads, started on first use and again after one dies, in two lanes: workflows of up
- * to `smallLaneMaxBytes` on one thread, larger ones on another. A member sending costly large
- * workflows then delays only other large ones, never a tenant's everyday submit; the large lane's
- * thread runs at a lower priority (nice 10, on Linux), so it yields the CPU too. Each lane
- * serves its requests in order, each within `budgetMs` of its start. `close` ends both (the
- * server's close does). No workflow is parsed on the caller's thread, however small: 8 KB of
- * YAML written to be slow (thousands of unknown keys, brackets nested thousands deep) takes tens
- * of milliseconds, which every other request would wait for; the thread's round trip costs less
- * than a millisecond.
+ * Parsing threads in two lanes: workflows of up to `smallLaneMaxBytes` on one thread, larger ones
+ * on another. A member sending costly large workflows then delays only other large ones, never a
+ * tenant's everyday submit; the large lane's thread runs at a lower priority (nice 10, on Linux),
+ * so it yields the CPU too. `close` ends both (the server's close does). No workflow is parsed on
+ * the caller's thread, however small: 8 KB of YAML written to be slow (thousands of unknown keys,
+ * brackets nested thousands deep) takes tens of milliseconds, which every other request would
+ * wait for; the thread's round trip costs less than a millisecond.
  */
 export function parseOnWorkerThread(
   budgetMs = defaultParseBudgetMs,
