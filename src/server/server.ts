@@ -111,9 +111,8 @@ export interface ServerOptions {
   /** Repo to runner-group routing for agent runs (config file `repos:`, the ADOS runner's routing). */
   repoRoutes?: RepoRoute[];
   /**
-   * Internal destinations (config `direct_hosts:` / `notify_hosts:` / `mcp_hosts:`) members'
-   * direct hosts, notify URLs and agent tasks' MCP server URLs may name; default: none, only
-   * public addresses.
+   * Internal destinations (config `direct_hosts:` / `notify_hosts:` / `mcp_hosts:`) members' direct hosts,
+   * notify URLs and agent tasks' MCP server URLs may name; default: none, only public addresses.
    */
   outbound?: { directHosts: readonly string[]; notifyHosts: readonly string[]; mcpHosts?: readonly string[] };
   /** The roots under which a confined run's agent tasks may name a cwd (core/work-folders.ts); default: none. */
@@ -121,8 +120,8 @@ export interface ServerOptions {
   /** The roots under which a confined run's workflow steps may name a cwd (core/work-folders.ts); default: none. */
   stepCwdRoots?: readonly string[];
   /**
-   * On PostgreSQL, how long a start waits for a database that is down or recovering
-   * (RUNYARD_DATABASE_WAIT); default 300 s. 0: it does not wait.
+   * On PostgreSQL, how long a start waits for a down or recovering database (RUNYARD_DATABASE_WAIT);
+   * default 300 s. 0: it does not wait.
    */
   databaseWaitSeconds?: number;
   /** The fleet presumed this replica dead and adopted its runs; default: the server closes. */
@@ -199,8 +198,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     () => (options.onFenced ?? (() => void close()))(),
     () => ({ url, version: options.version }),
   );
-  // The queue and the hub need each other: the queue reaches runners through the hub (and
-  // other replicas' hubs), which exists a few lines later.
+  // The queue and the hub need each other: the queue reaches runners through the hubs.
   const links = {
     dispatch: () => {
       hub.dispatch();
@@ -252,9 +250,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     { roots: options.stepCwdRoots ?? [], own: serverFolders },
     // Submits and cancels through the run service, made a few lines later.
     new WorkflowCalls(store, parsing, {
-      // A child run counts against its tenant's quotas, and those of the user whose run calls
-      // it (the child is theirs), as a submit does; past one, the call step fails with the
-      // quota's error and no child is stored.
+      // A child counts against the quotas of its tenant and its calling run's user, as a submit does;
+      // past one, the call step fails with the quota's error and no child is stored.
       submit: async (spec, owner, origin) => {
         await quotas.checkSubmit(
           await triggerQuotaPrincipal(
