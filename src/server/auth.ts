@@ -51,9 +51,8 @@ const publicPaths = new Set([
 ]);
 
 /**
- * The routes that take `?access_token=`: EventSource cannot send headers, nor can a download
- * link (a run's raw log). Tokens in URLs end up in proxy and access logs, so no other route
- * accepts one.
+ * The routes that take `?access_token=`: EventSource cannot send headers, nor can a download link (a run's
+ * raw log). Tokens in URLs end up in proxy and access logs, so no other route accepts one.
  */
 const eventStreamPath = /^\/api\/runs\/([^/]+)\/(?:events|log)$/;
 
@@ -66,32 +65,24 @@ const hookDeliveryPath = /^\/api\/hooks\/[^/]+$/;
 const botHookPath = /^\/api\/bots\/[^/]+\/hook(?:\/.*)?$/;
 /** A forge's webhook delivery (`POST /api/forges/ID/webhook`): signed, as a hook's. */
 const forgeDeliveryPath = /^\/api\/forges\/[^/]+\/webhook$/;
-/**
- * The route a replica asks another, which holds a bot's runner socket, to call the bot through
- * (fleet/bot-relay.ts): signed with the fleet's key, not a token.
- */
+/** A replica asks the one holding a bot's runner socket to call it here (fleet/bot-relay.ts): signed. */
 export const botRelayPath = "/api/fleet/bot-call";
 
-/**
- * The one route a runner token opens besides the runner socket: a runner uploads the artifacts of
- * the jobs leased to it (the route checks the lease). Everything else stays closed to it.
- */
+/** The one route a runner token opens besides its socket: artifact upload for its leased jobs (checked). */
 const artifactUploadPath = /^\/api\/jobs\/[^/]+\/artifacts\/[^/]+$/;
 
 /**
- * How long a user or admin token, once found, is taken on this replica's word without asking the
- * database again. Every revocation this replica hears of empties the cache; only a lost fleet
- * message lets a revoked token work here this long (docs/security.md). A new token works at once,
- * as misses are never kept.
+ * How long a found user or admin token is trusted here without asking the database. Every revocation
+ * heard empties the cache; only a lost fleet message lets a revoked token work this long
+ * (docs/security.md). Misses are never kept, so a new token works at once.
  */
 export const tokenCacheMs = 2000;
 /** Tokens kept at most; past it the cache starts over (a flood of distinct valid tokens). */
 const tokenCacheSize = 1000;
 
 /**
- * Token lookups of the last `tokenCacheMs`: every API request and event stream asks for its
- * token, and on PostgreSQL each lookup is a round trip. Only found user and admin tokens are kept
- * (runner tokens are refused here anyway), keyed by the secret's SHA-256, never the secret.
+ * Token lookups of the last `tokenCacheMs`: each request asks, a round trip on PostgreSQL. Only found
+ * user and admin tokens are kept, keyed by the secret's SHA-256, never the secret.
  */
 export class TokenCache {
   private readonly entries = new Map<string, { token: TokenRecord; until: number }>();
@@ -122,10 +113,9 @@ export class TokenCache {
 }
 
 /**
- * Every route but `/health`, `/openapi.json` and login needs `Authorization: Bearer <token>` (the
- * event stream may pass `?access_token=`). Runner tokens only open the runner socket and the
- * artifact upload (whose route checks the job is leased to their runner); stream
- * tokens only their run's event stream.
+ * Every route but `/health`, `/openapi.json` and login needs `Authorization: Bearer <token>` (the event
+ * stream may pass `?access_token=`). Runner tokens open only the runner socket and the artifact upload;
+ * stream tokens only their run's event stream.
  */
 export function authHook(
   store: Pick<Store, "tokens" | "users" | "sessions">,
@@ -141,8 +131,7 @@ export function authHook(
     if (request.method === "POST" && botHookPath.test(path)) return;
     // Another replica passing a bot call on: its route checks the fleet's signature (bot-relay.ts).
     if (request.method === "POST" && path === botRelayPath) return;
-    // A path no route serves is a 404 with or without a token: the routes are public
-    // (/openapi.json), so saying one does not exist tells nothing a token would hide.
+    // A 404 with or without a token: the routes are public (/openapi.json), so it hides nothing.
     if (request.is404) return;
     // Browsers send a CORS preflight without credentials; a listed origin's is answered before
     // this hook (http-headers.ts), any other reaches no route (404, no CORS header).
@@ -183,8 +172,8 @@ export function authHook(
 }
 
 /**
- * The runner token a runner socket shows, or a 401 (none, or not a valid token) or 403 (a user or
- * admin token) with our error body: the socket is upgraded only after this.
+ * The runner token a runner socket shows, or a 401 (none, invalid) or 403 (a user or admin token) with
+ * our error body: the socket is upgraded only after this.
  */
 export async function runnerTokenOf(
   store: Pick<Store, "tokens">,
@@ -288,10 +277,9 @@ async function tokenPrincipal(
 }
 
 /**
- * Whether the credential behind `principal` still lives, read from the store: its API token not
- * revoked or expired, its user not removed, its session not logged out, expired or ended by a
- * password change since `openedAtMs`. A stream token answers for the credential that asked for it
- * (its own 5 minutes only bound when it may open a stream). An open event stream asks this.
+ * Whether the credential behind `principal` still lives (an open event stream asks): its API token not
+ * revoked or expired, its user not removed, its session not logged out, expired or ended by a password
+ * change since `openedAtMs`. A stream token answers for its asker (its 5 minutes bound only the opening).
  */
 export async function credentialLives(
   store: Pick<Store, "tokens" | "users" | "sessions">,
@@ -366,10 +354,7 @@ export function requireAdmin(request: FastifyRequest): Principal {
   return principal;
 }
 
-/**
- * The tenant whose records the caller may see: undefined for admins outside any tenant (all of
- * them); a tenant's admin sees that tenant only, like its members.
- */
+/** The tenant whose records the caller may see: undefined (all) for admins outside any tenant. */
 export function tenantScope(request: FastifyRequest): string | null | undefined {
   const principal = request.principal;
   if (!principal || (principal.role === "admin" && principal.tenant_id === null)) return undefined;
@@ -377,8 +362,8 @@ export function tenantScope(request: FastifyRequest): string | null | undefined 
 }
 
 /**
- * Routes whose answer spans every tenant (metrics) take an admin token or a user token outside
- * any tenant; a tenant's token would learn about other tenants' work.
+ * Routes spanning every tenant (metrics) take an admin token or a user token outside any tenant; a
+ * tenant's token would learn about other tenants' work.
  */
 export function requireServerWide(request: FastifyRequest): Principal {
   const principal = request.principal;
@@ -390,10 +375,7 @@ export function requireServerWide(request: FastifyRequest): Principal {
   return principal;
 }
 
-/**
- * A member of `tenantId` with no user or token of its own: what a signed delivery (a hook's, a
- * forge's) acts as, so its runs count against the tenant's quotas as a member's would.
- */
+/** What a signed delivery (a hook's, a forge's) acts as, so its runs count against the tenant's quotas. */
 export function tenantPrincipal(tenantId: string | null): Principal {
   return {
     kind: "user",
@@ -406,8 +388,8 @@ export function tenantPrincipal(tenantId: string | null): Principal {
 }
 
 /**
- * A platform admin (an admin outside any tenant, or the admin token): the operator's side, whose
- * runs the server calls any destination for. A tenant's admin is not one.
+ * A platform admin (an admin outside any tenant, or the admin token; never a tenant's admin): the
+ * operator, whose runs may call any destination.
  */
 export function isPlatformAdmin(principal: Principal | undefined): boolean {
   return principal?.role === "admin" && principal.tenant_id === null && principal.kind !== "stream";

@@ -39,15 +39,13 @@ interface Waiter {
 const sweepChunk = 500;
 
 /**
- * The one owner of the job lifecycle (docs/architecture.md, "The life of a run"): queued -> assigned -> running ->
- * done | lost, and assigned -> queued when a runner gives a job back. It alone calls the store's
- * job verbs; the runner sockets feed it, the engines wait on it. Batches of events are stored
- * exactly once.
+ * The one owner of the job lifecycle (docs/architecture.md, "The life of a run"): queued -> assigned ->
+ * running -> done | lost, and assigned -> queued when a runner gives a job back. It alone calls the store's
+ * job verbs; runner sockets feed it, engines wait on it; each batch of events is stored exactly once.
  *
- * The store is the only mailbox: the replica a runner is connected to stores its batches straight
- * into the run's events and its result on the job row, wherever the run's engine is. The engine
- * waiting for a job learns that its row changed from this replica, or from another by a fleet
- * message (a 2 s sweep covers lost ones), and then reads the row and the run's new events.
+ * The store is the only mailbox: the runner's replica stores its batches and result wherever the run's
+ * engine is; that engine learns of the change from this replica or a fleet message (a 2 s sweep covers
+ * lost ones), then reads the row and the run's new events.
  */
 export class JobQueue {
   private readonly store: Pick<Store, "jobs" | "events" | "outages">;
@@ -91,9 +89,8 @@ export class JobQueue {
   }
 
   /**
-   * Runs one job of any kind on a matching runner; resolves with its result (a lost or canceled
-   * job resolves too, with its error). Aborting `signal` cancels it. `started` is called when a
-   * runner takes it up, after the run's `run.started`.
+   * Runs one job on a matching runner; resolves with its result, a lost or canceled one too. Aborting
+   * `signal` cancels it; `started` is called when a runner takes it up, after the run's `run.started`.
    */
   runJob(
     job: Job,
@@ -102,13 +99,12 @@ export class JobQueue {
     signal: AbortSignal,
     started?: () => void,
   ): Promise<JobResult> {
-    // An engine whose sink failed is being replaced (RunService.engineLost): it makes no job,
-    // which would take the waiter of the engine that carries the run on.
+    // A failed sink's engine is being replaced (RunService.engineLost): its job would take the waiter
+    // of the engine that carries the run on.
     if (run.sink.lost) return halted;
     return new Promise<JobResult>((resolve, reject) => {
-      // A cancel needs the job's row: one that comes while the row is being stored is acted on
-      // once it is. A signal aborted before (the caller was canceled while it readied the job)
-      // fires no event again: it is read then too, or the job would run to its end.
+      // A cancel needs the stored row, so one that comes meanwhile waits for it; a signal aborted before
+      // (canceled while readying the job) fires no event, so it is read then too.
       let stored = false;
       const onAbort = (): void => {
         if (stored) void this.cancel(job.job_id);
@@ -132,8 +128,7 @@ export class JobQueue {
     this.waiters.set(id, waiter);
     const pinned = this.pins.runnerFor(runId, placement.host);
     const labels = [...placement.requirements.labels, ...(pinned ? [`runner:${pinned}`] : [])];
-    // Queued in one statement; a job of this id stored before (a restart, an adoption) is the
-    // exception, read only then.
+    // Queued in one statement; read only when this id was stored before (a restart, an adoption).
     const created = await this.store.jobs
       .create({
         id,
@@ -150,8 +145,7 @@ export class JobQueue {
     else {
       const existing = await this.store.jobs.get(id);
       if (existing?.status === "done" || existing?.status === "lost") {
-        // Taken up before this engine waited (it was parked, or carried by a replica that died):
-        // the run's start and the step's come first, as they happened.
+        // Taken up before this engine waited (parked, its replica died): the run's and step's starts first.
         if (existing.runner_id && (existing.status === "done" || lossOf(existing).taken_up))
           this.applyAccepted(existing, existing.runner_id);
         // Its runner is gone, as `readRow` has it: the host's next job may go to any runner.
@@ -161,8 +155,7 @@ export class JobQueue {
         resolve(resultOf(job, existing));
         return;
       }
-      // A runner may have taken it up, reported and finished before this engine waited: the
-      // row says so.
+      // A runner may have taken it up and finished before this engine waited: the row says so.
       void this.inOrder(id, () => this.readRow(id));
     }
     waiter.enqueued = true;
@@ -181,18 +174,14 @@ export class JobQueue {
   }
 
   /**
-   * A heartbeat: the leases of the jobs the runner's socket holds are renewed. Only those: a job
-   * another replica handed to this runner over a socket that no longer reaches it must not be
-   * kept alive by these heartbeats.
+   * A heartbeat renews the leases of the jobs this runner's socket holds, only those: a job another
+   * replica handed it over a socket that no longer reaches it must not be kept alive.
    */
   async renew(runnerId: string, jobIds: readonly string[]): Promise<void> {
     await this.store.jobs.renewLeases(runnerId, this.leaseMs, jobIds);
   }
 
-  /**
-   * The runner took up the job: the row says it runs. The engine waiting for it (here, or told
-   * through the fleet) pins its host there and starts its run.
-   */
+  /** The runner took up the job; its engine (here, or told by the fleet) pins its host and starts its run. */
   async accept(jobId: string, runnerId: string): Promise<void> {
     const record = await this.store.jobs.accept(jobId, runnerId);
     if (!record) return;
@@ -200,11 +189,9 @@ export class JobQueue {
   }
 
   /**
-   * A batch of events from the runner; resolves once stored (then the runner is acked): straight
-   * into the run's events, numbered by the store, whichever replica's engine waits for the job;
-   * a batch stored before is a duplicate. "unknown": the job has ended or does not exist.
-   * "held": not stored, as the engine elsewhere has not stored the job's start yet (see
-   * `JobStartOrder`); the runner must send it, and every message after it, again.
+   * A batch of events from the runner, stored into the run's events wherever its engine is; resolves once
+   * stored (then the runner is acked). "unknown": the job has ended or does not exist. "held": the engine
+   * elsewhere has not stored the job's start yet (`JobStartOrder`); the runner sends it and all after again.
    */
   async events(
     jobId: string,
@@ -213,8 +200,7 @@ export class JobQueue {
     runnerId: string,
   ): Promise<"stored" | "duplicate" | "unknown" | "held"> {
     const waiter = this.waiters.get(jobId);
-    // The engine waits here: its job is known, and the store takes the batch only while the job
-    // is leased to this runner, so the row is read only when it refuses. Elsewhere: read it.
+    // Waited here: the store takes the batch only while leased to this runner; read the row on refusal.
     const record = waiter ? undefined : await this.store.jobs.get(jobId);
     if (record) {
       if (record.runner_id !== runnerId) return "unknown";
@@ -231,8 +217,7 @@ export class JobQueue {
         "left out events a job of this kind may not report",
       );
     }
-    // The engine's run.started and step.started, and all it emitted before now, are stored
-    // before the batch: here once it has read the accepted row, elsewhere once they are stored.
+    // All the engine emitted before now (run.started, step.started) is stored before the batch.
     if (waiter) {
       // Accepted through another replica, this one may not have read the row yet.
       await this.inOrder(jobId, () => (waiter.accepted ? undefined : this.readRow(jobId)));
@@ -272,9 +257,8 @@ export class JobQueue {
   }
 
   /**
-   * The runner's result, stored on the job row once every batch it counts is stored; the engine
-   * waiting for it reads it there. "missing-events": a batch it counts is not stored yet. A
-   * result stored before (the runner sends it again) is "done" too.
+   * The runner's result, stored on the job row once every batch it counts is ("missing-events" until
+   * then); its engine reads it there. A result sent again is "done" too.
    */
   async finished(
     jobId: string,
@@ -284,8 +268,7 @@ export class JobQueue {
   ): Promise<"done" | "missing-events" | "unknown"> {
     const waiter = this.waiters.get(jobId);
     if (waiter) {
-      // The engine waits here, so the job is known: the statement that stores the result checks
-      // the lease and the batches itself, and the row is read only when it refuses (below).
+      // Waited here: the statement checks the lease and the batches itself; the row is read only on refusal.
       const result = reported.kind !== waiter.job.kind ? wrongKind(waiter.job, reported) : reported;
       await waiter.sink.drain();
       const done = await this.store.jobs.complete(jobId, runnerId, result, batches);
@@ -312,10 +295,9 @@ export class JobQueue {
   }
 
   /**
-   * A runner gave the job back unstarted because it cannot run it: it is offered again once its
-   * back-off (1 s, 2 s, ...) has passed, and fails with JOB_REFUSED, every refusal named, at the
-   * `maxJobRefusals`-th. A job the runner had accepted is not refused but lost. Returns when to
-   * offer it again, "failed", or "unknown" when the runner no longer held it.
+   * A runner cannot run the job it was given: it is offered again after a back-off (1 s, 2 s, ...), and
+   * fails JOB_REFUSED, naming every refusal, at the `maxJobRefusals`-th. A job it had accepted is lost.
+   * Returns when to offer it again, "failed", or "unknown" when the runner no longer held it.
    */
   async refused(
     jobId: string,
@@ -352,10 +334,7 @@ export class JobQueue {
     return "failed";
   }
 
-  /**
-   * The runner gave the job up (it is draining or stopping). Never started: it goes back to the
-   * queue for another runner. Started: it is lost.
-   */
+  /** The runner gave the job up (draining, stopping): back to the queue if never started, else lost. */
   async returned(jobId: string, runnerId: string, reason: string): Promise<void> {
     if (await this.store.jobs.giveBack(jobId, runnerId)) return;
     const job = await this.store.jobs.get(jobId);
@@ -363,8 +342,8 @@ export class JobQueue {
   }
 
   /**
-   * A job whose runner is gone or no longer holds it (lease expired, runner restarted without it,
-   * shutdown grace passed): the attempt ends RUNNER_LOST, and the engine retries or interrupts.
+   * Its runner is gone or no longer holds it (lease expired, restarted without it, shutdown grace passed):
+   * the attempt ends RUNNER_LOST, and the engine retries or interrupts.
    */
   async lost(record: JobRecord, why: string, { journaled = false } = {}): Promise<void> {
     if (!record.runner_id) return;
@@ -379,9 +358,8 @@ export class JobQueue {
   }
 
   /**
-   * A job taken up before it was lost, though its engine may not have heard so (the accept was
-   * handled on another replica, or died with the runner after it journaled the job): its step's
-   * start is stored before the loss, as it happened.
+   * Taken up before lost, unheard by its engine (accepted on another replica, or the accept died with a
+   * runner that journaled the job): its step's start is stored before the loss.
    */
   private startedBeforeLost(record: JobRecord): void {
     const waiter = this.waiters.get(record.id);
@@ -411,9 +389,7 @@ export class JobQueue {
     this.leaseChecks.start(isLeader);
   }
 
-  /**
-   * A runner says hello listing the jobs it holds; its list is the truth (`takeInventory`).
-   */
+  /** A runner says hello listing the jobs it holds; its list is the truth (`takeInventory`). */
   inventory(runnerId: string, held: readonly HeldJob[], reaped: readonly string[]): Promise<Inventory> {
     return takeInventory(this.leases, runnerId, held, reaped);
   }
@@ -424,10 +400,7 @@ export class JobQueue {
     this.cancelDeadlines.clear();
   }
 
-  /**
-   * The job's row changed to `record` (the statement that changed it returned it): its engine
-   * here acts on it without reading it again; the replica carrying the run is told.
-   */
+  /** The changed row, as its statement returned it: an engine here acts on it unread, else its replica is told. */
   private changed(record: JobRecord): void {
     if (this.waiters.has(record.id)) void this.inOrder(record.id, () => this.readRow(record.id, record));
     else this.links.jobChanged(record.run_id, record.id);
@@ -440,10 +413,7 @@ export class JobQueue {
     }
   }
 
-  /**
-   * Should a fleet message have been lost: the rows of every job engines here wait for are read
-   * again, in one statement per `sweepChunk` jobs rather than one per job, and acted on.
-   */
+  /** In case a fleet message was lost: rereads every waited job's row, one statement per `sweepChunk`. */
   async recheckWaited(): Promise<void> {
     const ids = this.waitedJobs();
     for (let start = 0; start < ids.length; start += sweepChunk) {
@@ -453,10 +423,9 @@ export class JobQueue {
   }
 
   /**
-   * Parks the runs of `runIds` whose engines wait only for jobs that sit in the queue (stored
-   * queued, not heard taken up, no read of their rows under way): their waits are dropped, and
-   * the engines with them. Returns each parked run with the jobs it waited for. A parked run goes
-   * on from the store when one of those jobs changes (`RunService.jobChanged`).
+   * Parks the runs of `runIds` whose engines wait only on queued jobs (not heard taken up, no row read
+   * under way), dropping their waits; returns each with its jobs. It goes on from the store when one of
+   * them changes (`RunService.jobChanged`).
    */
   park(runIds: ReadonlySet<string>): Map<string, string[]> {
     const waited = new Map<string, string[]>();
@@ -477,7 +446,6 @@ export class JobQueue {
     return [...this.waiters.keys()];
   }
 
-  /** Runs `fn` on the job's chain, one at a time. */
   private inOrder<T>(jobId: string, fn: () => Promise<T> | T): Promise<T> {
     const next = (this.chains.get(jobId) ?? Promise.resolve()).then(fn);
     const settled = next.catch((error: unknown) => {
@@ -491,8 +459,8 @@ export class JobQueue {
   }
 
   /**
-   * What the row of a waited job says (read now, or as a statement of this replica returned it), acted on: taken up (the run has started, its host is
-   * pinned), or ended (the run's events it reported are projected, then the engine goes on).
+   * Acts on a waited job's row (read now, or as a statement here returned it): taken up (the run starts,
+   * its host is pinned), or ended (its reported events are projected, then the engine goes on).
    */
   private async readRow(jobId: string, known?: JobRecord): Promise<void> {
     const waiter = this.waiters.get(jobId);
@@ -517,11 +485,9 @@ export class JobQueue {
   }
 
   /**
-   * Ends every job of the run that no engine here waits for and that has not ended: a run whose
-   * engine started again from the store (parked, restarted, adopted) may end without waiting for
-   * a job its earlier engine queued (canceled meanwhile, a secret gone), and no runner may take
-   * that job up after its run has ended. One a runner holds ends at once too (the runner is told
-   * to stop it): no engine waits for its report, and its late output must not follow the run's end.
+   * Ends every open job of the run that no engine here waits for: a run restarted from the store may end
+   * without waiting for a job its earlier engine queued, and no runner may take that up after the run's
+   * end. A held one ends at once too (its runner is told to stop): its late output must not follow the end.
    */
   async endJobs(runId: string): Promise<void> {
     const open = await this.store.jobs.list({ runId, statuses: ["queued", "assigned", "running"] });
@@ -529,8 +495,8 @@ export class JobQueue {
   }
 
   /**
-   * The run was canceled: a queued job ends here; a held one is stopped on its runner, and ends
-   * when it reports (or at once when `unwaited`: no engine waits for what it reports).
+   * The run was canceled: a queued job ends here; a held one is stopped on its runner and ends when it
+   * reports (at once when `unwaited`: no engine waits for its report).
    */
   private async cancel(jobId: string, { unwaited = false } = {}): Promise<void> {
     const record = await this.store.jobs.get(jobId);
@@ -543,8 +509,8 @@ export class JobQueue {
       return this.settle(jobId, result);
     const current = await this.store.jobs.get(jobId);
     if (current?.runner_id && (await this.links.cancel(jobId, current.runner_id)) && !unwaited) {
-      // The runner stops the process group (SIGTERM, then SIGKILL after its grace) and reports;
-      // should that report never come, the attempt ends here anyway.
+      // The runner stops the process group (SIGTERM, then SIGKILL after its grace) and reports; if it
+      // never does, the attempt ends here anyway.
       const deadline = setTimeout(() => {
         this.cancelDeadlines.delete(deadline);
         void this.endCanceled(jobId, result);
@@ -552,8 +518,7 @@ export class JobQueue {
       this.cancelDeadlines.add(deadline);
       return;
     }
-    // No live runner holds it, or nothing waits for its report: the attempt ends here; a late
-    // report from a runner is refused.
+    // No live runner holds it, or nothing waits for its report: it ends here; a late report is refused.
     await this.endCanceled(jobId, result);
   }
 

@@ -5,9 +5,9 @@
  */
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { Worker } from "node:worker_threads";
 import { RunyardError } from "../core/errors.js";
 import type { HashedRequest } from "./idempotency-hash.js";
+import { ThreadQueue } from "./thread-queue.js";
 
 const threadFile = new URL("./json-body-thread.js", import.meta.url);
 
@@ -21,30 +21,19 @@ export const threadMinBytes = 64 * 1024;
 export const maxJsonValues = 50_000;
 
 export interface JsonRequest {
-  id: number;
   text: string;
   maxValues: number;
   /** The request to hash with the body for its `Idempotency-Key` (idempotency-hash.ts), if it has one. */
   hashFor?: HashedRequest;
 }
 
-export type JsonAnswer = { id: number } & (
-  | { value: unknown; hash?: string }
-  | { tooMany: true }
-  | { failed: string }
-);
+/** A body read, with its request's hash when one was asked for, or that it holds too many values. */
+export type JsonAnswer = JsonRead | { tooMany: true };
 
 /** A body read, with its request's hash when one was asked for. */
 export interface JsonRead {
   value: unknown;
   hash?: string;
-}
-
-interface Waiting {
-  text: string;
-  hashFor: HashedRequest | undefined;
-  resolve: (read: JsonRead) => void;
-  reject: (error: Error) => void;
 }
 
 /** One thread reading large bodies in order; started on first use, and again after it dies. */
@@ -57,58 +46,22 @@ export class JsonBodyThread {
     return existsSync(fileURLToPath(threadFile));
   }
 
-  private worker: Worker | undefined;
-  private nextId = 1;
-  private readonly pending = new Map<number, Waiting>();
+  // An idle thread does not keep a stopping process alive.
+  private readonly queue = new ThreadQueue<JsonRequest, JsonAnswer>({
+    file: threadFile,
+    name: "the JSON thread",
+    refusal: unparsable,
+    unref: true,
+  });
 
-  parse(text: string, hashFor?: HashedRequest): Promise<JsonRead> {
-    return new Promise((resolve, reject) => this.send({ text, hashFor, resolve, reject }));
+  async parse(text: string, hashFor?: HashedRequest): Promise<JsonRead> {
+    const answer = await this.queue.run({ text, maxValues: maxJsonValues, ...(hashFor ? { hashFor } : {}) });
+    if ("tooMany" in answer) throw tooManyValues(maxJsonValues);
+    return answer;
   }
 
-  async close(): Promise<void> {
-    const thread = this.worker;
-    this.worker = undefined;
-    await thread?.terminate();
-  }
-
-  private send(waiting: Waiting): void {
-    this.worker ??= this.start();
-    const id = this.nextId++;
-    this.pending.set(id, waiting);
-    this.worker.postMessage({
-      id,
-      text: waiting.text,
-      maxValues: maxJsonValues,
-      ...(waiting.hashFor ? { hashFor: waiting.hashFor } : {}),
-    } satisfies JsonRequest);
-  }
-
-  private start(): Worker {
-    const thread = new Worker(threadFile, {
-      resourceLimits: { maxOldGenerationSizeMb: 512 },
-    });
-    thread.on("message", (answer: JsonAnswer) => {
-      const waiting = this.pending.get(answer.id);
-      this.pending.delete(answer.id);
-      if (!waiting) return;
-      if ("value" in answer) waiting.resolve({ value: answer.value, hash: answer.hash });
-      else if ("tooMany" in answer) waiting.reject(tooManyValues(maxJsonValues));
-      else waiting.reject(unparsable(answer.failed));
-    });
-    // The thread died (out of its memory): the body it was reading is refused, the rest go on.
-    const lost = (why: string) => {
-      if (this.worker !== thread) return;
-      this.worker = undefined;
-      const [head, ...rest] = this.pending.values();
-      this.pending.clear();
-      head?.reject(unparsable(why));
-      for (const waiting of rest) this.send(waiting);
-    };
-    thread.on("error", (error) => lost(error.message));
-    thread.on("exit", (code) => lost(`the JSON thread exited with code ${code}`));
-    // An idle thread does not keep a stopping process alive.
-    thread.unref();
-    return thread;
+  close(): Promise<void> {
+    return this.queue.close();
   }
 }
 

@@ -10,19 +10,15 @@ export type { RunLogLimit } from "../store/index.js";
 const catchUpPage = 1000;
 /** How long a batch waits for a database that went away before its engine gives up (and restarts). */
 const storeWaitMs = 10_000;
-/**
- * What catching up reads: every type but `step.output`, which no projection of a run's record
- * uses, and which is most of a run's bytes (reading it back parsed each byte of it again).
- */
+/** What catching up reads: all but `step.output`, unprojected and most of a run's bytes (parsed again). */
 const projectedTypes = runEventTypes.filter((type) => type !== "step.output");
 const projected = new Set<string>(projectedTypes);
 
 /**
- * Where a run's events go on the server: stamped here, numbered and held to the run's log cap by
- * the store (`appendRunEvents`, the one place a server run's seq is given, so any replica may
- * append a run's events alongside the one carrying it), and only then published to followers,
- * so a follower never sees an event that a crash could take back. Writes are chained, so this
- * sink's events land in the order they were emitted.
+ * Where a run's events go on the server: stamped here, numbered and held to the log cap by the store
+ * (`appendRunEvents`, the one place a server run's seq is given, so any replica may append alongside
+ * the carrier), only then published, so no follower sees an event a crash could take back. Writes are
+ * chained, so events land in the order emitted.
  */
 export class RunSink {
   private chain: Promise<unknown> = Promise.resolve();
@@ -40,10 +36,7 @@ export class RunSink {
   /** Seqs above `projectedSeq` that this sink stored (and projected) itself. */
   private readonly ownSeqs = new Set<number>();
   private begun = false;
-  /**
-   * Settled (rejected) once a write failed for good: the sink takes no more events, and its run's
-   * engine is replaced by one carried on from the stored events (`carrier.lost`).
-   */
+  /** Rejected once a write failed for good: no more events; the engine is replaced (`carrier.lost`). */
   private failed: Promise<never> | undefined;
 
   constructor(
@@ -52,16 +45,10 @@ export class RunSink {
     lastSeq: number,
     private readonly store: Pick<Store, "events">,
     private readonly bus: EventBus,
-    /**
-     * Projects events: each this sink stores, and on catch-up each other writer's but
-     * `step.output`. `recorded`: what they change on the run's record was stored with them.
-     */
+    /** Projects this sink's events, and others' bar `step.output` on catch-up; `recorded`: stored too. */
     private readonly observe: (events: RunEvent[], recorded?: boolean) => Promise<void> | void,
     logLimit: RunLogLimit = { maxBytes: 0, storedBytes: 0 },
-    /**
-     * The replica carrying the run: events are stored only while it still does (see `fenced`);
-     * `lost` when a write failed for good, its events perhaps never stored.
-     */
+    /** Events are stored only while this replica carries the run (`fenced`); `lost`: a write failed. */
     private readonly carrier?: { id: string; fenced: () => void; lost: () => void },
     /** What a batch of this sink's changes on the run's record, stored in the same transaction. */
     private readonly recordChange?: (events: readonly UnnumberedEvent[]) => RunRecordChange | undefined,
@@ -116,10 +103,9 @@ export class RunSink {
     });
     const next = this.chain.then(async () => {
       if (this.failed) return this.failed;
-      // The SQLite store answers synchronously: without this, a backlog of batches is stored in
-      // one go of microtasks and `/health` and SSE wait until all of it is done. It also lets
-      // what the engine emits in the rest of this turn (a step's end, then its run's) join the
-      // batch: one transaction, one write to each follower, one change of the run's record.
+      // The SQLite store answers synchronously: without this a backlog is stored in one go of microtasks,
+      // `/health` and SSE waiting. It also lets the rest of this turn (a step's end, then its run's) join
+      // the batch: one transaction, one write to each follower, one change of the run's record.
       await new Promise((resolve) => setImmediate(resolve));
       this.waiting = undefined;
       const events = this.buffer;
@@ -135,20 +121,16 @@ export class RunSink {
             ...(this.carrier ? { carrier: this.carrier.id } : {}),
             ...(this.logLimit ? { logLimit: this.logLimit } : {}),
             ...(record ? { record } : {}),
-            // What this replica stored or projected last; another writer's batch since makes the
-            // store take the usual way.
+            // Another writer's batch since this makes the store take the usual way.
             expectedLastSeq: Math.max(this.storedSeq, this.projectedSeq),
           }));
           break;
         } catch (error) {
-          // Another replica adopted the run: nothing more is written from here.
           if (error instanceof RunyardError && error.code === "REPLICA_FENCED") this.carrier?.fenced();
-          // The database is away (a restart, a failover) and the batch was not stored: it waits
-          // for the database a while, the engine behind it. Past that (or when whether it was
-          // stored is not known), the run goes on from its stored events once it is back.
+          // Database away, batch unstored: wait a while, the engine behind it. Past that (or if unsure
+          // whether it was stored), the run goes on from its stored events once the database is back.
           if (!safeToRunAgain(error) || Date.now() + wait > giveUpAt) {
-            // Only the database's absence: an error the same events would meet again (a value
-            // the store refuses) would have the carried-on engine fail the same way, in a loop.
+            // Only its absence: an error the same events meet again would fail the next engine in a loop.
             if (error instanceof RunyardError && error.code === "STORE_UNAVAILABLE") this.fail(error);
             throw error;
           }
@@ -173,9 +155,8 @@ export class RunSink {
   }
 
   /**
-   * Projects the run's events other writers stored since the last catch-up (a runner's batches,
-   * stored by whichever replica it is connected to), in seq order; they were published to
-   * followers by the replica that stored them.
+   * Projects, in seq order, the run's events other writers stored since the last catch-up (a runner's
+   * batches, by its replica, which published them).
    */
   catchUp(): Promise<void> {
     const next = this.chain.then(() => this.readOthers());
@@ -184,9 +165,8 @@ export class RunSink {
   }
 
   /**
-   * Projects a batch another writer on this replica has just stored for the run (a runner's, by
-   * the job queue): at once when it follows what was projected, as `catchUp` would have read it
-   * back; after a gap (events stored elsewhere, not yet projected), by reading as `catchUp` does.
+   * Projects a batch the job queue just stored here for the run: at once when it follows what was
+   * projected; after a gap (events stored elsewhere), by reading as `catchUp` does.
    */
   storedHere(events: readonly RunEvent[]): Promise<void> {
     const next = this.chain.then(async () => {
@@ -205,11 +185,9 @@ export class RunSink {
 
   /** Reads and projects what other writers stored since the last projected seq (see `catchUp`). */
   private async readOthers(): Promise<void> {
-    // Everything up to the run's last seq is stored once the run's row says so (seqs are given
-    // in order, in the transaction that stores them).
+    // Seqs are given in order, in the storing transaction: all up to the row's last seq is stored.
     const upTo = (await this.store.events.lastSeq(this.runId)) ?? this.projectedSeq;
     while (this.ownSeqs.delete(this.projectedSeq + 1)) this.projectedSeq++;
-    // Nothing stored past what was projected: nothing to read.
     if (upTo <= this.projectedSeq) return;
     for (;;) {
       const page = await this.store.events.list(this.runId, {
@@ -227,9 +205,8 @@ export class RunSink {
   }
 
   /**
-   * Resolves when everything emitted so far is stored and published, without waiting for its
-   * projection into the run's record: a runner's batch must follow the engine's events in seq
-   * order, not their projection (`catchUp`, chained after it, keeps that in order).
+   * Resolves when all emitted so far is stored and published, not projected: a runner's batch must
+   * follow the engine's events in seq order, not their projection (`catchUp`, chained after, keeps it).
    */
   stored(): Promise<unknown> {
     void this.flush();
@@ -237,9 +214,8 @@ export class RunSink {
   }
 
   /**
-   * A write failed for good: what it held (a run's start, a step's) may never be stored, and
-   * every later event would follow a gap. Whoever waits on the sink hears the database is away
-   * (a runner's batch is not acked, and comes again to the engine that replaces this one).
+   * A write failed for good: what it held may never be stored, and later events would follow a gap.
+   * Waiters hear the database is away (a runner's batch is not acked, and comes again to the next engine).
    */
   private fail(cause: unknown): void {
     if (this.failed) return;

@@ -22,23 +22,24 @@ import type { RunKeeper } from "./run-ends.js";
 import { admitRunner } from "./runner-admission.js";
 
 /**
- * Messages past this are read on the JSON thread. A runner's ordinary batch (about 96 KiB of
- * output, under 1 MiB as JSON) is read here in a few milliseconds: sent to the thread, the
- * output of a 200 MB step grew the server by 180 MB (the thread's own heap of parsed copies) and
- * added a thread hop to every batch.
+ * Messages past this are read on the JSON thread. An ordinary batch (about 96 KiB of output, under 1 MiB
+ * as JSON) reads here in a few ms; sent to the thread, a 200 MB step's output grew the server by 180 MB
+ * (the thread's heap of parsed copies) and added a hop to every batch.
  */
 const threadMinMessageBytes = 1024 * 1024;
 
-/** WebSocket's "try again later": what the runner sent cannot be stored now (the database is away, or a job's start is not stored yet). */
+/** WebSocket's "try again later": the message cannot be stored now (database away, start unstored). */
 const storeUnavailableCloseCode = 1013;
+
+/** The messages handled in order: a bot call's answer is taken at once (`take`). */
+type ChainedMessage = Exclude<RunnerMessage, { type: "bot_reply" | "bot_reply_part" }>;
 
 /** A message's text read: its JSON, or why it was not read. */
 type Read = { json: unknown } | { tooMany: true };
 
 /**
- * `JSON.parse` on the event loop, for a message under `threadMinMessageBytes`; text that is not
- * JSON reads as nothing. It is held to the thread's count of values before its schema walks it:
- * a message of 350,000 empty events under 1 MiB took the schema 300 ms here.
+ * `JSON.parse` on the event loop, under `threadMinMessageBytes`; non-JSON reads as nothing. Held to the
+ * thread's cap on values before the schema walks it: 350,000 empty events under 1 MiB took it 300 ms.
  */
 function readHere(text: string): Read {
   let json: unknown;
@@ -47,8 +48,7 @@ function readHere(text: string): Read {
   } catch {
     return { json: undefined };
   }
-  // Each value takes at least two characters ("0,"): a shorter text cannot pass the cap, and the
-  // ordinary small message (a heartbeat, an ack, a line of output) is not walked.
+  // Each value takes at least two characters ("0,"): a shorter text cannot pass the cap, so is not walked.
   if (text.length < 2 * maxJsonValues) return { json };
   return holdsMoreThan(json, maxJsonValues) ? { tooMany: true } : { json };
 }
@@ -65,7 +65,6 @@ export interface SessionHost {
   readonly heartbeatMs: number;
   /** The session said hello as its runner: it is now that runner's live link here (an older one closes). */
   register(session: RunnerSession): void;
-  /** The session's socket closed. */
   unregister(session: RunnerSession): void;
   /** Whether the session is its runner's live link here. */
   isLive(session: RunnerSession): boolean;
@@ -73,34 +72,29 @@ export interface SessionHost {
   dispatch(): void;
   /** Tells the session which of the runs its runner named at hello have ended (RunEnds). */
   checkRuns?(session: RunnerSession, runIds: readonly string[]): void;
-  /**
-   * Reads a large message's JSON off the event loop (the JSON thread, json-thread.ts); rejects
-   * with a RunyardError past `maxJsonValues` values. Absent, messages are read on the loop.
-   */
+  /** Reads a large message on the JSON thread; rejects past `maxJsonValues`. Absent: read on the loop. */
   readJson?(text: string): Promise<unknown>;
 }
 
 /**
- * One runner's socket (docs/architecture.md, "The life of a run"): its hello, the welcome, and each message it sends
- * turned into a JobQueue call and an answer. It holds no job state but the jobs leased to it over
- * this socket, the only ones it may accept, report on or finish.
+ * One runner's socket (docs/architecture.md, "The life of a run"): its hello, the welcome, and each message
+ * turned into a JobQueue call and an answer. Its only job state is the jobs leased over this socket, the
+ * only ones it may accept, report on or finish.
  */
 export class RunnerSession implements RunKeeper {
   /** Set by a hello whose runner id is this token's. */
   info: RunnerInfo | undefined;
   /**
-   * Set once the hello is settled (its inventory taken, the welcome sent): only then is the
-   * runner offered work. A job assigned while the inventory was still being taken was not in the
-   * hello's list, and the inventory gave it back to the queue as never received: another runner
-   * then ran the step the first had already begun (a chaos soak's kill -9 of a replica found it).
+   * Set once the hello is settled (inventory taken, welcome sent); only then is work offered. A job assigned
+   * during the inventory was given back as never received, and another runner ran a step already begun
+   * (a chaos soak's kill -9 of a replica found it).
    */
   private welcomed = false;
   /** Job id -> kind, of the jobs leased to this connection. */
   readonly running = new Map<string, string>();
   /**
-   * The runs whose folders its runner keeps, until told they ended (`run_ended`): those it named
-   * at hello and those of the steps given it here. Only for a runner that names them at hello
-   * (`runs`); an older one knows no `run_ended`.
+   * The runs whose folders its runner keeps until `run_ended`: those named at hello and those of steps
+   * given here. Only for a runner that names them at hello (`runs`); an older one knows no `run_ended`.
    */
   readonly keeps = new Set<string>();
   private tellsEnds = false;
@@ -112,10 +106,7 @@ export class RunnerSession implements RunKeeper {
   private chain = Promise.resolve();
   /** A heartbeat's lease renewal is in flight. */
   private beating = false;
-  /**
-   * A message was not stored (the database was away, or its job's start is not stored yet): the
-   * socket is closing, nothing more is taken, and the runner sends it all again.
-   */
+  /** A message was not stored (database away, job's start unstored): the socket closes; all comes again. */
   private storeLost = false;
   /** Bot calls sent over this socket and waiting for their `bot_reply`. */
   readonly calls = new BotCalls((message) => this.send(message));
@@ -137,10 +128,9 @@ export class RunnerSession implements RunKeeper {
   }
 
   /**
-   * Acts on messages in the order they came. One past `threadMinMessageBytes` is read on the JSON
-   * thread: a member's runner could send messages of up to 64 MiB, and each held every request of
-   * every tenant while the event loop read it. The socket now takes at most
-   * `maxRunnerMessageBytes` (protocol.ts) a message, and the thread at most 50,000 values.
+   * Acts on messages in order. One past `threadMinMessageBytes` is read on the JSON thread: a runner's
+   * 64 MiB message held every tenant's requests while the loop read it. The socket takes at most
+   * `maxRunnerMessageBytes` (protocol.ts) a message, the thread at most 50,000 values.
    */
   private read(text: string): void {
     const readJson = this.host.readJson?.bind(this.host);
@@ -180,10 +170,8 @@ export class RunnerSession implements RunKeeper {
     }
     const message = this.validate(read.json);
     if (!message) return;
-    // A heartbeat is answered and renews the leases at once, not behind the batches before it:
-    // on a busy store those can take longer than a lease, and the runner would be taken for
-    // dead (and its jobs lost) while it works.
-    // An answer to a bot call is not held up behind stored batches either.
+    // Heartbeats and bot answers are not queued behind stored batches: on a busy store those can take
+    // longer than a lease, and the working runner would be taken for dead (its jobs lost).
     if (message.type === "bot_reply") {
       this.calls.answer(message.call_id, message.reply);
       return;
@@ -199,19 +187,17 @@ export class RunnerSession implements RunKeeper {
       return;
     }
     this.chain = this.chain
-      // Once a message could not be stored, none after it is: the runner sends them all
-      // again, in order, on its next connection.
+      // Once a message could not be stored, none after it is: all come again on the next connection.
       .then(() => (this.storeLost ? undefined : this.receive(message)))
       .catch((error: unknown) => this.failed(error, "runner message failed"));
   }
 
   /**
-   * A message could not be acted on. When the database is away (a restart or a failover) the
-   * socket is closed: the runner keeps its work, reconnects, and sends again what was not acked.
+   * A message could not be acted on. With the database away (restart, failover) the socket closes: the
+   * runner keeps its work, reconnects, and resends what was not acked.
    */
   private failed(error: unknown, what: string): void {
-    // The driver's own error too, should one come past the store's wrapper: a message dropped
-    // with the socket open is never sent again, and its job would wait for good.
+    // The driver's own error too: a message dropped with the socket open is never resent, its job stuck.
     if ((error instanceof RunyardError && error.code === "STORE_UNAVAILABLE") || connectionLost(error)) {
       this.storeLost = true;
       this.host.logger.warn(
@@ -225,9 +211,8 @@ export class RunnerSession implements RunKeeper {
   }
 
   /**
-   * A batch that must not be stored yet is not acked, and no message after it is taken (a later
-   * batch stored first would make it a duplicate): the socket closes, and the runner sends every
-   * unacked batch again, in order, once it has reconnected.
+   * A batch not to be stored yet, nor anything after it (a later batch stored first would make it a
+   * duplicate): the socket closes, and the runner resends every unacked batch in order on reconnecting.
    */
   private resendLater(jobId: string): void {
     this.storeLost = true;
@@ -265,9 +250,8 @@ export class RunnerSession implements RunKeeper {
   }
 
   /**
-   * A hello the protocol does not take (a field past its cap, ...) closes the socket as any
-   * refused hello does, so the runner stops and says why instead of waiting for a welcome; the
-   * first few problems are named, never the values.
+   * A hello the protocol does not take (a field past its cap) closes the socket like any refused hello,
+   * so the runner stops and says why instead of a welcome; the first few problems are named, never values.
    */
   private refuseHello(runner: unknown, problem: string): void {
     const refusal = runnerInfoRefusal(runner);
@@ -302,7 +286,7 @@ export class RunnerSession implements RunKeeper {
     }
   }
 
-  private async receive(message: RunnerMessage): Promise<void> {
+  private async receive(message: ChainedMessage): Promise<void> {
     if (message.type === "hello") {
       if (this.info) {
         this.send({ type: "error", code: "INVALID_INPUT", message: "say hello only once" });
@@ -346,8 +330,7 @@ export class RunnerSession implements RunKeeper {
       return;
     }
     const info = admitted;
-    // The token may have been revoked after the upgrade checked it and before this socket was
-    // counted among its sessions; a revocation then would have missed it.
+    // A revocation between the upgrade's check and this socket's counting among its sessions missed it.
     if (!(await store.tokens.get(this.token.id))) {
       this.socket.close(revokedCloseCode, "runner token revoked");
       return;
@@ -377,8 +360,7 @@ export class RunnerSession implements RunKeeper {
       return;
     }
     this.info = info;
-    // Kept before the session is live: a run that ends from now on is told, one that ended
-    // before is found by `checkRuns` below.
+    // Kept before the session is live: a run ending from now on is told; one ended before, by `checkRuns`.
     this.tellsEnds = runs !== undefined;
     for (const runId of runs ?? []) this.keeps.add(runId);
     this.host.register(this);
@@ -414,8 +396,7 @@ export class RunnerSession implements RunKeeper {
 
   /** Whether this session may speak for the job: it is the runner's live link and holds the lease. */
   private owns(jobId: string): boolean {
-    // `running` holds exactly the jobs leased to this connection: filled by claims and the
-    // hello inventory, emptied when a job ends, expires or is given back. No store read per batch.
+    // `running` holds exactly the jobs leased to this connection: no store read per batch.
     return this.host.isLive(this) && this.running.has(jobId);
   }
 
@@ -431,7 +412,7 @@ export class RunnerSession implements RunKeeper {
     });
   }
 
-  private async handle(runnerId: string, message: Exclude<RunnerMessage, { type: "hello" }>): Promise<void> {
+  private async handle(runnerId: string, message: Exclude<ChainedMessage, { type: "hello" }>): Promise<void> {
     const { queue } = this.host;
     switch (message.type) {
       case "heartbeat":
@@ -448,8 +429,8 @@ export class RunnerSession implements RunKeeper {
         break;
       case "events": {
         if (!this.owns(message.job_id)) return this.ignoreReport(runnerId, message);
-        // A runner that reports on a job took it up: an accept it never sent is taken as said
-        // (as at its hello), so the step's start is stored before this output, not after it.
+        // A report means it took the job up: a missing accept is taken as said, so the step's start is
+        // stored before this output.
         if (this.unaccepted.delete(message.job_id)) await queue.accept(message.job_id, runnerId);
         const outcome = await queue.events(message.job_id, message.batch, message.events, runnerId);
         if (outcome === "held") return this.resendLater(message.job_id);
@@ -484,9 +465,8 @@ export class RunnerSession implements RunKeeper {
         if (!this.owns(message.job_id)) return this.ignoreReport(runnerId, message);
         this.running.delete(message.job_id);
         this.unaccepted.delete(message.job_id);
-        // A runner that stops says it drains first, and its jobs go straight back to the queue.
-        // One that gives work back while it still takes more would be handed the same job again
-        // at once, in a loop: that is a refusal, with its back-off and its limit.
+        // A stopping runner drains first, and its jobs go straight back. One giving work back while taking
+        // more would get the same job again in a loop: that is a refusal, with its back-off and limit.
         if (this.draining) {
           await queue.returned(message.job_id, runnerId, message.reason);
           this.host.dispatch();
@@ -495,12 +475,6 @@ export class RunnerSession implements RunKeeper {
         this.send({ type: "drop", job_id: message.job_id });
         break;
       }
-      case "bot_reply":
-        this.calls.answer(message.call_id, message.reply);
-        break;
-      case "bot_reply_part":
-        this.calls.part(message.call_id, message.body_base64);
-        break;
       default:
         assertExhaustive(message, "runner message");
     }

@@ -111,9 +111,8 @@ export interface ServerOptions {
   /** Repo to runner-group routing for agent runs (config file `repos:`, the ADOS runner's routing). */
   repoRoutes?: RepoRoute[];
   /**
-   * Internal destinations (config `direct_hosts:` / `notify_hosts:` / `mcp_hosts:`) members'
-   * direct hosts, notify URLs and agent tasks' MCP server URLs may name; default: none, only
-   * public addresses.
+   * Internal destinations (config `direct_hosts:` / `notify_hosts:` / `mcp_hosts:`) members' direct hosts,
+   * notify URLs and agent tasks' MCP server URLs may name; default: none, only public addresses.
    */
   outbound?: { directHosts: readonly string[]; notifyHosts: readonly string[]; mcpHosts?: readonly string[] };
   /** The roots under which a confined run's agent tasks may name a cwd (core/work-folders.ts); default: none. */
@@ -121,8 +120,8 @@ export interface ServerOptions {
   /** The roots under which a confined run's workflow steps may name a cwd (core/work-folders.ts); default: none. */
   stepCwdRoots?: readonly string[];
   /**
-   * On PostgreSQL, how long a start waits for a database that is down or recovering
-   * (RUNYARD_DATABASE_WAIT); default 300 s. 0: it does not wait.
+   * On PostgreSQL, how long a start waits for a down or recovering database (RUNYARD_DATABASE_WAIT);
+   * default 300 s. 0: it does not wait.
    */
   databaseWaitSeconds?: number;
   /** The fleet presumed this replica dead and adopted its runs; default: the server closes. */
@@ -199,8 +198,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     () => (options.onFenced ?? (() => void close()))(),
     () => ({ url, version: options.version }),
   );
-  // The queue and the hub need each other: the queue reaches runners through the hub (and
-  // other replicas' hubs), which exists a few lines later.
+  // The queue and the hub need each other: the queue reaches runners through the hubs.
   const links = {
     dispatch: () => {
       hub.dispatch();
@@ -225,12 +223,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     leaseMs: options.timings.leaseMs,
     onAccepted: (runId, runnerId) => runs.markStarted(runId, runnerId),
   });
-  const notifier = new Notifier(bus, store.runs, logger, {
-    allowed: new OutboundPolicy("notify_hosts", options.outbound?.notifyHosts ?? []),
-  });
+  const notifyHosts = new OutboundPolicy("notify_hosts", options.outbound?.notifyHosts ?? []);
+  const notifier = new Notifier(bus, store.runs, logger, { allowed: notifyHosts });
   const directHosts = new OutboundPolicy("direct_hosts", options.outbound?.directHosts ?? []);
   const workflowLimits = { ...defaultWorkflowLimits, ...options.workflowLimits };
   const parseWorkflow = options.parseWorkflow ?? parseOnThisThread;
+  const parsing = { limits: workflowLimits, parse: parseWorkflow };
   // No run works in the server's home (its secret key, its database), a platform admin's neither.
   const serverFolders = home ? [resolve(home)] : [];
   const approvals = new ApprovalWaits(store, logger, (runId, step) =>
@@ -246,31 +244,26 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     notifier,
     directHosts,
     logger,
-    { limits: workflowLimits, parse: parseWorkflow },
+    parsing,
     approvals,
     groups,
     { roots: options.stepCwdRoots ?? [], own: serverFolders },
     // Submits and cancels through the run service, made a few lines later.
-    new WorkflowCalls(
-      store,
-      { limits: workflowLimits, parse: parseWorkflow },
-      {
-        // A child run counts against its tenant's quotas, and those of the user whose run calls
-        // it (the child is theirs), as a submit does; past one, the call step fails with the
-        // quota's error and no child is stored.
-        submit: async (spec, owner, origin) => {
-          await quotas.checkSubmit(
-            await triggerQuotaPrincipal(
-              store,
-              owner.tenantId,
-              owner.userId !== undefined ? owner.userId : owner.tokenId,
-            ),
-          );
-          return runs.submitWorkflow(spec, owner, origin);
-        },
-        cancel: (runId) => runs.cancel(runId),
+    new WorkflowCalls(store, parsing, {
+      // A child counts against the quotas of its tenant and its calling run's user, as a submit does;
+      // past one, the call step fails with the quota's error and no child is stored.
+      submit: async (spec, owner, origin) => {
+        await quotas.checkSubmit(
+          await triggerQuotaPrincipal(
+            store,
+            owner.tenantId,
+            owner.userId !== undefined ? owner.userId : owner.tokenId,
+          ),
+        );
+        return runs.submitWorkflow(spec, owner, origin);
       },
-    ),
+      cancel: (runId) => runs.cancel(runId),
+    }),
     spendBudgets,
   );
   const agents = new AgentRuns(
@@ -300,8 +293,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     },
   );
   const savedWorkflows = new SavedWorkflows(store, runs, {
-    limits: workflowLimits,
-    parse: parseWorkflow,
+    ...parsing,
     minScheduleIntervalS: options.scheduleMinIntervalSeconds ?? defaultScheduleMinIntervalSeconds,
     maxScheduledRunsPerHour: options.scheduleMaxRunsPerHour ?? defaultScheduleMaxRunsPerHour,
   });
@@ -343,15 +335,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       quotas.checkSubmit(await triggerQuotaPrincipal(store, tenantId, ownerId)),
   });
   // Bots' history is downsampled and their alerts checked by the leader.
-  const botWatch = new BotWatch(
-    store,
-    new OutboundPolicy("notify_hosts", options.outbound?.notifyHosts ?? []),
-    logger,
-    {
-      isLeader: () => replica.isLeader,
-      ...(options.botAlertCheckMs !== undefined ? { checkMs: options.botAlertCheckMs } : {}),
-    },
-  );
+  const botWatch = new BotWatch(store, notifyHosts, logger, {
+    isLeader: () => replica.isLeader,
+    ...(options.botAlertCheckMs !== undefined ? { checkMs: options.botAlertCheckMs } : {}),
+  });
   let auditPruned = 0;
   const auditRetentionMs = (options.auditRetentionDays ?? defaultAuditRetentionDays) * 86_400_000;
   replica.whenLeading(() => scheduler.round());

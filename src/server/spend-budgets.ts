@@ -18,9 +18,8 @@ export interface SpendOwner {
   tenantId: string | null;
   createdBy: string | null;
   /**
-   * The user behind `createdBy` as the run keeps it (`created_by_user`; null: a token of no
-   * user), so a token revoked after the submit leaves the spend that user's; looked up from
-   * `createdBy` when absent (a submit not stored yet).
+   * The run's `created_by_user` (null: a token of no user), so a token revoked after the submit leaves the
+   * spend that user's; looked up from `createdBy` when absent (a submit not stored yet).
    */
   createdByUser?: string | null;
 }
@@ -77,13 +76,11 @@ function dollars(usd: number): string {
 }
 
 /**
- * Spend budgets above the task (docs/agents.md "Spend budgets"): per tenant and per user, a
- * limit in dollars per UTC day and month, set through the API (stored) or the config file's
- * `budgets:`; a stored budget wins over the file's. Spend is counted from the store's usage
- * rows at every check, never from memory, so every replica sees the same figure. A turn holds
- * a part of what is left as it starts (`reserveTurn`: its own dollar budget, else the config's
- * `turn_reservation_usd`, else all that is left) and gives back the rest as it ends, so turns
- * starting at the same moment, on one replica or several, never share out more than was left.
+ * Spend budgets above the task (docs/agents.md "Spend budgets"): per tenant and user, dollars per UTC day
+ * and month, through the API (stored, winning) or the config's `budgets:`. Spend is counted from the
+ * store's usage rows at every check, so every replica sees the same figure. A starting turn holds part
+ * of what is left (`reserveTurn`) and gives back the rest as it ends, so turns starting together, on one
+ * replica or several, never share out more than was left.
  */
 export class SpendBudgets {
   constructor(
@@ -133,9 +130,8 @@ export class SpendBudgets {
   }
 
   /**
-   * Throws BUDGET_EXCEEDED when a budget of the owner's is spent: a turn may not start. Answers
-   * the tightest budget otherwise (what is left of it goes to the runner, which stops the turn
-   * once its cost passes it), or undefined when no budget applies.
+   * Throws BUDGET_EXCEEDED when a budget of the owner's is spent. Else the tightest budget (its rest goes
+   * to the runner, which stops the turn past it), or undefined when none applies.
    */
   async admit(owner: SpendOwner): Promise<{ left_usd: number; standing: BudgetStanding } | undefined> {
     const standings = await this.standings(owner);
@@ -176,11 +172,10 @@ export class SpendBudgets {
   }
 
   /**
-   * Admits a turn as it starts and holds its share of what is left: min(`estimate_usd` or the
-   * config's `turn_reservation_usd`, what is left of the tightest budget less what turns running
-   * now hold). Throws BUDGET_EXCEEDED when a budget is spent, or all that is left of it is held
-   * by turns running now. Answers undefined when no budget applies; else what the turn may
-   * spend (the runner stops it past that) and `release`, to call once it has ended.
+   * Admits a starting turn, holding min(`estimate_usd` or the config's `turn_reservation_usd`, the
+   * tightest budget's rest less running turns' holds). Throws BUDGET_EXCEEDED when a budget is spent or
+   * all its rest is held. Answers undefined when no budget applies; else what the turn may spend (the
+   * runner stops it past that) and `release`, to call once it has ended.
    */
   async reserveTurn(
     owner: SpendOwner,
@@ -278,9 +273,8 @@ export interface TurnReservation {
 }
 
 /**
- * What turns running now hold of a tenant's or user's budgets: per run, what its reservations
- * hold less what the run has spent since the first of them was made (that spend is counted as
- * spent). "Since" is by the run's usage seq, not by time: the usage a run reported before a hold
+ * What running turns hold of a tenant's or user's budgets: per run, its reservations less its spend
+ * since the first (counted as spent). "Since" is by usage seq, not time: usage reported before a hold
  * is never the hold's, whatever clock dated it.
  */
 async function heldBy(

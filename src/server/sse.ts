@@ -28,15 +28,13 @@ export interface StreamCredential {
 }
 
 /**
- * Streams a run's events as Server-Sent Events: `id:` is the seq, `event:` the type, `data:`
- * the event. Stored events after `after` come first, then live ones; a client that reconnects
- * with `Last-Event-ID` gets exactly what it missed. The stream ends after `run.finished`; a
- * finished run asked for nothing new answers 204, which tells EventSource to stop.
+ * Streams a run's events as Server-Sent Events (`id:` seq, `event:` type, `data:` the event): stored ones
+ * after `after`, then live; `Last-Event-ID` resumes exactly. It ends after `run.finished`; a finished run
+ * with nothing new answers 204, which tells EventSource to stop.
  *
- * A client costs at most a page of events and a socket buffer, however slowly it reads: the
- * store is read a page at a time, every write waits for the socket to drain, and live events
- * are not buffered while the client is behind. It catches up from the store instead, and `seq`
- * says exactly where to resume.
+ * A client costs at most a page of events and a socket buffer, however slowly it reads: the store is read
+ * a page at a time, each write waits for drain, and live events are not buffered while it is behind: it
+ * catches up from the store, where `seq` says where to resume.
  */
 export async function streamRunEvents(
   reply: FastifyReply,
@@ -65,8 +63,7 @@ export async function streamRunEvents(
     connection: "keep-alive",
     "x-accel-buffering": "no",
   });
-  // Goes out with the first frames, so that the headers, this and the first page of events leave
-  // in one write (or alone once the first read found nothing).
+  // Sent with the first frames: headers, this and the first page leave in one write.
   let preamble = `: runyard event stream\nretry: ${sseRetryMs}\n\n`;
   const sendPreamble = (): void => {
     if (preamble) raw.write(preamble);
@@ -93,10 +90,7 @@ export async function streamRunEvents(
     sendPreamble();
     raw.end();
   };
-  /**
-   * Writes frames of events (their JSON text as stored, or as the bus made it for all followers), of which `through`
-   * is the last; ends the stream after `run.finished`.
-   */
+  /** Writes frames (JSON as stored or as the bus made it), `through` the last; ends after `run.finished`. */
   const write = (frames: string, through: SerializedRunEvent): void => {
     last = through.seq;
     if (!raw.write(preamble + frames)) full = true;
@@ -128,8 +122,7 @@ export async function streamRunEvents(
         const told = stored;
         const page = await deps.store.events.listSerialized(runId, { after: last, limit });
         let bytes = 0;
-        // A page's small events go out a few writes at a time, not one write (and one chunk of
-        // the response) each; the socket's backpressure is still heeded between writes.
+        // A page's small events go out a few per write (and response chunk); backpressure is heeded between.
         let frames = "";
         let framed: SerializedRunEvent | undefined;
         for (const event of page) {
@@ -153,13 +146,12 @@ export async function streamRunEvents(
           pageLimit = Math.max(1, Math.min(maxPageEvents, Math.floor(pageBytes / average)));
         }
         if (page.length < limit && last >= stored) break;
-        // Nothing after `last`, though told of more before the read began: that seq is not stored
-        // (a stray message). Stop rather than read in a loop; the next event wakes the pump.
+        // Told of more, yet nothing after `last`: a stray message. Stop, not loop; the next event wakes it.
         if (page.length === 0 && stored === told) break;
       }
     } catch (error) {
-      // The database went away (a restart or failover): the client is told, in an `error` event
-      // without an `id:`, and resumes from its Last-Event-ID once the server answers again.
+      // Database away (restart, failover): an `error` event without `id:`; the client resumes from its
+      // Last-Event-ID once the server answers.
       if (error instanceof RunyardError && error.code === "STORE_UNAVAILABLE" && !ended) {
         sendPreamble();
         raw.write(`event: error\ndata: ${JSON.stringify({ error: error.toInfo() })}\n\n`);
@@ -170,10 +162,7 @@ export async function streamRunEvents(
     }
   };
 
-  /**
-   * Live frames of this turn of the event loop, written together once it ends: a stored batch
-   * (a runner's output, a step's end and its run's) is one write to the client, not one each.
-   */
+  /** This event-loop turn's live frames, written together: a stored batch is one write, not one each. */
   let live = "";
   let liveThrough: SerializedRunEvent | undefined;
   const writeLive = (): void => {
@@ -187,8 +176,7 @@ export async function streamRunEvents(
     const next = (liveThrough?.seq ?? last) + 1;
     if (ended || event.seq < next) return;
     stored = Math.max(stored, event.seq);
-    // Behind or backed up: drop it; the pump reads it from the store (after what this turn
-    // framed) when the client drains.
+    // Behind or backed up: drop it; the pump reads it from the store when the client drains.
     if (pumping || full || event.seq !== next) {
       writeLive();
       void pump();
@@ -233,8 +221,8 @@ function frame(event: SerializedRunEvent): string {
 }
 
 /**
- * The run has ended and has no event after `seq`: nothing more will ever come. The record's
- * `last_seq` is read with its status (a run's events are stored before its record says it ended).
+ * The run has ended with no event after `seq`. `last_seq` is read with the status (a run's events are
+ * stored before its record says it ended).
  */
 function finishedAt(run: RunState | undefined, seq: number): boolean {
   if (!run || !isFinalStatus(run.status)) return false;

@@ -34,10 +34,9 @@ export function replicaIdFor(home: string | undefined): string {
 export type LeaderRound = () => Promise<void>;
 
 /**
- * This server as one replica of the fleet: it heartbeats its row, sends and receives fleet
- * messages, and competes for leadership. The leader's rounds (lease expiry, adopting the runs
- * of dead replicas, pruning) run on one replica at a time; when the leader dies, another takes
- * over within a heartbeat or two of PostgreSQL freeing its lock.
+ * This server as one replica of the fleet: it heartbeats its row, sends and receives fleet messages, and
+ * competes for the lead. The leader's rounds (lease expiry, adopting dead replicas' runs, pruning) run on
+ * one replica; another takes over within a heartbeat or two of PostgreSQL freeing a dead leader's lock.
  */
 export class Replica {
   private leading = false;
@@ -88,10 +87,9 @@ export class Replica {
   }
 
   /**
-   * Writes this replica's row and goes on heartbeating it from now on; `alone` (SQLite) forgets
-   * every other replica of earlier starts. Until `start`, the heartbeat is all it does: a server
-   * still recovering its runs (seconds on a busy machine) must not look silent to the fleet, or
-   * the leader removes the row it just wrote and the replica is fenced as it comes up.
+   * Writes this replica's row and heartbeats it from now on; `alone` (SQLite) forgets earlier starts'
+   * replicas. Until `start` it only heartbeats: a server still recovering its runs (seconds when busy)
+   * must not look silent, or the leader removes its row and fences it as it comes up.
    */
   async join(alone: boolean): Promise<void> {
     await this.store.fleet.heartbeat({ id: this.id, hostname: hostname(), ...this.describe() });
@@ -103,9 +101,8 @@ export class Replica {
   }
 
   /**
-   * Starts the leader's rounds, and the heartbeat if `join` has not. The two never wait for each
-   * other: a leader adopting a dead replica's runs for seconds must go on heartbeating, or the
-   * others presume it dead too and the fleet fences the very replica that was doing the adopting.
+   * Starts the leader's rounds, and the heartbeat if `join` has not. Neither waits for the other: a
+   * leader adopting runs for seconds must keep heartbeating, or the fleet fences the adopter itself.
    */
   start(): void {
     this.serving = true;
@@ -115,9 +112,8 @@ export class Replica {
   private startTimer(): void {
     if (this.timer || this.fenced) return;
     this.timer = setInterval(() => {
-      // The write and the fleet's work each skip a tick while their last one is in flight, and
-      // never wait for each other: the lead's queries share the fleet link with every message,
-      // and a heartbeat held up behind them would have the fleet presume this replica dead.
+      // Each skips a tick while its last is in flight, never waiting for the other: the lead's queries
+      // share the fleet link, and a heartbeat held up behind them would have this replica presumed dead.
       if (!this.beating) {
         this.beating = this.beat()
           .catch((error: unknown) => this.logger.error({ err: error }, "replica heartbeat failed"))
@@ -177,10 +173,9 @@ export class Replica {
   }
 
   /**
-   * Warns when this replica's heartbeats came more than half a lease apart: the fleet presumes a
-   * replica dead after a whole lease of silence, so an operator sees a starved process or a slow
-   * database before it fences a live replica. Says whether the write itself was slow (the
-   * database, or a pool of busy connections) or the beat started late (a blocked event loop).
+   * Warns when heartbeats came over half a lease apart (a whole lease of silence is death), so an operator
+   * sees a starved process or slow database before a live replica is fenced. Says whether the write was
+   * slow (the database, a busy pool) or the beat started late (a blocked event loop).
    */
   private noteSlowBeat(writing: number): void {
     const now = Date.now();
@@ -195,15 +190,13 @@ export class Replica {
   }
 
   /**
-   * Removes the replicas whose row has not changed for a replica lease, timed by this replica's
-   * clock alone: a `seen_at` is the clock of the machine that wrote it, so it is only ever
-   * compared with itself (a replica whose clock lags would be presumed dead at every round, and
-   * one whose clock runs ahead would be mourned only when its clock says so).
+   * Removes replicas whose row has not changed for a replica lease, timed by this clock alone: a
+   * `seen_at` is its writer's clock, so it is only compared with itself (a lagging clock would be
+   * presumed dead every round, one running ahead mourned only when it says so).
    */
   private async removeSilent(): Promise<string[]> {
     const rows = await this.store.fleet.listReplicas();
-    // Read after the rows are in hand: a row first seen now is timed from now, not from before a
-    // slow read (a busy database or pool), which would make a replica that just joined look silent.
+    // After the read: timed from before a slow one (busy database or pool), a new replica looks silent.
     const now = Date.now();
     const present = new Set<string>();
     const silent: Array<{ id: string; seenAt: string }> = [];
@@ -226,20 +219,18 @@ export class Replica {
   }
 
   /**
-   * When a replica first seen silent at `since` counts as silent from: no earlier than the last
-   * time this replica found the database unreachable. While the database was away nobody could
-   * heartbeat, and once it is back every replica gets a whole lease to do so.
+   * When a replica first seen silent at `since` counts as silent from: no earlier than the database was
+   * last unreachable here, as nobody could heartbeat then; every replica gets a whole lease after.
    */
   private silentSince(since: number): number {
     return Math.max(since, this.store.outages.lastLost() ?? 0);
   }
 
   /**
-   * Another replica leads: if its replica has stopped heartbeating for a replica lease (by this
-   * clock) while its session still holds the lead, that session outlived its host (a power cut or
-   * a partition leaves PostgreSQL's side open until TCP keepalive, hours by default); end it, so
-   * that the fleet has a leader again. A session of this very replica's earlier connection ends
-   * at once.
+   * Another replica leads: if it has been silent a replica lease (by this clock) while its session holds
+   * the lead, the session outlived its host (a power cut or partition leaves PostgreSQL's side open until
+   * TCP keepalive, hours by default); end it so the fleet has a leader again. This replica's earlier
+   * connection's session ends at once.
    */
   private async checkLeader(): Promise<void> {
     const holder = await this.link.leader?.();
@@ -267,8 +258,8 @@ export class Replica {
   }
 
   /**
-   * The fleet presumed this replica dead and adopted its runs (its row is gone, or a store write
-   * for one of its runs was refused): it stops, once, so that no run has two engines.
+   * Presumed dead and its runs adopted (its row gone, or a write for one of its runs refused): it stops,
+   * once, so that no run has two engines.
    */
   fence(why: string): void {
     if (this.fenced) return;

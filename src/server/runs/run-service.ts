@@ -53,9 +53,8 @@ export interface RunServiceSettings {
   maxRunLogBytes: number;
   maxBotLogBytes?: number;
   /**
-   * A workflow run still waiting for a runner this long is parked: its engine is dropped and the
-   * run lives on as its stored rows until a runner takes up one of its jobs (docs/scale.md).
-   * Default `defaultParkQueuedAfterMs` (parked-runs.ts).
+   * A workflow run still waiting for a runner this long is parked: its engine is dropped until a runner
+   * takes up one of its jobs (docs/scale.md). Default `defaultParkQueuedAfterMs` (parked-runs.ts).
    */
   parkQueuedAfterMs?: number;
 }
@@ -84,10 +83,7 @@ export class RunService {
     private readonly store: Pick<Store, "runs" | "events" | "bots" | "fleet" | "jobs" | "tokens" | "users">,
     private readonly bus: EventBus,
     private readonly kinds: RunKinds,
-    /**
-     * The job queue: it holds the leases of a restarted server's jobs for their runners, and
-     * drops the waits of the runs parked here.
-     */
+    /** Holds a restarted server's leases for their runners; drops the waits of runs parked here. */
     private readonly jobs: Pick<JobQueue, "holdLeases" | "park" | "endJobs">,
     private readonly logger: Logger,
     private readonly limits: RunServiceSettings,
@@ -119,10 +115,7 @@ export class RunService {
     return this.submit("agent", await this.agents().prepare(body, owner), owner, origin);
   }
 
-  /**
-   * Queues an agent run a code forge's issue asked for: as `submitAgent`, and its git token is
-   * the forge's own (docs/forges.md), which no submitted body can name.
-   */
+  /** As `submitAgent`, for a forge's issue: its git token is the forge's (docs/forges.md), never a body's. */
   async submitForgeAgent(
     body: SubmitAgentRunBody,
     forgeId: string,
@@ -145,10 +138,9 @@ export class RunService {
   }
 
   /**
-   * Queues the run that publishes `parentId`'s branch (`push`, or `pull_request`), once: its id is
-   * the parent's with `-push` or `-pull-request`, so a second ask (a double click, another
-   * replica) answers the run the first made (`created: false`). A publish run that failed may be
-   * asked again: the next gets `-2`, `-3` and so on.
+   * Queues the run that publishes `parentId`'s branch, once: its id is the parent's with `-push` or
+   * `-pull-request`, so a second ask (a double click, another replica) answers the first's run
+   * (`created: false`). After a failed one the next gets `-2`, `-3` and so on.
    */
   async submitPublish(
     parentId: string,
@@ -182,8 +174,8 @@ export class RunService {
   }
 
   /**
-   * Queues a checked run of `kind`, recording what started it; resolves with its record once
-   * `run.queued` is stored. A `runId` given that exists already is a CONFLICT, and nothing starts.
+   * Queues a checked run of `kind`; resolves with its record once `run.queued` is stored. A given `runId`
+   * that exists already is a CONFLICT, and nothing starts.
    */
   async submit(kind: RunKind, prepared: PreparedRun, owner: RunOwner, origin: RunOrigin): Promise<RunRecord> {
     this.moduleFor(kind);
@@ -213,8 +205,7 @@ export class RunService {
       queued,
       this.logLimitOf(kind, []),
     );
-    // Its module starts first, so that what follows the run on the bus (its notify targets)
-    // sees its `run.queued` too.
+    // Its module starts first, so what follows the run on the bus (its notify targets) sees `run.queued`.
     this.activate(record, [], { queuedStored: true });
     this.bus.publish([event], [json]);
     return record;
@@ -239,10 +230,7 @@ export class RunService {
       : { maxBytes: this.limits.maxRunLogBytes, storedBytes: storedOutputBytes(resumed) };
   }
 
-  /**
-   * Starts the work of a run: a new one (`run.queued` first, unless `queuedStored`: stored with
-   * the run) or one carried on from `resumed`.
-   */
+  /** Starts a new run (`run.queued` first, unless `queuedStored` with it) or carries on from `resumed`. */
   private activate(record: RunRecord, resumed: RunEvent[], { queuedStored = false } = {}): LiveRun {
     const controller = new AbortController();
     const halting = new AbortController();
@@ -289,8 +277,7 @@ export class RunService {
       .catch(async (error: unknown) => {
         if (run.lost) return;
         if (storeAway(error)) {
-          // Its engine needed the database while it was away: it goes on from the stored events
-          // once the database is back, as after a restart.
+          // It goes on from the stored events once the database is back, as after a restart.
           this.active.delete(record.id);
           this.carryOnWhenBack(record.id);
           return;
@@ -299,14 +286,10 @@ export class RunService {
         await run.sink.drain().catch(() => undefined);
         // A run another replica adopted meanwhile is that replica's to end, not this one's.
         const carrier = await this.store.fleet.runReplica(record.id).catch(() => undefined);
-        // Queued too: an engine that failed before its run started (a run waiting for its
-        // concurrency group or a runner, a spec that no longer reads) has nobody else to end it.
+        // Queued too: an engine that failed before its run started (waiting for its concurrency group
+        // or a runner, a spec that no longer reads) has nobody else to end it.
         if (carrier === this.replica.id || carrier === null)
-          await this.store.runs.patch(
-            record.id,
-            { status: "interrupted", error: toErrorInfo(error), finished_at: new Date().toISOString() },
-            { ifStatus: ["queued", "running"] },
-          );
+          await this.store.runs.patch(record.id, interruptedBy(error), { ifStatus: ["queued", "running"] });
       })
       .finally(() => {
         if (this.active.get(record.id) === run) this.active.delete(record.id);
@@ -315,10 +298,9 @@ export class RunService {
   }
 
   /**
-   * The run's sink failed a write for good (the database away past its wait, or a commit whose
-   * outcome is not known): what this engine believes was stored may not be, so it is halted where
-   * it is and the run goes on from its stored events once the database is back, as after a
-   * restart. The old engine makes no job more (`JobQueue.runJob`) and its sink takes no event.
+   * The run's sink failed a write for good (database away past its wait, a commit of unknown outcome):
+   * what the engine believes stored may not be, so it halts and the run goes on from its stored events
+   * once the database is back. The old engine makes no job more (`JobQueue.runJob`), its sink no event.
    */
   private engineLost(run: LiveRun): void {
     if (this.active.get(run.record.id) !== run) return;
@@ -328,10 +310,7 @@ export class RunService {
     this.carryOnWhenBack(run.record.id);
   }
 
-  /**
-   * Carries the run on from its stored events once the database answers again: tried every
-   * `storeRetryMs` until it goes on, it has ended, or another replica carries it.
-   */
+  /** Tried every `storeRetryMs` until the run goes on from its stored events, ends, or goes elsewhere. */
   private carryOnWhenBack(runId: string): void {
     if (this.awaitingStore.has(runId)) return;
     this.awaitingStore.add(runId);
@@ -388,9 +367,8 @@ export class RunService {
   }
 
   /**
-   * Cancels a queued or running run; its processes get SIGTERM, then SIGKILL. Answers once the
-   * run has ended, or after `answerWithinMs` while a runner is still stopping a step that traps
-   * SIGTERM: the record then still says running, and `run.finished` follows.
+   * Cancels a queued or running run (SIGTERM, then SIGKILL). Answers once it has ended, or after
+   * `answerWithinMs` while a step traps SIGTERM: the record then says running, and `run.finished` follows.
    */
   async cancel(runId: string, answerWithinMs = 900): Promise<RunRecord> {
     if (this.parked.has(runId)) await this.parked.cancel(runId);
@@ -405,10 +383,7 @@ export class RunService {
     return record;
   }
 
-  /**
-   * A run another replica carries (or one to be adopted): the request is stored, so the replica
-   * that carries it, now or after adopting it, stops it; then answers as `cancel` does.
-   */
+  /** A run carried elsewhere or to be adopted: the stored request stops it wherever; answers as `cancel`. */
   private async cancelElsewhere(runId: string, answerWithinMs: number): Promise<RunRecord> {
     if (!(await this.store.fleet.requestRunCancel(runId))) {
       const record = await this.store.runs.get(runId);
@@ -440,10 +415,8 @@ export class RunService {
   }
 
   /**
-   * After a restart: runs this replica carried, and runs no live replica carries, go on from
-   * their stored events. Their jobs' leases get `graceMs` for the runners to come back; runs
-   * whose runner does not return end `interrupted` (RUNNER_LOST) when the leases lapse, or retry
-   * where the run allows.
+   * After a restart: runs this replica or no live one carried go on from their stored events. Their
+   * leases wait `graceMs` for the runners; then a run ends `interrupted` (RUNNER_LOST) or retries.
    */
   async recover(graceMs: number): Promise<number> {
     const runs = await this.store.fleet.adoptRuns(this.replica.id, { own: true });
@@ -464,8 +437,7 @@ export class RunService {
 
   private async carryOn(runs: readonly RunRecord[], why: string): Promise<void> {
     for (const record of runs) {
-      // The runs are ours already (adoptRuns): one that cannot go on must neither leave the
-      // rest with no engine nor stay named for this replica with none of its own.
+      // Ours already (adoptRuns): one that cannot go on must neither strand the rest nor stay ours idle.
       await this.carryOnOne(record, why).catch(async (error: unknown) => {
         if (storeAway(error) && !this.active.has(record.id)) {
           this.carryOnWhenBack(record.id);
@@ -473,13 +445,8 @@ export class RunService {
         }
         this.logger.error({ err: error, runId: record.id }, "run failed to carry on");
         if (this.active.has(record.id)) return;
-        const patch = {
-          status: "interrupted" as const,
-          error: toErrorInfo(error),
-          finished_at: new Date().toISOString(),
-        };
         await this.store.runs
-          .update(record.id, patch, { ifStatus: ["queued", "running"] })
+          .update(record.id, interruptedBy(error), { ifStatus: ["queued", "running"] })
           .catch((cause: unknown) =>
             this.logger.error({ err: cause, runId: record.id }, "cannot end the run"),
           );
@@ -503,9 +470,8 @@ export class RunService {
       );
       return;
     }
-    // Read before the engine starts, which is aborted in the same tick: an engine that ran
-    // unaborted meanwhile could find its job already ended by the cancel and end the run failed
-    // (CANCELED) instead of canceled.
+    // Read before the engine starts, aborted in the same tick: one running unaborted meanwhile could find
+    // its job ended by the cancel and end the run failed (CANCELED) instead of canceled.
     const canceled = await this.store.fleet.cancelRequested(record.id);
     if (this.active.has(record.id)) return;
     const run = this.activate(record, events);
@@ -523,9 +489,8 @@ export class RunService {
   }
 
   /**
-   * Cancels nothing: runs stay as they are for `recover` on the next start. Their engines are
-   * halted where they are, so that no timer of theirs (a run's timeout, a wait before a retry or
-   * for a concurrency group) keeps the stopped process from exiting.
+   * Cancels nothing: runs stay for `recover` on the next start. Engines halt so that no timer of theirs
+   * (a timeout, a wait for a retry or a concurrency group) keeps the process from exiting.
    */
   async close(): Promise<void> {
     this.closed = true;
@@ -548,6 +513,11 @@ export class RunService {
   get parkedRuns(): number {
     return this.parked.size;
   }
+}
+
+/** A run's record once `error` ended its engine: nothing else will end it. */
+function interruptedBy(error: unknown) {
+  return { status: "interrupted" as const, error: toErrorInfo(error), finished_at: new Date().toISOString() };
 }
 
 /** The output bytes among a resumed run's stored events, so its log cap goes on from there. */

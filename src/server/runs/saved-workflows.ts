@@ -16,7 +16,7 @@ import { type Principal, submitterId } from "../auth.js";
 import { type ConfinementSources, runConfinement } from "./run-confinement.js";
 import type { RunOwner } from "./run-origin.js";
 import type { RunService } from "./run-service.js";
-import { parsedWorkflow, type WorkflowParser } from "./workflow-parser.js";
+import { keepNewest, parsedWorkflow, type WorkflowParser } from "./workflow-parser.js";
 
 /** A saved workflow's name: what `runyard workflow run NAME` and URLs carry, so plain. */
 const savedName = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
@@ -48,9 +48,8 @@ export interface SavedRunRequest {
   /** The run's id fixed in advance (a schedule's tick). */
   runId?: string;
   /**
-   * Who triggers the run (the caller, the hook's or the schedule's owner); the run's confinement
-   * is the lesser of theirs and the version's author's (run-confinement.ts). Its tenant is
-   * `tenantId`'s.
+   * Who triggers the run (the caller, the hook's or schedule's owner); the run's confinement is the lesser
+   * of theirs and the version's author's (run-confinement.ts). Its tenant is `tenantId`'s.
    */
   owner: { tokenId: string | null; submitter: NonNullable<ConfinementSources["submitter"]> };
 }
@@ -58,10 +57,7 @@ export interface SavedRunRequest {
 /** Saved versions whose inputs are kept parsed (`SavedWorkflows.liveInputs`). */
 const inputsKept = 64;
 
-/**
- * A trigger bound to a saved workflow: a hook, or the schedules of its live version; its owner
- * made the hook or promoted the schedule's version.
- */
+/** A hook, or the live version's schedules; its owner made the hook or promoted the schedule's version. */
 export const BoundTrigger = z.object({
   kind: z.enum(["hook", "schedule"]),
   name: z.string().describe("the hook's name, or the schedule's cron"),
@@ -70,16 +66,13 @@ export const BoundTrigger = z.object({
 export type BoundTrigger = z.infer<typeof BoundTrigger>;
 
 /**
- * Named, versioned workflows per tenant: saved after the same checks as a submitted run, and run
- * by name. A name's hooks and schedules run its live version: a save becomes live when its saver
- * may act for every trigger bound to the name, else it waits (pending) until a tenant admin or
- * the triggers' owner promotes it (docs/security.md "Who a triggered run acts as").
+ * Named, versioned workflows per tenant, checked as a submitted run and run by name. Its hooks and
+ * schedules run the live version: a save is live when its saver may act for every bound trigger, else
+ * pending until a tenant admin or the triggers' owner promotes it (docs/security.md "Who a triggered run
+ * acts as").
  */
 export class SavedWorkflows {
-  /**
-   * The inputs of the versions hooks ran last, by file and text: each delivery checks its values
-   * against them, and a busy hook should not parse its workflow once per delivery for that.
-   */
+  /** The inputs of the versions hooks ran last, by file and text, so a busy hook parses not per delivery. */
   private readonly inputsByText = new Map<string, Record<string, InputSpec>>();
 
   constructor(
@@ -97,10 +90,8 @@ export class SavedWorkflows {
   ) {}
 
   /**
-   * Checks the workflow as a run's would be checked (every problem with file:line:col, size
-   * limits) and stores it as the name's next version: live at once when the saver may act for
-   * every trigger bound to the name (`blocking` empty), else pending. A workflow with a problem
-   * stores nothing.
+   * Checks the workflow as a run's (every problem with file:line:col, size limits) and stores it as the
+   * name's next version: live at once when `blocking` is empty, else pending. A problem stores nothing.
    */
   async save(input: {
     tenantId: string | null;
@@ -129,9 +120,8 @@ export class SavedWorkflows {
   }
 
   /**
-   * Makes a pending version live: its triggers run it from now on, and its `schedule:` replaces
-   * the name's schedules (owned by the promoter). Only someone who may act for every trigger
-   * bound to the name may: a tenant admin, or the one whose triggers they all are.
+   * Makes a pending version live; its `schedule:` replaces the name's schedules (owned by the promoter).
+   * Only one who may act for every bound trigger may: a tenant admin, or the owner of them all.
    */
   async promote(
     tenantId: string | null,
@@ -185,8 +175,8 @@ export class SavedWorkflows {
   }
 
   /**
-   * Refuses a version that does not declare, in `inputs:`, every variable a hook of the name
-   * fills: once live, that hook's deliveries would be refused. At `inputs:` (or the file's top).
+   * Refuses a version whose `inputs:` miss a variable a hook of the name fills: once live, that hook's
+   * deliveries would be refused. At `inputs:` (or the file's top).
    */
   private async checkHookInputs(
     tenantId: string | null,
@@ -221,10 +211,7 @@ export class SavedWorkflows {
       this.inputsByText.get(key) ??
       (await parsedWorkflow(this.parsing, saved.workflow, saved.file)).inputs ??
       {};
-    this.inputsByText.delete(key);
-    this.inputsByText.set(key, inputs);
-    const oldest = this.inputsByText.keys().next().value;
-    if (this.inputsByText.size > inputsKept && oldest !== undefined) this.inputsByText.delete(oldest);
+    keepNewest(this.inputsByText, key, inputs, inputsKept);
     return { saved, inputs };
   }
 
@@ -252,9 +239,8 @@ export class SavedWorkflows {
   }
 
   /**
-   * A workflow's `schedule:` entries armed from now. Refused when its entries together fire more
-   * often than the floor, or when they would take the tenant's schedules past the runs an hour
-   * the server allows (the peak hour of each workflow's schedules, summed: what could happen).
+   * A workflow's `schedule:` entries armed from now; refused past the floor, or past the tenant's runs an
+   * hour (each workflow's schedules' peak hour, summed: what could happen).
    */
   private async schedulesOf(
     tenantId: string | null,
@@ -336,18 +322,14 @@ export class SavedWorkflows {
   }
 
   /**
-   * What a trigger's owner (a hook's maker, a schedule's promoter) acts as: who they are now. A
-   * platform admin's trigger may call any destination, anyone else's not; an owner removed since
-   * has no rights beyond a member's.
+   * What a trigger's owner (a hook's maker, a schedule's promoter) acts as now: a platform admin's may
+   * call any destination; an owner removed since has no rights beyond a member's.
    */
   async triggerOwner(ownerId: string | null): Promise<SavedRunRequest["owner"]> {
     return { tokenId: ownerId, submitter: { actor: await actorOf(this.store, ownerId) } };
   }
 
-  /**
-   * Queues a run of a saved workflow version. It records the version, what started it, who
-   * triggered it and who wrote the version, and has the lesser rights of those two.
-   */
+  /** Queues a run of a saved version, recording who triggered and who wrote it; it has the lesser rights. */
   async startRun(request: SavedRunRequest): Promise<RunRecord> {
     const saved = await this.get(request.tenantId, request.name, request.version);
     const owner: RunOwner = {

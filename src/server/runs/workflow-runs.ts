@@ -11,13 +11,7 @@ import type { ApprovalGate } from "../../workflow/approval.js";
 import { expandConcurrencyGroup } from "../../workflow/concurrency-group.js";
 import { runWorkflow } from "../../workflow/engine.js";
 import { memberContainersRefusal } from "../../workflow/member-containers.js";
-import {
-  everyStep,
-  type HostSpec,
-  runnerRequirements,
-  type Workflow,
-  workflowProblemsError,
-} from "../../workflow/model.js";
+import { everyStep, type HostSpec, runnerRequirements, type Workflow } from "../../workflow/model.js";
 import { undeclaredSettingVars } from "../../workflow/outside-values.js";
 import { parseWorkflow } from "../../workflow/parse.js";
 import { inputValueProblem } from "../../workflow/parse-inputs.js";
@@ -38,23 +32,21 @@ import type { ConcurrencyGroups } from "./concurrency-groups.js";
 import type { ActiveRun, PreparedRun, RunKindModule } from "./run-kind.js";
 import { resolveStoredSecrets, secretsMissing } from "./stored-secrets.js";
 import { maxCallDepth, ResolvedCall, type WorkflowCalls } from "./workflow-calls.js";
-import { parsedWorkflow, type WorkflowParser } from "./workflow-parser.js";
+import { keepNewest, parsedWorkflow, type WorkflowParser } from "./workflow-parser.js";
 import { keptExports, keptSecrets, RetrySpec, realExportsOf, retriedWorkflow } from "./workflow-retries.js";
 
 /**
- * What `POST /api/runs` stores as a workflow run's spec: the real vars, as the engine needs them
- * after a restart (the store encrypts specs at rest; the API never shows them). The run record's
- * `vars` are what users see, masked like the events. Stored secrets are not in it: they are read
- * from the secrets store each time the run starts or resumes.
+ * What `POST /api/runs` stores as a workflow run's spec: the real vars, as the engine needs them after a
+ * restart (encrypted at rest, never shown by the API; users see the record's masked `vars`). Stored
+ * secrets are not in it: they are read each time the run starts or resumes.
  */
 export const WorkflowRunSpec = z.object({
   workflow: z.string(),
   vars: z.record(z.string(), z.string()),
   file: z.string().optional(),
   /**
-   * Set on an unconfined run (a platform admin's): its direct hosts and notify URLs may be any
-   * destination. Absent, the server's `direct_hosts:` and `notify_hosts:` apply. Read and written
-   * through `workflowSpecConfinement` (core/confinement.ts).
+   * Set on an unconfined run (a platform admin's): its direct hosts and notify URLs may be anywhere; else
+   * `direct_hosts:` and `notify_hosts:` apply. Through `workflowSpecConfinement` (core/confinement.ts).
    */
   unrestricted_outbound: z.literal(true).optional(),
   /** `--no-rollback`: a failed run does not run its steps' rollbacks; a re-run keeps it. */
@@ -71,23 +63,15 @@ export type WorkflowRunSpec = z.infer<typeof WorkflowRunSpec>;
 /** Workflow texts whose parse is kept: the ones submitted or started last. */
 const parsedTextsKept = 64;
 
-function parsed(spec: WorkflowRunSpec, limits: WorkflowLimits): Workflow {
-  const file = spec.file ?? "workflow.yaml";
-  const { workflow, diagnostics } = parseWorkflow(spec.workflow, file, limits);
-  if (workflow) return workflow;
-  throw workflowProblemsError(file, diagnostics);
-}
-
 /**
  * Workflow runs on the server: the engine, with each host's steps placed on runners through the
  * job queue or sent to an agent-server directly. The only server code that knows `Workflow`.
  */
 export class WorkflowRuns implements RunKindModule {
   /**
-   * The parse of each workflow text submitted or started last, by file name and text, deep-frozen
-   * and shared by every run of that text: `prepare` and `start` parse a text once, not per run
-   * (a schedule or a CI pipeline submits the same text again and again). Checks that depend on
-   * who submits (destinations, containers, approvers, secrets) still run for each submit.
+   * Deep-frozen parses by file and text, shared by every run of it: a schedule or CI pipeline submits
+   * one text again and again. Checks that depend on who submits (destinations, containers, approvers,
+   * secrets) still run for each submit.
    */
   private readonly parsedTexts = new Map<string, Workflow>();
 
@@ -109,11 +93,9 @@ export class WorkflowRuns implements RunKindModule {
   ) {}
 
   /**
-   * Checks a submitted workflow; reports every problem at once, then a step's cwd the run may not
-   * work in (STEP_CWD_NOT_ALLOWED; an unconfined run's, only runyard's own folders are refused),
-   * then (a confined run's) a direct host or notify URL the server may not call
-   * (DESTINATION_NOT_ALLOWED), then every
-   * secret of its `secrets:` that the tenant has not stored and nothing else gives (SECRET_MISSING).
+   * Checks a submitted workflow: every problem at once, then a step's cwd the run may not use
+   * (STEP_CWD_NOT_ALLOWED; unconfined: only runyard's own folders), then (confined) a direct host or notify
+   * URL the server may not call (DESTINATION_NOT_ALLOWED), then `secrets:` nothing gives (SECRET_MISSING).
    */
   async prepare(
     spec: WorkflowRunSpec,
@@ -126,7 +108,7 @@ export class WorkflowRuns implements RunKindModule {
     const key = `${file}\u0000${given.workflow}`;
     const workflow =
       this.parsedTexts.get(key) ?? deepFreeze(await parsedWorkflow(this.parsing, given.workflow, file));
-    this.remember(key, workflow);
+    keepNewest(this.parsedTexts, key, workflow, parsedTextsKept);
     const confinement = owner.confinement ?? "confined";
     const folders = stepFoldersRefusal(workflow, confinement, this.folders);
     if (folders) throw folders;
@@ -182,13 +164,6 @@ export class WorkflowRuns implements RunKindModule {
     return this.calls.resolve(workflow, file, tenantId, vars, depth);
   }
 
-  private remember(key: string, workflow: Workflow): void {
-    this.parsedTexts.delete(key);
-    this.parsedTexts.set(key, workflow);
-    const oldest = this.parsedTexts.keys().next().value;
-    if (this.parsedTexts.size > parsedTextsKept && oldest !== undefined) this.parsedTexts.delete(oldest);
-  }
-
   /** Refuses what is known to be off limits before any DNS lookup; names are checked at connect time. */
   private checkDestinations(workflow: Workflow): void {
     for (const spec of Object.values(workflow.hosts)) {
@@ -206,16 +181,15 @@ export class WorkflowRuns implements RunKindModule {
     const stored = WorkflowRunSpec.safeParse(run.record.spec);
     if (!stored.success)
       throw new RunyardError("INVALID_INPUT", "the stored workflow run spec is unreadable");
-    const key = `${stored.data.file ?? "workflow.yaml"}\u0000${stored.data.workflow}`;
+    const file = stored.data.file ?? "workflow.yaml";
+    const key = `${file}\u0000${stored.data.workflow}`;
     let workflow = this.parsedTexts.get(key);
     try {
-      // A run carried on (after a restart, or parked) whose text is no longer kept: parsed once
-      // more, and kept for the runs of that text that follow.
-      workflow ??= deepFreeze(parsed(stored.data, this.parsing.limits));
-    } catch {
-      throw new RunyardError("INVALID_INPUT", "the stored workflow no longer parses");
-    }
-    this.remember(key, workflow);
+      // A run carried on (restarted, parked) whose text is no longer kept: parsed and kept again.
+      workflow ??= parseWorkflow(stored.data.workflow, file, this.parsing.limits).workflow;
+    } catch {}
+    if (!workflow) throw new RunyardError("INVALID_INPUT", "the stored workflow no longer parses");
+    keepNewest(this.parsedTexts, key, deepFreeze(workflow), parsedTextsKept);
     const runId = run.record.id;
     const confinement = workflowSpecConfinement.read(stored.data);
     this.notifier.follow(runId, workflow.name, workflow.notify, confinement === "unconfined");
@@ -226,8 +200,7 @@ export class WorkflowRuns implements RunKindModule {
       tenantId,
       secretsNotGiven(workflow, given),
     );
-    // A secret removed since the run was submitted (or before it was resumed): the run stops as a
-    // cancel stops it (steps still running are ended on their runners) and fails, saying why.
+    // A secret removed since submit or resume: the run stops as a cancel does and fails, saying why.
     const missing =
       secrets.missing.length > 0 ? secretsMissing(secrets.missing, tenantId).toInfo() : undefined;
     const emit: typeof run.sink.emit = missing
@@ -240,8 +213,7 @@ export class WorkflowRuns implements RunKindModule {
     if (!resuming && run.record.saved_workflow === null && (workflow.schedules ?? []).length > 0)
       run.sink.emit({ type: "notice", level: "warn", message: scheduleIgnoredNotice });
     if (!resuming && workflow.concurrency?.cancelInProgress) await this.groups.cancelBefore(run.record);
-    // Before any step: a run waiting for its group holds no runner. Canceled while it waits, the
-    // engine below ends it at once, as canceled.
+    // Before any step: a run waiting for its group holds no runner; canceled meanwhile, it ends as such.
     await this.groups.waitForSlot(run);
     try {
       if (resuming) await this.queue.restorePins(runId);
@@ -275,8 +247,8 @@ export class WorkflowRuns implements RunKindModule {
             }
           : {}),
       });
-      // Only a run that ended here frees its group: one whose engine failed is interrupted (which
-      // frees it) or adopted by another replica, where it still holds it.
+      // Only a run that ended here frees its group: a failed engine's run is interrupted (freeing it) or
+      // adopted elsewhere, still holding it.
       await this.groups.release(run.record);
     } finally {
       this.queue.forgetRun(runId);
@@ -296,10 +268,9 @@ export class WorkflowRuns implements RunKindModule {
   }
 
   /**
-   * Where the run's `agent.run` steps go: an `agent` job (the one `runyard agent run` makes) for a
-   * runner of the step's host that has the agent. A confined run's turn is confined as its agent
-   * run would be (the runner's folders only, the operator's keys only through its key proxy); its
-   * events are the pipeline's, on the agent's host, as an agent run's are.
+   * Where `agent.run` steps go: an `agent` job (as `runyard agent run` makes) for a runner of the step's
+   * host with the agent. A confined run's turn is confined as an agent run's (the runner's folders only,
+   * the operator's keys only through its key proxy); its events are the pipeline's, on the agent's host.
    */
   private agentStepsFor(run: ActiveRun, workflow: Workflow, confinement: Confinement): AgentStepRunner {
     return {
@@ -316,15 +287,13 @@ export class WorkflowRuns implements RunKindModule {
         }
         const { group, labels } = runnerRequirements(spec);
         const task = agentStepTask(request, { env: {}, confinement });
+        const host = { ...(group !== null ? { group } : {}), labels };
         const requirements = {
-          ...(group !== null ? { group } : {}),
+          ...host,
           labels: [...labels, `agent:${request.spec.agent}`, request.spec.repo ? "mode:issue" : "mode:chat"],
         };
         // A turn no runner of the host could take would wait in the queue for good.
-        const nobody = await agentStepRunnerRefusal(this.store.runners, run.record.tenant_id, request, {
-          ...(group !== null ? { group } : {}),
-          labels,
-        });
+        const nobody = await agentStepRunnerRefusal(this.store.runners, run.record.tenant_id, request, host);
         if (nobody) return { status: "failed", error: nobody };
         const job = agentStepJob(request, task);
         const placement = { host: request.spec.agent, requirements };
@@ -374,8 +343,8 @@ export class WorkflowRuns implements RunKindModule {
       { host, requirements },
       run.record.tenant_id,
     );
-    // A platform admin's containers may join any network and run any image; the runner sees it
-    // here. The tenant tells a shared runner whose network rules the steps follow.
+    // A platform admin's containers may join any network and run any image (the runner sees it here); the
+    // tenant tells a shared runner whose network rules apply.
     const owner = {
       tenant_id: run.record.tenant_id,
       ...stepConfinement.write(confinement),

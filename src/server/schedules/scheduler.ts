@@ -12,9 +12,8 @@ export const tickCountOutcomes = ["fired", "skipped", "missed", "failed"] as con
 export type TickCountOutcome = (typeof tickCountOutcomes)[number];
 
 /**
- * `catch_up: none` fires a tick no later than this after its time; a tick found later (every
- * server was down, or the leader died at it and the next took over late) is recorded missed.
- * RUNYARD_SCHEDULE_ON_TIME_MS sets it.
+ * `catch_up: none` fires a tick no later than this (RUNYARD_SCHEDULE_ON_TIME_MS); one found later (every
+ * server down, or the leader died at it and the next took over late) is recorded missed.
  */
 export const defaultOnTimeMs = 5_000;
 /** How far before the catch-up window missed ticks are still counted one by one. */
@@ -37,14 +36,11 @@ export interface SchedulerDeps {
   logger: Logger;
   /** Whether this replica leads the fleet: only the leader fires ticks. */
   isLeader: () => boolean;
-  /**
-   * Throws QUOTA_EXCEEDED when a run the schedule's owner (`ownerId`) triggers in `tenantId` would
-   * go past a run quota of that tenant or that user; such a tick is skipped. Unset: no quotas.
-   */
+  /** Throws QUOTA_EXCEEDED past a run quota of `tenantId` or `ownerId`: the tick is skipped. Unset: none. */
   admitRun?: (tenantId: string | null, ownerId: string | null) => Promise<void>;
   /**
-   * A tenant's schedules start at most this many runs in an hour; a tick past it is skipped. Saves
-   * are refused before they could pass it; this holds for schedules saved under a higher cap.
+   * A tenant's schedules start at most this many runs an hour; a tick past it is skipped (saves are
+   * refused first; this catches schedules saved under a higher cap).
    */
   maxRunsPerHour?: number;
   /** How late a `catch_up: none` tick may still fire; default `defaultOnTimeMs`. */
@@ -53,12 +49,10 @@ export interface SchedulerDeps {
 }
 
 /**
- * Fires the ticks of saved workflows' schedules, on the fleet's leader. A tick fires once across
- * every replica because it is a row (schedule, tick time) inserted before its run starts: the
- * replica whose insert went in starts the run, with the run id the row names; any other, even
- * one that also thinks it leads, is told the row exists and does nothing. A replica that dies
- * between the insert and storing the run leaves a row whose run does not exist: the leader
- * starts that run under the same id, and a run id exists once, so the tick still makes one run.
+ * Fires saved workflows' schedule ticks on the fleet's leader. A tick fires once fleet-wide as a row
+ * (schedule, tick time) inserted before its run: the replica whose insert went in starts the run under
+ * the row's id; any other, even one that also thinks it leads, does nothing. If it dies before storing
+ * the run, the leader starts it under the same id, and a run id exists once.
  */
 export class Scheduler {
   private timer: NodeJS.Timeout | undefined;
@@ -127,16 +121,13 @@ export class Scheduler {
     this.timer = undefined;
   }
 
-  /**
-   * Handles the ticks of one schedule since its last: fires what `catch_up` says, records the rest
-   * as missed (one row for the span), and moves the schedule past `now`.
-   */
+  /** One schedule's ticks since its last: fires what `catch_up` says, the rest missed, moves past `now`. */
   private async handle(schedule: ScheduleRecord, now: Date): Promise<void> {
     const after = new Date(schedule.last_tick_at ?? schedule.armed_at);
     const floor = new Date(now.getTime() - catchUpWindowMs);
     const spec = { cron: schedule.cron, timezone: schedule.timezone };
-    // Ticks older than the catch-up window are missed whatever catch_up says; they are counted
-    // (up to a bound: a schedule off for months is not walked second by second).
+    // Ticks older than the catch-up window are missed whatever catch_up says; counted up to a bound (a
+    // schedule off for months is not walked second by second).
     const counted = new Date(Math.max(after.getTime(), floor.getTime() - missedCountedMs));
     const older = counted < floor ? ticksBetween(spec, counted, floor, 0).more : 0;
     const { ticks, more } = ticksBetween(spec, after < floor ? floor : after, now, catchUpAllLimit);
@@ -236,9 +227,8 @@ export class Scheduler {
     if (!claimed) return;
     this.counts.fired += 1;
     if (schedule.overlap === "cancel_previous") {
-      // A queued run the replacement starts after it has ended (at once: no process of it
-      // runs), so its owner never has both queued. A running one is not waited for: its step
-      // may trap SIGTERM, and a member's step must not hold the ticks of other schedules.
+      // A queued run ends at once (no process), so its owner never has both queued. A running one is not
+      // waited for: its step may trap SIGTERM, and must not hold the ticks of other schedules.
       for (const id of running) {
         const queued = (await store.runs.get(id))?.status === "queued";
         await this.deps.runs
@@ -274,10 +264,7 @@ export class Scheduler {
     return saved?.created_by ?? null;
   }
 
-  /**
-   * Why a tick's run would go past a run quota of the schedule's tenant or owner (the run is
-   * theirs, as a submit of theirs would be), or undefined when it would not.
-   */
+  /** Why a tick's run would pass a run quota of the schedule's tenant or owner (whose it is), if it would. */
   private async quotaRefusal(schedule: ScheduleRecord, owner: string | null): Promise<string | undefined> {
     const { admitRun } = this.deps;
     if (!admitRun) return undefined;
@@ -294,8 +281,7 @@ export class Scheduler {
   private async start(schedule: ScheduleRecord, tickAt: string, runId: string): Promise<void> {
     const { store, workflows, logger } = this.deps;
     try {
-      // The version the schedule belongs to (the live one when its entries were armed): a newer
-      // version waits for promotion, and never lends this one its author's rights.
+      // The schedule's own version (live when armed): a newer one waits for promotion, lending no rights.
       const saved = await store.savedWorkflows.get(
         schedule.tenant_id,
         schedule.workflow_name,
@@ -310,8 +296,7 @@ export class Scheduler {
         trigger: "schedule",
         ref: schedule.id,
         runId,
-        // Triggered by the schedule's owner (who promoted its version), written by the version's
-        // saver: the run has the lesser rights of the two (startRun).
+        // The run has the lesser rights of the schedule's owner and the version's saver (startRun).
         owner: await workflows.triggerOwner(schedule.owner ?? saved.created_by),
       });
       logger.info(
