@@ -29,12 +29,6 @@ export const defaultMaxArtifactBytes = mib(16);
 /** What the artifacts of one run hold together unless `maxRunArtifactBytes` says otherwise. */
 export const defaultMaxRunArtifactBytes = mib(64);
 
-/**
- * The one config schema. It is parsed once at start-up from the environment (and, for the commands
- * that take one, flags and a config file laid over it); nothing else reads process.env. The ADOS
- * runner's ADOS_* names (and the avtomatika-bot CLI's AVTOMATIKA_URL / AVTOMATIKA_TOKEN) are
- * accepted as aliases of the RUNYARD_* ones.
- */
 /** One tenant's or user's limits (`quotas.tenants.<id>`, `quotas.users.<name>`); absent: the default. */
 export const QuotaLimits = z
   .object({
@@ -90,6 +84,12 @@ export const BudgetOverrides = z
   .strict();
 export type BudgetOverrides = z.infer<typeof BudgetOverrides>;
 
+/**
+ * The one config schema. It is parsed once at start-up from the environment (and, for the commands
+ * that take one, flags and a config file laid over it); nothing else reads process.env. The ADOS
+ * runner's ADOS_* names (and the avtomatika-bot CLI's AVTOMATIKA_URL / AVTOMATIKA_TOKEN) are
+ * accepted as aliases of the RUNYARD_* ones.
+ */
 export const configSchema = z.object({
   /** killGraceMs, serverUrl, token, maxWorkflowBytes: what `runyard run` reads (run-config-schema.ts). */
   ...runConfigShape,

@@ -84,6 +84,8 @@ const base = {
 };
 
 const stepRef = { step: z.string(), host: z.string() };
+/** The agent that said it: a fan-out run has several. */
+const saidBy = { agent: z.string().optional() };
 
 /** One field of an approval step's form (`inputs:`). */
 export const ApprovalFormInput = z.object({
@@ -247,16 +249,14 @@ const eventSchemas = [
   z.object({
     ...base,
     type: z.literal("agent.message"),
-    /** The agent that said it: a fan-out run has several. */
-    agent: z.string().optional(),
+    ...saidBy,
     role: z.enum(["assistant", "user", "system"]),
     text: z.string(),
   }),
   z.object({
     ...base,
     type: z.literal("agent.tool_call"),
-    /** The agent that said it: a fan-out run has several. */
-    agent: z.string().optional(),
+    ...saidBy,
     call_id: z.string(),
     tool: z.string(),
     input: z.unknown(),
@@ -264,8 +264,7 @@ const eventSchemas = [
   z.object({
     ...base,
     type: z.literal("agent.tool_result"),
-    /** The agent that said it: a fan-out run has several. */
-    agent: z.string().optional(),
+    ...saidBy,
     call_id: z.string(),
     output: z.string(),
     is_error: z.boolean().optional(),
@@ -273,8 +272,7 @@ const eventSchemas = [
   z.object({
     ...base,
     type: z.literal("agent.usage"),
-    /** The agent that said it: a fan-out run has several. */
-    agent: z.string().optional(),
+    ...saidBy,
     model: z.string().optional(),
     // Never below 0: a runner's negative usage would take back spend its tenant's budget counts.
     input_tokens: z.number().int().nonnegative(),

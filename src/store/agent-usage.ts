@@ -117,11 +117,7 @@ export function agentUsageRepo(ctx: StoreContext): AgentUsageRepo {
       if (filter.afterSeq !== undefined) query = query.where("seq", ">", filter.afterSeq);
       const rows = await query.execute();
       return rows.map((row) => ({
-        day: row.day,
-        tenant_id: row.tenant_id,
-        user_id: row.user_id,
-        agent: row.agent,
-        model: row.model,
+        ...row,
         input_tokens: int(row.input_tokens),
         output_tokens: int(row.output_tokens),
         reported_usd: Number(row.reported_usd),

@@ -23,17 +23,10 @@ export type BotVersionPatch = Partial<
 
 function toRecord(row: Selectable<BotVersionsTable>): BotVersionRecord {
   return {
-    bot_id: row.bot_id,
+    ...row,
     version: Number(row.version),
-    run_id: row.run_id,
-    state: row.state,
-    reason: row.reason,
     summary: decodeJson<Record<string, unknown>>(row.summary),
-    image: row.image,
     error: row.error === null ? null : decodeJson<ErrorInfo>(row.error),
-    created_by: row.created_by,
-    created_at: row.created_at,
-    finished_at: row.finished_at,
   };
 }
 

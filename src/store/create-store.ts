@@ -1,21 +1,16 @@
-import type { Logger } from "../core/logger.js";
 import { type FleetLink, localLink } from "./fleet-link.js";
+import type { KyselyStoreOptions } from "./kysely-store.js";
 import { openPostgresStore } from "./postgres.js";
 import { postgresLink } from "./postgres-link.js";
 import { openMemoryStore, openSqliteStore } from "./sqlite.js";
 import type { Store } from "./types.js";
 
 /** Where the store lives and how to open it. */
-export interface StoreConfig {
+export interface StoreConfig extends Pick<KyselyStoreOptions, "logger" | "now" | "secretKey"> {
   /** `postgres://...` (RUNYARD_DATABASE_URL): PostgreSQL. Unset: SQLite. */
   databaseUrl?: string | undefined;
   /** The SQLite file when there is no database URL; unset as well: in memory, nothing persists. */
   sqlitePath?: string | undefined;
-  /** Encrypts what may hold secrets at rest. */
-  secretKey?: string | undefined;
-  logger?: Logger;
-  /** The store's clock; tests replace it. */
-  now?: () => Date;
   /** Receives the in-memory store's warning. */
   warn?: (message: string) => void;
 }

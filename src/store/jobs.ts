@@ -23,26 +23,19 @@ import type { Database, JobsTable } from "./schema.js";
 const leasedStatuses: readonly JobStatus[] = ["assigned", "running"];
 
 function toJobRecord(ctx: StoreContext, row: Selectable<JobsTable>): JobRecord {
+  const { req_group, req_tenant_id, req_labels, ...job } = row;
   const requirements: JobRequirements = {
-    labels: decodeJson<string[]>(row.req_labels),
-    tenant_id: row.req_tenant_id,
+    labels: decodeJson<string[]>(req_labels),
+    tenant_id: req_tenant_id,
   };
-  if (row.req_group !== null) requirements.group = row.req_group;
+  if (req_group !== null) requirements.group = req_group;
   return {
-    id: row.id,
-    run_id: row.run_id,
-    type: row.type,
-    status: row.status,
+    ...job,
     requirements,
     payload: decodeJson(ctx.cipher.open(row.payload)),
     result: row.result === null ? null : decodeJson(ctx.cipher.open(row.result)),
-    runner_id: row.runner_id,
-    lease_expires_at: row.lease_expires_at,
     last_event_seq: int(row.last_event_seq),
     refusals: row.refusals === null ? [] : decodeJson<JobRefusal[]>(row.refusals),
-    not_before: row.not_before,
-    created_at: row.created_at,
-    updated_at: row.updated_at,
   };
 }
 

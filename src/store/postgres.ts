@@ -1,20 +1,14 @@
 import { type Kysely, PostgresDialect } from "kysely";
 import { RunyardError } from "../core/errors.js";
-import type { Logger } from "../core/logger.js";
 import { OutageClock } from "./connection-loss.js";
 import { postgresDialect } from "./dialect.js";
-import { createKyselyStore } from "./kysely-store.js";
+import { createKyselyStore, type KyselyStoreOptions } from "./kysely-store.js";
 import { pgDriver } from "./pg-driver.js";
 import { ReconnectingKysely, reconnectingPool } from "./postgres-connections.js";
 import type { Database } from "./schema.js";
 import type { Store } from "./types.js";
 
-export interface PostgresStoreOptions {
-  logger?: Logger;
-  /** The store's clock; tests replace it. */
-  now?: () => Date;
-  /** Encrypts what may hold secrets at rest; see `KyselyStoreOptions.secretKey`. */
-  secretKey?: string;
+export interface PostgresStoreOptions extends Pick<KyselyStoreOptions, "logger" | "now" | "secretKey"> {
   /** Connections this process keeps open at most. Default 10. */
   poolSize?: number;
   /** How long a first connection may take before start-up gives up. Default 10000 ms. */

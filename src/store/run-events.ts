@@ -6,7 +6,7 @@ import type { StoreContext } from "./dialect.js";
 import { pageSize } from "./paging.js";
 import { type PreparingContext, preparedStatement } from "./prepared.js";
 import type { RunPatch } from "./run-records.js";
-import type { Database } from "./schema.js";
+import type { Database, RunEventsTable } from "./schema.js";
 
 /** Ties a batch of events to the job that produced it, so a re-sent batch is stored once. */
 export interface JobBatchRef {
@@ -141,13 +141,7 @@ function listPage(query: Pick<ListEventsQuery, "after" | "limit">): { limit: num
 }
 
 /** A stored event's row. */
-export interface EventRow {
-  run_id: string;
-  seq: number;
-  type: string;
-  ts: string;
-  data: string;
-}
+export type EventRow = Omit<RunEventsTable, "seq"> & { seq: number };
 
 export function eventRow(event: RunEvent): EventRow {
   const { run_id, seq, type, ts } = event;

@@ -5,7 +5,7 @@ import { newRunId } from "../core/ids.js";
 import { decodeJson, encodeJson, int, isoTime, isoTimeOrNull } from "./columns.js";
 import { type StoreContext, writeUnique } from "./dialect.js";
 import { newestFirstPage } from "./paging.js";
-import { preparedStatement } from "./prepared.js";
+import { type PreparingContext, preparedStatement } from "./prepared.js";
 import { type EventRow, eventRow, insertEvents, type RunLogLimit } from "./run-events.js";
 import type {
   ActiveRunCount,
@@ -140,23 +140,19 @@ interface RunUpdate {
   ifStatus: readonly RunStatus[] | null;
 }
 
-const updateReturning = preparedStatement((ctx, v: RunUpdate, input: RunUpdate) =>
+const runUpdate = (ctx: PreparingContext, v: RunUpdate, input: RunUpdate) =>
   ctx.db
     .updateTable("runs")
     .set(v.set)
     .where("id", "=", v.id)
-    .$if(input.ifStatus !== null, (update) => update.where("status", "in", v.ifStatus ?? []))
-    .returningAll()
-    .compile(),
+    .$if(input.ifStatus !== null, (update) => update.where("status", "in", v.ifStatus ?? []));
+
+const updateReturning = preparedStatement((ctx, v: RunUpdate, input: RunUpdate) =>
+  runUpdate(ctx, v, input).returningAll().compile(),
 );
 
 const updateOnly = preparedStatement((ctx, v: RunUpdate, input: RunUpdate) =>
-  ctx.db
-    .updateTable("runs")
-    .set(v.set)
-    .where("id", "=", v.id)
-    .$if(input.ifStatus !== null, (update) => update.where("status", "in", v.ifStatus ?? []))
-    .compile(),
+  runUpdate(ctx, v, input).compile(),
 );
 
 const selectRunState = preparedStatement((ctx, v: { id: string }) =>

@@ -53,13 +53,10 @@ export type SavedVersionSummary = Pick<
 
 function toRecord(ctx: StoreContext, row: Selectable<SavedWorkflowsTable>): SavedWorkflowRecord {
   return {
+    ...row,
     tenant_id: tenantOf(row.tenant_id),
-    name: row.name,
     version: int(row.version),
     workflow: ctx.cipher.open(row.workflow),
-    file: row.file,
-    created_at: row.created_at,
-    created_by: row.created_by,
     unrestricted: int(row.unrestricted) === 1,
     promoted_at: row.promoted_at ?? null,
     promoted_by: row.promoted_by ?? null,
@@ -243,9 +240,8 @@ export function savedWorkflowsRepo(ctx: StoreContext): SavedWorkflowsRepo {
         .orderBy("version", "desc")
         .execute();
       return rows.map((row) => ({
+        ...row,
         version: int(row.version),
-        created_at: row.created_at,
-        created_by: row.created_by,
         promoted_at: row.promoted_at ?? null,
         promoted_by: row.promoted_by ?? null,
       }));

@@ -110,7 +110,6 @@ export interface JobsTable {
   last_event_seq: Int8;
   /** Each refusal of the job by a runner, as a JSON array of `JobRefusal`; null before the first. */
   refusals: string | null;
-  /** No runner claims the job before this time (the back-off after a refusal); null: at once. */
   not_before: string | null;
   created_at: string;
   updated_at: string;
@@ -444,7 +443,6 @@ export interface ScheduleTicksTable {
 export interface IdempotencyKeysTable {
   owner: string;
   key: string;
-  /** Hex SHA-256 of the request body's canonical JSON. */
   request_hash: string;
   claim_id: string;
   claimed_at: string;

@@ -3,17 +3,13 @@ import { dirname, resolve } from "node:path";
 import BetterSqlite3 from "better-sqlite3";
 import { Kysely, type SqliteDatabase, SqliteDialect } from "kysely";
 import { RunyardError } from "../core/errors.js";
-import type { Logger } from "../core/logger.js";
 import { codeOf } from "./connection-loss.js";
 import { sqliteDialect } from "./dialect.js";
-import { createKyselyStore } from "./kysely-store.js";
+import { createKyselyStore, type KyselyStoreOptions } from "./kysely-store.js";
 import type { Database } from "./schema.js";
 import type { Store } from "./types.js";
 
-export interface SqliteStoreOptions {
-  logger?: Logger;
-  /** The store's clock; tests replace it. */
-  now?: () => Date;
+export interface SqliteStoreOptions extends Pick<KyselyStoreOptions, "logger" | "now" | "secretKey"> {
   /** How long a write waits for another process's write to finish. Default 5000 ms. */
   busyTimeoutMs?: number;
   /**
@@ -22,8 +18,6 @@ export interface SqliteStoreOptions {
    * event rate on a fast disk and far less on a slow one.
    */
   synchronous?: "normal" | "full";
-  /** Encrypts what may hold secrets at rest; see `KyselyStoreOptions.secretKey`. */
-  secretKey?: string;
 }
 
 export interface MemoryStoreOptions extends Pick<SqliteStoreOptions, "logger" | "now"> {

@@ -22,6 +22,12 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   await db.schema.alterTable("runs").addColumn("cancel_requested_at", text).execute();
   await db.schema.createIndex("runs_replica").on("runs").columns(["replica_id", "status"]).execute();
   await db.schema.alterTable("runners").addColumn("replica_id", text).execute();
+  await createJobReports(db);
+}
+
+/** `job_reports` as this migration makes it; 0013 drops it, and its `down` makes it again. */
+export async function createJobReports(db: Kysely<unknown>): Promise<void> {
+  const { text } = columnTypes(db);
   await db.schema
     .createTable("job_reports")
     .addColumn("id", isPostgres(db) ? "bigserial" : "integer", (col) =>

@@ -35,8 +35,19 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .execute();
   await db.schema.createIndex("concurrency_slots_run_idx").on("concurrency_slots").column("run_id").execute();
 
+  await createHooksByName(db, "hooks", "hook_deliveries");
+  await db.schema.createIndex("hooks_tenant_idx").on("hooks").columns(["tenant_id", "name"]).execute();
+}
+
+/** `hooks` and `hook_deliveries` keyed by name, as this migration makes them; 0020's `down` makes them again. */
+export async function createHooksByName(
+  db: Kysely<unknown>,
+  hooks: string,
+  deliveries: string,
+): Promise<void> {
+  const { text } = columnTypes(db);
   await db.schema
-    .createTable("hooks")
+    .createTable(hooks)
     .addColumn("name", text, (col) => col.primaryKey())
     .addColumn("tenant_id", text, (col) => col.notNull())
     .addColumn("workflow", text, (col) => col.notNull())
@@ -45,14 +56,13 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn("created_at", text, (col) => col.notNull())
     .addColumn("created_by", text)
     .execute();
-  await db.schema.createIndex("hooks_tenant_idx").on("hooks").columns(["tenant_id", "name"]).execute();
   await db.schema
-    .createTable("hook_deliveries")
-    .addColumn("hook_name", text, (col) => col.notNull().references("hooks.name").onDelete("cascade"))
+    .createTable(deliveries)
+    .addColumn("hook_name", text, (col) => col.notNull().references(`${hooks}.name`).onDelete("cascade"))
     .addColumn("delivery_id", text, (col) => col.notNull())
     .addColumn("run_id", text)
     .addColumn("received_at", text, (col) => col.notNull())
-    .addPrimaryKeyConstraint("hook_deliveries_pk", ["hook_name", "delivery_id"])
+    .addPrimaryKeyConstraint(`${deliveries}_pk`, ["hook_name", "delivery_id"])
     .execute();
 }
 

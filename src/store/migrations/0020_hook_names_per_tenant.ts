@@ -1,4 +1,5 @@
 import { type Kysely, sql } from "kysely";
+import { createHooksByName } from "./0015_concurrency_and_hooks.js";
 import { columnTypes } from "./column-types.js";
 
 /**
@@ -51,30 +52,12 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 
 export async function down(db: Kysely<unknown>): Promise<void> {
   // Names were per tenant: going back keeps one hook per name, the oldest.
-  const { text } = columnTypes(db);
-  await db.schema
-    .createTable("hooks_by_name")
-    .addColumn("name", text, (col) => col.primaryKey())
-    .addColumn("tenant_id", text, (col) => col.notNull())
-    .addColumn("workflow", text, (col) => col.notNull())
-    .addColumn("vars", text, (col) => col.notNull())
-    .addColumn("secret", text, (col) => col.notNull())
-    .addColumn("created_at", text, (col) => col.notNull())
-    .addColumn("created_by", text)
-    .execute();
+  await createHooksByName(db, "hooks_by_name", "hook_deliveries_by_name");
   await sql`insert into hooks_by_name (name, tenant_id, workflow, vars, secret, created_at, created_by)
     select name, tenant_id, workflow, vars, secret, created_at, created_by from hooks h
     where not exists (select 1 from hooks o where o.name = h.name and (o.created_at < h.created_at or (o.created_at = h.created_at and o.id < h.id)))`.execute(
     db,
   );
-  await db.schema
-    .createTable("hook_deliveries_by_name")
-    .addColumn("hook_name", text, (col) => col.notNull().references("hooks_by_name.name").onDelete("cascade"))
-    .addColumn("delivery_id", text, (col) => col.notNull())
-    .addColumn("run_id", text)
-    .addColumn("received_at", text, (col) => col.notNull())
-    .addPrimaryKeyConstraint("hook_deliveries_by_name_pk", ["hook_name", "delivery_id"])
-    .execute();
   await db.schema.dropTable("hook_deliveries").execute();
   await db.schema.dropTable("hooks").execute();
   await db.schema.alterTable("hooks_by_name").renameTo("hooks").execute();
