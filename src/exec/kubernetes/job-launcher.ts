@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { isAbsolute, relative, resolve } from "node:path";
+import { trustEveryRepository } from "../docker/container-launcher.js";
 import type { ExecRequest, ExecResult, ProcessLauncher } from "../types.js";
 import type { KubeCluster } from "./cluster.js";
 import { type ClaimMount, hiddenInPod, type KubeJobRequest, kubeContainerName } from "./job-objects.js";
@@ -157,10 +158,7 @@ function podEnv(env: Readonly<Record<string, string>>): Record<string, string> {
   for (const [key, value] of Object.entries(env)) {
     if (!machineVariables.has(key)) out[key] = value;
   }
-  const count = Number.parseInt(out.GIT_CONFIG_COUNT ?? "0", 10) || 0;
-  out[`GIT_CONFIG_KEY_${count}`] = "safe.directory";
-  out[`GIT_CONFIG_VALUE_${count}`] = "*";
-  out.GIT_CONFIG_COUNT = String(count + 1);
+  trustEveryRepository(out);
   return out;
 }
 
