@@ -37,6 +37,10 @@ const refusalCodes = [
 const isRefusal = (code: string): code is (typeof refusalCodes)[number] =>
   (refusalCodes as readonly string[]).includes(code);
 
+/** A job of a kind this runner has no handler for: a fault of the runner (`kinds` never offers one). */
+const noHandler = (kind: JobKind): Promise<never> =>
+  Promise.reject(new Error(`this runner has no ${kind} handler`));
+
 /**
  * With several servers, how long an opening handshake may take before the runner tries the next:
  * a server behind a dropped route would otherwise hold it for the kernel's connect timeout (about
@@ -530,16 +534,10 @@ export class RunnerDaemon {
     switch (job.kind) {
       case "step":
         return this.options.handlers.step.run(job, io);
-      case "agent": {
-        const handler = this.options.handlers.agent;
-        if (!handler) return Promise.reject(new Error("this runner has no agent handler"));
-        return handler.run(job, io);
-      }
-      case "bot": {
-        const handler = this.options.handlers.bot;
-        if (!handler) return Promise.reject(new Error("this runner has no bot handler"));
-        return handler.run(job, io);
-      }
+      case "agent":
+        return this.options.handlers.agent?.run(job, io) ?? noHandler(job.kind);
+      case "bot":
+        return this.options.handlers.bot?.run(job, io) ?? noHandler(job.kind);
       default:
         return assertExhaustive(job, "job kind");
     }
