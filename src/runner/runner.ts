@@ -16,15 +16,9 @@ import {
   ServerMessage,
 } from "../core/protocol.js";
 import { botErrorReply, detachReason, type JobIo } from "./handlers/types.js";
-import { JobOutbox, maxPendingBytes, type OutboxLink } from "./job-outbox.js";
+import { JobOutbox, type OutboxLink } from "./job-outbox.js";
 import { outputPieces } from "./message-limits.js";
-import {
-  defaultSpoolMinFreeBytes,
-  defaultSpoolTotalBytes,
-  maxSpoolBytes,
-  OutputSpool,
-  SpoolDisk,
-} from "./output-spool.js";
+import { OutputSpool, SpoolDisk } from "./output-spool.js";
 import type { RunnerDaemonOptions } from "./runner-options.js";
 
 /** What the server refuses a hello with for good: the runner stops instead of retrying. */
@@ -108,11 +102,7 @@ export class RunnerDaemon {
     // What an earlier life of this runner left waiting on disk belongs to jobs it cannot resume.
     if (options.spool) {
       rmSync(options.spool.dir, { recursive: true, force: true });
-      this.spoolDisk = new SpoolDisk(
-        options.spool.dir,
-        options.spool.totalBytes ?? defaultSpoolTotalBytes,
-        options.spool.minFreeBytes ?? defaultSpoolMinFreeBytes,
-      );
+      this.spoolDisk = new SpoolDisk(options.spool.dir, options.spool.totalBytes, options.spool.minFreeBytes);
     }
     this.foundBots = options.bots?.found ?? [];
   }
@@ -479,14 +469,9 @@ export class RunnerDaemon {
         jobId,
         this.link,
         this.options.logger,
-        this.options.spool?.memoryBytes ?? maxPendingBytes,
+        this.options.spool?.memoryBytes,
         this.options.spool &&
-          new OutputSpool(
-            this.options.spool.dir,
-            jobId,
-            this.options.spool.maxBytes ?? maxSpoolBytes,
-            this.spoolDisk,
-          ),
+          new OutputSpool(this.options.spool.dir, jobId, this.options.spool.maxBytes, this.spoolDisk),
       ),
     };
     this.jobs.set(jobId, job);
