@@ -342,18 +342,7 @@ export class BotSupervisor {
     // A container of an earlier life holds the name (e.g. a runner that died mid-restart).
     await this.engine.remove(this.containerName);
     const since = Math.floor(Date.now() / 1000) - 1;
-    const id = await this.engine.run(
-      botContainer({
-        image: this.bot.image,
-        name: this.containerName,
-        env: this.bot.env,
-        ...(this.bot.cmd ? { cmd: this.bot.cmd } : {}),
-        limits: this.bot.limits,
-        ownership: this.bot.ownership,
-        network: this.bot.network,
-        ...(this.bot.labels ? { labels: this.bot.labels } : {}),
-      }),
-    );
+    const id = await this.engine.run(botContainer({ ...this.bot, name: this.containerName }));
     if (generation !== this.generation) {
       // Stopped or removed while it was being made.
       await this.engine.remove(id);
@@ -410,21 +399,19 @@ export class BotSupervisor {
   }
 
   private async onExit(id: string, generation: number): Promise<void> {
-    const info = await this.engine.inspect(id);
-    const lastLogs = await this.lastLines(id);
+    const exit = await this.exitOf(id);
     if (generation !== this.generation) return;
     await this.engine.remove(id);
     if (generation !== this.generation) return;
     const ranMs = this.startedAt === null ? 0 : Date.now() - this.startedAt;
     this.containerId = null;
     this.startedAt = null;
-    this.exitCode = info.exitCode;
-    const exit: Exit = { exitCode: info.exitCode, oomKilled: info.oomKilled, lastLogs };
+    this.exitCode = exit.exitCode;
     this.monitor?.stop();
     this.monitor = null;
     const unhealthy = this.endedUnhealthy === id;
     this.endedUnhealthy = null;
-    const failed = info.exitCode !== 0 || info.oomKilled || unhealthy;
+    const failed = exit.exitCode !== 0 || exit.oomKilled || unhealthy;
     if (ranMs >= stableRunMs) {
       this.crashesInRow = 0;
       this.exitsInRow = 0;
@@ -485,12 +472,7 @@ export class BotSupervisor {
     let exit: Partial<Exit> = {};
     try {
       await this.endContainer(async (stopped) => {
-        const info = await this.engine.inspect(stopped);
-        exit = {
-          exitCode: info.exitCode,
-          oomKilled: info.oomKilled,
-          lastLogs: await this.lastLines(stopped),
-        };
+        exit = await this.exitOf(stopped);
       });
     } catch (error) {
       process.emitWarning(
@@ -534,10 +516,12 @@ export class BotSupervisor {
     this.lifetimeTimer = null;
   }
 
-  private async lastLines(id: string): Promise<string[]> {
-    const lines: string[] = [];
-    for await (const entry of this.engine.logs(id, { tail: lastLogLineCount })) lines.push(entry.line);
-    return lines;
+  /** How a container that ended did, with its last lines. */
+  private async exitOf(id: string): Promise<Exit> {
+    const { exitCode, oomKilled } = await this.engine.inspect(id);
+    const lastLogs: string[] = [];
+    for await (const entry of this.engine.logs(id, { tail: lastLogLineCount })) lastLogs.push(entry.line);
+    return { exitCode, oomKilled, lastLogs };
   }
 
   /** Ends the bot `crashed` with a typed error; `exit` is what its last container ended with. */

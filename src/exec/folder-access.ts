@@ -64,7 +64,8 @@ function wantedMode(mode: number, isFolder: boolean, write: boolean): number {
   return current | 0o444 | (write ? 0o222 : 0) | (executable ? 0o111 : 0);
 }
 
-function isWithin(path: string, folder: string): boolean {
+/** Whether `path` is `folder` or lies inside it, by name. */
+export function isWithin(path: string, folder: string): boolean {
   const inside = relative(folder, path);
   return inside === "" || (inside !== ".." && !inside.startsWith(`..${sep}`) && !isAbsolute(inside));
 }

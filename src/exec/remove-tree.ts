@@ -1,5 +1,6 @@
-import { constants } from "node:fs";
+import { constants, mkdtempSync, rmSync } from "node:fs";
 import { lstat, open, readdir, rmdir, unlink } from "node:fs/promises";
+import { join } from "node:path";
 import { fdPath } from "./host-folder.js";
 
 /**
@@ -94,4 +95,36 @@ function retryOn(...codes: string[]): (error: NodeJS.ErrnoException) => boolean 
     if (error.code && codes.includes(error.code)) return false;
     throw error;
   };
+}
+
+/** Private temp folders (0700) of this process, removed when it exits cleanly unless removed before. */
+export class ExitRemovedFolders {
+  private readonly folders = new Set<string>();
+
+  constructor() {
+    process.on("exit", () => {
+      for (const folder of this.folders) this.remove(folder);
+    });
+  }
+
+  /** A new folder under `parent` whose name begins with `prefix`. */
+  make(parent: string, prefix: string): string {
+    const folder = mkdtempSync(join(parent, prefix));
+    this.folders.add(folder);
+    return folder;
+  }
+
+  /** Left for another to remove. */
+  forget(folder: string): void {
+    this.folders.delete(folder);
+  }
+
+  remove(folder: string): void {
+    this.folders.delete(folder);
+    try {
+      rmSync(folder, { recursive: true, force: true });
+    } catch {
+      // Something in it the runner may not remove: the OS temp folder is cleaned some day.
+    }
+  }
 }

@@ -2,8 +2,9 @@ import { constants, createWriteStream, type WriteStream } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
 import { join } from "node:path";
 import { finished } from "node:stream/promises";
+import { attemptEndedEarly } from "../core/attempt-ended-early.js";
 import { stepConfinement } from "../core/confinement.js";
-import { type ErrorCode, errorInfo } from "../core/errors.js";
+import { errorInfo } from "../core/errors.js";
 import type { ErrorInfo } from "../core/events.js";
 import {
   isSecretName,
@@ -79,7 +80,10 @@ export async function runStepAttempt(
     ...(options.cwdIdentity ? { cwdIdentity: options.cwdIdentity } : {}),
     ...(stepConfinement.read(request) === "unconfined" ? { platform: true } : {}),
   });
-  if ("problem" in attempt) return notRun(startedAt, attempt.problem, attempt.hint, attempt.code);
+  if ("problem" in attempt) {
+    const error = errorInfo(attempt.code ?? "SPAWN_FAILED", attempt.problem, attempt.hint);
+    return attemptEndedEarly("failed", error, Math.round(performance.now() - startedAt));
+  }
   try {
     const commands: AttemptStep[] =
       request.action === "cmd.run"
@@ -329,26 +333,6 @@ function fullOutputBaseName(request: StepAttemptRequest): string {
     .map((part) => part.replace(/[^A-Za-z0-9._-]/g, "_"))
     .join("-");
   return request.attempt > 1 ? `${base}.attempt${request.attempt}` : base;
-}
-
-function notRun(
-  startedAt: number,
-  message: string,
-  hint?: string,
-  code: ErrorCode = "SPAWN_FAILED",
-): StepAttemptResult {
-  return {
-    status: "failed",
-    exit_code: null,
-    exports: {},
-    secret_exports: [],
-    duration_ms: Math.round(performance.now() - startedAt),
-    memory_peak_bytes: 0,
-    cpu_ms: 0,
-    output_files: [],
-    warnings: [],
-    error: errorInfo(code, message, hint),
-  };
 }
 
 /** Opens a file to write it anew, refusing a link in its place (ELOOP). */

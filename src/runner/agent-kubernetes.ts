@@ -85,15 +85,13 @@ export async function openKubernetesTurn(
     start: settings.start,
     deadlineSeconds: Math.ceil(task.timeout_ms / 1000) + deadlineMarginSeconds,
   });
-  const wrapped: ProcessLauncher = {
-    run: async (request) => {
-      // What the turn's own code added to its scratch and state folders since the last command.
-      if (asNobody) for (const folder of turn.reopened) await openToAll(folder, true);
-      return launcher.run(request);
-    },
-    close: () => launcher.close(),
+  const close = () => launcher.close();
+  const run: ProcessLauncher["run"] = async (request) => {
+    // What the turn's own code added to its scratch and state folders since the last command.
+    if (asNobody) for (const folder of turn.reopened) await openToAll(folder, true);
+    return launcher.run(request);
   };
-  return { launcher: wrapped, notices: [], close: () => launcher.close() };
+  return { launcher: { run, close }, notices: [], close };
 }
 
 /** Each destination's addresses, as the NetworkPolicy names them; a host that does not resolve opens nothing. */

@@ -1,5 +1,5 @@
 import { chmod, mkdir, mkdtemp, rm } from "node:fs/promises";
-import { isAbsolute, join, relative } from "node:path";
+import { join } from "node:path";
 import { destinationOf, modelDestinations } from "../agents/model-endpoints.js";
 import { RunyardError } from "../core/errors.js";
 import type { AgentSandbox } from "../core/jobs/agent.js";
@@ -7,7 +7,7 @@ import { parseMemorySize } from "../core/memory-size.js";
 import { type ContainerEgress, ContainerLauncher, sandboxUser } from "../exec/docker/container-launcher.js";
 import type { DockerEngine } from "../exec/docker/docker-engine.js";
 import { type EgressDestination, startEgressProxy } from "../exec/egress-proxy.js";
-import { openToAll } from "../exec/folder-access.js";
+import { isWithin, openToAll } from "../exec/folder-access.js";
 import type { ExecExposure, ProcessLauncher } from "../exec/types.js";
 
 /** What a runner brings to sandboxed agent turns (docs/agents.md, "Sandboxed agents"). */
@@ -245,9 +245,4 @@ export async function openSandbox(
       await closeProxy();
     },
   };
-}
-
-function isWithin(path: string, folder: string): boolean {
-  const inside = relative(folder, path);
-  return inside === "" || (!inside.startsWith("..") && !isAbsolute(inside));
 }

@@ -290,18 +290,15 @@ export class SupervisedAgentTurns implements AgentTurns {
         },
         { emit: io.emit, launcher, signal: io.signal, env },
       );
+      const { totals, lastMessage, exitCode: _exitCode, ...end } = result;
+      const model = totals.model || task.model;
       return {
-        status: result.status,
-        ...(result.error ? { error: result.error } : {}),
-        ...(result.sessionId ? { sessionId: result.sessionId } : {}),
-        ...(result.totals.model ? { model: result.totals.model } : task.model ? { model: task.model } : {}),
-        inputTokens: result.totals.inputTokens,
-        outputTokens: result.totals.outputTokens,
-        ...(result.totals.costUsd !== undefined ? { costUsd: result.totals.costUsd } : {}),
-        ...(result.lastMessage ? { finalText: result.lastMessage } : {}),
-        durationMs: result.durationMs,
-        memoryPeakBytes: result.memoryPeakBytes,
-        cpuMs: result.cpuMs,
+        ...end,
+        ...(model ? { model } : {}),
+        inputTokens: totals.inputTokens,
+        outputTokens: totals.outputTokens,
+        ...(totals.costUsd !== undefined ? { costUsd: totals.costUsd } : {}),
+        ...(lastMessage ? { finalText: lastMessage } : {}),
       };
     } finally {
       await opened.close();

@@ -18,7 +18,7 @@ const eagerFlushBytes = 64 * 1024;
  */
 const maxBatchBytes = 96 * 1024;
 /** A job's events the runner keeps in memory while they cannot be sent (the server unreachable). */
-export const maxPendingBytes = 32 * 1024 * 1024;
+const maxPendingBytes = 32 * 1024 * 1024;
 
 /**
  * What an event weighs against the batch cap: output by its text and what it is wrapped in (so
@@ -59,7 +59,7 @@ export class JobOutbox {
     private readonly link: OutboxLink,
     private readonly logger: Logger,
     /** What it holds in memory while the server is away. */
-    private readonly memoryBytes: number,
+    private readonly memoryBytes = maxPendingBytes,
     /** Events past the memory, on disk, to be sent after the pending ones (see `OutputSpool`). */
     private readonly spool?: OutputSpool,
   ) {}

@@ -11,11 +11,11 @@ const statfsEveryBytes = 4 * 1024 * 1024;
 const statfsShortRetryMs = 1000;
 
 /** A job's output the runner keeps on disk past its memory, when it has a spool folder. */
-export const maxSpoolBytes = 1024 * 1024 * 1024;
+const maxSpoolBytes = 1024 * 1024 * 1024;
 /** All its jobs' output the runner keeps on disk. */
-export const defaultSpoolTotalBytes = 10 * 1024 * 1024 * 1024;
+const defaultSpoolTotalBytes = 10 * 1024 * 1024 * 1024;
 /** The free space the spool always leaves on its disk. */
-export const defaultSpoolMinFreeBytes = 1024 * 1024 * 1024;
+const defaultSpoolMinFreeBytes = 1024 * 1024 * 1024;
 
 /**
  * What all the jobs' spools of one runner may hold together: at most `maxBytes` of files, and
@@ -30,8 +30,8 @@ export class SpoolDisk {
 
   constructor(
     readonly dir: string,
-    readonly maxBytes: number,
-    readonly minFreeBytes: number,
+    readonly maxBytes = defaultSpoolTotalBytes,
+    readonly minFreeBytes = defaultSpoolMinFreeBytes,
   ) {}
 
   /** Why `bytes` more of output may not be written, or undefined when they may. */
@@ -106,7 +106,7 @@ export class OutputSpool {
   constructor(
     dir: string,
     jobId: string,
-    readonly maxBytes: number,
+    readonly maxBytes = maxSpoolBytes,
     private readonly disk?: SpoolDisk,
   ) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });

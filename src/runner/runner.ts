@@ -16,15 +16,9 @@ import {
   ServerMessage,
 } from "../core/protocol.js";
 import { botErrorReply, detachReason, type JobIo } from "./handlers/types.js";
-import { JobOutbox, maxPendingBytes, type OutboxLink } from "./job-outbox.js";
+import { JobOutbox, type OutboxLink } from "./job-outbox.js";
 import { outputPieces } from "./message-limits.js";
-import {
-  defaultSpoolMinFreeBytes,
-  defaultSpoolTotalBytes,
-  maxSpoolBytes,
-  OutputSpool,
-  SpoolDisk,
-} from "./output-spool.js";
+import { OutputSpool, SpoolDisk } from "./output-spool.js";
 import type { RunnerDaemonOptions } from "./runner-options.js";
 
 /** What the server refuses a hello with for good: the runner stops instead of retrying. */
@@ -36,6 +30,10 @@ const refusalCodes = [
 ] as const;
 const isRefusal = (code: string): code is (typeof refusalCodes)[number] =>
   (refusalCodes as readonly string[]).includes(code);
+
+/** A job of a kind this runner has no handler for: a fault of the runner (`kinds` never offers one). */
+const noHandler = (kind: JobKind): Promise<never> =>
+  Promise.reject(new Error(`this runner has no ${kind} handler`));
 
 /**
  * With several servers, how long an opening handshake may take before the runner tries the next:
@@ -104,11 +102,7 @@ export class RunnerDaemon {
     // What an earlier life of this runner left waiting on disk belongs to jobs it cannot resume.
     if (options.spool) {
       rmSync(options.spool.dir, { recursive: true, force: true });
-      this.spoolDisk = new SpoolDisk(
-        options.spool.dir,
-        options.spool.totalBytes ?? defaultSpoolTotalBytes,
-        options.spool.minFreeBytes ?? defaultSpoolMinFreeBytes,
-      );
+      this.spoolDisk = new SpoolDisk(options.spool.dir, options.spool.totalBytes, options.spool.minFreeBytes);
     }
     this.foundBots = options.bots?.found ?? [];
   }
@@ -475,14 +469,9 @@ export class RunnerDaemon {
         jobId,
         this.link,
         this.options.logger,
-        this.options.spool?.memoryBytes ?? maxPendingBytes,
+        this.options.spool?.memoryBytes,
         this.options.spool &&
-          new OutputSpool(
-            this.options.spool.dir,
-            jobId,
-            this.options.spool.maxBytes ?? maxSpoolBytes,
-            this.spoolDisk,
-          ),
+          new OutputSpool(this.options.spool.dir, jobId, this.options.spool.maxBytes, this.spoolDisk),
       ),
     };
     this.jobs.set(jobId, job);
@@ -530,16 +519,10 @@ export class RunnerDaemon {
     switch (job.kind) {
       case "step":
         return this.options.handlers.step.run(job, io);
-      case "agent": {
-        const handler = this.options.handlers.agent;
-        if (!handler) return Promise.reject(new Error("this runner has no agent handler"));
-        return handler.run(job, io);
-      }
-      case "bot": {
-        const handler = this.options.handlers.bot;
-        if (!handler) return Promise.reject(new Error("this runner has no bot handler"));
-        return handler.run(job, io);
-      }
+      case "agent":
+        return this.options.handlers.agent?.run(job, io) ?? noHandler(job.kind);
+      case "bot":
+        return this.options.handlers.bot?.run(job, io) ?? noHandler(job.kind);
       default:
         return assertExhaustive(job, "job kind");
     }

@@ -130,13 +130,13 @@ export class ContainerLauncher implements ProcessLauncher {
 }
 
 /**
- * Tells git in the container that every repository is safe (`safe.directory=*`, after whatever
+ * Tells git in the container (or a Job's pod) that every repository is safe (`safe.directory=*`, after whatever
  * `GIT_CONFIG_*` entries the env has). The worktree is the runner's and the container's user is
  * not (nobody, under a root runner), so git refused it as of "dubious ownership", and the
  * agent's own `git status` failed. The check guards a user from repositories others planted;
  * inside the container the agent can only harm itself, and the runner's git, outside, keeps it.
  */
-function trustEveryRepository(env: Record<string, string>): void {
+export function trustEveryRepository(env: Record<string, string>): void {
   const count = Number.parseInt(env.GIT_CONFIG_COUNT ?? "0", 10) || 0;
   env[`GIT_CONFIG_KEY_${count}`] = "safe.directory";
   env[`GIT_CONFIG_VALUE_${count}`] = "*";

@@ -6,7 +6,7 @@ import type Docker from "dockerode";
 import type { ContainerCreateOptions } from "dockerode";
 import type * as Tar from "tar";
 import { managedLabel } from "./container-spec.js";
-import { credentialedPullMark } from "./credentialed-pulls.js";
+import { credentialedPullMark, credentialMarks, pulledWithCredentials } from "./credentialed-pulls.js";
 import { type DockerAddress, listContainers, pingEngine } from "./docker-api.js";
 import { demultiplex, type LogLine } from "./docker-log-frames.js";
 import { pullError, registryOf } from "./docker-pull-error.js";
@@ -329,6 +329,23 @@ export class DockerEngine {
     }
     const buffer = await container.logs({ ...base, follow: false });
     yield* demultiplex([buffer]);
+  }
+
+  /**
+   * The image of `ref` on this engine: its labels, and the marks of a bot's credentialed pull
+   * when it is there only by one (credentialed-pulls.ts); undefined when absent.
+   */
+  async image(
+    ref: string,
+  ): Promise<{ labels: Record<string, string>; credentialMarks?: string[] } | undefined> {
+    try {
+      const info = await this.docker.getImage(ref).inspect();
+      const marks = pulledWithCredentials(info.RepoTags) ? credentialMarks(info.RepoTags) : undefined;
+      return { labels: info.Config?.Labels ?? {}, ...(marks ? { credentialMarks: marks } : {}) };
+    } catch (error) {
+      if (statusOf(error) === 404) return undefined;
+      throw error;
+    }
   }
 
   /** One sample of memory use and CPU, as `docker stats --no-stream` shows them. */

@@ -23,7 +23,6 @@ import type {
 } from "../types.js";
 import { RunningContainers } from "./container-run.js";
 import { type ContainerMount, containerUser, hardenedContainer, managedLabel } from "./container-spec.js";
-import { credentialMarks, pulledWithCredentials } from "./credentialed-pulls.js";
 import type { DockerEngine } from "./docker-engine.js";
 
 /** The label of a step's container; with `runyard.run` it says which attempt a container served. */
@@ -154,21 +153,21 @@ async function inspectImage(
   image: string,
 ): Promise<{ labels: Record<string, string> } | { problem: string; hint: string }> {
   try {
-    const info = await engine.docker.getImage(image).inspect();
-    if (pulledWithCredentials(info.RepoTags)) {
-      return {
-        problem: `image ${image} was pulled on this runner with a bot's registry credentials, so a step may not run it`,
-        hint: `A step runs only images the runner's operator put on its engine. If the image is public, the operator can remove the mark: \`docker rmi ${credentialMarks(info.RepoTags).join(" ")}\`.`,
-      };
-    }
-    return { labels: info.Config?.Labels ?? {} };
-  } catch (error) {
-    if ((error as { statusCode?: number }).statusCode === 404) {
+    const info = await engine.image(image);
+    if (!info) {
       return {
         problem: `image ${image} is not on this runner's Docker engine`,
         hint: `Make it available on the runner: \`docker pull ${image}\`, or \`docker build -t ${image} .\` where its Dockerfile is; runyard does not pull images for steps.`,
       };
     }
+    if (info.credentialMarks) {
+      return {
+        problem: `image ${image} was pulled on this runner with a bot's registry credentials, so a step may not run it`,
+        hint: `A step runs only images the runner's operator put on its engine. If the image is public, the operator can remove the mark: \`docker rmi ${info.credentialMarks.join(" ")}\`.`,
+      };
+    }
+    return { labels: info.labels };
+  } catch (error) {
     return {
       problem: `cannot reach the Docker engine to run the step in ${image}: ${(error as Error).message}`,
       hint: "Check that Docker runs on the runner and that the runner may use its socket (/var/run/docker.sock).",

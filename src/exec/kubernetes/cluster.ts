@@ -4,23 +4,20 @@ import {
   NetworkingV1Api,
   type V1Job,
   type V1JobList,
+  type V1NetworkPolicy,
   type V1PodList,
+  type V1Secret,
 } from "@kubernetes/client-node";
 import type { RunyardError } from "../../core/errors.js";
 import { type KubeCredentials, loadKubeCredentials } from "./credentials.js";
 import { type KubeCall, kubeFault } from "./faults.js";
-import {
-  type JobOwner,
-  jobObject,
-  type KubeJobRequest,
-  kubeLabels,
-  networkPolicyObject,
-  secretObject,
-} from "./job-objects.js";
+import { type JobOwner, kubeLabels } from "./job-objects.js";
 import { watchUntil } from "./watch-until.js";
 
-/** A Job runyard made, as the API named it. */
-export interface CreatedJob extends JobOwner {}
+/** An object a Job owns, made right after it. */
+export type OwnedObject =
+  | { resource: "secrets"; body: V1Secret }
+  | { resource: "networkpolicies"; body: V1NetworkPolicy };
 
 /** The pauses between tries to delete a Job whose deletion failed: doubling from the first to the most. */
 export const removalPauseMs = { first: 1000, most: 30_000 } as const;
@@ -110,26 +107,28 @@ export class KubeCluster {
   }
 
   /**
-   * Creates the Job of `request`, then its NetworkPolicy and last its Secret, both owned by the
-   * Job: its container waits for the Secret (the kubelet retries until it exists), so it never
-   * starts without its env or before its egress rules. Whatever fails on the way, nothing is
-   * left behind (the Job is deleted with what it owns). Needs no verb but create.
+   * Creates `job`, then each object `owned` makes for it, in order, owned by the Job: its
+   * container waits for its Secret (the kubelet retries until it exists), so it never starts
+   * without its env or before its egress rules. Whatever fails on the way, nothing is left behind
+   * (the Job is deleted with what it owns). Needs no verb but create.
    */
-  async createJob(request: KubeJobRequest): Promise<CreatedJob> {
+  async createJob(job: V1Job, owned: (owner: JobOwner) => OwnedObject[]): Promise<JobOwner> {
+    const namespace = this.namespace;
     const created = await this.call({ verb: "create", resource: "jobs" }, () =>
-      this.batch.createNamespacedJob({ namespace: this.namespace, body: jobObject(request) }),
+      this.batch.createNamespacedJob({ namespace, body: job }),
     );
-    const owner = { name: created.metadata?.name ?? request.name, uid: created.metadata?.uid ?? "" };
+    const owner = {
+      name: created.metadata?.name ?? job.metadata?.name ?? "",
+      uid: created.metadata?.uid ?? "",
+    };
     try {
-      await this.call({ verb: "create", resource: "networkpolicies" }, () =>
-        this.networking.createNamespacedNetworkPolicy({
-          namespace: this.namespace,
-          body: networkPolicyObject(request, owner),
-        }),
-      );
-      await this.call({ verb: "create", resource: "secrets" }, () =>
-        this.core.createNamespacedSecret({ namespace: this.namespace, body: secretObject(request, owner) }),
-      );
+      for (const object of owned(owner)) {
+        await this.call({ verb: "create", resource: object.resource }, () =>
+          object.resource === "secrets"
+            ? this.core.createNamespacedSecret({ namespace, body: object.body })
+            : this.networking.createNamespacedNetworkPolicy({ namespace, body: object.body }),
+        );
+      }
     } catch (error) {
       await this.removeJob(owner.name, { graceSeconds: 0 });
       throw error;

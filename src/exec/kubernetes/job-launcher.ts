@@ -1,8 +1,17 @@
 import { randomBytes } from "node:crypto";
 import { isAbsolute, relative, resolve } from "node:path";
+import { trustEveryRepository } from "../docker/container-launcher.js";
 import type { ExecRequest, ExecResult, ProcessLauncher } from "../types.js";
 import type { KubeCluster } from "./cluster.js";
-import { type ClaimMount, hiddenInPod, type KubeJobRequest, kubeContainerName } from "./job-objects.js";
+import {
+  type ClaimMount,
+  hiddenInPod,
+  jobObject,
+  type KubeJobRequest,
+  kubeContainerName,
+  networkPolicyObject,
+  secretObject,
+} from "./job-objects.js";
 import { jobEnded, runJobToEnd } from "./job-run.js";
 import { PodLogLines } from "./pod-log.js";
 import type { PodStartLimits } from "./pod-start.js";
@@ -63,7 +72,11 @@ export class KubeJobLauncher implements ProcessLauncher {
     const run = await runJobToEnd({
       cluster,
       name,
-      create: () => cluster.createJob(job),
+      create: () =>
+        cluster.createJob(jobObject(job), (owner) => [
+          { resource: "networkpolicies", body: networkPolicyObject(job, owner) },
+          { resource: "secrets", body: secretObject(job, owner) },
+        ]),
       start,
       ...(request.signal ? { signal: request.signal } : {}),
       ...(request.timeoutMs === undefined ? {} : { timeoutMs: request.timeoutMs }),
@@ -157,10 +170,7 @@ function podEnv(env: Readonly<Record<string, string>>): Record<string, string> {
   for (const [key, value] of Object.entries(env)) {
     if (!machineVariables.has(key)) out[key] = value;
   }
-  const count = Number.parseInt(out.GIT_CONFIG_COUNT ?? "0", 10) || 0;
-  out[`GIT_CONFIG_KEY_${count}`] = "safe.directory";
-  out[`GIT_CONFIG_VALUE_${count}`] = "*";
-  out.GIT_CONFIG_COUNT = String(count + 1);
+  trustEveryRepository(out);
   return out;
 }
 

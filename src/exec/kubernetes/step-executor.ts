@@ -138,7 +138,16 @@ class KubeStepAttempt implements ExecAttempt {
     const run = await runJobToEnd({
       cluster,
       name,
-      create: () => createStepJob(cluster, manifests),
+      create: () =>
+        cluster.createJob(manifests.job, (owner) => [
+          {
+            resource: "secrets",
+            body: {
+              ...manifests.secret,
+              metadata: { ...manifests.secret.metadata, ownerReferences: [ownedBy(owner)] },
+            },
+          },
+        ]),
       start: this.settings.start,
       ...(signal ? { signal } : {}),
       ...(command.timeoutMs === undefined ? {} : { timeoutMs: command.timeoutMs }),
@@ -200,41 +209,6 @@ class KubeStepAttempt implements ExecAttempt {
       killGraceMs: this.setup.limits.killGraceMs,
       ...(this.settings.limits ? { limits: this.settings.limits } : {}),
     };
-  }
-}
-
-/**
- * Creates the Job, then at once its Secret owned by it: the pod waits for its Secret volume
- * until it exists (a kubelet retries the mount), so it never starts without its env, and the
- * garbage collector deletes the Secret with the Job. Nothing is patched, so the runner's Role
- * needs no update rights. If the Secret cannot be made, the Job is deleted.
- */
-async function createStepJob(
-  cluster: KubeCluster,
-  manifests: ReturnType<typeof stepJobManifests>,
-): Promise<void> {
-  const { BatchV1Api, CoreV1Api } = await import("@kubernetes/client-node");
-  const batch = cluster.credentials.config.makeApiClient(BatchV1Api);
-  const core = cluster.credentials.config.makeApiClient(CoreV1Api);
-  const namespace = cluster.namespace;
-  const created = await cluster.call({ verb: "create", resource: "jobs" }, () =>
-    batch.createNamespacedJob({ namespace, body: manifests.job as never }),
-  );
-  const owner = {
-    name: created.metadata?.name ?? manifests.job.metadata.name,
-    uid: created.metadata?.uid ?? "",
-  };
-  try {
-    const secret = {
-      ...manifests.secret,
-      metadata: { ...manifests.secret.metadata, ownerReferences: [ownedBy(owner)] },
-    };
-    await cluster.call({ verb: "create", resource: "secrets" }, () =>
-      core.createNamespacedSecret({ namespace, body: secret as never }),
-    );
-  } catch (error) {
-    await cluster.removeJob(owner.name, { graceSeconds: 0 });
-    throw error;
   }
 }
 

@@ -1,10 +1,11 @@
 import { type ChildProcessByStdio, spawn } from "node:child_process";
-import { closeSync, constants as fileConstants, mkdtempSync, openSync, rmSync } from "node:fs";
+import { closeSync, constants as fileConstants, openSync } from "node:fs";
 import { Socket, type SocketConstructorOpts } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Readable, Writable } from "node:stream";
 import { OutputDecoder } from "../output-decoder.js";
+import { ExitRemovedFolders } from "../remove-tree.js";
 import { groupIsAlive, signalGroup } from "../resources.js";
 import type {
   ExecRequest,
@@ -163,8 +164,8 @@ export class ForkServerLauncher implements ProcessLauncher {
     const folder = this.pipeFolder;
     this.pipeFolder = undefined;
     // The helper removes the folder once it has opened the pipe.
-    if (type === "p" && folder && this.openEventPipe(join(folder, "events"))) pipeFolders.delete(folder);
-    else if (folder) removeFolder(folder);
+    if (type === "p" && folder && this.openEventPipe(join(folder, "events"))) pipeFolders.forget(folder);
+    else if (folder) pipeFolders.remove(folder);
     const held = this.held;
     this.held = undefined;
     for (const message of held) this.helper.stdin.write(message);
@@ -203,7 +204,7 @@ export class ForkServerLauncher implements ProcessLauncher {
   }
 
   private removePipeFolder(): void {
-    if (this.pipeFolder) removeFolder(this.pipeFolder);
+    if (this.pipeFolder) pipeFolders.remove(this.pipeFolder);
     this.pipeFolder = undefined;
   }
 
@@ -552,28 +553,14 @@ function groupAnswers(pgid: number): boolean {
 /** A folder of this user's alone (0700) for the helper's event pipe; undefined where none can be made. */
 function privateFolder(): string | undefined {
   try {
-    const folder = mkdtempSync(join(tmpdir(), "runyard-events-"));
-    pipeFolders.add(folder);
-    return folder;
+    return pipeFolders.make(tmpdir(), "runyard-events-");
   } catch {
     return undefined;
   }
 }
 
-function removeFolder(folder: string): void {
-  pipeFolders.delete(folder);
-  try {
-    rmSync(folder, { recursive: true, force: true });
-  } catch {
-    // the OS temp folder is cleaned some day
-  }
-}
-
-/** Folders of event pipes no helper has opened yet: removed when this process exits. */
-const pipeFolders = new Set<string>();
-process.on("exit", () => {
-  for (const folder of pipeFolders) removeFolder(folder);
-});
+/** Folders of event pipes no helper has opened yet. */
+const pipeFolders = new ExitRemovedFolders();
 
 /** What spawn would refuse: a NUL byte cannot cross execve. */
 function nulProblem(request: ExecRequest): string | undefined {

@@ -1,11 +1,11 @@
-import { lstatSync, mkdtempSync, rmSync } from "node:fs";
+import { lstatSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { homedir, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { runEnvBase, withoutCredentials } from "../../core/config-env.js";
 import { secretsFromEnv } from "../../core/masking.js";
 import { OutputFileWatch } from "../output-file.js";
-import { removeTree } from "../remove-tree.js";
+import { ExitRemovedFolders, removeTree } from "../remove-tree.js";
 import { realPath, type Sandbox } from "../sandbox/sandbox.js";
 import { SandboxLauncher } from "../sandbox/sandbox-launcher.js";
 import type {
@@ -169,17 +169,15 @@ export class ProcessExecutor implements Executor {
   /** As Executor's close; resolves once the launcher's helper (the fork-server) has exited. */
   close(): Promise<void> {
     const exited = this.launcher.close();
-    if (this.scratchDir) removeFolder(this.scratchDir);
+    if (this.scratchDir) scratchFolders.remove(this.scratchDir);
     this.scratchDir = undefined;
     return exited;
   }
 
   private privateFolder(): string {
     if (this.scratchDir) return this.scratchDir;
-    const dir = mkdtempSync(join(this.options.tmpDir ?? tmpdir(), "runyard-"));
-    scratchFolders.add(dir);
-    this.scratchDir = dir;
-    return dir;
+    this.scratchDir = scratchFolders.make(this.options.tmpDir ?? tmpdir(), "runyard-");
+    return this.scratchDir;
   }
 }
 
@@ -267,17 +265,5 @@ async function disposeAttempt(
   }
 }
 
-/** Scratch folders of executors not closed yet: removed when the process exits, whichever way it ends cleanly. */
-const scratchFolders = new Set<string>();
-process.on("exit", () => {
-  for (const dir of scratchFolders) removeFolder(dir);
-});
-
-function removeFolder(dir: string): void {
-  scratchFolders.delete(dir);
-  try {
-    rmSync(dir, { recursive: true, force: true });
-  } catch {
-    // A step left something we may not remove; the OS temp folder is cleaned some day.
-  }
-}
+/** Scratch folders of executors not closed yet. */
+const scratchFolders = new ExitRemovedFolders();

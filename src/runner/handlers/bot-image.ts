@@ -9,7 +9,6 @@ import { isBotImageName, isImageId } from "../../core/container-policy.js";
 import { RunyardError } from "../../core/errors.js";
 import type { BotTask } from "../../core/jobs/bot.js";
 import { managedLabel } from "../../exec/docker/container-spec.js";
-import { pulledWithCredentials } from "../../exec/docker/credentialed-pulls.js";
 import type { DockerEngine } from "../../exec/docker/docker-engine.js";
 import { cleanGitEnv, runGit } from "../../workspace/git.js";
 import { displayUrl } from "../../workspace/git-failure.js";
@@ -100,7 +99,7 @@ export async function prepareBotImage(
     // An image of a registry is pulled every time, with the starter's own credentials: one pulled
     // privately for another user must not run for someone the registry would refuse. So is one
     // of Docker Hub that someone pulled here with credentials.
-    if (!local || fromRegistry(source.image) || local.credentialed) {
+    if (!local || fromRegistry(source.image) || local.credentialMarks) {
       await deps.engine.pull(source.image, {
         ...(source.registry_auth ? { auth: source.registry_auth } : {}),
         onProgress: onLine,
@@ -187,7 +186,7 @@ async function checkBases(
     if (builtFor !== undefined && builtFor !== botId) {
       refuse(`the Dockerfile builds on ${image}, which is not in any registry this runner pulls from`);
     }
-    if (fromRegistry(image) || local?.credentialed) {
+    if (fromRegistry(image) || local?.credentialMarks) {
       try {
         await engine.pull(image, { onProgress: onLine });
       } catch (error) {
@@ -228,17 +227,9 @@ async function mkdirOf(path: string): Promise<string> {
   return path;
 }
 
-/** The image of that reference on this runner's engine, with its labels; undefined when absent. */
-async function localImage(
-  engine: DockerEngine,
-  ref: string,
-): Promise<{ labels: Record<string, string>; credentialed: boolean } | undefined> {
-  try {
-    const info = await engine.docker.getImage(ref).inspect();
-    return { labels: info.Config?.Labels ?? {}, credentialed: pulledWithCredentials(info.RepoTags) };
-  } catch {
-    return undefined;
-  }
+/** The image of that reference on this runner's engine; undefined when absent, or the engine would not say. */
+function localImage(engine: DockerEngine, ref: string) {
+  return engine.image(ref).catch(() => undefined);
 }
 
 async function cloneShallow(

@@ -296,6 +296,11 @@ export class BotJobHandler implements JobHandler<"bot"> {
     const started = Date.now();
     emit({ type: "bot.state", bot_id: task.bot_id, state: step === "pull" ? "pulling" : "building" });
     emit({ type: "step.started", ...ref, attempt: 1 });
+    const finished = (end: {
+      status: "success" | "failed" | "canceled";
+      exit_code: number | null;
+      error?: ErrorInfo;
+    }) => emit({ type: "step.finished", ...ref, ...end, attempts: 1, duration_ms: Date.now() - started });
     try {
       const name = await prepareBotImage(
         this.deps,
@@ -303,14 +308,7 @@ export class BotJobHandler implements JobHandler<"bot"> {
         (line) => emit({ type: "step.output", ...ref, stream: "stdout", data: `${line}\n` }),
         io.signal,
       );
-      emit({
-        type: "step.finished",
-        ...ref,
-        status: "success",
-        exit_code: 0,
-        attempts: 1,
-        duration_ms: Date.now() - started,
-      });
+      finished({ status: "success", exit_code: 0 });
       return { name };
     } catch (cause) {
       const error =
@@ -318,15 +316,7 @@ export class BotJobHandler implements JobHandler<"bot"> {
           ? errorInfo("BOT_BUILD_FAILED", `${cause.message}\n${cause.lastLines.join("\n")}`)
           : toErrorInfo(cause);
       const canceled = io.signal.aborted;
-      emit({
-        type: "step.finished",
-        ...ref,
-        status: canceled ? "canceled" : "failed",
-        exit_code: null,
-        attempts: 1,
-        duration_ms: Date.now() - started,
-        error,
-      });
+      finished({ status: canceled ? "canceled" : "failed", exit_code: null, error });
       emit({ type: "bot.state", bot_id: task.bot_id, state: canceled ? "stopped" : "crashed", error });
       return { error };
     }
