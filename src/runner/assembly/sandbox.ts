@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import type { Config } from "../../core/config.js";
 import type { Logger } from "../../core/logger.js";
 import { findPidsHierarchy } from "../../exec/sandbox/run-cgroup.js";
@@ -48,8 +49,38 @@ export async function runnerSandbox(
     );
   return new Sandbox({
     bwrap: probe.bwrap,
-    ...(pids && !("problem" in pids) ? { pids: { hierarchy: pids, max: config.runPidsMax } } : {}),
+    ...(pids && !("problem" in pids)
+      ? { pids: { hierarchy: pids, max: pidsPerRun(config, machinePidMax(), logger) } }
+      : {}),
     hide: options.hide,
     workRoots: options.workRoots,
   });
+}
+
+/**
+ * RUNYARD_RUN_PIDS_MAX, held to what leaves half the machine's process ids free while the runner
+ * runs `capacity` runs at once: each run's fork bomb may fill its limit, and together they must
+ * not fill the table the machine (the runner itself, sshd, the server) forks from.
+ */
+export function pidsPerRun(
+  config: Pick<Config, "runPidsMax" | "capacity">,
+  pidMax: number | undefined,
+  logger: { warn(fields: object, message: string): void },
+): number {
+  if (pidMax === undefined) return config.runPidsMax;
+  const share = Math.max(16, Math.floor(pidMax / 2 / config.capacity));
+  if (config.runPidsMax <= share) return config.runPidsMax;
+  logger.warn(
+    { pid_max: pidMax, capacity: config.capacity },
+    `each run's sandbox holds at most ${share} processes, not RUNYARD_RUN_PIDS_MAX=${config.runPidsMax}: ${config.capacity} runs at once may take half of the machine's ${pidMax} process ids, no more (raise kernel.pid_max, or lower the runner's capacity)`,
+  );
+  return share;
+}
+
+function machinePidMax(): number | undefined {
+  try {
+    return Number(readFileSync("/proc/sys/kernel/pid_max", "utf8")) || undefined;
+  } catch {
+    return undefined;
+  }
 }
