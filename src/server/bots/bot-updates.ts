@@ -50,18 +50,18 @@ export async function recordFirstVersion(
 
 /** What the new version's run has said so far, read from its events. */
 interface Candidate {
-  state: BotState | undefined;
+  state?: BotState;
   /** When it last came up `running` (healthy, or up without a health check). */
-  runningSince: number | undefined;
+  runningSince?: number;
   ended: boolean;
-  error: ErrorInfo | undefined;
-  lastLogs: string[] | undefined;
-  image: string | undefined;
-  containerId: string | undefined;
-  runnerId: string | undefined;
-  health: BotHealthReport | undefined;
+  error?: ErrorInfo;
+  lastLogs?: string[];
+  image?: string;
+  containerId?: string;
+  runnerId?: string;
+  health?: BotHealthReport;
   restarts: number;
-  startedAt: string | undefined;
+  startedAt?: string;
   /** The container's output, newest last (bounded). */
   output: string[];
   after: number;
@@ -376,21 +376,7 @@ export class BotUpdates {
 
   /** Follows the new version's run until it is ready, has ended, or the wait is over. */
   private async waitFor(runId: string, wait: UpdateWait, hasHealth: boolean): Promise<Candidate> {
-    const seen: Candidate = {
-      state: undefined,
-      runningSince: undefined,
-      ended: false,
-      error: undefined,
-      lastLogs: undefined,
-      image: undefined,
-      containerId: undefined,
-      runnerId: undefined,
-      health: undefined,
-      restarts: 0,
-      startedAt: undefined,
-      output: [],
-      after: 0,
-    };
+    const seen: Candidate = { ended: false, restarts: 0, output: [], after: 0 };
     const minReadyMs = hasHealth ? 0 : wait.min_ready_secs * 1000;
     const ready = () =>
       seen.ended ||
@@ -460,7 +446,6 @@ export class BotUpdates {
     }
   }
 
-  /** Stops a version's run (its container stopped and removed on its runner). */
   /**
    * An update waits within one request, so one `starting` longer than any request may wait was
    * cut off (its server stopped mid-update): its run is stopped and the version failed, so that
@@ -488,6 +473,7 @@ export class BotUpdates {
     return undefined;
   }
 
+  /** Stops a version's run (its container stopped and removed on its runner). */
   private async cancel(runId: string): Promise<void> {
     try {
       const run = await this.deps.runs.cancel(runId, 20_000);
