@@ -28,7 +28,6 @@ import { fleetBotCallRoute } from "./routes/fleet-bot-call.js";
 import { forgeRoutes } from "./routes/forges.js";
 import { hookRoutes } from "./routes/hooks.js";
 import { orchestratorJobRoutes } from "./routes/orchestrator-jobs.js";
-import { rerunRoutes } from "./routes/rerun.js";
 import { retryRoutes } from "./routes/retry.js";
 import { runDiffRoutes } from "./routes/run-diff.js";
 import { runLogRoutes } from "./routes/run-log.js";
@@ -195,7 +194,6 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
     runRoutes(api, deps, metrics.streams);
     approvalRoutes(api, deps);
     runLogRoutes(api, deps);
-    rerunRoutes(api, deps);
     retryRoutes(api, deps);
     artifactRoutes(api, deps);
     runnerRoutes(api, deps);
