@@ -99,8 +99,7 @@ const AgentsHealth = z.object({
 /** The OpenRunner-style API's `model` to an agent: an agent's name, a model family, or the default agent. */
 export function agentForModel(model: string | undefined): { agent: string; model?: string } {
   if (!model) return { agent: "claude_code" };
-  const known = ["claude_code", "codex", "opencode", "gemini", "copilot", "openai"];
-  if (known.includes(model)) return { agent: model };
+  if ((agentNames as readonly string[]).includes(model)) return { agent: model };
   if (model === "claude") return { agent: "claude_code" };
   if (/^claude-/.test(model)) return { agent: "claude_code", model };
   if (/^gemini/.test(model)) return { agent: "gemini", ...(model === "gemini" ? {} : { model }) };

@@ -52,10 +52,6 @@ export function botVersionRoutes(app: FastifyInstance, deps: ServerDeps): void {
   const api = app.withTypeProvider<ZodTypeProvider>();
   const bots = new BotControl(deps);
   const updates = new BotUpdates(deps);
-  const answer = (result: Awaited<ReturnType<BotUpdates["update"]>>) => ({
-    bot: botView(result.bot),
-    version: result.version,
-  });
 
   api.post(
     "/api/bots/:name/update",
@@ -73,10 +69,9 @@ export function botVersionRoutes(app: FastifyInstance, deps: ServerDeps): void {
     },
     async (request) => {
       const bot = await bots.find(request.principal, request.params.name);
-      const result = await auditedUpdate(deps, request, "bot.update", bot.name, () =>
+      return auditedUpdate(deps, request, "bot.update", bot.name, () =>
         updates.update(bot, request.body, request.principal),
       );
-      return answer(result);
     },
   );
 
@@ -96,10 +91,9 @@ export function botVersionRoutes(app: FastifyInstance, deps: ServerDeps): void {
     async (request) => {
       const bot = await bots.find(request.principal, request.params.name);
       const wait = UpdateWait.parse(request.body ?? {});
-      const result = await auditedUpdate(deps, request, "bot.rollback", bot.name, () =>
+      return auditedUpdate(deps, request, "bot.rollback", bot.name, () =>
         updates.rollback(bot, wait, request.principal),
       );
-      return answer(result);
     },
   );
 
@@ -152,26 +146,25 @@ export function botVersionRoutes(app: FastifyInstance, deps: ServerDeps): void {
     },
     async (request) => {
       const bot = await bots.find(request.principal, request.params.name);
-      const result = await auditedUpdate(deps, request, "bot.env", bot.name, () =>
+      return auditedUpdate(deps, request, "bot.env", bot.name, () =>
         updates.changeEnv(bot, request.body, request.principal),
       );
-      return answer(result);
     },
   );
 }
 
-/** The update, audited whether it went through or not (a failed one names its error). */
-async function auditedUpdate<T extends { version: { version: number } }>(
+/** The update, audited whether it went through or not (a failed one names its error), as answered. */
+async function auditedUpdate(
   deps: ServerDeps,
   request: Parameters<typeof audit>[1],
   action: "bot.update" | "bot.rollback" | "bot.env",
   target: string,
-  run: () => Promise<T>,
-): Promise<T> {
+  run: () => ReturnType<BotUpdates["update"]>,
+) {
   try {
     const result = await run();
     await audit(deps, request, { action, target, details: { version: result.version.version } });
-    return result;
+    return { bot: botView(result.bot), version: result.version };
   } catch (error) {
     await audit(deps, request, {
       action,

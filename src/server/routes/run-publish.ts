@@ -3,7 +3,6 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
 import { RunStatus } from "../../core/events.js";
-import type { RunRecord } from "../../store/index.js";
 import { NoQuery, refuseBodyFields } from "../api-schemas.js";
 import { submitterId } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
@@ -48,13 +47,6 @@ async function publishable(deps: ServerDeps, request: FastifyRequest, id: string
 
 export function runPublishRoutes(app: FastifyInstance, deps: ServerDeps): void {
   const api = app.withTypeProvider<ZodTypeProvider>();
-
-  const answerOf = (parent: RunRecord, published: { run: RunRecord; created: boolean }) => ({
-    run_id: published.run.id,
-    parent_run_id: parent.id,
-    status: published.run.status,
-    created: published.created,
-  });
 
   const responses = {
     200: jsonResponse("an earlier ask's run, still going or done", PublishAnswer),
@@ -108,7 +100,12 @@ export function runPublishRoutes(app: FastifyInstance, deps: ServerDeps): void {
           { tenantId: parent.tenant_id, tokenId: submitterId(principal) },
           { trigger: requestTrigger(request) },
         );
-        return reply.code(published.created ? 201 : 200).send(answerOf(parent, published));
+        return reply.code(published.created ? 201 : 200).send({
+          run_id: published.run.id,
+          parent_run_id: parent.id,
+          status: published.run.status,
+          created: published.created,
+        });
       },
     );
   }
