@@ -21,7 +21,6 @@ import { authRoutes } from "./routes/auth.js";
 import { botHistoryRoutes } from "./routes/bot-history.js";
 import { botHookRoute } from "./routes/bot-hook.js";
 import { botTenantAlertRoutes } from "./routes/bot-tenant-alerts.js";
-import { botVersionRoutes } from "./routes/bot-versions.js";
 import { botRoutes } from "./routes/bots.js";
 import { budgetRoutes } from "./routes/budgets.js";
 import { fleetBotCallRoute } from "./routes/fleet-bot-call.js";
@@ -209,7 +208,6 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
     runDiffRoutes(api, deps);
     runPublishRoutes(api, deps);
     botRoutes(api, deps);
-    botVersionRoutes(api, deps);
     botHistoryRoutes(api, deps);
     botTenantAlertRoutes(api, deps);
     botHookRoute(api, deps);
