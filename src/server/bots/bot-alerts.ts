@@ -40,7 +40,6 @@ export async function alertHolds(
 ): Promise<string | undefined> {
   switch (alert.kind) {
     case "unhealthy":
-      // The bot's health check says so (the state `unhealthy`).
       return (bot.state as string) === "unhealthy"
         ? `bot ${bot.name} is unhealthy${bot.error ? `: ${bot.error.message.split("\n")[0]}` : ""}`
         : undefined;

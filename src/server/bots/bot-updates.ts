@@ -50,18 +50,18 @@ export async function recordFirstVersion(
 
 /** What the new version's run has said so far, read from its events. */
 interface Candidate {
-  state: BotState | undefined;
+  state?: BotState;
   /** When it last came up `running` (healthy, or up without a health check). */
-  runningSince: number | undefined;
+  runningSince?: number;
   ended: boolean;
-  error: ErrorInfo | undefined;
-  lastLogs: string[] | undefined;
-  image: string | undefined;
-  containerId: string | undefined;
-  runnerId: string | undefined;
-  health: BotHealthReport | undefined;
+  error?: ErrorInfo;
+  lastLogs?: string[];
+  image?: string;
+  containerId?: string;
+  runnerId?: string;
+  health?: BotHealthReport;
   restarts: number;
-  startedAt: string | undefined;
+  startedAt?: string;
   /** The container's output, newest last (bounded). */
   output: string[];
   after: number;
@@ -297,20 +297,12 @@ export class BotUpdates {
       if (!switched) {
         await this.cancel(run.id);
         const failed = errorInfo("CONFLICT", `bot ${bot.name} was stopped while it was being updated`);
-        await store.botVersions.update(bot.id, number, {
-          state: "failed",
-          error: failed,
-          finished_at: new Date().toISOString(),
-        });
+        await this.endVersion(bot.id, number, { state: "failed", error: failed });
         throw new RunyardError("CONFLICT", failed.message, {
           hint: `Start it again with \`runyard bot start ${bot.name} ...\`.`,
         });
       }
-      await store.botVersions.update(bot.id, number, {
-        state: "live",
-        image: seen.image ?? null,
-        finished_at: new Date().toISOString(),
-      });
+      await this.endVersion(bot.id, number, { state: "live", image: seen.image ?? null });
       for (const version of versions.filter((v) => v.state === "live")) {
         await store.botVersions.update(bot.id, version.version, { state: "replaced" }, { ifState: ["live"] });
       }
@@ -322,18 +314,8 @@ export class BotUpdates {
       if (error instanceof RunyardError && (error.code === "BOT_UPDATE_FAILED" || error.code === "CONFLICT"))
         throw error;
       if (runId) await this.cancel(runId);
-      await store.botVersions
-        .update(
-          bot.id,
-          number,
-          {
-            state: "failed",
-            error: errorInfo("INTERNAL", error instanceof Error ? error.message : String(error)),
-            finished_at: new Date().toISOString(),
-          },
-          { ifState: ["starting"] },
-        )
-        .catch(() => undefined);
+      const failed = errorInfo("INTERNAL", error instanceof Error ? error.message : String(error));
+      await this.endVersion(bot.id, number, { state: "failed", error: failed }, true).catch(() => undefined);
       throw error;
     }
   }
@@ -365,32 +347,13 @@ export class BotUpdates {
         ? `\nlast logs of the new container:\n${lines.map((line) => `  ${line}`).join("\n")}`
         : "");
     const error = errorInfo("BOT_UPDATE_FAILED", message);
-    await this.deps.store.botVersions.update(bot.id, number, {
-      state: "failed",
-      error,
-      image: seen.image ?? null,
-      finished_at: new Date().toISOString(),
-    });
+    await this.endVersion(bot.id, number, { state: "failed", error, image: seen.image ?? null });
     throw new RunyardError("BOT_UPDATE_FAILED", message);
   }
 
   /** Follows the new version's run until it is ready, has ended, or the wait is over. */
   private async waitFor(runId: string, wait: UpdateWait, hasHealth: boolean): Promise<Candidate> {
-    const seen: Candidate = {
-      state: undefined,
-      runningSince: undefined,
-      ended: false,
-      error: undefined,
-      lastLogs: undefined,
-      image: undefined,
-      containerId: undefined,
-      runnerId: undefined,
-      health: undefined,
-      restarts: 0,
-      startedAt: undefined,
-      output: [],
-      after: 0,
-    };
+    const seen: Candidate = { ended: false, restarts: 0, output: [], after: 0 };
     const minReadyMs = hasHealth ? 0 : wait.min_ready_secs * 1000;
     const ready = () =>
       seen.ended ||
@@ -460,7 +423,6 @@ export class BotUpdates {
     }
   }
 
-  /** Stops a version's run (its container stopped and removed on its runner). */
   /**
    * An update waits within one request, so one `starting` longer than any request may wait was
    * cut off (its server stopped mid-update): its run is stopped and the version failed, so that
@@ -472,22 +434,31 @@ export class BotUpdates {
   ): Promise<BotVersionRecord | undefined> {
     if (!underWay || Date.now() - Date.parse(underWay.created_at) < cutOffAfterMs) return underWay;
     if (underWay.run_id) await this.cancel(underWay.run_id);
-    await this.deps.store.botVersions.update(
-      bot.id,
-      underWay.version,
-      {
-        state: "failed",
-        error: errorInfo(
-          "BOT_UPDATE_FAILED",
-          `the update to version ${underWay.version} was cut off (its server stopped while it waited); the bot kept version ${bot.version}`,
-        ),
-        finished_at: new Date().toISOString(),
-      },
-      { ifState: ["starting"] },
+    const cutOff = errorInfo(
+      "BOT_UPDATE_FAILED",
+      `the update to version ${underWay.version} was cut off (its server stopped while it waited); the bot kept version ${bot.version}`,
     );
+    await this.endVersion(bot.id, underWay.version, { state: "failed", error: cutOff }, true);
     return undefined;
   }
 
+  /** A version's end, live or failed; `ifStarting`: only if it is still starting. */
+  private endVersion(
+    botId: string,
+    version: number,
+    end: { state: "live" | "failed"; error?: ErrorInfo; image?: string | null },
+    ifStarting = false,
+  ) {
+    const patch = { ...end, finished_at: new Date().toISOString() };
+    return this.deps.store.botVersions.update(
+      botId,
+      version,
+      patch,
+      ifStarting ? { ifState: ["starting"] } : {},
+    );
+  }
+
+  /** Stops a version's run (its container stopped and removed on its runner). */
   private async cancel(runId: string): Promise<void> {
     try {
       const run = await this.deps.runs.cancel(runId, 20_000);

@@ -59,38 +59,15 @@ export async function recordBotStats(
     if (!bot?.run_id || !(upBotStates as readonly BotState[]).includes(bot.state)) continue;
     const prefix = botJobPrefix(bot.run_id);
     if (!heldJobIds.some((jobId) => jobId.startsWith(prefix))) continue;
-    await recordSample(store, bot.tenant_id, sample);
+    await store.botHistory.addSamples([{ ...sample, tenant_id: bot.tenant_id }]);
     const seen = newest.get(sample.bot_id);
     if (!seen || seen.at <= sample.at) newest.set(sample.bot_id, sample);
   }
   for (const sample of newest.values()) {
-    const bot = { id: sample.bot_id };
     await store.bots.update(
-      bot.id,
+      sample.bot_id,
       { memory_bytes: sample.memory_bytes, cpu_percent: sample.cpu_percent, stats_at: sample.at },
       { ifState: upBotStates },
     );
   }
-}
-
-/** One runner sample into the bot's history (resolution 5 s). */
-async function recordSample(
-  store: Pick<Store, "botHistory">,
-  tenantId: string | null,
-  sample: BotStats,
-): Promise<void> {
-  await store.botHistory.addSamples([
-    {
-      bot_id: sample.bot_id,
-      tenant_id: tenantId,
-      at: sample.at,
-      cpu_percent: sample.cpu_percent,
-      memory_bytes: sample.memory_bytes,
-      memory_limit_bytes: sample.memory_limit_bytes,
-      net_rx_bytes: sample.net_rx_bytes,
-      net_tx_bytes: sample.net_tx_bytes,
-      pids: sample.pids,
-      restarts: sample.restarts,
-    },
-  ]);
 }

@@ -1,4 +1,4 @@
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { agentNames } from "../../agents/registry.js";
@@ -99,8 +99,7 @@ const AgentsHealth = z.object({
 /** The OpenRunner-style API's `model` to an agent: an agent's name, a model family, or the default agent. */
 export function agentForModel(model: string | undefined): { agent: string; model?: string } {
   if (!model) return { agent: "claude_code" };
-  const known = ["claude_code", "codex", "opencode", "gemini", "copilot", "openai"];
-  if (known.includes(model)) return { agent: model };
+  if ((agentNames as readonly string[]).includes(model)) return { agent: model };
   if (model === "claude") return { agent: "claude_code" };
   if (/^claude-/.test(model)) return { agent: "claude_code", model };
   if (/^gemini/.test(model)) return { agent: "gemini", ...(model === "gemini" ? {} : { model }) };
@@ -134,15 +133,41 @@ export function maySendFollowUp(principal: Principal, parent: RunRecord): boolea
   return principal.user_id !== null && principal.user_id === parent.created_by_user;
 }
 
-/** Refuses, with a hint, a follow-up (or a publish, a review) from anyone but `maySendFollowUp`. */
-export function refuseOthersFollowUp(principal: Principal, parent: RunRecord): void {
-  if (maySendFollowUp(principal, parent)) return;
+/**
+ * The run `id` to continue (or publish, or review) and the caller; refused, with a hint, for
+ * anyone but `maySendFollowUp`.
+ */
+export async function followUpParent(
+  deps: Pick<ServerDeps, "store">,
+  request: FastifyRequest,
+  id: string,
+): Promise<{ parent: RunRecord; principal: Principal }> {
+  const parent = await visibleRun(deps, request, id);
+  const principal = callerOf(request);
+  if (maySendFollowUp(principal, parent)) return { parent, principal };
   throw new RunyardError(
     "FORBIDDEN",
     `run ${parent.id} was submitted by someone else; only they may continue it`,
     {
       hint: "A follow-up runs with the first submitter's env, secrets and agent keys: ask them (or an admin) to send it, or submit a new run of your own.",
     },
+  );
+}
+
+/** Queues `text` as the next turn of `parent`, once the caller's quota allows a run. */
+export async function submitFollowUp(
+  deps: ServerDeps,
+  request: FastifyRequest,
+  parent: RunRecord,
+  principal: Principal,
+  text: string,
+): Promise<RunRecord> {
+  await deps.quotas.checkSubmit(principal);
+  return deps.runs.submitFollowUp(
+    parent.id,
+    text,
+    { tenantId: parent.tenant_id, tokenId: submitterId(principal) },
+    { trigger: requestTrigger(request) },
   );
 }
 
@@ -167,19 +192,8 @@ export function agentRoutes(app: FastifyInstance, deps: ServerDeps): void {
       },
     },
     async (request, reply) => {
-      const parent = await visibleRun(deps, request, request.params.id);
-      const principal = callerOf(request);
-      refuseOthersFollowUp(principal, parent);
-      await deps.quotas.checkSubmit(principal);
-      const run = await deps.runs.submitFollowUp(
-        parent.id,
-        request.body.text,
-        {
-          tenantId: parent.tenant_id,
-          tokenId: submitterId(principal),
-        },
-        { trigger: requestTrigger(request) },
-      );
+      const { parent, principal } = await followUpParent(deps, request, request.params.id);
+      const run = await submitFollowUp(deps, request, parent, principal, request.body.text);
       return reply.code(201).send({ run_id: run.id, parent_run_id: parent.id, status: run.status });
     },
   );

@@ -5,7 +5,6 @@ import { RunyardError } from "../../core/errors.js";
 import { ApprovalFormInput, isFinalStatus } from "../../core/events.js";
 import type { ApprovalRecord, RunRecord } from "../../store/index.js";
 import { maxApprovalInputLength } from "../../workflow/approval-inputs.js";
-import { parseWorkflow } from "../../workflow/parse.js";
 import { maxApprovalInputs } from "../../workflow/parse-approval-inputs.js";
 import {
   answeredTwice,
@@ -20,7 +19,7 @@ import { callerOf } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 import { protectedResponses } from "../error-responses.js";
 import { IdempotencyKeyHeaders, idempotentRoute, idempotentRouteNote } from "../idempotency.js";
-import { WorkflowRunSpec } from "../runs/workflow-runs.js";
+import { storedWorkflow } from "./run-inputs.js";
 import { visibleRun } from "./visible-run.js";
 
 /** A comment is a sentence or two for the audit log and the run's events, never a document. */
@@ -149,10 +148,7 @@ export async function approvalViews(
 
 /** Whether the run's workflow has an approval step of that name (it may not be waiting yet). */
 function hasApprovalStep(run: RunRecord, step: string): boolean {
-  const spec = WorkflowRunSpec.safeParse(run.spec);
-  if (!spec.success) return false;
-  const { workflow } = parseWorkflow(spec.data.workflow, spec.data.file ?? "workflow.yaml");
-  return workflow?.steps.some((s) => s.name === step && s.action === "approval") ?? false;
+  return storedWorkflow(run)?.workflow.steps.some((s) => s.name === step && s.action === "approval") ?? false;
 }
 
 /** The wait the caller may answer now, or the error that says why not. */

@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
@@ -9,6 +8,7 @@ import type { ServerDeps } from "../deps.js";
 import { errorResponses } from "../error-responses.js";
 import { secretMatches } from "../hooks/hook-signature.js";
 import { publicRoute } from "../openapi.js";
+import { rawBodyScope, unheldSecret } from "./raw-body.js";
 
 /** The largest body a bot's webhook takes. */
 export const maxBotHookBodyBytes = 1024 * 1024;
@@ -18,8 +18,6 @@ export const botHookHeader = "x-runyard-hook-secret";
 const telegramHeader = "x-telegram-bot-api-secret-token";
 /** How long the bot's runner and the bot have to answer, together. */
 const hookCallMs = 20_000;
-/** What a request to a bot with no webhook is checked against: random, held by nobody. */
-const nobodysSecret = randomBytes(24).toString("base64url");
 
 /** Request headers never passed to the bot: credentials of runyard and hop-by-hop ones. */
 const dropped = new Set([
@@ -58,14 +56,7 @@ const HookParams = z.object({
  */
 export function botHookRoute(app: FastifyInstance, deps: ServerDeps): void {
   const limiter = new HookLimiter(deps.store);
-  app.register(async (scope) => {
-    // The body is passed on as bytes, whatever its type.
-    scope.removeAllContentTypeParsers();
-    scope.addContentTypeParser(
-      "*",
-      { parseAs: "buffer", bodyLimit: maxBotHookBodyBytes },
-      (_request, body, done) => done(null, body),
-    );
+  rawBodyScope(app, maxBotHookBodyBytes, (scope) =>
     scope.withTypeProvider<ZodTypeProvider>().post(
       "/api/bots/:name/hook/*",
       {
@@ -103,7 +94,7 @@ export function botHookRoute(app: FastifyInstance, deps: ServerDeps): void {
         const bot = await deps.store.bots.get(id);
         const webhook = bot && bot.state !== "removed" ? extrasOf(bot).webhook : undefined;
         // A bot without a webhook is checked against a secret nobody holds, in the same time.
-        const matches = secretMatches(given, webhook?.secret ?? nobodysSecret);
+        const matches = secretMatches(given, webhook?.secret ?? unheldSecret);
         if (!bot || !webhook || !matches) {
           throw new RunyardError("NOT_FOUND", "no bot takes webhooks at this address", {
             hint: "Check the path and secret with `runyard bot webhook NAME`; a bot started again keeps its secret only while it is not removed.",
@@ -172,6 +163,6 @@ export function botHookRoute(app: FastifyInstance, deps: ServerDeps): void {
           .headers(answer.headers)
           .send(Buffer.from(answer.body_base64, "base64") as unknown as string);
       },
-    );
-  });
+    ),
+  );
 }

@@ -3,12 +3,12 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
 import { apiSchemas, NoQuery, refuseBodyFields } from "../api-schemas.js";
-import { callerOf, isPlatformAdmin, type Principal } from "../auth.js";
+import { callerOf, type Principal } from "../auth.js";
 import { BotAlertSpec, BotNotifyUrls } from "../bots/bot-spec.js";
 import { tenantRulesOf } from "../bots/tenant-alerts.js";
 import type { ServerDeps } from "../deps.js";
 import { jsonResponse, protectedErrorResponses } from "../error-responses.js";
-import { noTenant, tenantKnown } from "./budgets.js";
+import { readableTenant } from "./budgets.js";
 
 export const SetTenantBotAlertsBody = z.strictObject({
   alerts: z
@@ -51,19 +51,9 @@ export function botTenantAlertRoutes(app: FastifyInstance, deps: ServerDeps): vo
     };
   };
 
-  /** A tenant the caller may read; another tenant's, or one nobody belongs to, is 404. */
-  const readable = async (principal: Principal, tenant: string): Promise<void> => {
-    if (principal.kind === "stream") throw noTenant(tenant);
-    if (isPlatformAdmin(principal)) {
-      if (!(await tenantKnown(deps, tenant))) throw noTenant(tenant);
-      return;
-    }
-    if (principal.tenant_id !== tenant) throw noTenant(tenant);
-  };
-
   /** A tenant the caller may set: theirs as its admin, or any as a platform admin. */
   const settable = async (principal: Principal, tenant: string): Promise<void> => {
-    await readable(principal, tenant);
+    await readableTenant(deps, principal, tenant);
     if (principal.role !== "admin") {
       throw new RunyardError("FORBIDDEN", `only an admin of tenant ${tenant} sets its bots' alert rules`, {
         hint: "Ask your tenant's admin; you can still give your own bot alerts at start (--alert, --notify).",
@@ -88,7 +78,7 @@ export function botTenantAlertRoutes(app: FastifyInstance, deps: ServerDeps): vo
       },
     },
     async (request) => {
-      await readable(callerOf(request), request.params.tenant);
+      await readableTenant(deps, callerOf(request), request.params.tenant);
       return view(request.params.tenant);
     },
   );

@@ -81,12 +81,6 @@ export function budgetRoutes(app: FastifyInstance, deps: ServerDeps): void {
     };
   };
 
-  /** A tenant the caller may read; one they may not, or that no user or token belongs to, is 404. */
-  const readableTenant = async (principal: Principal, tenant: string): Promise<void> => {
-    if (!isPlatformAdmin(principal) && principal.tenant_id !== tenant) throw noTenant(tenant);
-    if (isPlatformAdmin(principal) && !(await tenantKnown(deps, tenant))) throw noTenant(tenant);
-  };
-
   /** A user the caller may read (themself, or as their admin); others are 404. */
   const readableUser = async (principal: Principal, username: string, toSet: boolean) => {
     const user = await deps.store.users.findByName(username);
@@ -132,7 +126,7 @@ export function budgetRoutes(app: FastifyInstance, deps: ServerDeps): void {
       },
     },
     async (request) => {
-      await readableTenant(callerOf(request), request.params.tenant);
+      await readableTenant(deps, callerOf(request), request.params.tenant);
       return view("tenant", request.params.tenant);
     },
   );
@@ -308,13 +302,21 @@ function actorName(principal: Principal): string | null {
   return principal.username ?? principal.token_id;
 }
 
+/** A tenant the caller may read; one they may not, or that no user or token belongs to, is 404. */
+export async function readableTenant(deps: ServerDeps, principal: Principal, tenant: string): Promise<void> {
+  const readable = isPlatformAdmin(principal)
+    ? await tenantKnown(deps, tenant)
+    : principal.tenant_id === tenant && principal.kind !== "stream";
+  if (!readable) throw noTenant(tenant);
+}
+
 /** A tenant exists while a user or a token belongs to it. */
-export async function tenantKnown(deps: ServerDeps, tenant: string): Promise<boolean> {
+async function tenantKnown(deps: ServerDeps, tenant: string): Promise<boolean> {
   if ((await deps.store.users.list({ tenantId: tenant })).length > 0) return true;
   return (await deps.store.tokens.list({ tenantId: tenant })).length > 0;
 }
 
-export function noTenant(tenant: string): RunyardError {
+function noTenant(tenant: string): RunyardError {
   return new RunyardError("NOT_FOUND", `tenant ${tenant} does not exist`, {
     hint: "A tenant exists once a user or token belongs to it (runyard user add NAME --tenant T); check the spelling.",
   });

@@ -21,11 +21,10 @@ import {
 import { actOnDelivery, unknownForge } from "../forges/forge-deliveries.js";
 import { readForgeDelivery } from "../forges/forge-webhooks.js";
 import { publicRoute } from "../openapi.js";
+import { deliveryJson, rawBodyScope, unheldSecret } from "./raw-body.js";
 
 const maxDeliveryBytes = 2 * 1024 * 1024;
 const deliveryIdPattern = /^[\x21-\x7e]{1,200}$/;
-/** What a delivery to an id with no forge is checked against: random, held by nobody. */
-const unknownForgeSecret = randomBytes(32).toString("hex");
 
 /** Each kind's public service, which members may add repos of; another API is a platform admin's. */
 const defaultApiUrls: Record<ForgeKind, string> = {
@@ -246,13 +245,7 @@ export function forgeRoutes(app: FastifyInstance, deps: ServerDeps): void {
     },
   );
 
-  app.register(async (scope) => {
-    scope.removeAllContentTypeParsers();
-    scope.addContentTypeParser(
-      "*",
-      { parseAs: "buffer", bodyLimit: maxDeliveryBytes },
-      (_request, body, done) => done(null, body),
-    );
+  rawBodyScope(app, maxDeliveryBytes, (scope) =>
     scope.withTypeProvider<ZodTypeProvider>().post(
       "/api/forges/:id/webhook",
       {
@@ -282,7 +275,7 @@ export function forgeRoutes(app: FastifyInstance, deps: ServerDeps): void {
       },
       async (request, reply) => {
         const secrets = await deps.store.forges.secrets(request.params.id);
-        const secret = secrets?.webhook_secret ?? unknownForgeSecret;
+        const secret = secrets?.webhook_secret ?? unheldSecret;
         const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
         const forge = secrets ? await deps.store.forges.get(request.params.id) : undefined;
         // An id with no forge is checked as a GitHub delivery against a secret nobody holds.
@@ -315,18 +308,14 @@ export function forgeRoutes(app: FastifyInstance, deps: ServerDeps): void {
             { hint: "Forges send a unique id per delivery (a UUID); runyard acts on each id once." },
           );
         }
-        let payload: unknown;
-        try {
-          payload = JSON.parse(raw.toString("utf8"));
-        } catch {
-          throw new RunyardError("INVALID_INPUT", "the delivery's body is not JSON", {
-            hint: "Set the repo webhook's content type to application/json (GitLab sends JSON always; Gitea: POST Content Type application/json).",
-          });
-        }
+        const payload = deliveryJson(
+          raw,
+          "Set the repo webhook's content type to application/json (GitLab sends JSON always; Gitea: POST Content Type application/json).",
+        );
         const bodyDigest = createHash("sha256").update(raw).digest("hex");
         const outcome = await actOnDelivery(deps, forge, { id: delivery, event, payload, bodyDigest });
         return reply.code(202).send(outcome);
       },
-    );
-  });
+    ),
+  );
 }

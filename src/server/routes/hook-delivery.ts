@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from "node:crypto";
+import { createHash } from "node:crypto";
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
@@ -13,6 +13,7 @@ import { errorResponses, jsonResponse } from "../error-responses.js";
 import { signatureHeader, signatureMatches } from "../hooks/hook-signature.js";
 import { parseJsonPath, pickJsonPath } from "../hooks/json-path.js";
 import { publicRoute } from "../openapi.js";
+import { deliveryJson, rawBodyScope, unheldSecret } from "./raw-body.js";
 
 /** The largest delivery body: a push of many commits is well under it. */
 export const maxHookBodyBytes = 2 * 1024 * 1024;
@@ -25,8 +26,6 @@ const eventHeader = "x-github-event";
 const deliveryId = /^[\x21-\x7e]{1,200}$/;
 /** How long a delivery sent again waits for the run its first sending is starting. */
 const replayWaitMs = 5000;
-/** What a delivery to an id with no hook is checked against: random, held by nobody. */
-const unknownHookSecret = randomBytes(32).toString("hex");
 
 /**
  * `name`, as the other routes of `/api/hooks/{name}` call the place (OpenAPI takes one template
@@ -110,14 +109,7 @@ function pickInputs(
  * hook's variables are picked from it, and the hook's saved workflow is queued as a `webhook` run.
  */
 export function hookDeliveryRoute(app: FastifyInstance, deps: ServerDeps): void {
-  // A scope of its own: the body stays raw bytes (the signature covers them), not parsed JSON.
-  app.register(async (scope) => {
-    scope.removeAllContentTypeParsers();
-    scope.addContentTypeParser(
-      "*",
-      { parseAs: "buffer", bodyLimit: maxHookBodyBytes },
-      (_request, body, done) => done(null, body),
-    );
+  rawBodyScope(app, maxHookBodyBytes, (scope) =>
     scope.withTypeProvider<ZodTypeProvider>().post(
       "/api/hooks/:name",
       {
@@ -146,11 +138,11 @@ export function hookDeliveryRoute(app: FastifyInstance, deps: ServerDeps): void 
         const id = request.params.name;
         // An id with no hook is checked against a secret nobody holds and refused as a bad
         // signature is, in the same time: the answer never tells an outsider which ids exist.
-        const secret = (await deps.store.hooks.secret(id)) ?? unknownHookSecret;
+        const secret = (await deps.store.hooks.secret(id)) ?? unheldSecret;
         const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
         const header = request.headers[signatureHeader];
         const matches = signatureMatches(secret, raw, typeof header === "string" ? header : undefined);
-        if (!matches || secret === unknownHookSecret) {
+        if (!matches || secret === unheldSecret) {
           throw new RunyardError(
             "UNAUTHORIZED",
             header === undefined
@@ -183,14 +175,7 @@ export function hookDeliveryRoute(app: FastifyInstance, deps: ServerDeps): void 
             hint: "Send a unique id per delivery (GitHub sends a UUID), or leave the header out.",
           });
         }
-        let body: unknown;
-        try {
-          body = JSON.parse(raw.toString("utf8"));
-        } catch {
-          throw new RunyardError("INVALID_INPUT", "the delivery's body is not JSON", {
-            hint: "Send JSON (on GitHub: the webhook's content type application/json).",
-          });
-        }
+        const body = deliveryJson(raw, "Send JSON (on GitHub: the webhook's content type application/json).");
         const hook = await deps.store.hooks.byId(id);
         if (!hook) throw new RunyardError("NOT_FOUND", "the hook was removed");
         // The version promoted for the name's triggers, not merely the newest: a newer one saved by
@@ -240,8 +225,8 @@ export function hookDeliveryRoute(app: FastifyInstance, deps: ServerDeps): void 
           throw error;
         }
       },
-    );
-  });
+    ),
+  );
 }
 
 /**

@@ -6,7 +6,7 @@ import { RunyardError } from "../../core/errors.js";
 import { RunStatus } from "../../core/events.js";
 import type { RunRecord } from "../../store/index.js";
 import { mayActFor } from "../acting-for.js";
-import { maxNameLength } from "../api-schemas.js";
+import { maxNameLength, refuseBodyFields } from "../api-schemas.js";
 import { submitterId } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 import { protectedResponses } from "../error-responses.js";
@@ -49,6 +49,8 @@ const RunWorkflowText = z.object({
   file: z.string().describe("the file name it was submitted as"),
 });
 
+const RunSubmitted = z.object({ run_id: z.string(), status: RunStatus });
+
 const RetrySubmitted = z.object({
   run_id: z.string(),
   status: RunStatus,
@@ -58,11 +60,54 @@ const RetrySubmitted = z.object({
 });
 
 /**
- * Retry from a step (`runs retry`) and run one step (`runs run-step`): a new run linked to the
- * first (`retry_of`), keeping the outcomes and exports of the steps that need not run again.
+ * Re-run (issue 11's run page): the server submits a workflow run's stored workflow and vars
+ * again, as the API never gives the submitted text back (its vars may hold values a teammate
+ * should not read). Retry from a step (`runs retry`) and run one step (`runs run-step`): a new run
+ * linked to the first (`retry_of`), keeping the outcomes and exports of the steps that need not
+ * run again.
  */
 export function retryRoutes(app: FastifyInstance, deps: ServerDeps): void {
   const api = app.withTypeProvider<ZodTypeProvider>();
+  api.post(
+    "/api/runs/:id/rerun",
+    {
+      preValidation: refuseBodyFields,
+      config: idempotentRoute,
+      schema: {
+        operationId: "rerunRun",
+        summary: "Run a workflow run's workflow again",
+        description:
+          "Queues a new run of the same workflow text and vars, triggered by the caller and written by the first run's author, with the lesser rights of the two (quotas apply as to `POST /api/runs`). Agent and bot runs are 400." +
+          idempotentRouteNote,
+        tags: ["runs"],
+        headers: IdempotencyKeyHeaders,
+        params: RunParams,
+        response: protectedResponses(201, "the new run is queued", RunSubmitted, 400, 404, 409, 429),
+      },
+    },
+    async (request, reply) => {
+      const run = await visibleRun(deps, request, request.params.id);
+      // A re-run runs the whole workflow: a retry's kept steps are not carried over.
+      const { retry: _kept, ...whole } = workflowSpecOf(run, "re-run");
+      const principal = request.principal;
+      await deps.quotas.checkSubmit(principal);
+      const next = await deps.runs.submitWorkflow(
+        whole,
+        {
+          tenantId: principal?.tenant_id ?? null,
+          tokenId: submitterId(principal),
+          // The lesser rights of the caller and whoever wrote the text: a platform admin's re-run
+          // of a member's workflow gets a member's, not an admin's.
+          confinement: runConfinement({
+            submitter: { principal },
+            earlier: workflowSpecConfinement.read(whole),
+          }),
+        },
+        { trigger: "rerun", ref: run.id, authoredBy: run.authored_by, ...savedOf(run) },
+      );
+      return reply.code(201).send({ run_id: next.id, status: next.status });
+    },
+  );
   api.post(
     "/api/runs/:id/retry",
     {
@@ -111,7 +156,7 @@ export function retryRoutes(app: FastifyInstance, deps: ServerDeps): void {
     },
     async (request) => {
       const run = await visibleRun(deps, request, request.params.id);
-      const spec = workflowSpecOf(run);
+      const spec = workflowSpecOf(run, "retry");
       await mayEdit(deps, request, run);
       return { workflow: spec.workflow, file: spec.file ?? "workflow.yaml" };
     },
@@ -148,7 +193,7 @@ async function submitRetry(
   changed: boolean,
 ): Promise<z.output<typeof RetrySubmitted>> {
   const run = await visibleRun(deps, request, id);
-  const spec = workflowSpecOf(run);
+  const spec = workflowSpecOf(run, "retry");
   const principal = request.principal;
   if (changed) await mayEdit(deps, request, run);
   refuseBadVariableNames(ask.vars ?? {});
@@ -184,9 +229,7 @@ async function submitRetry(
       trigger: "rerun",
       ref: run.id,
       authoredBy: edited ? submitterId(principal) : run.authored_by,
-      ...(!edited && run.saved_workflow !== null && run.saved_version !== null
-        ? { saved: { name: run.saved_workflow, version: run.saved_version } }
-        : {}),
+      ...(edited ? {} : savedOf(run)),
       retry: { of: run.id, from: plan.from },
     },
   );
@@ -213,12 +256,23 @@ async function mayEdit(deps: ServerDeps, request: FastifyRequest, run: RunRecord
   );
 }
 
-function workflowSpecOf(run: RunRecord): WorkflowRunSpec {
+function workflowSpecOf(run: RunRecord, verb: "re-run" | "retry"): WorkflowRunSpec {
   const spec = run.kind === "workflow" ? WorkflowRunSpec.safeParse(run.spec) : undefined;
   if (!spec?.success) {
-    throw new RunyardError("INVALID_INPUT", `run ${run.id} is a ${run.kind} run: only workflow runs retry`, {
-      hint: "Start agent tasks and bots again with POST /api/runs or the bots API.",
-    });
+    throw new RunyardError(
+      "INVALID_INPUT",
+      `run ${run.id} is a ${run.kind} run: only workflow runs ${verb}`,
+      {
+        hint: "Start agent tasks and bots again with POST /api/runs or the bots API.",
+      },
+    );
   }
   return spec.data;
+}
+
+/** The saved workflow and version `run` ran, for the run that runs its text again. */
+function savedOf(run: RunRecord) {
+  return run.saved_workflow !== null && run.saved_version !== null
+    ? { saved: { name: run.saved_workflow, version: run.saved_version } }
+    : {};
 }

@@ -5,13 +5,12 @@ import { RunyardError } from "../../core/errors.js";
 import { RunStatus } from "../../core/events.js";
 import type { RunRecord } from "../../store/index.js";
 import { NoQuery } from "../api-schemas.js";
-import { callerOf, submitterId } from "../auth.js";
+import { callerOf } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 import { protectedResponses } from "../error-responses.js";
-import { requestTrigger } from "../run-trigger.js";
 import { AgentRunSpec } from "../runs/agent-spec.js";
 import { DiffFile, type DiffView, parseDiff } from "../runs/diff-view.js";
-import { maySendFollowUp, refuseOthersFollowUp } from "./agents.js";
+import { followUpParent, maySendFollowUp, submitFollowUp } from "./agents.js";
 import { visibleRun } from "./visible-run.js";
 
 const RunParams = z.object({ id: z.string().min(1).describe("the agent run") });
@@ -143,9 +142,7 @@ export function runDiffRoutes(app: FastifyInstance, deps: ServerDeps): void {
       },
     },
     async (request, reply) => {
-      const parent = await visibleRun(deps, request, request.params.id);
-      const principal = callerOf(request);
-      refuseOthersFollowUp(principal, parent);
+      const { parent, principal } = await followUpParent(deps, request, request.params.id);
       const body = request.body;
       const diffs = await diffsOf(deps, parent);
       const mine = body.agent ? diffs.filter((d) => d.agent === body.agent) : diffs;
@@ -160,14 +157,8 @@ export function runDiffRoutes(app: FastifyInstance, deps: ServerDeps): void {
           hint: `Comment on a file the change touched; GET /api/runs/${parent.id}/diff lists them. For anything else send a message (POST /api/runs/${parent.id}/messages).`,
         });
       }
-      await deps.quotas.checkSubmit(principal);
       const prompt = reviewPrompt(body);
-      const run = await deps.runs.submitFollowUp(
-        parent.id,
-        prompt,
-        { tenantId: parent.tenant_id, tokenId: submitterId(principal) },
-        { trigger: requestTrigger(request) },
-      );
+      const run = await submitFollowUp(deps, request, parent, principal, prompt);
       return reply.code(201).send({ run_id: run.id, parent_run_id: parent.id, status: run.status, prompt });
     },
   );

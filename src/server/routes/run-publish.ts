@@ -1,19 +1,17 @@
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
 import { RunStatus } from "../../core/events.js";
-import type { RunRecord } from "../../store/index.js";
 import { NoQuery, refuseBodyFields } from "../api-schemas.js";
-import { callerOf, submitterId } from "../auth.js";
+import { submitterId } from "../auth.js";
 import type { ServerDeps } from "../deps.js";
 import { jsonResponse, protectedErrorResponses } from "../error-responses.js";
 import { IdempotencyKeyHeaders, idempotentRoute, idempotentRouteNote } from "../idempotency.js";
 import { requestTrigger } from "../run-trigger.js";
 import { AgentRunSpec } from "../runs/agent-spec.js";
 import { forgeOfRepo, noForgeFor } from "../runs/run-pull-request.js";
-import { refuseOthersFollowUp } from "./agents.js";
-import { visibleRun } from "./visible-run.js";
+import { followUpParent } from "./agents.js";
 
 const RunParams = z.object({
   id: z.string().min(1).describe("the finished agent run whose branch to publish"),
@@ -30,10 +28,8 @@ const publishNote =
   " The run must have ended (409 while it runs); only its submitter and admins may ask (403 FORBIDDEN), and a run one may not see is 404. Asked twice, it answers the first ask's run (200, `created: false`) unless that one failed.";
 
 /** A repo task's run, the caller's to publish; throws what the caller should read. */
-async function publishable(deps: ServerDeps, request: Parameters<typeof visibleRun>[1], id: string) {
-  const parent = await visibleRun(deps, request, id);
-  const principal = callerOf(request);
-  refuseOthersFollowUp(principal, parent);
+async function publishable(deps: ServerDeps, request: FastifyRequest, id: string) {
+  const { parent, principal } = await followUpParent(deps, request, id);
   if (parent.kind !== "agent") {
     throw new RunyardError("INVALID_INPUT", `run ${parent.id} is a ${parent.kind} run: it has no branch`, {
       hint: "Push or open a pull request from an agent run on a repo (`runyard runs list --kind agent`).",
@@ -51,13 +47,6 @@ async function publishable(deps: ServerDeps, request: Parameters<typeof visibleR
 
 export function runPublishRoutes(app: FastifyInstance, deps: ServerDeps): void {
   const api = app.withTypeProvider<ZodTypeProvider>();
-
-  const answerOf = (parent: RunRecord, published: { run: RunRecord; created: boolean }) => ({
-    run_id: published.run.id,
-    parent_run_id: parent.id,
-    status: published.run.status,
-    created: published.created,
-  });
 
   const responses = {
     200: jsonResponse("an earlier ask's run, still going or done", PublishAnswer),
@@ -111,7 +100,12 @@ export function runPublishRoutes(app: FastifyInstance, deps: ServerDeps): void {
           { tenantId: parent.tenant_id, tokenId: submitterId(principal) },
           { trigger: requestTrigger(request) },
         );
-        return reply.code(published.created ? 201 : 200).send(answerOf(parent, published));
+        return reply.code(published.created ? 201 : 200).send({
+          run_id: published.run.id,
+          parent_run_id: parent.id,
+          status: published.run.status,
+          created: published.created,
+        });
       },
     );
   }

@@ -58,16 +58,13 @@ export function runnerRoutes(app: FastifyInstance, deps: ServerDeps): void {
         held.set(job.runner_id, [...(held.get(job.runner_id) ?? []), job.id]);
       }
       return runners.map((runner) => {
-        const running = runner.status === "online" ? (held.get(runner.id) ?? []) : [];
+        const online = runner.status === "online";
+        const running = online ? (held.get(runner.id) ?? []) : [];
+        const busy = running.length > 0 ? ("busy" as const) : ("idle" as const);
         return {
           ...runner,
-          status: runner.status === "online" ? ("connected" as const) : ("offline" as const),
-          state:
-            runner.status === "online"
-              ? running.length > 0
-                ? ("busy" as const)
-                : ("idle" as const)
-              : ("offline" as const),
+          status: online ? ("connected" as const) : ("offline" as const),
+          state: online ? busy : ("offline" as const),
           running_jobs: running,
           replica: runner.replica_id,
         };

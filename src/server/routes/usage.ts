@@ -77,25 +77,21 @@ export function usageRoutes(app: FastifyInstance, deps: ServerDeps): void {
     async (request) => {
       const principal = callerOf(request);
       const asked = request.query.tenant;
-      let tenant: string | null;
-      if (isPlatformAdmin(principal)) {
-        tenant = asked ?? null;
-      } else {
-        const own = principal.tenant_id ?? "";
-        if (asked !== undefined && asked !== own) {
-          throw new RunyardError("FORBIDDEN", `you see the spend of your own tenant only, not of ${asked}`, {
-            hint: "Leave out --tenant (tenant=): your tenant's figures are the default.",
-          });
-        }
-        tenant = own;
+      const platform = isPlatformAdmin(principal);
+      const own = principal.tenant_id ?? "";
+      if (!platform && asked !== undefined && asked !== own) {
+        throw new RunyardError("FORBIDDEN", `you see the spend of your own tenant only, not of ${asked}`, {
+          hint: "Leave out --tenant (tenant=): your tenant's figures are the default.",
+        });
       }
-      if (!isPlatformAdmin(principal) && request.query.by === "tenant") {
+      if (!platform && request.query.by === "tenant") {
         throw new RunyardError("FORBIDDEN", "only a platform admin reports spend by tenant", {
           hint: "Group by user, agent or model.",
         });
       }
       const now = new Date();
       const since = parseSince(request.query.since, now);
+      const tenant = platform ? (asked ?? null) : own;
       return usageReport(deps.store, { tenant, by: request.query.by, since, until: now });
     },
   );
