@@ -5,10 +5,7 @@ import { withoutCredentials } from "../core/config-env.js";
 import { adapterFor } from "./registry.js";
 import type { AgentAdapter, InstalledAgent, RunnerEnv } from "./types.js";
 
-/**
- * `--version` of a Node CLI can take seconds (gemini 0.61 takes ~4 s on a small machine, past
- * 15 s on a loaded one); a CLI that hangs is still caught.
- */
+/** A Node CLI's `--version` is slow (gemini 0.61: ~4 s on a small machine, 15 s+ loaded); hangs are caught. */
 export const VERSION_TIMEOUT_MS = 60_000;
 
 export interface AgentLookup {
@@ -33,20 +30,14 @@ export interface AgentStatus {
   problem?: string;
 }
 
-/**
- * Where an agent's CLI is: first runyard's own install (`<agentsHome>/<name>/node_modules/.bin`),
- * then PATH. The built-in `openai` loop is always there. Undefined when it is nowhere.
- */
+/** An agent's CLI: runyard's install (`<agentsHome>/<name>/node_modules/.bin`), then PATH; `openai` always. */
 export async function findAgent(name: string, lookup: AgentLookup): Promise<InstalledAgent | undefined> {
   const path = agentPath(name, lookup);
   if (path === undefined) return undefined;
   return { path, version: path === "" ? null : await cliVersion(path, lookup.env) };
 }
 
-/**
- * Where an agent's CLI is, without asking it its version (a CLI may take seconds to answer
- * `--version`): "" for the built-in loop, undefined when it is nowhere.
- */
+/** Where an agent's CLI is, without a slow `--version`: "" for the built-in loop, undefined when nowhere. */
 export function agentPath(name: string, lookup: AgentLookup): string | undefined {
   const adapter = adapterFor(name);
   if (!adapter) return undefined;

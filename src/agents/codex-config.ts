@@ -3,14 +3,11 @@ import { join } from "node:path";
 import type { RunnerEnv } from "./types.js";
 
 /**
- * What runyard reads of a user's Codex config (`$CODEX_HOME/config.toml`, `~/.codex/config.toml`
- * when CODEX_HOME is unset): the model, the selected provider and that provider's `base_url`.
- * Codex itself reads the whole file; runyard reads these to show them (`runyard agents`), to
- * know that an endpoint is configured there (so a run never falls back to OpenAI's), and to cap
- * the retries of the user's own provider.
+ * What runyard reads of a user's Codex config (`$CODEX_HOME/config.toml`, else `~/.codex/config.toml`): the
+ * model, provider and its `base_url`, to show them (`runyard agents`), to know an endpoint is set there (so
+ * a run never falls back to OpenAI's) and to cap the user's own provider's retries.
  */
 export interface CodexUserConfig {
-  /** The file, as read. */
   path: string;
   model?: string;
   /** `model_provider`; Codex's default is its built-in `openai`. */
@@ -21,10 +18,7 @@ export interface CodexUserConfig {
   providerInFile: boolean;
 }
 
-/**
- * The folder Codex takes for its home: the run's CODEX_HOME, else the runner's, else Codex's
- * own default `$HOME/.codex`; undefined without a HOME.
- */
+/** Codex's home: the run's CODEX_HOME, else the runner's, else `$HOME/.codex`; undefined without a HOME. */
 export function codexHomeOf(
   run: Readonly<Record<string, string>>,
   runner: RunnerEnv,
@@ -63,10 +57,9 @@ export function readCodexConfig(codexHome: string): CodexUserConfig | undefined 
 }
 
 /**
- * The string values of a TOML document by dotted key (`model_providers.corp.base_url`): table
- * headers, dotted and quoted keys, basic and literal strings, and inline tables one level deep.
- * Anything else (numbers, arrays, multi-line strings) is skipped: runyard reads no more than the
- * few strings above, and a line it cannot read never stops Codex, which reads the file itself.
+ * A TOML document's string values by dotted key (`model_providers.corp.base_url`): table headers, dotted and
+ * quoted keys, basic and literal strings, inline tables one level deep. Anything else is skipped: runyard
+ * reads only these few strings, and a line it cannot read never stops Codex, which reads the file itself.
  */
 export function tomlStrings(text: string): Map<string, string> {
   const values = new Map<string, string>();

@@ -1,16 +1,10 @@
 import { isStdioServer, type McpServers } from "../core/jobs/agent-tools.js";
 
-/**
- * A task's MCP servers (core/jobs/agent-tools.ts) in each agent CLI's own config format. Pure:
- * the adapters write what these return where their CLI reads it.
- */
+/** A task's MCP servers (core/jobs/agent-tools.ts) in each CLI's config format, for its adapter to write. */
 
 type Json = Record<string, unknown>;
 
-/**
- * Claude Code's `--mcp-config` file: `{"mcpServers": {NAME: {command, args, env}}}` for a server
- * it starts, `{"type": "http", url}` for one over streamable HTTP.
- */
+/** Claude Code's `--mcp-config` file (`type: "http"` is streamable HTTP). */
 export function claudeCodeMcpConfig(servers: McpServers): Json {
   const out: Json = {};
   for (const [name, server] of Object.entries(servers)) {
@@ -22,10 +16,8 @@ export function claudeCodeMcpConfig(servers: McpServers): Json {
 }
 
 /**
- * Codex's `[mcp_servers.NAME]` tables of `config.toml` (`command`, `args`, `env`; `url` for
- * streamable HTTP), as the `-c key=value` overrides Codex lays over its config file: the user's
- * config.toml stays as it is, and each value is TOML (strings as JSON strings, which TOML reads
- * alike).
+ * Codex's `[mcp_servers.NAME]` config.toml tables (`url`: streamable HTTP) as `-c key=value` overrides, so
+ * the user's config.toml stays as it is; each value is TOML (JSON strings, which TOML reads alike).
  */
 export function codexMcpOverrides(servers: McpServers): string[] {
   const args: string[] = [];
@@ -66,15 +58,12 @@ function codexMcpEntries(servers: McpServers): Array<[string, string]> {
   return entries;
 }
 
-/** A TOML basic string: JSON's escapes are TOML's, but for the control characters JSON leaves as they are (none) and U+007F. */
+/** A TOML basic string: JSON's escapes are TOML's, but for U+007F, which JSON leaves raw. */
 function tomlString(value: string): string {
   return JSON.stringify(value).replace(/\u007f/g, "\\u007F");
 }
 
-/**
- * Gemini CLI's `mcpServers` of `settings.json`: `{command, args, env}` for a server it starts,
- * `{httpUrl}` for streamable HTTP; `trust: true`, as `--yolo` trusts every other tool of the turn.
- */
+/** Gemini CLI's `mcpServers` of `settings.json`; `trust: true`, as `--yolo` trusts the turn's other tools. */
 export function geminiMcpServers(servers: McpServers): Json {
   const out: Json = {};
   for (const [name, server] of Object.entries(servers)) {
@@ -85,10 +74,7 @@ export function geminiMcpServers(servers: McpServers): Json {
   return out;
 }
 
-/**
- * OpenCode's `mcp` of `opencode.json`: `{type: "local", command: [program, ...args], environment}`
- * or `{type: "remote", url}`, each enabled.
- */
+/** OpenCode's `mcp` of `opencode.json`. */
 export function opencodeMcp(servers: McpServers): Json {
   const out: Json = {};
   for (const [name, server] of Object.entries(servers)) {
@@ -99,10 +85,7 @@ export function opencodeMcp(servers: McpServers): Json {
   return out;
 }
 
-/**
- * Copilot CLI's `--additional-mcp-config` JSON: `{"mcpServers": {NAME: {type: "local", command,
- * args, env, tools: ["*"]}}}` or `{type: "http", url, tools: ["*"]}`.
- */
+/** Copilot CLI's `--additional-mcp-config` JSON. */
 export function copilotMcpConfig(servers: McpServers): Json {
   const out: Json = {};
   for (const [name, server] of Object.entries(servers)) {

@@ -1,9 +1,7 @@
 /**
- * The tools of the built-in `openai` loop (openai.ts): read, write, list and search files and run
- * a command, all confined to the workspace. A model's arguments are untrusted: every path is
- * resolved against the workspace, `..` is refused outright, and the real path (symlinks
- * followed) of the file or of its nearest existing parent must stay inside the workspace's real
- * path, so a symlink cannot lead a read or write out of it.
+ * The built-in `openai` loop's tools (openai.ts): files and a command, confined to the workspace. Model
+ * arguments are untrusted: paths resolve against the workspace, `..` is refused, and the real path of the
+ * file or its nearest existing parent must stay inside the workspace's, so no symlink leads out.
  */
 import { lstat, mkdir, readdir, readFile, realpath, stat, writeFile } from "node:fs/promises";
 import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
@@ -27,10 +25,7 @@ export interface ToolContext {
 export interface ToolResult {
   output: string;
   isError: boolean;
-  /**
-   * Set when the runner could not run the command at all (its launcher refused it, the cluster
-   * of its Job failed): no answer of the model's mends that, so the turn fails with it.
-   */
+  /** The command could not run (launcher refused, its cluster failed): the turn fails; no answer mends it. */
   fatal?: ErrorInfo;
 }
 
@@ -182,10 +177,7 @@ function numberArg(args: Record<string, unknown>, name: string): number | undefi
   return Math.floor(value);
 }
 
-/**
- * The absolute path of `path` inside the workspace, or a ToolError. Checks the real path of the
- * target, or of its nearest existing parent for a file still to be created.
- */
+/** `path`, absolute; its real path (or its nearest existing parent's) must be inside, else ToolError. */
 export async function confine(workspace: string, path: string): Promise<string> {
   if (path.split(/[\\/]/).includes("..")) throw new ToolError(`${path}: paths may not contain ..`);
   const root = await realpath(workspace);

@@ -1,15 +1,12 @@
 /**
- * `openai`: runyard's built-in coding agent, for when no vendor CLI is wanted (the agent runner's
- * way). A tool-using loop over any OpenAI-compatible Chat Completions API: the model answers, its
- * tool calls run (openai-tools.ts, confined to the workspace), their results go back, until it
- * answers without a tool call or uses up its turns.
+ * `openai`: runyard's built-in coding agent, for when no vendor CLI is wanted: a tool loop over any
+ * OpenAI-compatible Chat Completions API (tools in openai-tools.ts) until the model answers without a tool
+ * call or uses up its turns.
  *
- * Settings from the invocation's env: `OPENAI_BASE_URL` (default https://api.openai.com/v1),
- * `OPENAI_API_KEY`, `RUNYARD_LLM_RETRY_COUNT` (retries of a model call, default 3; the agent
- * runner's `llm_retry_count`, which the runner passes); model default gpt-4o-mini. `extraArgs`:
- * `--max-turns N` (model calls per turn, default 50). A session is the conversation, kept as JSON
- * under `RUNYARD_AGENT_STATE_DIR` (the scratch folder when unset, which a follow-up turn cannot
- * find: the runner passes a folder that outlives the turn).
+ * Env: `OPENAI_BASE_URL` (default https://api.openai.com/v1), `OPENAI_API_KEY`, `RUNYARD_LLM_RETRY_COUNT`
+ * (retries of a model call, default 3; the runner passes `llm_retry_count`); model default gpt-4o-mini.
+ * `extraArgs`: `--max-turns N` (model calls per turn, default 50). A session is the conversation as JSON
+ * under `RUNYARD_AGENT_STATE_DIR` (the runner's outlives the turn; unset, scratch, lost to a follow-up).
  */
 import { randomUUID } from "node:crypto";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
@@ -151,8 +148,7 @@ async function runOpenAiLoop(invocation: AgentInvocation, _bin: string, io: Agen
           output: result.output,
           ...(result.isError ? { isError: true } : {}),
         });
-        // The runner could not run the command (a refused folder, its cluster failed): the
-        // turn fails with that, as a CLI's turn does whose process could not start.
+        // The command could not run (a refused folder, its cluster failed): the turn fails, as a CLI's would.
         if (result.fatal) return end("failed", result.fatal);
         state.messages.push({ role: "tool", tool_call_id: call.id, content: result.output });
       }

@@ -3,9 +3,8 @@ import type { McpServers } from "../core/jobs/agent-tools.js";
 import type { ProcessLauncher } from "../exec/types.js";
 
 /**
- * The agent adapter contract (docs/agents.md): one file per agent in `src/agents/`, each
- * turning one coding-agent CLI (or the built-in loop) into spine events, usage and typed
- * failures. The task pipeline (`src/runner/handlers/agent.ts`) sees only this.
+ * The agent adapter contract (docs/agents.md): one file per agent CLI (or the built-in loop), turning it
+ * into spine events, usage and typed failures. The task pipeline (runner/handlers/agent.ts) sees only this.
  */
 
 /** Typed failure codes of agent runs (docs/agents.md). */
@@ -30,9 +29,8 @@ export interface AgentInvocation {
   /** Passed to the CLI after runyard's own arguments. */
   extraArgs: readonly string[];
   /**
-   * Credentials and provider settings for this run (ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL,
-   * OPENAI_API_KEY, OPENAI_BASE_URL, ...), laid over the runner's environment with runyard's
-   * own credentials taken out.
+   * This run's credentials and provider settings (ANTHROPIC_API_KEY, OPENAI_BASE_URL, ...), laid over the
+   * runner's environment with runyard's own credentials taken out.
    */
   env: Readonly<Record<string, string>>;
   /** Continue this session of the same agent (a follow-up turn). */
@@ -63,9 +61,8 @@ export type AgentOutput =
   /** A failure the CLI reported in its stream (auth, rate limit, turn limit ...). */
   | { type: "failure"; error: ErrorInfo & { code: AgentErrorCode } }
   /**
-   * What the CLI says about itself rather than the work (a retry, a reconnect): shown to the
-   * user as a `notice`, but no sign of life for the stall watch, since a CLI that only retries
-   * is stuck.
+   * The CLI on itself, not the work (a retry, a reconnect): shown as a `notice`, but no sign of life for
+   * the stall watch, since a CLI that only retries is stuck.
    */
   | { type: "notice"; level: "info" | "warn"; text: string };
 
@@ -75,19 +72,15 @@ export type RunnerEnv = Readonly<Record<string, string | undefined>>;
 /** Where an adapter's outputs go while it runs. */
 export interface AgentIo {
   emit(output: AgentOutput): void;
-  /**
-   * A sign of life the user can see coming (a streamed token of the model's answer, a tool's
-   * output): resets the stall watch. Every emitted output but a `notice` does so too.
-   */
+  /** A sign of life (a streamed token, tool output): resets the stall watch, as non-`notice` outputs do. */
   alive(): void;
   /** Aborted on cancel, timeout, stall or budget; the adapter stops its process tree at once. */
   signal: AbortSignal;
   /** Starts processes in their own group, killed as a whole on abort. */
   launcher: ProcessLauncher;
   /**
-   * The runner's environment (PATH, HOME, the credentials it holds for agents), which a CLI
-   * starts from; runyard's own credentials are taken out before any process sees it. The
-   * process's own environment when absent (tests).
+   * The runner's environment (PATH, HOME, its agent credentials) a CLI starts from, runyard's own
+   * credentials taken out before any process sees it; the process's own when absent (tests).
    */
   env?: RunnerEnv;
 }
@@ -147,34 +140,24 @@ export interface AgentAdapter {
   readonly package?: AgentPackage;
   /** Env names holding its credentials; any one of them is enough. Never printed. */
   readonly credentialEnv: readonly string[];
-  /**
-   * The endpoint and model a turn would use, as the adapter itself decides them (so what
-   * `runyard agents` shows is what runs). Absent: the adapter reads only the env.
-   */
+  /** What a turn would use, as the adapter decides it (what `runyard agents` shows); absent: the env says. */
   setup?(context: SetupContext): AgentSetup;
   /** Runs one turn with `bin` (the CLI's path; "" for the built-in loop). */
   run(invocation: AgentInvocation, bin: string, io: AgentIo): Promise<AgentTurnEnd>;
 }
 
-/**
- * Reads one CLI's structured output (`cli-agent.ts` feeds it): each stdout line as it comes,
- * then the exit. Pure: no I/O but reading files the adapter asked the CLI to write.
- */
+/** Parses a CLI's stdout lines, then its exit (for cli-agent.ts); no I/O but files it had the CLI write. */
 export interface CliStreamParser {
   /** One line of stdout (without its newline). */
   line(line: string): AgentOutput[];
   /** Every stderr chunk, for adapters that find failures only there. */
   stderr?(chunk: string): AgentOutput[];
   /**
-   * For a CLI with no setting of its own for the run's `llm_retry_count`: the failure once the
-   * attempts of one model call it made went past that cap (see `RetryCap`). Asked after every
-   * line and stderr chunk; once it answers, the CLI is stopped and the turn fails with it.
+   * For a CLI with no setting for the run's `llm_retry_count`: the failure once one model call's attempts
+   * pass it (`RetryCap`). Asked after each line and stderr chunk; an answer stops the CLI, failing the turn.
    */
   overRetryCap?(): (ErrorInfo & { code: AgentErrorCode }) | undefined;
-  /**
-   * After the process ended: outputs it left behind (a usage file), and the failure its exit
-   * means, if the stream did not already say (a `failure` output wins over this).
-   */
+  /** After exit: what the CLI left (a usage file) and the failure its exit means; a streamed `failure` wins. */
   end(exit: { exitCode: number | null; stderrTail: string }): Promise<{
     outputs: AgentOutput[];
     error?: ErrorInfo;

@@ -57,9 +57,8 @@ type Ended = Pick<BotView, "state"> &
 const endedStates = new Set(["stopped", "crashed", "timeout", "removed"]);
 
 /**
- * Follows a started bot's run: build or pull output as it comes, then the bot's first output
- * for `checkSecs` once it runs, so a bot that dies at once (a bad token, an import error) is
- * reported here with its last lines rather than found later in `bot status`.
+ * Follows a started bot's run: build or pull output, then its first `checkSecs` of output, so a bot dying
+ * at once (a bad token, an import error) is reported here with its last lines, not later in `bot status`.
  */
 async function watchStart(
   api: ApiClient,

@@ -124,9 +124,8 @@ async function start(
 }
 
 /**
- * The last net under the rule that no replica ends on a database error: a promise left without
- * a handler that fails because the database went away (a restart, a failover) is logged, not
- * the end of the process. Any other unhandled rejection still ends it, as Node does by default.
+ * The last net of "no replica ends on a database error": an unhandled rejection from the database going
+ * away (a restart, a failover) is logged; any other still ends the process, as Node does by default.
  */
 function keepOnLosingTheDatabase(logger: Logger): void {
   if (process.listenerCount("unhandledRejection") > 0) return;
@@ -138,10 +137,7 @@ function keepOnLosingTheDatabase(logger: Logger): void {
   });
 }
 
-/**
- * One server per home folder: a second one would share the SQLite file and the runner state.
- * Returns the release; an in-memory server claims nothing.
- */
+/** Claims the home for one server (a second would share its SQLite and runner state); in memory, nothing. */
 function claimHome(config: Config, ctx: CliContext, flags: ServerFlags): () => void {
   if (flags.memory) return () => {};
   const home = resolveHome(config, ctx.cwd);
@@ -179,13 +175,11 @@ export async function upCommand(flags: ServerFlags, ctx: CliContext): Promise<nu
 
 async function up(flags: ServerFlags, ctx: CliContext): Promise<number> {
   const config = ctx.config;
-  // Until its local runner is connected, `up` takes no work: /health says so (503), so a script
-  // that waits for health never submits into the gap.
+  // /health answers 503 until the local runner connects, so a script waiting for health never submits early.
   let waiting: string | undefined = "the local runner to connect";
   const server = await start(config, ctx, flags, () => waiting);
-  // The local runner gets a fresh runner token each start; earlier ones are revoked. Its id is
-  // handed to the new token first: an id whose token is revoked is free for any runner token,
-  // and a tenant's runner saying hello under it in between would end this `up`.
+  // A fresh runner token each start, earlier ones revoked. The id goes to the new token first: an id whose
+  // token is revoked is free for any runner token, and a tenant's runner taking it would end this `up`.
   const earlier = await server.store.tokens.list("runner");
   const { record: fresh, secret } = await server.store.tokens.create({
     kind: "runner",
@@ -199,9 +193,8 @@ async function up(flags: ServerFlags, ctx: CliContext): Promise<number> {
   const logger = createLogger({ level: config.logLevel, daemon: true });
   // Only `up` runs steps: `runyard server` never loads the runner, Docker's client and what it brings.
   const { localRunnerDaemon } = await import("../runner/assembly/local-runner.js");
-  // A local runner that cannot start (its settings, its cluster, its token refused) ends `up`
-  // with its error: a server left up without it would answer 503 forever. One still connecting
-  // is waited for.
+  // A local runner that cannot start (settings, cluster, token refused) ends `up` with its error, else the
+  // server would answer 503 forever; one still connecting is waited for.
   const runner = await localRunnerDaemon(config, ctx.env, {
     serverUrls: [server.url],
     token: secret,
@@ -209,16 +202,14 @@ async function up(flags: ServerFlags, ctx: CliContext): Promise<number> {
     id: localId,
     logger: logger.child({ component: "runner" }),
     home: resolveHome(config, ctx.cwd),
-    // One machine, yet a step must still not reach the server's home nor its env; shared with
-    // tenants exactly when it can sandbox their runs.
+    // One machine, yet a step must not reach the server's home or env; shared with tenants iff it sandboxes.
     shared: "if-isolated",
     sandbox: { always: true, hide: [resolveHome(config, ctx.cwd)] },
   }).catch(async (error: unknown) => {
     await server.close();
     throw error;
   });
-  // Tenants' runs too when it sandboxes them; else only runs outside any tenant, and it says so
-  // rather than leaving tenants to wonder why their runs wait.
+  // Tenants' runs only when it sandboxes them; else it says so, lest tenants wonder why their runs wait.
   if (runner.isolation === "none") {
     const probe = await probeSandbox();
     const why =

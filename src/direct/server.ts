@@ -20,10 +20,7 @@ import {
 export interface DirectServerOptions {
   /** Every caller but `/health` must send it (`Authorization: Bearer` or `X-Runyard-Token`). */
   token: string;
-  /**
-   * How long `/run` waits for the attempt to end before answering 202 with a task id (the
-   * agent-server API's wait: 4 s).
-   */
+  /** How long `/run` waits for the attempt to end before a 202 with a task id (the API's wait: 4 s). */
   syncWaitMs?: number;
   /** The agent-server's own environment, under each step's env. */
   baseEnv: Record<string, string>;
@@ -76,10 +73,9 @@ function localStepRunner(options: DirectServerOptions): { runner: StepRunner; ex
 }
 
 /**
- * `runyard agent-server`: runs step attempts sent over HTTP (the agent-server API's direct
- * dispatch). A `/run` that ends within `syncWaitMs` is answered with its result; a longer one
- * becomes a task that clients follow with `/status` long-polls from a byte offset and stop with
- * `/cancel`.
+ * `runyard agent-server`: runs step attempts sent over HTTP (direct dispatch). A `/run` ending within
+ * `syncWaitMs` answers its result; a longer one becomes a task followed by `/status` long-polls from a byte
+ * offset and stopped by `/cancel`.
  */
 export function createDirectServer(options: DirectServerOptions): FastifyInstance {
   const logger = options.logger ?? silentLogger;
@@ -130,9 +126,8 @@ export function createDirectServer(options: DirectServerOptions): FastifyInstanc
     return refuse(reply, "INTERNAL", "the agent-server failed to answer");
   });
 
-  // A stop is bounded: the steps get their kill grace, then answers still being sent get
-  // CLOSE_GRACE_MS to finish before their connections are closed, so that no long-poll or
-  // half-sent request holds the process (a `runyard agent-server` stopped under load once ran on).
+  // A bounded stop: steps get their kill grace, then answers in flight CLOSE_GRACE_MS before their
+  // connections close, so no long-poll or half-sent request holds the process (one under load ran on).
   app.addHook("preClose", async () => {
     const stepsEnded = await settled(tasks.cancelAll(), options.killGraceMs + CLOSE_GRACE_MS);
     if (!stepsEnded) {

@@ -9,10 +9,9 @@ import {
 } from "./types.js";
 
 /**
- * A GitLab project through its REST API (`https://gitlab.com/api/v4` or a self-managed
- * instance's), with a token of a user (or a project access token's bot) that is a Developer or
- * more on the project, with the `api` scope: it reads members, opens merge requests, comments and
- * pushes the tasks' branches.
+ * A GitLab project through its REST API (`https://gitlab.com/api/v4` or self-managed), with an `api`-scope
+ * token of a Developer or more (a user, or a project access token's bot): it reads members, opens merge
+ * requests, comments and pushes the tasks' branches.
  */
 export class GitLabClient implements ForgeClient {
   readonly terms = { pullRequest: "merge request", pullRef: (n: number) => `!${n}` };
@@ -109,11 +108,10 @@ interface GitLabLabel {
 }
 
 /**
- * What a GitLab delivery asks (its `X-Gitlab-Event` and JSON body): an issue whose labels gain
- * `label` (an "Issue Hook" whose `changes.labels` add it, or an issue opened with it), or a note
- * `/runyard ...` on an issue, starts a task; a note on a merge request runyard opened, `/runyard
- * ...` or a comment on a line of its diff, continues the task. System notes are ignored, and so
- * are runyard's own comments (never `/runyard`, never on a line).
+ * What a GitLab delivery (`X-Gitlab-Event`, JSON body) asks: an issue gaining `label` (an "Issue Hook" whose
+ * `changes.labels` add it, or opened with it) or a `/runyard ...` note on an issue starts a task; a
+ * `/runyard ...` or diff-line note on a merge request runyard opened continues it. System notes and
+ * runyard's own comments (never `/runyard`, never on a line) are ignored.
  */
 export function gitlabIntent(event: string, payload: unknown, label: string): ForgeIntent {
   const body = (payload ?? {}) as {

@@ -1,8 +1,7 @@
 /**
- * `action: agent.run` steps: one turn of a coding agent on the step's host, through the agent
- * pipeline of `runyard agent run` (the entry point's `AgentStepRunner`). With `output_schema`
- * the final answer is read as JSON and validated; a mismatch gets one more turn of the same
- * session with the fault shown, and the fields its schema declares become the step's exports.
+ * `action: agent.run` steps, through `runyard agent run`'s pipeline (the entry point's `AgentStepRunner`).
+ * With `output_schema` the final answer is validated JSON (a mismatch gets one more turn of the session,
+ * the fault shown) and its declared fields become the step's exports.
  */
 import { errorInfo, toErrorInfo } from "../core/errors.js";
 import type { ErrorInfo, EventInput, StepStatus } from "../core/events.js";
@@ -26,7 +25,6 @@ export interface AgentTurnRequest {
   /** The turn's number, from 1; a retry continues the first turn's session. */
   turn: number;
   sessionId?: string;
-  /** The step's timeout, when it has one. */
   timeoutMs?: number;
 }
 
@@ -54,9 +52,8 @@ const shownNameChars = 60;
 const variableName = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /**
- * The warning for an answer's fields its schema does not declare: they are dropped, not an
- * error (JSON Schema allows extra fields unless a schema says otherwise), and a field named as a
- * setting is called out, since an answer says BASH_ENV only when something steered it to.
+ * The warning for an answer's undeclared fields: dropped, not an error (JSON Schema allows extra fields),
+ * and one named as a setting called out, since an answer says BASH_ENV only when something steered it to.
  */
 function undeclaredNotice(step: string, host: string, fields: string[]): EventInput {
   // A field's name is any JSON string: one that is no variable name is shown quoted, escapes and all.

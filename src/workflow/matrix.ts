@@ -1,17 +1,13 @@
 /**
- * A step's `matrix:` turned into the combinations it runs, as GitHub Actions does it: every
- * combination of the axes, less those an `exclude` entry matches, then each `include` entry
- * added to the combinations it fits or appended as one of its own.
+ * A step's `matrix:` as its combinations, as GitHub Actions does it: the axes' product less what an
+ * `exclude` matches, then each `include` added to the combinations it fits, or as one of its own.
  */
 import type { MatrixInstance } from "./model.js";
 
 /** The most combinations one matrix step may run (GitHub Actions' limit too). */
 export const matrixLimit = 256;
 
-/**
- * Past this many combinations of the axes the matrix is refused without walking them: excludes
- * could never bring so many down to the limit in any matrix a person writes.
- */
+/** Refused unwalked past this many: no excludes a person writes bring so many combinations to the limit. */
 const walkLimit = 65_536;
 
 export interface MatrixSpec {
@@ -26,10 +22,7 @@ export type MatrixExpansion =
   /** More than `limit` combinations; `count` is how many, or at least how many. */
   | { tooMany: { count: number; atLeast: boolean } };
 
-/**
- * The combinations of a matrix, or how far past `limit` it goes. Never builds more than
- * `limit + 1` combinations, however large the product of the axes.
- */
+/** The combinations of a matrix, or how far past `limit` it goes; never builds more than `limit + 1`. */
 export function expandMatrix(spec: MatrixSpec, limit = matrixLimit): MatrixExpansion {
   const product = spec.axes.reduce((count, [, values]) => count * values.length, 1);
   if (product > walkLimit) return { tooMany: { count: product, atLeast: false } };

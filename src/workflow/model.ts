@@ -1,7 +1,4 @@
-/**
- * A workflow after parsing and validation: what the step engine runs. The YAML forms
- * (the workflow form, the playbook form) both become this.
- */
+/** A parsed, validated workflow: what the step engine runs, from either YAML form (workflow, playbook). */
 
 import { RunyardError } from "../core/errors.js";
 import type { StepContainer } from "../core/step-attempt.js";
@@ -10,16 +7,13 @@ import type { ScheduleSpec } from "./schedule.js";
 /** What a runner carries out: commands, or a script. */
 export const execActions = ["cmd.run", "shell.run"] as const;
 export type ExecAction = (typeof execActions)[number];
-/**
- * Every step action; `approval` pauses the run until an approver answers, on the server;
- * `workflow.call` runs a saved workflow as a child run, on the server.
- */
+/** Every step action; `approval` (awaits an approver) and `workflow.call` (a child run) run on the server. */
 export const actions = [...execActions, "approval", "workflow.call", "agent.run"] as const;
 export type Action = (typeof actions)[number];
 
 /**
- * An approval step runs once, on the server, not on a host: its one target is this name, so its
- * summary, events and resume key read like every other step's.
+ * The one target of an approval step, run once on the server, so its summary, events and resume key
+ * read as any step's.
  */
 export const approvalHost = "server";
 
@@ -145,10 +139,7 @@ export interface Step {
   exportVars: boolean;
   maxOutputBytes?: number;
   outputPath?: string;
-  /**
-   * `image:`: the image a runner with the Kubernetes executor runs the step's pod from (its
-   * default otherwise); a runner that runs steps as processes fails such a step.
-   */
+  /** `image:`: the pod's image under a Kubernetes executor (else its default); a process runner fails it. */
   image?: string;
   /** Parsed `when` (or playbook `condition`), with its source text for messages. */
   when?: { source: string; expr: Expr };
@@ -156,7 +147,7 @@ export interface Step {
   continueOnError: boolean;
   timeoutSeconds?: number;
   retryCount: number;
-  /** First retry waits this long; each next one twice as long. */
+  /** The first retry's wait; each next one doubles it. */
   retryDelaySeconds: number;
   /** `retry:`: the step's retry policy; absent, `retryCount` and `retryDelaySeconds` say it (retry-policy.ts). */
   retry?: RetryPolicy;
@@ -166,10 +157,7 @@ export interface Step {
   call?: CallSpec;
   /** Set exactly when `action` is `agent.run`. */
   agent?: AgentStepSpec;
-  /**
-   * `depends:`: the steps that must end before this one starts, each where the file names it.
-   * Absent when the step has no `depends` key; one step with it makes the file a graph.
-   */
+  /** `depends:`: the steps that must end before this one starts; one step with it makes the file a graph. */
   depends?: StepDependency[];
   /** `matrix:`: the step runs once per combination instead of once. */
   matrix?: StepMatrix;
@@ -244,10 +232,7 @@ export interface NotifySpec {
   delayMs: number;
 }
 
-/**
- * `concurrency:`: on a server, at most one run of a group runs at a time per tenant; the others
- * wait queued, in submit order.
- */
+/** `concurrency:`: on a server, one run of a group at a time per tenant; the others wait in submit order. */
 export interface ConcurrencySpec {
   /** The group's name as written; its `${VAR}`s are expanded from the run's vars at submit. */
   group: string;
@@ -265,23 +250,17 @@ export interface Workflow {
   env: Record<string, string>;
   /** Initial variables (`vars:`), overridden by `--var K=V`. */
   vars: Record<string, string>;
-  /**
-   * `secrets:`: names of variables that hold secrets besides those named `*_TOKEN`, `*_KEY`,
-   * `*_SECRET`, `*_PASSWORD`; their values are masked wherever they come from.
-   */
+  /** `secrets:`: variables whose values are masked, as those of `*_TOKEN`, `*_KEY`, `*_SECRET`, `*_PASSWORD` are. */
   secrets: string[];
   hosts: Record<string, HostSpec>;
-  /** Where each container host's settings are written, by host name (hosts with `executor: docker`). */
+  /** Where each container host's settings are written, by host name (`executor: docker` hosts). */
   containerPos?: Record<string, ContainerPos>;
   steps: Step[];
   notify: NotifySpec[];
   concurrency?: ConcurrencySpec;
   /** `schedule:`: when a saved workflow runs on its own; a file run directly ignores them. */
   schedules?: ScheduleSpec[];
-  /**
-   * `inputs:`: what a hook's delivery may fill, by name (each `HOOK_...`); their defaults are in
-   * `vars` too, so steps read them as any variable. Absent: a hook may fill nothing.
-   */
+  /** `inputs:`: what a hook may fill (each `HOOK_...`; absent: nothing); defaults are in `vars` too. */
   inputs?: Record<string, InputSpec>;
   /** Where `inputs:` is written (its key), for a save refused because of a hook. */
   inputsPos?: SourcePos;
@@ -289,10 +268,7 @@ export interface Workflow {
   maxParallel?: number;
   /** `timeout:`: the whole run's limit, in seconds; past it the run is stopped and ends `timeout` (RUN_TIMEOUT). */
   runTimeoutSeconds?: number;
-  /**
-   * `outputs:`: what a run of this workflow gives the `workflow.call` step that ran it, by name;
-   * each a template whose `${VAR}`s are the run's final variables.
-   */
+  /** `outputs:`: what a run gives the `workflow.call` step that ran it; `${VAR}`s are its final variables. */
   outputs?: Record<string, string>;
   /** `on:`: steps run once the run's outcome is known (after its rollbacks). */
   handlers?: RunHandlers;
@@ -357,10 +333,7 @@ export function runnerNeeds(workflow: Workflow): RunnerNeed[] {
   return needs;
 }
 
-/**
- * The runners that may take a host's steps: its group and labels, plus the `docker` label when
- * its steps run in containers, so they never land on a runner without an engine.
- */
+/** The runners that may take a host's steps: its group and labels, plus `docker` for container steps. */
 export function runnerRequirements(spec: Exclude<HostSpec, { kind: "direct" }>): {
   group: string | null;
   labels: string[];
@@ -370,10 +343,7 @@ export function runnerRequirements(spec: Exclude<HostSpec, { kind: "direct" }>):
   return { group: spec.kind === "runner" ? (spec.group ?? null) : null, labels };
 }
 
-/**
- * The error for a workflow with problems: WORKFLOW_TOO_LARGE when it passed a size limit
- * (nothing else of it was read), else WORKFLOW_INVALID with every problem.
- */
+/** WORKFLOW_TOO_LARGE when a size limit was passed (nothing else read), else WORKFLOW_INVALID with all. */
 export function workflowProblemsError(file: string, diagnostics: Diagnostic[]): RunyardError {
   const code = diagnostics.some((d) => d.limit) ? "WORKFLOW_TOO_LARGE" : "WORKFLOW_INVALID";
   const count = `${diagnostics.length} problem${diagnostics.length === 1 ? "" : "s"}`;

@@ -1,20 +1,15 @@
 /**
- * The one rule for values from outside the workflow's own text: an agent's answer, a called
- * workflow's outputs, an approver's inputs (a hook's values already arrive only as `HOOK_`
- * inputs). They reach later steps under names the workflow declared, and never under a name a
- * program reads as a setting (core/setting-names.ts): the workflow is checked where it is
- * parsed, and the values again where the step exports them, as a run parsed before a name was
- * listed may still be running.
+ * The rule for values from outside the workflow's text (an agent's answer, a called workflow's outputs, an
+ * approver's inputs; a hook's are `HOOK_` inputs): they reach later steps only under names the workflow
+ * declared, never a setting's (core/setting-names.ts). Checked at parse and again at export, as a run
+ * parsed before a name was listed may still be running.
  */
 import { type ErrorCode, errorInfo, RunyardError } from "../core/errors.js";
 import type { ErrorInfo } from "../core/events.js";
 import { settingNameProblem } from "../core/setting-names.js";
 import type { YamlReader } from "./yaml-reader.js";
 
-/**
- * Reports `name`, declared at `key` as a variable a value from outside will fill, when it is a
- * setting's name. `what` says where ("output_schema of step triage: property").
- */
+/** Reports `name`, declared at `key` for a value from outside, if a setting's; `what` says where it is. */
 export function refuseDeclaredSettingName(
   reader: YamlReader,
   key: unknown,
@@ -32,10 +27,7 @@ export function refuseDeclaredSettingName(
   return false;
 }
 
-/**
- * The step's error when `names`, filled from outside, hold a setting's name (all of them are
- * named); undefined when none does.
- */
+/** The step's error naming each of `names`, filled from outside, that is a setting's; else undefined. */
 export function settingExportsError(
   code: ErrorCode,
   step: string,
@@ -52,10 +44,9 @@ export function settingExportsError(
 }
 
 /**
- * The refusal of `given`, the vars whoever runs a saved workflow by name passes, when one is a
- * setting's name the workflow does not declare in its `vars:` or `inputs:`. The run is shown as
- * written by the workflow's author, but a `BASH_ENV` in its vars would run the caller's code in
- * its steps; one it declares (`AWS_REGION`) its author chose to take from outside.
+ * Refuses `given`, a caller's vars for a saved workflow, naming a setting not in its `vars:` or `inputs:`:
+ * the run reads as its author's, but a `BASH_ENV` would run the caller's code in its steps. A declared one
+ * (`AWS_REGION`) its author chose to take from outside.
  */
 export function undeclaredSettingVars(
   given: Record<string, string>,

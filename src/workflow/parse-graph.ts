@@ -1,7 +1,4 @@
-/**
- * The keys that make steps a graph and a step many: `depends`, `matrix` (with `fail_fast`) and
- * `rollback`, and the checks that need every step at once (unknown names, cycles).
- */
+/** The graph keys (`depends`, `matrix`, `rollback`) and the checks needing every step (names, cycles). */
 import { isMap, isScalar, isSeq, type YAMLMap } from "yaml";
 import { expandMatrix, type MatrixSpec, matrixInstances, matrixLimit } from "./matrix.js";
 import type { Step, StepDependency, StepMatrix, StepRollback } from "./model.js";
@@ -185,9 +182,8 @@ function describeShape(node: unknown): string {
 }
 
 /**
- * Checks what only all the steps together can say: that every `depends` names a step of the
- * file, that no two steps wait for each other, and that no matrix combination takes the name
- * of another step.
+ * What only all the steps can tell: each `depends` names a step, no two wait for each other, and no
+ * matrix combination takes another step's name.
  */
 export function checkStepGraph(reader: YamlReader, steps: Step[]): void {
   const byName = new Map(steps.map((step) => [step.name, step]));
@@ -234,9 +230,8 @@ function spelledCycle(cycle: string[]): string {
 }
 
 /**
- * Each cycle of `depends`, spelled from its first step in file order back to it
- * (`a -> b -> c -> a`: a depends on b, b on c, c on a). One cycle per group of steps that wait
- * on each other, so a tangle is one message, not dozens.
+ * Each `depends` cycle from its first step in file order back to it (`a -> b -> a`: a depends on b), one
+ * per group of steps waiting on each other, so a tangle is one message, not dozens.
  */
 export function dependencyCycles(steps: Pick<Step, "name" | "depends">[]): string[][] {
   const edges = new Map(steps.map((step) => [step.name, (step.depends ?? []).map((d) => d.step)]));

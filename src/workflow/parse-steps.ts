@@ -1,9 +1,7 @@
 /**
- * `steps:` in both forms: the workflow format's `action` + `args`, and the playbook format's steps
- * (`command`, `condition`, `fail_fast`, exec options on the step itself).
- *
- * Values that fail to read fall back to defaults here; they never reach a caller, since a
- * workflow is only returned when no diagnostic was recorded.
+ * `steps:` in both forms: the workflow's `action` + `args`, the playbook's `command`, `condition`,
+ * `fail_fast` and exec options on the step. Unreadable values fall back to defaults, never seen by a
+ * caller: a workflow is only returned when no diagnostic was recorded.
  */
 import { isMap, isScalar, isSeq, type YAMLMap } from "yaml";
 import { parseExpression } from "./expression.js";
@@ -290,9 +288,8 @@ function readActionBody(
 }
 
 /**
- * `image:` on a cmd.run or shell.run step: the image of its pod on a runner with the Kubernetes
- * executor. A host whose steps run in containers of its own image (`executor: docker`), or an
- * agent-server's, would never honour it, so naming one is an error where it is written.
+ * `image:` of a cmd.run or shell.run step (its pod's, under the Kubernetes executor): an `executor: docker`
+ * host or an agent-server would never honour it, so it is an error there, where it is written.
  */
 function readImage(
   reader: YamlReader,

@@ -1,8 +1,7 @@
 /**
- * How hard a workflow's schedules would drive the server, judged at save: each tick is a stored
- * row and a run, so the entries of one workflow are judged together (20 entries each once a
- * minute fire every 3 s), and a tenant's scheduled runs per hour are bounded. A tick costs tens
- * of microseconds to find, so each judgement walks a bounded number of ticks per entry.
+ * How hard a workflow's schedules would drive the server, judged at save: a tick is a stored row and a run,
+ * so one workflow's entries are judged together (20 once-a-minute entries fire every 3 s), a tenant's runs
+ * per hour are bounded. A tick takes tens of microseconds to find, so a judgement walks few ticks per entry.
  */
 import { type ScheduleSpec, tickWalker } from "./schedule.js";
 
@@ -29,9 +28,9 @@ function walk(spec: Entry, from: Date, until: number, limit: number): { ticks: n
 }
 
 /**
- * The shortest time between two ticks of all `specs` together among their next few, in ms, with
- * the two crons it lies between (in the order of `specs`); undefined when fewer than two ticks come. Only ticks up to the
- * earliest last tick of an entry cut short are compared, so no entry's later ticks are missed.
+ * The shortest gap in ms between the next few ticks of all `specs`, with its two crons (in `specs` order);
+ * undefined under two ticks. Only ticks up to the earliest last tick of an entry cut short are compared,
+ * so no entry's later ticks are missed.
  */
 export function shortestMergedGap(
   specs: readonly Entry[],
@@ -60,9 +59,8 @@ export function shortestMergedGap(
 }
 
 /**
- * The most ticks in any hour among `ticks` (sorted) up to `horizon`: a sliding hour over the
- * ticks themselves, so a burst across the hour's turn counts whole. Ticks known for less than an
- * hour (a dense cron cut short) are scaled up to an hour at their rate.
+ * The most of the sorted `ticks` in any hour up to `horizon`: a sliding hour, so a burst across the hour's
+ * turn counts whole; ticks known for under an hour (a dense cron cut short) are scaled up at their rate.
  */
 function busiestHour(ticks: readonly number[], from: number, horizon: number): number {
   const known = ticks.filter((at) => at <= horizon);
@@ -78,9 +76,8 @@ function busiestHour(ticks: readonly number[], from: number, horizon: number): n
 }
 
 /**
- * The most runs `specs` together could start in an hour of the next day: the busiest hour of
- * their ticks together, and of each entry alone (an entry cut short bounds how far the others
- * are known), whichever is more.
+ * The most runs `specs` could start in an hour of the next day: the busiest hour of their ticks together
+ * or of each entry alone (an entry cut short bounds how far the others are known), whichever is more.
  */
 export function peakRunsPerHour(specs: readonly Entry[], from: Date): number {
   const start = from.getTime();

@@ -1,7 +1,6 @@
 /**
- * Steps as a graph (some step has `depends`): a step starts once every step it depends on has
- * ended, as many at once as `max_parallel` allows. A step sees the exports of the steps it
- * depends on, directly or through others, and of no other step.
+ * Steps as a graph (some step has `depends`): a step starts once all it depends on have ended, up to
+ * `max_parallel` at once, and sees the exports of its ancestors only.
  */
 import { errorInfo } from "../core/errors.js";
 import type { ErrorInfo, StepStatus } from "../core/events.js";
@@ -9,9 +8,8 @@ import type { Step } from "./model.js";
 import { notRunResult, runStep, type StepContext, type StepResult, skipped } from "./step-run.js";
 
 /**
- * Runs every step of a graph; the results come back in file order. A step whose dependency
- * failed (without `continue_on_error`), was canceled or did not run for that reason is
- * skipped, saying which; steps that do not depend on a failure go on.
+ * Runs a graph's steps, results in file order. A step whose dependency failed (without `continue_on_error`),
+ * was canceled or was skipped so is skipped, saying which; steps not depending on a failure go on.
  */
 export async function runGraph(
   steps: Step[],
@@ -54,10 +52,7 @@ export async function runGraph(
   return steps.map((step) => results.get(step.name) ?? notRunResult(step, "canceled", ctx.nextEnd()));
 }
 
-/**
- * A step that does not run: the run was canceled, a dependency held it back, or the exports it
- * would see disagree. Undefined when it may run.
- */
+/** A step that does not run (run canceled, held back by a dependency, exports disagree); else undefined. */
 function settleWithoutRunning(
   step: Step,
   results: Map<string, StepResult>,
@@ -115,10 +110,7 @@ function everywhere(
   return result;
 }
 
-/**
- * Every step each step depends on, directly or through others, in file order. The graph has
- * no cycle (parsing refused it), so the walk ends.
- */
+/** Every step's ancestors, in file order; parsing refused cycles, so the walk ends. */
 export function ancestorsOf(steps: Step[]): Map<string, Step[]> {
   const byName = new Map(steps.map((step) => [step.name, step]));
   const found = new Map<string, Set<string>>();
@@ -138,10 +130,7 @@ export function ancestorsOf(steps: Step[]): Map<string, Step[]> {
   return new Map(steps.map((step) => [step.name, steps.filter((s) => visit(step).has(s.name))]));
 }
 
-/**
- * The exports a step sees, by name: from each ancestor that exported it, less those another
- * such ancestor comes after (a step's export overrides what the steps before it exported).
- */
+/** The exports a step sees, by name: each exporting ancestor's, less those a later one overrides. */
 function visibleExports(
   step: Step,
   ancestors: Map<string, Step[]>,

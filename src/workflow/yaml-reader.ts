@@ -1,7 +1,6 @@
 /**
- * Reads typed values out of a parsed YAML document and records a positioned diagnostic for
- * every value of the wrong shape, then carries on, so one pass reports every problem.
- * Each reader returns undefined when the value is absent or was reported.
+ * Reads typed values from a parsed YAML document, recording a positioned diagnostic for each wrong one
+ * and carrying on, so one pass reports every problem. Readers answer undefined for absent or bad values.
  */
 import {
   type Document,
@@ -41,31 +40,22 @@ export function isVariableName(name: string): boolean {
   return variableName.test(name);
 }
 
-/**
- * The longest runner group or label a workflow may name (`YamlReader.name`), and the longest name
- * of the workflow or of a step (`YamlReader.shownText`).
- */
+/** The longest runner group or label (`YamlReader.name`), and workflow or step name (`shownText`). */
 export const maxNameLength = 200;
 
 /** The most names a list of names (a host's labels) may hold: a runner says at most as many. */
 export const maxNamesInList = 64;
 
-/** What to do about a name past `maxNameLength`. */
 export const nameHint = `a name is a short title of at most ${maxNameLength} characters; put longer text in description`;
 
-/**
- * The longest description (of the workflow, a step, an input) a workflow may carry. A run's and
- * a step's name have `maxNameLength`: both are shown wherever the run is listed.
- */
+/** The longest description (of the workflow, a step, an input); names, shown in every run list, are shorter. */
 export const maxDescriptionLength = 4000;
 
-/** What to do about a description past `maxDescriptionLength`. */
 export const descriptionHint = `keep a description under ${maxDescriptionLength} characters; longer text belongs in a file of the repository`;
 
 /**
- * The most bytes of one variable's value, and of all of one map's (`vars:`, `env:`, the API's
- * `vars`): a variable reaches a step as an environment string, which the kernel refuses past
- * 128 KiB, and every run of a list carries its variables.
+ * The most bytes of one variable's value, and of one map's (`vars:`, `env:`, API `vars`): a step gets each
+ * as an environment string, which the kernel refuses past 128 KiB, and every run of a list carries them.
  */
 export const maxVarValueBytes = 128 * 1024;
 export const maxVarsBytes = 256 * 1024;
@@ -98,7 +88,6 @@ export class YamlReader {
     return this.posAt(range?.[0] ?? 0);
   }
 
-  /** Records a problem at the start of `node`. */
   report(node: unknown, message: string, hint?: string): void {
     this.reportAt(this.pos(node), message, hint);
   }
@@ -120,10 +109,8 @@ export class YamlReader {
   }
 
   /**
-   * Where the character at `offset` of a scalar's value sits in the file. Quotes, escapes,
-   * block headers and folded line breaks make value and source differ, so the value's
-   * characters are matched in order against the source; the start of the scalar is the
-   * fallback when they cannot be (an escape like `\n` in a double-quoted string).
+   * Where a scalar value's character `offset` sits in the file: as quotes, escapes and folds make them
+   * differ, value characters are matched in order against the source, else the scalar's start (`\n`).
    */
   posInScalar(node: Scalar, offset: number): SourcePos {
     const [start, end] = (node as Scalar.Parsed).range;
@@ -147,10 +134,7 @@ export class YamlReader {
     return this.aliasTargets ? (this.aliasTargets.get(node) ?? null) : (node.resolve(this.doc) ?? null);
   }
 
-  /**
-   * The mapping's keys that are in `valid`; every other key is reported as unknown, with a
-   * did-you-mean or the list of valid keys (`hintFor` may give a better hint for a key).
-   */
+  /** The mapping's keys in `valid`; others are reported with a did-you-mean, the valid keys or `hintFor`'s. */
   fields(
     map: YAMLMap,
     where: string,
@@ -198,10 +182,7 @@ export class YamlReader {
     return undefined;
   }
 
-  /**
-   * A name that is matched or looked up (a runner group, a label): a string of at most
-   * `maxNameLength` characters, refused before anything compares it.
-   */
+  /** A name matched or looked up (a runner group, a label): at most `maxNameLength` chars, checked first. */
   name(node: unknown, label: string): string | undefined {
     const value = this.string(node, label);
     if (value === undefined || value.length <= maxNameLength) return value;
@@ -231,10 +212,7 @@ export class YamlReader {
     return undefined;
   }
 
-  /**
-   * Text shown wherever its owner is listed (a run's or a step's name, a description): `text` of
-   * at most `max` characters, refused before it is stored, so every list of runs stays small.
-   */
+  /** Text listed with its owner (a name, a description): at most `max` characters, so lists stay small. */
   shownText(node: unknown, label: string, max: number, hint: string): string | undefined {
     const value = this.text(node, label);
     if (value === undefined || value.length <= max) return value;

@@ -21,8 +21,7 @@ export interface GitCall {
 }
 
 /**
- * The only variables of the runner's environment git gets: what it needs to find programs,
- * the user's SSH agent and proxies. Anything else (GIT_DIR, GIT_WORK_TREE, GIT_INDEX_FILE of a
+ * The only runner variables git gets (programs, SSH agent, proxies): others (GIT_DIR, GIT_INDEX_FILE of a
  * runner started from a hook, the runner's own tokens) would point git elsewhere or leak.
  */
 const passedThrough = [
@@ -61,9 +60,8 @@ export function cleanGitEnv(from: Record<string, string | undefined>): Record<st
 }
 
 /**
- * Settings laid over the user's git config for every call: no credential helper may store the
- * token a run gives (`credential.helper=` empties the list), no gc runs in the middle of another
- * run's worktree add, and a sluggish server counts as a timeout instead of a hang.
+ * Over the user's git config on every call: no credential helper stores a run's token (`credential.helper=`
+ * empties the list), no gc runs amid another run's worktree add, a slow server times out, not hangs.
  */
 const baseConfig = [
   "credential.helper=",
@@ -71,8 +69,7 @@ const baseConfig = [
   "maintenance.auto=false",
   "http.lowSpeedLimit=1",
   "http.lowSpeedTime=60",
-  // Only the transports a repo is reached by: a machine's gitconfig that allows `ext::` (a
-  // command run as the runner) does not reach runyard's git.
+  // Only a repo's transports: a machine gitconfig allowing `ext::` (any command, as the runner) is overruled.
   "protocol.allow=never",
   ...["https", "http", "ssh", "git", "file"].map((protocol) => `protocol.${protocol}.allow=always`),
 ].flatMap((setting) => ["-c", setting]);
@@ -86,10 +83,7 @@ export function checkedGit(result: GitResult, what: string): GitResult {
 /** How long git may take to clean up after SIGTERM before it is killed. */
 const KILL_GRACE_MS = 1000;
 
-/**
- * Runs git once with an argument array (no shell). Aborting kills git's whole process group
- * (git-remote-https, ssh, index-pack are its children) and rejects with CANCELED.
- */
+/** Runs git (no shell); an abort kills its process group (git-remote-https, ssh, index-pack): CANCELED. */
 export function runGit(env: Record<string, string>, args: readonly string[], call: GitCall = {}) {
   return new Promise<GitResult>((resolve, reject) => {
     if (call.signal?.aborted) {
@@ -119,8 +113,7 @@ export function runGit(env: Record<string, string>, args: readonly string[], cal
       aborted = true;
       const pgid = child.pid;
       if (pgid === undefined) return;
-      // SIGTERM first: git removes its lock files on it, so a canceled fetch does not leave the
-      // mirror locked for the next run; SIGKILL for whatever ignores it.
+      // SIGTERM first: git removes its lock files, so a canceled fetch leaves no mirror locked; then SIGKILL.
       signalGroup(pgid, "SIGTERM");
       killTimer = setTimeout(() => signalGroup(pgid, "SIGKILL"), KILL_GRACE_MS);
     };

@@ -10,13 +10,12 @@ const chains = new Map<string, Promise<unknown>>();
 const EMPTY_LOCK_GRACE_MS = 10_000;
 
 /**
- * Runs `use` while holding the mirror: first in this process (a promise chain, so eight runs of
- * one runner take turns without touching the disk), then across processes (`<mirror>.lock`,
- * created exclusively, holding the owner's pid and start time). A lock whose owner is dead
- * (crash, kill -9; a reused pid has another start time) is taken over.
+ * Runs `use` holding the mirror: first in this process (a promise chain, so a runner's eight runs take turns
+ * off disk), then across processes (`<mirror>.lock`, created exclusively with the owner's pid and start
+ * time); a dead owner's lock (crash, kill -9; a reused pid has another start time) is taken over.
  *
- * Fetch, worktree add, remove and prune run under it: git locks single refs, but a fetch that
- * updates many refs beside a worktree add or a prune is where mirrors get corrupted.
+ * Fetch, worktree add, remove and prune run under it: git locks single refs, but a many-ref fetch beside a
+ * worktree add or a prune is where mirrors get corrupted.
  */
 export interface MirrorLockWait {
   signal?: AbortSignal;
@@ -34,8 +33,7 @@ export async function withMirrorLock<T>(
   const mine = new Promise<void>((resolve) => {
     done = resolve;
   });
-  // The next run waits for the one before this one too: a run canceled while waiting leaves
-  // the queue without letting the next one in early.
+  // Chained after the previous run too: one canceled while waiting does not let the next in early.
   const tail = previous.then(() => mine);
   chains.set(mirror, tail);
   try {
@@ -98,10 +96,7 @@ async function holdFileLock<T>(path: string, wait: MirrorLockWait, use: () => Pr
   }
 }
 
-/**
- * Who holds the lock: a live pid, or `stale` (the file's text) when its owner is gone;
- * undefined when that cannot be told yet (the file is gone, or its owner has not written it).
- */
+/** A live holder's pid, `stale` (the file's text) if dead, undefined if unknown (no file, not yet written). */
 async function lockHolder(
   path: string,
 ): Promise<{ pid: number; stale?: undefined } | { stale: string } | undefined> {
@@ -124,9 +119,8 @@ async function lockHolder(
 }
 
 /**
- * Removes a stale lock, unless another process took it over meanwhile: two processes that both
- * found it stale must not both remove it, the second removing the first one's new lock. The
- * text is read again right before the unlink, which leaves that race a window of one syscall.
+ * Removes a stale lock unless another process took it over: of two that found it stale, the second must
+ * not remove the first's new lock. Re-reading the text just before the unlink narrows that to one syscall.
  */
 async function removeStale(path: string, staleText: string): Promise<void> {
   try {

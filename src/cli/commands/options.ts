@@ -1,5 +1,4 @@
-// The flags and option helpers the command groups (this folder) share, and what each group
-// registers its actions with.
+// Flags and option helpers the command groups of this folder share, and what each registers its actions with.
 import type { Command } from "commander";
 import type { Config } from "../../core/config.js";
 import { RunyardError } from "../../core/errors.js";
@@ -14,10 +13,7 @@ export type ContextFor = (
   configFile?: string,
   output?: OutputOptions,
 ) => Promise<CliContext>;
-/**
- * The context of a command that talks to a server: its server flags, and its `--home` (a command
- * that may write a data folder's database instead) and `--raw` where it has them.
- */
+/** A server command's context: server flags, `--home` (to write a data folder's database instead), `--raw`. */
 export type ApiContextFor = (flags: ApiFlags & { home?: string; raw?: boolean }) => Promise<CliContext>;
 /** Builds `runyard run`'s context: only the settings it reads, checked without zod's whole weight. */
 export type RunContextFor = (overrides?: Overrides, output?: OutputOptions) => Promise<CliContext<RunConfig>>;
@@ -129,10 +125,7 @@ export function serveOverrides(flags: {
 export interface CommandDeps {
   /** A command's context: env, config file and flags, the process's streams and signals. */
   ctx: ContextFor;
-  /** The context of a command that talks to a server. */
   api: ApiContextFor;
-  /** `runyard run`'s context. */
   runCtx: RunContextFor;
-  /** Sets the process's exit code. */
   setExit: (code: number) => void;
 }
