@@ -2,9 +2,8 @@ import type { Store } from "../store/index.js";
 import { type Principal, tenantPrincipal } from "./auth.js";
 
 /**
- * Who a stored id is: the `created_by` of a hook, a schedule, a saved version or a run names an
- * API token or a user. Role and tenant are read now, not when the id was stored, so a user made
- * a member since acts as a member; a token or user gone has no rights at all.
+ * Who a stored `created_by` (a token or user) is. Role and tenant are read now, not when it was stored,
+ * so a user made a member since acts as one; a token or user gone has no rights at all.
  */
 export interface Actor {
   role: "admin" | "member";
@@ -31,10 +30,8 @@ export async function actorOf(
 }
 
 /**
- * Whose a stored id is, for what it triggers to count as theirs (run quota, spend budget, "you
- * submitted this run"): a token's user, a token revoked since too (unlike `actorOf`, which gives
- * a revoked token no rights), or the user the id is; null for a token of no user, or an id that
- * is neither (a removed user's).
+ * Whose a stored id is, for what it triggers to count as theirs (quota, budget, "you submitted this"):
+ * a token's user, of a revoked token too (unlike `actorOf`), or the user it is; else null.
  */
 export async function userBehind(
   store: Pick<Store, "tokens" | "users">,
@@ -47,11 +44,9 @@ export async function userBehind(
 }
 
 /**
- * Whether the maker of a trigger (a hook's `created_by`, a schedule's owner) was removed: the id
- * is neither a user nor a token, revoked ones included (runyard keeps whose each revoked token
- * was until its user is removed). A removed user's triggers start nothing: their runs would be
- * nobody's, held to no one's quota or budget, and a `self_approval: false` gate would refuse
- * every approver.
+ * Whether a trigger's maker is neither a user nor a token (revoked ones are kept until their user goes).
+ * A removed user's triggers start nothing: their runs would be held to no one's quota or budget, and a
+ * `self_approval: false` gate would refuse every approver.
  */
 export async function makerRemoved(
   store: Pick<Store, "tokens" | "users">,
@@ -62,10 +57,8 @@ export async function makerRemoved(
 }
 
 /**
- * What a run a trigger starts (a hook's or a forge's delivery, a schedule's tick, a call's child)
- * is checked as against the quotas: a member of the trigger's tenant and, when its maker is a user
- * (through a token revoked since too), that user, so the runs a user's triggers start are held to
- * that user's own run limits as their submits are.
+ * Who a triggered run (a delivery, a tick, a call's child) is for the quotas: a member of the trigger's
+ * tenant and its maker's user (through a revoked token too), held to that user's limits as submits are.
  */
 export async function triggerQuotaPrincipal(
   store: Pick<Store, "tokens" | "users">,
@@ -84,9 +77,8 @@ export function isPlatformAdminActor(actor: Actor | undefined): boolean {
 }
 
 /**
- * Whether `principal` may act for the trigger `ownerId` made in `tenantId`: an admin of that
- * tenant (or a platform admin) may act for anyone's; anyone else only for their own (the same
- * token, the same user, or a personal token of theirs, a revoked one too).
+ * Whether `principal` may act for `ownerId`'s trigger in `tenantId`: that tenant's or a platform admin
+ * for anyone's; anyone else for their own (the same token or user, or a token of theirs, revoked too).
  */
 export async function mayActFor(
   store: Pick<Store, "tokens" | "users">,
@@ -100,7 +92,6 @@ export async function mayActFor(
   if (ownerId === null) return false;
   if (ownerId === principal.token_id || ownerId === principal.user_id) return true;
   if (principal.user_id === null) return false;
-  // Their own through a token revoked since too: what it made stays theirs (userBehind).
   return (await userBehind(store, ownerId)) === principal.user_id;
 }
 
@@ -113,10 +104,7 @@ export interface UserTrigger {
   workflow: string | null;
 }
 
-/**
- * The hooks and schedules that are `user`'s (made or promoted through any token
- * of theirs, a revoked one too): read before the user is removed, to say at removal what stops.
- */
+/** `user`'s triggers (made or promoted through any token, revoked too), to say at removal what stops. */
 export async function triggersOfUser(
   store: Pick<Store, "tokens" | "users" | "hooks" | "schedules" | "savedWorkflows" | "forges">,
   user: { id: string; tenant_id: string | null },

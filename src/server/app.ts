@@ -44,10 +44,7 @@ import { workflowPromoteRoute } from "./routes/workflow-promote.js";
 import { workflowRoutes } from "./routes/workflows.js";
 import { webUiRoutes } from "./web-ui.js";
 
-/**
- * The largest request body most routes take; `POST /api/runs` takes more (`runBodyLimit`).
- * Bodies are parsed on the event loop, so the caps keep a few large ones from stalling it.
- */
+/** Most routes' body cap (`POST /api/runs`: `runBodyLimit`): big bodies parsed on the loop would stall it. */
 const defaultBodyLimit = 1024 * 1024;
 
 const Health = z.object({
@@ -74,10 +71,7 @@ const NotReady = z.object({
   waiting_for: z.string().describe("what the replica waits for before it takes work"),
 });
 
-/**
- * The HTTP API; tests drive it with `app.inject()`. Each route's zod schemas validate its
- * request, serialize its responses and describe it in `/openapi.json`.
- */
+/** The HTTP API (tests use `app.inject()`); each route's zod schemas validate, serialize and document it. */
 export function buildApp(deps: ServerDeps): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: defaultBodyLimit });
   // A large JSON body is read on a thread of its own, never holding the other requests.
@@ -105,8 +99,7 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
     // First: security headers on every answer, and CORS preflights answered before any token check.
     app.addHook("onRequest", httpHeadersHook(deps.corsOrigins));
     app.addHook("onRequest", authHook(deps.store, deps.sessions, deps.revocations.tokens));
-    // Creating routes (`config: idempotentRoute`): a key answered before is answered again here,
-    // once the route's caps and schema have taken the request.
+    // Creating routes (`config: idempotentRoute`): a key answered before replays, past caps and schema.
     const idempotency = idempotencyHooks(deps.store.idempotencyKeys, deps.idempotency, deps.logger);
     app.addHook("preValidation", idempotency.preValidation);
     app.addHook("preHandler", idempotency.preHandler);

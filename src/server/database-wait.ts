@@ -49,8 +49,7 @@ function answering(wait: DatabaseWait): Server {
       {
         error: {
           code: "STORE_UNAVAILABLE",
-          // Why not (the database's address, user and name in the driver's words) is for the
-          // log: this answers anyone, with no token.
+          // Why not (the database's address, user, name) is for the log: this answers anyone.
           message: "this server is starting and waits for its database",
           hint: errorTable.STORE_UNAVAILABLE.hint,
         },
@@ -75,11 +74,9 @@ function worthWaiting(error: unknown): boolean {
 }
 
 /**
- * Opens the store, waiting for a database that is down or still recovering: meanwhile the
- * replica listens on its port (`/health` alive, `/health/ready` 503, the API 503 with
- * Retry-After) and tries again with back-off, logging every few seconds. After `waitMs` the last
- * error ends the start. Resolves with the store and `listening`, which the caller closes just
- * before the real server takes the port.
+ * Opens the store, waiting for a database down or recovering: meanwhile the replica listens (`/health`
+ * alive, `/health/ready` and the API 503 with Retry-After), retrying with back-off; after `waitMs` the
+ * last error ends the start. Resolves with the store and `listening`, closed before the server listens.
  */
 export async function openWhenReachable(
   open: () => Promise<Store>,

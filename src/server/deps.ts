@@ -28,10 +28,7 @@ export interface ArtifactLimits {
   maxRunArtifactBytes: number;
 }
 
-/**
- * The runner sockets of this replica, as the routes and services reach them (runner-hub.ts is
- * the one): declared here, below the hub, so that what takes ServerDeps need not stand above it.
- */
+/** This replica's runner sockets (runner-hub.ts), declared below the hub so ServerDeps stands below it. */
 export interface RunnerSockets {
   /** Takes a runner's socket, its token checked. */
   accept(socket: WebSocket, token: TokenRecord): void;
@@ -63,10 +60,7 @@ export interface BotRelayCalls {
 
 /** What the routes need, built once in `startServer`. */
 export interface ServerDeps {
-  /**
-   * The whole store: this is where the routes are wired, and between them they use nearly every
-   * repo; a module the routes build takes only the repos it uses.
-   */
+  /** The whole store: the routes use nearly every repo; a module they build takes only those it uses. */
   store: Store;
   bus: EventBus;
   runs: RunService;
@@ -77,7 +71,6 @@ export interface ServerDeps {
   /** Fires schedules' ticks on the leader; a save wakes it, `/metrics` counts its ticks. */
   scheduler: Pick<Scheduler, "wake" | "ticks">;
   hub: RunnerSockets;
-  /** Calls a bot through its runner on whichever replica holds the runner's socket. */
   botRelay: BotRelayCalls;
   /** This server among the replicas sharing its database (`/health` says which answered). */
   replica: { id: string; isLeader: boolean };
@@ -101,7 +94,6 @@ export interface ServerDeps {
   workflowLimits: WorkflowLimits;
   /** Parses a submitted or validated workflow off the event loop (in `runyard server` and `up`). */
   parseWorkflow: WorkflowParser;
-  /** How big one artifact and one run's artifacts may be. */
   artifactLimits: ArtifactLimits;
   /** The largest custom-mode archive a bot start may upload (RUNYARD_MAX_BOT_UPLOAD_BYTES). */
   botUploadBytes: number;
@@ -111,9 +103,6 @@ export interface ServerDeps {
   botWatch?: { refusalOf(url: string): RunyardError | undefined };
   logger: Logger;
   version: string;
-  /**
-   * What the server still waits for before it can do work (`runyard up`: its local runner);
-   * undefined once ready. `/health` answers 503 with it until then.
-   */
+  /** What the server waits for to work (`runyard up`: its local runner); `/health` answers 503 till then. */
   waitingFor?: () => string | undefined;
 }

@@ -97,8 +97,7 @@ export function errorHandler(logger: Logger, defaultBodyLimit: number) {
       // Its answer says only that the database is away; why is for the operator.
       if (known.error.code === "STORE_UNAVAILABLE")
         logger.warn({ err: error }, "request answered 503: the database is away");
-      // The `POST /jobs` orchestrator API's shape, for a quota and for any error of that route
-      // its handler did not answer itself (its schema, its Idempotency-Key):
+      // `POST /jobs`' shape for a quota and errors its handler did not answer (schema, Idempotency-Key):
       // `{"status":"failure","error":{...}}`.
       const failure =
         known.error.code === "QUOTA_EXCEEDED" || request.routeOptions.url === "/jobs"
@@ -114,10 +113,7 @@ export function errorHandler(logger: Logger, defaultBodyLimit: number) {
   };
 }
 
-/**
- * How long a client is told to wait while the database cannot be reached (`Retry-After`): a
- * restart takes seconds, a managed failover up to a minute or two.
- */
+/** `Retry-After` while the database is away: a restart takes seconds, a managed failover a minute or two. */
 export const storeRetryAfterSeconds = 2;
 
 /** Errors that say when to try again carry the wait in their details; it goes out as `Retry-After` too. */
@@ -149,8 +145,7 @@ function errorReply(
   if (hasZodFastifySchemaValidationErrors(error)) {
     const where =
       error.validationContext === "querystring" ? "query" : (error.validationContext ?? "request");
-    // What was sent is echoed short (a key of 600 KB, a list of 100,000 bad items): the first
-    // problems, each path and message cut to a short start.
+    // What was sent is echoed short (a 600 KB key, 100,000 bad items): the first problems, each cut short.
     const problems = error.validation.slice(0, maxEchoedProblems).map((issue) => ({
       path: clipped(issue.instancePath.slice(1).replaceAll("/", ".") || where),
       message: clipped(issue.message ?? ""),

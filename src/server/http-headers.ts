@@ -1,10 +1,9 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 
 /**
- * Headers every answer carries (docs/security.md, "Browsers"): the API is JSON for programs and,
- * later, a web UI's backend; no answer may be sniffed into HTML, framed, or kept by a cache.
- * They are set on the raw response, so the event stream (which writes its own head) keeps them;
- * its own `Cache-Control: no-cache, no-transform` wins over `no-store` there.
+ * Headers of every answer (docs/security.md, "Browsers"): none may be sniffed into HTML, framed, or
+ * cached. Set on the raw response, so the event stream (writing its own head) keeps them, its own
+ * `Cache-Control: no-cache, no-transform` winning over `no-store`.
  */
 export const securityHeaders: Readonly<Record<string, string>> = {
   "x-content-type-options": "nosniff",
@@ -32,10 +31,8 @@ export function isPreflight(request: FastifyRequest): boolean {
 }
 
 /**
- * The first hook: security headers on every answer, and CORS for the exact origins listed
- * (`RUNYARD_CORS_ORIGINS`; none by default, so browsers of other sites can read nothing). A listed
- * origin's preflight is answered here, before the token check; any other origin gets no CORS
- * header at all.
+ * The first hook: security headers, and CORS for the exact origins listed (`RUNYARD_CORS_ORIGINS`; none
+ * by default), whose preflights are answered before the token check; others get no CORS header at all.
  */
 export function httpHeadersHook(corsOrigins: readonly string[]) {
   const listed = new Set(corsOrigins);

@@ -10,10 +10,7 @@ import { requestHash } from "./idempotency-hash.js";
 /** How long a key and its answer are kept unless RUNYARD_IDEMPOTENCY_KEY_HOURS says otherwise. */
 export const defaultIdempotencyKeyHours = 24;
 
-/**
- * A request served this long without an answer is presumed lost with its server (a crash
- * mid-answer), and its key may be served again. Far longer than any creating request takes.
- */
+/** A request unanswered this long (far past any creating request) died with its server: its key is freed. */
 export const idempotencyClaimTimeoutMs = 60_000;
 
 /** What a caller told `IDEMPOTENCY_KEY_IN_USE` waits before sending the same request again. */
@@ -28,10 +25,8 @@ const keyPattern = /^[\x20-\x7e]{1,255}$/;
 export const idempotentRoute = { idempotent: true } as const;
 
 /**
- * The route option for a creating route that answers only after waiting (a bot's start, a chat's
- * answer): its key's claim lasts `waitMs(request)` longer, so that a retry while the first request
- * still waits is told IDEMPOTENCY_KEY_IN_USE rather than taking the key over as if the first
- * request's server had died.
+ * For a creating route that answers only after waiting (a bot's start, a chat's answer): its claim lasts
+ * `waitMs(request)` longer, so a retry meanwhile is told IDEMPOTENCY_KEY_IN_USE, not given the key.
  */
 export function idempotentWaitingRoute(waitMs: (request: FastifyRequest) => number) {
   return { idempotent: true, idempotentWaitMs: waitMs } as const;
@@ -107,13 +102,10 @@ function shown(key: string): string {
 }
 
 /**
- * The hooks that make the routes marked `idempotentRoute` idempotent. Before the route's own
- * checks, the key is checked and the request hashed as it came (a large body was hashed on the
- * JSON thread already). Once the route's caps and schema have taken the request, the key is
- * claimed in the store (one claim wins across replicas): a key answered before gets its kept
- * answer again, with `Idempotency-Replayed: true`, and the route is not run. Once the route has
- * answered, a 2xx answer is kept under the key, and anything else frees the key. A request the
- * caps refuse costs no claim.
+ * The hooks behind `idempotentRoute`. Before the route's checks the request is hashed as it came (a
+ * large body on the JSON thread). Past its caps and schema the key is claimed in the store (one claim
+ * wins across replicas): a key answered before replays its answer and the route is not run. A 2xx
+ * answer is kept under the key; anything else frees it. A request the caps refuse costs no claim.
  */
 export function idempotencyHooks(
   keys: IdempotencyKeysRepo,
@@ -125,8 +117,7 @@ export function idempotencyHooks(
   onSend: (request: FastifyRequest, reply: FastifyReply, payload: unknown) => Promise<unknown>;
 } {
   return {
-    // Global hooks run before a route's: the body is hashed before a route rewrites it (the
-    // OpenRunner-style submit becomes the native one).
+    // Global hooks run before a route's: the body is hashed before a route rewrites it (OpenRunner submit).
     async preValidation(request) {
       if (!request.routeOptions.config.idempotent || keyOf(request) === undefined) return;
       request.idempotencyRequestHash ??= requestHash(request, request.body);
@@ -185,9 +176,8 @@ export function idempotencyHooks(
       try {
         await record();
       } catch (error) {
-        // The answer goes out regardless. The database is away (a restart): the outcome is
-        // recorded once it is back, so that the client's retry with the key gets the answer (or
-        // a free key) within seconds, not IDEMPOTENCY_KEY_IN_USE until the claim times out.
+        // The database is away: record once it is back, so the client's retry gets the answer (or a free
+        // key) within seconds, not IDEMPOTENCY_KEY_IN_USE until the claim times out.
         logger.warn(
           { err: error, status: reply.statusCode },
           "could not record an Idempotency-Key's answer yet",
@@ -199,10 +189,7 @@ export function idempotencyHooks(
   };
 }
 
-/**
- * Tries `record` again with back-off (0.25 s doubling to 4 s) until it works or the key's claim
- * would have timed out anyway, when a later request takes the key over.
- */
+/** Retries `record` (0.25 s doubling to 4 s) until the key's claim would have timed out anyway. */
 async function recordLater(record: () => Promise<void>, logger: Logger): Promise<void> {
   const deadline = Date.now() + idempotencyClaimTimeoutMs;
   for (let wait = 250; Date.now() + wait < deadline; wait = Math.min(wait * 2, 4000)) {

@@ -5,10 +5,7 @@ import type { JobRecord, Store } from "../store/index.js";
 import { storeRetryAfterSeconds } from "./error-responses.js";
 import { readJob } from "./job-records.js";
 
-/*
- * Which jobs a runner holds, and for how long: the next job it is given with its lease, what
- * its hello settles (its inventory), and the leader's checks of leases that lapsed.
- */
+/* Which jobs a runner holds, for how long: its next job and lease, its hello's inventory, lapsed leases. */
 
 /** What lease keeping needs of the job queue. */
 export interface LeaseHolder {
@@ -48,10 +45,9 @@ export interface Inventory {
 }
 
 /**
- * A runner says hello listing the jobs it holds. Its list is the truth: a job it accepted but
- * does not list died with an earlier life of the runner, and is lost now rather than when its
- * lease lapses; one it never accepted (its assign never arrived) goes back to the queue. The
- * jobs it goes on with get a fresh lease.
+ * A runner's hello lists the jobs it holds, and its list is the truth: one it accepted but omits died
+ * with an earlier life (lost now, not when its lease lapses); one never accepted goes back to the queue.
+ * The jobs it goes on with get a fresh lease.
  */
 export async function takeInventory(
   queue: LeaseHolder,
@@ -64,8 +60,7 @@ export async function takeInventory(
   let requeued = false;
   for (const job of await queue.store.jobs.list({ runnerId, statuses: ["assigned", "running"] })) {
     if (listed.has(job.id)) {
-      // A runner holds only jobs it took up: an accept that died with an earlier socket (or
-      // still waits behind it) is taken as said now.
+      // It holds only jobs it took up: an accept lost with an earlier socket (or behind it) counts now.
       if (job.status === "assigned") await queue.accept(job.id, runnerId);
       inventory.resumed.set(job.id, job.type);
       continue;
@@ -78,8 +73,7 @@ export async function takeInventory(
       );
       continue;
     }
-    // Never accepted and not held: its assign never reached the runner (the link dropped, or
-    // the replica that claimed it died), so nothing of it ran. It goes back to the queue.
+    // Never accepted nor held: its assign never arrived (link dropped, claiming replica died): nothing ran.
     if (job.status === "assigned" && (await queue.store.jobs.giveBack(job.id, runnerId))) {
       requeued = true;
       continue;
@@ -90,9 +84,8 @@ export async function takeInventory(
   for (const { id } of held) {
     if (inventory.resumed.has(id)) continue;
     const job = await queue.store.jobs.get(id);
-    // A finished job is told `done` when the runner sends its result again. One the server
-    // ended while its runner was away (a bot stopped meanwhile) still runs there: canceled, so
-    // it stops; a runner that has the result already ignores the cancel.
+    // A finished job is told `done` when its result comes again; one ended while its runner was away (a
+    // bot stopped meanwhile) still runs there: cancel it (a runner that has the result ignores that).
     if (job?.status === "done" && job.runner_id === runnerId) inventory.cancel.push(id);
     else inventory.drop.push(id);
   }
@@ -106,7 +99,6 @@ export class LeaseChecks {
 
   constructor(private readonly queue: LeaseHolder) {}
 
-  /** Checks leases every quarter lease (at most every 500 ms) while `isLeader` says so. */
   start(isLeader: () => boolean): void {
     this.timer = setInterval(
       () => {
@@ -117,16 +109,14 @@ export class LeaseChecks {
   }
 
   /**
-   * Jobs whose runner stopped heartbeating past the lease are lost, and their sockets told. Also
-   * one the server never heard accepted: a runner sends `accept` and starts the step at once, and
-   * an accept can die with a socket, so the step may have begun. Offering it again could run it
-   * twice (its first attempt's output already stored under the same batch numbers); a runner
-   * that comes back in time settles it instead (`inventory`).
+   * Jobs whose runner stopped heartbeating past the lease are lost, their sockets told. So is one never
+   * heard accepted: a runner starts the step as it sends `accept`, which can die with a socket, so
+   * offering it again could run it twice (output stored under the same batch numbers); a runner back in
+   * time settles it instead (`inventory`).
    */
   private async expire(): Promise<void> {
-    // No runner could renew a lease while the database was away: each gets a whole lease from
-    // its return, beyond the two Retry-After waits in which a runner answered 503 comes back,
-    // to reconnect and heartbeat before its jobs are taken for lost.
+    // No lease could be renewed while the database was away: after its return runners get a whole lease
+    // plus the two Retry-After waits of a 503 to reconnect and heartbeat before their jobs are lost.
     const lost = this.queue.store.outages.lastLost();
     if (lost !== undefined && Date.now() - lost < this.queue.leaseMs + 2 * storeRetryAfterSeconds * 1000)
       return;
@@ -152,9 +142,8 @@ export class LeaseChecks {
 }
 
 /**
- * The next job for a runner that holds jobs of kinds `held`, or undefined when it has no room
- * or nothing waits for it. `capacity` counts its work (steps, agent turns); bots, mostly idle
- * containers that live for hours, have slots of their own (maxBotsPerRunner).
+ * The next job for a runner holding jobs of kinds `held`, if it has room. `capacity` counts its work
+ * (steps, agent turns); bots, mostly idle containers living for hours, have slots of their own.
  */
 export async function claimJob(
   queue: LeaseHolder,
@@ -182,7 +171,6 @@ export async function claimJob(
       queue.leaseMs,
     );
     if (!record) return undefined;
-    // A job an engine here stored is the one it made (checked then); any other is read from its row.
     const job = queue.madeHere(record.id) ?? readJob(record);
     if (!job) {
       await queue.lost(record, "its stored payload no longer matches its kind");

@@ -1,7 +1,6 @@
 /**
- * The JSON thread: reads large JSON texts (HTTP bodies, runners' messages) on a thread of its own,
- * so that parsing a member's multi-megabyte text never holds the event loop, and hands a text back
- * only when it holds at most `maxJsonValues` values (json-body.ts says why).
+ * Reads large JSON texts (HTTP bodies, runners' messages) on its own thread, so a member's multi-megabyte
+ * text never holds the event loop; it comes back only with at most `maxJsonValues` values (json-body.ts).
  */
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -14,9 +13,8 @@ const threadFile = new URL("./json-body-thread.js", import.meta.url);
 /** Bodies larger than this are read on the JSON thread. */
 export const threadMinBytes = 64 * 1024;
 /**
- * The most values (objects, arrays, strings, numbers…) a large JSON body may hold: a submit holds
- * at most 1,000 variables and 1,000 environment entries, a workflow is one string, a bot's code
- * one base64 string.
+ * The most values (objects, arrays, strings, numbers…) a large JSON body may hold: a submit holds at most
+ * 1,000 variables and 1,000 environment entries, a workflow one string, a bot's code one base64 string.
  */
 export const maxJsonValues = 50_000;
 
@@ -38,10 +36,7 @@ export interface JsonRead {
 
 /** One thread reading large bodies in order; started on first use, and again after it dies. */
 export class JsonBodyThread {
-  /**
-   * Whether the thread can start: tests that build the server from its TypeScript source have no
-   * built thread file, and read on the event loop instead.
-   */
+  /** False in tests built from the TypeScript source (no built thread file): they read on the event loop. */
   static get available(): boolean {
     return existsSync(fileURLToPath(threadFile));
   }

@@ -31,16 +31,12 @@ export interface ReplicaFigures {
 }
 
 /**
- * The server's Prometheus metrics. Counts that the store holds (runs, the job queue, runners
- * online) are read from it at each scrape, so they are right after a restart; durations and
- * lags are observed from the events as the spine stores them.
+ * The server's Prometheus metrics. The store's counts (runs, job queue, runners) are read at each scrape,
+ * so they are right after a restart; durations and lags are observed from the events as stored.
  */
 export class ServerMetrics {
   private readonly registry = new Registry();
-  /**
-   * Series labelled by tenant (agents' spend, bots): a platform admin's alone. A user token
-   * outside any tenant (a scraper's) sees the fleet's figures, never one tenant's.
-   */
+  /** Series by tenant (spend, bots): a platform admin's alone; a scraper's tenantless token sees none. */
   private readonly tenantRegistry = new Registry();
   private readonly stepDuration: Histogram<"status">;
   private readonly queueWait: Histogram<"kind">;
@@ -208,10 +204,7 @@ export class ServerMetrics {
     this.unsubscribe();
   }
 
-  /**
-   * Agents' tokens and dollars by tenant, agent and model, summed from the store's usage rows at
-   * each scrape: the fleet's totals, right after a restart, the same on every replica.
-   */
+  /** Agents' tokens and dollars summed from the store's usage rows at each scrape: equal on every replica. */
   private agentUsageCounters(store: Pick<Store, "agentUsage">, registers: Registry[]): void {
     const labelNames = ["tenant", "agent", "model"] as const;
     type Totals = Map<
@@ -264,10 +257,7 @@ export class ServerMetrics {
     });
   }
 
-  /**
-   * Every series carries a `replica` label, so a scrape of each replica behind one Service stays
-   * apart; the counts read from the store are the fleet's and equal on every replica.
-   */
+  /** A `replica` label keeps replicas behind one Service apart; the store's counts are the fleet's. */
   private replicaGauges(store: Pick<Store, "fleet">, replica: ReplicaFigures): void {
     const registers = [this.registry];
     this.registry.setDefaultLabels({ replica: replica.id });
@@ -313,9 +303,8 @@ export class ServerMetrics {
 }
 
 /**
- * `GET /metrics`: Prometheus text; an admin token or a user token outside any tenant. The series
- * labelled by tenant (spend, bots) go to platform admins only: what a tenant spends is its own,
- * as `GET /api/usage` keeps it.
+ * `GET /metrics` for an admin token or a tenantless user token. Series by tenant (spend, bots) go to
+ * platform admins only: what a tenant spends is its own, as `GET /api/usage` keeps it.
  */
 export function metricsRoutes(app: FastifyInstance, metrics: ServerMetrics): void {
   app.withTypeProvider<ZodTypeProvider>().get(

@@ -73,9 +73,8 @@ export function stateChangeOf(event: RunEvent, workflowName: string): StateChang
 }
 
 /**
- * Posts state changes to a workflow's webhooks, `retry` more times `delayMs` apart when one
- * fails. It never throws: a failure is stored as the run's `last_notify_error` and never
- * changes the run.
+ * Posts state changes to a workflow's webhooks, `retry` more times `delayMs` apart. Never throws: a
+ * failure is stored as the run's `last_notify_error` and never changes the run.
  */
 export class Notifier {
   private readonly allowed: OutboundPolicy;
@@ -100,9 +99,9 @@ export class Notifier {
   }
 
   /**
-   * Tells `targets` of every state change of a run, from its stored events on the bus, until the
-   * run finishes; returns the unsubscribe. Unless `unrestricted` (a platform admin's run), only
-   * destinations `notify_hosts:` allows are called, and a failure shows as a typed error alone.
+   * Tells `targets` of a run's state changes (stored events on the bus) until it finishes; returns the
+   * unsubscribe. Unless `unrestricted` (a platform admin's run), only `notify_hosts:` destinations are
+   * called, and a failure shows as a typed error alone.
    */
   follow(
     runId: string,
@@ -161,10 +160,9 @@ export class Notifier {
   }
 
   /**
-   * `send` for a member's run: through the `notify_hosts:` policy, and a failure is recorded as
-   * `NOTIFY_FAILED` with the HTTP status at most (the receiver's words go to the server's log
-   * only), never sooner than the slowest possible failure would be, so the time does not tell a
-   * closed port from an open one either.
+   * `send` for a member's run, through `notify_hosts:`: a failure is recorded as `NOTIFY_FAILED` with the
+   * HTTP status at most (the receiver's words go to the log only), never sooner than the slowest failure,
+   * so the time does not tell a closed port from an open one either.
    */
   async sendSealed(
     target: NotifySpec,

@@ -64,9 +64,8 @@ const limitWords: Record<
 };
 
 /**
- * Checks a submit against the caller's tenant's and the caller's own limits, counting from the
- * store (so every replica sees the same counts). Two submits on two replicas at the same instant
- * may both pass the last free slot: a limit can be overshot by one run per concurrent submitter.
+ * Checks a submit against the tenant's and the caller's limits, counted from the store for every
+ * replica. Two submits at one instant may both take the last slot: overshoot is one run per submitter.
  */
 export class Quotas {
   constructor(
@@ -76,8 +75,8 @@ export class Quotas {
   ) {}
 
   /**
-   * Who starts a bot and what they may: the owner the per-user quota counts (the user, else the
-   * token), how many live bots, and the container limits (user's, else tenant's, else the server's).
+   * Who starts a bot (the user, else the token), how many live bots they may keep, and the container
+   * limits (the user's, else the tenant's, else the server's).
    */
   botStarter(principal: Principal | undefined): BotStarter {
     const username = principal?.username ?? null;

@@ -17,12 +17,10 @@ export interface RunKeeper {
 const sweepMs = 30_000;
 
 /**
- * Tells each runner connected here when a run whose folders it keeps has ended (`run_ended`), so
- * that the run's sandbox and folders end with it (the runner's RunFolders). A run's end is heard
- * as its `run.finished` stored here (the bus), as a batch another replica stored (its last event
- * read), and by reading the runs' statuses: at a runner's hello for the runs it names, and every
- * `sweepMs` for them all (a run the server ended without an event, `interrupted`, or a replica's
- * message lost). A runner told twice does nothing the second time.
+ * Tells each runner here when a run whose folders it keeps has ended (`run_ended`), so its sandbox and
+ * folders end with it (RunFolders). An end is heard as a `run.finished` stored here, as another
+ * replica's batch (its last event read), and from the runs' statuses: at a runner's hello, and every
+ * `sweepMs` (an end with no event, `interrupted`, or a lost message). A runner told twice does nothing.
  */
 export class RunEnds {
   private sweep: NodeJS.Timeout | undefined;
@@ -76,9 +74,8 @@ export class RunEnds {
         const state = await this.store.runs.state(runId);
         for (const keeper of keepers) {
           if (!keeper.keeps.has(runId)) continue;
-          // A run no longer stored (removed) is over too. A tenant's runner learns nothing of another
-          // tenant's runs, not even whether they exist or ended: each is answered as one not stored
-          // (its runner never ran one of them, so it keeps no folders of it).
+          // A run not stored is over too. Another tenant's runs are answered as not stored, so a tenant's
+          // runner learns nothing of them (it ran none, so keeps no folders of them).
           const foreign =
             state !== undefined && keeper.tenantId !== null && state.tenant_id !== keeper.tenantId;
           if (!state || foreign || finalRunStatuses.includes(state.status)) keeper.runEnded(runId);

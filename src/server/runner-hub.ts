@@ -18,9 +18,8 @@ export interface HubTimings {
 }
 
 /**
- * The runner sockets of this replica (routes/runner-socket.ts hands each one over once its token
- * is checked): one RunnerSession per socket, the live one per runner id, and the dispatch loop
- * that offers queued jobs to runners with room.
+ * This replica's runner sockets (handed over by routes/runner-socket.ts, token checked): a RunnerSession
+ * per socket, the live one per runner id, and the loop offering queued jobs to runners with room.
  */
 export class RunnerHub implements SessionHost, RunnerSockets {
   /** Runner id -> its live session here. */
@@ -58,15 +57,11 @@ export class RunnerHub implements SessionHost, RunnerSockets {
     this.runEnds = new RunEnds(store, () => this.live.values(), logger);
   }
 
-  /**
-   * Starts the lease checks, the runs' ends told to runners (heard on `bus`) and, when other
-   * replicas may queue jobs, the dispatch sweep.
-   */
+  /** Starts the lease checks, the runs' ends told to runners (heard on `bus`) and the dispatch sweep. */
   start(bus: EventBus): void {
     this.runEnds.start(bus);
     this.queue.startLeaseChecks(() => this.replica.isLeader());
-    // Jobs queued by other replicas are announced; should an announcement be lost, this finds
-    // them. A server alone on its database queues every job itself and dispatches it then.
+    // Finds jobs whose announcement from another replica was lost; a server alone queues them all itself.
     if (!this.replica.alone) {
       this.dispatchTimer = setInterval(() => this.dispatch(), 2000);
       this.dispatchTimer.unref();
@@ -148,10 +143,7 @@ export class RunnerHub implements SessionHost, RunnerSockets {
     return true;
   }
 
-  /**
-   * Asks the runner holding a bot about it (a webhook to forward, its kept log) over its socket
-   * here; undefined when that runner is not connected to this replica.
-   */
+  /** Asks a bot's runner (a webhook to forward, its kept log) over its socket here; undefined if not here. */
   callBot(runnerId: string, botId: string, call: BotCall, timeoutMs: number): Promise<BotReply> | undefined {
     const session = this.live.get(runnerId);
     if (!session?.open) return undefined;
@@ -167,9 +159,8 @@ export class RunnerHub implements SessionHost, RunnerSockets {
   }
 
   /**
-   * A runner token was revoked: every socket opened with it here closes now (code 4001). Its
-   * runners are told to drop their jobs, which end as lost (retried or interrupted as their runs
-   * say), and the runners go offline. A runner of the token still saying hello is closed too.
+   * Closes every socket of a revoked runner token here (code 4001), hello pending or not; its runners drop
+   * their jobs, which end as lost (retried or interrupted as their runs say), and go offline.
    */
   async revokeToken(tokenId: string): Promise<string[]> {
     const ended: string[] = [];
@@ -195,7 +186,6 @@ export class RunnerHub implements SessionHost, RunnerSockets {
     return ended;
   }
 
-  /** The runner tokens of the sockets open here. */
   connectedTokens(): string[] {
     return [...new Set([...this.sessions].map((session) => session.token.id))];
   }

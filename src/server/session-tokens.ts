@@ -47,10 +47,7 @@ export function looksLikeJwt(token: string): boolean {
   }
 }
 
-/**
- * Signs and checks session and stream JWTs with the HS256 key in the store (`server_keys`,
- * sealed), so every replica on one database accepts the tokens of every other.
- */
+/** Session and stream JWTs under the store's sealed HS256 key (`server_keys`): every replica accepts them. */
 export class SessionTokens {
   private constructor(
     private readonly key: Uint8Array,
@@ -82,10 +79,7 @@ export class SessionTokens {
     return { ...claims, token };
   }
 
-  /**
-   * A stream token for one run, for 5 minutes but never past `notAfterMs`: the end of the session
-   * that asks for it (a session's stream token would otherwise outlive it by up to 5 minutes).
-   */
+  /** A stream token for one run, for 5 minutes but never past `notAfterMs`, the asking session's end. */
   async issueStream(
     runId: string,
     source: string,

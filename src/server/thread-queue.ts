@@ -1,8 +1,7 @@
 /**
- * A queue of requests to a worker thread of its own, so that costly work (reading a large JSON
- * text, parsing a workflow) never holds the event loop. The thread starts on first use and answers
- * in order. When it dies on a request (out of its memory), or takes longer than its budget on one,
- * that request is refused, the thread ended, and the requests behind it go to a new thread.
+ * A queue of requests to a worker thread of its own, so costly work (a large JSON text, a workflow)
+ * never holds the event loop. Started on first use, it answers in order; a request it dies on (out of
+ * memory) or overruns its budget on is refused, and the requests behind go to a new thread.
  */
 import { setPriority } from "node:os";
 import { parentPort, Worker, workerData } from "node:worker_threads";
@@ -16,10 +15,9 @@ export interface ThreadQueueOptions {
   /** The error a request is refused with, given why: the thread failed on it, died or took too long. */
   refusal: (why: string) => Error;
   /**
-   * How long one request may take, from when the thread has loaded and is on it, and why it is
-   * refused past that. On Linux the budget is the thread's CPU time (thread-cpu.ts), so a busy
-   * machine, where a low priority leaves the thread waiting, stops nothing; the clock still ends a
-   * request at `wallBudgetFactor` times the budget.
+   * How long one request may take once the thread has loaded, and why it is refused past that. On Linux
+   * it is the thread's CPU time (thread-cpu.ts), so a busy machine starving a low-priority thread stops
+   * nothing; the clock still ends a request at `wallBudgetFactor` times the budget.
    */
   budget?: Budget;
   /** The thread's nice value on Linux (a lane that yields the CPU to the rest). */
@@ -124,8 +122,7 @@ export class ThreadQueue<Request extends object, Result extends object> {
   private start(): Worker {
     this.online = false;
     this.tid = undefined;
-    // A memory cap of its own: input that makes the work run away ends this thread with an error
-    // for that request, not the server.
+    // A memory cap of its own: runaway input ends this thread with an error for that request, not the server.
     const thread = new Worker(this.options.file, {
       resourceLimits: { maxOldGenerationSizeMb: 512 },
       workerData: { nice: this.options.nice },
@@ -156,13 +153,9 @@ export class ThreadQueue<Request extends object, Result extends object> {
   }
 }
 
-/**
- * The body of a `ThreadQueue`'s thread: `ThreadReady` once loaded, then `work`'s answer to each
- * request, or why it failed, for as long as the process lives.
- */
+/** A `ThreadQueue` thread's body: `ThreadReady` once loaded, then `work`'s answer (or failure) to each. */
 export function answerRequests<Request>(work: (request: Request) => object): void {
-  // On Linux a thread's nice value is its own (setpriority of 0 is the calling thread); elsewhere
-  // it would lower the whole process, so it is left alone.
+  // On Linux nice is per thread (setpriority of 0 is the calling thread); elsewhere it is per process.
   const { nice } = (workerData ?? {}) as { nice?: number };
   if (nice !== undefined && process.platform === "linux") {
     try {
@@ -180,8 +173,7 @@ export function answerRequests<Request>(work: (request: Request) => object): voi
     }
     parentPort?.postMessage(answer);
   });
-  // Loaded and listening: the time a request takes counts from here, in the CPU time of the
-  // thread named here where /proc says it.
+  // Loaded: a request's time counts from here, in this thread's CPU time where /proc says it.
   const tid = currentThreadId();
   parentPort?.postMessage({ ready: true, ...(tid ? { tid } : {}) } satisfies ThreadReady);
 }

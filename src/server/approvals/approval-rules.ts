@@ -4,15 +4,13 @@ import { fillApprovalInputs, type GivenValue } from "../../workflow/approval-inp
 import type { Principal } from "../auth.js";
 
 /**
- * What an approval step asks of its answers beyond "a listed approver": no answer before its
- * `wait`, none from the run's submitter when `self_approval: false`, one per approver, and the
- * form's values checked. Each refusal says what is wrong and what to do.
+ * An approval's rules beyond "a listed approver": nothing before its `wait`, nothing from the submitter
+ * under `self_approval: false`, one per approver, form values checked; each refusal says what to do.
  */
 
 /**
- * Whether the caller submitted the run: it was made by them, or by one of their tokens, a revoked
- * one too (revoking the token that submitted a run must not make its submitter someone else: the
- * run keeps its user, `created_by_user`).
+ * Whether the caller submitted the run, themselves or through a token of theirs, revoked too (revoking
+ * it must not make the submitter someone else: the run keeps `created_by_user`).
  */
 export async function isSubmitter(
   store: Pick<Store, "tokens" | "users" | "audit">,
@@ -23,15 +21,13 @@ export async function isSubmitter(
   if (submitter === null) return false;
   if (submitter === principal.user_id || submitter === principal.token_id) return true;
   if (principal.user_id === null) return false;
-  // The user behind the submitting token, kept on the run: right after a revocation too.
   if (run.created_by_user !== null) return run.created_by_user === principal.user_id;
   // A token of no user, or a run stored before runs kept their user: whose the token is or was.
   const token = await store.tokens.owner(submitter);
   if (token) return token.user_id === principal.user_id;
   if (await store.users.get(submitter)) return false;
-  // The submitting token is gone and whose it was not kept (its user removed, or revoked before
-  // revoked tokens' users were kept): its revocation's audit entry says whose it was. With none
-  // (the entry pruned), nobody can be told apart from the submitter.
+  // The token is gone, whose unkept (user removed, or an older revocation): the audit entry says whose.
+  // With none (pruned), nobody can be told apart from the submitter.
   const { events } = await store.audit.list({ action: "token.revoke", target: submitter, limit: 1 });
   const owner = events[0]?.details.user_id;
   return owner === undefined || owner === principal.user_id;
@@ -73,9 +69,8 @@ export function answeredTwice(
 }
 
 /**
- * The form's values this approval stands for: the first approval's values (later approvers
- * approve those, and may repeat them but not change them), else the caller's, checked and with
- * defaults filled in.
+ * The form values this approval stands for: the first approval's (later approvers may repeat, not
+ * change them), else the caller's, checked and with defaults filled in.
  */
 export function approvalValues(
   row: ApprovalRecord,

@@ -17,12 +17,10 @@ function answerOf(row: ApprovalRecord): ApprovalAnswer | undefined {
 }
 
 /**
- * The approval steps this replica's engines wait on. A wait holds no runner and no job: it reads
- * its row when an answer is stored (here, or on another replica, which says so over the fleet),
- * every `recheckMs` in case that message was lost, and at its deadline, when it stores the
- * timeout itself; the row takes one answer only, so a timeout and a late approval never both count.
- * When the server stops (`close`), the waits stop reading and hold no timer: the rows stay, and
- * the runs wait on after the next start.
+ * The approval steps this replica's engines wait on, holding no runner or job. A wait reads its row when
+ * an answer is stored (here, or told over the fleet), every `recheckMs` in case that message was lost,
+ * and at its deadline, storing the timeout itself; the row takes one answer, so a timeout and a late
+ * approval never both count. On `close` the waits stop and hold no timer; the runs wait on after restart.
  */
 export class ApprovalWaits {
   /** One wait per run and step (one engine carries a run); `woken` keeps a wake that came mid-read. */
@@ -73,9 +71,8 @@ export class ApprovalWaits {
   }
 
   /**
-   * The server stops: each wait ends its pause and never settles, so its engine neither sees an
-   * answer nor a cancel (that would end the run), and no read of a closed store is tried again
-   * every `recheckMs`, which kept the process from ever exiting.
+   * Each wait ends its pause and never settles, so its engine sees neither an answer nor a cancel (that
+   * would end the run), and no read of a closed store every `recheckMs` keeps the process from exiting.
    */
   close(): void {
     this.closed = true;

@@ -17,10 +17,9 @@ const freshMs = 30_000;
 export const botRelayBodyLimit = 2 * 1024 * 1024;
 
 /**
- * Calls a bot through its runner wherever the runner's socket is: on this replica through the
- * hub, else over HTTP on the replica the runners store names (its URL from the replicas' rows),
- * signed with a key only replicas of this database hold. The secret check and the rate limit
- * stay on the first replica; the second only passes the call to its socket.
+ * Calls a bot through its runner's socket: here through the hub, else over HTTP to the replica the
+ * runner's row names, signed with a key only this database's replicas hold. The secret check and rate
+ * limit stay on the first replica; the second only passes the call to its socket.
  */
 export class BotRelay implements BotRelayCalls {
   private key: Promise<string> | undefined;
@@ -51,8 +50,8 @@ export class BotRelay implements BotRelayCalls {
   }
 
   /**
-   * The bot's answer, or undefined when no live replica holds its runner's socket. A replica that
-   * holds it but cannot be reached answers an error reply (BOT_NOT_RUNNING) saying which.
+   * The bot's answer; undefined when no live replica holds its runner's socket, BOT_NOT_RUNNING naming
+   * the replica when the one holding it cannot be reached.
    */
   async call(
     runnerId: string,
@@ -105,9 +104,8 @@ export class BotRelay implements BotRelayCalls {
   }
 
   /**
-   * Checks a call another replica signed (fresh, not seen before, signed with the fleet's key)
-   * and makes it through this replica's socket: undefined when the signature is wrong or the
-   * runner is not connected here.
+   * Makes a call another replica signed (fresh, unseen, with the fleet's key) through the socket here;
+   * undefined when the signature is wrong or the runner is not connected here.
    */
   async verify(signature: string | undefined, body: string): Promise<"bad" | "ok"> {
     const [timeText = "", nonce = "", mac = ""] = (signature ?? "").split(".");

@@ -25,9 +25,9 @@ export interface FleetRelayDeps {
 }
 
 /**
- * What one replica hears from and tells the others: stored events (for followers elsewhere and
- * the run's engine), job rows that changed (for the engine waiting for the job), queued jobs, cancels. A lost message costs latency only: a
- * sweep every 2 s reads what it would have said from the store. Returns the stop.
+ * What one replica hears from and tells the others: stored events (for followers and the run's engine),
+ * changed job rows (for the engine waiting on one), queued jobs, cancels. A lost message costs latency
+ * only: a sweep every 2 s reads what it would have said from the store. Returns the stop.
  */
 export function relayFleet({
   replica,
@@ -88,8 +88,7 @@ export function relayFleet({
         assertExhaustive(message, "fleet message");
     }
   };
-  // Followers here of runs carried elsewhere learn of new events by message; the announcement
-  // of each stored batch goes out once per run and tick, and a sweep covers lost messages.
+  // Followers of runs carried elsewhere hear of stored batches by message, once per run and tick.
   const announced = new Map<string, number>();
   let announcing = false;
   // A single server (SQLite) has no other replica to tell.
@@ -115,8 +114,7 @@ export function relayFleet({
             const seq = await store.events.lastSeq(runId).catch(() => undefined);
             if (seq !== undefined) bus.storedElsewhere(runId, seq);
           }
-          // A lost `job` message: the rows of the jobs engines here wait for are read again, and
-          // those of the runs parked here.
+          // A lost `job` message: reread the jobs engines here wait for, and those of runs parked here.
           await queue
             .recheckWaited()
             .catch((error: unknown) =>

@@ -15,25 +15,21 @@ export interface DeliveryOutcome {
 }
 
 /**
- * Acts on a signed delivery of `forge`: once per delivery id, and only for someone who may push
- * to the repo (asked of the forge). An issue starts an agent task on the repo with the issue as
- * the task; a comment on a pull request runyard opened continues that task's session on the same
- * branch. The text of a comment is the agent's instruction and nothing else.
+ * Acts on a signed delivery of `forge`, once per delivery id, only for someone who may push to the repo
+ * (asked of the forge). An issue starts an agent task on the repo; a comment on a pull request runyard
+ * opened continues that task's session on its branch. A comment's text is the agent's instruction only.
  *
- * The delivery is claimed first (its id and its body, each a primary key: two sendings of it at
- * once, on any replica, act once). A delivery that reaches no decision (the forge's API failed or
- * timed out, the quota refused, the run could not be stored) is forgotten again and its error
- * thrown, so the forge shows it failed and its redelivery is acted on; only an outcome
- * (started, ignored, refused) is kept.
+ * Its id and body are claimed first (each a primary key: two sendings at once, on any replica, act
+ * once). One that reaches no decision (the forge's API failed, the quota refused, the run could not be
+ * stored) is forgotten and its error thrown, so the forge shows it failed and a redelivery is acted on.
  */
 export async function actOnDelivery(
   deps: Pick<ServerDeps, "store" | "runs" | "quotas">,
   forge: ForgeRecord,
   delivery: { id: string; event: string; payload: unknown; bodyDigest: string },
 ): Promise<DeliveryOutcome> {
-  // The signature covers the body only: the same body under another delivery id (or event) is
-  // the same delivery sent again, by whoever saw it once. Two events a forge sends never share
-  // a body (a comment's id, an issue's updated_at differ).
+  // The signature covers the body only: under another delivery id it is a replay by whoever saw it once.
+  // Two events a forge sends never share a body (a comment's id, an issue's updated_at differ).
   const bodyKey = `sha256:${delivery.bodyDigest}`;
   const claimed: string[] = [];
   for (const key of [delivery.id, bodyKey]) {
@@ -147,10 +143,7 @@ export async function actOnDelivery(
   }
 }
 
-/**
- * The error a delivery that reached no decision is answered with (a 5xx, or 429 for the quota):
- * the forge shows the delivery failed, and says what to do; its redelivery is acted on.
- */
+/** The error (a 5xx, or 429 for the quota) that shows the forge a delivery failed, saying what to do. */
 function notActedOn(deliveryId: string, started: string | null, error: unknown): RunyardError {
   const what =
     started === null
@@ -215,10 +208,7 @@ async function submitIssueTask(
   return run.id;
 }
 
-/**
- * A delivery whose signature or token does not match, or to an id with no forge: one 401 in the
- * same words, so the answer never tells which forges exist or what kind they are.
- */
+/** A bad signature or token, or no such forge: one 401 in the same words, revealing no forge or kind. */
 export function unknownForge(): RunyardError {
   return new RunyardError(
     "UNAUTHORIZED",
@@ -230,9 +220,8 @@ export function unknownForge(): RunyardError {
 }
 
 /**
- * The task's description: the issue, and the comment that asked for it. A self-hosted forge takes
- * an issue of any length, but a task's description has the API's cap (`maxPromptLength`): the
- * body is cut to what fits, saying how much was left out, so the asking comment is always kept.
+ * The issue and the comment that asked for it. A self-hosted forge takes an issue of any length, so its
+ * body is cut to fit `maxPromptLength`, saying how much was left out, and the comment is always kept.
  */
 function issueDescription(
   forge: ForgeRecord,

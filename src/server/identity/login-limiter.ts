@@ -31,14 +31,12 @@ export const defaultLoginLimits: LoginLimits = {
 const maxKeys = 50_000;
 
 /**
- * Counts failed logins in a sliding window, in this process's memory: each replica counts its
- * own (a client that spreads attempts over N replicas gets N times the limit; argon2 keeps each
- * guess slow anyway).
+ * Counts failed logins in a sliding window in this process's memory: spread over N replicas a client
+ * gets N times the limit (argon2 keeps each guess slow anyway).
  *
- * Only a username tried from one address is ever locked: clients behind one address (the steps
- * of `runyard up`'s runner, a NAT) guessing one user's password must not lock another user out,
- * nor guesses from elsewhere the user themselves. A username guessed from many addresses, or an
- * address guessing many usernames, is slowed down instead, whoever sends the next attempt.
+ * Only a username from one address is ever locked: guesses behind one address (`runyard up`'s runner
+ * steps, a NAT) must not lock another user out, nor guesses from elsewhere the user themselves. A
+ * username guessed from many addresses, or an address guessing many, is slowed down instead.
  */
 export class LoginLimiter {
   private readonly failures = new Map<string, number[]>();
@@ -49,10 +47,9 @@ export class LoginLimiter {
   ) {}
 
   /**
-   * Call before checking a password: throws RATE_LIMITED (429) while this username has used up its
-   * failures from this address, else counts this attempt as a failure until `succeeded` says it
-   * was not, so a burst of parallel guesses is held to the limit too. Answers how long to wait
-   * before checking the password (0, or `slowdownMs` past the username's or address's ceiling).
+   * Before checking a password: throws RATE_LIMITED (429) while this pair's failures are used up, else
+   * counts a failure until `succeeded` (so parallel guesses are held to the limit too) and answers the
+   * wait before checking (0, or `slowdownMs` past the username's or address's ceiling).
    */
   attempt(username: string, address: string): number {
     const now = this.now();
@@ -86,10 +83,7 @@ export class LoginLimiter {
     }
   }
 
-  /**
-   * The attempt was right: the pair's failures are cleared, and the username's and the address's
-   * counts lose this one (the others' guesses still count there).
-   */
+  /** Clears the pair's failures; the username's and address's lose only this one (others' still count). */
   succeeded(username: string, address: string): void {
     this.failures.delete(pairKey(username, address));
     this.failures.get(userKey(username))?.pop();

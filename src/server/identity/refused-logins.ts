@@ -37,11 +37,10 @@ interface Tally {
 }
 
 /**
- * Refused logins go to the audit log as one entry per client address, minute, tenant and reason,
- * whose `details.count` grows, instead of one entry per attempt: a client guessing passwords as
- * fast as it can (rate-limited or not) adds a couple of rows a minute, not hundreds a second.
- * The first refusal of a tally is written before the answer; later counts reach the store within
- * a second (at once when the audit log is read through this replica). Each replica keeps its own.
+ * Refused logins are audited as one entry per address, minute, tenant and reason with a growing
+ * `details.count`, so a client guessing as fast as it can adds a couple of rows a minute, not hundreds
+ * a second. A tally's first refusal is written before the answer, later counts within a second (at once
+ * when the audit log is read here). Each replica keeps its own.
  */
 export class RefusedLogins {
   private readonly tallies = new Map<string, Tally>();

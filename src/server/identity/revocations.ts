@@ -23,10 +23,9 @@ interface OpenStream {
 }
 
 /**
- * Makes a revoked credential stop everywhere at once (docs/security.md): a revoked runner token
- * closes its runners' sockets and ends their jobs; a revoked token, a removed user, a password
- * change or a logout empties the token cache and ends the event streams opened with that
- * credential. The replica that changed the store acts at once and tells the others, which act on
+ * Makes a revoked credential stop everywhere at once (docs/security.md): a runner token's sockets close
+ * and their jobs end; a revoked token, removed user, password change or logout empties the token cache
+ * and ends its event streams. The replica that changed the store acts and tells the others, which act on
  * the store's word only (anyone who may connect to PostgreSQL can send a fleet message).
  */
 export class Revocations {
@@ -53,9 +52,8 @@ export class Revocations {
   }
 
   /**
-   * A token was deleted from the store here: it stops on this replica now, then on the others.
-   * A runner token's runners that are connected nowhere lose their jobs now too, rather than
-   * when their leases lapse: they can never come back with them.
+   * A token deleted here stops on this replica now, then on the others. Its runners connected nowhere
+   * lose their jobs now, not when their leases lapse: they can never come back with them.
    */
   async tokenRevoked(token: TokenRecord): Promise<void> {
     await this.spread({ credential: "token", id: token.id });
@@ -94,10 +92,7 @@ export class Revocations {
     await this.endDeadStreams((principal) => principal[field] === id);
   }
 
-  /**
-   * Makes up for a lost fleet message: the runner tokens of this replica's sockets that are gone
-   * from the store close now. Open streams are checked at each keep-alive (`sse.ts`).
-   */
+  /** For a lost fleet message: closes sockets here whose runner token is gone (streams: each keep-alive). */
   async sweep(): Promise<void> {
     for (const tokenId of this.deps.hub.connectedTokens()) {
       if (!(await this.deps.store.tokens.get(tokenId))) await this.deps.hub.revokeToken(tokenId);

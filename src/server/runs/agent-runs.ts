@@ -40,9 +40,8 @@ export function agentJobId(runId: string, agent: string): string {
 }
 
 /**
- * Agent runs on the server: each agent of the run (one, or several in a fan-out) becomes an
- * `agent` job for a runner that has that agent and takes that kind of work (mode `issue` for a
- * repo task, `chat` otherwise); the run ends with every agent's result side by side.
+ * Agent runs: each agent (several in a fan-out) becomes an `agent` job for a runner with that agent
+ * and mode (`issue` for a repo task, else `chat`); the run ends with every agent's result side by side.
  */
 export class AgentRuns implements RunKindModule {
   constructor(
@@ -57,10 +56,7 @@ export class AgentRuns implements RunKindModule {
     private readonly mcpHosts = new OutboundPolicy("mcp_hosts", []),
   ) {}
 
-  /**
-   * Checks a submitted agent run; refuses unknown agents, a cwd the run may not work in (a
-   * confined run's outside the allowed roots) and secrets the tenant has not stored.
-   */
+  /** Refuses unknown agents, a cwd the run may not work in and secrets the tenant has not stored. */
   async prepare(
     body: SubmitAgentRunBody,
     owner: {
@@ -146,10 +142,7 @@ export class AgentRuns implements RunKindModule {
     return { name: title, spec, vars: {} };
   }
 
-  /**
-   * A follow-up turn of a finished agent run: the same task settings, the new text as the
-   * prompt, each agent resuming its session in the same workspace on the same runner.
-   */
+  /** A follow-up: same settings, new text as prompt, each agent resuming its session, workspace, runner. */
   async prepareFollowUp(
     parentId: string,
     text: string,
@@ -209,9 +202,8 @@ export class AgentRuns implements RunKindModule {
   }
 
   /**
-   * A run that publishes a finished run's branch (`push`, or `pull_request` on the repo's forge):
-   * each agent's branch as its last turn kept it, on the runner that keeps it, through the same
-   * push step as a task with `push`. Refused for a run without a repo or a branch to push.
+   * A run that publishes a finished run's branches (`push`, or `pull_request` on the repo's forge) on the
+   * runners that keep them, through the push step of a task with `push`. Refused with no repo or branch.
    */
   async preparePublish(parentId: string, publish: "push" | "pull_request"): Promise<PreparedRun> {
     const parent = await this.store.runs.get(parentId);
@@ -355,10 +347,7 @@ export class AgentRuns implements RunKindModule {
     return "refused" in outcome ? agentEndedEarly(agent, "failed", outcome.refused) : outcome;
   }
 
-  /**
-   * Why no runner registered here could take a job of these requirements, or undefined when one
-   * could (online or not: a runner that restarts comes back under its id).
-   */
+  /** Why no registered runner, online or not (a restarted one returns under its id), could take this job. */
   private async noRunnerFor(
     requirements: { group?: string; labels: string[] },
     tenantId: string | null,
@@ -436,9 +425,8 @@ function overall(results: AgentJobResult[], canceled: boolean): { status: RunSta
 }
 
 /**
- * The tests' settings checked at submit as the runner will read them (the command becomes a
- * playbook, its executor that playbook's host), so a bad image or memory is refused at once, not
- * after the agent's work.
+ * The tests checked at submit as the runner reads them (the command a playbook, its executor that
+ * playbook's host), so a bad image or memory is refused at once, not after the agent's work.
  */
 function checkTests(tests: AgentTests, confined: boolean): void {
   if (tests.executor && tests.command === undefined) {
@@ -470,9 +458,8 @@ function checkTests(tests: AgentTests, confined: boolean): void {
 }
 
 /**
- * A member's MCP server URL is refused at submit when it names an internal address the server's
- * `mcp_hosts:` does not list, as their direct hosts and notify URLs are; the runner's egress
- * checks the address again when the agent connects.
+ * Refuses a member's MCP URL naming an internal address `mcp_hosts:` does not list, as direct hosts and
+ * notify URLs are; the runner's egress checks it again when the agent connects.
  */
 function checkMcpUrls(servers: McpServers, policy: OutboundPolicy): void {
   for (const [name, server] of Object.entries(servers)) {
@@ -500,9 +487,8 @@ function checkMcpAgents(agents: readonly string[], servers: McpServers): void {
 }
 
 /**
- * A sandbox's memory is checked at submit as the runner reads it, so a typo or an absurd size is
- * refused at once. Its image and what the runner allows are the runner's to check: only it knows
- * its operator's list and ceilings.
+ * A sandbox's memory is checked at submit, refusing a typo or absurd size at once; its image and limits
+ * are the runner's to check, as only it knows its operator's list and ceilings.
  */
 function checkSandbox(sandbox: AgentSandbox): void {
   if (sandbox.memory === undefined) return;

@@ -4,9 +4,8 @@ import { CopiedFile, McpServers, SetupCommand } from "../../core/jobs/agent-tool
 import { maxNameLength } from "../api-schemas.js";
 
 /**
- * What an agent run is asked to do, as submitted (`POST /api/runs {"kind":"agent"}`, the
- * OpenRunner-style API's `{input, metadata}`, `runyard agent run`), and stored encrypted as the
- * run's spec.
+ * What an agent run is asked to do, as submitted (`POST /api/runs {"kind":"agent"}`, OpenRunner-style
+ * `{input, metadata}`, `runyard agent run`) and stored encrypted as the run's spec.
  */
 
 const agentName = z
@@ -141,8 +140,7 @@ export type SubmitAgentRunBody = z.infer<typeof SubmitAgentRunBody>;
 
 /**
  * The OpenRunner-style body: `{"input":{"text"},"metadata":{"agent_type","cwd","timeout_secs","model","extra_args"}}`.
- * Strict at every level, as every native body is: a typo (`metadata.stall_secs`) is refused by
- * name instead of being dropped.
+ * Strict at every level as native bodies are: a typo (`metadata.stall_secs`) is refused by name, not dropped.
  */
 export const OpenRunnerRunBody = z.strictObject({
   input: z.strictObject({ text: promptText.min(1, "input.text is empty: say what the agent should do") }),

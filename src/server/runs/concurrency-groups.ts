@@ -27,10 +27,9 @@ export function slotClaim(run: RunRecord): SlotClaim | undefined {
 }
 
 /**
- * Runs of one concurrency group take turns: a run waits here, queued and holding no runner, until
- * it holds its group's slot (a row in the store, so this holds across replicas), and frees it
- * when it ends. Waiters ask the store again when a run of this replica frees a slot, and every
- * `pollMs` for slots freed elsewhere.
+ * Runs of one concurrency group take turns: a run waits here, queued and holding no runner, for its
+ * group's slot (a store row, so across replicas). Waiters ask again when a run here frees a slot, and
+ * every `pollMs` for slots freed elsewhere.
  */
 export class ConcurrencyGroups {
   private readonly wakers = new Set<() => void>();
@@ -61,9 +60,8 @@ export class ConcurrencyGroups {
   }
 
   /**
-   * Resolves once the run holds its group's slot (true), or when it is canceled while it waits
-   * (false); never once the server stops (`run.halt`), when it stops asking. Says once, as a
-   * notice, what it waits for.
+   * True once the run holds its group's slot, false when canceled waiting; never once the server stops
+   * (`run.halt`). Says once, as a notice, what it waits for.
    */
   async waitForSlot(run: ActiveRun): Promise<boolean> {
     const claim = slotClaim(run.record);

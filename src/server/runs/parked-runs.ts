@@ -29,11 +29,9 @@ export interface ParkingService {
 }
 
 /**
- * The workflow runs carried here without an engine, waiting for a runner (docs/scale.md): a run
- * no runner has taken up for `parkQueuedAfterMs`, that has begun nothing, and whose engine waits
- * only for queued jobs (`JobQueue.park`), lives on as its stored rows. Ten thousand queued runs
- * then cost the server their ids, not ten thousand engines. A change of one of its jobs starts
- * its engine again.
+ * Workflow runs carried here without an engine (docs/scale.md): one untaken for `parkQueuedAfterMs`,
+ * begun on nothing, waiting only for queued jobs (`JobQueue.park`), lives on as its rows, so ten
+ * thousand queued runs cost their ids, not ten thousand engines. A change of a job restarts its engine.
  */
 export class ParkedRuns {
   /** The parked runs' ids, and the jobs each waits for. */
@@ -80,10 +78,7 @@ export class ParkedRuns {
     }
   }
 
-  /**
-   * A job of a run carried here changed (a runner took it up, it was lost or canceled): a parked
-   * run goes on from its stored events, its engine started again.
-   */
+  /** A job of a run here changed (taken up, lost, canceled): a parked run's engine starts again. */
   jobChanged(runId: string): void {
     if (this.parked.has(runId)) void this.unpark(runId, "a runner took up work of a parked run");
   }
@@ -108,9 +103,8 @@ export class ParkedRuns {
   }
 
   /**
-   * A parked run is canceled: the request is stored first, so every engine started for the run
-   * (here, or by a replica that adopts it) starts aborted; then its queued jobs end, so no runner
-   * takes one up while its engine starts again (which then ends the run canceled).
+   * The cancel is stored first, so every engine started for the run (here or by an adopting replica)
+   * starts aborted; then its jobs end, so no runner takes one up while its engine restarts to end it.
    */
   async cancel(runId: string): Promise<void> {
     await this.store.fleet.requestRunCancel(runId);
@@ -118,10 +112,7 @@ export class ParkedRuns {
     await this.unpark(runId, "canceling a parked run");
   }
 
-  /**
-   * Should a fleet message have been lost: the parked runs' jobs are read again, in one statement
-   * per `parkedSweepChunk` jobs, and a run whose job has left the queue goes on.
-   */
+  /** In case a fleet message was lost: rereads parked runs' jobs; a run whose job left the queue goes on. */
   async recheck(): Promise<void> {
     const byJob = new Map<string, string>();
     for (const [runId, jobs] of this.parked) for (const job of jobs) byJob.set(job, runId);

@@ -29,10 +29,9 @@ interface Projected {
 }
 
 /**
- * Keeps one run's record in step with its events (status, steps, variables), whatever its kind.
- * It is fed each stored batch in order; what it writes is never more than the events say. The
- * change a batch makes to the record can be stored with the batch itself (`recordChange`, then
- * `apply` with `recorded`), or written after it (`apply` alone: events other writers stored).
+ * Keeps one run's record in step with its events, fed each stored batch in order, never writing more
+ * than they say. A batch's change is stored with the batch (`recordChange`, then `apply` with
+ * `recorded`) or after it (`apply` alone: events other writers stored).
  */
 export class RunProjection {
   private projected: Projected;
@@ -52,10 +51,7 @@ export class RunProjection {
   recordChange = (events: readonly UnnumberedEvent[]): RunRecordChange | undefined =>
     this.fold(events).change;
 
-  /**
-   * Applies a batch of stored events: to what the projection holds, to the run's record (unless
-   * `recorded`: their `recordChange` was stored with them), and to the bot a bot run is the life of.
-   */
+  /** Applies stored events to the projection, the run's record (unless `recorded`) and a bot run's bot. */
   apply = async (events: readonly RunEvent[], recorded = false): Promise<void> => {
     const { change, projected } = this.fold(events);
     this.projected = projected;
@@ -73,8 +69,7 @@ export class RunProjection {
     for (const event of events) {
       if (event.type === "run.started" && event.runner_id) await this.botRunner(event.runner_id);
       if (event.type !== "bot.state") continue;
-      // A runner reports for its own job only: a bot.state naming any bot but this run's
-      // (another tenant's, say) is kept in the log and changes no record.
+      // A runner reports its own job only: a bot.state for another bot (a tenant's) changes no record.
       if (event.bot_id !== this.botId()) continue;
       const patch = botPatchOf(event);
       // The first running state of a life is when it started; a restart keeps it.
@@ -82,8 +77,7 @@ export class RunProjection {
         this.botStarted = true;
         patch.started_at = event.ts;
       }
-      // A removed bot stays removed, whatever its last life still reports; a version an update
-      // is still trying (or one it replaced) changes nothing on the bot: only its current run.
+      // A removed bot stays removed; only its current run (not one an update tries or replaced) changes it.
       await this.store.bots.update(event.bot_id, patch, { ifState: nonRemoved, ifRun: id });
     }
   };

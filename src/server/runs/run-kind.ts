@@ -9,10 +9,7 @@ export interface ActiveRun {
   readonly sink: RunSink;
   /** Aborted when the run is canceled. */
   readonly signal: AbortSignal;
-  /**
-   * Aborted when this server stops: the run is left as stored, to go on at the next start; what
-   * its module waits on then holds no timer (workflow/halt.ts).
-   */
+  /** Aborted as the server stops; the run resumes later, its waits holding no timer (workflow/halt.ts). */
   readonly halt: AbortSignal;
   /** The run's stored events when it is carried on after a restart; empty for a new run. */
   readonly resumed: readonly RunEvent[];
@@ -37,8 +34,8 @@ export interface PreparedRun {
  */
 export interface RunKindModule {
   /**
-   * Does the run's work until its `run.finished` is emitted; it emits its first events before
-   * it returns the promise. Rejects only when the run cannot be carried out at all.
+   * Does the run's work until its `run.finished`, emitting its first events before it returns the
+   * promise. Rejects only when the run cannot be carried out at all.
    */
   start(run: ActiveRun): Promise<void>;
 }

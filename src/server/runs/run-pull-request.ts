@@ -55,10 +55,9 @@ export function noForgeFor(repoUrl: string): RunyardError {
 }
 
 /**
- * Opens a pull request for each agent whose branch the run pushed, against the task's base (the
- * repo's default branch when it named none); says each in a notice and in the agent's vars
- * (`pull_request_url`, `pull_request_number`). An agent whose pull request could not be opened
- * ends failed with FORGE_FAILED, its branch still pushed.
+ * Opens a pull request per pushed agent branch against the task's base (else the default branch), told
+ * in a notice and the agent's vars (`pull_request_url`, `pull_request_number`). An agent whose pull
+ * request fails ends failed with FORGE_FAILED, its branch still pushed.
  */
 export async function openPullRequests(
   store: Pick<Store, "forges">,

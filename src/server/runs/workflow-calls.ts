@@ -1,10 +1,8 @@
 /**
- * `workflow.call` steps on the server. At submit: every call of the workflow (and of the
- * workflows it calls, to a depth of `maxCallDepth`) is resolved to a saved version of the run's
- * tenant (or of the platform's), its inputs checked against the called version's `inputs:`, and
- * a cycle refused, each problem at its line and column. While the run runs: a call step stores
- * its child run (one per step, by the store's unique key, so a call carried on by another
- * replica finds it), waits for it to end, and cancels it when the step is canceled.
+ * `workflow.call` steps. At submit each call (and its callees', to `maxCallDepth`) resolves to a saved
+ * version of the run's tenant or the platform's, its inputs checked against `inputs:`, a cycle refused,
+ * each problem at its line and column. At run time a call step stores its child (one per step by a
+ * unique key, so a replica carrying the call on finds it), waits for it, and cancels it with the step.
  */
 import { setTimeout as delay } from "node:timers/promises";
 import { z } from "zod";
@@ -60,10 +58,9 @@ export class WorkflowCalls {
   ) {}
 
   /**
-   * Resolves the calls of `workflow` (of a run `depth` deep, in `tenantId`): the saved version
-   * each step runs, by step name. Refuses with WORKFLOW_INVALID, each problem at its line and
-   * column: a workflow not found (another tenant's is not found), an input it does not declare
-   * or of the wrong type, a required input not given, a cycle, a depth past `maxCallDepth`.
+   * The saved version each call step of `workflow` (a run `depth` deep, in `tenantId`) runs. Refuses with
+   * WORKFLOW_INVALID, each at its line and column: a workflow not found (another tenant's is not), an
+   * undeclared or mistyped input, a required one missing, a cycle, a depth past `maxCallDepth`.
    */
   async resolve(
     workflow: Workflow,

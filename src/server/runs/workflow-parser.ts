@@ -1,8 +1,7 @@
 /**
- * Parsing a workflow of up to `max_workflow_bytes` takes the YAML library hundreds of
- * milliseconds of CPU; done on the server's event loop, every other request (`/health`, SSE,
- * runners' heartbeats) would wait for it. Submitted and validated workflows are parsed on
- * threads of their own instead, within a time budget; the workflow that comes back is plain data.
+ * Parsing a workflow of up to `max_workflow_bytes` takes the YAML library hundreds of ms of CPU, which
+ * every other request (`/health`, SSE, heartbeats) would wait for on the event loop. So submitted and
+ * validated workflows are parsed on threads of their own within a time budget, coming back as plain data.
  */
 import { RunyardError } from "../../core/errors.js";
 import { type Diagnostic, type Workflow, workflowProblemsError } from "../../workflow/model.js";
@@ -57,20 +56,16 @@ export const parseOnThisThread: WorkflowParser = async (text, file, limits) =>
 /** The most a workflow may weigh to be parsed on the lane of small ones (see `parseOnWorkerThread`). */
 export const smallLaneMaxBytes = 64 * 1024;
 /**
- * How long reading one workflow may take on its thread (thread-queue.ts): far more than any
- * workflow within the size limits needs (a 1 MB one takes well under a second), so only input
- * built to be costly passes it.
+ * How long reading one workflow may take on its thread (thread-queue.ts): far more than any within the
+ * size limits needs (1 MB takes well under a second), so only input built to be costly passes it.
  */
 export const defaultParseBudgetMs = 10_000;
 
 /**
- * Parsing threads in two lanes: workflows of up to `smallLaneMaxBytes` on one thread, larger ones
- * on another. A member sending costly large workflows then delays only other large ones, never a
- * tenant's everyday submit; the large lane's thread runs at a lower priority (nice 10, on Linux),
- * so it yields the CPU too. `close` ends both (the server's close does). No workflow is parsed on
- * the caller's thread, however small: 8 KB of YAML written to be slow (thousands of unknown keys,
- * brackets nested thousands deep) takes tens of milliseconds, which every other request would
- * wait for; the thread's round trip costs less than a millisecond.
+ * Parsing threads in two lanes, up to `smallLaneMaxBytes` and larger, so costly large workflows delay
+ * only other large ones, never an everyday submit; the large lane runs at nice 10 (Linux) to yield the
+ * CPU too. None is parsed on the caller's thread, however small: 8 KB of YAML written to be slow
+ * (thousands of unknown keys, brackets nested thousands deep) takes tens of ms; a round trip, under one.
  */
 export function parseOnWorkerThread(
   budgetMs = defaultParseBudgetMs,

@@ -94,9 +94,8 @@ export function keptExports(retry: RetrySpec | undefined): Map<string, Record<st
 }
 
 /**
- * Plans the retry of `run`: refuses one still queued or running (CONFLICT), a step it does not
- * have (INVALID_INPUT, with the step names), and an edited workflow whose steps read an export
- * nobody kept (WORKFLOW_INVALID at line:column). Nothing is stored.
+ * Plans the retry of `run`, storing nothing: refuses an unfinished run (CONFLICT), an unknown step
+ * (INVALID_INPUT) and an edit reading an export nobody kept (WORKFLOW_INVALID at line:column).
  */
 export async function planRetry(
   store: Pick<Store, "events" | "jobs">,
@@ -211,10 +210,7 @@ function maskedExports(
   return masked;
 }
 
-/**
- * What each step exported, as the values themselves, from the results of its last finished
- * job: the events hold secrets masked, and later steps need them real.
- */
+/** Each step's real exports from its last finished job: events hold secrets masked; later steps need them. */
 export async function realExportsOf(
   store: Pick<Store, "jobs">,
   runId: string,
