@@ -74,9 +74,8 @@ export const BudgetOverrides = z
     tenants: z.record(z.string().min(1), BudgetLimitsSchema),
     users: z.record(z.string().min(1), BudgetLimitsSchema),
     /**
-     * What an agent turn without a dollar budget of its own holds of what is left as it starts
-     * (given back, less what it spent, as it ends); unset: all that is left, so one turn runs at
-     * a time once budgets are near their end.
+     * What an agent turn without a dollar budget of its own reserves of what is left as it starts
+     * (returned, less its spend, as it ends); unset: all, so near the end one turn runs at a time.
      */
     turn_reservation_usd: z.number().positive().finite(),
   })
@@ -85,51 +84,36 @@ export const BudgetOverrides = z
 export type BudgetOverrides = z.infer<typeof BudgetOverrides>;
 
 /**
- * The one config schema. It is parsed once at start-up from the environment (and, for the commands
- * that take one, flags and a config file laid over it); nothing else reads process.env. The ADOS
- * runner's ADOS_* names (and the avtomatika-bot CLI's AVTOMATIKA_URL / AVTOMATIKA_TOKEN) are
- * accepted as aliases of the RUNYARD_* ones.
+ * The one config schema, parsed once at start-up from the environment (with flags and a config file
+ * laid over it); nothing else reads process.env. ADOS_* names (and the avtomatika-bot CLI's
+ * AVTOMATIKA_URL / AVTOMATIKA_TOKEN) are aliases of the RUNYARD_* ones.
  */
 export const configSchema = z.object({
   /** killGraceMs, serverUrl, token, maxWorkflowBytes: what `runyard run` reads (run-config-schema.ts). */
   ...runConfigShape,
   /** Where runyard keeps its database, artifacts and workspaces. */
   home: z.string().default(".runyard"),
-  /**
-   * pino level: fatal, error, warn, info, debug, trace or silent. Any case, and Python's names
-   * as the agent runner's config.yaml writes them (`INFO`, `WARNING`, `CRITICAL`).
-   */
+  /** pino level (fatal … trace, silent), any case; also Python's `INFO`, `WARNING`, `CRITICAL`. */
   logLevel: z.preprocess(
     logLevelOf,
     z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("warn"),
   ),
-  /**
-   * How a daemon writes its log and status lines: `text` (plain lines), `json` (one JSON object
-   * a line), or `auto`: text on a terminal, JSON otherwise (a service manager, a pipe, a file).
-   */
+  /** A daemon's log and status lines: `text`, `json` (one a line), `auto`: text on a terminal, else JSON. */
   logFormat: z.enum(["auto", "text", "json"]).default("auto"),
   /**
-   * A sandboxed runner removes a run's folders (its own, /tmp, `$HOME`) when the server says the
-   * run ended. Only where the server never says so (one older than `run_ended`) does it remove
-   * them this many seconds after the run's last job on it ended: the fallback, long so that a run
-   * that waits (an approval, steps elsewhere) keeps them.
+   * A sandboxed runner removes a run's folders (its own, /tmp, `$HOME`) when the server says the run
+   * ended; a server older than `run_ended` never says so, and then they go this many seconds after the
+   * run's last job there ended: long, so that a run that waits (an approval, steps elsewhere) keeps them.
    */
   runTmpKeepSecs: z.coerce.number().int().min(0).max(604_800).default(21_600),
-  /**
-   * Runs' sandboxes a sandboxing runner keeps made ahead, off the dispatch path, so that a run's
-   * first step enters one rather than waiting for bubblewrap; 0 makes each at its run's first step.
-   */
+  /** Sandboxes a runner makes ahead, so a first step need not wait for bubblewrap; 0: none ahead. */
   sandboxPool: z.coerce.number().int().min(0).max(64).default(2),
   /**
-   * The most processes a run's sandbox on a sandboxing runner may hold at once, its steps' and
-   * all they start (the `pids.max` of a cgroup of its own), so that a fork bomb is held there;
-   * 0: no limit of the runner's. Where the runner cannot make cgroups it says so at start.
+   * The most processes a run's sandbox may hold at once, its steps and all they start (`pids.max` of its
+   * own cgroup), so a fork bomb stays there; 0: no limit. A runner that cannot make cgroups says so.
    */
   runPidsMax: z.coerce.number().int().min(0).max(4_194_304).default(4096),
-  /**
-   * Runner: the output all its jobs together may keep on disk while their server cannot take it
-   * (each job also at most 1 GiB); past it output is dropped and a notice says how much and why.
-   */
+  /** Runner: output its jobs may spool while the server cannot take it (1 GiB a job); past it, dropped. */
   spoolMaxBytes: z.coerce.number().int().positive().default(gib(10)),
   /** Runner: the free space the spool always leaves on its disk; output past it is dropped likewise. */
   spoolMinFreeBytes: z.coerce.number().int().nonnegative().default(gib(1)),
@@ -139,43 +123,21 @@ export const configSchema = z.object({
   workspaceDir: z.string().optional(),
   /** Retries of git fetches and pushes, with exponential backoff (the agent runner's `git_retry_count`). */
   gitRetryCount: z.coerce.number().int().min(0).max(20).default(3),
-  /**
-   * The agent runner's `network_retry_count`: how often an agent job's artifact upload is retried
-   * on a server error or no reachable server (the runner's socket reconnects forever regardless).
-   */
+  /** Retries of an agent's artifact upload on a server error or no server (`network_retry_count`). */
   networkRetryCount: z.coerce.number().int().min(0).max(20).default(3),
-  /**
-   * Retries of a model call of the built-in `openai` loop on 429, 5xx and network errors (the agent
-   * runner's `llm_retry_count`).
-   */
+  /** Retries of a built-in `openai` loop's model call on 429, 5xx and network errors (`llm_retry_count`). */
   llmRetryCount: z.coerce.number().int().min(0).max(20).default(3),
-  /**
-   * Runner: the longest agent turn it runs; a task asking longer is cut to it (the agent runner's
-   * `default_timeout_seconds`).
-   */
+  /** Runner: the longest agent turn; a task asking longer is cut to it (`default_timeout_seconds`). */
   maxTurnSecs: z.coerce.number().int().positive().optional(),
-  /**
-   * Runner: the model of the built-in `openai` loop when a task names none (the agent runner's
-   * `llm.model`).
-   */
+  /** Runner: the built-in `openai` loop's model when a task names none (`llm.model`). */
   llmModel: z.string().min(1).optional(),
-  /**
-   * Runner: the built-in `openai` loop's OPENAI_BASE_URL when a task gives none (the agent runner's
-   * `llm.endpoint`).
-   */
+  /** Runner: the built-in `openai` loop's OPENAI_BASE_URL when a task gives none (`llm.endpoint`). */
   llmEndpoint: z.string().url().optional(),
-  /**
-   * Runner: the variable of its env whose value is the git token of tasks that give none (the agent
-   * runner's `git_token_env_var`).
-   */
+  /** Runner: the env variable holding the git token of tasks that give none (`git_token_env_var`). */
   gitTokenEnvVar: z.string().min(1).optional(),
-  /** Runner: the variable of its env whose value agents get as OPENAI_API_KEY; unset: OPENAI_API_KEY itself. */
+  /** Runner: the env variable whose value agents get as OPENAI_API_KEY; unset: OPENAI_API_KEY itself. */
   llmApiKeyEnvVar: z.string().min(1).optional(),
-  /**
-   * The agent runner's external services. runyard has none: the server keeps runs, events and
-   * artifacts and the runner its own worktrees, so these are read only to warn that they are
-   * ignored.
-   */
+  /** The agent runner's external services; runyard has none, and reads these only to warn of that. */
   taskRegistryUrl: z.string().optional(),
   repoPoolUrl: z.string().optional(),
   artifactStoreUrl: z.string().optional(),
@@ -198,13 +160,13 @@ export const configSchema = z.object({
   hostname: z.string().default(hostname()),
   tenantId: z.string().optional(),
   /**
-   * Runner: offered to every tenant (`runyard runner --shared`), not only to runs outside any
-   * tenant. It must isolate each run (bubblewrap); a runner that cannot refuses to start.
+   * Runner: offered to every tenant (`--shared`), not only to runs outside any tenant. It must isolate
+   * each run (bubblewrap); a runner that cannot refuses to start.
    */
   shared: z.preprocess(switchOf, z.boolean({ error: "must be 1 or 0 (true or false)" }).default(false)),
   /**
-   * Runner: `auto` sandboxes steps and agent turns with bubblewrap where it works, on a runner
-   * that serves more than one principal and on `runyard up`'s; `off` never does.
+   * Runner: `auto` sandboxes steps and agent turns with bubblewrap where it works, on a runner serving
+   * more than one principal and on `runyard up`'s; `off` never does.
    */
   sandbox: z.enum(["auto", "off"]).default("auto"),
   /** Server: address to bind; 127.0.0.1 unless told otherwise (docs/security.md). */
@@ -213,10 +175,7 @@ export const configSchema = z.object({
   /** Server: how often runners heartbeat, and how long a silent runner keeps its jobs. */
   heartbeatMs: z.coerce.number().int().positive().default(2000),
   leaseMs: z.coerce.number().int().positive().default(10_000),
-  /**
-   * Server replicas on one database: how often each says it is alive, and how long the fleet
-   * waits for a silent one before its runs are adopted by another.
-   */
+  /** Server replicas: how often each says it is alive; how long before a silent one's runs are adopted. */
   replicaHeartbeatMs: z.coerce.number().int().positive().default(1000),
   replicaLeaseMs: z.coerce.number().int().positive().default(10_000),
   /** Server: after a restart, how long runs wait for their runners to come back. */
@@ -225,22 +184,16 @@ export const configSchema = z.object({
   shutdownGraceMs: z.coerce.number().int().nonnegative().default(30_000),
   /** Server: how long a login session (`POST /api/auth/login`) lasts; default 12 hours. */
   sessionTtlMs: z.coerce.number().int().positive().default(hoursMs(12)),
-  /**
-   * Server: the key that encrypts job env, exports and run vars at rest (any text of 32 or more
-   * characters, e.g. `openssl rand -base64 32`). Unset: a key generated into `<home>/secret.key`.
-   */
+  /** Server: the key encrypting job env, exports and run vars at rest; unset: made in `<home>/secret.key`. */
   secretKey: z.string().min(32, "must be at least 32 characters (try `openssl rand -base64 32`)").optional(),
-  /**
-   * Server: a PostgreSQL database (`postgres://user:password@host:5432/runyard`) instead of the
-   * SQLite file in the home folder; several servers may share one.
-   */
+  /** Server: a PostgreSQL URL (`postgres://user:password@host:5432/runyard`) several servers may share. */
   databaseUrl: z
     .string()
     .regex(/^postgres(ql)?:\/\//i, "must be a postgres:// or postgresql:// URL")
     .optional(),
   /**
-   * Server on PostgreSQL: how long a start waits for a database that is down or still recovering
-   * (RUNYARD_DATABASE_WAIT: seconds, or with a unit: `90s`, `5m`, `1h`); 0 does not wait.
+   * Server: how long a start waits for a PostgreSQL that is down or recovering (RUNYARD_DATABASE_WAIT:
+   * seconds, or `90s`, `5m`, `1h`); 0 does not wait.
    */
   databaseWaitSeconds: z.preprocess(
     durationSeconds,
@@ -251,66 +204,41 @@ export const configSchema = z.object({
       .default(300),
   ),
   /**
-   * Server: output bytes stored per run (the log `runs logs` and SSE replay); past it output is
-   * not stored and a notice says how much was cut. `output_path` files keep everything. 0: no cap.
+   * Server: output bytes stored per run (`runs logs`, SSE replay); past it output is dropped with a
+   * notice of how much. `output_path` files keep everything. 0: no cap.
    */
   maxRunLogBytes: z.coerce.number().int().nonnegative().default(defaultMaxRunLogBytes),
   /**
-   * Server: the largest artifact (diff, transcript, test output, log) a runner may upload; a
-   * larger one is refused (413) and nothing is stored. Artifacts live in the database, so this
-   * bounds the rows every replica reads. See docs/artifacts.md.
+   * Server: the largest artifact a runner may upload; larger is refused (413). Artifacts live in the
+   * database, so this bounds the rows every replica reads (docs/artifacts.md).
    */
   maxArtifactBytes: z.coerce.number().int().positive().default(defaultMaxArtifactBytes),
   /** Server: the artifacts of one run together; an upload past it is refused (413). */
   maxRunArtifactBytes: z.coerce.number().int().positive().default(defaultMaxRunArtifactBytes),
-  /**
-   * Server quotas (docs/security.md "Quotas"): the limits of every tenant and every user that
-   * `quotas.tenants` / `quotas.users` in the config file do not name. Unset: no limit.
-   */
+  /** Server quotas (docs/security.md) of tenants and users `quotas:` does not name; unset: no limit. */
   defaultMaxConcurrentRuns: z.coerce.number().int().nonnegative().optional(),
   defaultMaxQueuedRuns: z.coerce.number().int().nonnegative().optional(),
   /** Bots alive at once per user (the avtomatika-bot's MAX_BOTS_PER_USER). */
   maxBotsPerUser: z.coerce.number().int().nonnegative().default(3),
-  /**
-   * Server: a bot's lifetime in seconds (the avtomatika-bot lifetime: 24 h); past it the bot ends
-   * `timeout`.
-   */
+  /** Server: a bot's lifetime in seconds (avtomatika-bot's: 24 h); past it the bot ends `timeout`. */
   botLifetimeSecs: z.coerce.number().int().positive().default(86_400),
-  /**
-   * Server: a bot container's limits unless a tenant's or user's quota says otherwise (the
-   * avtomatika-bot limits).
-   */
+  /** Server: a bot container's limits (avtomatika-bot's) unless a tenant's or user's quota says otherwise. */
   botMemoryMb: z.coerce.number().int().positive().default(256),
   botCpus: z.coerce.number().positive().default(0.5),
   botPids: z.coerce.number().int().positive().default(100),
-  /**
-   * Server: the Docker network bots join (the avtomatika-bot's DOCKER_NETWORK): a network the
-   * runners' Docker has, `none` (no network at all) or `host`. Docker's default bridge when unset.
-   */
+  /** Server: the Docker network bots join (avtomatika-bot's DOCKER_NETWORK), `none` or `host`. */
   botNetwork: z.string().min(1).default("bridge"),
-  /**
-   * Server: a bot's stored output (build and containers), its newest bytes kept: past it the
-   * oldest lines are deleted, so `bot logs` always has the latest. 0: no cap.
-   */
+  /** Server: a bot's stored output; past it the oldest lines go, so `bot logs` has the latest. 0: no cap. */
   maxBotLogBytes: z.coerce.number().int().nonnegative().default(mib(8)),
   /** Server: how often the leader checks bots' samples for their alerts, in seconds. */
   botAlertCheckSecs: z.coerce.number().positive().max(3600).default(5),
   /** Server: the largest custom-mode archive a bot start may upload, in bytes. */
   maxBotUploadBytes: z.coerce.number().int().positive().default(mib(32)),
-  /**
-   * Server: audit entries older than this many days are deleted (config file `audit.retention_days`);
-   * the fleet's leader prunes them hourly. See docs/security.md "Audit log".
-   */
+  /** Server: audit entries older than this many days are pruned hourly (`audit.retention_days`). */
   auditRetentionDays: z.coerce.number().int().positive().default(90),
-  /**
-   * Server: how many hours a creating request's `Idempotency-Key` and its answer are kept, so a
-   * retry with the key is answered from them instead of creating again. See docs/api.md.
-   */
+  /** Server: hours an `Idempotency-Key` and its answer are kept, so a retry is answered, not redone. */
   idempotencyKeyHours: z.coerce.number().positive().max(720).default(24),
-  /**
-   * CLI: how long a submit is retried (with the same `Idempotency-Key`) while the server answers
-   * 503 or the connection drops; `--retry-for 2m`, `90s`, `0` for never. Kept in milliseconds.
-   */
+  /** CLI: ms a submit is retried (same `Idempotency-Key`) on 503 or a dropped connection; 0: never. */
   retryFor: z.preprocess(
     durationMsOf,
     z
@@ -320,25 +248,13 @@ export const configSchema = z.object({
       .max(86_400_000, "at most 24h")
       .default(120_000),
   ),
-  /**
-   * Server: a saved workflow's schedule may not fire more often than once in this many seconds
-   * (each tick is a stored row and a run). See docs/workflows.md "Schedules".
-   */
+  /** Server: a schedule's shortest interval in seconds (each tick is a stored row and a run). */
   scheduleMinIntervalSeconds: z.coerce.number().int().min(1).max(86_400).default(60),
-  /**
-   * Server: a tick of a `catch_up: none` schedule fires no later than this many milliseconds after
-   * its time; found later, it is recorded missed. See docs/workflows.md "Schedules".
-   */
+  /** Server: a `catch_up: none` tick found more than this many ms after its time is recorded missed. */
   scheduleOnTimeMs: z.coerce.number().int().min(100).max(3_600_000).default(5_000),
-  /**
-   * Server: how long reading one submitted, saved or validated workflow may take on its parsing
-   * thread before it is stopped and refused. See docs/security.md "Workflow size and aliases".
-   */
+  /** Server: how long parsing one workflow may take before it is stopped and refused (docs/security.md). */
   parseBudgetMs: z.coerce.number().int().min(1).max(600_000).default(10_000),
-  /**
-   * Server: a tenant's schedules may start at most this many runs an hour together, checked when
-   * a version with `schedule:` is saved or promoted. See docs/workflows.md "Schedules".
-   */
+  /** Server: runs an hour a tenant's schedules may start together, checked as a `schedule:` is saved. */
   scheduleMaxRunsPerHour: z.coerce.number().int().min(1).max(1_000_000).default(600),
   /** Per-tenant and per-user quotas; only the config file sets them. */
   quotas: QuotaOverrides.default({}),
@@ -347,9 +263,8 @@ export const configSchema = z.object({
   /** The ADOS runner's `repos:` (config file only): which runner group works on which repository. */
   repos: z.array(z.object({ name: z.string().min(1), work_runner_group: z.string().min(1) })).default([]),
   /**
-   * Server (config file only): the internal destinations (loopback, link-local, private ranges)
-   * that members' workflows may name as a direct host's `address:`; public addresses need no
-   * entry. Grammar in core/outbound/destination-list.ts and docs/runners.md.
+   * Server (config file only): internal destinations (loopback, link-local, private) members' workflows
+   * may name as a direct host's `address:`; public ones need no entry. Grammar: outbound/destination-list.ts.
    */
   directHosts: destinationList(),
   /** Server (config file only): the same for `notify:` URLs. */
@@ -357,28 +272,22 @@ export const configSchema = z.object({
   /** Server (config file only): the same for the `url` of an agent task's MCP servers. */
   mcpHosts: destinationList(),
   /**
-   * Server and runner: the folders (absolute paths) under which the agent tasks of anyone but a
-   * platform admin may name a `cwd`; a YAML list in the config file, colon-separated in the
-   * environment. The server refuses any other cwd at submit; a runner also allows its workspace
-   * folder, and checks the real path (symbolic links resolved) before the agent starts.
+   * Server and runner: absolute folders under which a non-admin's agent task may name a `cwd` (YAML
+   * list, or colon-separated in env). The server checks at submit; a runner also allows its workspace
+   * and checks the real path (links resolved) before the agent starts.
    */
   agentCwdRoots: folderList(),
   /**
-   * Runner: the image every agent task that names no sandbox runs in (docs/agents.md,
-   * "Sandboxed agents"); unset: such tasks run as processes. The config file's `execution_mode:
-   * docker` with `docker_image` sets it too.
+   * Runner: the image of agent tasks that name no sandbox (docs/agents.md); unset: they run as
+   * processes. Also set by `execution_mode: docker` with `docker_image`.
    */
   agentSandbox: z.string().min(1).optional(),
-  /**
-   * Runner: a Docker network every sandboxed agent joins instead of the egress proxy (`host`, or a
-   * network of the operator's): its egress is then not held to the model endpoint.
-   */
+  /** Runner: a Docker network sandboxed agents join instead of the egress proxy, not held to the model. */
   agentSandboxNetwork: z.string().min(1).optional(),
   /**
-   * Runner: the images a task's sandbox may name besides `agentSandbox` (docs/agents.md,
-   * "Sandboxed agents"): exact references (`runyard-agent:2`, a bare name means its `latest`),
-   * or `NAME:*` for every tag of NAME; comma-separated in the environment, a YAML list in the
-   * config file. Any other image (another tenant's bot image, one somebody pulled) is refused.
+   * Runner: images a task's sandbox may name besides `agentSandbox`: exact references (a bare name
+   * means `latest`) or `NAME:*` (every tag); comma-separated or a YAML list. Any other image (another
+   * tenant's bot image, one somebody pulled) is refused.
    */
   agentSandboxImages: commaList((entry) =>
     /\s/.test(entry) || (entry.includes("*") && !/^[^*]+:\*$/.test(entry))
@@ -386,23 +295,19 @@ export const configSchema = z.object({
       : undefined,
   ),
   /**
-   * Runner: the most a task's sandbox may ask for: memory (Docker's notation, like 8g; unset: the
-   * runner's RUNYARD_MEMORY, else the machine's memory), CPUs (unset: RUNYARD_CPUS, else the
-   * machine's) and processes (4096). A task asking more is refused, not cut down.
+   * Runner: the most a task's sandbox may ask: memory (like 8g; unset: RUNYARD_MEMORY, else the
+   * machine's), CPUs (unset: RUNYARD_CPUS, else the machine's), processes (4096). More is refused.
    */
   agentSandboxMaxMemory: memorySize("8g").optional(),
   agentSandboxMaxCpus: z.coerce.number().positive().optional(),
   agentSandboxMaxPids: z.coerce.number().int().positive().default(4096),
-  /** Runner: `host:port` destinations every sandboxed agent may reach besides its model endpoint (a package mirror). */
+  /** Runner: `host:port` destinations sandboxed agents may reach besides the model endpoint (a package mirror). */
   agentSandboxAllow: commaList((entry) =>
     /^(\[[0-9a-fA-F:.]+\]|[^:\s/]+):\d{1,5}$/.test(entry)
       ? undefined
       : `"${entry}" is not host:port (like pypi.example.com:443)`,
   ),
-  /**
-   * Runner: run each agent turn as a Kubernetes Job (the config file's `execution_mode:
-   * kubernetes`; docs/agents.md, "Kubernetes mode"), with the `k8s*` settings below.
-   */
+  /** Runner: each agent turn a Kubernetes Job (`execution_mode: kubernetes`), per the `k8s*` settings. */
   agentKubernetes: z.preprocess(switchOf, z.boolean()).default(false),
   /** The namespace of the turns' Jobs (`k8s_namespace`); unset: the credentials' own, else `default`. */
   k8sNamespace: z.string().min(1).optional(),
@@ -417,9 +322,8 @@ export const configSchema = z.object({
   /** The kubeconfig context (`k8s_context`); unset: the current one. */
   k8sContext: z.string().min(1).optional(),
   /**
-   * The PersistentVolumeClaim the runner has mounted at `k8sWorkspacePath` (`k8s_workspace_claim`):
-   * its worktrees, agent state and agent CLIs lie there, and each turn's pod mounts the folders it
-   * needs by subPath. Unset: pods get no volume (only for turns that need no files).
+   * The PersistentVolumeClaim mounted at `k8sWorkspacePath` (`k8s_workspace_claim`) holding worktrees,
+   * agent state and CLIs; each pod mounts what it needs by subPath. Unset: pods get no volume.
    */
   k8sWorkspaceClaim: z.string().min(1).optional(),
   /** Where the runner has the workspace claim mounted (`k8s_workspace_path`); unset: its home. */
@@ -441,42 +345,27 @@ export const configSchema = z.object({
   /** A Kubernetes turn's CPU limit in percent of one CPU (`max_cpu_percent`, 150 = 1.5 CPUs); unset: 200. */
   agentMaxCpuPercent: z.coerce.number().positive().optional(),
   /**
-   * Server and runner: the folders (absolute paths) under which the workflow steps of a confined
-   * run may name a `cwd` (core/work-folders.ts); a YAML list in the config file, colon-separated
-   * in the environment. The server refuses any other cwd at submit; a runner checks the real path
-   * (symbolic links resolved) against its own list before the step starts, sandbox on or off.
+   * Server and runner: absolute folders under which a confined run's steps may name a `cwd` (YAML list,
+   * or colon-separated in env). The server checks at submit; a runner checks the real path (links
+   * resolved) against its own list before the step starts, sandbox on or off.
    */
   stepCwdRoots: folderList(),
-  /**
-   * Runner: the folder a task's `copy_files` are copied from into its worktree (docs/agents.md,
-   * "MCP servers, setup and copied files"); unset: a task naming copy_files fails.
-   */
+  /** Runner: the folder a task's `copy_files` come from (docs/agents.md); unset: a task naming them fails. */
   agentFilesDir: z.string().min(1).optional(),
-  /**
-   * Runner (config file only): per repository pattern, MCP servers, a setup command and files
-   * every agent task on a matching repository gets besides its own (core/jobs/agent-tools.ts).
-   */
+  /** Runner (config file only): per repository pattern, MCP servers, setup and files its tasks get too. */
   agentRepos: z.array(AgentRepoSettings).default([]),
   /**
-   * Runner (config file only): per tenant id, the internal destinations (loopback, private,
-   * link-local, metadata ranges) its steps may reach through the runner's egress proxy on a
-   * shared runner, where each tenant's run has a network of its own; public addresses need no
-   * entry. Entries as `direct_hosts:` writes them (core/outbound/destination-list.ts).
+   * Runner (config file only): per tenant id, internal destinations (loopback, private, link-local,
+   * metadata) its steps may reach through a shared runner's egress proxy; public ones need no entry.
    */
   stepNetworkAllow: z.record(z.string().min(1), destinationList()).default({}),
   /**
-   * Runner: names of the runner's environment variables that a sandboxed runner passes on to the
-   * steps and agent tests of platform runs (a platform admin's, outside any tenant), besides the
-   * short allowlist every run starts from (`PATH`, `HOME`, `LANG`, `LC_*`, `TZ`, `TERM`); a
-   * tenant's run never gets them. Comma-separated in the environment, a YAML list in the config
-   * file. An unsandboxed runner passes its whole environment and ignores it (docs/security.md,
-   * "A step's environment").
+   * Runner: env variables a sandboxed runner passes to platform runs' (outside any tenant) steps and
+   * agent tests besides `PATH`, `HOME`, `LANG`, `LC_*`, `TZ`, `TERM`; a tenant's run never gets them.
+   * Comma-separated or a YAML list. An unsandboxed runner passes its whole env (docs/security.md).
    */
   stepPassEnv: commaList(passEnvNameProblem),
-  /**
-   * Runner: where its workflow steps run: `process` (process groups on this machine, the
-   * default) or `kubernetes` (each attempt a Job in `jobNamespace`, docs/scale.md).
-   */
+  /** Runner: steps run as `process` (process groups) or `kubernetes` (a Job per attempt; docs/scale.md). */
   executor: z.enum(["process", "kubernetes"]).default("process"),
   /** Runner with the Kubernetes executor: the namespace its step Jobs go in. */
   jobNamespace: z.string().min(1).optional(),
@@ -486,10 +375,7 @@ export const configSchema = z.object({
   jobMemory: memorySize("512m").optional(),
   /** Runner with the Kubernetes executor: each step pod's CPU limit, fractions allowed; none by default. */
   jobCpus: z.coerce.number().positive().optional(),
-  /**
-   * Server: the exact origins (`https://ui.example.com`) whose browser scripts may call the API,
-   * comma-separated or a list; none by default (no CORS header at all). See docs/security.md.
-   */
+  /** Server: exact origins (`https://ui.example.com`) whose scripts may call the API; unset: no CORS. */
   corsOrigins: commaList(corsOriginProblem),
 });
 export type Config = z.infer<typeof configSchema>;

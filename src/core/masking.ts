@@ -1,15 +1,9 @@
 /**
- * Secret masking. Every event and log passes through a masker before it leaves the process
- * that produced it. Streams use `StreamMasker`, which holds back the end of the output only
- * while it could still be part of a secret, so a secret split across chunks is still masked and
- * ordinary output is not delayed.
- *
- * The cost is linear in the output, whatever the secrets' lengths: one Aho-Corasick automaton
- * over all secrets (see `SecretAutomaton`) is run once over each character at most, and while
- * no secret is under way whole windows of output that cannot hold one are skipped.
- *
- * Where occurrences of secrets overlap, their union is replaced by one mask, so no part of any
- * secret shows; occurrences that merely touch get one mask each.
+ * Secret masking, before any event or log leaves its process. `StreamMasker` holds back output only
+ * while it could still be part of a secret, so a secret split across chunks is masked and ordinary
+ * output is not delayed. Cost is linear in the output whatever the secrets' lengths: one Aho-Corasick
+ * automaton (`SecretAutomaton`), and windows that cannot hold a secret are skipped.
+ * Overlapping occurrences get one mask over their union, so no part shows; touching ones one each.
  */
 import { SecretAutomaton } from "./secret-automaton.js";
 
@@ -119,8 +113,7 @@ interface Span {
 }
 
 /**
- * Masks a stream of chunks; keep one per stream (stdout and stderr apart). Positions are
- * counted in characters since the stream began; `held` keeps the text from `emitted` on as a
+ * Masks a stream of chunks, one per stream; positions count characters since it began. `held` is a
  * list of pieces, so holding back a long prefix costs nothing per chunk.
  */
 export class StreamMasker {
@@ -166,10 +159,7 @@ export class StreamMasker {
     return this.automaton ? this.automaton.depth(this.state) : 0;
   }
 
-  /**
-   * New secrets were added: restart the automaton at the first character not yet out and run
-   * it over what is held, so a held-back tail is checked against the new secrets too.
-   */
+  /** New secrets: rerun the automaton over what is held, so a held-back tail is checked against them too. */
   private rescanHeld(): void {
     this.version = this.masker.version;
     this.automaton = this.masker.size > 0 ? this.masker.automaton() : undefined;
@@ -279,9 +269,8 @@ export class StreamMasker {
 }
 
 /**
- * Exports whose name holds a secret (`L_${DEPLOY_KEY}=1`) are dropped: a name is shown and
- * stored as it is everywhere (run vars, events, lists), and masking it would leave a variable
- * no step can name. Each refusal is a warning that names the export in its masked form.
+ * Exports whose name holds a secret (`L_${DEPLOY_KEY}=1`) are dropped, with a warning naming them
+ * masked: names are shown unmasked everywhere, and a masked one no step could name.
  */
 export function withoutSecretNames(
   exports: Record<string, string>,

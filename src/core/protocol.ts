@@ -4,17 +4,12 @@ import { EventInputSchema } from "./events.js";
 import { Job, JobResult, jobKinds } from "./jobs/index.js";
 
 /**
- * The runner protocol (docs/architecture.md, "The life of a run"): JSON messages over one WebSocket that the runner
- * opens to the server. A job has a kind (`jobs/`) with its own payload and result. The runner
- * reports spine events in numbered batches 1, 2, 3 ...; the server stores a batch once and acks
- * its number; the runner keeps what is not acked and sends it again after a reconnect, so
- * nothing is lost and nothing is doubled.
+ * The runner protocol (docs/architecture.md): JSON messages over one WebSocket the runner opens. Events
+ * go in numbered batches; the server stores each once and acks it, the runner resends what is not
+ * acked after a reconnect, so nothing is lost or doubled.
  */
 
-/**
- * Caps on what a runner says of itself: a tenant's own runner says it, and the server stores it
- * and lists it to the tenant and to platform admins, so no hello may make those lists large.
- */
+/** Caps on what a runner says of itself: a tenant's runner says it, the server stores and lists it. */
 export const runnerInfoCaps = { name: 200, hostname: 255, labels: 64, memory: 32 } as const;
 
 const capped = (field: string, max: number) =>
@@ -34,21 +29,14 @@ export const RunnerInfo = z.object({
   hostname: capped("hostname", runnerInfoCaps.hostname),
   tenant_id: capped("tenant_id", runnerInfoCaps.name).nullable().default(null),
   version: capped("version", runnerInfoCaps.name).nullable().default(null),
-  /**
-   * The operator marked this runner shared (`runyard runner --shared`, as GitLab's instance
-   * runners): it may take runs of any tenant, but only while it isolates them (`isolation`).
-   */
+  /** Marked shared (`--shared`, as GitLab's instance runners): runs of any tenant, but only isolated. */
   shared: z.boolean().default(false),
   /**
-   * How this runner keeps each run from the others and from itself: `sandbox` (bubblewrap: a
-   * private mount and pid namespace per step and agent turn), `docker` (every step in a
-   * container), or `none` (steps run as the runner's own user and see what it sees).
+   * How runs are kept from each other and the runner: `sandbox` (bubblewrap: mount and pid namespaces
+   * per step and agent turn), `docker` (a container per step), or `none` (the runner's own user).
    */
   isolation: z.enum(["sandbox", "docker", "none"]).default("none"),
-  /**
-   * The job kinds this runner has a handler for; the server offers it no other. A runner that
-   * predates this field says nothing and is taken to handle every kind.
-   */
+  /** The job kinds this runner handles, the only ones offered; absent (an older runner): every kind. */
   kinds: z.array(z.enum(jobKinds)).default([...jobKinds]),
 });
 export type RunnerInfo = z.infer<typeof RunnerInfo>;
@@ -73,7 +61,7 @@ export const BotStats = z.object({
   at: z.string(),
   /** The container's memory limit; null when the engine did not say. */
   memory_limit_bytes: z.number().nonnegative().nullable().default(null),
-  /** Bytes received and sent by the container since it started (0 without a network). */
+  /** Bytes received and sent since the container started (0 without a network). */
   net_rx_bytes: z.number().nonnegative().default(0),
   net_tx_bytes: z.number().nonnegative().default(0),
   pids: z.number().int().nonnegative().default(0),
@@ -105,10 +93,7 @@ export const BotReply = z.object({
   body_base64: z.string().default(""),
   /** Set when the call could not be made (no such bot here, the port not answering...). */
   error: z.object({ code: z.string(), message: z.string() }).optional(),
-  /**
-   * How many `bot_reply_part` messages carried the body before this answer (a log): their bytes,
-   * in order, then `body_base64`'s, are the whole body.
-   */
+  /** `bot_reply_part` messages sent before this answer (a log); theirs, then `body_base64`, are the body. */
   parts: z.number().int().nonnegative().optional(),
 });
 export type BotReply = z.infer<typeof BotReply>;
@@ -117,11 +102,10 @@ export type BotReply = z.infer<typeof BotReply>;
 export const botReplyPartBytes = 256 * 1024;
 
 /**
- * The largest message a runner may send; the server closes the socket of one that sends more
- * (WebSocket's 1009, "message too big") before reading it. An event batch is cut at about 96 KiB
- * of output (at most about 1 MiB as JSON, every character escaped), a bot answer's part is
- * 342 KiB as base64, a result with its exports under 2 MiB: this leaves room, while a member's
- * runner can no longer make the server read 64 MiB at once.
+ * The largest message a runner may send; past it the server closes the socket (1009) before reading.
+ * An event batch is at most about 1 MiB as JSON (96 KiB of output, every character escaped), a bot
+ * answer's part 342 KiB as base64, a result with exports under 2 MiB: room enough, while a member's
+ * runner cannot make the server read 64 MiB at once.
  */
 export const maxRunnerMessageBytes = 4 * 1024 * 1024;
 /** WebSocket's "message too big": a runner's message past `maxRunnerMessageBytes`. */
@@ -140,28 +124,20 @@ export const RunnerMessage = z.discriminatedUnion("type", [
   z.object({
     type: z.literal("hello"),
     runner: RunnerInfo,
-    /**
-     * The runner's inventory: every job it holds, with the number of the last event batch it
-     * made. The server ends at once every job leased to this runner id that is not listed.
-     */
+    /** Every job it holds, with its last event batch; the server ends at once any leased to it not listed. */
     jobs: z.array(HeldJob).default([]),
     /** Jobs of an earlier life of this runner whose processes it found and killed at start. */
     reaped: z.array(z.string()).default([]),
-    /**
-     * Bots whose containers this runner found on its Docker at start (by label). The server tells
-     * it to remove those it no longer wants (`remove_bot`); the others come back as bot jobs to adopt.
-     */
+    /** Bots whose containers it found at start (by label): unwanted ones get `remove_bot`, others adopted. */
     bots: z.array(z.string()).default([]),
     /**
-     * The install each of those bots' containers is labelled with (`runyard.install`), by bot id;
-     * a bot missing here has a container made before containers named their install. A server
-     * disowns only its own install's; a runner that predates this field sends none.
+     * By bot id, the install its container is labelled with (`runyard.install`; missing: made before
+     * that label). A server disowns only its own install's; an older runner sends none.
      */
     bot_installs: z.record(z.string(), z.string()).optional(),
     /**
-     * The runs whose folders (and sandboxes) this runner keeps: the server answers `run_ended` for
-     * those already over, and from now on for each of these and of the steps it is given, once it
-     * ends. A runner that predates this field sends none and is never sent `run_ended`.
+     * Runs whose folders (and sandboxes) it keeps: the server sends `run_ended` for those over, and
+     * later for these and its steps' runs as each ends. An older runner sends none and gets none.
      */
     runs: z.array(z.string().min(1).max(200)).max(maxKeptRuns).optional(),
   }),
@@ -176,9 +152,8 @@ export const RunnerMessage = z.discriminatedUnion("type", [
   z.object({ type: z.literal("abandoned"), job_id: z.string(), reason: z.string() }),
   z.object({ type: z.literal("accept"), job_id: z.string() }),
   /**
-   * Instead of `accept`: the runner cannot run this job (no handler for its kind, or it lacks
-   * what the job needs). The server offers it again after a growing back-off and fails it
-   * (JOB_REFUSED) after a few refusals.
+   * Instead of `accept`: the runner cannot run this job (no handler, or it lacks what it needs). The
+   * server offers it again after a growing back-off, and after a few refusals fails it (JOB_REFUSED).
    */
   z.object({ type: z.literal("refuse"), job_id: z.string(), reason: z.string().max(2000) }),
   /** Spine events of one job (`step.output` ...), without run_id, seq and ts: the server gives those. */
@@ -190,10 +165,7 @@ export const RunnerMessage = z.discriminatedUnion("type", [
   }),
   /** The answer to the server's `bot_call` of the same id. */
   z.object({ type: z.literal("bot_reply"), call_id: z.string(), reply: BotReply }),
-  /**
-   * A part of a long answer's body (a bot's log), sent before its `bot_reply` (which counts them):
-   * the link carries other jobs' messages between parts and no message nears its largest.
-   */
+  /** Part of a long body (a bot's log) before its `bot_reply`, so other jobs' messages go between parts. */
   z.object({
     type: z.literal("bot_reply_part"),
     call_id: z.string(),
@@ -216,15 +188,9 @@ export const ServerMessage = z.discriminatedUnion("type", [
     runner_id: z.string(),
     heartbeat_ms: z.number().int().positive(),
     lease_ms: z.number().int().positive(),
-    /**
-     * The install this server belongs to (its id, kept in its database): the runner labels its
-     * containers with it and adopts or removes only that install's. Older servers send none.
-     */
+    /** This server's install: the runner labels containers with it and adopts only its; older: none. */
     install_id: z.string().min(1).optional(),
-    /**
-     * This server says each run's end (`run_ended`): the runner keeps a run's folders and sandbox
-     * until then, not by its timers. Older servers send none, and their runners go by the timers.
-     */
+    /** This server sends `run_ended`, so the runner keeps a run's folders until then, not by its timers. */
     run_ends: z.literal(true).optional(),
   }),
   z.object({ type: z.literal("heartbeat") }),
@@ -243,10 +209,7 @@ export const ServerMessage = z.discriminatedUnion("type", [
   z.object({ type: z.literal("bot_call"), call_id: z.string(), bot_id: z.string(), call: BotCall }),
   /** The server no longer wants this job (lease expired, run ended): stop it and forget it. */
   z.object({ type: z.literal("drop"), job_id: z.string() }),
-  /**
-   * The run is over (its status is final): the runner ends its sandbox and removes its folders as
-   * soon as it holds no job of the run. Sent to runners that named their kept runs at hello.
-   */
+  /** The run is final: a runner that named `runs` ends its sandbox and folders once it holds no job of it. */
   z.object({ type: z.literal("run_ended"), run_id: z.string() }),
   z.object({ type: z.literal("error"), code: z.string(), message: z.string(), hint: z.string().optional() }),
 ]);

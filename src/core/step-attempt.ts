@@ -2,10 +2,8 @@ import { z } from "zod";
 import { ErrorInfo } from "./events.js";
 
 /**
- * A step's container when its host says `executor: docker`: the runner runs each command of the
- * attempt in a hardened container of this image (exec/docker/docker-executor.ts). Limits are resolved by
- * the parser (the avtomatika-bot limits filled in as defaults), so a runner applies exactly what it
- * is sent.
+ * A step's container (`executor: docker`): each command runs in a hardened container of this image.
+ * The parser resolves the limits (avtomatika-bot's as defaults), so a runner applies exactly these.
  */
 export const StepContainer = z.object({
   image: z.string().min(1),
@@ -17,11 +15,7 @@ export const StepContainer = z.object({
 });
 export type StepContainer = z.infer<typeof StepContainer>;
 
-/**
- * One attempt of one step on one host: what the engine sends to wherever the host is
- * (this process, a runner over WebSocket, an agent-server over HTTP) and what comes back.
- * It crosses process boundaries, so it is a zod schema.
- */
+/** One attempt of one step on one host; it crosses process boundaries (runner, agent-server), so zod. */
 export const StepAttemptRequest = z.object({
   run_id: z.string(),
   step: z.string(),
@@ -41,30 +35,21 @@ export const StepAttemptRequest = z.object({
   output_path: z.string().optional(),
   /** Values to mask in everything sent back (besides secret-named env values). */
   secrets: z.array(z.string()).default([]),
-  /**
-   * Names that hold secrets besides `*_TOKEN`, `*_KEY`, `*_SECRET`, `*_PASSWORD` (the workflow's
-   * `secrets:` list): their values in env and in exports are masked from the moment they exist.
-   */
+  /** The workflow's `secrets:` names besides `*_TOKEN`, `*_KEY`, `*_SECRET`, `*_PASSWORD`: masked at once. */
   secret_names: z.array(z.string()).default([]),
-  /**
-   * The step's `image:`: the image of its pod on a runner with the Kubernetes executor (absent:
-   * the runner's default image). A runner that runs steps as processes fails an attempt with it.
-   */
+  /** The step's pod image on the Kubernetes executor (absent: the default); a process runner fails it. */
   image: z.string().min(1).optional(),
   /** Run in a container (a host with `executor: docker`); absent: processes on the host. */
   container: StepContainer.optional(),
   /**
-   * Set when an unconfined run (a platform admin's) sent the attempt: its container may join any
-   * network and run any image, and its `cwd` may be any folder but runyard's own
-   * (core/work-folders.ts). Absent (a confined run's, or a server that predates the field), a
-   * runner holds the container to a member's rules (core/container-policy.ts) before it creates
-   * it, and the `cwd` to its roots. Read and written through `stepConfinement` (core/confinement.ts).
+   * An unconfined (platform admin's) run's attempt: any network, image and `cwd` but runyard's own.
+   * Absent (confined, or an older server), the runner holds the container to a member's rules
+   * (core/container-policy.ts) and the `cwd` to its roots. Use `stepConfinement` to read and write it.
    */
   unrestricted: z.literal(true).optional(),
   /**
-   * The run's tenant (null: a run outside any tenant). A shared runner gives a tenant's steps a
-   * network of their own with the internal destinations its operator allows that tenant
-   * (exec/sandbox/sandbox-network.ts); absent (a server that predates the field), it gives one too.
+   * The run's tenant (null: none): a shared runner gives a tenant's steps a network of their own
+   * with the destinations its operator allows that tenant; absent (an older server), one too.
    */
   tenant_id: z.string().nullable().optional(),
 });
@@ -81,10 +66,7 @@ export const StepAttemptResult = z.object({
   cpu_ms: z.number(),
   /** Full-output files kept on the host, when output_path was set. */
   output_files: z.array(z.string()).default([]),
-  /**
-   * Names of exports that are secrets: secret-named, or whose values hold a secret this host
-   * masks. The engine masks those values everywhere too, and hands them on only as env.
-   */
+  /** Secret exports (secret-named, or holding a masked value): masked everywhere, handed on only as env. */
   secret_exports: z.array(z.string()).default([]),
   /** Things the user should know that did not fail the step (an export line that was ignored). */
   warnings: z.array(z.string()).default([]),
@@ -95,16 +77,9 @@ export type StepAttemptResult = z.infer<typeof StepAttemptResult>;
 /** Receives a step attempt's output as it happens: already masked and capped. */
 export type StepOutputSink = (stream: "stdout" | "stderr", data: string) => void;
 
-/**
- * Runs step attempts on one host: this process, an agent-server over HTTP, or a runner via the
- * server. The engine sees only this; entry points wire the backends.
- */
+/** Runs step attempts on one host (here, an agent-server, a runner); the engine sees only this. */
 export interface StepRunner {
-  /**
-   * The attempt may wait before it starts (a job queued until a runner takes it up): the runner
-   * calls `io.started` when it does, and the engine says `step.started` only then. Otherwise the
-   * attempt starts as it is handed over.
-   */
+  /** The attempt may wait (a queued job): `step.started` only once `io.started` is called. */
   readonly startsLater?: boolean;
   /** Resolves with the attempt's result; step failures are results, never rejections. */
   runAttempt(

@@ -5,37 +5,25 @@ import type { Confinement } from "./confinement.js";
 import { RunyardError } from "./errors.js";
 
 /**
- * Where a run may work: the one answer to "may this run, submitted by whom, name this folder as
- * its `cwd`". The server asks at submit (the path as written, `workFolderRefusal`), so a bad
- * `cwd` is a 4xx and never a failed run; the runner asks again before it starts anything (the
- * real path, every link resolved, `allowedWorkFolder`), and its sandbox binds what was allowed.
+ * May this run, submitted by whom, name this folder as its `cwd`? The server asks at submit (the
+ * path as written), so a bad `cwd` is a 4xx, not a failed run; the runner asks again on the real
+ * path (links resolved) before it starts anything, and its sandbox binds what was allowed.
  *
- * - A platform admin's steps and agent turns may work in any folder but runyard's own (the
- *   runner's home, the server's home, the agents' workspace folder), `/`, the folders a sandbox
- *   makes its own (/proc, /sys, /dev, /run) and the host's temp folder itself.
- * - Anyone else's (a tenant's members and admins, users of no tenant) only under the operator's
- *   roots: `step_cwd_roots:` for workflow steps, `agent_cwd_roots:` for agent tasks; runyard's own
- *   folders stay out though a root holds them.
+ * - A platform admin may work anywhere but runyard's own folders (homes, the agents' workspace), `/`,
+ *   the sandbox's runtime folders (/proc, /sys, /dev, /run) and the host's temp folder itself.
+ * - Anyone else only under `step_cwd_roots:` / `agent_cwd_roots:`, runyard's own folders still out.
  */
 
-/** What the folder is for: a workflow step's `cwd`, or an agent task's. */
 export type WorkKind = "step" | "agent";
 
 /** What one side (server or runner) knows of the folders a run may work in. */
 export interface WorkFolderRules {
   kind: WorkKind;
-  /**
-   * Where a confined run may work, absolute: the operator's `step_cwd_roots` / `agent_cwd_roots`,
-   * and on a runner the folders it adds (its working folder for steps, its workspace folder for
-   * agent tasks).
-   */
+  /** Where a confined run may work: the operator's roots, and on a runner its working or workspace folder. */
   roots: readonly string[];
-  /**
-   * runyard's own folders, never a run's cwd whoever submitted it: the runner's home, the server's
-   * home, the agents' workspace folder (other conversations' chat folders, worktrees, kept branches).
-   */
+  /** runyard's own folders, never any run's cwd: the homes, the agents' workspace (others' worktrees). */
   own: readonly string[];
-  /** Who asks, for messages: the server at submit (the default), or a runner before it starts anything. */
+  /** Who asks, for messages; default: the server. */
   side?: "server" | "runner";
 }
 
@@ -45,7 +33,6 @@ export const rootsSetting: Record<WorkKind, string> = {
   agent: "agent_cwd_roots (RUNYARD_AGENT_CWD_ROOTS)",
 };
 
-/** The folders a confined run may work in, as a refusal names them, by side and kind. */
 const rootsName: Record<"server" | "runner", Record<WorkKind, string>> = {
   server: { step: "the server's step_cwd_roots", agent: "the server's agent_cwd_roots" },
   runner: {
@@ -55,16 +42,12 @@ const rootsName: Record<"server" | "runner", Record<WorkKind, string>> = {
 };
 
 /**
- * Folders a sandbox makes its own (/proc, /dev, /run) or keeps out (/sys): a cwd inside one would
- * bind the host's over the sandbox's, and with it every host process's command line, the host's
- * devices and its unix sockets (/run/docker.sock).
+ * Folders a sandbox makes its own or keeps out: a cwd inside one would bind the host's over them,
+ * showing every host process's command line, its devices and unix sockets (/run/docker.sock).
  */
 export const runtimeFolders: readonly string[] = ["/proc", "/sys", "/dev", "/run"];
 
-/**
- * The host's temp folders, whose own listing a sandbox replaces with an empty /tmp: as a cwd they
- * would show every other command's scratch folder and socket there. Folders inside them are fine.
- */
+/** The host's temp folders: as a cwd they would show every other command's scratch files; inside is fine. */
 export function hostTempFolders(): string[] {
   let temp = normalize(tmpdir());
   try {
@@ -87,11 +70,7 @@ export function isUnder(path: string, root: string): boolean {
   return path === root || root === sep || path.startsWith(root.endsWith(sep) ? root : `${root}${sep}`);
 }
 
-/**
- * Why no run may work in `cwd` (absolute, normalized), whoever submitted it: `/` would show the
- * whole machine, a runtime folder the host's processes, devices or sockets, the host's temp
- * folder every other command's scratch files. Undefined when some run may.
- */
+/** Why no run may work in `cwd` (absolute, normalized), whoever submitted it; undefined when some may. */
 export function machineFolderProblem(cwd: string): string | undefined {
   if (cwd === sep) return "a run cannot work in / (it would see the whole machine)";
   const runtime =
@@ -102,10 +81,8 @@ export function machineFolderProblem(cwd: string): string | undefined {
 }
 
 /**
- * The refusal of `cwd` as written, or undefined when the run may work there: what the server
- * decides at submit. A member's cwd must be absolute: a relative one would be read from the
- * runner's own working folder. A platform admin's relative cwd is judged by the runner, which
- * alone knows where it leads.
+ * The refusal of `cwd` as written (the server's, at submit), or undefined. A member's cwd must be
+ * absolute, else it is read from the runner's working folder; an admin's relative one the runner judges.
  */
 export function workFolderRefusal(
   cwd: string,
@@ -114,7 +91,6 @@ export function workFolderRefusal(
 ): RunyardError | undefined {
   const shown = JSON.stringify(cwd);
   if (!isAbsolute(cwd)) {
-    // Where it leads is known on the runner only, which judges its real path.
     if (confinement === "unconfined") return undefined;
     return refused(
       rules.kind,
@@ -133,11 +109,9 @@ export function workFolderRefusal(
 }
 
 /**
- * The folder the run works in, as the runner checks it before it starts anything: `cwd` judged as
- * written (`workFolderRefusal`), then its real path (every symbolic link resolved, for the part
- * that exists) against the real paths of runyard's own folders and, when confined, of the roots.
- * The real path is what the run gets, so a link swapped after the check does not move it.
- * Throws STEP_CWD_NOT_ALLOWED / AGENT_CWD_NOT_ALLOWED; creates nothing.
+ * The runner's check: `cwd` as written, then its real path against the real paths of runyard's own
+ * folders and the roots. The run gets the real path, so a link swapped after the check does not move
+ * it. Throws STEP_CWD_NOT_ALLOWED / AGENT_CWD_NOT_ALLOWED; creates nothing.
  */
 export async function allowedWorkFolder(
   cwd: string,
@@ -153,9 +127,8 @@ export async function allowedWorkFolder(
 }
 
 /**
- * The refusal of `real`, a folder's real path (every link resolved: `allowedWorkFolder`'s, or the
- * path of a folder the runner holds open as it binds it, so that a link swapped after the first
- * check leads nowhere else), or undefined when the run may work there. `cwd`: as the run named it.
+ * The refusal of a real path (also of a folder the runner holds open as it binds it, so a link swapped
+ * after the first check leads nowhere else), or undefined. `cwd`: as the run named it.
  */
 export function realFolderRefusal(
   real: string,
@@ -181,7 +154,6 @@ export function realFolderRefusal(
   );
 }
 
-/** The code a refused folder carries, by kind: the same at submit and on the runner. */
 export function cwdNotAllowedCode(kind: WorkKind): "STEP_CWD_NOT_ALLOWED" | "AGENT_CWD_NOT_ALLOWED" {
   return kind === "step" ? "STEP_CWD_NOT_ALLOWED" : "AGENT_CWD_NOT_ALLOWED";
 }

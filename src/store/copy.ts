@@ -13,9 +13,8 @@ import { migrateToLatest } from "./migrations/index.js";
 import { migrationTables, readSchemaStatus, storeTooNew } from "./store-status.js";
 
 /**
- * Every data table `db copy` moves, parents before children so foreign keys hold at each commit.
- * A migration that adds a table adds it here or to `tablesNotCopied`: a unit test reads the
- * tables of a freshly migrated store and fails on one that is in neither list.
+ * Every data table `db copy` moves, parents first so foreign keys hold at each commit. A new table
+ * goes here or in `tablesNotCopied`: a unit test fails on one in neither list.
  */
 export const copiedTables: readonly string[] = [
   "runs",
@@ -52,11 +51,7 @@ export const copiedTables: readonly string[] = [
   "bot_alerts",
 ];
 
-/**
- * Tables `db copy` leaves alone: the migration bookkeeping (the target has its own, written by
- * its migration), `replicas`, which says which server replicas are alive right now, and
- * `spend_reservations`, what agent turns running right now hold of their budgets.
- */
+/** Not copied: migration bookkeeping (the target has its own), and state live only now (replicas, holds). */
 export const tablesNotCopied: readonly string[] = [
   ...migrationTables,
   "replicas",
@@ -88,7 +83,6 @@ export interface CopiedTable {
   columnsLeftOut: string[];
 }
 
-/** What `copyStore` did. */
 export interface CopyReport {
   source: string;
   target: string;
@@ -110,15 +104,10 @@ const defaultBatchSize = 2000;
 const maxParameters = 30_000;
 
 /**
- * Copies every row of every data table from one store to another, raw: encrypted columns stay
- * the ciphertext they are, so servers on the target need the source's secret key.
- *
- * The source is read in one read-only snapshot (a transaction), so what is copied is consistent
- * even while something writes to it; a source this runyard has not migrated yet is migrated
- * first, as a server of this version would on start. The target is migrated to this runyard's
- * schema, must hold no row in any data table (CONFLICT otherwise, before anything is written),
- * and is written in batches, one transaction each. At the end every table is counted again on
- * both sides; `mismatched` lists the tables whose counts differ.
+ * Copies every row of every data table, raw: ciphertext stays as it is, so the target's servers need
+ * the source's secret key. The source (migrated first, as a server would on start) is read in one
+ * snapshot, consistent while something writes to it. The target must be empty (CONFLICT before any
+ * write) and is written in batches, one transaction each; `mismatched` lists tables whose recounts differ.
  */
 export async function copyStore(
   from: DatabaseLocation,
@@ -209,10 +198,7 @@ export async function copyStore(
   }
 }
 
-/**
- * Serial columns (none today) were written with the source's values: their sequences move
- * past the highest copied value, so the next insert does not collide with a copied row.
- */
+/** Serial columns (none today) took the source's values: their sequences move past to avoid collisions. */
 async function advanceSequences(target: OpenedDatabase, plan: readonly TablePlan[]): Promise<void> {
   for (const table of plan) {
     for (const column of table.columns) {
@@ -278,7 +264,6 @@ function sameLocation(a: DatabaseLocation, b: DatabaseLocation): boolean {
   return false;
 }
 
-/** Refuses, before anything is written, a target with a row in any data table. */
 async function refuseNonEmpty(target: OpenedDatabase, name: string): Promise<void> {
   const tables = await listTables(raw(target), target.dialect);
   const inCopyOrder = [
@@ -340,10 +325,7 @@ async function copyTable(
   }
 }
 
-/**
- * The next batch in primary-key order, after the last key read (keyset paging, so a large
- * table costs the same per batch throughout); a table without a primary key pages by offset.
- */
+/** The next batch by keyset paging, so a large table costs the same per batch; no primary key: by offset. */
 async function readBatch(
   reader: Transaction<unknown>,
   table: string,
@@ -388,9 +370,8 @@ async function writeBatch(
 }
 
 /**
- * A value as the target column stores it. node-postgres reads `bigint` as text; written back as
- * text into SQLite it would be text there, so numbers are made numbers again (a BigInt past 2^53).
- * A number in a text column (SQLite lets one in) becomes its text. Everything else is as read.
+ * node-postgres reads `bigint` as text, which SQLite would keep as text: numbers become numbers again
+ * (a BigInt past 2^53). A number in a text column (SQLite lets one in) becomes its text.
  */
 export function storedValue(value: unknown, column: Pick<ColumnInfo, "kind">): unknown {
   if (value === null || value === undefined) return null;

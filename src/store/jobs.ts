@@ -39,7 +39,6 @@ function toJobRecord(ctx: StoreContext, row: Selectable<JobsTable>): JobRecord {
   };
 }
 
-/** What the statement of a state change runs with (see `moveJob`). */
 interface Move {
   id: string;
   from: readonly JobStatus[];
@@ -62,11 +61,7 @@ const moveStatement = preparedStatement(
   (input) => `${input.runnerId === null ? "" : "runner"}|${input.batches === null ? "" : "batches"}`,
 );
 
-/**
- * The one statement of a state change: `set` (and `updated_at`) on job `id` only while its status
- * is one of `from`, with `runnerId` while that runner holds it, and with `batches` once that many
- * of its event batches are stored; undefined when it no longer is.
- */
+/** A state change's one statement: `set` only while status is in `from` (and `runnerId`, `batches` hold). */
 async function moveJob(
   ctx: StoreContext,
   id: string,
@@ -92,7 +87,6 @@ const selectJob = preparedStatement((ctx, job: { id: string }) =>
   ctx.db.selectFrom("jobs").selectAll().where("id", "=", job.id).compile(),
 );
 
-/** What the claim statement is run with; `tenants` and the lists choose its shape. */
 interface ClaimInput {
   now: string;
   leaseEnd: string;
@@ -157,20 +151,16 @@ const claimStatement = preparedStatement(
 
 /** The jobs for runners: one step attempt, agent task or bot life each. */
 export interface JobsRepo {
-  /** Queues a job for a run and returns it. */
   create(input: NewJob): Promise<JobRecord>;
-  /** One job, or undefined. */
   get(id: string): Promise<JobRecord | undefined>;
   /**
-   * Atomically takes the oldest queued job this runner may run (group, labels and tenant match),
-   * marks it `assigned` to the runner with a lease of `leaseMs`, and returns it; undefined when
-   * none is waiting. Concurrent claimers never get the same job.
+   * Atomically assigns the oldest queued job this runner may run (group, labels, tenant), leased for
+   * `leaseMs`; undefined when none waits. Concurrent claimers never get the same job.
    */
   claim(runner: ClaimingRunner, leaseMs: number): Promise<JobRecord | undefined>;
   /**
-   * A job assigned to `runnerId` that the runner refused unstarted goes back to the queue with
-   * `refusals` as its whole list and no claim before `notBefore`; undefined when it is no longer
-   * assigned to that runner (a job it accepted is not refused: it runs, or is lost).
+   * assigned -> queued, refused unstarted by its runner `runnerId`: `refusals` its whole list, no claim
+   * before `notBefore`; undefined when not assigned to it (an accepted job runs, or is lost).
    */
   refuse(
     id: string,
@@ -178,46 +168,31 @@ export interface JobsRepo {
     refusals: readonly JobRefusal[],
     notBefore: Date,
   ): Promise<JobRecord | undefined>;
-  /*
-   * The transitions of a job, one verb each (the server's JobQueue is their only caller). Each
-   * answers the changed job, or undefined when the job was not in the state the verb leaves.
-   */
+  /* A job's transitions, one verb each (JobQueue their only caller); undefined when not in the from state. */
   /** assigned -> running: the runner holding it took it up. */
   accept(id: string, runnerId: string): Promise<JobRecord | undefined>;
   /**
-   * assigned | running -> done with the result its runner reported, only while it holds it (a job
-   * lost or canceled meanwhile keeps that outcome); with `batches`, only once that many of its
-   * event batches are stored (`last_event_seq`).
+   * assigned | running -> done, only while its runner holds it (a job lost or canceled meanwhile keeps
+   * that outcome); with `batches`, only once that many event batches are stored.
    */
   complete(id: string, runnerId: string, result: unknown, batches?: number): Promise<JobRecord | undefined>;
   /** assigned -> queued for any runner: its runner gave it back unstarted (draining, stopping). */
   giveBack(id: string, runnerId: string): Promise<JobRecord | undefined>;
   /**
-   * assigned | running -> lost, and why: its runner `runnerId` is gone or no longer holds it (lease
-   * expired, it came back without it, its token was revoked). Only while `runnerId` holds it: a
-   * job claimed by another runner since the caller read it is not lost with the first.
+   * assigned | running -> lost: its runner is gone or no longer holds it. Only while `runnerId` holds
+   * it, so a job claimed by another runner since the caller read it is not lost with the first.
    */
   lose(id: string, runnerId: string, loss: JobLoss): Promise<JobRecord | undefined>;
   /** assigned -> done with `result`: refused once too often, it is given up. */
   giveUp(id: string, runnerId: string, result: unknown): Promise<JobRecord | undefined>;
   /** queued -> done with `result`: canceled before any runner claimed it (one claimed is left alone). */
   cancelQueued(id: string, result: unknown): Promise<JobRecord | undefined>;
-  /**
-   * queued | assigned | running -> done with `result`: canceled, its runner silent or gone; a late
-   * report from that runner is then refused.
-   */
+  /** queued | assigned | running -> done: canceled, its runner silent or gone; a late report is refused. */
   cancel(id: string, result: unknown): Promise<JobRecord | undefined>;
-  /**
-   * Extends the lease of every assigned or running job of a runner (with `jobIds`, of those
-   * only: the ones it holds); returns their ids.
-   */
+  /** Extends the leases of a runner's active jobs (with `jobIds`, of those only); answers their ids. */
   renewLeases(runnerId: string, leaseMs: number, jobIds?: readonly string[]): Promise<string[]>;
-  /**
-   * Sets the lease of every assigned or running job of `runIds` to `until` (a restarted server
-   * gives the runners of the runs it carries on that long to come back); returns their ids.
-   */
+  /** Leases the active jobs of `runIds` until `until`: a restarted server's grace for runners to return. */
   holdLeases(runIds: readonly string[], until: Date): Promise<string[]>;
-  /** Jobs, oldest first, filtered. */
   list(query?: ListJobsQuery): Promise<JobRecord[]>;
   /** How many jobs wait for a runner, and since when the oldest has (null when none waits). */
   queue(): Promise<QueuedJobs>;
@@ -262,8 +237,7 @@ export function jobsRepo(ctx: StoreContext): JobsRepo {
         }
       };
       try {
-        // A job without labels is one row: one statement, no transaction (a round trip each on
-        // PostgreSQL).
+        // A job without labels is one row: no transaction (a round trip each on PostgreSQL).
         await (labels.length === 0
           ? insertWithLabels(ctx.db)
           : ctx.db.transaction().execute(insertWithLabels));

@@ -13,20 +13,15 @@ export interface JobBatchRef {
   id: string;
   /** The producer's batch number for this job, increasing from 1 (e.g. the batch's highest event seq). */
   seq: number;
-  /**
-   * When set, the batch is stored only while the job is leased to this runner (assigned or
-   * running); otherwise it counts as "duplicate" and the caller reads the job to tell which.
-   */
+  /** Stored only while the job is leased to this runner, else "duplicate" (the caller reads the job). */
   runnerId?: string;
 }
 
-/** Options of `events.append`. */
 export interface AppendEventsOptions {
   job?: JobBatchRef;
   /**
-   * The replica that numbered the events: they are stored only while the run is carried by it
-   * (`runs.replica_id`), else nothing is written and REPLICA_FENCED is thrown. A replica the
-   * fleet presumed dead can thus never add events to a run another replica adopted.
+   * Stored only while this replica carries the run (`runs.replica_id`), else REPLICA_FENCED: a replica
+   * presumed dead never adds events to a run another adopted.
    */
   carrier?: string;
 }
@@ -35,65 +30,45 @@ export interface AppendEventsOptions {
 export interface RunLogLimit {
   /** Output bytes (`step.output` data, UTF-8) stored per run at most; 0 means no cap. */
   maxBytes: number;
-  /** Output bytes the run stored before its cap was recorded (a run stored by an older runyard). */
+  /** Output bytes stored before its cap was recorded (by an older runyard). */
   storedBytes: number;
-  /**
-   * Keep the newest output instead of the first (a bot's run, which lasts its whole life and
-   * whose latest lines are what `bot logs` is for): past the cap the oldest output is deleted.
-   */
+  /** Past the cap delete the oldest output, not the newest (a bot's run: `bot logs` shows the latest). */
   rolling?: boolean;
 }
 
 /** What a batch of a run's events changes on the run's record (its projection). */
 export interface RunRecordChange {
-  /**
-   * A `run.started`: the run goes from queued to running, started then. A run no longer queued
-   * (it started before, or ended) keeps its status and its start.
-   */
+  /** A `run.started`: a queued run goes running, started then; any other keeps its status and start. */
   startedAt?: string;
   /** What the events set whatever the run's status: its steps, its variables, a `run.finished`'s end. */
   patch?: RunPatch;
 }
 
-/** Options of `events.appendForRun`. */
 export interface AppendRunEventsOptions extends AppendEventsOptions {
-  /**
-   * The run's log cap, recorded on the run by the first append that gives it (the replica
-   * carrying the run gives it); later ones ignore it, and any writer honours the recorded one.
-   */
+  /** The run's log cap, recorded by the first append that gives it; every writer honours the recorded one. */
   logLimit?: RunLogLimit;
-  /**
-   * What the batch changes on the run's record, written in the transaction that stores it (the
-   * run's row is written there anyway), rather than by statements of its own after it.
-   */
+  /** Written in the transaction that stores the batch, which writes the run's row anyway. */
   record?: RunRecordChange;
   /**
-   * The run's last seq as the writer knows it. On PostgreSQL, a batch of the engine's (no `job`)
-   * without output is then stored by one statement, with no transaction round trips, if the run's
-   * row still says that seq (and owes no notice of cut output); otherwise it is appended as usual.
+   * The run's last seq as the writer knows it: on PostgreSQL, an engine batch (no `job`) without output
+   * is then one statement, no transaction, if the row still says it (and owes no cut notice).
    */
   expectedLastSeq?: number;
 }
 
-/** What `events.appendForRun` did. */
 export interface AppendedRunEvents {
   /** True when `job.seq` was not above the job's stored `last_event_seq`: nothing was written. */
   duplicate: boolean;
-  /**
-   * The events stored, numbered, in seq order: the batch's, less output past the log cap, plus
-   * the cap's notices where a step whose output was cut finished.
-   */
+  /** Stored, numbered, in seq order: the batch less output past the cap, plus the cap's notices. */
   events: RunEvent[];
-  /** Each of `events` as the JSON text it was stored as, in the same order. */
+  /** Each of `events` as its stored JSON text. */
   json: string[];
 }
 
-/** A stored event as the JSON text it is stored as (`events.listSerialized`). */
+/** A stored event as its stored JSON text (`events.listSerialized`). */
 export interface SerializedRunEvent {
   seq: number;
-  /** The event's `type`. */
   type: string;
-  /** The event, as `JSON.stringify` gave it when it was stored. */
   json: string;
 }
 
@@ -111,36 +86,28 @@ export interface ListEventsQuery {
   after?: number;
   /** Default 1000, at most 10000; page with `after` set to the last seq received. */
   limit?: number;
-  /**
-   * Only events with a seq below this: the `limit` newest of them, still in seq order. A browser
-   * shows a huge log's tail first and pages back with `before` set to the first seq it has.
-   */
+  /** The `limit` newest below this seq, in seq order: a browser shows a huge log's tail, paging back. */
   before?: number;
-  /** Only events of these types. */
   types?: readonly RunEvent["type"][];
 }
 
 /**
- * Rows per insert statement. Every full chunk compiles to the same SQL, so the SQLite
- * backend's statement cache prepares it once; 5 parameters a row stays far below the
- * parameter limits (SQLite 32766, PostgreSQL 65535).
+ * Rows per insert: every full chunk is the same SQL, prepared once; 5 parameters a row stays far
+ * below the parameter limits (SQLite 32766, PostgreSQL 65535).
  */
 const insertChunk = 100;
 /**
- * Batches of at most this many events are stored by statements compiled once per row count
- * (`prepared.ts`); a larger one, rarer, is compiled for itself, so that the kept statements (and
- * PostgreSQL's prepared ones on each connection) stay few.
+ * Batches up to this size use a statement kept per row count; rarer larger ones are compiled each
+ * time, so few statements are kept (and prepared on each PostgreSQL connection).
  */
 export const preparedRowsMax = 16;
 /** Events `events.appendForRun` stores in one statement on PostgreSQL at most (5 parameters each). */
 export const oneStatementMax = 10_000;
-/** A list's `limit` (default 1000, at most 10000) and `after` (default 0), whatever was asked. */
 function listPage(query: Pick<ListEventsQuery, "after" | "limit">): { limit: number; after: number } {
   const after = Number.isFinite(query.after) ? (query.after ?? 0) : 0;
   return { limit: pageSize(query.limit, 1000, 10_000), after };
 }
 
-/** A stored event's row. */
 export type EventRow = Omit<RunEventsTable, "seq"> & { seq: number };
 
 export function eventRow(event: RunEvent): EventRow {
@@ -160,7 +127,6 @@ const insertEventRows = preparedStatement(
   (input) => (input.rows.length <= preparedRowsMax || input.rows.length === insertChunk ? "" : undefined),
 );
 
-/** Inserts the rows of numbered events as they are, `insertChunk` rows per statement. */
 export async function insertEvents(ctx: PreparingContext, rows: readonly EventRow[]): Promise<void> {
   for (let start = 0; start < rows.length; start += insertChunk) {
     await insertEventRows(ctx, { rows: rows.slice(start, start + insertChunk) });
@@ -182,10 +148,9 @@ const advanceJobBatchStatement = preparedStatement(
 );
 
 /**
- * A job's batch compare-and-set, inside the caller's transaction: raises `last_event_seq` to the
- * batch's number; false when the batch is not above it (sent before, or it lost the race), and
- * then nothing of the batch may be written. NOT_FOUND for a job that does not exist.
- * Not a jobs-repo verb the queue calls: it must commit or roll back with the events it guards.
+ * A job's batch compare-and-set on `last_event_seq` in the caller's transaction: false (write nothing)
+ * when the batch is not above it; NOT_FOUND for no such job. Not a jobs-repo verb: it must commit
+ * or roll back with the events it guards.
  */
 export async function advanceJobBatch(ctx: StoreContext, job: JobBatchRef): Promise<boolean> {
   const advanced = await advanceJobBatchStatement(ctx, {
@@ -199,7 +164,6 @@ export async function advanceJobBatch(ctx: StoreContext, job: JobBatchRef): Prom
   return false;
 }
 
-/** NOT_FOUND for a job that does not exist. */
 export async function jobMustExist(db: Kysely<Database>, id: string): Promise<void> {
   const known = await db.selectFrom("jobs").select("id").where("id", "=", id).executeTakeFirst();
   if (!known) throw new RunyardError("NOT_FOUND", `no job ${id}`);
@@ -212,7 +176,6 @@ export function fenced(runId: string, replicaId: string): RunyardError {
   );
 }
 
-/** A page of a run's events, by seq. */
 type EventsPage = { runId: string; after: number; limit: number };
 
 const selectEvents = preparedStatement(
@@ -287,40 +250,28 @@ export async function dropOldestOutput(ctx: StoreContext, runId: string, bytes: 
 /** Each run's event log, ascending by seq. */
 export interface RunEventsRepo {
   /**
-   * Stores a batch of events in one transaction and raises `runs.last_seq`. With `job`, the
-   * job's `last_event_seq` is raised to `job.seq` in the same transaction, and a batch whose
-   * `job.seq` is not above it is a duplicate and writes nothing: a re-sent batch is stored once.
-   * An event whose `(run_id, seq)` is stored already is skipped, never stored twice.
-   * Events must be valid `RunEvent`s (the server parses what runners send before this).
+   * Stores a batch in one transaction and raises `runs.last_seq`; with `job`, a batch not above the
+   * job's `last_event_seq` is a duplicate and writes nothing. Events must be parsed `RunEvent`s.
    */
   append(events: readonly RunEvent[], opts?: AppendEventsOptions): Promise<AppendResult>;
   /**
-   * Appends a batch of one run's events from any replica, concurrently with any other: the store
-   * gives the seqs (the run's next ones, dense, in the batch's order) and applies the run's log
-   * cap, all in one transaction that holds the run's row, so concurrent writers take turns and
-   * the run's log has no gap and no seq twice. With `job`, a batch whose `job.seq` is not above
-   * the job's `last_event_seq` is a duplicate and writes nothing (a batch sent to two replicas
-   * is stored once). NOT_FOUND for an unknown run or job; REPLICA_FENCED as for `append`.
+   * Appends one run's events from any replica: the store numbers them and applies the log cap in one
+   * transaction holding the run's row, so concurrent writers leave no gap and no seq twice. `job` as for
+   * `append` (a batch sent to two replicas is stored once). NOT_FOUND for an unknown run or job;
+   * REPLICA_FENCED as for `append`.
    */
   appendForRun(
     runId: string,
     events: readonly UnnumberedEvent[],
     opts?: AppendRunEventsOptions,
   ): Promise<AppendedRunEvents>;
-  /** A run's events ascending by seq, parsed with the `RunEvent` schema. */
   list(runId: string, query?: ListEventsQuery): Promise<RunEvent[]>;
-  /**
-   * As `list` with `after` and `limit`, each event as its stored JSON text, not parsed: what streams
-   * them on unchanged (SSE) reads them so, at no cost per byte (they were checked when stored).
-   */
+  /** As `list`, unparsed: SSE streams stored text on at no cost per byte (it was checked when stored). */
   listSerialized(
     runId: string,
     query?: Pick<ListEventsQuery, "after" | "limit">,
   ): Promise<SerializedRunEvent[]>;
-  /**
-   * Deletes a run's oldest `step.output` events, at least `bytes` of their output text (whole
-   * events); answers the output bytes deleted. A bot's rolling log keeps its newest lines so.
-   */
+  /** Deletes whole oldest `step.output` events, at least `bytes` of output; answers the bytes deleted. */
   dropOldestOutput(runId: string, bytes: number): Promise<number>;
   /** The highest stored event seq of a run (0 before any), or undefined for an unknown run. */
   lastSeq(runId: string): Promise<number | undefined>;

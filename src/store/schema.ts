@@ -90,7 +90,6 @@ export interface RunEventsTable {
   seq: Int8;
   type: string;
   ts: string;
-  /** The whole event as JSON. */
   data: string;
 }
 
@@ -128,7 +127,6 @@ export interface RunnersTable {
   labels: string;
   /** What the runner takes on (the ADOS runner's `ADOS_MODE`: chat, issue, all). */
   mode: string;
-  /** How many jobs it runs at once. */
   capacity: number;
   cpus: number | null;
   /** As advertised, e.g. `8g`. */
@@ -139,7 +137,6 @@ export interface RunnersTable {
   /** When the current (or last) connection was made. */
   connected_at: string | null;
   last_heartbeat_at: string | null;
-  /** The runyard version the runner runs. */
   version: string | null;
   /** The runner token this id belongs to (see `RunnerInput.token_id`); null until a runner says hello with it. */
   token_id: string | null;
@@ -166,7 +163,6 @@ export interface ReplicasTable {
 export interface TokensTable {
   id: string;
   kind: TokenKind;
-  /** What the token is for, as its creator named it. */
   name: string;
   group_name: string | null;
   tenant_id: string | null;
@@ -314,10 +310,7 @@ export interface ConcurrencySlotsTable {
 
 /** A signed webhook, named per tenant; `tenant_id` `""` outside any tenant, `secret` sealed, `vars` JSON `{NAME: path}`. */
 export interface HooksTable {
-  /**
-   * What its delivery URL names (`/api/hooks/ID`), unique across the server; not the name. Random,
-   * or the name for hooks made when names were global.
-   */
+  /** `/api/hooks/ID`, unique server-wide: random, or the name of a hook made when names were global. */
   id: string;
   /** Unique within its tenant, as saved workflows' names are. */
   name: string;
@@ -355,7 +348,6 @@ export interface ForgesTable {
   webhook_secret: string;
   /** The label that starts a task when put on an issue. */
   label: string;
-  /** The agent tasks run with. */
   agent: string;
   /** JSON: the task settings every run of the forge gets (tests, sandbox, model, timeout). */
   settings: string;
@@ -400,7 +392,6 @@ export interface SavedWorkflowsTable {
   unrestricted: number;
   /** When the version was made the one its triggers run; null while it waits (pending). */
   promoted_at: ColumnType<string | null, string | null | undefined, string | null>;
-  /** The token or user id that promoted it. */
   promoted_by: ColumnType<string | null, string | null | undefined, string | null>;
 }
 

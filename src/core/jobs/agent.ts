@@ -3,10 +3,9 @@ import { ErrorInfo, type EventInput } from "../events.js";
 import { CopiedFile, McpServers, SetupCommand } from "./agent-tools.js";
 
 /**
- * Job kind `agent`: one turn of one coding agent on one runner, the whole task pipeline
- * (docs/agents.md): workspace -> agent -> tests -> commit -> push -> artifacts. The runner
- * reports pipeline steps as `step.*` events whose host is the agent (so a fan-out run shows its
- * agents side by side), the agent's transcript as `agent.*` events, and artifacts it uploaded.
+ * Job kind `agent`: one turn of one coding agent, the whole pipeline (docs/agents.md): workspace ->
+ * agent -> tests -> commit -> push -> artifacts. Its steps are `step.*` events hosted by the agent (so
+ * a fan-out run shows agents side by side), its transcript `agent.*` events.
  */
 
 export const AgentBudget = z
@@ -31,9 +30,8 @@ export const AgentRepo = z.object({
 export type AgentRepo = z.infer<typeof AgentRepo>;
 
 /**
- * The most any container of an agent task may ask for, checked at submit (INVALID_INPUT): past
- * these a value is a mistake on any machine. A runner's own ceilings (docs/agents.md, "Sandboxed
- * agents") are usually lower and are checked where the task runs.
+ * The most an agent task's container may ask, checked at submit: past these a value is a mistake on
+ * any machine. A runner's own, usually lower, ceilings are checked where the task runs.
  */
 export const containerMaxima = { memoryBytes: 256 * 1024 ** 3, memory: "256g", cpus: 64, pids: 32_768 };
 
@@ -45,10 +43,7 @@ const taskContainer = {
   pids: z.number().int().positive().max(containerMaxima.pids).optional(),
 };
 
-/**
- * Where a test command runs: in a hardened container of `image`, as a workflow host with
- * `executor: docker` (docs/workflows.md).
- */
+/** Where a test command runs: a hardened container of `image`, as a workflow host's `executor: docker`. */
 export const AgentTestsExecutor = z.strictObject({ ...taskContainer, network: z.string().min(1).optional() });
 export type AgentTestsExecutor = z.infer<typeof AgentTestsExecutor>;
 
@@ -56,9 +51,8 @@ export type AgentTestsExecutor = z.infer<typeof AgentTestsExecutor>;
 export const agentSandboxNetworks = ["model-only", "none"] as const;
 
 /**
- * Runs the agent in a hardened container of `image` instead of as a process of the runner
- * (docs/agents.md, "Sandboxed agents"): only its worktree mounted, limits written as a workflow
- * host's (`memory: 2g`), and egress held to the model endpoint. Needs a runner with docker.
+ * Runs the agent in a hardened container of `image`, not as a runner process (docs/agents.md): only
+ * its worktree mounted, egress held to the model endpoint. Needs a runner with docker.
  */
 export const AgentSandbox = z.strictObject({
   ...taskContainer,
@@ -75,10 +69,7 @@ export const AgentTests = z.object({
 });
 export type AgentTests = z.infer<typeof AgentTests>;
 
-/**
- * Names the git token goes by (the ADOS runner's, the agent runner's): it is git's alone, never an
- * agent's env.
- */
+/** Names the git token goes by (ADOS's, the agent runner's): git's alone, never in an agent's env. */
 export const gitTokenNames: readonly string[] = ["GIT_TOKEN", "GITHUB_TOKEN"];
 
 export const AgentTask = z.object({
@@ -98,9 +89,8 @@ export const AgentTask = z.object({
   /** Work in this folder of the runner instead of a repo worktree (the OpenRunner-style API's `cwd`). */
   cwd: z.string().optional(),
   /**
-   * The run's confinement, read and written through `agentTaskConfinement` (core/confinement.ts):
-   * whether `cwd` must lie under the runner's allowed folders (core/work-folders.ts), symbolic
-   * links resolved. Absent (a job of an older server): confined.
+   * Whether `cwd` must lie under the runner's allowed folders, links resolved (`agentTaskConfinement`
+   * reads and writes it). Absent (an older server's job): confined.
    */
   cwd_confined: z.boolean().default(true),
   repo: AgentRepo.optional(),
@@ -112,10 +102,7 @@ export const AgentTask = z.object({
   timeout_ms: z.number().int().positive(),
   stall_ms: z.number().int().positive(),
   budget: AgentBudget.optional(),
-  /**
-   * What is left of the tightest spend budget above the task (a tenant's or user's per day or
-   * month) when the turn started: past it the turn stops with BUDGET_EXCEEDED, as past `budget`.
-   */
+  /** What was left of the tightest tenant or user budget at the turn's start; past it: BUDGET_EXCEEDED. */
   spend_limit: z
     .object({
       usd: z.number().nonnegative(),
@@ -127,10 +114,7 @@ export const AgentTask = z.object({
     .optional(),
   /** Continue this session of the agent (a follow-up turn). */
   session_id: z.string().optional(),
-  /**
-   * Push the branch as the conversation's last turn left it, and nothing else: no setup, agent,
-   * tests or commit (a run's "push" asked after it ended, docs/agents.md).
-   */
+  /** Only push the branch as the last turn left it (a "push" asked after the run ended, docs/agents.md). */
   publish_only: z.boolean().optional(),
   /** The turn's number in its conversation, from 1. */
   turn: z.number().int().positive().default(1),
@@ -142,10 +126,7 @@ export const AgentTask = z.object({
   setup: SetupCommand.optional(),
   /** Copied into the worktree from the runner's `agent_files_dir` before the first turn. */
   copy_files: z.array(CopiedFile).default([]),
-  /**
-   * Which of `mcp_servers` the runner's own config added (its operator's, whose URLs may lead
-   * anywhere): set by the runner, whatever a job says.
-   */
+  /** `mcp_servers` the runner's config added (URLs may lead anywhere); the runner sets it, not the job. */
   mcp_operator: z.array(z.string()).default([]),
 });
 export type AgentTask = z.infer<typeof AgentTask>;
@@ -164,10 +145,7 @@ export const AgentTokenUsage = z.object({
 });
 export type AgentTokenUsage = z.infer<typeof AgentTokenUsage>;
 
-/**
- * The agent runner's result fields, per agent: success, branch, commit, diff stats, tokens, cost,
- * model, metrics.
- */
+/** The agent runner's result fields, per agent. */
 export const AgentJobResult = z.object({
   kind: z.literal("agent"),
   status: z.enum(["success", "failed", "canceled", "timeout"]),
@@ -209,9 +187,8 @@ const agentEventTypes = new Set<EventInput["type"]>([
 const pipelineSteps = new Set(["prepare", "setup", "agent", "test", "commit", "push"]);
 
 /**
- * A pipeline step's name: one of the pipeline's, or a test playbook's step (`test: NAME`, NAME
- * at most a workflow step name's 200 characters). Any other would be a step the runner made up,
- * kept on the run's record however long or many.
+ * One of the pipeline's steps, or a playbook's `test: NAME` (NAME at most a step name's 200
+ * characters): any other is one the runner made up, kept on the run however long or many.
  */
 function isPipelineStep(step: string): boolean {
   return pipelineSteps.has(step) || (step.startsWith("test: ") && step.length <= 206);
