@@ -4,16 +4,14 @@ import { isAbsolute, join, relative, sep } from "node:path";
 import { fdPath } from "./host-folder.js";
 
 /**
- * `chmod -R a+rwX` (or `a+rX` without `write`) of a folder and what it holds, links left alone;
- * a folder that is gone is skipped. For folders a root runner made for a sandboxed agent whose
- * container runs as nobody: they lie in the runner's private home, so no other user of the
- * machine reaches them through it.
+ * `chmod -R a+rwX` (or `a+rX` without `write`), links left alone, a missing folder skipped: for
+ * folders a root runner made for an agent container running as nobody, inside the runner's
+ * private home, so no other user reaches them.
  *
- * What it walks may be written meanwhile by a sandboxed agent (a mirror that another run's
- * container has mounted): a folder swapped for a link to `/etc` between the listing and the
- * chmod must not make the runner, as root, open `/etc`'s files. So each file is changed through
- * a descriptor opened without following a last link, and only where the kernel says that
- * descriptor's file lies inside the folder; a folder that leads outside is not walked.
+ * A sandboxed agent may write there meanwhile (a mirror another run's container mounts): a folder
+ * swapped for a link to `/etc` between listing and chmod must not make root open `/etc`'s files.
+ * So each file is changed through a descriptor opened without following a last link, only where
+ * the kernel says it lies inside the folder; a folder leading outside is not walked.
  */
 export async function openToAll(folder: string, write: boolean): Promise<void> {
   const root = await realpath(folder).catch(() => undefined);

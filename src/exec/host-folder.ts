@@ -11,14 +11,12 @@ const O_PATH = 0o10000000;
 const folderFlags = O_PATH | constants.O_DIRECTORY;
 
 /**
- * Opens the folder at `path` on the host, making each part that is missing (0700), for the
- * runner to write files into it outside any sandbox (a step's `output_path`). The folder may lie
- * where steps of the run write meanwhile: one that swaps a part of it for a link after it was
- * checked would have the runner, by path, make folders and write files wherever the link leads.
- * So the walk goes part by part through descriptors (`/proc/self/fd/N/part`), each part's real
- * place is read from its descriptor (which no later swap changes) and handed to `refusal` before
- * anything is made inside it, and the caller creates its files through the descriptor returned.
- * Throws with the refusal's words, or the system's error.
+ * Opens host folder `path`, making missing parts (0700), for the runner to write into outside any
+ * sandbox (`output_path`). The run's steps may write there meanwhile: a part swapped for a link
+ * after the check would have the runner, by path, write wherever the link leads. So the walk goes
+ * part by part through descriptors (`/proc/self/fd/N/part`), each part's real place read from its
+ * descriptor (no later swap changes it) and handed to `refusal` before anything is made inside;
+ * the caller creates its files through the returned descriptor. Throws the refusal or system error.
  */
 export async function openHostFolder(
   path: string,

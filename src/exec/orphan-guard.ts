@@ -15,25 +15,18 @@ import { groupIsAlive, signalGroup } from "./resources.js";
 import type { ProcessGroupWatch } from "./types.js";
 
 /**
- * Makes sure no step outlives the runner that started it.
+ * Makes sure no step outlives the runner that started it, by two mechanisms (either alone leaves a gap):
+ * - The journal (`process-groups.log` in the runner's state folder), appended synchronously as a
+ *   step's group starts (`+ pgid starttime`) and ends (`- pgid`). The runner's next start, before
+ *   its hello, kills every listed group whose leader has the same start time (never a reused pid).
+ * - The reaper: one small bash per runner, in its own group, deaf to INT/TERM/HUP, reading a pipe
+ *   from the runner. When the runner dies, SIGKILL included, the pipe ends and the reaper stops
+ *   every listed group (SIGTERM, SIGKILL after the grace): steps die within moments, not at the
+ *   next start. One process per runner, nothing per step.
  *
- * Two mechanisms, because either alone leaves a gap:
- * - The journal (`process-groups.log` in the runner's state folder): a line is appended,
- *   synchronously, when a step's process group starts (`+ pgid starttime`) and when it ends
- *   (`- pgid`). The next start of the runner kills every group the journal still lists whose
- *   leader has the same start time (a reused pid is never killed), before it says hello.
- * - The reaper: one small bash process per runner, in a process group of its own and deaf to
- *   INT/TERM/HUP, that reads a pipe from the runner. When the runner dies for any reason,
- *   SIGKILL included, the pipe ends; the reaper reads the same journal and stops every group
- *   still listed: SIGTERM, then SIGKILL after the kill grace. So steps die within moments of
- *   their runner, not at its next start. The reaper costs one process per runner and nothing
- *   per step.
- *
- * The fork-server (fork-server.ts) also stops its groups when the runner goes (its stdin ends,
- * and it has a parent-death signal); that does not hold when the helper dies with the runner,
- * nor for steps started by plain spawn, so the journal stays the guarantee. `PR_SET_PDEATHSIG`
- * on a step's leader would reach the leader alone, and kill the process the journal recognises
- * its group by.
+ * The fork-server also stops its groups when the runner goes, but not when it dies with the
+ * runner, nor for plain spawn: the journal stays the guarantee. `PR_SET_PDEATHSIG` on a step's
+ * leader would reach the leader alone, and kill the process the journal recognises its group by.
  */
 export class OrphanGuard implements ProcessGroupWatch {
   private readonly live = new Set<number>();

@@ -1,11 +1,9 @@
 /**
- * A cmd.run line that is one plain command (`/bin/echo step-1`, `make build`) runs without a
- * shell: `bash -c` would parse it and exec the same argv, so the shell only costs its own start
- * (about as much as the command itself for a trivial step). "Plain" is strict: words of
- * characters no shell treats specially, the first not an assignment, a builtin or a keyword.
- * Where the program cannot be started (not found, a script without #!), the line goes to the
- * shell after all, so its messages and exit code (127) are the shell's. What differs: the
- * shell would set SHLVL and `_` in the program's environment.
+ * A cmd.run line that is one plain command (`make build`) runs without a shell, which would exec
+ * the same argv at the cost of its own start (as much as a trivial step). "Plain" is strict: words
+ * no shell treats specially, the first not an assignment, builtin or keyword. A program that
+ * cannot start (not found, a script without #!) goes to the shell after all, so messages and exit
+ * code (127) are the shell's. Only difference: no SHLVL and `_` in the program's environment.
  */
 export function plainCommandWords(line: string, shell: readonly string[]): string[] | undefined {
   if (shell.length !== 1 || !PLAIN_SHELLS.has(shell[0]!.split("/").pop()!)) return undefined;

@@ -4,13 +4,11 @@ import { join } from "node:path";
 import { fdPath } from "./host-folder.js";
 
 /**
- * Removes `path` and, where it is a folder, all it holds, never following a link: for what a
- * step made while other steps of its run still write beside it. `rm -r` walks by path, so a step
- * that swaps a folder on the way for a link to a folder it cannot see (another tenant's files,
- * the runner's home) while the runner, as root, removes it, would have the runner empty that
- * folder. Here each folder is opened without following a last link, and what it holds is named
- * through that descriptor (`/proc/self/fd/N/name`), so a swap on the way changes nothing: the
- * link is removed, not what it points to. A file already gone is no error.
+ * Removes `path` and all it holds, never following a link, while other steps of its run still
+ * write beside it. `rm -r` walks by path: a step that swaps a folder on the way for a link to one
+ * it cannot see (another tenant's files, the runner's home) would have root empty that. Here each
+ * folder is opened without following a last link and its entries named through the descriptor
+ * (`/proc/self/fd/N/name`): the link is removed, not its target. A file already gone is no error.
  */
 export async function removeTree(path: string): Promise<void> {
   await removeEntry(path, 0, { steps: maxSteps });

@@ -1,20 +1,16 @@
 import { readdirSync, readFileSync } from "node:fs";
 
 /**
- * Memory and CPU of a process group, read from /proc.
- *
- * The figures are sampled, not measured: once right after spawn (the leader alone), every
- * SAMPLE_INTERVAL_MS while the group runs (every member), and once more when the leader's output
- * ends (the leader, then usually a zombie whose times are final). A process that lives and dies
- * between two samples may be missed, and so may its memory; a long step's figures are close.
+ * Memory and CPU of a process group, sampled from /proc: right after spawn (the leader), every
+ * SAMPLE_INTERVAL_MS (every member), and when the leader's output ends (usually a zombie with
+ * final times). A process living between two samples may be missed; a long step's figures are close.
  *
  * - memory: the sum of the members' high-water marks (VmHWM) at the best sample.
- * - cpu: the largest total seen of the members' own and waited-for children's user + system time
- *   (utime + stime + cutime + cstime). At any instant a process's time is either its own or, once
- *   waited for, its parent's, so the total never counts a process twice.
+ * - cpu: the largest total seen of utime + stime + cutime + cstime. A process's time is its own or,
+ *   once waited for, its parent's, so nothing counts twice.
  *
- * One timer scans /proc for all watched groups at once, so concurrent steps share the cost of the
- * scan, and a step that ends before the first tick never pays for one.
+ * One timer scans /proc for all watched groups, so concurrent steps share a scan, and a step
+ * that ends before the first tick pays for none.
  */
 
 export const SAMPLE_INTERVAL_MS = 100;

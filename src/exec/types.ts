@@ -1,8 +1,7 @@
 /**
- * The executor contract: where a step attempt's processes run. An executor owns an attempt:
- * the environment the processes see, their scratch files and `$RUNYARD_OUTPUT`, so that a
- * container executor can bind-mount them where a process executor hands out host paths. One
- * folder per backend (process/, docker/, kubernetes/), each built in one `create*` function.
+ * The executor contract: where a step attempt's processes run. An executor owns an attempt's env,
+ * scratch files and `$RUNYARD_OUTPUT` (a container executor bind-mounts what a process executor
+ * hands out as host paths). One folder per backend, each built in one `create*` function.
  */
 
 import type { ErrorCode } from "../core/errors.js";
@@ -18,17 +17,11 @@ export interface AttemptSetup {
   /** The step's own variables (request env, RUNYARD_ ones); the executor lays them over its base env. */
   env: Record<string, string>;
   cwd?: string;
-  /**
-   * The cwd's identity (`device:inode`) when the runner judged it (held-cwd.ts): an executor that
-   * mounts the cwd by path checks where it runs that the folder it mounted is this one.
-   */
+  /** The cwd's `device:inode` (held-cwd.ts): an executor that mounts it by path checks it is this one. */
   cwdIdentity?: string;
   /** What a sandbox shows the commands besides their cwd and scratch files (see `ExecExposure`). */
   exposure?: ExecExposure;
-  /**
-   * A platform run's attempt (a platform admin's, outside any tenant): a sandboxed executor gives
-   * it the variables its operator passes on (`step_pass_env`) besides the allowlist.
-   */
+  /** A platform admin's run (no tenant): a sandbox also passes it `step_pass_env` besides the allowlist. */
   platform?: boolean;
   /** Files the commands read (shell.run's script), by name; their paths come back in `ExecAttempt.files`. */
   files?: Record<string, string>;
@@ -60,18 +53,16 @@ export interface ExecAttempt {
   readonly files: Readonly<Record<string, string>>;
   run(command: AttemptCommand): Promise<ExecResult>;
   /**
-   * Runs all of an attempt's commands in turn as one unit, stopping at the first that fails (one
-   * pod per attempt on Kubernetes, step-executor.ts); `failedIndex` says which failed.
-   * Absent: each command goes to `run`.
+   * Runs the attempt's commands in turn as one unit (one pod per attempt on Kubernetes), stopping
+   * at the first that fails, `failedIndex`. Absent: each command goes to `run`.
    */
   runSequence?(
     argvs: string[][],
     command: Omit<AttemptCommand, "argv">,
   ): Promise<ExecResult & { failedIndex?: number }>;
   /**
-   * The `$RUNYARD_OUTPUT` contents if they changed since the last call (undefined otherwise):
-   * cheap enough to call before each chunk of output, so a secret written there is masked
-   * from then on.
+   * The `$RUNYARD_OUTPUT` contents if changed since the last call: cheap enough to call before each
+   * output chunk, so a secret written there is masked from then on.
    */
   outputFileChanged(): string | undefined;
   /** Everything the step wrote to `$RUNYARD_OUTPUT`. */
@@ -94,15 +85,11 @@ export interface Executor {
    */
   hostFolderRefusal?(folder: string): string | undefined;
   /**
-   * Why a step may not work in `cwd` where another executor (a container) mounts it: the folders
-   * this executor's sandbox would refuse its own steps as their cwd. Undefined when it may, and
-   * where there is no sandbox.
+   * Why a step may not work in `cwd` where another executor (a container) mounts it: what this
+   * executor's sandbox would refuse as its own steps' cwd. Undefined when it may, or no sandbox.
    */
   cwdRefusal?(cwd: string, exposure?: ExecExposure): string | undefined;
-  /**
-   * Resolves with an error message (and how to fix it) in place of an attempt when it cannot be
-   * prepared; its code is SPAWN_FAILED unless `code` says otherwise.
-   */
+  /** Resolves to a problem (code SPAWN_FAILED unless `code` says) when the attempt cannot be prepared. */
   startAttempt(setup: AttemptSetup): Promise<ExecAttempt | AttemptProblem>;
   /** Stops the executor's helpers and removes its scratch folder; running attempts are not waited for. */
   close(): void;
@@ -124,10 +111,7 @@ export interface ExecRequest {
   /** Time between SIGTERM and SIGKILL. */
   killGraceMs: number;
   onOutput: OutputHandler;
-  /**
-   * Start the process inside the namespaces this process (a run's sandbox, see run-sandbox.ts)
-   * holds, rather than in the launcher's own; only a launcher with `entersSandboxes` can.
-   */
+  /** Start in the namespaces of the run's sandbox (run-sandbox.ts); needs `entersSandboxes`. */
   enter?: SandboxToEnter;
 }
 
@@ -144,22 +128,15 @@ export interface ExecExposure {
   writable?: string[];
   /** Shown read-only: an agent's install folder. */
   readable?: string[];
-  /**
-   * The cwd is a folder the runner made for this work (an agent's worktree): it may lie inside
-   * one of the sandbox's work roots although those are hidden.
-   */
+  /** The runner made the cwd (an agent's worktree): it may lie inside a hidden work root. */
   runnerMadeCwd?: boolean;
   /**
-   * Why the command may not work in its cwd, asked once more on the folder as a sandbox holds it
-   * (its real path) before binding it: the runner's own check (core/work-folders.ts), so that a
-   * link swapped after the runner checked the path leads nowhere else. Absent: only the sandbox's
-   * own refusals (a folder it hides or makes its own).
+   * The runner's cwd check (core/work-folders.ts), asked again on the real path the sandbox holds
+   * before binding it, so a link swapped after the runner's check leads nowhere else. Absent: only
+   * the sandbox's own refusals.
    */
   cwdCheck?: (realPath: string) => string | undefined;
-  /**
-   * A folder of the run's own (see the runner's RunTmpFolders) shown as /tmp, so the steps of one
-   * run share their /tmp; absent: an empty /tmp of the command's own.
-   */
+  /** A run's folder (RunTmpFolders) shown as /tmp, shared by its steps; absent: an empty /tmp of its own. */
   tmp?: string;
   /** A folder of the run's own shown as `$HOME` (absent: an empty tmpfs there, the command's own). */
   homeFolder?: string;
@@ -167,18 +144,15 @@ export interface ExecExposure {
   scratchDir?: string;
   /** The run's sandbox on this runner: commands it can take run there rather than in one of their own. */
   runSandbox?: RunSandboxEntry;
-  /**
-   * A network namespace of its own with egress through the runner's proxy (sandbox-network.ts);
-   * absent: the host's network.
-   */
+  /** A network namespace of its own, egress through the runner's proxy; absent: the host's network. */
   network?: SandboxNetwork;
 }
 
 /** A run's sandbox, made at its first command and entered by the next (see run-sandbox.ts). */
 export interface RunSandboxEntry {
   /**
-   * Runs `request` (its cwd a real path) in the run's sandbox through `launcher`, or resolves to
-   * undefined when the sandbox cannot take it (a folder it was not made with, no fork-server).
+   * Runs `request` (cwd a real path) in the run's sandbox through `launcher`; undefined when the
+   * sandbox cannot take it (a folder it was not made with, no fork-server).
    */
   run(request: ExecRequest & { cwd: string }, launcher: ProcessLauncher): Promise<ExecResult | undefined>;
 }
@@ -187,22 +161,15 @@ export interface ExecResult {
   status: "success" | "failed" | "timeout" | "canceled";
   /** The exit code, or null when the process died of a signal or never started. */
   exitCode: number | null;
-  /** The signal that ended the process, if any. */
   signal: string | null;
   durationMs: number;
-  /**
-   * Peak resident memory: exact from wait4 (the largest process of the group the launcher
-   * reaped) with the fork-server; sampled from /proc with plain spawn.
-   */
+  /** Peak RSS: exact from wait4 (largest reaped) with the fork-server; sampled from /proc with spawn. */
   memoryPeakBytes: number;
   /** User + system CPU time of the process group. */
   cpuMs: number;
   /** Set when the process could not be started at all (missing command, bad cwd). */
   spawnError?: string;
-  /**
-   * Set when the executor's platform ended the command (a Kubernetes Job's image not pulled, its
-   * pod evicted or OOMKilled, the API gone): typed, and the command's failure is this.
-   */
+  /** The platform ended it (a Job's image not pulled, pod evicted or OOMKilled, API gone): the failure. */
   fault?: ErrorInfo;
 }
 
@@ -217,13 +184,13 @@ export interface ProcessLauncher {
     moves: ReadonlyArray<readonly [string, string]>,
   ): Promise<string | undefined>;
   /**
-   * Opens (`open`) the sandbox's door, the process its commands are forked from, or ends it
-   * (`done`, before the sandbox's cgroup goes). Resolves to why it could not be opened, if so.
+   * Opens the sandbox's door (the process its commands fork from) or ends it (`done`, before the
+   * sandbox's cgroup goes); resolves to why it could not be opened.
    */
   sandboxDoor?(sandbox: SandboxToEnter, action: "open" | "done"): Promise<string | undefined>;
   /**
-   * Stops the launcher's helper process, if it has one; resolves once it has exited, so a
-   * command that awaits it ends after every process it started (and the shell's `time` counts them).
+   * Stops the launcher's helper, if any; resolves once it has exited, so a command that awaits it
+   * ends after every process it started (and the shell's `time` counts them).
    */
   close(): Promise<void>;
 }
@@ -242,11 +209,10 @@ export interface AttemptProblem {
 }
 
 /**
- * What a sandbox needs to run on a network of its own: only loopback inside, and HTTP(S) out
- * through the runner's egress proxy, reached over a Unix socket bound into the sandbox and
- * relayed from 127.0.0.1:`proxyPort` by the static forwarder (native/egress-forward.c). The same
- * pieces serve a bwrap that wraps one command and one that wraps a run's long-lived helper: the
- * forwarder then runs once, before the helper, and every command the helper starts gets `env`.
+ * A sandbox's own network: only loopback inside; HTTP(S) out through the runner's egress proxy,
+ * over a Unix socket bound in and relayed from 127.0.0.1:`proxyPort` by the static forwarder
+ * (native/egress-forward.c). Serves a bwrap around one command or around a run's long-lived
+ * helper: the forwarder then runs once, before it, and every command it starts gets `env`.
  */
 export interface SandboxNetwork {
   /** Which network it is (its proxy socket on the host): two sandboxes with the same id are alike. */
@@ -258,9 +224,8 @@ export interface SandboxNetwork {
   /** What every command inside gets, so that curl, git, npm and pip go through the proxy. */
   readonly env: Readonly<Record<string, string>>;
   /**
-   * The nftables rules of plain TCP and UDP out (sandbox/sandbox-tcp.ts), written when a run's sandbox is
-   * made (the runner's addresses and name servers as they are then) and set in it, pasta attached
-   * after them; absent: HTTP(S) through the proxy only.
+   * nftables rules for plain TCP and UDP out (sandbox-tcp.ts), written when a run's sandbox is made
+   * (the runner's addresses and name servers then), pasta attached after; absent: proxy only.
    */
   readonly plainTcp?: () => string;
 }

@@ -33,10 +33,7 @@ export interface AgentTurnsOptions {
   /** The runner's environment: PATH to find CLIs, credentials the agents may use. */
   env: Readonly<Record<string, string | undefined>>;
   launcher: ProcessLauncher;
-  /**
-   * The runner's agent state: per agent and conversation a folder that outlives turns (the
-   * built-in loop's sessions), so a follow-up turn finds the session the last one left.
-   */
+  /** The runner's agent state: a folder per agent and conversation, so a follow-up finds the last session. */
   stateRoot: string;
   /** Begins every process tag of this runner's turns (see `killLeftovers`). */
   tagPrefix: string;
@@ -44,16 +41,12 @@ export interface AgentTurnsOptions {
   gitTokenVariable?: string;
   /** Where a runner with Docker runs sandboxed turns; none: a task asking for a sandbox fails. */
   sandbox?: AgentSandboxSettings;
-  /**
-   * Where a runner in `execution_mode: kubernetes` runs every turn: a Job each (its pod is the
-   * turn's sandbox, so a task's own sandbox is not asked of Docker).
-   */
+  /** `execution_mode: kubernetes`: each turn a Job whose pod is its sandbox (none asked of Docker). */
   kubernetes?: AgentKubernetesSettings;
   /**
-   * The runner runs its steps and turns under bubblewrap (it may serve several principals): every
-   * turn's `$HOME` is an empty folder of its own, so the CLIs' config is laid into the
-   * conversation's state (`conversationCodexHome`, `conversationConfigHome`); a member's turn starts
-   * from the steps' allowlist and its own agent's settings of `env` (memberAgentEnv), never the rest.
+   * Steps and turns run under bubblewrap (the runner may serve several principals): `$HOME` is
+   * empty, so the CLIs' config is laid into the conversation's state; a member's turn starts from
+   * the steps' allowlist and its own agent's `env` settings (memberAgentEnv), never the rest.
    */
   sandboxed?: boolean;
 }
@@ -63,17 +56,16 @@ export class SupervisedAgentTurns implements AgentTurns {
   constructor(private readonly options: AgentTurnsOptions) {}
 
   /**
-   * Kills what the turns of this runner's earlier life left running (the runner died mid-turn,
-   * and the agent's tools had left its process groups). Call at start, before taking work.
+   * Kills what turns of this runner's earlier life left running (it died mid-turn, the agent's
+   * tools outside its process groups). Call at start, before taking work.
    */
   killLeftovers(): number[] {
     return killTagged(`${this.options.tagPrefix}.`, { prefix: true });
   }
 
   /**
-   * Throws when this runner will not run the task's own sandbox (an image its operator does not
-   * allow, limits over its ceilings): called before the task's workspace is made, and again
-   * before its turn.
+   * Throws when this runner will not run the task's own sandbox (an image not allowed, limits over
+   * its ceilings): before the task's workspace is made, and again before its turn.
    */
   check(task: AgentTask): void {
     const refusal = this.sandboxRefusal(task);
@@ -87,10 +79,8 @@ export class SupervisedAgentTurns implements AgentTurns {
   }
 
   /**
-   * Everything a turn's processes run with, made ready: the CLI, the conversation's state, a
-   * scratch folder, the environment, and the launcher of its sandbox (bubblewrap's, or a
-   * container's). A setup command runs through the same, so it sees what the turn will.
-   * `close` takes down what it made.
+   * Everything a turn's processes run with: CLI, conversation state, scratch folder, env, and its
+   * sandbox's launcher. A setup command runs through the same, so it sees what the turn will.
    */
   private async open(
     task: AgentTask,
@@ -113,22 +103,19 @@ export class SupervisedAgentTurns implements AgentTurns {
         }),
       };
     }
-    // The conversation's own: its follow-ups find the session it left, and no other run (on a
-    // shared runner, another tenant's) is shown its transcripts.
+    // The conversation's own: no other run (on a shared runner, another tenant's) sees its transcripts.
     const state = join(this.options.stateRoot, task.agent, conversationFolder(task.key));
     await mkdir(state, { recursive: true, mode: 0o700 });
     const container = kubernetes ? undefined : (task.sandbox ?? this.options.sandbox?.defaultSandbox);
-    // A member's turn on a runner that may serve others: none of its operator's credentials but
-    // its agent's own, and where a proxy can add that one to its model calls, not even that.
+    // A member's turn: of the operator's credentials only its agent's own, and none where a proxy
+    // can add that one to its model calls.
     const member = this.options.sandboxed === true && agentTaskConfinement.read(task) === "confined";
     const memberEnv = member ? memberAgentEnv(task.agent, this.options.env) : undefined;
     const loginRefusal = memberEnv && !io.ownEndpoint ? githubLoginRefusal(task, memberEnv) : undefined;
     if (loginRefusal) return { outcome: loginRefusal };
-    // Where the turn's `$HOME` is not the user's (a sandbox shows an empty one, a container its
-    // own), the CLIs that read their config from there get it in the conversation's state: Codex
-    // a home (CODEX_HOME) with the user's config.toml, OpenCode a config folder (XDG_CONFIG_HOME)
-    // with their opencode folder, laid in anew each turn as Claude Code's settings are. Without a
-    // sandbox they read the user's own, as when the user runs them by hand.
+    // Where `$HOME` is not the user's (sandbox, container), config is laid anew each turn into the
+    // conversation's state: Codex a CODEX_HOME with the user's config.toml, OpenCode an
+    // XDG_CONFIG_HOME with their opencode folder. Without a sandbox they read the user's own.
     const ownHome = Boolean(container) || Boolean(kubernetes) || this.options.sandboxed === true;
     const userCodexHome = this.options.env.CODEX_HOME || join(this.options.env.HOME || homedir(), ".codex");
     const codexHome =
@@ -136,8 +123,7 @@ export class SupervisedAgentTurns implements AgentTurns {
         ? undefined
         : ownHome
           ? await conversationCodexHome(state, userCodexHome, {
-              // The operator's own turn runs on the operator's Codex login; a member's, one in a
-              // container, or one sent to an endpoint its task names never sees it.
+              // The Codex login: only the operator's own turn, outside containers, to no task-named endpoint.
               login: !member && !container && !kubernetes && !io.ownEndpoint,
             })
           : existsSync(userCodexHome)
@@ -150,8 +136,7 @@ export class SupervisedAgentTurns implements AgentTurns {
     const scratchDir = await mkdtemp(join(this.options.stateRoot, "turn-"));
     const worktree = await worktreeGit(cwd);
     const git = await gitExposure(cwd, worktree);
-    // Under a sandbox the turn sees its worktree and its own state read-write, the CLI read-only,
-    // and of its git folders what a commit writes read-write, the rest read-only.
+    // Git folders: read-write what a commit writes, the rest read-only (gitExposure).
     const exposure: ExecExposure = {
       writable: [scratchDir, state, ...(codexHome?.shown ?? []), ...git.writable],
       readable: [
@@ -161,16 +146,13 @@ export class SupervisedAgentTurns implements AgentTurns {
         ),
         ...git.readable,
       ],
-      // Where the turn works the handler checked before it (core/work-folders.ts), and a task's
-      // own cwd is checked again as the sandbox holds it.
+      // The handler checked the cwd (core/work-folders.ts); a task's own is checked again as held.
       runnerMadeCwd: true,
       ...(io.cwdCheck ? { cwdCheck: io.cwdCheck } : {}),
     };
-    // Whatever the agent started, in its group or out of it, ends with the turn.
     const tag = newProcessTag(this.options.tagPrefix);
-    // A container reaches the runner's loopback on the host's network only, else through its
-    // egress proxy (by a name of the proxies' own); on another network of the operator's, or none,
-    // not at all.
+    // A container reaches the runner's loopback on the host's network, else through its egress
+    // proxy (by the proxies' own name); on another operator network, or none, not at all.
     const openNetwork = this.options.sandbox?.openNetwork;
     // A Job's pod reaches nothing of the runner's: its key proxies neither.
     const reachesProxies =
@@ -183,8 +165,8 @@ export class SupervisedAgentTurns implements AgentTurns {
       proxied && container && !openNetwork
         ? reachedFromContainers(proxied)
         : { keyProxy: proxied, reached: [] };
-    // A member's CLI holds no key of the operator's: a proxy's placeholder, or nothing. (The
-    // built-in loop calls its model from the runner, and gives its commands no key.)
+    // A member's CLI holds no operator key: a proxy's placeholder, or nothing. (The built-in loop
+    // calls its model from the runner, and gives its commands no key.)
     const runnerEnv = memberEnv
       ? adapter.package
         ? withoutOperatorKeys(keyProxy?.env ?? memberEnv, keyProxy?.proxies ?? [])
@@ -306,9 +288,8 @@ export class SupervisedAgentTurns implements AgentTurns {
   }
 
   /**
-   * Runs the task's setup command in `cwd` as its turn's processes run (the same sandbox, user,
-   * environment and network), before the first turn: each line of its output to `say`. Throws
-   * AGENT_SETUP_FAILED with its output's tail when it fails or cannot start.
+   * Runs the task's setup command before the first turn, as its turns run (same sandbox, user, env,
+   * network), each output line to `say`. Throws AGENT_SETUP_FAILED with the output's tail.
    */
   async setup(task: AgentTask, cwd: string, io: TurnIo & { say(line: string): void }): Promise<void> {
     const script = task.setup;
@@ -333,10 +314,9 @@ export class SupervisedAgentTurns implements AgentTurns {
   }
 
   /**
-   * Whether the built-in loop, which calls its model from the runner rather than from the turn's
-   * container, must call public addresses only: its turn's egress is held (a container without an
-   * open network), and its endpoint is the task's (a member's) rather than one the runner's
-   * operator lets every such sandbox reach, as the container's egress proxy judges it.
+   * Whether the built-in loop, which calls its model from the runner, not the container, must call
+   * public addresses only: the container's egress is held (no open network) and its endpoint is
+   * the task's, not one the operator lets every such sandbox reach (as the egress proxy judges).
    */
   private loopCallsPublicOnly(
     task: AgentTask,
@@ -352,10 +332,7 @@ export class SupervisedAgentTurns implements AgentTurns {
     return !operator.some((entry) => entry.host === destination.host && entry.port === destination.port);
   }
 
-  /**
-   * The turn's container, where its task or the runner's default asks for one: undefined when
-   * the turn runs as processes, a problem when it cannot have the sandbox it asks for.
-   */
+  /** The turn's container, asked by its task or the runner's default; a problem when it cannot have it. */
   private async openSandbox(
     sandbox: AgentSandbox,
     task: AgentTask,
@@ -403,10 +380,8 @@ function conversationFolder(key: string): string {
 }
 
 /**
- * Where the CLI's package really lies: `node_modules/.bin/claude` links into its package, which
- * must be seen too (the `node_modules` folder that holds it and its dependencies), or the link
- * leads nowhere inside a sandbox. Never the folder around that `node_modules`: a CLI installed
- * with `npm install` in a user's home would show the agent the whole home.
+ * The `node_modules` that `node_modules/.bin/claude` links into, or the link leads nowhere in a
+ * sandbox. Never the folder around it: a CLI `npm install`ed in a home would show the whole home.
  */
 function cliPackageRoot(path: string): string[] {
   if (!path) return [];
@@ -421,9 +396,8 @@ function cliPackageRoot(path: string): string[] {
 }
 
 /**
- * The git folders a worktree's commits go to, which lie outside it: `.git` there is a file that
- * names the task repo's folder for this worktree (`gitDir`), whose `commondir` names the task repo
- * itself. Undefined for a folder that is no worktree (a chat folder, a plain repository).
+ * The git folders outside a worktree its commits go to: its `.git` file names `gitDir`, whose
+ * `commondir` names the task repo. Undefined for no worktree (a chat folder, a plain repository).
  */
 async function worktreeGit(cwd: string): Promise<{ gitDir: string; common: string } | undefined> {
   const pointer = /^gitdir: (.+)$/m.exec(await readFile(join(cwd, ".git"), "utf8").catch(() => ""))?.[1];
@@ -434,18 +408,15 @@ async function worktreeGit(cwd: string): Promise<{ gitDir: string; common: strin
 }
 
 /**
- * How a turn is shown its worktree's git folders (which lie outside the worktree, in the task's
- * own repo): read-write only what a commit writes (the objects, the refs and their logs, the
- * worktree's own folder with its index and HEAD), the rest read-only. What the agent must never
- * write is what tells the runner's own git, which runs after the turn outside any sandbox (`add`,
- * `commit`, `diff`, `push`, the fetch that keeps the branch in the mirror), what to run or read:
- * the task repo's `config` (`core.fsmonitor`, a filter, `url.*.insteadOf`), its `hooks`, the
- * worktree's `.git` file and its `commondir` (either could lead git to a folder the agent made),
- * the alternates in `objects/info` and replace refs. The folders the alternates name (the
- * mirror's objects, which every task of the repository on this runner borrows) are shown
- * read-only: no more of the mirror, and nothing of it writable. Each read-write folder is a mount
- * point of its own, so it cannot be renamed away with the read-only files inside it. Folders the
- * task repo lacks are made (empty), as a mount needs what it covers.
+ * A turn's view of its worktree's git folders: read-write only what a commit writes (objects,
+ * refs and their logs, the worktree's folder with its index and HEAD). Read-only is what tells
+ * the runner's own git, run after the turn outside any sandbox (`add`, `commit`, `diff`, `push`,
+ * the mirror fetch), what to run or read: `config` (`core.fsmonitor`, a filter,
+ * `url.*.insteadOf`), `hooks`, the `.git` file and `commondir` (either could lead git to a folder
+ * the agent made), `objects/info` alternates and replace refs. The alternates' folders (the
+ * mirror's objects, borrowed by every task of the repository) are read-only too. Each read-write
+ * folder is its own mount point, so it cannot be renamed away with read-only files inside it.
+ * Missing folders are made empty, as a mount needs what it covers.
  */
 async function gitExposure(
   cwd: string,
@@ -473,10 +444,9 @@ async function borrowedObjects(objects: string): Promise<string[]> {
 }
 
 /**
- * The runner's environment as an agent starts from it. The git token stays with git. A task that
- * points its agent at an endpoint of its own (`ownEndpoint`: a `*_BASE_URL`, `*_API_BASE`, ... in
- * the env it was submitted with) gets none of the runner's credentials: they would go to whatever
- * server the submitter named. It brings its own keys.
+ * The runner's env as an agent starts from it, without the git token. A task naming its own
+ * endpoint (`ownEndpoint`: a `*_BASE_URL`, `*_API_BASE`, ... in its env) gets none of the runner's
+ * credentials, which would go to whatever server the submitter named.
  */
 export function agentEnv(
   runner: Readonly<Record<string, string | undefined>>,

@@ -4,13 +4,11 @@ import { homedir } from "node:os";
 import { basename, join } from "node:path";
 
 /**
- * Codex's home (CODEX_HOME) for a turn whose `$HOME` is not the user's: `<state>/codex-home`, whose
- * sessions outlive the turn for its follow-ups, with the user's `config.toml` (their provider,
- * endpoint and model) and `AGENTS.md` copied in anew each turn, from `userHome` as the runner
- * reads it (outside any sandbox: the user's home is hidden inside). With `login`, the home's
- * `auth.json` is a link to the user's own, which the turn is shown read-write at its own path
- * (`shown`), so a token Codex refreshes is refreshed for the user too: a copy would refresh it
- * alone and leave the user's stale (a refresh token is good once).
+ * CODEX_HOME for a turn whose `$HOME` is not the user's: `<state>/codex-home`, its sessions kept
+ * for follow-ups, the user's `config.toml` (provider, endpoint, model) and `AGENTS.md` copied in
+ * each turn from `userHome`, read outside any sandbox. With `login`, `auth.json` links to the
+ * user's own, shown read-write (`shown`), so a token Codex refreshes is the user's too: a copy
+ * would leave the user's stale (a refresh token is good once).
  */
 export async function conversationCodexHome(
   state: string,

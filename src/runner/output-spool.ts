@@ -85,12 +85,10 @@ const size = (bytes: number): string =>
   bytes < 1024 * 1024 ? `${bytes} bytes` : `${Math.round(bytes / (1024 * 1024))} MiB`;
 
 /**
- * A job's events that wait on disk while the server cannot take them (unreachable, or its
- * database away) and the runner's memory for them is full: one JSON line each, in order, in
- * `<dir>/<job>.jsonl`, read back from the front as the server acks what went before. Output past
- * `maxBytes`, or past what the runner's `SpoolDisk` allows all its spools, is not kept (`full`;
- * the runner says how much it dropped and why); other events always are, so that a step's end is
- * never lost: should the disk refuse one, it and every later event wait in memory behind the file.
+ * A job's events waiting on disk while the server cannot take them and the runner's memory for
+ * them is full: one JSON line each in `<dir>/<job>.jsonl`, read from the front as the server acks.
+ * Output past `maxBytes` or the runner's `SpoolDisk` is dropped (`full`, and said); other events
+ * never are, so a step's end is never lost: if the disk refuses one, it and all later wait in memory.
  */
 export class OutputSpool {
   private readonly path: string;

@@ -27,40 +27,32 @@ export interface RunSandboxSettings {
   launcher: ProcessLauncher;
   /** Sandboxes kept made ahead of their runs (RUNYARD_SANDBOX_POOL). */
   pool: number;
-  /** `$HOME` of the steps (the runner's own HOME), where the run's home folder is shown. */
+  /** The steps' `$HOME` (the runner's HOME), where the run's home folder is shown. */
   home: string | undefined;
-  /**
-   * How long a run's sandbox outlives its last command (the next one makes it again), where the
-   * server does not say the run's end; where it does, the sandbox lasts as long as the run.
-   */
+  /** How long a run's sandbox outlives its last command, where the server never says the run's end. */
   idleMs: number;
   onProblem?: (problem: string) => void;
 }
 
 /**
- * The folders of each run on a sandboxing runner, and its sandbox: every step of the run that
- * runs here works in the same folder (unless it names a cwd), sees the same /tmp and `$HOME` (so
- * `echo x > /tmp/f` in one step and `cat /tmp/f` in the next work as on any CI system), and no
- * other run's command sees any of them. The run's folder lies in the runner's work folder (under
- * `runs/`, hidden from every command but the run's own); its /tmp, home and scratch files under the
- * runner's state folder, which no sandboxed command sees; each 0700 and owned by the runner's user
- * (a sandbox's uid maps to it).
+ * Each run's folders on a sandboxing runner, and its sandbox: the run's steps here share a folder
+ * (unless one names a cwd), /tmp and `$HOME` (so `echo x > /tmp/f` then `cat /tmp/f` works as on
+ * any CI system), and no other run sees them. The folder is under the work folder's `runs/`
+ * (hidden from all but the run's own commands); /tmp, home and scratch under the runner's state
+ * folder, which no sandboxed command sees; each 0700, owned by the runner's user (a sandbox's uid).
  *
- * A run's folders and sandbox last as long as the run: the server says each run's end
- * (`run_ended`, `ended`), and they go as soon as no job of the run is held here, however long the
- * run waited between its steps here (an approval, steps on other hosts). A runner that reconnects
- * names the runs it keeps (`kept`) and is told of those that ended meanwhile.
+ * They last as long as the run: the server says its end (`run_ended`, `ended`), and they go once
+ * no job of it is held here, however long it waited between steps (an approval, other hosts). A
+ * reconnecting runner names the runs it keeps (`kept`) and is told which ended meanwhile.
  *
- * The timers are only for a server that never says (one older than `run_ended`: its welcome says
- * nothing of it, `serverTellsEnds(false)`): a run's folders then go once the run has held no job
- * here for `keepMs`, and its sandbox `idleMs` after its last command. With a server that says,
- * `keepMs` passing only notes the idle run in the log and waits on.
+ * The timers are for a server older than `run_ended` (`serverTellsEnds(false)`): folders go after
+ * `keepMs` without a job here, the sandbox `idleMs` after its last command. Otherwise `keepMs`
+ * only logs the idle run.
  */
 export class RunFolders {
   private readonly held = new Map<string, Held>();
   /** Runs the server said ended while nothing of them was here, newest last (`endedEarlyKept`). */
   private readonly endedEarly = new Set<string>();
-  /** The server says each run's end (its last welcome said so); until a welcome, it is not taken to. */
   private told = false;
   /** Removals under way: a job of the same run that comes meanwhile waits for its new folders. */
   private readonly removing = new Map<string, Promise<void>>();
@@ -79,7 +71,7 @@ export class RunFolders {
     private readonly logger?: Logger,
   ) {}
 
-  /** Whether the server this runner is connected to says each run's end (its welcome, `run_ends`). */
+  /** Whether the server says each run's end (its welcome's `run_ends`). */
   serverTellsEnds(yes: boolean): void {
     this.told = yes;
   }
@@ -90,9 +82,8 @@ export class RunFolders {
   }
 
   /**
-   * The server says the run is over: its sandbox ends and its folders go now, or once the jobs of
-   * it still held here have ended. A run with nothing here is remembered a while: a job of it
-   * that comes after all has its folders removed as it ends.
+   * The run is over: its sandbox and folders go now, or once its jobs here end. A run with nothing
+   * here is remembered a while, so a job of it that comes after all is cleaned up as it ends.
    */
   ended(runId: string): void {
     const entry = this.held.get(runId);
@@ -138,10 +129,7 @@ export class RunFolders {
     return entry.place;
   }
 
-  /**
-   * One job of the run ended. After the last one its folders go at once if the run has ended;
-   * else they wait for its end, or, from a server that never says it, `keepMs` for another job.
-   */
+  /** One job of the run ended; after the last, its folders go if the run ended, else wait (`keepFor`). */
   release(runId: string): void {
     const entry = this.held.get(runId);
     if (!entry) return;
@@ -151,7 +139,6 @@ export class RunFolders {
     else this.keepFor(runId, entry);
   }
 
-  /** The fallback of a server that never says a run's end (see the class). */
   private keepFor(runId: string, entry: Held): void {
     entry.removal = setTimeout(() => {
       entry.removal = undefined;
@@ -183,7 +170,6 @@ export class RunFolders {
     this.removing.set(runId, removal);
   }
 
-  /** Ends every run's sandbox and removes every folder at once (the runner stops). */
   async close(): Promise<void> {
     this.closed = true;
     const entries = [...this.held.values()];
@@ -234,8 +220,7 @@ export class RunFolders {
     this.fillPool();
     const pooled = await next;
     if (!pooled) return undefined;
-    // The run's folder and its scratch files are shown at their host paths: named after the run
-    // inside the sandbox first (by path, before the host's rename), then on the host.
+    // Shown at their host paths: renamed inside the sandbox first (by path), then on the host.
     const place = this.placeNamed(folderName(runId));
     const private_ = join(place.tmp, "..");
     const problem = await pooled.box.move(settings.launcher, [
@@ -267,7 +252,6 @@ export class RunFolders {
     return undefined;
   }
 
-  /** A run's sandbox ends with the run; `idleMs` after its last command only if nobody says the end. */
   private slotOptions(settings: RunSandboxSettings) {
     const idleMs = (): number | undefined => (this.told ? undefined : settings.idleMs);
     return { idleMs, ...(settings.onProblem ? { onProblem: settings.onProblem } : {}) };
@@ -294,17 +278,13 @@ export class RunFolders {
   }
 }
 
-/** How many ends of runs with nothing here RunFolders remembers. */
 const endedEarlyKept = 1000;
 
-/** A run whose folders are here. */
 interface Held {
-  /** Its jobs held here now. */
   jobs: number;
   place: Promise<RunPlace>;
   /** The fallback timer (see RunFolders), running while no job of the run is held. */
   removal?: NodeJS.Timeout | undefined;
-  /** The server said the run is over. */
   ended?: boolean;
 }
 
@@ -327,9 +307,8 @@ function layoutOf(place: RunPlace, settings: RunSandboxSettings): RunSandboxLayo
 }
 
 /**
- * Makes a place's folders (and their roots), each 0700. The folder above the runs' root (the
- * runner's workspace) keeps the mode it is made with elsewhere: a sandboxed agent's container,
- * which runs as another user, goes through it to its worktree.
+ * Makes a place's folders, each 0700. The workspace above the runs' root keeps its mode: a
+ * sandboxed agent's container, as another user, goes through it to its worktree.
  */
 async function makeFolders(place: RunPlace): Promise<void> {
   await mkdir(dirname(dirname(place.folder)), { recursive: true });
@@ -340,7 +319,6 @@ async function makeFolders(place: RunPlace): Promise<void> {
   );
 }
 
-/** Ends a place's sandbox and removes its folders. */
 async function removePlace(place: RunPlace): Promise<void> {
   await place.sandbox?.close();
   await Promise.all(

@@ -45,13 +45,11 @@ export interface ContainerLauncherOptions {
 }
 
 /**
- * Runs each command in a hardened container of `image` (container-spec.ts: no capabilities,
- * no privilege gain, a non-root user, limits, a read-only root) instead of as a process: the
- * launcher an agent turn gets when its task asks for a sandbox. The command's cwd and the
- * folders of its exposure are bind-mounted at their host paths (read-write or read-only as the
- * exposure says), so every path the agent is given means the same inside; nothing else of the
- * runner's machine is there. Its home is a private in-memory folder. Output, timeout and cancel
- * behave as with a process group; the container is removed however the command ended.
+ * Runs each command in a hardened container of `image` (container-spec.ts): an agent turn's
+ * launcher when its task asks for a sandbox. The cwd and exposure folders are bind-mounted at
+ * their host paths (read-write or read-only as exposed), so the agent's paths mean the same
+ * inside; nothing else of the machine is there, and home is private and in memory. Output, timeout
+ * and cancel behave as a process group's; the container is removed however the command ended.
  */
 export class ContainerLauncher implements ProcessLauncher {
   private readonly running: RunningContainers;

@@ -46,15 +46,13 @@ export interface DockerExecutorOptions {
 }
 
 /**
- * Runs one attempt's commands in hardened containers of the host's image (container-spec.ts:
- * no capabilities, no privilege gain, a non-root user, memory, CPU and pids limits, a read-only
- * root), one container per command, as a process executor runs one process group per command.
- * The step's cwd and the attempt's scratch folder (its files and `$RUNYARD_OUTPUT`) are
- * bind-mounted at their host paths, so the paths the step is given mean the same on both sides.
+ * Runs one attempt's commands in hardened containers of the host's image (container-spec.ts: no
+ * capabilities, no privilege gain, non-root, memory, CPU and pids limits, read-only root), one per
+ * command. The cwd and scratch folder (files, `$RUNYARD_OUTPUT`) are bind-mounted at their host
+ * paths, so the step's paths mean the same on both sides.
  *
- * One executor serves one attempt (its image and labels are the attempt's); it is cheap, all
- * state is in Docker and the scratch folder. Nothing of the runner's own environment goes into
- * the container: the image brings its PATH, the step brings its variables.
+ * One cheap executor per attempt (its image and labels); all state is in Docker and the scratch
+ * folder. None of the runner's env enters the container: the image brings PATH, the step its variables.
  */
 export class DockerExecutor implements Executor {
   /** The runner's env never enters the container, so no value of it needs masking here. */

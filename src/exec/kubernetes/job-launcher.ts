@@ -35,15 +35,13 @@ export interface KubeJobSettings
 const graceSeconds = 5;
 
 /**
- * Runs each command as a Kubernetes Job (job-objects.ts) instead of a process: the launcher an
- * agent turn gets on a runner in `execution_mode: kubernetes`. The command's cwd and the folders
- * of its exposure are mounted from the workspace claim at their own paths, so every path the
- * agent is given means the same in the pod. Output comes from the pod's log, line by line on its
- * own stream, as a process's would; cancel, timeout and abort delete the Job (Foreground) and
- * wait until its pod is gone; the Job is deleted however the command ended, and tried again
- * until it is gone when the API server is away (KubeCluster.removeJob). A fault of the
- * cluster (an image that cannot be pulled, a pod not scheduled, OOMKilled, evicted, the Job
- * deleted by someone else, the API gone) ends the command with `fault` set.
+ * Runs each command as a Kubernetes Job: an agent turn's launcher in `execution_mode: kubernetes`.
+ * The cwd and exposure folders are mounted from the workspace claim at their own paths, so every
+ * path the agent is given means the same in the pod. Output comes from the pod's log, line by line
+ * on its own stream. Cancel, timeout and abort delete the Job (Foreground) and wait for its pod;
+ * the Job is deleted however the command ended, retried while the API server is away
+ * (KubeCluster.removeJob). A cluster fault (image not pulled, pod not scheduled, OOMKilled,
+ * evicted, Job deleted by someone else, API gone) ends the command with `fault` set.
  */
 export class KubeJobLauncher implements ProcessLauncher {
   private readonly running = new Set<string>();

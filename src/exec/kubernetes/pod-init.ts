@@ -1,11 +1,9 @@
 /**
- * The pod's init, run as `node -e SCRIPT` (the pod's image has Node: the agent CLIs need it).
- * A pod's log is one stream, stdout and stderr mixed, and PID 1 drops signals it has no handler
- * for; so the init starts the command (its argv from `RUNYARD_TURN_ARGV`, which it drops from
- * the env), hands SIGTERM and SIGINT on to it, and writes each line of its output whole, marked
- * `O ` (stdout) or `E ` (stderr), so that the runner parses the command's stdout as it would a
- * local process's. It exits with the command's code (128 + the signal's number when killed).
- * A line longer than 16 MiB is dropped, as the runner would drop it.
+ * The pod's init, `node -e SCRIPT` (the image has Node for the agent CLIs). A pod's log mixes
+ * stdout and stderr, and PID 1 drops unhandled signals; so the init starts the command (argv from
+ * `RUNYARD_TURN_ARGV`, dropped from the env), hands on SIGTERM and SIGINT, and writes each output
+ * line whole, marked `O ` or `E `, so the runner parses stdout as a local process's. Exits with
+ * the command's code (128 + signal when killed); a line over 16 MiB is dropped, as the runner would.
  */
 export const podInitScript = `"use strict";
 const { spawn } = require("node:child_process");

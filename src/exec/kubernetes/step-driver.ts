@@ -1,17 +1,15 @@
 /**
- * The driver a step's pod runs (step-job.ts): a POSIX shell script, so any image with
- * `/bin/sh`, `cat` and `wc` can run steps. It runs the attempt's commands one after the other
- * (cmd.run's lines, each `SHELL -c LINE`; shell.run's one), each word of each argv read from its
- * own file of the attempt's Secret (`argv.I.J`), and stops at the first that fails, as the
- * process executor does line by line. The attempt's variables come from files of the Secret too
- * (`env.NAME`), exported by the driver: the pod's spec names none of them. On exit it writes a trailer to its stdout, which the
- * runner takes out of the log (step-trailer.ts): the attempt's mark (a random string from
- * the Secret, which no output before it holds), which command failed, and `$RUNYARD_OUTPUT`
- * whole. The pod's log is the only way back that every cluster has: a termination message holds
- * 4 KiB at most.
+ * The driver a step's pod runs (step-job.ts): a POSIX shell script, so any image with `/bin/sh`,
+ * `cat` and `wc` can run steps. It runs the attempt's commands in turn (cmd.run's lines, each
+ * `SHELL -c LINE`; shell.run's one), each argv word read from its own Secret file (`argv.I.J`),
+ * stopping at the first that fails. Variables come from Secret files too (`env.NAME`): the pod's
+ * spec names none. On exit it writes a trailer to stdout, taken out of the log (step-trailer.ts):
+ * the attempt's mark (a random string from the Secret, in no earlier output), which command
+ * failed, and `$RUNYARD_OUTPUT` whole. The pod's log is the only way back every cluster has: a
+ * termination message holds 4 KiB at most.
  *
- * SIGTERM (the Job deleted, the kubelet stopping the pod) is passed on to the running command:
- * the shell is the pod's PID 1, which would otherwise ignore it.
+ * SIGTERM (Job deleted, kubelet stopping the pod) is passed on to the running command: the shell
+ * is the pod's PID 1, which would otherwise ignore it.
  */
 
 /** The most of `$RUNYARD_OUTPUT` handed back: one exported value's cap and room for its name. */

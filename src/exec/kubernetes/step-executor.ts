@@ -1,11 +1,9 @@
 /**
- * The Kubernetes executor of workflow steps (docs/scale.md, "The Kubernetes executor"): each step
- * attempt is one Job (step-job.ts) whose one pod runs all the attempt's commands through the
- * step driver (step-driver.ts). Output is the pod's log, followed as it is written; the
- * driver's trailer at its end says which command failed and hands `$RUNYARD_OUTPUT` back, so
- * masking, output caps and exports stay where they are for every executor (step-attempt.ts).
- * Cancel and the step's timeout delete the Job (Foreground) and wait until its pod is gone; the
- * Job goes however the attempt ended, its Secret with it.
+ * The Kubernetes executor of workflow steps (docs/scale.md): each attempt one Job (step-job.ts)
+ * whose pod runs its commands through the step driver. Output is the pod's log, followed live;
+ * the driver's trailer says which command failed and hands `$RUNYARD_OUTPUT` back, so masking,
+ * caps and exports stay in step-attempt.ts for every executor. Cancel and timeout delete the Job
+ * (Foreground) and wait for its pod; the Job and its Secret go however the attempt ended.
  */
 import { randomBytes } from "node:crypto";
 import { StringDecoder } from "node:string_decoder";

@@ -1,11 +1,8 @@
 /**
- * A step attempt as Kubernetes objects (docs/scale.md, "The Kubernetes executor"): one `batch/v1`
- * Job whose one pod runs every command of the attempt through a small shell driver, and one
- * Secret, owned by the Job, holding the attempt's environment, its files and the driver. Nothing
- * of the step's env is in the Job's spec: whoever may read Jobs or pods in the namespace sees the
- * variables' names and never their values.
- *
- * Pure: the manifests only; step-executor.ts creates, watches and deletes them.
+ * A step attempt as Kubernetes manifests (docs/scale.md, "The Kubernetes executor"): a `batch/v1`
+ * Job whose one pod runs every command through a shell driver, and a Secret it owns with the env,
+ * files and driver. The Job's spec holds no env value: whoever may read Jobs or pods in the
+ * namespace sees names only. step-executor.ts creates, watches and deletes them.
  */
 import { createHash } from "node:crypto";
 import { hardenedJob, kubeLabels } from "./job-objects.js";

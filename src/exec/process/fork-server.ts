@@ -30,28 +30,21 @@ import { describeSpawnError, startProblem } from "./spawn-launcher.js";
 /** How often the group is checked for survivors while it gets its SIGTERM grace. */
 const GROUP_POLL_MS = 50;
 /**
- * How long a group that still answers when its leader exits gets to empty by itself before
- * /proc is scanned for what is left (a scan reads every process's stat: ~3 ms with 100
- * processes on the machine). A sandboxed step's leader, bwrap, exits a moment before the pid 1
- * of its namespace, so its group nearly always still answers then; the helper's 'd' (the
- * group is empty) comes within a millisecond or two and ends the command before any scan.
+ * How long a group still alive at its leader's exit may empty by itself before /proc is scanned
+ * (every process's stat: ~3 ms with 100 processes). A sandboxed step's leader, bwrap, exits just
+ * before its namespace's pid 1; the helper's 'd' (group empty) comes within 1-2 ms, before any scan.
  */
 const GROUP_SETTLE_MS = 10;
-/**
- * Once the group is gone, how long the output pipes may stay quiet before they are closed
- * anyway: a process that left the group (setsid) may still hold them, and nobody waits for it.
- */
+/** How long the pipes may stay quiet after the group is gone: a setsid process may still hold them. */
 const PIPE_DRAIN_MS = 250;
 /**
- * The largest chunk of output handed on at once. Larger chunks cost less per byte here, but
- * every chunk becomes one event, and a runner's events are held (and a server's stored and
- * sent) whole: 64 KiB keeps those buffers as they were with Node's own pipe reads.
+ * The largest output chunk handed on. Each chunk is one event, held by the runner (stored and sent
+ * by the server) whole: 64 KiB keeps those buffers as with Node's own pipe reads.
  */
 const MAX_CHUNK_BYTES = 64 * 1024;
 /**
- * The helper's event pipe (native/fork-server.c: a FIFO of 1 MiB, where the kernel allows it)
- * is read into one buffer of this size, again and again: up to a megabyte of output a read,
- * where Node reads the helper's stdout (a socket) 64 KiB at a time, each into a new buffer.
+ * One reused buffer for the helper's event pipe (a FIFO of 1 MiB where the kernel allows): up to
+ * a megabyte a read, where Node reads its stdout socket 64 KiB at a time, each into a new buffer.
  */
 const EVENT_PIPE_READ_BYTES = 1024 * 1024;
 
@@ -59,21 +52,18 @@ type Helper = ChildProcessByStdio<Writable, Readable, null>;
 
 /**
  * Starts step processes through the fork-server (native/fork-server.c), a small resident C
- * process: Node's own spawn forks the whole Node process (~2.6 ms a step on a 2-core machine,
- * most of a trivial step's cost), the helper's fork costs ~0.1 ms. The helper starts each
- * command as a session and process group leader, stops its groups when this process dies
- * (its stdin ends; it also has a parent-death signal), relays the output
- * in large chunks over one pipe, and reports the exit with exact figures from wait4 (CPU, peak
- * RSS), so nothing is sampled from /proc. Timeouts, cancel and the group's survivors are handled
- * here, as in spawn-launcher.ts: SIGTERM to the group, SIGKILL after the grace.
+ * process: Node's spawn forks all of Node (~2.6 ms a step on 2 cores, most of a trivial step's
+ * cost), the helper ~0.1 ms. It starts each command as session and group leader, stops its groups
+ * when this process dies (stdin ends; also a parent-death signal), relays output in large chunks
+ * over one pipe, and reports exact wait4 figures (CPU, peak RSS). Timeouts, cancel and survivors
+ * are handled here as in spawn-launcher.ts: SIGTERM to the group, SIGKILL after the grace.
  *
- * The helper's events come on its stdout until it has made its event pipe, a FIFO in a private
- * folder made here (it answers 'p' rather than 'r'): this process opens it and says so ('P'),
- * and every event comes there from then on. Nothing is sent to the helper before its first
- * answer, so no event of a command is on stdout and the next on the pipe.
+ * Events come on the helper's stdout until it has made its event pipe, a FIFO in a private folder
+ * made here (answer 'p', not 'r'); this process opens it and says so ('P'). Nothing is sent before
+ * the first answer, so no command has one event on stdout and the next on the pipe.
  *
- * Should the helper fail to start or die, commands it had not started yet, and all later ones,
- * go to `fallback` (plain spawn).
+ * If the helper fails to start or dies, commands not yet started, and all later ones, go to
+ * `fallback` (plain spawn).
  */
 export class ForkServerLauncher implements ProcessLauncher {
   private readonly helper: Helper;
@@ -84,11 +74,9 @@ export class ForkServerLauncher implements ProcessLauncher {
   private readonly watch: ProcessGroupWatch | undefined;
   private nextId = 1;
   private broken = false;
-  /** Resolves when the helper has exited (or could not start). */
   private readonly exited: Promise<void>;
   /** The private folder of the helper's event pipe, until the helper has answered. */
   private pipeFolder: string | undefined;
-  /** The event pipe, once open; events come there rather than on the helper's stdout. */
   private eventPipe: Socket | undefined;
   /** Messages for the helper held until its first answer ('r' or 'p'); undefined once sent. */
   private held: Buffer[] | undefined = [];
@@ -102,8 +90,7 @@ export class ForkServerLauncher implements ProcessLauncher {
   ) {
     this.watch = options.watch;
     this.pipeFolder = privateFolder();
-    // detached: a session of its own, so a Ctrl-C at the terminal reaches the runner, which
-    // cancels its steps, and not the helper.
+    // detached: a terminal's Ctrl-C reaches the runner, which cancels its steps, not the helper.
     const args = [String(options.killGraceMs)];
     if (this.pipeFolder) args.push(join(this.pipeFolder, "events"));
     this.helper = spawn(helperPath, args, { detached: true, stdio: ["pipe", "pipe", "inherit"] });
@@ -152,7 +139,6 @@ export class ForkServerLauncher implements ProcessLauncher {
     });
   }
 
-  /** Sends a message to the helper, or holds it until the helper's first answer. */
   private write(message: Buffer): void {
     if (this.held) this.held.push(message);
     else this.helper.stdin.write(message);
@@ -209,9 +195,8 @@ export class ForkServerLauncher implements ProcessLauncher {
   }
 
   /**
-   * Ends the helper's stdin, on which it stops the groups still running (SIGTERM, SIGKILL after
-   * the grace) and exits; resolves once it has. The helper is referenced again meanwhile, so
-   * Node waits for it rather than leaving it to end after this process.
+   * Ends the helper's stdin: it stops the groups still running (SIGTERM, SIGKILL after the grace)
+   * and exits. Referenced again meanwhile, so Node waits for it rather than outliving it.
    */
   close(): Promise<void> {
     this.broken = true; // its exit is no news now
@@ -223,9 +208,8 @@ export class ForkServerLauncher implements ProcessLauncher {
   }
 
   /**
-   * Inside a sandbox no command has run in yet, binds each folder `from` at `to` and unmounts
-   * `from` (native/fork-server.c 'M'): a sandbox made ahead of its run gets the run's folders.
-   * Resolves to why it could not, or undefined.
+   * In a sandbox no command has run in yet, binds each `from` at `to` and unmounts `from` ('M'):
+   * a sandbox made ahead of its run gets the run's folders. Resolves to why it could not.
    */
   moveInSandbox(
     sandbox: SandboxToEnter,
@@ -298,12 +282,10 @@ export class ForkServerLauncher implements ProcessLauncher {
   }
 
   /**
-   * @internal for EventParser. The helper relays a streaming step's output once a millisecond,
-   * as much as its pipe gathered meanwhile (native/fork-server.c), so a step printing a lot
-   * makes few large chunks. The pieces of a read of the event pipe are handed on before the
-   * read's callback returns (its buffer is read into again); those that arrive on the helper's
-   * stdout in one turn of the event loop, at its end. Either way in chunks of up to
-   * MAX_CHUNK_BYTES.
+   * @internal for EventParser. The helper relays output once a millisecond, all its pipe gathered,
+   * so a chatty step makes few large chunks. Pieces of an event pipe read are handed on before its
+   * callback returns (the buffer is reused); stdout's at the end of the event loop turn. Either
+   * way in chunks of up to MAX_CHUNK_BYTES.
    */
   output(id: number, stream: OutputStream, data: Buffer): void {
     const command = this.commands.get(id);
@@ -316,7 +298,6 @@ export class ForkServerLauncher implements ProcessLauncher {
     if (!this.readingPipe) this.flushScheduled ??= setImmediate(() => this.flushOutput());
   }
 
-  /** Hands on the output gathered in this turn of the event loop. */
   private flushOutput(): void {
     this.flushScheduled = undefined;
     for (const command of this.withOutput) command.flushOutput();
@@ -381,12 +362,10 @@ class Command {
   }
 
   /**
-   * Keeps a piece of output; returns how many bytes of `stream` are kept. The pieces kept are
-   * decoded and handed on together, so the masker, the cap and the event stream see a few large
-   * chunks, not many small ones. A piece that would take them past MAX_CHUNK_BYTES sends them on
-   * first, and a larger piece (a read of the event pipe holds up to a megabyte) is handed on
-   * 64 KiB at a time: the bytes of a streaming step go on as they were read, never copied into
-   * a chunk with a part of the next read.
+   * Keeps a piece of output; returns the bytes of `stream` kept. Kept pieces are decoded and
+   * handed on together, so the masker, cap and event stream see few large chunks. A piece that
+   * would pass MAX_CHUNK_BYTES sends them on first; a larger one (a pipe read holds up to 1 MiB)
+   * goes 64 KiB at a time, never copied into a chunk with part of the next read.
    */
   output(stream: OutputStream, data: Buffer): number {
     this.receivedSinceDrainCheck = true;
@@ -485,7 +464,6 @@ class Command {
       fallback.run(this.request).then(this.resolve);
       return;
     }
-    // Nothing supervises its group now: stop it.
     this.terminateGroup();
     this.end({ ...notStarted(this.startedAt, "failed"), spawnError: reason });
   }

@@ -35,23 +35,17 @@ export interface ProcessExecutorOptions {
 }
 
 /**
- * Runs attempts as process groups on this machine, through a launcher (the fork-server, or
- * plain spawn where it cannot start).
+ * Runs attempts as process groups on this machine, through the fork-server (or plain spawn).
  *
- * Scratch files live in one private folder (0700) per executor, made at the first attempt:
- * an attempt gets a `$RUNYARD_OUTPUT` path there that nothing creates unless the step writes
- * to it, so a step that exports nothing costs no file at all (a create, stat and unlink per
- * attempt were a measurable part of a trivial step). The folder being private is what makes
- * a path the step creates itself safe.
+ * Scratch files live in one private (0700) folder per executor: `$RUNYARD_OUTPUT` is a path there
+ * that nothing creates unless the step writes it, so a step that exports nothing costs no file (a
+ * create, stat and unlink were a measurable part of a trivial step). Being private is what makes a
+ * path the step creates itself safe. Sandboxed, each attempt gets a subfolder, the only part its
+ * commands see (a mkdir and rmdir per attempt).
  *
- * Sandboxed, an attempt's scratch files sit in a folder of its own, the only part of the
- * scratch folder its commands see (read-write); it costs a mkdir and a rmdir per attempt.
- *
- * Sandboxed, an attempt's environment starts from a short allowlist of the host's (runEnvBase),
- * never the rest of it: a shared runner's environment holds its operator's keys. A platform
- * run's attempts get the operator's `passEnv` names too. Unsandboxed (a runner that serves its
- * one owner, `runyard run`), it starts from the host's whole environment, less runyard's own
- * credentials.
+ * Sandboxed, the env starts from a short allowlist of the host's (runEnvBase): a shared runner's
+ * env holds its operator's keys; platform runs also get `passEnv`. Unsandboxed (one owner,
+ * `runyard run`), the host's whole env less runyard's own credentials.
  */
 export class ProcessExecutor implements Executor {
   readonly hostSecrets: readonly string[];

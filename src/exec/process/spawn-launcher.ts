@@ -23,14 +23,12 @@ const PIPE_DRAIN_MS = 250;
 type Child = ChildProcessByStdio<null, Readable, Readable>;
 
 /**
- * The fallback launcher, used where the fork-server (fork-server.ts) cannot start: Node's own
- * `spawn`, which forks the whole Node process for every command.
+ * The fallback where the fork-server cannot start: Node's `spawn`, forking all of Node per command.
  *
- * Runs each request as a child process in a process group of its own, so that a timeout,
- * a cancel or the end of the leader stops everything the command started (`sleep 100 &`
- * included): SIGTERM to the group, SIGKILL after `killGraceMs` to whatever is left.
- * A process that leaves the group (setsid) escapes this; only a cgroup could hold it.
- * Memory and CPU figures are sampled from /proc (see resources.ts), not exact.
+ * Each request gets a process group of its own, so a timeout, a cancel or the leader's end stops
+ * everything it started (`sleep 100 &` included): SIGTERM to the group, SIGKILL after `killGraceMs`.
+ * A process that leaves the group (setsid) escapes; only a cgroup could hold it. Memory and CPU
+ * are sampled from /proc (resources.ts), not exact.
  */
 export class SpawnLauncher implements ProcessLauncher {
   /** `watch` hears of each group, so that a runner can stop what survives it (orphan-guard.ts). */

@@ -37,11 +37,10 @@ export interface RunSandboxLayout {
 }
 
 /**
- * The process a run's sandbox is built around: it lives as long as the sandbox, ignores SIGTERM
- * (the fork-server's stop of every group gives the run's commands their grace first) and says
- * when the sandbox is ready. bwrap's own pid 1 reaps whatever the commands leave behind. The
- * static native/sandbox-holder, shown in the sandbox's /run, where it was built; else sh and sleep
- * (two execs of dynamic programs: a third of what bwrap costs to make the sandbox).
+ * The process a run's sandbox is built around: lives as long as it, ignores SIGTERM (so the
+ * fork-server's stop of every group gives the commands their grace first), says when it is ready;
+ * bwrap's pid 1 reaps leftovers. The static native/sandbox-holder in /run where built; else sh and
+ * sleep (two execs of dynamic programs: a third of what bwrap costs to make the sandbox).
  */
 function holderCommand(): { argv: string[]; files: [string, string][] } {
   const built = nativeHelperPath("sandbox-holder");
@@ -59,20 +58,16 @@ function holderCommand(): { argv: string[]; files: [string, string][] } {
 const HOLDER_INSIDE = "/run/runyard-sandbox-holder";
 
 /**
- * One sandbox for one run on this runner, made once by bubblewrap and entered by each command
- * of the run (the fork-server joins its namespaces, native/fork-server.c 'E'), as a job
- * container is entered by each step with `docker exec`: a command costs a fork, not a sandbox.
- * The commands of a run share its /tmp, `$HOME` and folders; no other run's command sees them.
- *
- * A command whose folders the sandbox was not made with (a cwd known only when it runs) is not
- * `covers`ed: its launcher gives it a sandbox of its own, as before.
+ * One sandbox per run on this runner, made once by bubblewrap and entered by each command (the
+ * fork-server joins its namespaces, 'E'), as `docker exec` enters a job container: a command costs
+ * a fork, not a sandbox. A run's commands share its /tmp, `$HOME` and folders; no other run sees
+ * them. A command whose folders it was not made with is not `covers`ed and gets a sandbox of its own.
  */
 export class RunSandbox {
-  /** Whether the sandbox has ended (closed, or its holder killed from inside). */
+  /** Closed, or its holder killed from inside. */
   gone = false;
 
   private constructor(
-    /** A process of the sandbox (its holder) and its namespaces. */
     readonly holder: SandboxToEnter,
     /** The fork-server that made it: it holds the sandbox's door. */
     private readonly launcher: ProcessLauncher,
@@ -88,10 +83,7 @@ export class RunSandbox {
     });
   }
 
-  /**
-   * Makes the sandbox through `launcher` (which must enter sandboxes: the fork-server), or says
-   * why it cannot; nothing of a sandbox that failed is left running.
-   */
+  /** Makes the sandbox through the fork-server, or says why not; a failed one leaves nothing running. */
   static async make(
     launcher: ProcessLauncher,
     sandbox: Sandbox,
@@ -119,14 +111,13 @@ export class RunSandbox {
       announce = resolve;
     });
     const ended = launcher.run({
-      // --info-fd: bwrap says on stdout, and then closes it, which host pid is the sandbox's pid 1.
+      // --info-fd: bwrap writes the host pid of the sandbox's pid 1 on stdout, then closes it.
       argv: [bwrap!, "--info-fd", "1", ...rest],
       env: { PATH: "/usr/bin:/bin", LANG: "C" },
       killGraceMs: 0,
       signal: stop.signal,
       onOutput: (_stream, data) => {
-        // Read only until the sandbox is ready: no command of the run has started before that,
-        // and what comes afterwards on this pipe is not trusted.
+        // Read only until ready, before any command of the run: what comes after is not trusted.
         if (output.length > 65_536) return;
         output += data;
         if (!output.includes("runyard-sandbox-ready")) return;
@@ -147,7 +138,6 @@ export class RunSandbox {
     const limit = sandbox.options.pids;
     const cgroup = limit ? RunCgroup.make(limit.hierarchy, limit.max) : undefined;
     let pasta: number | undefined;
-    /** Ends what was made of the sandbox, which is not to be. */
     const abandon = async (problem: string) => {
       stop.abort();
       await ended;
@@ -158,7 +148,7 @@ export class RunSandbox {
     const held = cgroup && ("problem" in cgroup ? cgroup.problem : cgroup.add([init, holder]));
     const namespaces = held ? undefined : namespacesOf(holder);
     if (!namespaces) return abandon(held || "the run's sandbox ended as it was made");
-    // Plain TCP out: its rules set and pasta attached before any command of the run enters.
+    // Plain TCP rules and pasta in place before any command enters.
     if (layout.network?.plainTcp !== undefined) {
       const attached = await attachPlainTcp(holder, layout.network.plainTcp()).catch((error: Error) => error);
       if (attached instanceof Error)
@@ -178,7 +168,7 @@ export class RunSandbox {
     );
   }
 
-  /** Whether it is still there: not ended, its holder's namespaces those it was made with. */
+  /** Not ended, and its holder's namespaces those it was made with. */
   alive(): boolean {
     if (this.gone) return false;
     const now = namespacesOf(this.holder.pid);
@@ -186,15 +176,11 @@ export class RunSandbox {
     return !this.gone;
   }
 
-  /** `request` as a command of this sandbox. */
   enter(request: ExecRequest, cwd: string): ExecRequest {
     return { ...request, cwd, enter: this.holder };
   }
 
-  /**
-   * Gives a sandbox made ahead of its run (no command has run in it) the run's folders: each
-   * folder `from` is shown at `to` from now on (the runner renames them on the host to match).
-   */
+  /** Shows a sandbox made ahead of its run each `from` at `to` (the runner renames them on the host). */
   async move(
     launcher: ProcessLauncher,
     moves: ReadonlyArray<readonly [string, string]>,
@@ -203,7 +189,6 @@ export class RunSandbox {
     return launcher.moveInSandbox(this.holder, moves);
   }
 
-  /** Ends the sandbox and everything in it; resolves once it is gone. */
   async close(): Promise<void> {
     // The door first: it is in the sandbox's cgroup, which cannot be removed while it lives.
     await this.launcher.sandboxDoor?.(this.holder, "done");
@@ -213,10 +198,7 @@ export class RunSandbox {
   }
 }
 
-/**
- * The holder's host pid: bwrap's pid 1 (`init`) has one child, the holder, in the namespaces
- * the commands must join. bwrap's own pid 1 is in them too; it is the fallback.
- */
+/** The holder's host pid: the one child of bwrap's pid 1 (`init`, in the same namespaces: the fallback). */
 function holderOf(init: number): number {
   try {
     const children = readFileSync(`/proc/${init}/task/${init}/children`, "utf8").trim().split(/\s+/);
@@ -227,10 +209,7 @@ function holderOf(init: number): number {
   }
 }
 
-/**
- * Whether a command with this exposure can run in a sandbox made with `layout`: its cwd and every
- * folder it needs were shown when the sandbox was made, with the same /tmp and `$HOME`.
- */
+/** Whether `exposure` fits a sandbox made with `layout`: its folders shown, the same /tmp and `$HOME`. */
 export function covers(
   layout: RunSandboxLayout,
   exposure: SandboxExposure,
@@ -248,10 +227,7 @@ export function covers(
   );
 }
 
-/**
- * The real paths of what a sandbox made with `layout` shows read-write (`shown`) and at all
- * (`readable`): asked once per run's sandbox, not per command.
- */
+/** Real paths `layout` shows read-write (`shown`) and at all (`readable`): asked once per sandbox. */
 export function shownFolders(layout: RunSandboxLayout): { shown: string[]; readable: string[] } {
   const shown = [layout.folder, ...layout.scratch].map((folder) => realPath(folder));
   return { shown, readable: [...shown, ...(layout.readable ?? []).map((folder) => realPath(folder))] };
@@ -271,13 +247,11 @@ function isWithin(path: string, folder: string): boolean {
 }
 
 /**
- * A run's sandbox on this runner as its commands meet it: made at the first command it can take,
- * entered by the next, and ended by `close` when the run is over (the runner's RunFolders, told
- * by the server). Where nobody says the run's end (a runner of an older server), `idleMs` ends it
- * that long after its last command, made again should another come: the run's folders, /tmp and
- * `$HOME` are on the host and outlive it. A command of the run that ends it (kills its holder)
- * has the next one make another. A sandbox that cannot be made is not retried: the run's
- * commands get one each.
+ * A run's sandbox as its commands meet it: made at the first it can take, entered by the next,
+ * ended by `close` at the run's end. With an older server that never says the end, `idleMs` after
+ * the last command ends it, remade if another comes (the run's folders, /tmp and `$HOME` are on
+ * the host). A command that kills its holder has the next make another. One that cannot be made
+ * is not retried: the run's commands get one each.
  */
 export class RunSandboxSlot implements RunSandboxEntry {
   private made: Promise<RunSandbox | undefined> | undefined;
@@ -295,10 +269,7 @@ export class RunSandboxSlot implements RunSandboxEntry {
     private readonly sandbox: Sandbox,
     private readonly layout: RunSandboxLayout,
     private readonly options: {
-      /**
-       * How long it outlives its last command, asked as each one ends; undefined: until `close`
-       * (the run's end is told).
-       */
+      /** How long it outlives its last command, asked as each ends; undefined: until `close`. */
       idleMs: number | (() => number | undefined);
       onProblem?: (problem: string) => void;
       /** A sandbox made ahead with this layout (a pool's, its folder moved): entered first. */
@@ -343,7 +314,6 @@ export class RunSandboxSlot implements RunSandboxEntry {
     }
   }
 
-  /** Ends the sandbox for good (the run's folders are going). */
   async close(): Promise<void> {
     this.closed = true;
     await this.end();
@@ -354,7 +324,6 @@ export class RunSandboxSlot implements RunSandboxEntry {
   }
 
   private async box(launcher: ProcessLauncher): Promise<RunSandbox | undefined> {
-    // A command of the run may end its sandbox (kill its holder): the next one gets a new one.
     const previous = await this.made;
     if (previous?.alive() === false) {
       void previous.close();

@@ -4,16 +4,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 /**
- * Plain TCP and UDP (ssh, a database on a public address) for a sandbox with a network of its
- * own: `pasta` (passt) gives its namespace a user-mode network whose connections it makes from
- * the host, and nftables rules set in the namespace before its command starts hold them to
- * public addresses. pasta has no destination filter of its own: without the rules a sandbox would
- * reach the runner's private network and, through pasta's port forwarding, its loopback.
+ * Plain TCP and UDP (ssh, a database on a public address) for a sandbox with its own network:
+ * `pasta` (passt) gives the namespace a user-mode network whose connections it makes from the
+ * host, and nftables rules set there before the command starts hold them to public addresses.
+ * pasta has no destination filter: without the rules a sandbox would reach the runner's private
+ * network and, through pasta's port forwarding, its loopback.
  *
- * It works on a namespace that already exists and where nothing of the run has started yet: a
- * run's sandbox as it is made (run-sandbox.ts), or a bwrap started with `--info-fd` and
- * `--block-fd`. It costs 50 to 250 ms (pasta's start and nft), so it belongs to a run's sandbox
- * made once, not to each command.
+ * Needs a namespace where nothing of the run has started yet (a run's sandbox as it is made, or
+ * a bwrap with `--info-fd` and `--block-fd`). Costs 50 to 250 ms (pasta's start and nft): once
+ * per run's sandbox, not per command.
  */
 
 /**
@@ -48,13 +47,11 @@ const pidFolderPrefix = "runyard-pasta-";
 let pidFolder: string | undefined;
 
 /**
- * Sets `rules` in the network namespace of `pid` (a process of a sandbox whose command has not
- * started: a held bwrap's child, a run's sandbox's holder), then attaches pasta to it: an
- * interface with the host's addresses and routes, connections made from the host, no port
- * forwarded either way (a listener in the sandbox is not exposed on the host, and the host's
- * loopback is not reached from the sandbox), and the gateway address not mapped to the host.
- * Resolves with pasta's pid once it runs in the background. pasta does not notice a namespace
- * named by a /proc path going away: its owner ends it (`detachPlainTcp`).
+ * Sets `rules` in the network namespace of `pid` (a sandbox whose command has not started), then
+ * attaches pasta: the host's addresses and routes, connections made from the host, no port
+ * forwarded either way (no sandbox listener exposed on the host, no host loopback reached from
+ * inside), the gateway address not mapped to the host. Resolves with pasta's pid; pasta does not
+ * notice a /proc-named namespace going away, so its owner ends it (`detachPlainTcp`).
  */
 export async function attachPlainTcp(pid: number, rules: string, tools: PlainTcpTools = {}): Promise<number> {
   // Root's CAP_NET_ADMIN holds in every namespace below its own. A runner of another user would

@@ -11,14 +11,11 @@ export type SandboxProbe =
   | { isolation: "none"; problem: string; hint: string };
 
 /**
- * Whether bubblewrap can give a process a private user, mount and pid namespace on this
- * machine: it must be installed and user namespaces (or its setuid bit) must work. Asked once
- * per runner start, by running bwrap itself, since a binary that is present may still be
- * refused by the kernel.
+ * Whether bubblewrap can make private user, mount and pid namespaces here (installed, and user
+ * namespaces or its setuid bit working). Runs bwrap once per runner start: the kernel may refuse it.
  */
 export async function probeSandbox(bwrap = "bwrap", tries = 3): Promise<SandboxProbe> {
-  // A bwrap that is there but failed is asked again: a machine short of processes or namespaces
-  // for a moment must not start a runner that drops its sandbox for good.
+  // Retried: a machine briefly short of processes or namespaces must not drop the sandbox for good.
   let probe = await probeOnce(bwrap);
   for (
     let left = tries - 1;
@@ -73,21 +70,14 @@ function probeOnce(
 export interface SandboxOptions {
   /** The bwrap binary (`SandboxProbe.bwrap`). */
   bwrap: string;
-  /**
-   * Folders hidden even where they lie inside a folder a process sees (the runner's home, the
-   * server's home, the workspace root): an empty tmpfs takes their place.
-   */
+  /** Hidden by an empty tmpfs even inside a shown folder: the runner's and server's homes, workspace root. */
   hide: string[];
   /**
-   * Folders inside hidden ones where the runner makes a folder per piece of work (agents'
-   * worktrees): hidden themselves, but a runner-made cwd strictly inside one is shown, its
-   * siblings staying hidden.
+   * Hidden folders where the runner makes one folder per piece of work (agents' worktrees): a
+   * runner-made cwd strictly inside one is shown, its siblings stay hidden.
    */
   workRoots?: string[];
-  /**
-   * At most `max` processes in each run's sandbox (its cgroup's `pids.max`, run-cgroup.ts), its
-   * commands and all they start; absent: no limit of the runner's.
-   */
+  /** At most `max` processes in each run's sandbox (its cgroup's `pids.max`); absent: no limit. */
   pids?: { hierarchy: PidsHierarchy; max: number };
   /** The uid and gid a sandboxed process sees; 65534 (nobody) for a runner that runs as root. */
   uid?: number;
@@ -102,35 +92,30 @@ export interface SandboxExposure extends ExecExposure {
 }
 
 /**
- * The folders of the system every sandboxed process sees read-only. An allowlist rather than
- * `/` with holes: whatever a runner's machine keeps elsewhere (/root, /home, /var, /srv, /work,
- * other checkouts) stays out without anyone having to list it.
+ * System folders every sandboxed process sees read-only: an allowlist, not `/` with holes, so
+ * what the machine keeps elsewhere (/root, /home, /var, /srv, /work, checkouts) stays out unlisted.
  */
 const SYSTEM_FOLDERS = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt"];
 
 /**
- * Files of /etc that hold the machine's own secrets: readable by a runner that runs as root,
- * so a sandboxed process sees /dev/null in their place. Only those the runner's own user can
- * read are covered (each cover is a bind mount, about 0.3 ms of every step): a sandboxed
- * process has that user's identity on the host and fewer rights, so what the runner cannot
- * read it cannot either.
+ * /etc files with the machine's secrets, readable by a root runner: shown as /dev/null. Only those
+ * the runner's user can read are covered (a bind mount each, about 0.3 ms per step): a sandboxed
+ * process has that user's identity and fewer rights, so cannot read the rest either.
  */
 const MACHINE_SECRETS = ["/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-", "/etc/sudoers"];
 
 /**
- * Builds the bubblewrap command line that runs one command in a sandbox: a private user
- * namespace (no capabilities, a uid that is not root), a pid namespace with its own /proc (no
- * other process, nor its environment, is visible), a private IPC namespace, a minimal /dev,
- * a private /tmp (the run's own, shared by its steps, or an empty one) and an empty /run (no unix socket of the host, such as /var/run/docker.sock, is
- * reachable), the system folders read-only, and the command's cwd and scratch folders
- * read-write. The network namespace stays the host's: steps fetch, push and call services.
+ * Builds the bubblewrap command line for one sandboxed command: a private user namespace (no
+ * capabilities, a uid that is not root), a pid namespace with its own /proc (no other process or
+ * its environment visible), a private IPC namespace, a minimal /dev, a private /tmp (the run's,
+ * or empty), an empty /run (no host unix socket such as /var/run/docker.sock is reachable), the
+ * system folders read-only, cwd and scratch folders read-write. The network stays the host's
+ * (steps fetch, push and call services) unless `exposure.network` gives one of its own.
  *
- * The command stays in the process group its launcher made (no `--new-session`): the runner
- * stops a step by signalling that group, and the group has no terminal to inject input into.
- * Nor `--die-with-parent`: the runner signals the whole group, bwrap's own process included,
- * and that option would turn its SIGTERM into an immediate SIGKILL of the step, taking away
- * the grace a step gets to clean up. When the command exits, bwrap's init (pid 1 of the
- * namespace) exits and the kernel kills whatever the command left running.
+ * No `--new-session`: the command stays in its launcher's process group, which the runner signals
+ * to stop it, and which has no terminal to inject input into. No `--die-with-parent`: it would
+ * turn the group's SIGTERM into an immediate SIGKILL, taking away a step's grace to clean up.
+ * When the command exits, bwrap's init (pid 1) exits and the kernel kills what it left running.
  */
 export class Sandbox {
   private readonly prefix: string[];
@@ -143,8 +128,8 @@ export class Sandbox {
     const gid = options.gid ?? (uid === 65534 ? 65534 : (process.getgid?.() ?? uid));
     const args = [
       "--unshare-user",
-      // No user namespace of a command's own inside: in one it would hold every capability, and
-      // reach the kernel code (nf_tables, mounts) most container escapes went through.
+      // No nested user namespace: in one a command holds every capability, and reaches the kernel
+      // code (nf_tables, mounts) most container escapes went through.
       ...(disablesUserns(options.bwrap) ? ["--disable-userns"] : []),
       "--uid",
       String(uid),
@@ -182,10 +167,9 @@ export class Sandbox {
   }
 
   /**
-   * Why `exposure` cannot be granted, if it cannot: a folder no run may work in (`/`, a runtime
-   * folder, the host's temp folder: core/work-folders.ts), or one inside a hidden folder (it would
-   * show part of what the sandbox hides). Where a run may work is not the sandbox's to say: the
-   * runner asked core/work-folders.ts before anything started.
+   * Why `exposure` cannot be granted: a folder no run may work in (`/`, a runtime folder, the
+   * host's temp folder: core/work-folders.ts), or one inside a hidden folder (it would show part
+   * of what the sandbox hides).
    */
   refusal(exposure: SandboxExposure): string | undefined {
     const cwd = resolve(exposure.cwd);
@@ -202,10 +186,9 @@ export class Sandbox {
   }
 
   /**
-   * Why the runner, outside the sandbox, may not write a step's files into `folder` on the host
-   * (`output_path`): it lies inside a folder the sandbox hides (the runner's and server's homes,
-   * whose run /tmp folders belong to other runs), or a link leads it there. Judged by where the
-   * deepest part that exists leads, as the folder may not exist yet.
+   * Why the runner may not write a step's files into host `folder` (`output_path`): it lies, or a
+   * link leads, inside a hidden folder (the homes, whose run /tmp folders belong to other runs).
+   * Judged by its deepest existing part, as it may not exist yet.
    */
   hostFolderRefusal(folder: string): string | undefined {
     const absolute = resolve(folder);
@@ -215,10 +198,7 @@ export class Sandbox {
     return `"${folder}"${real === absolute ? "" : ` (really ${real})`} is inside ${hiding}, which sandboxed steps cannot see`;
   }
 
-  /**
-   * The argv that runs `argv` sandboxed with `exposure` (see `refusal` first); `files` are shown
-   * read-only inside, each host path at its path there (under /run, which is the sandbox's own).
-   */
+  /** The argv that runs `argv` with `exposure` (ask `refusal` first); `files` bound read-only under /run. */
   command(
     argv: readonly string[],
     exposure: SandboxExposure,
@@ -236,30 +216,27 @@ export class Sandbox {
     }
     const home = exposure.home === undefined ? undefined : resolve(exposure.home);
     if (home !== undefined && home !== "/" && !isWithin(home, cwd) && !this.isSystem(home)) {
-      // The run's own home folder where it has one (kept across its sandboxes), else an empty one.
+      // The run's home folder (kept across its sandboxes), else an empty one.
       const folder = exposure.homeFolder === undefined ? undefined : resolve(exposure.homeFolder);
       mounts.push({ path: home, args: folder ? ["--bind", folder, home] : ["--tmpfs", home], order: 0 });
     }
     const shown = [...this.visibleRoots, ...mounts.map((mount) => mount.path)];
     for (const hidden of this.hidden) {
-      // A hidden folder only needs covering where something shown contains it, and where it
-      // exists: bwrap would make it, on the host inside a read-write bind.
+      // Covered only where shown and existing: else bwrap would make it on the host, in a read-write bind.
       if (shown.some((root) => isWithin(hidden, root)) && existsSync(hidden))
         mounts.push({ path: hidden, args: ["--tmpfs", hidden], order: 2 });
     }
-    // The run's /tmp, or an empty one: never the host's, whose listing shows every other
-    // command's scratch folders and sockets. Not among what is shown above: nothing of the host
-    // lies under it.
+    // Never the host's /tmp, whose listing shows every other command's scratch folders and sockets.
+    // Not in `shown`: nothing of the host lies under it.
     mounts.push({
       path: "/tmp",
       args: exposure.tmp === undefined ? ["--tmpfs", "/tmp"] : ["--bind", resolve(exposure.tmp), "/tmp"],
       order: 0,
     });
-    // The run's own /tmp and home folder outlive the sandbox, and its commands write there: a
-    // mount point bwrap would make inside them (the run's folders, shown at their host paths,
-    // where the runner's home lies under /tmp or ~) is made on a tmpfs instead. bwrap follows
-    // links in a mount's path, its view of the host (/oldroot) included, so a link a command left
-    // there would have it make those folders anywhere on the host, with the runner's rights.
+    // The run's /tmp and home outlive the sandbox and its commands write there: a mount point
+    // bwrap would make inside them (host-path folders, where the runner's home lies under /tmp or
+    // ~) goes on a tmpfs. bwrap follows links in a mount's path, /oldroot included, so a link a
+    // command left there would make those folders anywhere on the host, with the runner's rights.
     const kept = [
       ...(exposure.tmp === undefined ? [] : ["/tmp"]),
       ...(home !== undefined && exposure.homeFolder !== undefined && mounts.some((m) => m.path === home)
@@ -274,10 +251,8 @@ export class Sandbox {
         mounts.push({ path: cover, args: ["--tmpfs", cover], order: -1 });
       }
     }
-    // A mount covers what an earlier one put under its path: outer folders first, and at the
-    // same depth the hiding tmpfs last, so it wins.
+    // Later mounts cover earlier ones: outer folders first, at one depth the hiding tmpfs last.
     mounts.sort((a, b) => depth(a.path) - depth(b.path) || a.order - b.order);
-    // A network of its own (sandbox-network.ts): its bwrap arguments, and the forwarder first.
     const network = exposure.network;
     const command = network ? network.wrap(argv) : argv;
     const networkArgs = network?.bwrapArgs ?? [];
@@ -334,10 +309,7 @@ function existingRealPath(path: string): string {
   return join(realPath(existing), ...rest);
 }
 
-/**
- * `path` with its links resolved (as far as it exists): bwrap follows links when it binds, so a
- * link to a hidden folder must be judged by where it leads.
- */
+/** `path` with its links resolved: bwrap follows links when binding, so judge where a link leads. */
 export function realPath(path: string): string {
   const absolute = resolve(path);
   try {
@@ -381,10 +353,7 @@ function nodeInstallFolder(): string[] {
   }
 }
 
-/**
- * /etc/resolv.conf is often a link into /run (systemd-resolved), which the sandbox replaces:
- * its target is shown read-only so that name resolution keeps working.
- */
+/** /etc/resolv.conf often links into /run (systemd-resolved), replaced in a sandbox: show its target. */
 function resolverFiles(visibleRoots: readonly string[]): string[] {
   try {
     const target = realpathSync("/etc/resolv.conf");

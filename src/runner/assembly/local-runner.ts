@@ -38,15 +38,14 @@ import { runnerStepNetwork } from "./network.js";
 import { runnerSandbox } from "./sandbox.js";
 
 /*
- * A runner of this machine assembled from its config: its executor and sandbox, its Docker and
- * Kubernetes backends, its agent and bot handlers, its folders and journals, and the daemon that
- * connects it. `runyard runner` and `runyard up` (cli/) parse flags and call `localRunnerDaemon`.
+ * A runner of this machine assembled from its config: executor, sandbox, Docker and Kubernetes
+ * backends, agent and bot handlers, folders, journals, and the daemon that connects it.
+ * `runyard runner` and `runyard up` (cli/) parse flags and call `localRunnerDaemon`.
  */
 /**
- * How long a run's sandbox outlives its last command on this runner where the server does not say
- * the run's end (an older server; a newer one ends it with the run, see RunFolders): long enough
- * for the gap between two steps of a run (the next one enters it), short enough that idle runs
- * hold no processes. Its folders stay longer (RUNYARD_RUN_TMP_KEEP_SECS); a later step makes it again.
+ * How long a run's sandbox outlives its last command where an older server never says the run's
+ * end: long enough for the gap between two steps, short enough that idle runs hold no processes.
+ * Its folders stay longer (RUNYARD_RUN_TMP_KEEP_SECS); a later step makes it again.
  */
 const RUN_SANDBOX_IDLE_MS = 5_000;
 

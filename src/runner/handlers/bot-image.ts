@@ -155,13 +155,11 @@ export async function prepareBotImage(
 }
 
 /**
- * A user's Dockerfile builds only on images of a registry or of the runner's own: never on an
- * image id, nor on a bot's image (another user's code, which a build would take from the engine's
- * local images and could print in its log). A base of a named registry is pulled first, with no
- * credentials: one another user pulled privately (an image-mode bot's) must not serve a build
- * the registry would refuse; so is a base someone pulled here with credentials (a Docker Hub
- * image of a private repository). A base whose variable has no default is refused too, since it
- * cannot be checked.
+ * A user's Dockerfile builds only on registry images or the runner's own: never an image id or
+ * a bot's image (another user's code, taken from local images, printable in the build log). A
+ * registry base is pulled first without credentials, so one another user pulled privately (an
+ * image-mode bot's, a private Docker Hub repository's) cannot serve a build the registry would
+ * refuse. A base whose variable has no default cannot be checked, so is refused.
  */
 async function checkBases(
   engine: DockerEngine,
