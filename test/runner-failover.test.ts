@@ -173,7 +173,9 @@ describe("runner fail-over between servers", () => {
     await runner.waitFor(`moved to server ${a.url}`); // the log line, on stderr
     const onA = await waitForRun(again.url, await submit(again.url, quickFlow("movers")), isFinal);
     expect(onA.status).toBe("success");
-  });
+    // Three server starts and two runs: past 60 s on a loaded 2-core host (the moves themselves
+    // are held to 10 s above).
+  }, 120_000);
 
   it("moves to the next server when its server falls silent for three heartbeats", async () => {
     const homeA = tempDir();

@@ -174,8 +174,10 @@ export const RunnerMessage = z.discriminatedUnion("type", [
   z.object({
     type: z.literal("finished"),
     job_id: z.string(),
-    /** The number of the last event batch sent before this; the server checks it has them all. */
+    /** The number of the job's last event batch; the server checks it has them all. */
     batches: z.number().int().nonnegative(),
+    /** That last batch itself, where the welcome said the server takes it here: one message, not two. */
+    events: z.array(EventInputSchema).optional(),
     result: JobResult,
   }),
 ]);
@@ -192,6 +194,8 @@ export const ServerMessage = z.discriminatedUnion("type", [
     install_id: z.string().min(1).optional(),
     /** This server sends `run_ended`, so the runner keeps a run's folders until then, not by its timers. */
     run_ends: z.literal(true).optional(),
+    /** This server takes a job's last event batch inside its `finished`; older: in `events` before it. */
+    last_batch_in_finished: z.literal(true).optional(),
   }),
   z.object({ type: z.literal("heartbeat") }),
   z.object({

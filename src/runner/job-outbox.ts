@@ -1,7 +1,7 @@
 import type { EventInput } from "../core/events.js";
 import type { JobResult } from "../core/jobs/index.js";
 import type { Logger } from "../core/logger.js";
-import type { RunnerMessage } from "../core/protocol.js";
+import { maxRunnerMessageBytes, type RunnerMessage } from "../core/protocol.js";
 import { DroppedOutput } from "./dropped-output.js";
 import { resultWithinLimit } from "./message-limits.js";
 import type { OutputSpool } from "./output-spool.js";
@@ -34,6 +34,8 @@ function eventBytes(event: EventInput): number {
 export interface OutboxLink {
   /** Whether a server has welcomed the runner on the open socket. */
   connected(): boolean;
+  /** Whether the server takes a job's last batch inside its `finished` (its welcome says so). */
+  takesLastBatch(): boolean;
   send(message: RunnerMessage): void;
 }
 
@@ -53,6 +55,8 @@ export class JobOutbox {
   private ended: JobResult | undefined;
   /** `finished` went out after the last batch (see `sendFinished`). */
   private finishedSent = false;
+  /** The job's last batch, made at its end to go inside `finished` rather than alone. */
+  private carried: { batch: number; events: EventInput[] } | undefined;
 
   constructor(
     private readonly jobId: string,
@@ -129,6 +133,7 @@ export class JobOutbox {
 
   /** A server welcomed the runner (again): everything it may have missed goes to it. */
   resend(): void {
+    this.carried = undefined;
     for (const batch of this.unacked) this.link.send({ type: "events", job_id: this.jobId, ...batch });
     if (this.pending.length > 0 || this.spool?.empty === false) this.flush(this.ended !== undefined);
     else if (this.ended) this.sendFinished();
@@ -180,7 +185,9 @@ export class JobOutbox {
       const batch = { batch: this.last, events: this.pending.splice(0, count) };
       this.pendingBytes -= bytes;
       this.unacked.push(batch);
-      if (this.link.connected()) this.link.send({ type: "events", job_id: this.jobId, ...batch });
+      const last = this.ended && this.pending.length === 0 && this.spool?.empty !== false;
+      if (last && this.link.takesLastBatch()) this.carried = batch;
+      else this.link.send({ type: "events", job_id: this.jobId, ...batch });
     }
     if (this.ended && !this.finishedSent) this.sendFinished();
   }
@@ -190,10 +197,24 @@ export class JobOutbox {
     const result = this.ended;
     if (!result || !this.link.connected() || this.pending.length > 0 || this.spool?.empty === false) return;
     this.finishedSent = true;
-    const finished = (r: JobResult) =>
-      ({ type: "finished", job_id: this.jobId, batches: this.last, result: r }) as const;
-    this.link.send(
-      finished(resultWithinLimit(result, (r) => Buffer.byteLength(JSON.stringify(finished(r))))),
-    );
+    const finished = (r: JobResult, events?: EventInput[]) =>
+      ({
+        type: "finished",
+        job_id: this.jobId,
+        batches: this.last,
+        ...(events ? { events } : {}),
+        result: r,
+      }) as const;
+    const size = (r: JobResult, events?: EventInput[]) =>
+      Buffer.byteLength(JSON.stringify(finished(r, events)));
+    const carried = this.carried?.batch === this.last ? this.carried : undefined;
+    this.carried = undefined;
+    // Where the batch and the result together would pass the server's limit, the batch goes alone.
+    if (carried && size(result, carried.events) <= maxRunnerMessageBytes) {
+      this.link.send(finished(result, carried.events));
+      return;
+    }
+    if (carried) this.link.send({ type: "events", job_id: this.jobId, ...carried });
+    this.link.send(finished(resultWithinLimit(result, (r) => size(r))));
   }
 }

@@ -67,8 +67,11 @@ export class RunnerDaemon {
   /** The socket as the jobs' outboxes use it. */
   private readonly link: OutboxLink = {
     connected: () => this.connected,
+    takesLastBatch: () => this.lastBatchInFinished,
     send: (message) => this.send(message),
   };
+  /** The welcoming server takes a job's last batch inside `finished`. */
+  private lastBatchInFinished = false;
   private stopped = false;
   private backoffMs: number;
   private heartbeatTimer: NodeJS.Timeout | undefined;
@@ -327,6 +330,7 @@ export class RunnerDaemon {
     switch (message.type) {
       case "welcome":
         this.options.runs?.serverTellsEnds(message.run_ends === true);
+        this.lastBatchInFinished = message.last_batch_in_finished === true;
         return this.welcomed(message.heartbeat_ms, message.install_id);
       case "run_ended":
         this.options.runs?.ended(message.run_id);

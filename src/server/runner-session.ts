@@ -376,6 +376,7 @@ export class RunnerSession implements RunKeeper {
       lease_ms: queue.leaseMs,
       install_id: this.host.installId,
       run_ends: true,
+      last_batch_in_finished: true,
     });
     if (runs && runs.length > 0) this.host.checkRuns?.(this, runs);
     for (const botId of await botsToDisown(store, info, bots, this.host.installId))
@@ -445,6 +446,17 @@ export class RunnerSession implements RunKeeper {
           this.send({ type: "done", job_id: message.job_id });
           this.running.delete(message.job_id);
           break;
+        }
+        if (message.events) {
+          // Its last batch came inside: stored as an `events` message would be, then the result.
+          if (this.unaccepted.delete(message.job_id)) await queue.accept(message.job_id, runnerId);
+          const stored = await queue.events(message.job_id, message.batches, message.events, runnerId);
+          if (stored === "held") return this.resendLater(message.job_id);
+          if (stored === "unknown") {
+            this.send({ type: "drop", job_id: message.job_id });
+            this.running.delete(message.job_id);
+            break;
+          }
         }
         this.unaccepted.delete(message.job_id);
         const outcome = await queue.finished(message.job_id, message.batches, message.result, runnerId);

@@ -1,0 +1,159 @@
+import { type AddressInfo, createServer, type Socket } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import WebSocket, { WebSocketServer } from "ws";
+import { tempDir } from "./helpers/cli.js";
+import {
+  isFinal,
+  readEvents,
+  runnerToken,
+  startRunner,
+  startTestServer,
+  submit,
+  type TestServer,
+  waitForRun,
+} from "./helpers/server.js";
+
+/**
+ * A relay between a runner and its server on the wire (the `ws` library on both sides), which
+ * notes every message the runner sends, and may take a field out of the server's welcome (as an
+ * older server's would be). It holds the server's acks of a job until the runner has sent that
+ * job's `finished`: a busy server, made exact, so that what a step prints after its first batch
+ * waits in the runner until the job ends.
+ */
+async function relay(serverUrl: string, onEvents: () => void, welcomeWithout?: string) {
+  const sent: Array<{ type: string; job_id?: string; events?: unknown[] }> = [];
+  const wss = new WebSocketServer({ port: 0, host: "127.0.0.1" });
+  wss.on("connection", (runner, request) => {
+    const server = new WebSocket(new URL(request.url ?? "/", serverUrl.replace(/^http/, "ws")), {
+      headers: { authorization: request.headers.authorization ?? "" },
+    });
+    const early: string[] = [];
+    const heldAcks: string[] = [];
+    const ended = new Set<string>();
+    server.on("open", () => {
+      for (const message of early.splice(0)) server.send(message);
+    });
+    runner.on("message", (data) => {
+      const text = String(data);
+      const message = JSON.parse(text);
+      sent.push(message);
+      if (message.type === "events") onEvents();
+      if (message.type === "finished") {
+        ended.add(message.job_id);
+        for (const ack of heldAcks.splice(0)) runner.send(ack);
+      }
+      if (server.readyState === WebSocket.OPEN) server.send(text);
+      else early.push(text);
+    });
+    server.on("message", (data) => {
+      const message = JSON.parse(String(data));
+      if (message.type === "welcome" && welcomeWithout) delete message[welcomeWithout];
+      if (message.type === "ack" && !ended.has(message.job_id)) heldAcks.push(JSON.stringify(message));
+      else runner.send(JSON.stringify(message));
+    });
+    runner.on("close", () => server.close());
+    server.on("close", () => runner.close());
+    server.on("error", () => runner.terminate());
+  });
+  await new Promise((resolve) => wss.once("listening", resolve));
+  const { port } = wss.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    sent,
+    close: () => new Promise((resolve) => wss.close(resolve)),
+  };
+}
+
+/**
+ * A gate a step waits at (bash's /dev/tcp: a platform admin's run on an unshared runner has the
+ * host's loopback) until `open`: the step prints its last line only once its first is on the wire.
+ */
+async function gate() {
+  const waiting: Socket[] = [];
+  let opened = false;
+  const server = createServer((socket) => {
+    if (opened) socket.end("go\n");
+    else waiting.push(socket);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    open: () => {
+      opened = true;
+      for (const socket of waiting.splice(0)) socket.end("go\n");
+    },
+    close: () => new Promise((resolve) => server.close(resolve)),
+  };
+}
+
+const chatty = (label: string, port: number) =>
+  [
+    "name: frames",
+    "inventory:",
+    "  hosts:",
+    `    worker: {labels: [${label}]}`,
+    "steps:",
+    "  - name: one",
+    "    targets: [worker]",
+    "    action: shell.run",
+    "    args:",
+    "      shell: bash",
+    `      script: echo first; read -r _ < /dev/tcp/127.0.0.1/${port}; echo last`,
+    "",
+  ].join("\n");
+
+describe("a job's last event batch", () => {
+  let server: TestServer;
+  const closers: Array<() => Promise<unknown>> = [];
+
+  beforeAll(async () => {
+    server = await startTestServer(tempDir());
+  });
+
+  afterAll(async () => {
+    for (const close of closers.reverse()) await close();
+    await server?.proc.kill();
+  });
+
+  async function runThrough(label: string, welcomeWithout?: string) {
+    const step = await gate();
+    closers.push(step.close);
+    const wire = await relay(server.url, step.open, welcomeWithout);
+    closers.push(wire.close);
+    const runner = await startRunner(wire.url, await runnerToken(server.url), {
+      id: `${label}-runner`,
+      labels: label,
+    });
+    closers.push(() => runner.kill());
+    const runId = await submit(server.url, chatty(label, step.port));
+    const run = await waitForRun(server.url, runId, isFinal, 60_000);
+    expect(run.status).toBe("success");
+    const output = (await readEvents(server.url, runId))
+      .filter((event) => event.type === "step.output")
+      .map((event) => String((event as { data?: unknown }).data))
+      .join("");
+    const jobMessages = wire.sent.filter((message) => message.job_id !== undefined);
+    return { output, jobMessages };
+  }
+
+  /** The job's messages as `type(events)`: "accept, events(1), finished(1)". */
+  const shown = (messages: Array<{ type: string; events?: unknown[] }>) =>
+    messages
+      .map((message) => `${message.type}${message.events ? `(${message.events.length})` : ""}`)
+      .join(", ");
+
+  it("goes inside the job's `finished`: one message, and every line stored once", async () => {
+    const { output, jobMessages } = await runThrough("frames-new");
+    expect(output).toBe("first\nlast\n");
+    console.log(`a job whose last output waited for its end: ${shown(jobMessages)}`);
+    // "first" went at once; "last", printed once "first" was on the wire, waited behind it (its
+    // ack held) and went with the result.
+    expect(shown(jobMessages)).toBe("accept, events(1), finished(1)");
+  }, 90_000);
+
+  it("goes alone before `finished` to a server whose welcome does not say it takes it there", async () => {
+    const { output, jobMessages } = await runThrough("frames-old", "last_batch_in_finished");
+    expect(output).toBe("first\nlast\n");
+    expect(shown(jobMessages)).toBe("accept, events(1), events(1), finished");
+  }, 90_000);
+});
