@@ -2,7 +2,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, connect as netConnect, type Socket } from "node:net";
 import { join } from "node:path";
 import pg from "pg";
-import { afterAll, describe, expect, inject, it } from "vitest";
+import { afterAll, describe, expect, inject, it, onTestFinished } from "vitest";
 import type { RunEvent } from "../src/core/events.js";
 import { migrations } from "../src/store/migrations/index.js";
 import { tempDir } from "./helpers/cli.js";
@@ -25,6 +25,7 @@ import {
   type TestServer,
   waitForRun,
 } from "./helpers/server.js";
+import { stepGate } from "./helpers/step-gate.js";
 
 const adminUrl = inject("postgresAdminUrl");
 const secretKey = "replica-test-secret-key-0123456789abcdef";
@@ -406,9 +407,15 @@ steps:
     const onA = await runner(`${a.url},${b.url}`, token, "first-on-a", 6);
     await runner(`${b.url},${a.url}`, token, "first-on-b", 6);
     const runs: string[] = [];
-    // 8 s each: still streaming when A is killed, once every run has output, on a machine three
-    // times slower than usual too (3 s runs had ended there).
-    for (let i = 0; i < 10; i++) runs.push(await submit(a.url, counting(80, "0.1")));
+    // Each prints 40 lines, waits at the gate until A is killed and its runner moved, then 40
+    // more: every run still streams at the kill, however slow the machine.
+    const gate = await stepGate();
+    onTestFinished(() => gate.close());
+    const gated = counting(40, "0.1").replace(
+      /done\n$/,
+      `done; ${gate.wait}; for i in $(seq 41 80); do echo "line $i"; sleep 0.1; done\n`,
+    );
+    for (let i = 0; i < 10; i++) runs.push(await submit(a.url, gated));
     // Followers on B, of runs whose engine is on A; and one on A, which will lose its server.
     const streams = runs.map((id) => follow(b.url, id));
     const onDoomed = readUntilDropped(a.url, runs[0] as string);
@@ -419,6 +426,7 @@ steps:
     // The runner that was on A moves to B within seconds.
     await onA.waitFor(`connected to ${b.url}`, 10_000);
     expect(Date.now() - killedAt).toBeLessThan(10_000);
+    gate.open();
 
     const expected = Array.from({ length: 80 }, (_, i) => `line ${i + 1}\n`).join("");
     for (const [index, id] of runs.entries()) {

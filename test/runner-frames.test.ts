@@ -1,4 +1,4 @@
-import { type AddressInfo, createServer, type Socket } from "node:net";
+import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket, { WebSocketServer } from "ws";
 import { tempDir } from "./helpers/cli.js";
@@ -12,6 +12,7 @@ import {
   type TestServer,
   waitForRun,
 } from "./helpers/server.js";
+import { stepGate } from "./helpers/step-gate.js";
 
 /**
  * A relay between a runner and its server on the wire (the `ws` library on both sides), which
@@ -64,28 +65,6 @@ async function relay(serverUrl: string, onEvents: () => void, welcomeWithout?: s
   };
 }
 
-/**
- * A gate a step waits at (bash's /dev/tcp: a platform admin's run on an unshared runner has the
- * host's loopback) until `open`: the step prints its last line only once its first is on the wire.
- */
-async function gate() {
-  const waiting: Socket[] = [];
-  let opened = false;
-  const server = createServer((socket) => {
-    if (opened) socket.end("go\n");
-    else waiting.push(socket);
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return {
-    port: (server.address() as AddressInfo).port,
-    open: () => {
-      opened = true;
-      for (const socket of waiting.splice(0)) socket.end("go\n");
-    },
-    close: () => new Promise((resolve) => server.close(resolve)),
-  };
-}
-
 const chatty = (label: string, port: number) =>
   [
     "name: frames",
@@ -116,7 +95,7 @@ describe("a job's last event batch", () => {
   });
 
   async function runThrough(label: string, welcomeWithout?: string) {
-    const step = await gate();
+    const step = await stepGate();
     closers.push(step.close);
     const wire = await relay(server.url, step.open, welcomeWithout);
     closers.push(wire.close);
