@@ -79,13 +79,20 @@ export class RunCgroup {
     }
   }
 
-  /** Removes the group, once its processes have ended (a group with processes cannot go). */
-  remove(): void {
-    try {
-      rmdirSync(this.folder);
-    } catch {
-      // Still busy (a process of it not yet reaped by the fork-server) or gone: an empty group
-      // left behind holds nothing.
+  /**
+   * Removes the group once its processes have ended. A command that raced the sandbox's close may
+   * have joined it and failed to enter, and still wait to be reaped: busy, it is asked again for
+   * about 2.5 s; past that, an empty group left behind holds nothing.
+   */
+  async remove(): Promise<void> {
+    for (let wait = 10; ; wait *= 2) {
+      try {
+        rmdirSync(this.folder);
+        return;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== "EBUSY" || wait > 1280) return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, wait));
     }
   }
 }

@@ -142,7 +142,7 @@ export class RunSandbox {
       stop.abort();
       await ended;
       if (pasta !== undefined) detachPlainTcp(pasta);
-      if (cgroup instanceof RunCgroup) cgroup.remove();
+      if (cgroup instanceof RunCgroup) await cgroup.remove();
       return { problem };
     };
     const held = cgroup && ("problem" in cgroup ? cgroup.problem : cgroup.add([init, holder]));
@@ -194,7 +194,7 @@ export class RunSandbox {
     await this.launcher.sandboxDoor?.(this.holder, "done");
     this.stop.abort();
     await this.ended;
-    this.cgroup?.remove();
+    await this.cgroup?.remove();
   }
 }
 

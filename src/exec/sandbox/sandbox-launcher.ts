@@ -50,7 +50,7 @@ export class SandboxLauncher implements ProcessLauncher {
         argv: ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', cgroup.procsFile, ...argv],
       });
     } finally {
-      cgroup.remove();
+      await cgroup.remove();
     }
   }
 
