@@ -1,5 +1,6 @@
 import type { WebSocket } from "ws";
 import { errorTable, RunyardError } from "../core/errors.js";
+import type { EventInput } from "../core/events.js";
 import { assertExhaustive } from "../core/exhaustive.js";
 import type { Logger } from "../core/logger.js";
 import {
@@ -413,6 +414,19 @@ export class RunnerSession implements RunKeeper {
     });
   }
 
+  /** A batch of a job's events, from `events` or inside `finished`, stored with the queue. */
+  private async storeBatch(
+    runnerId: string,
+    jobId: string,
+    batch: number,
+    events: EventInput[],
+  ): ReturnType<JobQueue["events"]> {
+    // A report means it took the job up: a missing accept is taken as said, so the step's start is
+    // stored before this output.
+    if (this.unaccepted.delete(jobId)) await this.host.queue.accept(jobId, runnerId);
+    return this.host.queue.events(jobId, batch, events, runnerId);
+  }
+
   private async handle(runnerId: string, message: Exclude<ChainedMessage, { type: "hello" }>): Promise<void> {
     const { queue } = this.host;
     switch (message.type) {
@@ -430,10 +444,7 @@ export class RunnerSession implements RunKeeper {
         break;
       case "events": {
         if (!this.owns(message.job_id)) return this.ignoreReport(runnerId, message);
-        // A report means it took the job up: a missing accept is taken as said, so the step's start is
-        // stored before this output.
-        if (this.unaccepted.delete(message.job_id)) await queue.accept(message.job_id, runnerId);
-        const outcome = await queue.events(message.job_id, message.batch, message.events, runnerId);
+        const outcome = await this.storeBatch(runnerId, message.job_id, message.batch, message.events);
         if (outcome === "held") return this.resendLater(message.job_id);
         if (outcome === "unknown") this.send({ type: "drop", job_id: message.job_id });
         else this.send({ type: "ack", job_id: message.job_id, batch: message.batch });
@@ -449,8 +460,7 @@ export class RunnerSession implements RunKeeper {
         }
         if (message.events) {
           // Its last batch came inside: stored as an `events` message would be, then the result.
-          if (this.unaccepted.delete(message.job_id)) await queue.accept(message.job_id, runnerId);
-          const stored = await queue.events(message.job_id, message.batches, message.events, runnerId);
+          const stored = await this.storeBatch(runnerId, message.job_id, message.batches, message.events);
           if (stored === "held") return this.resendLater(message.job_id);
           if (stored === "unknown") {
             this.send({ type: "drop", job_id: message.job_id });
