@@ -21,7 +21,7 @@ import { stepGate } from "./helpers/step-gate.js";
  * job's `finished`: a busy server, made exact, so that what a step prints after its first batch
  * waits in the runner until the job ends.
  */
-async function relay(serverUrl: string, onEvents: () => void, welcomeWithout?: string) {
+async function relay(serverUrl: string, onMessage: (type: string) => void, welcomeWithout?: string) {
   const sent: Array<{ type: string; job_id?: string; events?: unknown[] }> = [];
   const wss = new WebSocketServer({ port: 0, host: "127.0.0.1" });
   wss.on("connection", (runner, request) => {
@@ -38,7 +38,7 @@ async function relay(serverUrl: string, onEvents: () => void, welcomeWithout?: s
       const text = String(data);
       const message = JSON.parse(text);
       sent.push(message);
-      if (message.type === "events") onEvents();
+      if (message.job_id !== undefined) onMessage(message.type);
       if (message.type === "finished") {
         ended.add(message.job_id);
         for (const ack of heldAcks.splice(0)) runner.send(ack);
@@ -65,7 +65,7 @@ async function relay(serverUrl: string, onEvents: () => void, welcomeWithout?: s
   };
 }
 
-const chatty = (label: string, port: number) =>
+const workflow = (label: string, script: string) =>
   [
     "name: frames",
     "inventory:",
@@ -77,11 +77,14 @@ const chatty = (label: string, port: number) =>
     "    action: shell.run",
     "    args:",
     "      shell: bash",
-    `      script: echo first; read -r _ < /dev/tcp/127.0.0.1/${port}; echo last`,
+    `      script: ${script}`,
     "",
   ].join("\n");
 
-describe("a job's last event batch", () => {
+/** Prints, waits at the gate (opened once its first batch is on the wire), prints again. */
+const chatty = (port: number) => `echo first; read -r _ < /dev/tcp/127.0.0.1/${port}; echo last`;
+
+describe("a job's messages to its server", () => {
   let server: TestServer;
   const closers: Array<() => Promise<unknown>> = [];
 
@@ -94,17 +97,28 @@ describe("a job's last event batch", () => {
     await server?.proc.kill();
   });
 
-  async function runThrough(label: string, welcomeWithout?: string) {
+  async function runThrough(
+    label: string,
+    options: {
+      script?: (port: number) => string;
+      /** The relay's message of the job that opens the step's gate. */
+      openOn?: string;
+      welcomeWithout?: string;
+      env?: Record<string, string>;
+    } = {},
+  ) {
+    const { script = chatty, openOn = "events", welcomeWithout, env } = options;
     const step = await stepGate();
     closers.push(step.close);
-    const wire = await relay(server.url, step.open, welcomeWithout);
+    const wire = await relay(server.url, (type) => type === openOn && step.open(), welcomeWithout);
     closers.push(wire.close);
     const runner = await startRunner(wire.url, await runnerToken(server.url), {
       id: `${label}-runner`,
       labels: label,
+      ...(env ? { env } : {}),
     });
     closers.push(() => runner.kill());
-    const runId = await submit(server.url, chatty(label, step.port));
+    const runId = await submit(server.url, workflow(label, script(step.port)));
     const run = await waitForRun(server.url, runId, isFinal, 60_000);
     expect(run.status).toBe("success");
     const output = (await readEvents(server.url, runId))
@@ -112,7 +126,8 @@ describe("a job's last event batch", () => {
       .map((event) => String((event as { data?: unknown }).data))
       .join("");
     const jobMessages = wire.sent.filter((message) => message.job_id !== undefined);
-    return { output, jobMessages };
+    const types = (await readEvents(server.url, runId)).map((event) => event.type);
+    return { output, jobMessages, types };
   }
 
   /** The job's messages as `type(events)`: "accept, events(1), finished(1)". */
@@ -121,17 +136,52 @@ describe("a job's last event batch", () => {
       .map((message) => `${message.type}${message.events ? `(${message.events.length})` : ""}`)
       .join(", ");
 
-  it("goes inside the job's `finished`: one message, and every line stored once", async () => {
-    const { output, jobMessages } = await runThrough("frames-new");
+  // Held past any host's speed, so the first report surely comes within it (the default, 50 ms, below).
+  const longGrace = { RUNYARD_ACCEPT_GRACE_MS: "10000" };
+
+  it("a job's first output stands for its accept, and its last batch goes inside `finished`", async () => {
+    const { output, jobMessages, types } = await runThrough("frames-new", { env: longGrace });
     expect(output).toBe("first\nlast\n");
     console.log(`a job whose last output waited for its end: ${shown(jobMessages)}`);
-    // "first" went at once; "last", printed once "first" was on the wire, waited behind it (its
-    // ack held) and went with the result.
-    expect(shown(jobMessages)).toBe("accept, events(1), finished(1)");
+    // "first" went at once and said the job was taken; "last", printed once "first" was on the
+    // wire, waited behind it (its ack held) and went with the result.
+    expect(shown(jobMessages)).toBe("events(1), finished(1)");
+    expect(types.indexOf("step.started")).toBeLessThan(types.indexOf("step.output"));
   }, 90_000);
 
-  it("goes alone before `finished` to a server whose welcome does not say it takes it there", async () => {
-    const { output, jobMessages } = await runThrough("frames-old", "last_batch_in_finished");
+  it("a step that ends without output sends its result alone, which stands for its accept", async () => {
+    const { output, jobMessages, types } = await runThrough("frames-silent", {
+      script: () => "exit 0",
+      env: longGrace,
+    });
+    expect(output).toBe("");
+    expect(shown(jobMessages)).toBe("finished");
+    expect(types.filter((type) => type.startsWith("step."))).toEqual(["step.started", "step.finished"]);
+  }, 90_000);
+
+  it("a step silent past the grace is said taken on its own, before its output", async () => {
+    // The gate opens only once the accept is on the wire: the step cannot print before it.
+    const { output, jobMessages } = await runThrough("frames-slow", {
+      script: (port) => `read -r _ < /dev/tcp/127.0.0.1/${port}; echo first`,
+      openOn: "accept",
+      env: { RUNYARD_ACCEPT_GRACE_MS: "200" },
+    });
+    expect(output).toBe("first\n");
+    expect(shown(jobMessages)).toBe("accept, events(1), finished");
+  }, 90_000);
+
+  it("with the runner's defaults, every line is stored once and the accept rides with the first output where it came in time", async () => {
+    const { output, jobMessages } = await runThrough("frames-default");
+    expect(output).toBe("first\nlast\n");
+    // Whether the first output came within the default grace depends on the host's speed.
+    expect(shown(jobMessages)).toMatch(/^(accept, )?events\(1\), finished\(1\)$/);
+  }, 90_000);
+
+  it("goes apart to a server whose welcome does not say it takes them compact: accept first, the last batch alone", async () => {
+    const { output, jobMessages } = await runThrough("frames-old", {
+      welcomeWithout: "compact_job_reports",
+      env: longGrace,
+    });
     expect(output).toBe("first\nlast\n");
     expect(shown(jobMessages)).toBe("accept, events(1), events(1), finished");
   }, 90_000);

@@ -13,6 +13,7 @@ export const envNames: Record<keyof Config, string[]> = {
   runTmpKeepSecs: ["RUNYARD_RUN_TMP_KEEP_SECS"],
   sandboxPool: ["RUNYARD_SANDBOX_POOL"],
   runPidsMax: ["RUNYARD_RUN_PIDS_MAX"],
+  acceptGraceMs: ["RUNYARD_ACCEPT_GRACE_MS"],
   spoolMaxBytes: ["RUNYARD_SPOOL_MAX_BYTES"],
   spoolMinFreeBytes: ["RUNYARD_SPOOL_MIN_FREE_BYTES"],
   // The avtomatika-bot CLI's names too (`AVTOMATIKA_URL`, `AVTOMATIKA_TOKEN`), after runyard's own.

@@ -113,6 +113,11 @@ export const configSchema = z.object({
    * own cgroup), so a fork bomb stays there; 0: no limit. A runner that cannot make cgroups says so.
    */
   runPidsMax: z.coerce.number().int().min(0).max(4_194_304).default(4096),
+  /**
+   * Runner: how long a job's accept waits for its first output or its end to carry it (one message
+   * less a job); a silent step's start is stored this much later. 0: the accept goes at once.
+   */
+  acceptGraceMs: z.coerce.number().int().min(0).max(10_000).default(50),
   /** Runner: output its jobs may spool while the server cannot take it (1 GiB a job); past it, dropped. */
   spoolMaxBytes: z.coerce.number().int().positive().default(gib(10)),
   /** Runner: the free space the spool always leaves on its disk; output past it is dropped likewise. */

@@ -194,8 +194,11 @@ export const ServerMessage = z.discriminatedUnion("type", [
     install_id: z.string().min(1).optional(),
     /** This server sends `run_ended`, so the runner keeps a run's folders until then, not by its timers. */
     run_ends: z.literal(true).optional(),
-    /** This server takes a job's last event batch inside its `finished`; older: in `events` before it. */
-    last_batch_in_finished: z.literal(true).optional(),
+    /**
+     * This server takes a job's first report (`events` or `finished`) as its accept, and its last
+     * event batch inside its `finished`; older: `accept` first, the last batch in `events` before `finished`.
+     */
+    compact_job_reports: z.literal(true).optional(),
   }),
   z.object({ type: z.literal("heartbeat") }),
   z.object({

@@ -19,6 +19,12 @@ const eagerFlushBytes = 64 * 1024;
 const maxBatchBytes = 96 * 1024;
 /** A job's events the runner keeps in memory while they cannot be sent (the server unreachable). */
 const maxPendingBytes = 32 * 1024 * 1024;
+/**
+ * How long a job's accept waits for its first report to carry it, where the server takes that as
+ * the accept: a step that prints or ends within it costs one message less. A silent step's start
+ * is stored this much later, never its output.
+ */
+const acceptGraceMs = 50;
 
 /**
  * What an event weighs against the batch cap: output by its text and what it is wrapped in (so
@@ -34,8 +40,11 @@ function eventBytes(event: EventInput): number {
 export interface OutboxLink {
   /** Whether a server has welcomed the runner on the open socket. */
   connected(): boolean;
-  /** Whether the server takes a job's last batch inside its `finished` (its welcome says so). */
-  takesLastBatch(): boolean;
+  /**
+   * Whether the server takes a job's first report as its accept, and its last batch inside its
+   * `finished` (its welcome says `compact_job_reports`).
+   */
+  compact(): boolean;
   send(message: RunnerMessage): void;
 }
 
@@ -57,6 +66,9 @@ export class JobOutbox {
   private finishedSent = false;
   /** The job's last batch, made at its end to go inside `finished` rather than alone. */
   private carried: { batch: number; events: EventInput[] } | undefined;
+  /** A message of the job went to the server: its accept, or the first report standing for it. */
+  private said = false;
+  private acceptTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly jobId: string,
@@ -67,6 +79,21 @@ export class JobOutbox {
     /** Events past the memory, on disk, to be sent after the pending ones (see `OutputSpool`). */
     private readonly spool?: OutputSpool,
   ) {}
+
+  /**
+   * The job is taken up: `accept` goes now, or, where the server takes the first report as the
+   * accept, after `graceMs` unless a report went first.
+   */
+  accept(graceMs = acceptGraceMs): void {
+    if (this.link.compact() && graceMs > 0) this.acceptTimer = setTimeout(() => this.sayAccepted(), graceMs);
+    else this.sayAccepted();
+  }
+
+  /** Nothing more is said for the job unasked: it was given back, or forgotten. */
+  quiet(): void {
+    this.said = true;
+    clearTimeout(this.acceptTimer);
+  }
 
   /** The number of the last batch made: the server has every event up to it once it acks it. */
   get lastBatch(): number {
@@ -134,13 +161,14 @@ export class JobOutbox {
   /** A server welcomed the runner (again): everything it may have missed goes to it. */
   resend(): void {
     this.carried = undefined;
-    for (const batch of this.unacked) this.link.send({ type: "events", job_id: this.jobId, ...batch });
+    for (const batch of this.unacked) this.send({ type: "events", job_id: this.jobId, ...batch });
     if (this.pending.length > 0 || this.spool?.empty === false) this.flush(this.ended !== undefined);
     else if (this.ended) this.sendFinished();
   }
 
   /** The job is forgotten: what waits on disk goes. */
   remove(): void {
+    this.quiet();
     this.spool?.remove();
   }
 
@@ -186,8 +214,8 @@ export class JobOutbox {
       this.pendingBytes -= bytes;
       this.unacked.push(batch);
       const last = this.ended && this.pending.length === 0 && this.spool?.empty !== false;
-      if (last && this.link.takesLastBatch()) this.carried = batch;
-      else this.link.send({ type: "events", job_id: this.jobId, ...batch });
+      if (last && this.link.compact()) this.carried = batch;
+      else this.send({ type: "events", job_id: this.jobId, ...batch });
     }
     if (this.ended && !this.finishedSent) this.sendFinished();
   }
@@ -211,10 +239,21 @@ export class JobOutbox {
     this.carried = undefined;
     // Where the batch and the result together would pass the server's limit, the batch goes alone.
     if (carried && size(result, carried.events) <= maxRunnerMessageBytes) {
-      this.link.send(finished(result, carried.events));
+      this.send(finished(result, carried.events));
       return;
     }
-    if (carried) this.link.send({ type: "events", job_id: this.jobId, ...carried });
-    this.link.send(finished(resultWithinLimit(result, (r) => size(r))));
+    if (carried) this.send({ type: "events", job_id: this.jobId, ...carried });
+    this.send(finished(resultWithinLimit(result, (r) => size(r))));
+  }
+
+  private sayAccepted(): void {
+    if (!this.said) this.send({ type: "accept", job_id: this.jobId });
+  }
+
+  /** Every message of the job goes here: the first stands for its accept (see `accept`). */
+  private send(message: RunnerMessage): void {
+    this.said = true;
+    clearTimeout(this.acceptTimer);
+    this.link.send(message);
   }
 }

@@ -23,6 +23,8 @@ export interface RunnerDaemonOptions {
    */
   missing?: Partial<Record<JobKind, string>>;
   logger: Logger;
+  /** How long a job's accept waits for its first report to carry it (see `JobOutbox.accept`). */
+  acceptGraceMs?: number;
   /** First reconnect delay; doubles up to `maxBackoffMs`. */
   minBackoffMs?: number;
   maxBackoffMs?: number;

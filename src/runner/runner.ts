@@ -67,11 +67,11 @@ export class RunnerDaemon {
   /** The socket as the jobs' outboxes use it. */
   private readonly link: OutboxLink = {
     connected: () => this.connected,
-    takesLastBatch: () => this.lastBatchInFinished,
+    compact: () => this.compactReports,
     send: (message) => this.send(message),
   };
-  /** The welcoming server takes a job's last batch inside `finished`. */
-  private lastBatchInFinished = false;
+  /** The welcoming server takes a job's first report as its accept, its last batch inside `finished`. */
+  private compactReports = false;
   private stopped = false;
   private backoffMs: number;
   private heartbeatTimer: NodeJS.Timeout | undefined;
@@ -163,6 +163,7 @@ export class RunnerDaemon {
   /** Reports a job abandoned (the server ends it RUNNER_LOST) and stops it. */
   private abandon(job: HeldJob, reason: string, abortReason?: unknown): void {
     job.abandoned = true;
+    job.outbox.quiet();
     this.send({ type: "abandoned", job_id: job.id, reason });
     job.controller.abort(abortReason);
   }
@@ -330,7 +331,7 @@ export class RunnerDaemon {
     switch (message.type) {
       case "welcome":
         this.options.runs?.serverTellsEnds(message.run_ends === true);
-        this.lastBatchInFinished = message.last_batch_in_finished === true;
+        this.compactReports = message.compact_job_reports === true;
         return this.welcomed(message.heartbeat_ms, message.install_id);
       case "run_ended":
         this.options.runs?.ended(message.run_id);
@@ -479,7 +480,7 @@ export class RunnerDaemon {
       ),
     };
     this.jobs.set(jobId, job);
-    this.send({ type: "accept", job_id: jobId });
+    job.outbox.accept(this.options.acceptGraceMs);
     const log = this.options.logger.child({ jobId, kind: assignment.kind });
     log.info(jobLogFields(assignment), "job started");
     const io: JobIo = {
@@ -505,6 +506,7 @@ export class RunnerDaemon {
         log.error({ err: error }, "job handler failed");
         if (!job.abandoned) {
           job.abandoned = true;
+          job.outbox.quiet();
           this.send({ type: "abandoned", job_id: jobId, reason: `the runner failed: ${String(error)}` });
         }
         this.forget(jobId);

@@ -377,7 +377,7 @@ export class RunnerSession implements RunKeeper {
       lease_ms: queue.leaseMs,
       install_id: this.host.installId,
       run_ends: true,
-      last_batch_in_finished: true,
+      compact_job_reports: true,
     });
     if (runs && runs.length > 0) this.host.checkRuns?.(this, runs);
     for (const botId of await botsToDisown(store, info, bots, this.host.installId))
@@ -468,6 +468,7 @@ export class RunnerSession implements RunKeeper {
             break;
           }
         }
+        // A result with nothing before it stands for the accept: the job ends from `assigned`.
         this.unaccepted.delete(message.job_id);
         const outcome = await queue.finished(message.job_id, message.batches, message.result, runnerId);
         if (outcome === "done") this.send({ type: "done", job_id: message.job_id });

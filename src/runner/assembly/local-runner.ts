@@ -460,6 +460,7 @@ export async function localRunnerDaemon(
       ...(runs ? { runs } : {}),
       bots,
       logger: connection.logger,
+      acceptGraceMs: config.acceptGraceMs,
       journal: new JobJournal(stateDir),
       // Output of jobs whose server cannot take it for a while waits here past 32 MiB a job.
       spool: {
