@@ -368,6 +368,41 @@ describe("a step against the sandbox itself (these held)", () => {
     expect(line(output, "fork-servers")).toBe("0");
   });
 
+  // A root runner's sandboxed uid (65534) is the host's root outside: the sysctl files check
+  // that uid alone, not a capability. Each is written with the value it holds, so a write that got
+  // through changes nothing; core_pattern set to a program of the run's would have the host run
+  // it as root at the next crash, and kernel.hostname is the host's own (the UTS namespace is shared).
+  it("cannot write the host's kernel settings through /proc/sys, and still reads them", async () => {
+    const runId = await submit(
+      workflow([
+        {
+          name: "sysctl",
+          script: [
+            "set +e",
+            "for f in kernel/core_pattern kernel/hostname kernel/modprobe vm/overcommit_memory; do",
+            '  v=$(cat "/proc/sys/$f")',
+            '  if (printf "%s\n" "$v" > "/proc/sys/$f") 2>/dev/null; then echo "LEAK-$f"; else echo "held-$f"; fi',
+            "done",
+            'echo "ostype=$(cat /proc/sys/kernel/ostype)"',
+            "true",
+          ].join("\n"),
+        },
+      ]),
+    );
+    const view = await waitForRun(up.url, runId, ended);
+    const output = await outputOf(runId);
+    expect(view.status, output).toBe("success");
+    expect(output).not.toContain("LEAK-");
+    for (const setting of [
+      "kernel/core_pattern",
+      "kernel/hostname",
+      "kernel/modprobe",
+      "vm/overcommit_memory",
+    ])
+      expect(output).toContain(`held-${setting}\n`);
+    expect(line(output, "ostype")).toBe("Linux");
+  });
+
   // In a user namespace of its own a step would hold every capability there (CAP_NET_ADMIN over a
   // network namespace of its own, CAP_SYS_ADMIN over its own mounts): the kernel code only those
   // reach (nf_tables, mount and namespace code) is where most container escapes of recent years

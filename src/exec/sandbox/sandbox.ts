@@ -139,6 +139,14 @@ export class Sandbox {
       "--unshare-ipc",
       "--proc",
       "/proc",
+      // Read-only: a root runner's sandboxed uid is the host's root to the kernel's sysctl checks,
+      // which look at the uid alone, and bwrap leaves /proc/sys writable (it covers only what
+      // access(W_OK) says is): a step could set kernel.core_pattern, a program the host runs as
+      // root. What a sysctl shows follows the reader's namespaces, not the mount's: its own
+      // network's values still.
+      "--ro-bind",
+      "/proc/sys",
+      "/proc/sys",
       "--dev",
       "/dev",
       "--tmpfs",
