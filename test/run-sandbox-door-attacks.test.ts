@@ -15,7 +15,7 @@ import { nativeHelperPath } from "../src/exec/native-helpers.js";
 import { ForkServerLauncher } from "../src/exec/process/fork-server.js";
 import { SpawnLauncher } from "../src/exec/process/spawn-launcher.js";
 import { findPidsHierarchy } from "../src/exec/sandbox/run-cgroup.js";
-import { RunSandbox } from "../src/exec/sandbox/run-sandbox.js";
+import { RunSandbox, SANDBOX_NAMESPACES } from "../src/exec/sandbox/run-sandbox.js";
 import { probeSandbox, Sandbox } from "../src/exec/sandbox/sandbox.js";
 import type { ExecRequest } from "../src/exec/types.js";
 import {
@@ -316,7 +316,7 @@ describe("a step that ends its sandbox or fills its process limit", () => {
     const forked = Number(line(output, "forked"));
     expect(forked, output).toBeGreaterThan(0);
     expect(forked).toBeLessThan(64);
-    expect(line(output, "bomb-cgroup")).toMatch(/\/runyard\/sandbox-[0-9a-f]{16}$/);
+    expect(line(output, "bomb-cgroup")).toMatch(/\/runyard\/runner-[0-9a-f]{16}\/sandbox-[0-9a-f]{16}$/);
     // The other run's step went on, in its own sandbox.
     expect(victimView.status, victimOutput).toBe("success");
     expect(victimOutput).toContain(`victim-alive ns=${line(victimOutput, "victim-ns")}`);
@@ -328,7 +328,7 @@ describe("a step that ends its sandbox or fills its process limit", () => {
     // Not its pid namespace's inode: the kernel gives a freed namespace's number to the next one
     // made (seen here: the new sandbox's was the old one's). Its cgroup is named anew.
     expect(line(output, "next-ns")).toMatch(/^pid:\[\d+\]$/);
-    expect(line(output, "next-cgroup")).toMatch(/\/runyard\/sandbox-[0-9a-f]{16}$/);
+    expect(line(output, "next-cgroup")).toMatch(/\/runyard\/runner-[0-9a-f]{16}\/sandbox-[0-9a-f]{16}$/);
     expect(line(output, "next-cgroup")).not.toBe(line(output, "bomb-cgroup"));
   }, 300_000);
 });
@@ -446,8 +446,10 @@ describe("a run's sandbox's door, entered directly", () => {
       const racer = run(box, "readlink /proc/self/ns/pid; cat /proc/1/comm");
       await closing;
       const result = await racer;
-      if (result.status === "success") expect(result.stdout).toMatch(/^pid:\[\d+\]\nbwrap\n$/);
-      else expect(result.stdout).toBe("");
+      const inside = `pid:[${box.holder.namespaces[SANDBOX_NAMESPACES.indexOf("pid")]}]`;
+      if (result.status === "success") expect(result.stdout).toBe(`${inside}\nbwrap\n`);
+      // Entered, then cut short as the sandbox ended under it: what it printed, it printed inside.
+      else if (result.stdout !== "") expect(result.stdout.split("\n")[0]).toBe(inside);
       expect(existsSync(folder), `round ${round}: ${JSON.stringify(result)}`).toBe(false);
     }
   });

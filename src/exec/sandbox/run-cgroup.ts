@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 /**
@@ -17,9 +17,10 @@ const V1_PIDS = "/sys/fs/cgroup/pids";
 
 /**
  * The hierarchy a runner can make process groups in (it must be allowed to make folders there:
- * root, or a delegated hierarchy), or why there is none.
+ * root, or a delegated hierarchy), or why there is none. With `owner`, a folder of that runner's
+ * own inside it, so that its next life knows which groups a crash left behind (`clearLeftovers`).
  */
-export function findPidsHierarchy(): PidsHierarchy | { problem: string } {
+export function findPidsHierarchy(owner?: string): PidsHierarchy | { problem: string } {
   const v2 = readText(join(V2_ROOT, "cgroup.subtree_control"));
   const candidates: PidsHierarchy[] = [
     ...(v2?.split(/\s+/).includes("pids") ? [{ folder: join(V2_ROOT, "runyard"), v2: true }] : []),
@@ -30,7 +31,11 @@ export function findPidsHierarchy(): PidsHierarchy | { problem: string } {
     try {
       mkdirSync(hierarchy.folder, { recursive: true });
       if (hierarchy.v2) writeFileSync(join(hierarchy.folder, "cgroup.subtree_control"), "+pids");
-      return hierarchy;
+      if (owner === undefined) return hierarchy;
+      const own = { ...hierarchy, folder: join(hierarchy.folder, owner) };
+      mkdirSync(own.folder, { recursive: true });
+      if (own.v2) writeFileSync(join(own.folder, "cgroup.subtree_control"), "+pids");
+      return own;
     } catch (error) {
       problems.push(`${hierarchy.folder}: ${(error as Error).message}`);
     }
@@ -85,15 +90,39 @@ export class RunCgroup {
    * about 2.5 s; past that, an empty group left behind holds nothing.
    */
   async remove(): Promise<void> {
-    for (let wait = 10; ; wait *= 2) {
-      try {
-        rmdirSync(this.folder);
-        return;
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== "EBUSY" || wait > 1280) return;
-      }
-      await new Promise((resolve) => setTimeout(resolve, wait));
+    await removeGroup(this.folder);
+  }
+}
+
+/**
+ * Removes the groups a runner's earlier life left in its own folder (a kill -9 ends it before it
+ * removes its runs' groups): those still holding processes are asked again, as `remove` does.
+ * Answers how many went, and how many still hold processes.
+ */
+export async function clearLeftovers(hierarchy: PidsHierarchy): Promise<{ removed: number; busy: number }> {
+  let names: string[];
+  try {
+    names = readdirSync(hierarchy.folder).filter((name) => name.startsWith("sandbox-"));
+  } catch {
+    return { removed: 0, busy: 0 };
+  }
+  const gone = await Promise.all(names.map((name) => removeGroup(join(hierarchy.folder, name))));
+  const removed = gone.filter(Boolean).length;
+  return { removed, busy: names.length - removed };
+}
+
+/** rmdir of a group, asked again for about 2.5 s while its last processes are being reaped. */
+async function removeGroup(folder: string): Promise<boolean> {
+  for (let wait = 10; ; wait *= 2) {
+    try {
+      rmdirSync(folder);
+      return true;
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === "ENOENT") return true;
+      if (code !== "EBUSY" || wait > 1280) return false;
     }
+    await new Promise((resolve) => setTimeout(resolve, wait));
   }
 }
 

@@ -314,6 +314,7 @@ export async function localRunnerDaemon(
         always: (connection.sandbox?.always ?? false) || connection.shared !== false,
         hide: ownFolders,
         workRoots: [join(workRoot, "worktrees"), join(workRoot, "chats"), join(workRoot, "runs")],
+        stateDir,
       },
       connection.logger,
     );

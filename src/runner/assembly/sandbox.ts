@@ -1,7 +1,8 @@
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { Config } from "../../core/config.js";
 import type { Logger } from "../../core/logger.js";
-import { findPidsHierarchy } from "../../exec/sandbox/run-cgroup.js";
+import { clearLeftovers, findPidsHierarchy } from "../../exec/sandbox/run-cgroup.js";
 import { probeSandbox, Sandbox } from "../../exec/sandbox/sandbox.js";
 
 /** What a runner hides from its steps and where it makes folders of work (see SandboxOptions). */
@@ -12,6 +13,8 @@ export interface RunnerSandboxOptions {
   hide: string[];
   /** Where the runner makes a folder per agent task: hidden but for each task's own. */
   workRoots: string[];
+  /** The runner's state folder (one live runner each, its pid lock): names its runs' cgroups' folder. */
+  stateDir: string;
 }
 
 /**
@@ -41,12 +44,23 @@ export async function runnerSandbox(
     );
     return undefined;
   }
-  const pids = config.runPidsMax > 0 ? findPidsHierarchy() : undefined;
+  const owner = `runner-${createHash("sha256").update(options.stateDir).digest("hex").slice(0, 16)}`;
+  const pids = config.runPidsMax > 0 ? findPidsHierarchy(owner) : undefined;
   if (pids && "problem" in pids)
     logger.warn(
       { problem: pids.problem },
       "runs' sandboxes are not held to RUNYARD_RUN_PIDS_MAX processes: a fork bomb of a step can fill the machine's process table",
     );
+  else if (pids) {
+    const left = await clearLeftovers(pids);
+    if (left.removed + left.busy > 0)
+      logger.warn(
+        { folder: pids.folder, ...left },
+        left.busy > 0
+          ? `removed ${left.removed} run cgroups this runner's previous life left; ${left.busy} still hold processes`
+          : `removed ${left.removed} run cgroups this runner's previous life left`,
+      );
+  }
   return new Sandbox({
     bwrap: probe.bwrap,
     ...(pids && !("problem" in pids)
