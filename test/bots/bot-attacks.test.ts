@@ -187,7 +187,8 @@ describe.skipIf(!haveDocker)("bots attacked by other tenants and users", () => {
     expect((await stopBot(globex, "shared-name")).state).toBe("stopped");
     expect((await api(server.url, "DELETE", "/api/bots/shared-name", undefined, globex)).status).toBe(200);
     // Untouched: still running, for its owner.
-    expect((await waitBot(acme, "shared-name", () => true)).state).toBe("running");
+    const untouched = await waitBot(acme, "shared-name", () => true);
+    expect(untouched.state, JSON.stringify(untouched)).toBe("running");
     // Its output on the runner's disk is rotated: a flood cannot fill the disk.
     const [container] = await engine.docker.listContainers({ filters: { label: [`runyard.bot=${bot.id}`] } });
     const info = await engine.docker.getContainer(container!.Id).inspect();
