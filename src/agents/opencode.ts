@@ -20,7 +20,8 @@ import type {
  *
  * Facts of 1.18.33 (node 20; recorded in test/fixtures/agents/opencode/):
  * - a provider comes from `OPENCODE_CONFIG_CONTENT`; `@ai-sdk/openai-compatible` is built in;
- *   `--pure` skips external plugins and so the npm lookups of `@opencode-ai/plugin` at start;
+ *   `--pure` skips external plugins, yet a start still asks the npm registry for the metadata of
+ *   `@opencode-ai/plugin`, `web-tree-sitter` and `@opentui/core` (into `~/.npm`);
  *   `OPENCODE_DISABLE_MODELS_FETCH=1` skips the models.dev list. Offline so, a turn starts in ~4 s;
  * - its project folder is `$PWD`, not its working directory: a stale PWD inherited from the runner
  *   would put the session (and relative paths) elsewhere;
