@@ -127,7 +127,8 @@ describe.skipIf(!haveDocker)("a bot update cut off by its server's end", () => {
     expect(cut?.state).toBe("failed");
     expect(cut?.error?.code).toBe("BOT_UPDATE_FAILED");
     expect(cut?.error?.message).toContain("cut off");
-    // The cut-off version's container is stopped: only version 3's runs.
+    // The cut-off version's container is stopped, and version 1's once 3 is ready: only 3's runs.
+    // Named, so a failure shows which version still runs.
     await expect
       .poll(
         async () =>
@@ -135,9 +136,9 @@ describe.skipIf(!haveDocker)("a bot update cut off by its server's end", () => {
             await engine.docker.listContainers({
               filters: { label: [`runyard.bot=${started.body.bot.id}`], status: ["running"] },
             })
-          ).length,
-        { timeout: 60_000 },
+          ).flatMap((container) => container.Names),
+        { timeout: 120_000 },
       )
-      .toBe(1);
+      .toEqual([`/runyard-bot-${started.body.bot.id}-v3`]);
   }, 400_000);
 });
