@@ -93,5 +93,9 @@ describe("a runner's run cgroups after a kill -9", () => {
     expect(Number(/removed (\d+) run cgroups/.exec(said)?.[1])).toBeGreaterThan(0);
     expect(existsSync(join(ownFolder, sandbox!))).toBe(false);
     for (const name of groupsBefore) expect(existsSync(join(ownFolder, name))).toBe(false);
+    // A clean stop (SIGTERM) leaves nothing of it: its runs' groups, then its own folder.
+    await runner.kill();
+    runner = undefined;
+    expect(existsSync(ownFolder)).toBe(false);
   }, 120_000);
 });

@@ -111,6 +111,15 @@ export async function clearLeftovers(hierarchy: PidsHierarchy): Promise<{ remove
   return { removed, busy: names.length - removed };
 }
 
+/** A runner's own folder goes at its clean stop, once its runs' groups have: nothing is left of it. */
+export function removeOwnFolder(hierarchy: PidsHierarchy): void {
+  try {
+    rmdirSync(hierarchy.folder);
+  } catch {
+    // A group still busy keeps it; the runner's next life on the same state folder empties it.
+  }
+}
+
 /** rmdir of a group, asked again for about 2.5 s while its last processes are being reaped. */
 async function removeGroup(folder: string): Promise<boolean> {
   for (let wait = 10; ; wait *= 2) {

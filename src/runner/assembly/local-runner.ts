@@ -21,6 +21,7 @@ import { nativeHelperPath } from "../../exec/native-helpers.js";
 import { OrphanGuard } from "../../exec/orphan-guard.js";
 import type { ProcessExecutor } from "../../exec/process/process.js";
 import { RunnerInstall } from "../../exec/runner-install.js";
+import { removeOwnFolder } from "../../exec/sandbox/run-cgroup.js";
 import { probeSandbox } from "../../exec/sandbox/sandbox.js";
 import { dockerRunnerLabel } from "../../workflow/model.js";
 import { conversationKeepMs, Workspaces } from "../../workspace/workspaces.js";
@@ -486,6 +487,7 @@ export async function localRunnerDaemon(
         await runs?.close();
         await network?.close();
         executor.close();
+        if (sandbox?.options.pids) removeOwnFolder(sandbox.options.pids.hierarchy);
         guard.close();
         release();
       },
