@@ -157,6 +157,9 @@ describe("a job's messages to its server", () => {
     expect(output).toBe("");
     expect(shown(jobMessages)).toBe("finished");
     expect(types.filter((type) => type.startsWith("step."))).toEqual(["step.started", "step.finished"]);
+    // A run's start comes before its first step's, even when the result was the first word of it.
+    expect(types.indexOf("run.started")).toBeGreaterThanOrEqual(0);
+    expect(types.indexOf("run.started")).toBeLessThan(types.indexOf("step.started"));
   }, 90_000);
 
   it("a step silent past the grace is said taken on its own, before its output", async () => {

@@ -19,12 +19,6 @@ const eagerFlushBytes = 64 * 1024;
 const maxBatchBytes = 96 * 1024;
 /** A job's events the runner keeps in memory while they cannot be sent (the server unreachable). */
 const maxPendingBytes = 32 * 1024 * 1024;
-/**
- * How long a job's accept waits for its first report to carry it, where the server takes that as
- * the accept: a step that prints or ends within it costs one message less. A silent step's start
- * is stored this much later, never its output.
- */
-const acceptGraceMs = 50;
 
 /**
  * What an event weighs against the batch cap: output by its text and what it is wrapped in (so
@@ -82,9 +76,10 @@ export class JobOutbox {
 
   /**
    * The job is taken up: `accept` goes now, or, where the server takes the first report as the
-   * accept, after `graceMs` unless a report went first.
+   * accept, after `graceMs` unless a report went first (a step that prints or ends within it costs
+   * one message less; a silent step's start is stored this much later, never its output).
    */
-  accept(graceMs = acceptGraceMs): void {
+  accept(graceMs: number): void {
     if (this.link.compact() && graceMs > 0) this.acceptTimer = setTimeout(() => this.sayAccepted(), graceMs);
     else this.sayAccepted();
   }

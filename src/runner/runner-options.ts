@@ -23,7 +23,7 @@ export interface RunnerDaemonOptions {
    */
   missing?: Partial<Record<JobKind, string>>;
   logger: Logger;
-  /** How long a job's accept waits for its first report to carry it (see `JobOutbox.accept`). */
+  /** How long a job's accept waits for its first report to carry it (see `JobOutbox.accept`); absent: 0. */
   acceptGraceMs?: number;
   /** First reconnect delay; doubles up to `maxBackoffMs`. */
   minBackoffMs?: number;

@@ -480,7 +480,7 @@ export class RunnerDaemon {
       ),
     };
     this.jobs.set(jobId, job);
-    job.outbox.accept(this.options.acceptGraceMs);
+    job.outbox.accept(this.options.acceptGraceMs ?? 0);
     const log = this.options.logger.child({ jobId, kind: assignment.kind });
     log.info(jobLogFields(assignment), "job started");
     const io: JobIo = {
