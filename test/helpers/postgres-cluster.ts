@@ -205,13 +205,20 @@ export async function startPostgresCluster(options: PostgresClusterOptions = {})
   }
 }
 
-/** A new empty database on the cluster at `adminUrl`, from template0 (milliseconds); its URL. */
-export async function createDatabase(adminUrl: string, prefix = "runyard_test"): Promise<string> {
+/**
+ * A new database on the cluster at `adminUrl`, a copy of `template` (template0: empty; a database
+ * of the run's own that a store migrated: runyard's tables, no rows); its URL.
+ */
+export async function createDatabase(
+  adminUrl: string,
+  prefix = "runyard_test",
+  template = "template0",
+): Promise<string> {
   const name = `${prefix}_${randomBytes(6).toString("hex")}`;
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
   try {
-    await admin.query(`create database ${name} template template0`);
+    await admin.query(`create database ${name} template ${template} strategy file_copy`);
   } finally {
     await admin.end();
   }

@@ -6,7 +6,7 @@ import { inject } from "vitest";
 import type { Store } from "../../src/store/index.js";
 import { openPostgresStore } from "../../src/store/postgres.js";
 import { openSqliteStore } from "../../src/store/sqlite.js";
-import { createTestDatabase } from "./postgres.js";
+import { createDatabase } from "./postgres-cluster.js";
 
 /** What a store test opens: a fresh, empty store of one backend. */
 export interface StoreBackend {
@@ -49,7 +49,7 @@ const postgres: StoreBackend = {
   name: "postgres",
   available: inject("postgresAdminUrl") !== "",
   async open(opts = {}) {
-    const url = await createTestDatabase(inject("postgresAdminUrl"));
+    const url = await createDatabase(inject("postgresAdminUrl"), "runyard_test", inject("postgresMigrated"));
     const store = await openPostgresStore(url, { ...opts, poolSize: 4 });
     return {
       store,
