@@ -183,6 +183,8 @@ describe("the runner's output", () => {
       env: { RUNYARD_LOG_FORMAT: "text", RUNYARD_LOG_LEVEL: "warn" },
     });
     procs.push(runner);
+    // Said on stderr, the connection on stdout: the two pipes are read in no set order.
+    await runner.waitFor("dropped label agent:nosuch");
     expect(runner.output()).toMatch(
       /^\S+Z WARN {2}dropped label agent:nosuch: runyard knows no agent named nosuch \(known: [^)]+\); leave agent:nosuch out of --labels/m,
     );
