@@ -23,6 +23,15 @@
  *                   command. Answered by 'm' (i32 errno, 0 when open).
  *   op 'D' (done):  as 'O': ends the sandbox's door (before the runner removes its cgroup).
  *                   Answered by 'm' (0).
+ *   op 'K' (clone): as 'E' up to the strings, for the *template* sandbox (the pid and namespaces
+ *                   of a sandbox bwrap made with no run's folders), then as 'S', where cwd is the
+ *                   run's pids cgroup's cgroup.procs (empty: none) and argv the clone's steps,
+ *                   each a kind letter and a path ('B'/'R' host folder then the path it is shown
+ *                   at, 'L' link target then path, 'T' a template folder, 'D' /dev, 'P' /proc,
+ *                   'C' a read-only cover in it, 'N' and 'M' a fresh tmpfs, 'H' the holder
+ *                   program): makes a run's sandbox as a clone of the template
+ *                   (sandbox-clone.c), whose holder is this command: 's' once it runs (the
+ *                   sandbox is ready), 'x' and 'd' when it ends.
  *   op 'M' (move):  as 'E' up to the strings, then pairs `from`, `to` (at most 8): inside that
  *                   sandbox, binds each folder `from` at `to` (made if missing) and unmounts
  *                   `from`: how the runner gives a sandbox it made ahead of time (no command has
@@ -325,7 +334,7 @@ static ssize_t read_report(pid_t pid, int fd, int32_t *why) {
   }
 }
 
-static void start(uint32_t id, pid_t holder, const uint64_t *expected, const char *body, uint32_t length) {
+static void start(uint32_t id, pid_t holder, const uint64_t *expected, const char *body, uint32_t length, char op) {
   if (length < 8) return;
   const char *cwd;
   char **argv, **envp;
@@ -352,7 +361,11 @@ static void start(uint32_t id, pid_t holder, const uint64_t *expected, const cha
      * runner can run before that happens.
      */
     fcntl(out[1], F_SETPIPE_SZ, 1 << 20);
-    if (holder > 0) {
+    if (op == 'K') {
+      /* A run's sandbox cloned from a template (sandbox-clone.c): the command is its holder. */
+      pid = clone_sandbox(holder, expected, body, length, out[1], err[1], report[1]);
+      if (pid < 0) failure[0] = errno, stage = "clone";
+    } else if (holder > 0) {
       /* Into a run's sandbox: forked by its door, already inside (sandbox-entry.c). */
       pid = door_start(holder, expected, body, length, out[1], err[1], report[1]);
       if (pid < 0) failure[0] = errno, stage = "setns";
@@ -508,15 +521,15 @@ static int read_requests(void) {
       memcpy(&id, body, 4);
       char op = body[4];
       if (op == 'S') {
-        start(id, 0, NULL, body + 5, length - 5);
-      } else if ((op == 'E' || op == 'M') && length >= 9 + 6 * 8) {
+        start(id, 0, NULL, body + 5, length - 5, 'S');
+      } else if ((op == 'E' || op == 'M' || op == 'K') && length >= 9 + 6 * 8) {
         uint32_t holder;
         uint64_t expected[6];
         memcpy(&holder, body + 5, 4);
         memcpy(expected, body + 9, sizeof expected);
         const char *rest = body + 9 + sizeof expected;
         uint32_t rest_length = length - 9 - (uint32_t)sizeof expected;
-        if (holder > 0 && op == 'E') start(id, (pid_t)holder, expected, rest, rest_length);
+        if (holder > 0 && (op == 'E' || op == 'K')) start(id, (pid_t)holder, expected, rest, rest_length, op);
         if (holder > 0 && op == 'M') move_folders(id, (pid_t)holder, expected, rest, rest_length);
       } else if ((op == 'O' || op == 'D') && length >= 9 + 6 * 8) {
         uint32_t holder;

@@ -3,18 +3,35 @@
  * SIGTERM (the fork-server's stop of every group gives the run's commands their grace first),
  * says when the sandbox is ready, and lives as long as the sandbox. Static and alone, it costs the
  * sandbox one exec, where `sh -c '...; exec sleep infinity'` cost two of dynamic programs.
+ * In a sandbox cloned from a template (sandbox-clone.c) it is also pid 1: it reaps what the run's
+ * commands leave (in bwrap's, bwrap's own pid 1 does, and it has no child).
  */
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+/* Wakes sigsuspend() for each child that ends: the default action would not. */
+static void child_ended(int signal) {
+  (void)signal;
+}
 
 int main(void) {
   signal(SIGTERM, SIG_IGN);
+  signal(SIGCHLD, child_ended);
+  sigset_t chld, waiting;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &chld, &waiting);
+  sigdelset(&waiting, SIGCHLD);
   static const char ready[] = "runyard-sandbox-ready\n";
   if (write(2, ready, sizeof ready - 1) < 0) return 1;
   /* Nothing more is said: its output pipes are let go, as the runner reads no further. */
   int null = open("/dev/null", O_RDWR);
   if (null < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0) return 1;
   if (null > 2) close(null);
-  for (;;) pause();
+  for (;;) {
+    while (waitpid(-1, NULL, WNOHANG) > 0) continue;
+    sigsuspend(&waiting); /* SIGCHLD blocked between the reap and here: none is missed */
+  }
 }

@@ -113,6 +113,22 @@ export interface ExecRequest {
   onOutput: OutputHandler;
   /** Start in the namespaces of the run's sandbox (run-sandbox.ts); needs `entersSandboxes`. */
   enter?: SandboxToEnter;
+  /**
+   * Not a command: a run's sandbox cloned from `template` (sandbox-template.ts), whose holder is
+   * the process started (`argv` names it in messages only); needs `entersSandboxes`.
+   */
+  clone?: SandboxClone;
+  /** Told the process's pid (its group's id) once it has started. */
+  onStarted?: (pid: number) => void;
+}
+
+/** How a run's sandbox is cloned from a template (native/sandbox-clone.c, the fork-server's 'K'). */
+export interface SandboxClone {
+  template: SandboxToEnter;
+  /** The clone's steps, each a kind letter and a path (some followed by a second path). */
+  steps: string[];
+  /** The run's pids cgroup's `cgroup.procs`, joined before its holder is born. */
+  cgroupProcs?: string;
 }
 
 /** A run's sandbox as the fork-server enters it: a process in it, and its namespaces' inodes. */

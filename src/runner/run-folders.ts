@@ -4,6 +4,7 @@ import { dirname, join } from "node:path";
 import type { Logger } from "../core/logger.js";
 import { RunSandbox, type RunSandboxLayout, RunSandboxSlot } from "../exec/sandbox/run-sandbox.js";
 import type { Sandbox } from "../exec/sandbox/sandbox.js";
+import { closeTemplate } from "../exec/sandbox/sandbox-template.js";
 import type { ProcessLauncher } from "../exec/types.js";
 
 /** Where one run works on this runner (see RunFolders). */
@@ -180,6 +181,8 @@ export class RunFolders {
       ...entries.map((entry) => entry.place.then((place) => place.sandbox?.close()).catch(() => undefined)),
       ...pooled.map((made) => made.then((each) => each?.box.close())),
     ]);
+    // The template the runs' sandboxes were cloned from, with the last of them.
+    if (this.sandbox) await closeTemplate(this.sandbox.launcher, this.sandbox.sandbox);
     await Promise.all(this.removing.values());
     await rm(this.root, { recursive: true, force: true });
     await rm(this.runsRoot, { recursive: true, force: true });

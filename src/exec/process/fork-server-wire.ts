@@ -70,19 +70,25 @@ export class EventParser {
 }
 
 export function startMessage(id: number, request: ExecRequest): Buffer {
-  const env = Object.entries(request.env).map(([name, value]) => `${name}=${value}`);
-  const strings = Buffer.from(`${[request.cwd ?? "", ...request.argv, ...env].join("\0")}\0`, "utf8");
-  // 'E' carries the pid whose namespaces the command joins, and their inodes, before the fields of 'S'.
-  const enter = request.enter === undefined ? 0 : 4 + 8 * SANDBOX_NAMESPACES.length;
+  const clone = request.clone;
+  const env = clone ? [] : Object.entries(request.env).map(([name, value]) => `${name}=${value}`);
+  // 'K' carries a clone's cgroup where 'S' has the cwd, and its steps as the argv.
+  const argv = clone ? clone.steps : request.argv;
+  const first = clone ? (clone.cgroupProcs ?? "") : (request.cwd ?? "");
+  const strings = Buffer.from(`${[first, ...argv, ...env].join("\0")}\0`, "utf8");
+  // 'E' carries the pid whose namespaces the command joins, and their inodes, before the fields of
+  // 'S'; 'K' those of the template it clones.
+  const sandbox = clone ? clone.template : request.enter;
+  const enter = sandbox === undefined ? 0 : 4 + 8 * SANDBOX_NAMESPACES.length;
   const message = Buffer.allocUnsafe(4 + 4 + 1 + enter + 8 + strings.length);
   message.writeUInt32LE(message.length - 4, 0);
   message.writeUInt32LE(id, 4);
-  message.write(enter ? "E" : "S", 8, "latin1");
-  if (request.enter !== undefined) {
-    message.writeUInt32LE(request.enter.pid, 9);
-    writeNamespaces(message, 13, request.enter);
+  message.write(clone ? "K" : enter ? "E" : "S", 8, "latin1");
+  if (sandbox !== undefined) {
+    message.writeUInt32LE(sandbox.pid, 9);
+    writeNamespaces(message, 13, sandbox);
   }
-  message.writeUInt32LE(request.argv.length, 9 + enter);
+  message.writeUInt32LE(argv.length, 9 + enter);
   message.writeUInt32LE(env.length, 13 + enter);
   strings.copy(message, 17 + enter);
   return message;

@@ -122,14 +122,16 @@ export class ForkServerLauncher implements ProcessLauncher {
   run(request: ExecRequest): Promise<ExecResult> {
     const startedAt = performance.now();
     // Plain spawn cannot join a sandbox's namespaces: the command must not run outside it.
-    if (this.broken && request.enter !== undefined)
+    if (this.broken && (request.enter !== undefined || request.clone !== undefined))
       return Promise.resolve(
         notStarted(startedAt, "failed", "the run's sandbox is gone with the fork-server"),
       );
     if (this.broken) return this.fallback.run(request);
     if (request.signal?.aborted) return Promise.resolve(notStarted(startedAt, "canceled"));
     // An entering command's cwd is a path of its sandbox, checked there (the helper's 'f').
-    const problem = (request.enter === undefined ? startProblem(request) : undefined) ?? nulProblem(request);
+    const problem =
+      (request.enter === undefined && request.clone === undefined ? startProblem(request) : undefined) ??
+      nulProblem(request);
     if (problem) return Promise.resolve(notStarted(startedAt, "failed", problem));
     return new Promise((resolve) => {
       const id = this.nextId++;
@@ -358,6 +360,7 @@ class Command {
 
   started(pgid: number): void {
     this.pgid = pgid;
+    this.request.onStarted?.(pgid);
     if (this.stopReason) this.terminateGroup();
   }
 

@@ -1,6 +1,4 @@
-import { existsSync, readFileSync, statSync } from "node:fs";
 import { resolve, sep } from "node:path";
-import { nativeHelperPath } from "../native-helpers.js";
 import type {
   ExecRequest,
   ExecResult,
@@ -11,10 +9,17 @@ import type {
 } from "../types.js";
 import { RunCgroup } from "./run-cgroup.js";
 import { realPath, type Sandbox, type SandboxExposure } from "./sandbox.js";
+import {
+  holderCommand,
+  namespacesOf,
+  SANDBOX_NAMESPACES,
+  type StartedHolder,
+  startHolder,
+} from "./sandbox-holder.js";
 import { attachPlainTcp, detachPlainTcp } from "./sandbox-tcp.js";
+import { templateFor } from "./sandbox-template.js";
 
-/** The namespaces a run's sandbox is entered by, in the order of the fork-server's 'E' (native/fork-server.c). */
-export const SANDBOX_NAMESPACES = ["user", "mnt", "ipc", "net", "uts", "pid"] as const;
+export { SANDBOX_NAMESPACES };
 
 /** The folders a run's sandbox is made with: what every command of the run may see and change. */
 export interface RunSandboxLayout {
@@ -37,28 +42,7 @@ export interface RunSandboxLayout {
 }
 
 /**
- * The process a run's sandbox is built around: lives as long as it, ignores SIGTERM (so the
- * fork-server's stop of every group gives the commands their grace first), says when it is ready;
- * bwrap's pid 1 reaps leftovers. The static native/sandbox-holder in /run where built; else sh and
- * sleep (two execs of dynamic programs: a third of what bwrap costs to make the sandbox).
- */
-function holderCommand(): { argv: string[]; files: [string, string][] } {
-  const built = nativeHelperPath("sandbox-holder");
-  if (existsSync(built)) return { argv: [HOLDER_INSIDE], files: [[built, HOLDER_INSIDE]] };
-  return {
-    argv: [
-      "/bin/sh",
-      "-c",
-      'trap "" TERM; echo runyard-sandbox-ready >&2; exec sleep infinity >/dev/null 2>&1',
-    ],
-    files: [],
-  };
-}
-
-const HOLDER_INSIDE = "/run/runyard-sandbox-holder";
-
-/**
- * One sandbox per run on this runner, made once by bubblewrap and entered by each command (the
+ * One sandbox per run on this runner, made once (cloned from a template, or by bubblewrap) and entered by each command (the
  * fork-server joins its namespaces, 'E'), as `docker exec` enters a job container: a command costs
  * a fork, not a sandbox. A run's commands share its /tmp, `$HOME` and folders; no other run sees
  * them. A command whose folders it was not made with is not `covers`ed and gets a sandbox of its own.
@@ -83,7 +67,11 @@ export class RunSandbox {
     });
   }
 
-  /** Makes the sandbox through the fork-server, or says why not; a failed one leaves nothing running. */
+  /**
+   * Makes the sandbox through the fork-server, or says why not; a failed one leaves nothing
+   * running. Cloned from the runner's template where it has one (sandbox-template.ts), else by
+   * bubblewrap; a run with a network of its own always by bubblewrap.
+   */
   static async make(
     launcher: ProcessLauncher,
     sandbox: Sandbox,
@@ -102,52 +90,68 @@ export class RunSandbox {
     };
     const refusal = sandbox.refusal(exposure);
     if (refusal) return { problem: refusal };
+    const limit = sandbox.options.pids;
+    const template = layout.network ? undefined : await templateFor(launcher, sandbox);
+    if (template) {
+      // Born in its cgroup: no move of its processes afterwards.
+      const cgroup = limit ? RunCgroup.make(limit.hierarchy, limit.max) : undefined;
+      if (cgroup && "problem" in cgroup) return cgroup;
+      const started = await startHolder(launcher, "a clone of the runner's template", (request) => ({
+        ...request,
+        argv: ["runyard-sandbox-clone"],
+        clone: {
+          template: template.holder,
+          steps: template.steps(sandbox, exposure),
+          ...(cgroup ? { cgroupProcs: cgroup.procsFile } : {}),
+        },
+      }));
+      if (!("problem" in started)) return RunSandbox.enter(launcher, layout, started, cgroup);
+      await cgroup?.remove();
+      // The kernel refused what bwrap does otherwise: said once, and no clone is tried again.
+      template.refused(started.problem);
+    }
     const { argv, files } = holderCommand();
     const [bwrap, ...rest] = sandbox.command(argv, exposure, files);
-    const stop = new AbortController();
-    let output = "";
-    let announce: (pids: { init: number; holder: number } | undefined) => void = () => {};
-    const announced = new Promise<{ init: number; holder: number } | undefined>((resolve) => {
-      announce = resolve;
-    });
-    const ended = launcher.run({
+    const started = await startHolder(launcher, "bubblewrap", (request) => ({
+      ...request,
       // --info-fd: bwrap writes the host pid of the sandbox's pid 1 on stdout, then closes it.
       argv: [bwrap!, "--info-fd", "1", ...rest],
-      env: { PATH: "/usr/bin:/bin", LANG: "C" },
-      killGraceMs: 0,
-      signal: stop.signal,
-      onOutput: (_stream, data) => {
-        // Read only until ready, before any command of the run: what comes after is not trusted.
-        if (output.length > 65_536) return;
-        output += data;
-        if (!output.includes("runyard-sandbox-ready")) return;
-        const init = /"child-pid":\s*(\d+)/.exec(output);
-        announce(init ? { init: Number(init[1]), holder: holderOf(Number(init[1])) } : undefined);
-        output = "x".repeat(65_537);
-      },
-    });
-    const pids = await Promise.race([announced, ended.then(() => undefined)]);
-    if (pids === undefined) {
-      stop.abort();
-      const result = await ended;
-      const why = result.spawnError ?? (output.length > 65_536 ? "" : output.trim());
-      return { problem: `bubblewrap could not make the run's sandbox${why ? `: ${why}` : ""}` };
-    }
-    const { init, holder } = pids;
+    }));
+    if ("problem" in started) return started;
     // Into its cgroup before its door joins it (sandbox-entry.c), and so every command of the run.
-    const limit = sandbox.options.pids;
     const cgroup = limit ? RunCgroup.make(limit.hierarchy, limit.max) : undefined;
+    if (cgroup && "problem" in cgroup) {
+      started.stop.abort();
+      await started.ended;
+      return cgroup;
+    }
+    const held = cgroup?.add([started.init, started.holder]);
+    if (held) {
+      started.stop.abort();
+      await started.ended;
+      await cgroup?.remove();
+      return { problem: held };
+    }
+    return RunSandbox.enter(launcher, layout, started, cgroup);
+  }
+
+  /** A made sandbox's namespaces, plain TCP where its network has it, and its door: then it is entered. */
+  private static async enter(
+    launcher: ProcessLauncher,
+    layout: RunSandboxLayout,
+    { holder, stop, ended }: StartedHolder,
+    cgroup: RunCgroup | undefined,
+  ): Promise<RunSandbox | { problem: string }> {
     let pasta: number | undefined;
     const abandon = async (problem: string) => {
       stop.abort();
       await ended;
       if (pasta !== undefined) detachPlainTcp(pasta);
-      if (cgroup instanceof RunCgroup) await cgroup.remove();
+      await cgroup?.remove();
       return { problem };
     };
-    const held = cgroup && ("problem" in cgroup ? cgroup.problem : cgroup.add([init, holder]));
-    const namespaces = held ? undefined : namespacesOf(holder);
-    if (!namespaces) return abandon(held || "the run's sandbox ended as it was made");
+    const namespaces = namespacesOf(holder);
+    if (!namespaces) return abandon("the run's sandbox ended as it was made");
     // Plain TCP rules and pasta in place before any command enters.
     if (layout.network?.plainTcp !== undefined) {
       const attached = await attachPlainTcp(holder, layout.network.plainTcp()).catch((error: Error) => error);
@@ -158,14 +162,7 @@ export class RunSandbox {
     // Its door, the process its commands are forked from, already inside: a command costs a fork.
     const door = await launcher.sandboxDoor?.({ pid: holder, namespaces }, "open");
     if (door) return abandon(`the run's sandbox could not be entered: ${door}`);
-    return new RunSandbox(
-      { pid: holder, namespaces },
-      launcher,
-      stop,
-      ended,
-      cgroup instanceof RunCgroup ? cgroup : undefined,
-      pasta,
-    );
+    return new RunSandbox({ pid: holder, namespaces }, launcher, stop, ended, cgroup, pasta);
   }
 
   /** Not ended, and its holder's namespaces those it was made with. */
@@ -198,17 +195,6 @@ export class RunSandbox {
   }
 }
 
-/** The holder's host pid: the one child of bwrap's pid 1 (`init`, in the same namespaces: the fallback). */
-function holderOf(init: number): number {
-  try {
-    const children = readFileSync(`/proc/${init}/task/${init}/children`, "utf8").trim().split(/\s+/);
-    const holder = Number(children[0]);
-    return Number.isInteger(holder) && holder > 0 ? holder : init;
-  } catch {
-    return init;
-  }
-}
-
 /** Whether `exposure` fits a sandbox made with `layout`: its folders shown, the same /tmp and `$HOME`. */
 export function covers(
   layout: RunSandboxLayout,
@@ -231,15 +217,6 @@ export function covers(
 export function shownFolders(layout: RunSandboxLayout): { shown: string[]; readable: string[] } {
   const shown = [layout.folder, ...layout.scratch].map((folder) => realPath(folder));
   return { shown, readable: [...shown, ...(layout.readable ?? []).map((folder) => realPath(folder))] };
-}
-
-/** The inodes of `pid`'s namespaces (SANDBOX_NAMESPACES), or undefined once it is gone. */
-function namespacesOf(pid: number): bigint[] | undefined {
-  try {
-    return SANDBOX_NAMESPACES.map((kind) => statSync(`/proc/${pid}/ns/${kind}`, { bigint: true }).ino);
-  } catch {
-    return undefined;
-  }
 }
 
 function isWithin(path: string, folder: string): boolean {

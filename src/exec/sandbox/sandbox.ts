@@ -82,6 +82,11 @@ export interface SandboxOptions {
   /** The uid and gid a sandboxed process sees; 65534 (nobody) for a runner that runs as root. */
   uid?: number;
   gid?: number;
+  /**
+   * Runs' sandboxes are cloned from a template bwrap makes once (sandbox-template.ts), where the
+   * kernel allows; `onFallback` hears once why a runner makes them with bwrap after all.
+   */
+  clones?: { onFallback(reason: string): void };
 }
 
 /** What one command sees besides the system: its cwd and scratch folders read-write, and `readable`. */
@@ -212,6 +217,31 @@ export class Sandbox {
     exposure: SandboxExposure,
     files: ReadonlyArray<readonly [host: string, inside: string]> = [],
   ): string[] {
+    const network = exposure.network;
+    const command = network ? network.wrap(argv) : argv;
+    const networkArgs = network?.bwrapArgs ?? [];
+    return [
+      ...this.prefix,
+      ...this.runMounts(exposure),
+      ...files.flatMap(([host, inside]) => ["--ro-bind", host, inside]),
+      ...networkArgs,
+      "--chdir",
+      resolve(exposure.cwd),
+      "--",
+      ...command,
+    ];
+  }
+
+  /** The argv of a sandbox with none of a run's folders: the template runs' sandboxes are cloned from. */
+  templateCommand(
+    argv: readonly string[],
+    files: ReadonlyArray<readonly [host: string, inside: string]>,
+  ): string[] {
+    return [...this.prefix, ...files.flatMap(([host, inside]) => ["--ro-bind", host, inside]), "--", ...argv];
+  }
+
+  /** bwrap's mount arguments for what `exposure` shows besides the system: its folders, /tmp, $HOME, hidden folders. */
+  runMounts(exposure: SandboxExposure): string[] {
     const cwd = resolve(exposure.cwd);
     const mounts: Mount[] = [{ path: cwd, args: ["--bind", cwd, cwd], order: 1 }];
     for (const folder of exposure.writable ?? []) {
@@ -261,19 +291,7 @@ export class Sandbox {
     }
     // Later mounts cover earlier ones: outer folders first, at one depth the hiding tmpfs last.
     mounts.sort((a, b) => depth(a.path) - depth(b.path) || a.order - b.order);
-    const network = exposure.network;
-    const command = network ? network.wrap(argv) : argv;
-    const networkArgs = network?.bwrapArgs ?? [];
-    return [
-      ...this.prefix,
-      ...mounts.flatMap((mount) => mount.args),
-      ...files.flatMap(([host, inside]) => ["--ro-bind", host, inside]),
-      ...networkArgs,
-      "--chdir",
-      cwd,
-      "--",
-      ...command,
-    ];
+    return mounts.flatMap((mount) => mount.args);
   }
 
   private isSystem(path: string): boolean {

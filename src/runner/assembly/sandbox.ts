@@ -68,6 +68,13 @@ export async function runnerSandbox(
       : {}),
     hide: options.hide,
     workRoots: options.workRoots,
+    clones: {
+      onFallback: (reason) =>
+        logger.warn(
+          { problem: reason },
+          "runs' sandboxes are made by bubblewrap, not cloned from a template: each costs bwrap's start",
+        ),
+    },
   });
 }
 

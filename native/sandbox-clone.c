@@ -1,0 +1,340 @@
+/*
+ * How runyard's fork-server makes a run's sandbox as a clone of a template (fork-server.c, op
+ * 'K'; src/exec/sandbox/sandbox-template.ts): the template is a sandbox bwrap made once, with
+ * the system folders and no run's; a clone costs a few dozen syscalls, not bwrap's start.
+ *
+ * C, forked here: joins the run's pids cgroup, copies the run's host folders as detached trees
+ * (open_tree), joins the template's outer user namespace (the owner of its mounts) and its mount
+ * namespace, unshares mount, pid and IPC namespaces (owned as bwrap's: not locked, its /proc
+ * visible), forks C2 as this helper's child (CLONE_PARENT) and exits.
+ * C2, pid 1 of the run's pid namespace: a root of its own (a fresh tmpfs, so no mount point or
+ * file of one run is seen by another or grows the template), the template's read-only folders
+ * cloned into it, a /dev, /proc and /run of its own, pivot_root, the template's tree dropped, the
+ * run's folders attached and hidden folders covered in bwrap's order (paths resolved inside the
+ * new root), then a user namespace of its own with the template's uid map and no nested one
+ * allowed, every capability dropped, and exec of the holder (native/sandbox-holder), which reaps.
+ * See docs/security.md ("What the sandbox costs a step") and /work/tmpl-lab/FINDINGS.md.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/nsfs.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "fork-server.h"
+
+#define MAX_STEPS 256
+/* `path` formatted, or the calling function's failure (ENAMETOOLONG). */
+#define PATH_OR(fail, ...) \
+  do { \
+    if (snprintf(path, sizeof path, __VA_ARGS__) >= (int)sizeof path) { \
+      errno = ENAMETOOLONG; \
+      fail; \
+    } \
+  } while (0)
+
+struct step {
+  char kind;
+  const char *a, *b;
+};
+
+/* The template's uid and gid maps, as its outer user namespace sees them. */
+static char uid_map[256], gid_map[256];
+
+static int private_attrs(int fd, uint64_t set, int recursive) {
+  struct mount_attr attr = {.attr_set = set, .propagation = MS_PRIVATE};
+  return mount_setattr(fd, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &attr, sizeof attr);
+}
+
+/* mkdir -p, as bwrap: the folders above a mount point 0700, the point 0755 (a file when `file`). */
+static int make_point(const char *path, int file) {
+  char at[4096];
+  size_t n = strlen(path);
+  if (n >= sizeof at) return errno = ENAMETOOLONG, -1;
+  memcpy(at, path, n + 1);
+  for (char *slash = strchr(at + 1, '/');; slash = strchr(slash + 1, '/')) {
+    if (slash) *slash = '\0';
+    if (!slash && file) {
+      int fd = open(at, O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0444);
+      if (fd < 0 && errno != EEXIST && errno != ELOOP) return -1;
+      if (fd >= 0) close(fd);
+      return 0;
+    }
+    if (mkdir(at, slash ? 0700 : 0755) < 0 && errno != EEXIST) return -1;
+    if (!slash) return 0;
+    *slash = '/';
+  }
+}
+
+static int attach(int fd, const char *to) {
+  int r = move_mount(fd, "", AT_FDCWD, to, MOVE_MOUNT_F_EMPTY_PATH);
+  close(fd);
+  return r;
+}
+
+/* A new filesystem of `type`, detached; `options` pairs end with NULL (a NULL value: a flag). */
+static int fresh(const char *type, const char *const *options, uint64_t flags) {
+  int fs = fsopen(type, FSOPEN_CLOEXEC);
+  if (fs < 0) return -1;
+  int ok = fsconfig(fs, FSCONFIG_SET_STRING, "source", type, 0) == 0;
+  for (int i = 0; ok && options && options[i]; i += 2)
+    ok = fsconfig(fs, options[i + 1] ? FSCONFIG_SET_STRING : FSCONFIG_SET_FLAG, options[i], options[i + 1], 0) == 0;
+  int m = ok && fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) == 0 ? fsmount(fs, FSMOUNT_CLOEXEC, flags) : -1;
+  close(fs);
+  return m;
+}
+
+static int fresh_tmpfs(const char *at) {
+  static const char *const mode[] = {"mode", "0755", NULL};
+  int m = fresh("tmpfs", mode, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+  return m < 0 || make_point(at, 0) < 0 ? -1 : attach(m, at);
+}
+
+/* bwrap's --dev: a tmpfs, six device nodes bound from the template's, a devpts of its own, links. */
+static int fresh_dev(const char *from, const char *dev) {
+  static const char *nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
+  static const char *links[][2] = {{"/proc/self/fd", "fd"},     {"/proc/self/fd/0", "stdin"},
+                                   {"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"},
+                                   {"/proc/kcore", "core"},      {"pts/ptmx", "ptmx"}};
+  static const char *const pts_options[] = {"newinstance", NULL, "ptmxmode", "0666", "mode", "620", NULL};
+  char path[4200];
+  if (fresh_tmpfs(dev) < 0) return -1;
+  for (int i = 0; i < 6; i++) {
+    PATH_OR(return -1, "%s/%s", from, nodes[i]);
+    int node = open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+    PATH_OR(return -1, "%s/%s", dev, nodes[i]);
+    if (node < 0 || make_point(path, 1) < 0 || attach(node, path) < 0) return -1;
+  }
+  for (int i = 0; i < 6; i++) {
+    PATH_OR(return -1, "%s/%s", dev, links[i][1]);
+    if (symlink(links[i][0], path) < 0) return -1;
+  }
+  PATH_OR(return -1, "%s/shm", dev);
+  if (mkdir(path, 0755) < 0) return -1;
+  PATH_OR(return -1, "%s/pts", dev);
+  int pts = fresh("devpts", pts_options, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC);
+  return pts < 0 || mkdir(path, 0755) < 0 ? -1 : attach(pts, path);
+}
+
+/* A proc of the run's pid namespace, with bwrap's read-only covers ('C') and /proc/sys's. */
+static int fresh_proc(const char *at, const struct step *steps, int count) {
+  int m = fresh("proc", NULL, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+  if (m < 0 || make_point(at, 0) < 0 || attach(m, at) < 0) return -1;
+  char path[4200];
+  for (int i = 0; i < count; i++) {
+    if (steps[i].kind != 'C') continue;
+    PATH_OR(return -1, "%s%s", at, steps[i].a + strlen("/proc"));
+    int cover = open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+    if (cover < 0) continue; /* not in this kernel's proc */
+    if (private_attrs(cover, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, 0) < 0)
+      return close(cover), -1;
+    if (attach(cover, path) < 0) return -1;
+  }
+  return 0;
+}
+
+static int write_file(int dir, const char *path, const char *text) {
+  int fd = openat(dir, path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t n = write(fd, text, strlen(text));
+  int saved = errno;
+  close(fd);
+  return n == (ssize_t)strlen(text) ? 0 : (errno = n < 0 ? saved : EIO, -1);
+}
+
+static int drop_capabilities(void) {
+  for (int cap = 0; cap <= 63; cap++)
+    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno == EINVAL) break;
+  prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+  struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct data[2];
+  memset(data, 0, sizeof data);
+  if (syscall(SYS_capset, &header, data) < 0) return -1;
+  return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+}
+
+/* C2, pid 1 of the run's pid namespace, in a copy of the template's mounts. Returns on failure. */
+static void build(const struct step *steps, int count, const int *host, int holder) {
+  /* The new root (bwrap's /newroot), stacked over the copy's /run to be filled. */
+  int base = fresh("tmpfs", NULL, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+  if (base < 0 || mkdirat(base, "newroot", 0755) < 0) return;
+  int root = open_tree(base, "newroot", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+  close(base);
+  if (root < 0 || attach(root, "/run") < 0) return;
+  char path[4200];
+  for (int i = 0; i < count; i++) {
+    const struct step *s = &steps[i];
+    PATH_OR(return, "/run%s", s->kind == 'L' ? s->b : s->a);
+    if (s->kind == 'T') {
+      int tree = open_tree(AT_FDCWD, s->a, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+      struct stat st;
+      if (tree < 0 || fstat(tree, &st) < 0 || make_point(path, !S_ISDIR(st.st_mode)) < 0 || attach(tree, path) < 0)
+        return;
+    } else if (s->kind == 'L') {
+      char *slash = strrchr(path, '/');
+      *slash = '\0';
+      int made = make_point(path, 0);
+      *slash = '/';
+      if (made < 0 || symlink(s->a, path) < 0) return;
+    } else if ((s->kind == 'D' && fresh_dev(s->a, path) < 0) || (s->kind == 'P' && fresh_proc(path, steps, count) < 0) ||
+               (s->kind == 'N' && fresh_tmpfs(path) < 0)) {
+      return;
+    }
+  }
+  /* Where the run's own user namespace, made last, is told it may nest none (see below). */
+  int sysctl = fresh("proc", NULL, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+  if (sysctl < 0 || chdir("/run") < 0 || syscall(SYS_pivot_root, ".", ".") < 0) return;
+  if (umount2(".", MNT_DETACH) < 0 || chdir("/") < 0) return;
+  for (int i = 0; i < count; i++) {
+    const struct step *s = &steps[i];
+    struct stat st;
+    if (s->kind == 'B' || s->kind == 'R') {
+      if (fstat(host[i], &st) < 0 || make_point(s->b, !S_ISDIR(st.st_mode)) < 0 || attach(host[i], s->b) < 0) return;
+    } else if (s->kind == 'M' && fresh_tmpfs(s->a) < 0) {
+      return;
+    }
+  }
+  /*
+   * A user namespace of the run's own, as bwrap makes one per sandbox (its own keyrings and
+   * counts): a child of the template's outer one, with the template's map (a namespace may map
+   * its creator's own uid), and, as bwrap's --disable-userns, none nested in it: its limit set to
+   * 0 through the proc mounted above, never attached (this /proc/sys is read-only now, and a
+   * limit is set in the namespace of the process that opens it).
+   */
+  if (unshare(CLONE_NEWUSER) < 0 || write_file(AT_FDCWD, "/proc/self/setgroups", "deny") < 0 ||
+      write_file(AT_FDCWD, "/proc/self/uid_map", uid_map) < 0 || write_file(AT_FDCWD, "/proc/self/gid_map", gid_map) < 0 ||
+      write_file(sysctl, "sys/user/max_user_namespaces", "0") < 0)
+    return;
+  close(sysctl);
+  if (drop_capabilities() < 0) return;
+  static char *const argv[] = {"runyard-sandbox-holder", NULL}, *const envp[] = {NULL};
+  syscall(SYS_execveat, holder, "", argv, envp, AT_EMPTY_PATH);
+}
+
+/* Reads a /proc file of `pid` into `out`. */
+static int read_proc(pid_t pid, const char *name, char *out, size_t size) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, name);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  ssize_t n = fd < 0 ? -1 : read(fd, out, size - 1);
+  if (fd >= 0) close(fd);
+  if (n <= 0) return errno = n == 0 ? EIO : errno, -1;
+  out[n] = '\0';
+  return 0;
+}
+
+/* C: in the host's namespaces; forks C2 into the run's. Returns C2's pid, or -1. */
+static pid_t make(pid_t template, const uint64_t *expected, const char *cgroup, const struct step *steps, int count,
+                  int out, int err) {
+  int host[MAX_STEPS], holder = -1;
+  if (*cgroup) {
+    int fd = open(cgroup, O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || write(fd, "0", 1) != 1) return -1;
+    close(fd);
+  }
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/ns/mnt", (int)template);
+  int mnt = open(path, O_RDONLY | O_CLOEXEC);
+  struct stat st;
+  /* The descriptor holds the namespace: judged by it, a pid reused meanwhile is seen. */
+  if (mnt < 0 || fstat(mnt, &st) < 0) return -1;
+  if ((uint64_t)st.st_ino != expected[1]) return errno = ESRCH, -1;
+  int outer = ioctl(mnt, NS_GET_USERNS);
+  if (outer < 0) return -1;
+  /*
+   * The run's host folders, copied while the host's mounts are in view: from the host's mount
+   * namespace as root; a runner without root copies them from a copy of the host's mounts made
+   * in the template's outer user namespace, whose owner it is (as bwrap does).
+   */
+  int joined = 0;
+  for (int i = 0; i < count; i++) {
+    host[i] = -1;
+    if (steps[i].kind == 'H') holder = open(steps[i].a, O_PATH | O_CLOEXEC);
+    if (steps[i].kind == 'H' && holder < 0) return -1;
+    if (steps[i].kind != 'B' && steps[i].kind != 'R') continue;
+    host[i] = open_tree(AT_FDCWD, steps[i].a, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+    if (host[i] < 0 && errno == EPERM && !joined) {
+      if (setns(outer, CLONE_NEWUSER) < 0 || unshare(CLONE_NEWNS) < 0) return -1;
+      joined = 1;
+      i--;
+      continue;
+    }
+    uint64_t flags = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (steps[i].kind == 'R' ? MOUNT_ATTR_RDONLY : 0);
+    if (host[i] < 0 || private_attrs(host[i], flags, 1) < 0) return -1;
+  }
+  if (holder < 0) return errno = EINVAL, -1;
+  if (!joined && setns(outer, CLONE_NEWUSER) < 0) return -1;
+  /* Room in the outer namespace for one user namespace per run beside the template's. */
+  if (read_proc(template, "uid_map", uid_map, sizeof uid_map) < 0 ||
+      read_proc(template, "gid_map", gid_map, sizeof gid_map) < 0 ||
+      write_file(AT_FDCWD, "/proc/sys/user/max_user_namespaces", "65536") < 0)
+    return -1;
+  if (setns(mnt, CLONE_NEWNS) < 0 || unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC) < 0) return -1;
+  pid_t pid = (pid_t)syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
+  if (pid == 0) {
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    setsid();
+    if (dup2(out, 1) >= 0 && dup2(err, 2) >= 0) build(steps, count, host, holder);
+  }
+  return pid;
+}
+
+pid_t clone_sandbox(pid_t template, const uint64_t *expected, const char *body, uint32_t length, int out, int err,
+                    int report) {
+  const char *cgroup;
+  char **argv, **envp;
+  if (parse_command(body, length, &cgroup, &argv, &envp) < 0) return -1;
+  static struct step steps[MAX_STEPS];
+  int count = 0;
+  for (char **arg = argv; *arg && count < MAX_STEPS; arg++) {
+    struct step s = {(*arg)[0], *arg + 1, NULL};
+    if (strchr("BRL", s.kind) && arg[1]) s.b = *++arg;
+    steps[count++] = s;
+  }
+  int found[2];
+  if (pipe2(found, O_CLOEXEC) < 0) return free(argv), free(envp), -1;
+  pid_t c = fork();
+  if (c == 0) {
+    /* What a failing C2 writes to `report` (C2 is the command: its exec closes it). */
+    int32_t why[2] = {0, 2};
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    int keep[4] = {out, err, report, found[1]};
+    for (int fd = 3; fd < 65536; fd++) {
+      int kept = fd == keep[0] || fd == keep[1] || fd == keep[2] || fd == keep[3];
+      if (!kept && close(fd) < 0 && errno == EBADF && fd > keep[0] && fd > keep[1] && fd > keep[2] && fd > keep[3]) {
+        syscall(SYS_close_range, fd + 1, ~0U, 0);
+        break;
+      }
+    }
+    pid_t pid = make(template, expected, cgroup, steps, count, out, err);
+    int32_t answer[2] = {pid > 0 ? pid : 0, pid > 0 ? 0 : errno};
+    if (pid == 0) { /* C2, whose build failed */
+      why[0] = errno ? errno : EIO;
+      if (write(report, why, sizeof why) < 0) _exit(127);
+      _exit(127);
+    }
+    if (write(found[1], answer, sizeof answer) < 0) _exit(1);
+    _exit(0);
+  }
+  close(found[1]);
+  free(argv);
+  free(envp);
+  int32_t answer[2] = {0, c < 0 ? errno : ESRCH};
+  ssize_t n = c < 0 ? 0 : read(found[0], answer, sizeof answer);
+  close(found[0]);
+  if (c > 0) waitpid(c, NULL, 0);
+  if (n != (ssize_t)sizeof answer || answer[0] <= 0) return errno = answer[1] ? answer[1] : ESRCH, -1;
+  return (pid_t)answer[0];
+}

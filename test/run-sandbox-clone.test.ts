@@ -1,0 +1,163 @@
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { basename, join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { nativeHelperPath } from "../src/exec/native-helpers.js";
+import { ForkServerLauncher } from "../src/exec/process/fork-server.js";
+import { SpawnLauncher } from "../src/exec/process/spawn-launcher.js";
+import { findPidsHierarchy, type PidsHierarchy } from "../src/exec/sandbox/run-cgroup.js";
+import { RunSandbox } from "../src/exec/sandbox/run-sandbox.js";
+import { probeSandbox, Sandbox, type SandboxOptions } from "../src/exec/sandbox/sandbox.js";
+import { runInSandbox } from "./helpers/run-sandbox-command.js";
+
+/**
+ * A run's sandbox cloned from the runner's template (native/sandbox-clone.c) against one bwrap
+ * makes for the same folders: what a step sees in each, and that no run sees another's.
+ */
+const probe = await probeSandbox();
+if (probe.isolation !== "sandbox") throw new Error(`these tests need bubblewrap: ${probe.problem}`);
+
+const root = mkdtempSync(join(tmpdir(), "runyard-clone-test-"));
+const hiddenHome = join(root, "home");
+mkdirSync(hiddenHome);
+writeFileSync(join(hiddenHome, "secret.key"), "top secret\n");
+const fallbacks: string[] = [];
+const pids = findPidsHierarchy();
+const options: SandboxOptions = {
+  bwrap: probe.bwrap,
+  hide: [hiddenHome],
+  ...("problem" in pids ? {} : { pids: { hierarchy: pids as PidsHierarchy, max: 64 } }),
+};
+const bwrapMade = new Sandbox(options);
+const cloned = new Sandbox({ ...options, clones: { onFallback: (reason) => fallbacks.push(reason) } });
+const launcher = new ForkServerLauncher(nativeHelperPath("fork-server"), new SpawnLauncher(), {
+  killGraceMs: 1000,
+});
+const env = { PATH: "/usr/local/bin:/usr/bin:/bin", HOME: "/home/runner" };
+const made: RunSandbox[] = [];
+const folders = new Map<RunSandbox, string>();
+
+afterAll(async () => {
+  await Promise.all(made.map((box) => box.close()));
+  await launcher.close();
+  rmSync(root, { recursive: true, force: true });
+});
+
+async function makeRun(name: string, sandbox: Sandbox): Promise<RunSandbox> {
+  const base = join(root, name);
+  const layout = {
+    folder: join(base, "folder"),
+    tmp: join(base, "tmp"),
+    scratch: [join(hiddenHome, `${name}-scratch`)],
+    home: env.HOME,
+    homeFolder: join(base, "home"),
+  };
+  for (const path of [layout.folder, layout.tmp, layout.homeFolder, ...layout.scratch])
+    mkdirSync(path, { recursive: true });
+  const box = await RunSandbox.make(launcher, sandbox, layout);
+  if (!(box instanceof RunSandbox)) throw new Error(box.problem);
+  made.push(box);
+  folders.set(box, layout.folder);
+  return box;
+}
+
+const run = (box: RunSandbox, script: string) =>
+  runInSandbox(launcher, box, folders.get(box)!, script, { env, killGraceMs: 1000 });
+
+/** What a step sees of its sandbox, with what differs by run (its name, ids, pids) taken out. */
+const VIEW = `
+  echo "== mounts"; cut -d" " -f4- /proc/self/mountinfo | sort
+  echo "== id"; id; cat /proc/self/uid_map /proc/self/gid_map /proc/self/setgroups
+  echo "== status"; grep -E "^(Cap|NoNewPrivs|Seccomp)" /proc/self/status
+  echo "== nested"; unshare -U true 2>&1; unshare -m true 2>&1
+  echo "== env"; env | sort
+  echo "== net"; cut -d: -f1 /proc/net/dev | tail -n +3 | sort; hostname
+  echo "== files"; ls -A / /dev /dev/pts /dev/shm /tmp "$HOME" .
+  echo "== proc"; ls /proc | grep -v "^[0-9]"
+  echo "== secrets"; for f in /etc/shadow /etc/gshadow /etc/shadow- /etc/gshadow-; do test -e $f && wc -c < $f 2>&1; done
+  echo "== hidden"; ls -A ${hiddenHome} 2>&1
+  echo "== writes"; for p in / /dev /dev/shm /run /tmp "$HOME" . /usr /etc; do touch "$p/w" 2>/dev/null && echo "$p" && rm "$p/w"; done
+  echo "== sysctl"; for p in kernel/hostname kernel/core_pattern vm/drop_caches; do test -w /proc/sys/$p && echo "$p writable"; done
+  true
+`;
+
+describe("a run's sandbox cloned from the runner's template", () => {
+  it("shows a step what a sandbox bubblewrap makes shows, but its pid 1, /run and /proc/sys", async () => {
+    const fresh = await run(await makeRun("view", bwrapMade), VIEW);
+    const clone = await run(await makeRun("view", cloned), VIEW);
+    expect(fallbacks).toEqual([]);
+    expect(clone.exitCode).toBe(0);
+    const differ = (text: string) =>
+      text
+        .split("\n")
+        // bwrap shows its holder at /run/runyard-sandbox-holder; a clone's /run is empty.
+        .filter((line) => !line.includes("runyard-sandbox-holder"))
+        // bwrap leaves /proc/sys writable where the step's uid is the host's root; a clone covers it.
+        .filter((line) => !/^\/sys \/proc\/sys |writable$/.test(line))
+        // bwrap's /proc/irq... covers' parent is mount 2, and a clone's; ids differ, not what is shown.
+        .join("\n");
+    expect(differ(clone.stdout)).toBe(differ(fresh.stdout));
+    expect(clone.stdout).toContain("CapBnd:\t0000000000000000");
+    expect(clone.stdout).toContain("NoNewPrivs:\t1");
+    expect(clone.stdout).toMatch(/== nested\nunshare: unshare failed: No space left on device\n/);
+    expect(clone.stdout).not.toContain("top secret");
+    expect(clone.stdout).not.toMatch(/writable$/m);
+  });
+
+  it("has pid 1 of its own, the holder, an empty /run, and no bwrap", async () => {
+    const box = await makeRun("pid-one", cloned);
+    const result = await run(box, 'tr "\\0" " " < /proc/1/cmdline; echo; ls -A /run | wc -l');
+    expect(result.stdout).toBe("runyard-sandbox-holder \n0\n");
+  });
+
+  it("keeps what run A writes, mounts or opens out of run B and of the template", async () => {
+    const a = await makeRun("run-a", cloned);
+    const b = await makeRun("run-b", cloned);
+    const wrote = await run(
+      a,
+      "touch /A-root /dev/A-dev /dev/shm/A-shm /run/A-run && mkdir /A-dir && (sleep 30 3<>/dev/ptmx &) && sleep 0.5 && ls /dev/pts",
+    );
+    expect(wrote.stdout).toContain("0\n");
+    const seen = await run(
+      b,
+      `ls -A / /dev /dev/shm /run /dev/pts ${join(root, "run-a")} 2>&1; readlink /proc/self/ns/user`,
+    );
+    expect(seen.stdout).not.toMatch(/A-root|A-dev|A-shm|A-run|A-dir|^0$/m);
+    expect(seen.stdout).toContain("No such file or directory");
+    const userA = (await run(a, "readlink /proc/self/ns/user")).stdout;
+    expect(seen.stdout.trim().split("\n").at(-1)).not.toBe(userA.trim());
+  });
+
+  it("holds its processes in the run's cgroup from their birth", async () => {
+    if ("problem" in pids) return;
+    const box = await makeRun("cgroup", cloned);
+    const pidsLine = (pid: string) =>
+      `grep -E '${(pids as PidsHierarchy).v2 ? "^0::" : ":pids:"}' /proc/${pid}/cgroup`;
+    const result = await run(box, `${pidsLine("self")}; ${pidsLine("1")}`);
+    const [step, holder] = result.stdout.trim().split("\n");
+    expect(step).toContain("sandbox-");
+    expect(holder).toBe(step);
+  });
+
+  it("takes a pooled run's folder by a move, as a sandbox bubblewrap made does", async () => {
+    const box = await makeRun("pooled", cloned);
+    const to = join(root, "renamed", "folder");
+    expect(await box.move(launcher, [[folders.get(box)!, to]])).toBeUndefined();
+    const result = await runInSandbox(launcher, box, to, "pwd; touch here", { env, killGraceMs: 1000 });
+    expect(result.stdout).toBe(`${to}\n`);
+  });
+
+  it("ends with nothing left: its holder, its namespaces, its cgroup", async () => {
+    const box = await makeRun("ends", cloned);
+    const inside = await run(box, "sleep 60 & grep -E ':pids:|^0::' /proc/self/cgroup | cut -d: -f3");
+    const holder = box.holder.pid;
+    await box.close();
+    made.splice(made.indexOf(box), 1);
+    expect(box.alive()).toBe(false);
+    expect(() => process.kill(holder, 0)).toThrow();
+    if (!("problem" in pids)) {
+      const group = join((pids as PidsHierarchy).folder, basename(inside.stdout.trim()));
+      expect(existsSync(group)).toBe(false);
+    }
+  });
+});
