@@ -197,6 +197,9 @@ static void build(const struct step *steps, int count, const int *host, int hold
   int sysctl = fresh("proc", NULL, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
   if (sysctl < 0 || chdir("/run") < 0 || syscall(SYS_pivot_root, ".", ".") < 0) return;
   if (umount2(".", MNT_DETACH) < 0 || chdir("/") < 0) return;
+  /* Its stdin the sandbox's /dev/null now, as bwrap's holder's (the host's was only a stand-in). */
+  int null = open("/dev/null", O_RDONLY);
+  if (null < 0 || dup2(null, 0) < 0 || close(null) < 0) return;
   for (int i = 0; i < count; i++) {
     const struct step *s = &steps[i];
     struct stat st;
@@ -213,6 +216,11 @@ static void build(const struct step *steps, int count, const int *host, int hold
    * 0 through the proc mounted above, never attached (this /proc/sys is read-only now, and a
    * limit is set in the namespace of the process that opens it).
    */
+  /*
+   * Its /proc/self files its user's again, so that it may write its maps (those of a process
+   * that is not dumpable are root's); no command of the run can see it yet, and its exec follows.
+   */
+  prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
   if (unshare(CLONE_NEWUSER) < 0 || write_file(AT_FDCWD, "/proc/self/setgroups", "deny") < 0 ||
       write_file(AT_FDCWD, "/proc/self/uid_map", uid_map) < 0 || write_file(AT_FDCWD, "/proc/self/gid_map", gid_map) < 0 ||
       write_file(sysctl, "sys/user/max_user_namespaces", "0") < 0)
@@ -282,11 +290,14 @@ static pid_t make(pid_t template, const uint64_t *expected, const char *cgroup, 
       write_file(AT_FDCWD, "/proc/sys/user/max_user_namespaces", "65536") < 0)
     return -1;
   if (setns(mnt, CLONE_NEWNS) < 0 || unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC) < 0) return -1;
+  /* Its stdin /dev/null, as any command's: never the helper's own, the runner's request channel. */
+  int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (null < 0) return -1;
   pid_t pid = (pid_t)syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
   if (pid == 0) {
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     setsid();
-    if (dup2(out, 1) >= 0 && dup2(err, 2) >= 0) build(steps, count, host, holder);
+    if (dup2(null, 0) >= 0 && dup2(out, 1) >= 0 && dup2(err, 2) >= 0) build(steps, count, host, holder);
   }
   return pid;
 }

@@ -1,6 +1,8 @@
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
+import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
 import { nativeHelperPath } from "../src/exec/native-helpers.js";
 import { ForkServerLauncher } from "../src/exec/process/fork-server.js";
@@ -8,7 +10,10 @@ import { SpawnLauncher } from "../src/exec/process/spawn-launcher.js";
 import { findPidsHierarchy, type PidsHierarchy } from "../src/exec/sandbox/run-cgroup.js";
 import { RunSandbox } from "../src/exec/sandbox/run-sandbox.js";
 import { probeSandbox, Sandbox, type SandboxOptions } from "../src/exec/sandbox/sandbox.js";
+import { repoRoot } from "./helpers/cli.js";
 import { runInSandbox } from "./helpers/run-sandbox-command.js";
+
+const execFileAsync = promisify(execFile);
 
 /**
  * A run's sandbox cloned from the runner's template (native/sandbox-clone.c) against one bwrap
@@ -104,10 +109,13 @@ describe("a run's sandbox cloned from the runner's template", () => {
     expect(clone.stdout).not.toMatch(/writable$/m);
   });
 
-  it("has pid 1 of its own, the holder, an empty /run, and no bwrap", async () => {
+  it("has pid 1 of its own, the holder, holding nothing but /dev/null, an empty /run, and no bwrap", async () => {
     const box = await makeRun("pid-one", cloned);
-    const result = await run(box, 'tr "\\0" " " < /proc/1/cmdline; echo; ls -A /run | wc -l');
-    expect(result.stdout).toBe("runyard-sandbox-holder \n0\n");
+    const result = await run(
+      box,
+      'tr "\\0" " " < /proc/1/cmdline; echo; ls -A /run | wc -l; for fd in /proc/1/fd/*; do readlink $fd; done',
+    );
+    expect(result.stdout).toBe("runyard-sandbox-holder \n0\n/dev/null\n/dev/null\n/dev/null\n");
   });
 
   it("keeps what run A writes, mounts or opens out of run B and of the template", async () => {
@@ -159,5 +167,50 @@ describe("a run's sandbox cloned from the runner's template", () => {
       const group = join((pids as PidsHierarchy).folder, basename(inside.stdout.trim()));
       expect(existsSync(group)).toBe(false);
     }
+  });
+
+  it("is cloned, given its folder and entered by a runner that is not root", async () => {
+    if (process.getuid?.() !== 0)
+      throw new Error("this case starts a runner as nobody: run the suite as root, as CI does");
+    const folder = mkdtempSync(join(tmpdir(), "runyard-clone-nobody-"));
+    chmodSync(folder, 0o777);
+    // As exec-run-sandbox.test.ts: the runner's code and helpers copied where nobody may read them.
+    const app = join(folder, "app");
+    for (const part of ["dist/exec", "dist/core", "native/build/fork-server", "native/build/sandbox-holder"])
+      cpSync(join(repoRoot, part), join(app, part), { recursive: true });
+    const dist = (file: string) => JSON.stringify(join(app, "dist", "exec", file));
+    const script = join(folder, "runner.mjs");
+    writeFileSync(
+      script,
+      [
+        `import { mkdirSync } from "node:fs";`,
+        `import { ForkServerLauncher } from ${dist("process/fork-server.js")};`,
+        `import { nativeHelperPath } from ${dist("native-helpers.js")};`,
+        `import { RunSandbox } from ${dist("sandbox/run-sandbox.js")};`,
+        `import { probeSandbox, Sandbox } from ${dist("sandbox/sandbox.js")};`,
+        `import { SpawnLauncher } from ${dist("process/spawn-launcher.js")};`,
+        `const root = ${JSON.stringify(folder)};`,
+        `for (const name of ["made", "folder", "tmp", "scratch"]) mkdirSync(root + "/" + name);`,
+        "const probe = await probeSandbox();",
+        "const launcher = new ForkServerLauncher(nativeHelperPath('fork-server'), new SpawnLauncher(), { killGraceMs: 100 });",
+        "const sandbox = new Sandbox({ bwrap: probe.bwrap, hide: [], clones: { onFallback: (why) => process.stdout.write('fallback: ' + why + '\\n') } });",
+        "const box = await RunSandbox.make(launcher, sandbox, { folder: root + '/made', tmp: root + '/tmp', scratch: [root + '/scratch'] });",
+        "if (!(box instanceof RunSandbox)) throw new Error(box.problem);",
+        "const moved = await box.move(launcher, [[root + '/made', root + '/folder']]);",
+        "if (moved) throw new Error(moved);",
+        "const result = await launcher.run(box.enter({ argv: ['/bin/sh', '-c', 'pwd; id -u; tr \"\\\\0\" \" \" < /proc/1/cmdline; echo; unshare -U true 2>/dev/null && echo made-userns || echo no-userns'], env: { PATH: '/usr/bin:/bin' }, killGraceMs: 100, onOutput: (_s, d) => process.stdout.write(d) }, root + '/folder'));",
+        "process.stdout.write('status=' + result.status + (result.spawnError ?? '') + '\\n');",
+        "await box.close(); await launcher.close();",
+      ].join("\n"),
+    );
+    const { stdout, stderr } = await execFileAsync(
+      "setpriv",
+      ["--reuid=65534", "--regid=65534", "--clear-groups", process.execPath, script],
+      { env: { PATH: "/usr/bin:/bin", HOME: folder }, timeout: 30_000 },
+    ).catch((error: { stdout: string; stderr: string }) => error);
+    rmSync(folder, { recursive: true, force: true });
+    expect(stdout, stderr).toBe(
+      `${join(folder, "folder")}\n65534\nrunyard-sandbox-holder \nno-userns\nstatus=success\n`,
+    );
   });
 });

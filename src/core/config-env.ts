@@ -12,6 +12,7 @@ export const envNames: Record<keyof Config, string[]> = {
   killGraceMs: ["RUNYARD_KILL_GRACE_MS"],
   runTmpKeepSecs: ["RUNYARD_RUN_TMP_KEEP_SECS"],
   sandboxPool: ["RUNYARD_SANDBOX_POOL"],
+  sandboxClones: ["RUNYARD_SANDBOX_CLONES"],
   runPidsMax: ["RUNYARD_RUN_PIDS_MAX"],
   acceptGraceMs: ["RUNYARD_ACCEPT_GRACE_MS"],
   spoolMaxBytes: ["RUNYARD_SPOOL_MAX_BYTES"],

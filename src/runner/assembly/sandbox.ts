@@ -68,13 +68,17 @@ export async function runnerSandbox(
       : {}),
     hide: options.hide,
     workRoots: options.workRoots,
-    clones: {
-      onFallback: (reason) =>
-        logger.warn(
-          { problem: reason },
-          "runs' sandboxes are made by bubblewrap, not cloned from a template: each costs bwrap's start",
-        ),
-    },
+    ...(config.sandboxClones
+      ? {
+          clones: {
+            onFallback: (reason: string) =>
+              logger.warn(
+                { problem: reason },
+                "runs' sandboxes are made by bubblewrap, not cloned from a template: each costs bwrap's start",
+              ),
+          },
+        }
+      : {}),
   });
 }
 
