@@ -269,18 +269,23 @@ static pid_t make(pid_t template, const uint64_t *expected, const char *cgroup, 
   int joined = 0;
   for (int i = 0; i < count; i++) {
     host[i] = -1;
-    if (steps[i].kind == 'H') holder = open(steps[i].a, O_PATH | O_CLOEXEC);
-    if (steps[i].kind == 'H' && holder < 0) return -1;
-    if (steps[i].kind != 'B' && steps[i].kind != 'R') continue;
-    host[i] = open_tree(AT_FDCWD, steps[i].a, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
-    if (host[i] < 0 && errno == EPERM && !joined) {
+    if (steps[i].kind != 'B' && steps[i].kind != 'R' && steps[i].kind != 'H') continue;
+    /*
+     * The holder's program as a read-only mount of its file alone: what pid 1 runs, as
+     * /proc/1/exe shows it to a step, is then neither writable (a step of a root runner is the
+     * host's root by uid; its file's busy state would be all that held) nor a host path.
+     */
+    int tree = open_tree(AT_FDCWD, steps[i].a, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (steps[i].kind == 'H' ? 0 : AT_RECURSIVE));
+    if (tree < 0 && errno == EPERM && !joined) {
       if (setns(outer, CLONE_NEWUSER) < 0 || unshare(CLONE_NEWNS) < 0) return -1;
       joined = 1;
       i--;
       continue;
     }
-    uint64_t flags = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (steps[i].kind == 'R' ? MOUNT_ATTR_RDONLY : 0);
-    if (host[i] < 0 || private_attrs(host[i], flags, 1) < 0) return -1;
+    uint64_t flags = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (steps[i].kind != 'B' ? MOUNT_ATTR_RDONLY : 0);
+    if (tree < 0 || private_attrs(tree, flags, steps[i].kind != 'H') < 0) return -1;
+    if (steps[i].kind == 'H') holder = tree;
+    else host[i] = tree;
   }
   if (holder < 0) return errno = EINVAL, -1;
   if (!joined && setns(outer, CLONE_NEWUSER) < 0) return -1;

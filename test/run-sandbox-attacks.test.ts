@@ -10,7 +10,8 @@ import {
   runOutput,
   submitWorkflow,
 } from "./helpers/member-runs.js";
-import { until } from "./helpers/processes.js";
+import { killSandboxHolder, until } from "./helpers/processes.js";
+import { waitForOutput } from "./helpers/run-output-wait.js";
 import { type SandboxedUp, startSandboxedUp } from "./helpers/sandboxed-up.js";
 import { api, readEvents, stepDir, waitForRun } from "./helpers/server.js";
 import { doneScript, gateScript, swapUntilDone } from "./helpers/swap-race.js";
@@ -48,7 +49,7 @@ describe("a step against the commands entering its run's sandbox", () => {
           name: "fds",
           script: [
             'echo "own=$(ls /proc/self/fd | tr "\\n" " ")"',
-            'echo "holder=$(ls /proc/2/fd | tr "\\n" " ")"',
+            'echo "holder=$(ls /proc/1/fd | tr "\\n" " ")"',
           ].join("\n"),
         },
       ]),
@@ -139,10 +140,11 @@ describe("a step against the commands entering its run's sandbox", () => {
 describe("a step against the sandbox its run gets next", () => {
   it("cannot have bubblewrap make folders on the host through a link it left in the run's /tmp or $HOME", async () => {
     // The run's folders are shown at their host paths; where the runner's home lies under /tmp
-    // (here) or under $HOME (~/.runyard, by default), bubblewrap makes their mount points inside
-    // the run's own /tmp or home folder, which outlive the sandbox. A step swaps the top one for
-    // a link through bwrap's view of the host (/oldroot) and ends the holder: the next command's
-    // sandbox is made again, and bwrap, following the link, made the folders on the host.
+    // (here) or under $HOME (~/.runyard, by default), the sandbox's maker makes their mount points
+    // inside the run's own /tmp or home folder, which outlive the sandbox. A step swaps the top one
+    // for a link to the host's path; its sandbox's holder ends (killed from outside: no step can
+    // signal it), the next command's sandbox is made again, and a maker that followed the link
+    // while the host was in view would make the folders on the host (bwrap did, through /oldroot).
     const target = join(up.home, "target-of-the-link");
     mkdirSync(target);
     const runId = await submit(
@@ -156,20 +158,22 @@ describe("a step against the sandbox its run gets next", () => {
             'top="/tmp/$(pwd | cut -d/ -f3)"',
             'echo "top=$top"',
             'mv "$top" /tmp/moved-away && echo moved',
-            'ln -s "/oldroot$TARGET" "$top" && echo linked',
-            'for p in /proc/[0-9]*; do [ "$(tr "\\0" " " < $p/cmdline)" = "/run/runyard-sandbox-holder " ] && echo killing-holder && kill -KILL "$(basename $p)"; done',
-            "true",
+            'ln -s "$TARGET" "$top" && echo linked',
+            'echo "ns=$(readlink /proc/self/ns/pid)"',
+            "echo planted",
+            "sleep 600",
           ].join("\n"),
         },
         { name: "next", script: "echo next-ran" },
       ]),
     );
+    const planted = await waitForOutput(up.url, runId, "planted\n", 60_000, up.userToken);
+    killSandboxHolder(line(planted, "ns")!);
     const view = await waitForRun(up.url, runId, ended);
     const output = await outputOf(runId);
-    // The holder was killed (the step says so first: its sandbox, and the step in it, may end
-    // before it could say so after), so the next step's sandbox was made again; the folders on the
-    // way to the run's own are a tmpfs of that sandbox's, which cannot be moved away (a mount).
-    expect(output, JSON.stringify(view)).toContain("killing-holder\n");
+    // The holder was killed, so the next step's sandbox was made again; the folders on the way to
+    // the run's own are a tmpfs of that sandbox's, which cannot be moved away (a mount).
+    expect(output, JSON.stringify(view)).toContain("linked\n");
     expect(output).not.toContain("moved\n");
     expect(readdirSync(target)).toEqual([]);
     // And the run goes on in its own folder.
@@ -364,7 +368,8 @@ describe("a step against the sandbox itself (these held)", () => {
     expect(line(output, "nnp")).toBe("1");
     expect(output).toContain("no-mount\n");
     expect(output).not.toContain("uid=0(root)");
-    expect(line(output, "pid1")).toBe("bwrap");
+    // Its own pid 1: the sandbox's holder.
+    expect(line(output, "pid1")).toBe("runya");
     expect(line(output, "fork-servers")).toBe("0");
   });
 
@@ -427,8 +432,8 @@ describe("a step against the sandbox itself (these held)", () => {
         {
           name: "look",
           script: [
-            // bwrap, the holder, this shell and what it runs: nothing of the pool's sandboxes.
-            'echo "holders=$(for p in /proc/[0-9]*; do tr "\\0" " " < $p/cmdline; echo; done 2>/dev/null | grep -cx "/run/runyard-sandbox-holder ")"',
+            // The holder, this shell and what it runs: nothing of the pool's sandboxes.
+            'echo "holders=$(for p in /proc/[0-9]*; do tr "\\0" " " < $p/cmdline; echo; done 2>/dev/null | grep -cx "runyard-sandbox-holder ")"',
             'echo "pool-mounts=$(grep -c "/.pool-" /proc/self/mountinfo)"',
           ].join("\n"),
         },
@@ -538,9 +543,10 @@ describe("a step against the sandbox its run gets next, where the runner's folde
               "set +e",
               'echo "home=$HOME pwd=$(pwd)"',
               'mv "$HOME/ws" "$HOME/moved-away" && echo moved',
-              'ln -s "/oldroot$TARGET" "$HOME/ws" && echo linked',
-              'for p in /proc/[0-9]*; do [ "$(tr "\\0" " " < $p/cmdline)" = "/run/runyard-sandbox-holder " ] && echo killing-holder && kill -KILL "$(basename $p)"; done',
-              "true",
+              'ln -s "$TARGET" "$HOME/ws" && echo linked',
+              'echo "ns=$(readlink /proc/self/ns/pid)"',
+              "echo planted",
+              "sleep 600",
             ].join("\n"),
           },
           { name: "next", script: "echo next-ran" },
@@ -549,11 +555,13 @@ describe("a step against the sandbox its run gets next, where the runner's folde
       upHome.userToken,
     );
     expect(status).toBe(201);
+    const planted = await waitForOutput(upHome.url, body.run_id, "planted\n", 60_000, upHome.userToken);
+    killSandboxHolder(line(planted, "ns")!);
     const view = await waitForRun(upHome.url, body.run_id, ended);
     const events = await readEvents(upHome.url, body.run_id);
     const output = events.flatMap((event) => (event.type === "step.output" ? [event.data] : [])).join("");
     expect(output, JSON.stringify(view)).toContain(`home=${home} pwd=${home}/ws/`);
-    expect(output).toContain("killing-holder\n");
+    expect(output).toContain("linked\n");
     expect(output).not.toContain("moved\n");
     expect(readdirSync(target)).toEqual([]);
     expect(output).toContain("next-ran\n");

@@ -9,7 +9,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { nativeHelperPath } from "../src/exec/native-helpers.js";
 import { ForkServerLauncher } from "../src/exec/process/fork-server.js";
@@ -185,12 +185,12 @@ describe("a step looking for its sandbox's door", () => {
           script: [
             "set +e",
             "mine=$(readlink /proc/self/ns/pid)",
-            // Every process it sees: bwrap's pid 1, the holder, this shell and what it runs.
+            // Every process it sees: the holder (pid 1), this shell and what it runs.
             'for p in /proc/[0-9]*; do n=$(readlink $p/ns/pid); [ -n "$n" ] && [ "$n" != "$mine" ] && echo "foreign=$p"; done',
             'echo "comms=$(cat /proc/[0-9]*/comm 2>/dev/null | sort -u | tr "\\n" " ")"',
             'echo "fork-servers=$(cat /proc/[0-9]*/comm 2>/dev/null | grep -c fork-server)"',
             'echo "cgroup-files=$(ls /sys/fs/cgroup 2>/dev/null | wc -l)"',
-            // Its own descriptors, those of the holder and of bwrap's pid 1: none of the helper's.
+            // Its own descriptors, those of the holder (pid 1) and pid 2: none of the helper's.
             'echo "own=$(ls /proc/self/fd | tr "\\n" " ")"',
             "echo \"links=$(for p in 1 2 self; do for f in /proc/$p/fd/*; do readlink $f; done; done 2>/dev/null | grep -vE '^(/dev/null|pipe:.*|anon_inode:.*|/proc/.*)$' | tr '\\n' ' ')\"",
             'echo "sockets=$(for p in 1 2 self; do for f in /proc/$p/fd/*; do readlink $f; done; done 2>/dev/null | grep -c socket)"',
@@ -213,8 +213,8 @@ describe("a step looking for its sandbox's door", () => {
   });
 });
 
-describe("a step against its sandbox's holder, /run/runyard-sandbox-holder", () => {
-  it("cannot write, replace or remove it, and the host folder its bind names is not there to read", async () => {
+describe("a step against its sandbox's holder, pid 1", () => {
+  it("cannot write, replace or end the program pid 1 runs, which shows no host path", async () => {
     const built = nativeHelperPath("sandbox-holder");
     const digest = () => createHash("sha256").update(readFileSync(built)).digest("hex");
     const before = digest();
@@ -224,40 +224,36 @@ describe("a step against its sandbox's holder, /run/runyard-sandbox-holder", () 
           name: "holder",
           script: [
             "set +e",
-            "h=/run/runyard-sandbox-holder",
-            "printf x >> $h 2>/dev/null && echo LEAK-append || echo no-append",
-            "cp /bin/true $h 2>/dev/null && echo LEAK-copy || echo no-copy",
-            "mv $h /run/moved 2>/dev/null && echo LEAK-move || echo no-move",
-            "rm -f $h 2>/dev/null; [ -e $h ] && echo no-remove || echo LEAK-remove",
-            "chmod 777 $h 2>/dev/null && echo LEAK-chmod || echo no-chmod",
-            "printf x >> /proc/2/exe 2>/dev/null && echo LEAK-exe || echo no-exe",
-            // The bind's source, a host path, as bwrap's pid 1's command line shows it.
-            "source=$(tr '\\0' '\\n' < /proc/1/cmdline | grep -B1 -x $h | head -1)",
-            'echo "source=$source"',
-            'ls "$(dirname "$source")" >/dev/null 2>&1 && echo LEAK-folder || echo no-folder',
-            'echo "holder=$(tr "\\0" " " < /proc/2/cmdline)"',
+            'echo "pid1=$(cat /proc/1/comm) cmdline=$(tr "\\0" " " < /proc/1/cmdline)"',
+            "printf x >> /proc/1/exe 2>/dev/null && echo LEAK-exe || echo no-exe",
+            "cp /bin/true /proc/1/exe 2>/dev/null && echo LEAK-copy || echo no-copy",
+            'echo "exe=$(readlink /proc/1/exe)"',
+            // The program is no file of the sandbox's, by the name it was built as or any other.
+            "find / -xdev -name sandbox-holder 2>/dev/null | grep -q . && echo LEAK-file || echo no-file",
+            "kill -TERM 1; kill -KILL 1; kill -STOP 1",
+            'echo "after-kill=$(cat /proc/1/comm) state=$(sed -n "s/^State:\\t//p" /proc/1/status)"',
           ].join("\n"),
         },
-        // The run's next sandbox (and any other run's) is held by the same program.
-        { name: "next", script: 'echo "next-holder=$(tr "\\0" " " < /proc/2/cmdline)"' },
+        // The run's next step: the same sandbox, held by the same program.
+        { name: "next", script: 'echo "next-pid1=$(cat /proc/1/comm) ns=$(readlink /proc/self/ns/pid)"' },
       ]),
     );
     const view = await waitForRun(up.url, runId, runEnded);
     const output = await outputOf(runId);
     expect(view.status, output).toBe("success");
     expect(output).not.toContain("LEAK");
-    for (const refused of ["append", "copy", "move", "remove", "chmod", "exe", "folder"])
-      expect(output).toContain(`no-${refused}\n`);
-    // The path is the runner's install's: shown, but nothing there is reachable from inside.
-    expect(line(output, "source")).toBe(built);
-    expect(line(output, "holder")).toBe("/run/runyard-sandbox-holder ");
-    expect(line(output, "next-holder")).toBe("/run/runyard-sandbox-holder ");
+    for (const refused of ["exe", "copy", "file"]) expect(output).toContain(`no-${refused}\n`);
+    expect(line(output, "pid1")).toBe("sandbox-holder cmdline=runyard-sandbox-holder ");
+    // Its own read-only mount of the program's file: no path of the host's.
+    expect(line(output, "exe")).not.toContain(dirname(built));
+    expect(line(output, "after-kill")).toMatch(/^sandbox-holder state=S/);
+    expect(line(output, "next-pid1")).toMatch(/^sandbox-holder ns=pid:\[\d+\]$/);
     expect(digest()).toBe(before);
   });
 });
 
 describe("a step that ends its sandbox or fills its process limit", () => {
-  it("leaves another run's running step alone, and the run's next step starts in a new sandbox of the run's, in its cgroup", async () => {
+  it("leaves another run's running step alone, cannot end its own sandbox, and the run's next step starts there, in its cgroup", async () => {
     const dir = stepDir();
     // The victim, another run's step, runs until the attack is over.
     const victim = await submit(
@@ -276,7 +272,7 @@ describe("a step that ends its sandbox or fills its process limit", () => {
     );
     await fileAppears(join(dir, "victim-ready"), 120_000);
     // In the run's own sandbox (no cwd of its own): fills its process limit, then kills all it can
-    // signal there, the sandbox's holder included.
+    // signal there, which is not the sandbox's holder: its pid 1, which no signal from inside reaches.
     const runId = await submit(
       workflow([
         {
@@ -289,7 +285,7 @@ describe("a step that ends its sandbox or fills its process limit", () => {
             // Forks until the run's limit (64 here) refuses, and lets them go.
             'perl -e \'my @kids; while (@kids < 1000) { my $pid = fork(); last unless defined $pid; if ($pid == 0) { sleep 1000; exit 0 } push @kids, $pid } print "forked=" . scalar(@kids) . "\\n"; kill("KILL", @kids); waitpid($_, 0) for @kids\'',
             "kill -KILL -1",
-            "sleep 100",
+            'echo "bomb-pid1=$(cat /proc/1/comm)"',
           ].join("\n"),
         },
         {
@@ -321,15 +317,12 @@ describe("a step that ends its sandbox or fills its process limit", () => {
     expect(victimView.status, victimOutput).toBe("success");
     expect(victimOutput).toContain(`victim-alive ns=${line(victimOutput, "victim-ns")}`);
     expect(line(victimOutput, "victim-ns")).not.toBe(line(output, "bomb-ns"));
-    // The run's next step: a sandbox of the run's again (the first ended with its holder), not the
-    // one that ended nor none, in a cgroup of the run's.
+    // The holder outlived the attack, and the run's next step ran in the same sandbox and cgroup.
+    expect(line(output, "bomb-pid1"), output).toBe("sandbox-holder");
     expect(output, JSON.stringify(view)).toContain("next-ran\n");
-    expect(line(output, "next-pid1")).toBe("bwrap");
-    // Not its pid namespace's inode: the kernel gives a freed namespace's number to the next one
-    // made (seen here: the new sandbox's was the old one's). Its cgroup is named anew.
-    expect(line(output, "next-ns")).toMatch(/^pid:\[\d+\]$/);
-    expect(line(output, "next-cgroup")).toMatch(/\/runyard\/runner-[0-9a-f]{16}\/sandbox-[0-9a-f]{16}$/);
-    expect(line(output, "next-cgroup")).not.toBe(line(output, "bomb-cgroup"));
+    expect(line(output, "next-pid1")).toBe("sandbox-holder");
+    expect(line(output, "next-ns")).toBe(line(output, "bomb-ns"));
+    expect(line(output, "next-cgroup")).toBe(line(output, "bomb-cgroup"));
   }, 300_000);
 });
 

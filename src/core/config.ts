@@ -112,10 +112,7 @@ export const configSchema = z.object({
    * Runs' sandboxes cloned from a template bubblewrap makes once (docs/security.md, "What the
    * sandbox costs a step"), where the kernel allows; off: bubblewrap makes each.
    */
-  sandboxClones: z.preprocess(
-    switchOf,
-    z.boolean({ error: "must be 1 or 0 (true or false)" }).default(false),
-  ),
+  sandboxClones: z.preprocess(switchOf, z.boolean({ error: "must be 1 or 0 (true or false)" }).default(true)),
   /**
    * The most processes a run's sandbox may hold at once, its steps and all they start (`pids.max` of its
    * own cgroup), so a fork bomb stays there; 0: no limit. A runner that cannot make cgroups says so.

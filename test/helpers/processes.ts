@@ -1,5 +1,5 @@
 import { type ChildProcess, execFileSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, watch } from "node:fs";
+import { existsSync, readdirSync, readFileSync, readlinkSync, watch } from "node:fs";
 import { basename, dirname } from "node:path";
 
 /**
@@ -85,4 +85,28 @@ export function commandWorks(command: string, args: string[]): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * Kills, from the host, the holder (pid 1) of the sandbox whose pid namespace a step printed as
+ * `pid:[N]`: what the kernel's OOM killer or an operator's `kill` may do, and no step can (a signal
+ * from inside never reaches its namespace's pid 1). Returns the holder's host pid.
+ */
+export function killSandboxHolder(pidNamespace: string): number {
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (readlinkSync(`/proc/${name}/ns/pid`) !== pidNamespace) continue;
+      // NSpid: its pid in each namespace, the sandbox's last; 1 there is the holder.
+      const nspid = /^NSpid:\s+(.*)$/m
+        .exec(readFileSync(`/proc/${name}/status`, "latin1"))?.[1]
+        ?.split(/\s+/);
+      if (nspid?.at(-1) !== "1") continue;
+      process.kill(Number(name), "SIGKILL");
+      return Number(name);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  throw new Error(`no holder of the sandbox with pid namespace ${pidNamespace} runs`);
 }
