@@ -396,8 +396,8 @@ static void start(uint32_t id, pid_t holder, const uint64_t *expected, const cha
     /* exec closes the report pipe; a failing child writes why. */
     ssize_t n = read_report(pid, report[0], failure);
     if (n == (ssize_t)sizeof failure) {
-      static const char *stages[] = {"dup2", "chdir", "exec", "stopped"};
-      stage = stages[failure[1] % 4];
+      static const char *stages[] = {"dup2", "chdir", "exec", "stopped", "folders"};
+      stage = stages[failure[1] % 5];
       /* Killed first: one stopped between its report and its exit would hold this wait. */
       kill(pid, SIGKILL);
       int status;

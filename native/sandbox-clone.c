@@ -115,6 +115,13 @@ static int fresh_dev(const char *from, const char *dev) {
     PATH_OR(return -1, "%s/%s", from, nodes[i]);
     int node = open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
     PATH_OR(return -1, "%s/%s", dev, nodes[i]);
+    /*
+     * Read-only: the node is the host's own inode (bwrap's --dev binds the host's), whose owner a
+     * step of a root runner is by uid, and an owner may chmod or touch it on a writable mount
+     * (`chmod 0 /dev/null` would break the host). Reads and writes of a device ignore the flag.
+     */
+    if (node >= 0 && private_attrs(node, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, 0) < 0)
+      return close(node), -1;
     if (node < 0 || make_point(path, 1) < 0 || attach(node, path) < 0) return -1;
   }
   for (int i = 0; i < 6; i++) {
@@ -165,8 +172,12 @@ static int drop_capabilities(void) {
   return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
 }
 
-/* C2, pid 1 of the run's pid namespace, in a copy of the template's mounts. Returns on failure. */
-static void build(const struct step *steps, int count, const int *host, int holder) {
+/*
+ * C2, pid 1 of the run's pid namespace, in a copy of the template's mounts. Returns on failure,
+ * with `*run` set where what failed was attaching the run's own folders (a link a step left in
+ * its /tmp or home where a mount point goes): that run's doing, not the kernel refusing clones.
+ */
+static void build(const struct step *steps, int count, const int *host, int holder, int *run) {
   /* The new root (bwrap's /newroot), stacked over the copy's /run to be filled. */
   int base = fresh("tmpfs", NULL, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
   if (base < 0 || mkdirat(base, "newroot", 0755) < 0) return;
@@ -200,6 +211,7 @@ static void build(const struct step *steps, int count, const int *host, int hold
   /* Its stdin the sandbox's /dev/null now, as bwrap's holder's (the host's was only a stand-in). */
   int null = open("/dev/null", O_RDONLY);
   if (null < 0 || dup2(null, 0) < 0 || close(null) < 0) return;
+  *run = 1;
   for (int i = 0; i < count; i++) {
     const struct step *s = &steps[i];
     struct stat st;
@@ -209,6 +221,7 @@ static void build(const struct step *steps, int count, const int *host, int hold
       return;
     }
   }
+  *run = 0;
   /*
    * A user namespace of the run's own, as bwrap makes one per sandbox (its own keyrings and
    * counts): a child of the template's outer one, with the template's map (a namespace may map
@@ -226,7 +239,7 @@ static void build(const struct step *steps, int count, const int *host, int hold
       write_file(sysctl, "sys/user/max_user_namespaces", "0") < 0)
     return;
   close(sysctl);
-  if (drop_capabilities() < 0) return;
+  if (drop_capabilities() < 0 || deny_keyrings() < 0) return;
   static char *const argv[] = {"runyard-sandbox-holder", NULL}, *const envp[] = {NULL};
   syscall(SYS_execveat, holder, "", argv, envp, AT_EMPTY_PATH);
 }
@@ -245,7 +258,7 @@ static int read_proc(pid_t pid, const char *name, char *out, size_t size) {
 
 /* C: in the host's namespaces; forks C2 into the run's. Returns C2's pid, or -1. */
 static pid_t make(pid_t template, const uint64_t *expected, const char *cgroup, const struct step *steps, int count,
-                  int out, int err) {
+                  int out, int err, int *run) {
   int host[MAX_STEPS], holder = -1;
   if (*cgroup) {
     int fd = open(cgroup, O_WRONLY | O_CLOEXEC);
@@ -302,7 +315,7 @@ static pid_t make(pid_t template, const uint64_t *expected, const char *cgroup, 
   if (pid == 0) {
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     setsid();
-    if (dup2(null, 0) >= 0 && dup2(out, 1) >= 0 && dup2(err, 2) >= 0) build(steps, count, host, holder);
+    if (dup2(null, 0) >= 0 && dup2(out, 1) >= 0 && dup2(err, 2) >= 0) build(steps, count, host, holder, run);
   }
   return pid;
 }
@@ -323,8 +336,12 @@ pid_t clone_sandbox(pid_t template, const uint64_t *expected, const char *body, 
   if (pipe2(found, O_CLOEXEC) < 0) return free(argv), free(envp), -1;
   pid_t c = fork();
   if (c == 0) {
-    /* What a failing C2 writes to `report` (C2 is the command: its exec closes it). */
+    /*
+     * What a failing C2 writes to `report` (C2 is the command: its exec closes it): stage 4
+     * ("folders") where the run's own folders could not be attached, else 2 ("exec").
+     */
     int32_t why[2] = {0, 2};
+    int run = 0;
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     int keep[4] = {out, err, report, found[1]};
     for (int fd = 3; fd < 65536; fd++) {
@@ -334,10 +351,11 @@ pid_t clone_sandbox(pid_t template, const uint64_t *expected, const char *body, 
         break;
       }
     }
-    pid_t pid = make(template, expected, cgroup, steps, count, out, err);
+    pid_t pid = make(template, expected, cgroup, steps, count, out, err, &run);
     int32_t answer[2] = {pid > 0 ? pid : 0, pid > 0 ? 0 : errno};
     if (pid == 0) { /* C2, whose build failed */
       why[0] = errno ? errno : EIO;
+      if (run) why[1] = 4;
       if (write(report, why, sizeof why) < 0) _exit(127);
       _exit(127);
     }

@@ -8,6 +8,7 @@
  */
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,6 +18,12 @@ static void child_ended(int signal) {
 }
 
 int main(void) {
+  /*
+   * Not dumpable: it runs as the run's uid in the run's user namespace, so dumpable (as any exec
+   * leaves it) a step could trace it or write its memory (/proc/1/mem) and end the sandbox, or
+   * keep it from reaping. The runner reads its namespaces with the rights it made them with.
+   */
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   signal(SIGTERM, SIG_IGN);
   signal(SIGCHLD, child_ended);
   sigset_t chld, waiting;

@@ -261,6 +261,13 @@ export function unmeasured(
   };
 }
 
+/**
+ * How a clone of a run's sandbox that failed on the run's own folders says so (the fork-server's
+ * stage "folders", native/sandbox-clone.c): a link a step of the run left where a mount point
+ * goes, that run's doing, not the kernel refusing clones (run-sandbox.ts).
+ */
+export const RUN_FOLDERS_NOT_ATTACHED = "the run's folders could not be attached";
+
 /** The result of a command that never started: failed (with why) or canceled before its start. */
 export function notStarted(
   startedAt: number,

@@ -15,7 +15,7 @@ import type {
   ProcessLauncher,
   SandboxToEnter,
 } from "../types.js";
-import { notStarted } from "../types.js";
+import { notStarted, RUN_FOLDERS_NOT_ATTACHED } from "../types.js";
 import {
   closeMessage,
   decodeWaitStatus,
@@ -411,9 +411,11 @@ class Command {
         ? `cannot start "${program}" in "${this.request.cwd}": ${code}`
         : stage === "stopped"
           ? `cannot start "${program}": a process of its run stopped it before it started (SIGSTOP)`
-          : stage === "setns" || stage === "clone"
-            ? `cannot start "${program}" in the run's sandbox (${stage}): ${code}`
-            : describeSpawnError(program, Object.assign(new Error(code), { code }));
+          : stage === "folders"
+            ? `cannot start "${program}": ${RUN_FOLDERS_NOT_ATTACHED} (${code})`
+            : stage === "setns" || stage === "clone"
+              ? `cannot start "${program}" in the run's sandbox (${stage}): ${code}`
+              : describeSpawnError(program, Object.assign(new Error(code), { code }));
     this.end(notStarted(this.startedAt, "failed", message));
   }
 

@@ -1,11 +1,12 @@
 import { resolve, sep } from "node:path";
-import type {
-  ExecRequest,
-  ExecResult,
-  ProcessLauncher,
-  RunSandboxEntry,
-  SandboxNetwork,
-  SandboxToEnter,
+import {
+  type ExecRequest,
+  type ExecResult,
+  type ProcessLauncher,
+  RUN_FOLDERS_NOT_ATTACHED,
+  type RunSandboxEntry,
+  type SandboxNetwork,
+  type SandboxToEnter,
 } from "../types.js";
 import { RunCgroup } from "./run-cgroup.js";
 import { realPath, type Sandbox, type SandboxExposure } from "./sandbox.js";
@@ -107,8 +108,10 @@ export class RunSandbox {
       }));
       if (!("problem" in started)) return RunSandbox.enter(launcher, layout, started, cgroup);
       await cgroup?.remove();
-      // The kernel refused what bwrap does otherwise: said once, and no clone is tried again.
-      template.refused(started.problem);
+      // The kernel refused what bwrap does otherwise: said once, and no clone is tried again. Not
+      // where the run's own folders could not be attached (a link a step of the run left where a
+      // mount point goes): that run's sandbox alone is made by bwrap, whose make follows the link.
+      if (!started.problem.includes(RUN_FOLDERS_NOT_ATTACHED)) template.refused(started.problem);
     }
     const { argv, files } = holderCommand();
     const [bwrap, ...rest] = sandbox.command(argv, exposure, files);
