@@ -293,6 +293,37 @@ describe("a step in a cloned sandbox against another run's", () => {
   });
 });
 
+describe("known holes, not fixed here (bwrap-made sandboxes, and the uid a root runner's steps have)", () => {
+  it("KNOWN HOLE: in a command sandbox bwrap makes, a step changes the host's /dev nodes and reads host root's keyring; in any sandbox it leaves setuid-root files on the host", async () => {
+    // Attack 1: a step whose env names another HOME gets a command sandbox bwrap makes (not the
+    // run's clone, not entered by the door): there /dev/null is the host's inode, bound writable,
+    // and no seccomp filter refuses the key calls. Attack 2: the step's uid is the host's root to
+    // the kernel (a root runner), so a file it makes in its folder is root's on the host, and it
+    // may set its setuid bit: nosuid holds inside the sandbox only, so any host user who can reach
+    // the folder (a step_cwd_roots folder, a shared checkout) runs it as root. Both need more than
+    // a small fix: bwrap binds devices read-only only with nodev, and the uid map is the product's.
+    const { output } = await runToEnd([
+      {
+        name: "command-sandbox",
+        env: { HOME: "/tmp/elsewhere" },
+        script: [
+          PID1,
+          'chmod "$(stat -c %a /dev/null)" /dev/null 2>/dev/null && echo LEAK-chmod-null',
+          "perl -e '",
+          'open(my $k, "<", "/proc/keys") or die; my $buf = "\\0" x 256;',
+          'for (<$k>) { print "LEAK-host-root-keyring\\n" if /^(\\w+) .* keyring\\s+_uid\\.0:/ && syscall(250, 11, hex($1), $buf, 256) >= 0 }',
+          "'",
+          "cp /bin/true ./suid && chmod 4755 ./suid && echo LEAK-setuid-made",
+          "true",
+        ].join("\n"),
+      },
+    ]);
+    expect(line(output, "pid1"), output).toMatch(/^bwrap /);
+    // Lines of its own only: bwrap's command line (pid 1's) holds the script.
+    expect(output).not.toMatch(/^LEAK-/m);
+  });
+});
+
 describe("a step against the runner's cloning (last: a runner that stops cloning stops for good)", () => {
   it("cannot make the runner stop cloning for every run by a link where its run's next sandbox mounts a tmpfs", async () => {
     // Attack: the runner's home lies under $HOME, so a run's sandbox covers `$HOME/.runyard` in

@@ -1,5 +1,15 @@
 import { execFile } from "node:child_process";
-import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { promisify } from "node:util";
@@ -99,6 +109,9 @@ describe("a run's sandbox cloned from the runner's template", () => {
         .filter((line) => !line.includes("runyard-sandbox-holder"))
         // bwrap leaves /proc/sys writable where the step's uid is the host's root; a clone covers it.
         .filter((line) => !/^\/sys \/proc\/sys |writable$/.test(line))
+        // bwrap binds the host's device nodes writable (a root runner's step may chmod them); a
+        // clone binds them read-only (test/run-clone-attacks.test.ts).
+        .map((line) => line.replace(/^(\/\w+ \/dev\/\w+) ro,nosuid,noexec,/, "$1 rw,nosuid,"))
         // bwrap's /proc/irq... covers' parent is mount 2, and a clone's; ids differ, not what is shown.
         .join("\n");
     expect(differ(clone.stdout)).toBe(differ(fresh.stdout));
@@ -111,11 +124,16 @@ describe("a run's sandbox cloned from the runner's template", () => {
 
   it("has pid 1 of its own, the holder, holding nothing but /dev/null, an empty /run, and no bwrap", async () => {
     const box = await makeRun("pid-one", cloned);
+    // The holder is not dumpable, so a step cannot read its descriptors' targets: the host can.
     const result = await run(
       box,
-      'tr "\\0" " " < /proc/1/cmdline; echo; ls -A /run | wc -l; for fd in /proc/1/fd/*; do readlink $fd; done',
+      'tr "\\0" " " < /proc/1/cmdline; echo; ls -A /run | wc -l; ls /proc/1/fd | tr "\\n" " "; echo; readlink /proc/1/fd/0 || echo unreadable',
     );
-    expect(result.stdout).toBe("runyard-sandbox-holder \n0\n/dev/null\n/dev/null\n/dev/null\n");
+    expect(result.stdout).toBe("runyard-sandbox-holder \n0\n0 1 2 \nunreadable\n");
+    const fds = readdirSync(`/proc/${box.holder.pid}/fd`).map((fd) =>
+      readlinkSync(`/proc/${box.holder.pid}/fd/${fd}`),
+    );
+    expect(fds).toEqual(["/dev/null", "/dev/null", "/dev/null"]);
   });
 
   it("keeps what run A writes, mounts or opens out of run B and of the template", async () => {
