@@ -8,7 +8,7 @@
 # - sandbox-holder.c (static, shown inside each run's sandbox): without it, sh and sleep hold it.
 cd "$(dirname "$0")" || exit 0
 mkdir -p build
-if ${CC:-cc} -O2 -Wall -o build/fork-server.tmp fork-server.c sandbox-entry.c sandbox-clone.c 2>build/compile.log; then
+if ${CC:-cc} -O2 -Wall -o build/fork-server.tmp fork-server.c sandbox-entry.c sandbox-clone.c step-filter.c 2>build/compile.log; then
   mv build/fork-server.tmp build/fork-server
 else
   echo "runyard: could not compile native/fork-server.c (see native/build/compile.log);" \
@@ -21,7 +21,7 @@ else
   echo "runyard: could not compile native/egress-forward.c statically (see native/build/compile-egress.log);" \
     "sandboxed agents can have network none or open, not model-only" >&2
 fi
-if ${CC:-cc} -static -O2 -Wall -o build/cwd-check.tmp cwd-check.c 2>build/compile-cwd-check.log; then
+if ${CC:-cc} -static -O2 -Wall -o build/cwd-check.tmp cwd-check.c step-filter.c 2>build/compile-cwd-check.log; then
   chmod 755 build/cwd-check.tmp && mv build/cwd-check.tmp build/cwd-check
 else
   echo "runyard: could not compile native/cwd-check.c statically (see native/build/compile-cwd-check.log);" \

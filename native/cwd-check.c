@@ -5,17 +5,25 @@
  * "device:inode" the runner read from a descriptor of the step's folder when it judged it; else
  * exits 126 saying so. Bind-mounted read-only into a step's container and run first: Docker
  * mounts the folder by path, and a step beside it could swap that path for a link to a folder
- * it may not see in between. Linked static, so it runs in any image.
+ * it may not see in between. Linked static, so it runs in any image. It loads the step filter
+ * (step-filter.c) first, and runs nothing without it: in a command's own bwrap sandbox it is the
+ * only thing that does.
  */
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "step-filter.h"
+
 int main(int argc, char **argv) {
   if (argc < 3) {
     fputs("usage: cwd-check DEVICE:INODE PROGRAM [ARG...]\n", stderr);
     return 2;
+  }
+  if (step_filter() != 0) {
+    perror("runyard: cannot load the step filter; nothing ran");
+    return 126;
   }
   struct stat info;
   char actual[64];

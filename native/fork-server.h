@@ -22,8 +22,6 @@ extern const char *const *moves;
 extern int move_count;
 int join_cgroup(pid_t holder);
 int enter_sandbox(pid_t holder, const uint64_t *expected);
-/* Refuses add_key, keyctl and request_key to this process and its children (needs no_new_privs). */
-int deny_keyrings(void);
 
 /* A run's sandbox's door: opened once ('O', or at its first 'E'), kept until 'D' or its end. */
 int door_open(pid_t holder, const uint64_t *expected);

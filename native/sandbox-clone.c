@@ -34,6 +34,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "fork-server.h"
+#include "step-filter.h"
 
 #define MAX_STEPS 256
 /* `path` formatted, or the calling function's failure (ENAMETOOLONG). */
@@ -239,7 +240,7 @@ static void build(const struct step *steps, int count, const int *host, int hold
       write_file(sysctl, "sys/user/max_user_namespaces", "0") < 0)
     return;
   close(sysctl);
-  if (drop_capabilities() < 0 || deny_keyrings() < 0) return;
+  if (drop_capabilities() < 0 || step_filter() < 0) return;
   static char *const argv[] = {"runyard-sandbox-holder", NULL}, *const envp[] = {NULL};
   syscall(SYS_execveat, holder, "", argv, envp, AT_EMPTY_PATH);
 }

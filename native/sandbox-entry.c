@@ -13,12 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/audit.h>
 #include <linux/capability.h>
-#include <linux/filter.h>
 #include <linux/nsfs.h>
-#include <linux/seccomp.h>
-#include <stddef.h>
 #include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -33,6 +29,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "fork-server.h"
+#include "step-filter.h"
 
 sigset_t original_mask;
 
@@ -184,54 +181,9 @@ int join_cgroup(pid_t holder) {
  * namespace, and what could not be joined before it (a runner without capabilities of its own
  * gets them in the sandbox's user namespace only). Every capability is then dropped, for good
  * (bounding set, ambient set, no_new_privs), as bubblewrap drops them for the commands it
- * starts: what runs next is the run's untrusted code. Returns 0, or -1 with errno set.
+ * starts, and the step filter is loaded (step-filter.c): what runs next is the run's untrusted
+ * code. Returns 0, or -1 with errno set.
  */
-/*
- * Refuses the kernel's key calls (add_key, keyctl, request_key: EPERM, as Docker's default
- * profile does) to this process and all it starts. Keyrings are not namespaced: every run's
- * commands have the same uid to the kernel (the runner's, or the host's root under a root
- * runner), whose keyrings (each run's own user keyring, the host root's) let their owner by uid
- * link them into a keyring of its own and so read every key in them, another run's included.
- * Needs no_new_privs. Returns 0, or -1 with errno set.
- */
-#if defined(__aarch64__)
-#define NATIVE_AUDIT_ARCH AUDIT_ARCH_AARCH64
-#endif
-int deny_keyrings(void) {
-#if !defined(__x86_64__) && !defined(NATIVE_AUDIT_ARCH)
-  return 0; /* no filter written for this architecture */
-#else
-  struct sock_filter filter[] = {
-    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
-#if defined(__x86_64__)
-    /* A 32-bit call (int 0x80) has numbers of its own. */
-    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_I386, 0, 6),
-    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 286, 11, 0), /* add_key */
-    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 287, 10, 0), /* request_key */
-    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 288, 9, 0),  /* keyctl */
-    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
-    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 0, 5),
-    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-    /* x32 calls: the same numbers with bit 30 set. */
-    BPF_STMT(BPF_ALU | BPF_AND | BPF_K, ~0x40000000u),
-#else
-    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, NATIVE_AUDIT_ARCH, 1, 0),
-    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-#endif
-    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_add_key, 3, 0),
-    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_request_key, 2, 0),
-    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_keyctl, 1, 0),
-    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
-  };
-  struct sock_fprog program = {.len = sizeof filter / sizeof filter[0], .filter = filter};
-  return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program, 0, 0);
-#endif
-}
-
 int enter_sandbox(pid_t holder, const uint64_t *expected) {
   static const char *kinds[] = {"user", "mnt", "ipc", "net", "uts", "pid"};
   static const int flags[] = {CLONE_NEWUSER, CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWUTS, CLONE_NEWPID};
@@ -293,7 +245,7 @@ int enter_sandbox(pid_t holder, const uint64_t *expected) {
   memset(data, 0, sizeof data);
   if (syscall(SYS_capset, &header, data) < 0) return -1;
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return -1;
-  return deny_keyrings();
+  return step_filter();
 }
 
 

@@ -293,27 +293,38 @@ describe("a step in a cloned sandbox against another run's", () => {
   });
 });
 
-describe("known holes, not fixed here (bwrap-made sandboxes, and the uid a root runner's steps have)", () => {
-  it("KNOWN HOLE: in a command sandbox bwrap makes, a step changes the host's /dev nodes and reads host root's keyring; in any sandbox it leaves setuid-root files on the host", async () => {
-    // Attack 1: a step whose env names another HOME gets a command sandbox bwrap makes (not the
-    // run's clone, not entered by the door): there /dev/null is the host's inode, bound writable,
-    // and no seccomp filter refuses the key calls. Attack 2: the step's uid is the host's root to
-    // the kernel (a root runner), so a file it makes in its folder is root's on the host, and it
-    // may set its setuid bit: nosuid holds inside the sandbox only, so any host user who can reach
-    // the folder (a step_cwd_roots folder, a shared checkout) runs it as root. Both need more than
-    // a small fix: bwrap binds devices read-only only with nodev, and the uid map is the product's.
+/** Tries to leave a setuid or setgid file in its folder (the host's), every way a program sets the bits. */
+const SETID_ATTACKS = [
+  "cp /bin/true ./suid && chmod 4755 ./suid 2>/dev/null && echo LEAK-chmod-setuid",
+  "chmod 2755 ./suid 2>/dev/null && echo LEAK-chmod-setgid",
+  "install -m 4755 /bin/true ./installed 2>/dev/null && echo LEAK-install-setuid",
+  `perl -e 'use Fcntl; sysopen(my $f, "made", O_CREAT|O_WRONLY, 04755) and print "LEAK-open-setuid\\n"'`,
+  `perl -e 'syscall(133, "node", 0100000|04755, 0) == 0 and print "LEAK-mknod-setuid\\n"'`,
+  'echo "modes=$(stat -c %a suid installed made 2>/dev/null | tr "\\n" " ")"',
+];
+
+describe("a step against the uid it has outside (a root runner's: the host's root)", () => {
+  it("in a command's own sandbox bwrap makes, neither changes the host's /dev nodes nor reads a keyring, and leaves no setuid or setgid file", async () => {
+    // A step whose env names another HOME gets a command sandbox bwrap makes (not the run's clone,
+    // not entered by the door). Its /dev/null was the host's inode, bound writable (a root runner's
+    // step is its owner by uid), and no filter refused the key calls; a file it makes in its folder
+    // is root's on the host, and nosuid holds inside the sandbox only: any host user who can reach
+    // the folder (a step_cwd_roots folder, a shared checkout) would run a setuid one as root.
     const { output } = await runToEnd([
       {
         name: "command-sandbox",
         env: { HOME: "/tmp/elsewhere" },
         script: [
+          "set +e",
           PID1,
           'chmod "$(stat -c %a /dev/null)" /dev/null 2>/dev/null && echo LEAK-chmod-null',
+          "touch /dev/null 2>/dev/null; echo null-works=$(echo x > /dev/null && echo yes)",
           "perl -e '",
           'open(my $k, "<", "/proc/keys") or die; my $buf = "\\0" x 256;',
           'for (<$k>) { print "LEAK-host-root-keyring\\n" if /^(\\w+) .* keyring\\s+_uid\\.0:/ && syscall(250, 11, hex($1), $buf, 256) >= 0 }',
           "'",
-          "cp /bin/true ./suid && chmod 4755 ./suid && echo LEAK-setuid-made",
+          "keyctl show @u >/dev/null 2>&1 && echo LEAK-keyctl",
+          ...SETID_ATTACKS,
           "true",
         ].join("\n"),
       },
@@ -321,6 +332,19 @@ describe("known holes, not fixed here (bwrap-made sandboxes, and the uid a root 
     expect(line(output, "pid1"), output).toMatch(/^bwrap /);
     // Lines of its own only: bwrap's command line (pid 1's) holds the script.
     expect(output).not.toMatch(/^LEAK-/m);
+    expect(line(output, "null-works")).toBe("yes");
+    // What was made has no setuid or setgid bit (stat's %a shows them as a fourth digit).
+    expect(line(output, "modes")).toMatch(/^([0-7]{3} )+$/);
+  });
+
+  it("in its run's sandbox leaves no setuid or setgid file either", async () => {
+    const { status, output } = await runToEnd([
+      { name: "run-sandbox", script: ["set +e", PID1, ...SETID_ATTACKS, "true"].join("\n") },
+    ]);
+    expect(status, output).toBe("success");
+    expect(line(output, "pid1")).toBe("runyard-sandbox-holder ");
+    expect(output).not.toMatch(/^LEAK-/m);
+    expect(line(output, "modes")).toMatch(/^([0-7]{3} )+$/);
   });
 });
 

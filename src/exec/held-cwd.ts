@@ -1,4 +1,5 @@
-import { closeSync, constants, fstatSync, openSync, readlinkSync } from "node:fs";
+import { closeSync, constants, existsSync, fstatSync, openSync, readlinkSync } from "node:fs";
+import { nativeHelperPath } from "./native-helpers.js";
 
 /**
  * A command's folder as the runner checked it: its real path and its identity (device and
@@ -57,15 +58,27 @@ export const heldCwdHint =
 
 /**
  * `argv` run inside the sandbox only when the folder it starts in has `identity`; otherwise it
- * ends 126 saying so. `stat -c %d:%i` prints a bind mount's source identity, as fstat did; by
- * its full path, since the step's own PATH could name a `stat` of its own.
+ * ends 126 saying so. The static checker (native/cwd-check.c), bound read-only at `files`, also
+ * loads the step filter (native/step-filter.c) first. Without it, `stat -c %d:%i` prints a bind
+ * mount's source identity, as fstat does, by its full path, since the step's own PATH could name
+ * a `stat` of its own; and no filter is loaded.
  */
-export function cwdCheckArgv(argv: readonly string[], identity: string): string[] {
-  return [
-    "/bin/sh",
-    "-c",
-    '[ "$(/usr/bin/stat -c %d:%i .)" = "$0" ] || { echo "runyard: the step\'s folder was swapped for another while its sandbox was made; nothing ran" >&2; exit 126; }; exec "$@"',
-    identity,
-    ...argv,
-  ];
+export function cwdCheckArgv(
+  argv: readonly string[],
+  identity: string,
+): { argv: string[]; files: [host: string, inside: string][] } {
+  const built = nativeHelperPath("cwd-check");
+  if (existsSync(built)) return { argv: [checkerInside, identity, ...argv], files: [[built, checkerInside]] };
+  return {
+    argv: [
+      "/bin/sh",
+      "-c",
+      '[ "$(/usr/bin/stat -c %d:%i .)" = "$0" ] || { echo "runyard: the step\'s folder was swapped for another while its sandbox was made; nothing ran" >&2; exit 126; }; exec "$@"',
+      identity,
+      ...argv,
+    ],
+    files: [],
+  };
 }
+
+const checkerInside = "/run/runyard-cwd-check";

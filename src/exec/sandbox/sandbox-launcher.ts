@@ -36,7 +36,8 @@ export class SandboxLauncher implements ProcessLauncher {
     const entered = await exposure.runSandbox?.run({ ...request, cwd }, this.launcher);
     if (entered) return entered;
     // Mounted by path: checked inside to be the folder judged here (held-cwd.ts).
-    const argv = this.sandbox.command(cwdCheckArgv(request.argv, held.identity), exposure);
+    const checked = cwdCheckArgv(request.argv, held.identity);
+    const argv = this.sandbox.command(checked.argv, exposure, checked.files);
     const limit = this.sandbox.options.pids;
     if (!limit) return this.launcher.run({ ...request, cwd, argv });
     // A sandbox of its own is held to the run's limit too, in a cgroup of its own: a shell on the

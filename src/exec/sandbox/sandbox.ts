@@ -3,6 +3,7 @@ import { accessSync, constants, existsSync, lstatSync, readlinkSync, realpathSyn
 import { basename, dirname, join, resolve, sep } from "node:path";
 import { machineFolderProblem } from "../../core/work-folders.js";
 import type { ExecExposure } from "../types.js";
+import { DEVICE_NODES } from "./device-nodes.js";
 import type { PidsHierarchy } from "./run-cgroup.js";
 
 /** How a runner keeps a run's processes from the others and from itself (see RunnerInfo.isolation). */
@@ -87,6 +88,8 @@ export interface SandboxOptions {
    * kernel allows; `onFallback` hears once why a runner makes them with bwrap after all.
    */
   clones?: { onFallback(reason: string): void };
+  /** A root runner's own device nodes (device-nodes.ts), shown in /dev in place of the host's. */
+  devices?: string;
 }
 
 /** What one command sees besides the system: its cwd and scratch folders read-write, and `readable`. */
@@ -154,6 +157,9 @@ export class Sandbox {
       "/proc/sys",
       "--dev",
       "/dev",
+      ...(options.devices
+        ? DEVICE_NODES.flatMap(([name]) => ["--dev-bind", join(options.devices!, name), `/dev/${name}`])
+        : []),
       "--tmpfs",
       "/run",
     ];

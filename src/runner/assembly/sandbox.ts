@@ -1,7 +1,9 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import type { Config } from "../../core/config.js";
 import type { Logger } from "../../core/logger.js";
+import { ownDeviceNodes } from "../../exec/sandbox/device-nodes.js";
 import { clearLeftovers, findPidsHierarchy } from "../../exec/sandbox/run-cgroup.js";
 import { probeSandbox, Sandbox } from "../../exec/sandbox/sandbox.js";
 
@@ -61,8 +63,16 @@ export async function runnerSandbox(
           : `removed ${left.removed} run cgroups this runner's previous life left`,
       );
   }
+  // Only a root runner's steps are the owner of the host's nodes (device-nodes.ts).
+  const devices = process.getuid?.() === 0 ? ownDeviceNodes(join(options.stateDir, "devices")) : undefined;
+  if (typeof devices === "object")
+    logger.warn(
+      { problem: devices.problem },
+      "sandboxes show the host's device nodes in /dev: a step of this root runner could chmod them (the host's /dev/null)",
+    );
   return new Sandbox({
     bwrap: probe.bwrap,
+    ...(typeof devices === "string" ? { devices } : {}),
     ...(pids && !("problem" in pids)
       ? { pids: { hierarchy: pids, max: pidsPerRun(config, machinePidMax(), logger) } }
       : {}),
