@@ -110,8 +110,10 @@ export class RunSandbox {
       await cgroup?.remove();
       // The kernel refused what bwrap does otherwise: said once, and no clone is tried again. Not
       // where the run's own folders could not be attached (a link a step of the run left where a
-      // mount point goes): that run's sandbox alone is made by bwrap, whose make follows the link.
-      if (!started.problem.includes(RUN_FOLDERS_NOT_ATTACHED)) template.refused(started.problem);
+      // mount point goes), nor for want of memory, processes or descriptors, which passes (and a
+      // member's run could bring about): that run's sandbox alone is made by bwrap.
+      if (!started.problem.includes(RUN_FOLDERS_NOT_ATTACHED) && !passing.test(started.problem))
+        template.refused(started.problem);
     }
     const { argv, files } = holderCommand();
     const [bwrap, ...rest] = sandbox.command(argv, exposure, files);
@@ -325,3 +327,6 @@ export class RunSandboxSlot implements RunSandboxEntry {
     await (await made)?.close();
   }
 }
+
+/** A clone's failures that pass: the machine short of memory, processes, descriptors or room. */
+const passing = /\b(ENOMEM|EAGAIN|EMFILE|ENFILE|ENOSPC|EINTR|EBUSY)\b/;
