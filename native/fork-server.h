@@ -22,6 +22,8 @@ extern const char *const *moves;
 extern int move_count;
 int join_cgroup(pid_t holder);
 int enter_sandbox(pid_t holder, const uint64_t *expected);
+/* Every capability dropped for good (bounding set, ambient set, capset 0), and no_new_privs. */
+int drop_capabilities(void);
 
 /* A run's sandbox's door: opened once ('O', or at its first 'E'), kept until 'D' or its end. */
 int door_open(pid_t holder, const uint64_t *expected);

@@ -162,17 +162,6 @@ static int write_file(int dir, const char *path, const char *text) {
   return n == (ssize_t)strlen(text) ? 0 : (errno = n < 0 ? saved : EIO, -1);
 }
 
-static int drop_capabilities(void) {
-  for (int cap = 0; cap <= 63; cap++)
-    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno == EINVAL) break;
-  prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
-  struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
-  struct __user_cap_data_struct data[2];
-  memset(data, 0, sizeof data);
-  if (syscall(SYS_capset, &header, data) < 0) return -1;
-  return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-}
-
 /*
  * C2, pid 1 of the run's pid namespace, in a copy of the template's mounts. Returns on failure,
  * with `*run` set where what failed was attaching the run's own folders (a link a step left in

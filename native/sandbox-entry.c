@@ -236,7 +236,11 @@ int enter_sandbox(pid_t holder, const uint64_t *expected) {
   }
   for (int i = 1; i < 6; i++)
     if (fds[i] >= 0) return errno = EPERM, -1;
-  if (chdir("/") < 0) return -1;
+  if (chdir("/") < 0 || drop_capabilities() < 0) return -1;
+  return step_filter();
+}
+
+int drop_capabilities(void) {
   for (int cap = 0; cap <= 63; cap++)
     if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno == EINVAL) break;
   prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
@@ -244,8 +248,7 @@ int enter_sandbox(pid_t holder, const uint64_t *expected) {
   struct __user_cap_data_struct data[2];
   memset(data, 0, sizeof data);
   if (syscall(SYS_capset, &header, data) < 0) return -1;
-  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return -1;
-  return step_filter();
+  return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
 }
 
 

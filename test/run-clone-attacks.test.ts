@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli, tempDir } from "./helpers/cli.js";
@@ -7,10 +7,10 @@ import {
   memberWorkflow,
   outputLine,
   runEnded,
+  runFolderOf,
   runOutput,
   submitWorkflow,
 } from "./helpers/member-runs.js";
-import { until } from "./helpers/processes.js";
 import { waitForOutput } from "./helpers/run-output-wait.js";
 import { noAuth } from "./helpers/sandboxed-up.js";
 import { adminToken, freePort, type Proc, startCli, testTimings, waitForRun } from "./helpers/server.js";
@@ -84,24 +84,6 @@ async function runToEnd(steps: MemberStep[]): Promise<{ status: string; output: 
   const runId = await submit(workflow(steps));
   const view = await waitForRun(up.url, runId, runEnded, 180_000);
   return { status: view.status, output: await outputOf(runId) };
-}
-
-/** The run's own folder on the host, once the runner has made it. */
-async function runFolder(runId: string): Promise<string> {
-  let found: string | undefined;
-  await until(
-    `run ${runId}'s folder is made`,
-    () => {
-      const workspaces = join(up.home, "workspaces");
-      const runners = existsSync(workspaces) ? readdirSync(workspaces) : [];
-      found = runners
-        .map((runner) => join(workspaces, runner, "runs", runId))
-        .find((path) => existsSync(path));
-      return found !== undefined;
-    },
-    120_000,
-  );
-  return found!;
 }
 
 /** What a step prints of its sandbox's maker: pid 1's command line (the holder in a clone). */
@@ -282,7 +264,7 @@ describe("a step in a cloned sandbox against another run's", () => {
         ].join("\n"),
       },
     ]);
-    writeFileSync(join(await runFolder(victim), "release"), "");
+    writeFileSync(join(await runFolderOf(up.home, victim), "release"), "");
     const view = await waitForRun(up.url, victim, runEnded, 120_000);
     expect(view.status).toBe("success");
     expect(thief.status, thief.output).toBe("success");

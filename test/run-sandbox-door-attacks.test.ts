@@ -1,13 +1,5 @@
 import { createHash } from "node:crypto";
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -23,10 +15,11 @@ import {
   memberWorkflow,
   outputLine,
   runEnded,
+  runFolderOf,
   runOutput,
   submitWorkflow,
 } from "./helpers/member-runs.js";
-import { fileAppears, until } from "./helpers/processes.js";
+import { fileAppears } from "./helpers/processes.js";
 import { runInSandbox } from "./helpers/run-sandbox-command.js";
 import { type SandboxedUp, startSandboxedUp } from "./helpers/sandboxed-up.js";
 import { readEvents, stepDir, waitForRun } from "./helpers/server.js";
@@ -60,24 +53,6 @@ const workflow = (steps: MemberStep[]) => memberWorkflow(steps, "door-attack");
 const submit = (yaml: string) => submitWorkflow(up.url, yaml, up.userToken);
 const outputOf = (runId: string) => runOutput(up.url, runId);
 const line = outputLine;
-
-/** The run's own folder on the host (its steps' cwd), once the runner has made it. */
-async function runFolder(runId: string): Promise<string> {
-  let found: string | undefined;
-  await until(
-    `run ${runId}'s folder is made`,
-    () => {
-      const workspaces = join(up.home, "workspaces");
-      const runners = existsSync(workspaces) ? readdirSync(workspaces) : [];
-      found = runners
-        .map((runner) => join(workspaces, runner, "runs", runId))
-        .find((path) => existsSync(path));
-      return found !== undefined;
-    },
-    120_000,
-  );
-  return found!;
-}
 
 describe("a step against the runner, through a command of its run the door forked", () => {
   it("cannot hold the fork-server (every run's commands) by stopping its run's next command before its exec", async () => {
@@ -139,7 +114,7 @@ describe("a step against the runner, through a command of its run the door forke
           },
         ]),
       );
-      const dir = await runFolder(runId);
+      const dir = await runFolderOf(up.home, runId);
       // The spy holds a command, or the run ends without its having caught one before its exec
       // (a loaded machine may let a run pass so: it proves nothing, and is tried again).
       held = await Promise.race([

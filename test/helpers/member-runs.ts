@@ -1,3 +1,6 @@
+import { existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { until } from "./processes.js";
 import { api, readEvents } from "./server.js";
 
 /** One step of a workflow a member submits (see `memberWorkflow`). */
@@ -65,4 +68,22 @@ export function outputLine(output: string, key: string): string | undefined {
     .split("\n")
     .find((each) => each.startsWith(`${key}=`))
     ?.slice(key.length + 1);
+}
+
+/** The run's own folder on the host (its steps' cwd) under a runner home `home`, once the runner has made it. */
+export async function runFolderOf(home: string, runId: string): Promise<string> {
+  let found: string | undefined;
+  await until(
+    `run ${runId}'s folder is made`,
+    () => {
+      const workspaces = join(home, "workspaces");
+      const runners = existsSync(workspaces) ? readdirSync(workspaces) : [];
+      found = runners
+        .map((runner) => join(workspaces, runner, "runs", runId))
+        .find((path) => existsSync(path));
+      return found !== undefined;
+    },
+    120_000,
+  );
+  return found!;
 }
