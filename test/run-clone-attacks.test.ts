@@ -1,7 +1,7 @@
 import { mkdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runCli, tempDir } from "./helpers/cli.js";
+import { tempDir } from "./helpers/cli.js";
 import {
   type MemberStep,
   memberWorkflow,
@@ -12,8 +12,8 @@ import {
   submitWorkflow,
 } from "./helpers/member-runs.js";
 import { waitForOutput } from "./helpers/run-output-wait.js";
-import { noAuth } from "./helpers/sandboxed-up.js";
-import { adminToken, freePort, type Proc, startCli, testTimings, waitForRun } from "./helpers/server.js";
+import { type SandboxedUp, startSandboxedUp } from "./helpers/sandboxed-up.js";
+import { waitForRun } from "./helpers/server.js";
 
 /**
  * A hostile member against the sandboxes a runner clones from its template (native/sandbox-clone.c,
@@ -26,43 +26,14 @@ import { adminToken, freePort, type Proc, startCli, testTimings, waitForRun } fr
  * home under the steps' `$HOME` (`~/.runyard`), so a run's folder is shown under its home folder,
  * below a tmpfs a sandbox makes there. No pool: each run's sandbox is made at its first command.
  */
-interface CloneUp {
-  proc: Proc;
-  url: string;
-  /** The runner's home, `<$HOME>/.runyard`. */
-  home: string;
-  userToken: string;
-}
+let up: SandboxedUp;
 
-let up: CloneUp;
-
-async function startCloneUp(): Promise<CloneUp> {
+/** Its home under the steps' `$HOME`, as users have it by default; no pool. */
+async function startCloneUp(): Promise<SandboxedUp> {
   const userHome = tempDir("runyard-clone-attack-home-");
   const home = join(userHome, ".runyard");
   mkdirSync(home);
-  const work = tempDir("runyard-work-");
-  const port = await freePort();
-  const proc = startCli(
-    ["up", "--port", String(port), "--home", home],
-    {
-      ...noAuth,
-      ...testTimings(),
-      RUNYARD_ADMIN_TOKEN: adminToken,
-      HOME: userHome,
-      RUNYARD_SANDBOX_POOL: "0",
-      RUNYARD_CAPACITY: "4",
-    },
-    work,
-  );
-  await proc.waitFor("local runner connected");
-  if (/without a sandbox/.test(proc.output()))
-    throw new Error(`runyard up runs its steps without a sandbox; it said:\n${proc.output().slice(-4000)}`);
-  const url = `http://127.0.0.1:${port}`;
-  const created = await runCli(["token", "create", "--user", "--name", "mallory"], {
-    env: { ...noAuth, RUNYARD_SERVER_URL: url, RUNYARD_TOKEN: adminToken },
-  });
-  if (created.code !== 0) throw new Error(`token create failed: ${created.stderr}`);
-  return { proc, url, home, userToken: created.stdout.trim() };
+  return startSandboxedUp({ HOME: userHome, RUNYARD_SANDBOX_POOL: "0", RUNYARD_CAPACITY: "4" }, home);
 }
 
 beforeAll(async () => {

@@ -16,9 +16,12 @@ export interface SandboxedUp {
 
 /**
  * A real `runyard up` as users have it, its sandbox on, in a working folder of its own, and an ordinary user's token to attack it with.
+ * Its home is `home` (a new temp folder by default).
  */
-export async function startSandboxedUp(env: Record<string, string> = {}): Promise<SandboxedUp> {
-  const home = tempDir();
+export async function startSandboxedUp(
+  env: Record<string, string> = {},
+  home = tempDir(),
+): Promise<SandboxedUp> {
   const work = tempDir("runyard-work-");
   const port = await freePort();
   const proc = startCli(
