@@ -24,6 +24,9 @@ const owner = 65534;
  */
 export function ownDeviceNodes(folder: string): string | { problem: string } {
   try {
+    // Kept from the runner's last start when each is still what it made: no mknod on the way up.
+    if (DEVICE_NODES.every(([name, major, minor]) => isOwnNode(join(folder, name), major, minor)))
+      return folder;
     rmSync(folder, { recursive: true, force: true });
     mkdirSync(folder, { mode: 0o755 });
     for (const [name, major, minor] of DEVICE_NODES) {
@@ -37,4 +40,15 @@ export function ownDeviceNodes(folder: string): string | { problem: string } {
   } catch (error) {
     return { problem: `cannot make device nodes in ${folder}: ${(error as Error).message}` };
   }
+}
+
+function isOwnNode(path: string, major: number, minor: number): boolean {
+  const info = lstatSync(path, { throwIfNoEntry: false });
+  return (
+    info !== undefined &&
+    info.isCharacterDevice() &&
+    info.rdev === major * 256 + minor &&
+    info.uid === owner &&
+    (info.mode & 0o7777) === 0o666
+  );
 }
