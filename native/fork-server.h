@@ -38,10 +38,11 @@ void door_close(pid_t holder);
 /* Whether `pid`, just reaped, was a door (which is then forgotten). */
 int door_reaped(pid_t pid);
 /*
- * Makes a run's sandbox as a clone of the template sandbox `template` ('K' body after the
- * template's namespaces: `body`, `length`); its holder, a child of this helper wired to `out` and
- * `err`, writes why it failed to `report` or execs. Returns the holder's pid, or -1 with errno set.
+ * Begins a run's sandbox as a clone of the template sandbox `template` ('K' body after the
+ * template's namespaces: `body`, `length`): forks its maker, which says the holder's pid (or
+ * i32 0 and an errno) on `*found`, a pipe it opens. The holder, a child of this helper wired to
+ * `out` and `err`, writes why it failed to `report` or execs. Returns the maker's pid, or -1.
  */
 pid_t clone_sandbox(pid_t template, const uint64_t *expected, const char *body, uint32_t length, int out, int err,
-                    int report);
+                    int report, int *found);
 #endif

@@ -311,7 +311,7 @@ static pid_t make(pid_t template, const uint64_t *expected, const char *cgroup, 
 }
 
 pid_t clone_sandbox(pid_t template, const uint64_t *expected, const char *body, uint32_t length, int out, int err,
-                    int report) {
+                    int report, int *found) {
   const char *cgroup;
   char **argv, **envp;
   if (parse_command(body, length, &cgroup, &argv, &envp) < 0) return -1;
@@ -322,8 +322,8 @@ pid_t clone_sandbox(pid_t template, const uint64_t *expected, const char *body, 
     if (strchr("BRL", s.kind) && arg[1]) s.b = *++arg;
     steps[count++] = s;
   }
-  int found[2];
-  if (pipe2(found, O_CLOEXEC) < 0) return free(argv), free(envp), -1;
+  int answer_pipe[2];
+  if (pipe2(answer_pipe, O_CLOEXEC) < 0) return free(argv), free(envp), -1;
   pid_t c = fork();
   if (c == 0) {
     /*
@@ -333,7 +333,7 @@ pid_t clone_sandbox(pid_t template, const uint64_t *expected, const char *body, 
     int32_t why[2] = {0, 2};
     int run = 0;
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-    int keep[4] = {out, err, report, found[1]};
+    int keep[4] = {out, err, report, answer_pipe[1]};
     for (int fd = 3; fd < 65536; fd++) {
       int kept = fd == keep[0] || fd == keep[1] || fd == keep[2] || fd == keep[3];
       if (!kept && close(fd) < 0 && errno == EBADF && fd > keep[0] && fd > keep[1] && fd > keep[2] && fd > keep[3]) {
@@ -349,16 +349,14 @@ pid_t clone_sandbox(pid_t template, const uint64_t *expected, const char *body, 
       if (write(report, why, sizeof why) < 0) _exit(127);
       _exit(127);
     }
-    if (write(found[1], answer, sizeof answer) < 0) _exit(1);
+    if (write(answer_pipe[1], answer, sizeof answer) < 0) _exit(1);
     _exit(0);
   }
-  close(found[1]);
+  int saved = errno;
+  close(answer_pipe[1]);
   free(argv);
   free(envp);
-  int32_t answer[2] = {0, c < 0 ? errno : ESRCH};
-  ssize_t n = c < 0 ? 0 : read(found[0], answer, sizeof answer);
-  close(found[0]);
-  if (c > 0) waitpid(c, NULL, 0);
-  if (n != (ssize_t)sizeof answer || answer[0] <= 0) return errno = answer[1] ? answer[1] : ESRCH, -1;
-  return (pid_t)answer[0];
+  if (c < 0) return close(answer_pipe[0]), errno = saved, -1;
+  *found = answer_pipe[0];
+  return c;
 }

@@ -1,0 +1,339 @@
+/*
+ * The commands the fork-server starts (fork-server.c has the protocol): each a slot, from its
+ * start to its 'd'. Nothing here waits on a child: a start forks (or asks a sandbox's door, or
+ * begins a clone) and returns, and the main loop polls the child's report with everything else,
+ * so one command's exec, or a sandbox's clone, never holds another's start or output.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include "fork-server.h"
+#include "steps.h"
+
+/* A pipe smaller than this (its size could not be raised) is relayed as it is written. */
+#define WAIT_PIPE_BYTES (512 * 1024)
+
+struct slot slots[MAX_SLOTS];
+struct move pending_moves[MAX_MOVES];
+
+struct slot *find_slot(uint32_t id) {
+  for (int i = 0; i < MAX_SLOTS; i++)
+    if (slots[i].used && slots[i].started && slots[i].id == id) return &slots[i];
+  return NULL;
+}
+
+static struct slot *slot_of_group(pid_t pgid) {
+  for (int i = 0; i < MAX_SLOTS; i++)
+    if (slots[i].used && slots[i].pid == pgid && pgid > 0) return &slots[i];
+  return NULL;
+}
+
+static void add_usage(struct slot *s, const struct rusage *ru) {
+  s->cpu_us += (int64_t)ru->ru_utime.tv_sec * 1000000 + ru->ru_utime.tv_usec +
+               (int64_t)ru->ru_stime.tv_sec * 1000000 + ru->ru_stime.tv_usec;
+  if (ru->ru_maxrss > s->maxrss_kb) s->maxrss_kb = ru->ru_maxrss;
+}
+
+static void close_fd(int *fd) {
+  if (*fd >= 0) close(*fd);
+  *fd = -1;
+}
+
+void close_pipe(struct slot *s, int which) {
+  close_fd(&s->fd[which]);
+}
+
+/*
+ * A slot is done when its leader is reaped, its pipes are at their end and its group is empty:
+ * an orphan of the group may close the pipes a moment before its exit is reported, and its
+ * usage must be in. `force` (the runner's close request) skips the last check: the runner saw
+ * the group gone but for zombies nobody here can reap.
+ */
+void finish_if_done(struct slot *s, int force) {
+  if (!s->started || !s->reaped || s->fd[0] >= 0 || s->fd[1] >= 0) return;
+  if (!force && kill(-s->pid, 0) == 0) return;
+  unsigned char body[20];
+  int32_t status = s->status;
+  memcpy(body, &status, 4);
+  memcpy(body + 4, &s->cpu_us, 8);
+  memcpy(body + 12, &s->maxrss_kb, 8);
+  send_event(s->id, 'd', body, sizeof body);
+  s->used = 0;
+}
+
+/* The start failed: 'f' with the errno and the failing call's name; the slot is free again. */
+static void fail(struct slot *s, int32_t code, const char *stage) {
+  close_fd(&s->found);
+  close_fd(&s->report);
+  close_pipe(s, 0);
+  close_pipe(s, 1);
+  char body[64];
+  memcpy(body, &code, 4);
+  size_t n = strlen(stage);
+  memcpy(body + 4, stage, n);
+  send_event(s->id, 'f', body, (uint32_t)(4 + n));
+  s->used = 0;
+}
+
+void start(uint32_t id, pid_t holder, const uint64_t *expected, const char *body, uint32_t length, char op) {
+  if (length < 8) return;
+  const char *cwd;
+  char **argv, **envp;
+  if (parse_command(body, length, &cwd, &argv, &envp) < 0) return;
+
+  struct slot *s = NULL;
+  for (int i = 0; i < MAX_SLOTS && !s; i++)
+    if (!slots[i].used) s = &slots[i];
+  int out[2] = {-1, -1}, err[2] = {-1, -1}, report[2] = {-1, -1}, found = -1;
+  int32_t failure = 0;
+  const char *stage = "pipe";
+  if (!s || !argv[0]) {
+    failure = s ? EINVAL : EAGAIN;
+  } else if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 || pipe2(report, O_CLOEXEC) < 0) {
+    failure = errno;
+  }
+  pid_t pid = -1;
+  if (!failure) {
+    /*
+     * A larger stdout pipe: fewer, larger chunks for a step that prints a lot. stderr keeps the
+     * default size (relayed as it is written): the kernel counts every pipe's size against the
+     * user's pipe-user-pages-soft (64 MiB by default), past which each new pipe of that user gets
+     * a page or two, so a megabyte per stream of every running step would halve the steps a
+     * runner can run before that happens.
+     */
+    fcntl(out[1], F_SETPIPE_SZ, 1 << 20);
+    if (op == 'K') {
+      /* A run's sandbox cloned from a template (sandbox-clone.c): the command is its holder. */
+      pid = clone_sandbox(holder, expected, body, length, out[1], err[1], report[1], &found);
+      if (pid < 0) failure = errno, stage = "clone";
+    } else if (holder > 0) {
+      /* Into a run's sandbox: forked by its door, already inside (sandbox-entry.c). */
+      pid = door_start(holder, expected, body, length, out[1], err[1], report[1]);
+      if (pid < 0) failure = errno, stage = "setns";
+    } else {
+      pid = fork();
+      if (pid < 0) failure = errno, stage = "fork";
+    }
+    if (pid == 0) {
+      int32_t why[2] = {0, 0};
+      prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); /* at once: see seal_child */
+      setsid();
+      int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+      int wired = null >= 0 && dup2(null, 0) >= 0 && dup2(out[1], 1) >= 0 && dup2(err[1], 2) >= 0;
+      if (wired) seal_child(report[1]);
+      if (!wired) why[0] = errno;
+      else exec_command(cwd, argv, envp, why);
+      if (write(report[1], why, sizeof why) < 0) _exit(127);
+      _exit(127);
+    }
+  }
+  free(argv);
+  free(envp);
+  close_fd(&report[1]);
+  close_fd(&out[1]);
+  close_fd(&err[1]);
+  if (!s) {
+    struct slot none = {.id = id, .found = -1, .report = -1, .fd = {-1, -1}};
+    fail(&none, failure, stage);
+    return;
+  }
+  *s = (struct slot){.used = 1, .id = id, .found = found, .report = report[0], .fd = {out[0], err[0]}};
+  if (failure) {
+    fail(s, failure, stage);
+    return;
+  }
+  if (op == 'K') s->maker = pid;
+  else s->pid = pid;
+}
+
+/* Reads what a pipe has for us, retrying an interrupted read; -1 with EAGAIN when it has nothing. */
+static ssize_t read_some(int fd, void *into, size_t size) {
+  ssize_t n;
+  do n = read(fd, into, size);
+  while (n < 0 && errno == EINTR);
+  return n;
+}
+
+/* A clone's maker has said its holder's pid (or why there is none), or has ended. */
+static void settle_found(struct slot *s) {
+  int32_t answer[2] = {0, ESRCH};
+  ssize_t n = read_some(s->found, answer, sizeof answer);
+  close_fd(&s->found);
+  if (n != (ssize_t)sizeof answer || answer[0] <= 0) {
+    fail(s, answer[1] ? answer[1] : ESRCH, "clone");
+    return;
+  }
+  s->pid = answer[0];
+}
+
+/*
+ * The child's report is in: why it could not exec (8 bytes), or nothing (its exec closed the
+ * pipe). A failed child is killed first unless already reaped: one stopped between its report
+ * and its exit would never end. A started one is said ('s'), and its exit if it came already.
+ */
+static void settle_report(struct slot *s) {
+  int32_t why[2] = {0, 0};
+  ssize_t n = read_some(s->report, why, sizeof why);
+  close_fd(&s->report);
+  if (n == (ssize_t)sizeof why) {
+    static const char *stages[] = {"dup2", "chdir", "exec", "stopped", "folders"};
+    if (!s->reaped) kill(s->pid, SIGKILL);
+    fail(s, why[0], stages[why[1] % 5]);
+    return;
+  }
+  s->started = 1;
+  s->waits[0] = fcntl(s->fd[0], F_GETPIPE_SZ) >= WAIT_PIPE_BYTES;
+  s->waits[1] = fcntl(s->fd[1], F_GETPIPE_SZ) >= WAIT_PIPE_BYTES;
+  int32_t p32 = s->pid;
+  send_event(s->id, 's', &p32, 4);
+  if (s->reaped) {
+    int32_t st = s->status;
+    send_event(s->id, 'x', &st, 4);
+    finish_if_done(s, 0);
+  }
+}
+
+void settle(struct slot *s) {
+  if (s->found >= 0) settle_found(s);
+  else if (s->report >= 0) settle_report(s);
+}
+
+/*
+ * A command entered into a run's sandbox is born in that sandbox's pid namespace, with the uid
+ * of the run's commands, which may signal it before its exec. One stopped there (SIGSTOP) would
+ * never exec and its start never end: each stop is a SIGCHLD here, after which a start whose
+ * child is stopped (or was, and was continued) is failed (stage "stopped") and the child killed.
+ */
+void fail_stopped_starts(void) {
+  for (int i = 0; i < MAX_SLOTS; i++) {
+    struct slot *s = &slots[i];
+    if (!s->used || s->started || s->pid <= 0 || s->reaped || s->report < 0) continue;
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    /* WNOWAIT: a stop, or a continue after one, stays to be seen until the child is reaped. */
+    if (waitid(P_PID, (id_t)s->pid, &info, WSTOPPED | WCONTINUED | WNOHANG | WNOWAIT) == 0 && info.si_pid == s->pid) {
+      kill(s->pid, SIGKILL);
+      fail(s, EINTR, "stopped");
+    }
+  }
+}
+
+/* 'M': moves folders inside a sandbox no command has run in yet; 'm' answers once it is done. */
+void move_folders(uint32_t id, pid_t holder, const uint64_t *expected, const char *body, uint32_t length) {
+  const char *end = body + length;
+  const char *paths[16];
+  int count = 0;
+  int32_t result = 0;
+  for (const char *p = body; p < end && count < 16; p += strlen(p) + 1) {
+    if (!memchr(p, 0, (size_t)(end - p)) || *p != '/') result = EINVAL;
+    else paths[count++] = p;
+  }
+  if (count == 0 || count % 2 || (count == 16 && body + length > paths[15] + strlen(paths[15]) + 1)) result = EINVAL;
+  struct move *m = NULL;
+  for (int i = 0; i < MAX_MOVES && !m; i++)
+    if (!pending_moves[i].used) m = &pending_moves[i];
+  if (!result && !m) result = EAGAIN;
+  int report[2];
+  if (!result && pipe2(report, O_CLOEXEC) < 0) result = errno;
+  if (result) {
+    send_event(id, 'm', &result, 4);
+    return;
+  }
+  pid_t pid = fork();
+  if (pid == 0) {
+    seal_child(report[1]);
+    moves = paths, move_count = count;
+    int32_t why = enter_sandbox(holder, expected) < 0 ? errno : 0;
+    if (write(report[1], &why, sizeof why) < 0) _exit(127);
+    _exit(0);
+  }
+  close(report[1]);
+  if (pid < 0) {
+    result = errno;
+    close(report[0]);
+    send_event(id, 'm', &result, 4);
+    return;
+  }
+  *m = (struct move){.used = 1, .id = id, .pid = pid, .fd = report[0]};
+}
+
+void settle_move(struct move *m) {
+  int32_t result = EIO; /* it ended without a word */
+  read_some(m->fd, &result, sizeof result);
+  close(m->fd);
+  m->used = 0;
+  send_event(m->id, 'm', &result, 4);
+}
+
+/* Whether `pid` is a child of this helper's own making, not a command: a clone's maker, a mover. */
+static int helper_child(pid_t pid) {
+  for (int i = 0; i < MAX_SLOTS; i++)
+    if (slots[i].used && slots[i].maker == pid) return 1;
+  for (int i = 0; i < MAX_MOVES; i++)
+    if (pending_moves[i].used && pending_moves[i].pid == pid) return 1;
+  return 0;
+}
+
+/*
+ * A clone's holder is this helper's child from its birth, before its maker says its pid: one
+ * that ends first (its build failed) must be known before it is reaped, so that its slot has
+ * its end and its pid is never signalled once free. Its maker says it at once after the fork.
+ */
+static void await_found(void) {
+  for (int i = 0; i < MAX_SLOTS; i++)
+    if (slots[i].used && slots[i].found >= 0) settle_found(&slots[i]);
+}
+
+/* Reaps every child that has ended: leaders end their slot's process, orphans add their usage. */
+void reap(void) {
+  for (;;) {
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) < 0 || info.si_pid == 0) return;
+    pid_t pid = info.si_pid;
+    pid_t pgid = getpgid(pid); /* still answers for a zombie */
+    if (!slot_of_group(pid) && !slot_of_group(pgid) && !helper_child(pid)) await_found();
+    int status;
+    struct rusage ru;
+    if (wait4(pid, &status, 0, &ru) < 0 || door_reaped(pid)) continue;
+    struct slot *s = slot_of_group(pid);
+    if (s && !s->reaped) {
+      s->reaped = 1;
+      s->status = status;
+      add_usage(s, &ru);
+      if (!s->started) continue; /* said after its 's' */
+      int32_t st = status;
+      send_event(s->id, 'x', &st, 4);
+      finish_if_done(s, 0);
+    } else if (pgid > 0 && (s = slot_of_group(pgid)) != NULL) {
+      add_usage(s, &ru);
+      finish_if_done(s, 0);
+    }
+  }
+}
+
+void stop_all_groups(long grace) {
+  int any = 0;
+  await_found();
+  for (int i = 0; i < MAX_SLOTS; i++) {
+    if (!slots[i].used || slots[i].pid <= 0) continue;
+    if (kill(-slots[i].pid, SIGTERM) == 0) any = 1;
+    if (!slots[i].started && kill(slots[i].pid, SIGTERM) == 0) any = 1; /* not yet its own group */
+  }
+  if (!any) return;
+  struct timespec wait = {grace / 1000, (grace % 1000) * 1000000L};
+  nanosleep(&wait, NULL);
+  for (int i = 0; i < MAX_SLOTS; i++) {
+    if (!slots[i].used || slots[i].pid <= 0) continue;
+    kill(-slots[i].pid, SIGKILL);
+    if (!slots[i].started) kill(slots[i].pid, SIGKILL);
+  }
+}
