@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import {
   closeSync,
   constants,
@@ -13,6 +13,8 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { createExecutor } from "../src/exec/create-executor.js";
 import { nativeHelperPath } from "../src/exec/native-helpers.js";
+import { ForkServerLauncher } from "../src/exec/process/fork-server.js";
+import { SpawnLauncher } from "../src/exec/process/spawn-launcher.js";
 import { probeSandbox, Sandbox } from "../src/exec/sandbox/sandbox.js";
 import type { ExecRequest } from "../src/exec/types.js";
 import { cliPath, repoRoot, tempDir } from "./helpers/cli.js";
@@ -127,6 +129,37 @@ describe("the fork-server", () => {
       if (before === undefined) delete process.env.TMPDIR;
       else process.env.TMPDIR = before;
     }
+  });
+
+  it("starts and relays other commands while a sandbox's clone is still being made, then says the clone's end", async () => {
+    const launcher = new ForkServerLauncher(nativeHelperPath("fork-server"), new SpawnLauncher(), {
+      killGraceMs: 1000,
+    });
+    // A clone's maker first joins the run's cgroup through its cgroup.procs: a FIFO there holds
+    // it until the test opens the other end, as mounts of a slow clone would.
+    const procs = join(tempDir(), "cgroup.procs");
+    execFileSync("mkfifo", [procs]);
+    const template = { pid: process.pid, namespaces: [1n, 2n, 3n, 4n, 5n, 6n] };
+    const clone = launcher.run({
+      ...request(["runyard-sandbox-clone"]),
+      clone: { template, steps: [`H${nativeHelperPath("sandbox-holder")}`], cgroupProcs: procs },
+    });
+    let said = "";
+    const quick = await launcher.run({
+      ...request(["sh", "-c", "echo started meanwhile"]),
+      onOutput: (_stream, text) => {
+        said += text;
+      },
+    });
+    expect(quick.status).toBe("success");
+    expect(said).toBe("started meanwhile\n");
+    // Let the maker on: the template it names is no sandbox, so the clone fails, and says so.
+    const reader = openSync(procs, constants.O_RDONLY);
+    const cloned = await clone;
+    closeSync(reader);
+    await launcher.close();
+    expect(cloned.status).toBe("failed");
+    expect(cloned.spawnError).toMatch(/clone/);
   });
 
   it("falls back to plain spawn, warning once, when the helper is missing", async () => {
