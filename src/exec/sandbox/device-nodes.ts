@@ -45,8 +45,7 @@ export function ownDeviceNodes(folder: string): string | { problem: string } {
 function isOwnNode(path: string, major: number, minor: number): boolean {
   const info = lstatSync(path, { throwIfNoEntry: false });
   return (
-    info !== undefined &&
-    info.isCharacterDevice() &&
+    info?.isCharacterDevice() === true &&
     info.rdev === major * 256 + minor &&
     info.uid === owner &&
     (info.mode & 0o7777) === 0o666
