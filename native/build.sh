@@ -8,7 +8,7 @@
 # - sandbox-holder.c (static, shown inside each run's sandbox): without it, sh and sleep hold it.
 cd "$(dirname "$0")" || exit 0
 mkdir -p build
-if ${CC:-cc} -O2 -Wall -o build/fork-server.tmp fork-server.c steps.c step-events.c sandbox-entry.c sandbox-clone.c step-filter.c 2>build/compile.log; then
+if ${CC:-cc} -O2 -Wall -o build/fork-server.tmp fork-server.c steps.c step-events.c sandbox-entry.c sandbox-door.c sandbox-clone.c step-filter.c 2>build/compile.log; then
   mv build/fork-server.tmp build/fork-server
 else
   echo "runyard: could not compile native/fork-server.c (see native/build/compile.log);" \

@@ -1,4 +1,4 @@
-/* What fork-server.c and sandbox-entry.c share. */
+/* What fork-server.c, steps.c and the sandbox's files (sandbox-entry.c, sandbox-door.c, sandbox-clone.c) share. */
 #ifndef RUNYARD_FORK_SERVER_H
 #define RUNYARD_FORK_SERVER_H
 #include <signal.h>
@@ -20,6 +20,12 @@ void exec_command(const char *cwd, char **argv, char **envp, int32_t why[2]);
 /* What 'M' moves inside a sandbox (pairs of paths), done once its mounts are joined. */
 extern const char *const *moves;
 extern int move_count;
+/* Moves them (in the sandbox's mount namespace, with the rights that joined it); 0, or -1. */
+int move_mounted_folders(void);
+/* The pairs of paths of an 'M' body into `paths` (at most 16): their count, or -1 (EINVAL). */
+int parse_moves(const char *body, uint32_t length, const char **paths);
+/* Called by enter_sandbox once the sandbox's mounts are joined, where set (a door's stop). */
+extern int (*at_mounts)(void);
 int join_cgroup(pid_t holder);
 int enter_sandbox(pid_t holder, const uint64_t *expected);
 /* Every capability dropped for good (bounding set, ambient set, capset 0), and no_new_privs. */
@@ -33,6 +39,11 @@ int door_open(pid_t holder, const uint64_t *expected);
  */
 pid_t door_start(pid_t holder, const uint64_t *expected, const char *body, uint32_t length, int out, int err,
                  int report);
+/*
+ * Has the open door of that sandbox, stopped at its mounts, move the folders of an 'M' body:
+ * 0, or -1 with errno set (ENOENT: no such door; EALREADY: it runs commands, too late).
+ */
+int door_move(pid_t holder, const uint64_t *expected, const char *body, uint32_t length);
 /* Ends the doors of `holder`'s sandbox and waits for them. */
 void door_close(pid_t holder);
 /* Whether `pid`, just reaped, was a door (which is then forgotten). */

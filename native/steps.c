@@ -226,17 +226,18 @@ void fail_stopped_starts(void) {
   }
 }
 
-/* 'M': moves folders inside a sandbox no command has run in yet; 'm' answers once it is done. */
+/*
+ * 'M': moves folders inside a sandbox no command has run in yet; 'm' answers once it is done.
+ * By the sandbox's door where it waits at the sandbox's mounts (sandbox-door.c), at once; else
+ * by a child forked for it, whose answer is polled.
+ */
 void move_folders(uint32_t id, pid_t holder, const uint64_t *expected, const char *body, uint32_t length) {
-  const char *end = body + length;
-  const char *paths[16];
-  int count = 0;
+  static const char *paths[16];
+  int count = parse_moves(body, length, paths);
   int32_t result = 0;
-  for (const char *p = body; p < end && count < 16; p += strlen(p) + 1) {
-    if (!memchr(p, 0, (size_t)(end - p)) || *p != '/') result = EINVAL;
-    else paths[count++] = p;
-  }
-  if (count == 0 || count % 2 || (count == 16 && body + length > paths[15] + strlen(paths[15]) + 1)) result = EINVAL;
+  if (count < 0) result = EINVAL;
+  else if (door_move(holder, expected, body, length) == 0) return send_event(id, 'm', &result, 4);
+  else if (errno != ENOENT && errno != EALREADY) result = errno;
   struct move *m = NULL;
   for (int i = 0; i < MAX_MOVES && !m; i++)
     if (!pending_moves[i].used) m = &pending_moves[i];
