@@ -9,6 +9,7 @@
  * (step-filter.c) first, and runs nothing without it: in a command's own bwrap sandbox it is the
  * only thing that does.
  */
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -38,6 +39,17 @@ int main(int argc, char **argv) {
           stderr);
     return 126;
   }
+  /*
+   * Its stdin the sandbox's (or container's) /dev/null, not the one the runner's helper opened on
+   * the host: under a root runner the step is by uid the owner of the host's node, and could
+   * `chmod 0 /proc/self/fd/0`, breaking /dev/null for the whole machine.
+   */
+  int null = open("/dev/null", O_RDONLY);
+  if (null < 0 || dup2(null, 0) < 0) {
+    perror("runyard: cannot open the sandbox's /dev/null; nothing ran");
+    return 126;
+  }
+  if (null != 0) close(null);
   execvp(argv[2], argv + 2);
   fprintf(stderr, "runyard: cannot start %s: ", argv[2]);
   perror(NULL);

@@ -33,9 +33,12 @@ int main(void) {
   sigdelset(&waiting, SIGCHLD);
   static const char ready[] = "runyard-sandbox-ready\n";
   if (write(2, ready, sizeof ready - 1) < 0) return 1;
-  /* Nothing more is said: its output pipes are let go, as the runner reads no further. */
+  /*
+   * Nothing more is said: its output pipes are let go, as the runner reads no further; and its
+   * stdin is the sandbox's /dev/null, not the host's the helper gave it.
+   */
   int null = open("/dev/null", O_RDWR);
-  if (null < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0) return 1;
+  if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0) return 1;
   if (null > 2) close(null);
   for (;;) {
     while (waitpid(-1, NULL, WNOHANG) > 0) continue;

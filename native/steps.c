@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -72,6 +73,7 @@ void finish_if_done(struct slot *s, int force) {
 /* The start failed: 'f' with the errno and the failing call's name; the slot is free again. */
 static void fail(struct slot *s, int32_t code, const char *stage) {
   close_fd(&s->found);
+  close_fd(&s->door);
   close_fd(&s->report);
   close_pipe(s, 0);
   close_pipe(s, 1);
@@ -92,7 +94,7 @@ void start(uint32_t id, pid_t holder, const uint64_t *expected, const char *body
   struct slot *s = NULL;
   for (int i = 0; i < MAX_SLOTS && !s; i++)
     if (!slots[i].used) s = &slots[i];
-  int out[2] = {-1, -1}, err[2] = {-1, -1}, report[2] = {-1, -1}, found = -1;
+  int out[2] = {-1, -1}, err[2] = {-1, -1}, report[2] = {-1, -1}, found = -1, door[2] = {-1, -1};
   int32_t failure = 0;
   const char *stage = "pipe";
   if (!s || !argv[0]) {
@@ -112,8 +114,9 @@ void start(uint32_t id, pid_t holder, const uint64_t *expected, const char *body
     fcntl(out[1], F_SETPIPE_SZ, 1 << 20);
     if (op == 'K') {
       /* A run's sandbox cloned from a template (sandbox-clone.c): the command is its holder. */
-      pid = clone_sandbox(holder, expected, body, length, out[1], err[1], report[1], &found);
-      if (pid < 0) failure = errno, stage = "clone";
+      if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, door) < 0) failure = errno, stage = "clone";
+      else pid = clone_sandbox(holder, expected, body, length, out[1], err[1], report[1], door[1], &found);
+      if (!failure && pid < 0) failure = errno, stage = "clone";
     } else if (holder > 0) {
       /* Into a run's sandbox: forked by its door, already inside (sandbox-entry.c). */
       pid = door_start(holder, expected, body, length, out[1], err[1], report[1]);
@@ -126,8 +129,15 @@ void start(uint32_t id, pid_t holder, const uint64_t *expected, const char *body
       int32_t why[2] = {0, 0};
       prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); /* at once: see seal_child */
       setsid();
-      int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-      int wired = null >= 0 && dup2(null, 0) >= 0 && dup2(out[1], 1) >= 0 && dup2(err[1], 2) >= 0;
+      /*
+       * Its stdin a pipe nobody writes (read: end of file at once), not the host's /dev/null: a
+       * command here may be bwrap, whose pid 1 keeps it, and under a root runner a step is by
+       * uid the owner of the host's node (`chmod 0 /proc/1/fd/0`). A sandbox's command gets the
+       * sandbox's /dev/null (its door, or cwd-check.c in a sandbox of its own).
+       */
+      int empty[2];
+      int wired = pipe(empty) == 0 && close(empty[1]) == 0 && dup2(empty[0], 0) >= 0 && dup2(out[1], 1) >= 0 &&
+                  dup2(err[1], 2) >= 0;
       if (wired) seal_child(report[1]);
       if (!wired) why[0] = errno;
       else exec_command(cwd, argv, envp, why);
@@ -140,12 +150,13 @@ void start(uint32_t id, pid_t holder, const uint64_t *expected, const char *body
   close_fd(&report[1]);
   close_fd(&out[1]);
   close_fd(&err[1]);
+  close_fd(&door[1]);
   if (!s) {
-    struct slot none = {.id = id, .found = -1, .report = -1, .fd = {-1, -1}};
+    struct slot none = {.id = id, .found = -1, .door = door[0], .report = -1, .fd = {-1, -1}};
     fail(&none, failure, stage);
     return;
   }
-  *s = (struct slot){.used = 1, .id = id, .found = found, .report = report[0], .fd = {out[0], err[0]}};
+  *s = (struct slot){.used = 1, .id = id, .found = found, .door = door[0], .report = report[0], .fd = {out[0], err[0]}};
   if (failure) {
     fail(s, failure, stage);
     return;
@@ -172,6 +183,9 @@ static void settle_found(struct slot *s) {
     return;
   }
   s->pid = answer[0];
+  /* Its maker is the sandbox's door now, ended and reaped as one; without room it ends. */
+  if (door_adopt(s->pid, s->maker, s->door) == 0) s->door = -1, s->maker = 0;
+  else close_fd(&s->door);
 }
 
 /*

@@ -83,6 +83,7 @@ describe("a step in a cloned sandbox against the host", () => {
           '  chmod "$(stat -c %a /dev/$n)" /dev/$n 2>/dev/null && echo "LEAK-chmod-$n"',
           '  touch -c -m /dev/$n 2>/dev/null && echo "LEAK-touch-$n"',
           "done",
+          ...DESCRIPTOR_ATTACKS,
           'echo "null-works=$(echo x > /dev/null && echo yes)"',
           "true",
         ].join("\n"),
@@ -247,6 +248,20 @@ describe("a step in a cloned sandbox against another run's", () => {
 });
 
 /** Tries to leave a setuid or setgid file in its folder (the host's), every way a program sets the bits. */
+/**
+ * A step's descriptors, and pid 1's where it may look: each node they open is set to the mode it
+ * has (no change) and touched. The stdin a command was given used to be the host's /dev/null,
+ * opened by the runner's helper outside the sandbox: its owner by uid under a root runner, the
+ * step could `chmod 0 /proc/self/fd/0` and break it for the whole machine.
+ */
+const DESCRIPTOR_ATTACKS = [
+  "for f in /proc/self/fd/0 /proc/self/fd/1 /proc/self/fd/2 /proc/1/fd/*; do",
+  '  [ -c "$f" ] || continue',
+  '  chmod "$(stat -L -c %a "$f")" "$f" 2>/dev/null && echo "LEAK-chmod-$f"',
+  '  touch -c -m "$f" 2>/dev/null && echo "LEAK-touch-$f"',
+  "done",
+];
+
 const SETID_ATTACKS = [
   "cp /bin/true ./suid && chmod 4755 ./suid 2>/dev/null && echo LEAK-chmod-setuid",
   "chmod 2755 ./suid 2>/dev/null && echo LEAK-chmod-setgid",
@@ -263,6 +278,7 @@ describe("a step against the uid it has outside (a root runner's: the host's roo
     // step is its owner by uid), and no filter refused the key calls; a file it makes in its folder
     // is root's on the host, and nosuid holds inside the sandbox only: any host user who can reach
     // the folder (a step_cwd_roots folder, a shared checkout) would run a setuid one as root.
+    const before = statSync("/dev/null").ctimeMs;
     const { output } = await runToEnd([
       {
         name: "command-sandbox",
@@ -271,6 +287,7 @@ describe("a step against the uid it has outside (a root runner's: the host's roo
           "set +e",
           PID1,
           'chmod "$(stat -c %a /dev/null)" /dev/null 2>/dev/null && echo LEAK-chmod-null',
+          ...DESCRIPTOR_ATTACKS,
           "touch /dev/null 2>/dev/null; echo null-works=$(echo x > /dev/null && echo yes)",
           "perl -e '",
           'open(my $k, "<", "/proc/keys") or die; my $buf = "\\0" x 256;',
@@ -284,7 +301,8 @@ describe("a step against the uid it has outside (a root runner's: the host's roo
     ]);
     expect(line(output, "pid1"), output).toMatch(/^bwrap /);
     // Lines of its own only: bwrap's command line (pid 1's) holds the script.
-    expect(output).not.toMatch(/^LEAK-/m);
+    expect(output, output).not.toMatch(/^LEAK-/m);
+    expect(statSync("/dev/null").ctimeMs).toBe(before);
     expect(line(output, "null-works")).toBe("yes");
     // What was made has no setuid or setgid bit (stat's %a shows them as a fourth digit).
     expect(line(output, "modes")).toMatch(/^([0-7]{3} )+$/);

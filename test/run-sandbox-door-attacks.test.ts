@@ -181,7 +181,7 @@ describe("a step looking for its sandbox's door", () => {
     expect(output).not.toContain("foreign=");
     expect(line(output, "fork-servers"), output).toBe("0");
     expect(line(output, "cgroup-files")).toBe("0");
-    expect(line(output, "links")?.trim()).toBe("");
+    expect(line(output, "links")?.trim(), output).toBe("");
     expect(line(output, "sockets")).toBe("0");
     expect(line(output, "keys")).toBe("0");
     expect(output).not.toContain(operatorKey);
