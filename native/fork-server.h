@@ -44,6 +44,13 @@ pid_t door_start(pid_t holder, const uint64_t *expected, const char *body, uint3
  * 0, or -1 with errno set (ENOENT: no such door; EALREADY: it runs commands, too late).
  */
 int door_move(pid_t holder, const uint64_t *expected, const char *body, uint32_t length);
+/*
+ * A clone's maker, the holder's pid known, is its sandbox's door from now on (door_become, in
+ * the maker): `sock` its socket. 0, or -1 (no room: the runner's 'O' opens one as for any sandbox).
+ */
+int door_adopt(pid_t holder, pid_t pid, int sock);
+/* In a clone's maker, once its holder is born: becomes that sandbox's door. Never returns. */
+void door_become(int sock, pid_t holder);
 /* Ends the doors of `holder`'s sandbox and waits for them. */
 void door_close(pid_t holder);
 /* Whether `pid`, just reaped, was a door (which is then forgotten). */
@@ -52,8 +59,9 @@ int door_reaped(pid_t pid);
  * Begins a run's sandbox as a clone of the template sandbox `template` ('K' body after the
  * template's namespaces: `body`, `length`): forks its maker, which says the holder's pid (or
  * i32 0 and an errno) on `*found`, a pipe it opens. The holder, a child of this helper wired to
- * `out` and `err`, writes why it failed to `report` or execs. Returns the maker's pid, or -1.
+ * `out` and `err`, writes why it failed to `report` or execs. The maker then becomes the
+ * sandbox's door on `door` (door_become). Returns the maker's pid, or -1.
  */
 pid_t clone_sandbox(pid_t template, const uint64_t *expected, const char *body, uint32_t length, int out, int err,
-                    int report, int *found);
+                    int report, int door, int *found);
 #endif

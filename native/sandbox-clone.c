@@ -311,7 +311,7 @@ static pid_t make(pid_t template, const uint64_t *expected, const char *cgroup, 
 }
 
 pid_t clone_sandbox(pid_t template, const uint64_t *expected, const char *body, uint32_t length, int out, int err,
-                    int report, int *found) {
+                    int report, int door, int *found) {
   const char *cgroup;
   char **argv, **envp;
   if (parse_command(body, length, &cgroup, &argv, &envp) < 0) return -1;
@@ -333,10 +333,11 @@ pid_t clone_sandbox(pid_t template, const uint64_t *expected, const char *body, 
     int32_t why[2] = {0, 2};
     int run = 0;
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-    int keep[4] = {out, err, report, answer_pipe[1]};
+    int keep[5] = {out, err, report, answer_pipe[1], door};
     for (int fd = 3; fd < 65536; fd++) {
-      int kept = fd == keep[0] || fd == keep[1] || fd == keep[2] || fd == keep[3];
-      if (!kept && close(fd) < 0 && errno == EBADF && fd > keep[0] && fd > keep[1] && fd > keep[2] && fd > keep[3]) {
+      int kept = fd == keep[0] || fd == keep[1] || fd == keep[2] || fd == keep[3] || fd == keep[4];
+      if (!kept && close(fd) < 0 && errno == EBADF && fd > keep[0] && fd > keep[1] && fd > keep[2] && fd > keep[3] &&
+          fd > keep[4]) {
         syscall(SYS_close_range, fd + 1, ~0U, 0);
         break;
       }
@@ -349,8 +350,13 @@ pid_t clone_sandbox(pid_t template, const uint64_t *expected, const char *body, 
       if (write(report, why, sizeof why) < 0) _exit(127);
       _exit(127);
     }
-    if (write(answer_pipe[1], answer, sizeof answer) < 0) _exit(1);
-    _exit(0);
+    if (write(answer_pipe[1], answer, sizeof answer) < 0 || pid < 0) _exit(1);
+    /* Its holder's exec, not its own end, tells the helper the sandbox is ready. */
+    close(answer_pipe[1]);
+    close(report);
+    close(out);
+    close(err);
+    door_become(door, pid);
   }
   int saved = errno;
   close(answer_pipe[1]);

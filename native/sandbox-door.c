@@ -30,9 +30,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "fork-server.h"
+#include "step-filter.h"
 
 struct door {
   int used;
+  /* A clone's maker become its door (door_become): its namespaces are not yet the runner's word. */
+  int adopted;
   pid_t holder;
   uint64_t namespaces[6];
   pid_t pid;
@@ -185,14 +188,17 @@ static void door_answer(int32_t error, int32_t pid) {
 }
 
 /*
- * enter_sandbox's stop at the sandbox's mounts (sandbox-entry.c): the door is open. Folders are
- * moved as asked until its first command, which returns here to finish the entry.
+ * The stdin of the commands, opened once the door is in: the sandbox's /dev/null. Never one the
+ * helper opened on the host: that is the host's own inode, whose owner a step of a root runner is
+ * by uid (it is the host's root to the kernel), and it could `chmod 0 /proc/self/fd/0`.
  */
-static int door_at_mounts(void) {
-  int32_t open = 0;
-  if (write(door_report, &open, sizeof open) != (ssize_t)sizeof open) _exit(0);
-  close(door_report);
-  door_report = -1;
+static int open_null(void) {
+  door_null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  return door_null < 0 ? -1 : 0;
+}
+
+/* Moves folders as asked until the first command, kept to be served once the door is in. */
+static void door_await_first(void) {
   for (;;) {
     char *body = NULL;
     uint32_t length;
@@ -200,7 +206,7 @@ static int door_at_mounts(void) {
     if (door_receive(&body, &length, wires)) {
       first_body = body, first_length = length;
       memcpy(first_wires, wires, sizeof wires);
-      return 0;
+      return;
     }
     const char *paths[16];
     int count = parse_moves(body, length, paths);
@@ -210,6 +216,19 @@ static int door_at_mounts(void) {
     free(body);
     door_answer(error, 0);
   }
+}
+
+/*
+ * enter_sandbox's stop at the sandbox's mounts (sandbox-entry.c): the door is open. Folders are
+ * moved as asked until its first command, which returns here to finish the entry.
+ */
+static int door_at_mounts(void) {
+  int32_t open = 0;
+  if (write(door_report, &open, sizeof open) != (ssize_t)sizeof open) _exit(0);
+  close(door_report);
+  door_report = -1;
+  door_await_first();
+  return 0;
 }
 
 /* Forks one command and answers its pid; its descriptors are the command's, not the door's. */
@@ -249,6 +268,13 @@ static void close_all_but(int *keep, int count) {
 
 int door_open(pid_t holder, const uint64_t *expected) {
   if (find_door(holder, expected)) return 0;
+  for (int i = 0; i < MAX_DOORS; i++) {
+    if (!doors[i].used || !doors[i].adopted || doors[i].holder != holder) continue;
+    /* The runner read these of the holder once it ran: this helper made both, for each other. */
+    doors[i].adopted = 0;
+    memcpy(doors[i].namespaces, expected, sizeof doors[i].namespaces);
+    return 0;
+  }
   door_close(holder); /* a door of an earlier sandbox whose holder's pid was reused */
   struct door *d = NULL;
   for (int i = 0; i < MAX_DOORS && !d; i++)
@@ -258,20 +284,18 @@ int door_open(pid_t holder, const uint64_t *expected) {
   int holder_fd = (int)syscall(SYS_pidfd_open, holder, 0);
   if (holder_fd < 0 && errno != ENOSYS) return -1;
   int pair[2] = {-1, -1}, report[2] = {-1, -1};
-  int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
   pid_t pid = -1;
-  if (null >= 0 && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) == 0 && pipe2(report, O_CLOEXEC) == 0)
-    pid = fork();
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) == 0 && pipe2(report, O_CLOEXEC) == 0) pid = fork();
   if (pid == 0) {
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     setsid();
     if (forget_requests) forget_requests();
-    int keep[4] = {pair[1], report[1], null, holder_fd};
-    close_all_but(keep, holder_fd < 0 ? 3 : 4);
-    door_sock = pair[1], door_holder = holder_fd, door_null = null, door_report = report[1];
+    int keep[3] = {pair[1], report[1], holder_fd};
+    close_all_but(keep, holder_fd < 0 ? 2 : 3);
+    door_sock = pair[1], door_holder = holder_fd, door_report = report[1];
     at_mounts = door_at_mounts;
-    int32_t why = join_cgroup(holder) < 0 || enter_sandbox(holder, expected) < 0 ? errno : 0;
+    int32_t why = join_cgroup(holder) < 0 || enter_sandbox(holder, expected) < 0 || open_null() < 0 ? errno : 0;
     at_mounts = NULL;
     /* Not yet said (its mounts were its own already): said now. Said: a failed entry ends it. */
     if (door_report >= 0 && write(door_report, &why, sizeof why) < 0) _exit(0);
@@ -281,7 +305,6 @@ int door_open(pid_t holder, const uint64_t *expected) {
   }
   int32_t why = pid < 0 ? errno : 0;
   if (holder_fd >= 0) close(holder_fd);
-  if (null >= 0) close(null);
   if (pair[1] >= 0) close(pair[1]);
   if (report[1] >= 0) close(report[1]);
   if (pid > 0 && read_full(report[0], &why, sizeof why) < 0) why = ESRCH; /* it died first */
@@ -357,4 +380,40 @@ int door_move(pid_t holder, const uint64_t *expected, const char *body, uint32_t
     return errno = ENOENT, -1; /* gone: the runner's next command opens another */
   }
   return answer.error ? (errno = answer.error, -1) : 0;
+}
+
+int door_adopt(pid_t holder, pid_t pid, int sock) {
+  for (int i = 0; i < MAX_DOORS; i++) {
+    if (doors[i].used) continue;
+    doors[i] = (struct door){.used = 1, .adopted = 1, .holder = holder, .pid = pid, .sock = sock};
+    return 0;
+  }
+  return errno = EAGAIN, -1;
+}
+
+void door_become(int sock, pid_t holder) {
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  setsid();
+  if (forget_requests) forget_requests();
+  int holder_fd = (int)syscall(SYS_pidfd_open, holder, 0);
+  if (holder_fd < 0 && errno != ENOSYS) _exit(0);
+  int keep[2] = {sock, holder_fd};
+  close_all_but(keep, holder_fd < 0 ? 1 : 2);
+  door_sock = sock, door_holder = holder_fd;
+  /* In the run's mounts already (the holder's pivot moved its root too), with the rights that made them. */
+  door_await_first();
+  /*
+   * In: the mounts joined again (its root and cwd the sandbox's own, none of the host's), the
+   * run's user namespace, every capability dropped, the step filter, as enter_sandbox's end.
+   */
+  /*
+   * By its pidfd (Linux 5.8), not /proc: its /proc is the sandbox's since the pivot, where the
+   * holder is pid 1. A kernel without it ends the door here, and the runner's next command opens
+   * one as for any sandbox.
+   */
+  if (holder_fd < 0 || setns(holder_fd, CLONE_NEWNS) < 0 || setns(holder_fd, CLONE_NEWUSER) < 0 || chdir("/") < 0 ||
+      drop_capabilities() < 0 || step_filter() < 0 || open_null() < 0)
+    _exit(0);
+  door_serve();
 }

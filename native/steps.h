@@ -23,6 +23,7 @@ struct slot {
   pid_t pid;    /* 0 while a clone's holder is not yet known */
   pid_t maker;  /* a clone's first child (sandbox-clone.c), which says its holder's pid; else 0 */
   int found;    /* while that child's answer is awaited: its pipe, else -1 */
+  int door;     /* until then, the socket of the door that child becomes (sandbox-door.c), else -1 */
   int report;   /* while starting: the child's report pipe (its exec closes it), else -1 */
   int fd[2];    /* stdout, stderr read ends; -1 once at their end */
   int64_t relayed_at[2]; /* when each stream's output was last relayed (monotonic ns) */

@@ -6,6 +6,7 @@ import {
   mkdirSync,
   mkdtempSync,
   readdirSync,
+  readFileSync,
   readlinkSync,
   rmSync,
   writeFileSync,
@@ -187,6 +188,27 @@ describe("a run's sandbox cloned from the runner's template", () => {
     }
   });
 
+  it("is entered by the process that cloned it, older than its holder, where bwrap's gets a door forked after", async () => {
+    if ("problem" in pids) throw new Error(`this case reads the run's pids cgroup: ${pids.problem}`);
+    // The processes a sandbox keeps between its commands, from the host: its holder, its door.
+    const kept = async (box: RunSandbox) => {
+      // From the hierarchy's root: v1's pids line, or v2's.
+      const line = (pids as PidsHierarchy).v2 ? "^0::" : ":pids:";
+      const inside = await run(box, `grep -E '${line}' /proc/self/cgroup | cut -d: -f3`);
+      const root = (pids as PidsHierarchy).v2 ? "/sys/fs/cgroup" : "/sys/fs/cgroup/pids";
+      const procs = join(root, inside.stdout.trim(), "cgroup.procs");
+      const members = readFileSync(procs, "utf8").trim().split("\n").map(Number);
+      // bwrap's own pid 1 aside (the holder's parent there): the door is a copy of the fork-server.
+      const door = members.filter(
+        (pid) => readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "fork-server",
+      );
+      expect(door).toHaveLength(1);
+      return bornBefore(door[0]!, box.holder.pid);
+    };
+    expect(await kept(await makeRun("door-clone", cloned))).toBe(true);
+    expect(await kept(await makeRun("door-bwrap", bwrapMade))).toBe(false);
+  });
+
   it("is cloned, given its folder and entered by a runner that is not root", async () => {
     if (process.getuid?.() !== 0)
       throw new Error("this case starts a runner as nobody: run the suite as root, as CI does");
@@ -232,3 +254,12 @@ describe("a run's sandbox cloned from the runner's template", () => {
     );
   });
 });
+
+/**
+ * Whether process `a` was born before `b`, both alive: pids are handed out in turn, wrapping at
+ * pid_max (start times, in ticks of 10 ms, cannot tell a process from the one it forked).
+ */
+function bornBefore(a: number, b: number): boolean {
+  const max = Number(readFileSync("/proc/sys/kernel/pid_max", "utf8"));
+  return (b - a + max) % max < max / 2;
+}
