@@ -209,6 +209,25 @@ describe("a run's sandbox cloned from the runner's template", () => {
     expect(await kept(await makeRun("door-bwrap", bwrapMade))).toBe(false);
   });
 
+  it("takes a clone that fails for want of processes as passing: the runner does not stop cloning", async () => {
+    if ("problem" in pids) throw new Error(`this case holds a run to one process: ${pids.problem}`);
+    // Its maker joins the run's cgroup, limited to one process: the holder's fork fails EAGAIN
+    // (which Node also names EWOULDBLOCK). A machine short of processes passes; a member's run
+    // could bring it about, and every later run's sandbox would cost bwrap's start.
+    const refusals: string[] = [];
+    const tight = new Sandbox({
+      ...options,
+      pids: { hierarchy: pids as PidsHierarchy, max: 1 },
+      clones: { onFallback: (reason) => refusals.push(reason) },
+    });
+    const base = join(root, "tight");
+    const layout = { folder: join(base, "folder"), tmp: join(base, "tmp"), scratch: [join(base, "scratch")] };
+    for (const path of [layout.folder, layout.tmp, ...layout.scratch]) mkdirSync(path, { recursive: true });
+    const box = await RunSandbox.make(launcher, tight, layout);
+    if (box instanceof RunSandbox) await box.close();
+    expect(refusals).toEqual([]);
+  });
+
   it("is cloned, given its folder and entered by a runner that is not root", async () => {
     if (process.getuid?.() !== 0)
       throw new Error("this case starts a runner as nobody: run the suite as root, as CI does");

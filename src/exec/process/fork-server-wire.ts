@@ -138,7 +138,13 @@ export function closeMessage(id: number): Buffer {
 }
 
 const signalNames = new Map(Object.entries(constants.signals).map(([name, number]) => [number, name]));
-export const errnoNames = new Map(Object.entries(constants.errno).map(([name, number]) => [number, name]));
+/**
+ * Each errno's first name: 11 is EAGAIN, not its alias EWOULDBLOCK, which a later entry would
+ * make it (run-sandbox.ts tells a clone's passing failures by these names).
+ */
+export const errnoNames = new Map<number, string>();
+for (const [name, number] of Object.entries(constants.errno))
+  if (!errnoNames.has(number)) errnoNames.set(number, name);
 
 /** A wait status as Node reports an exit: the code, or the signal that ended the process. */
 export function decodeWaitStatus(status: number): { code: number | null; signal: string | null } {

@@ -329,4 +329,4 @@ export class RunSandboxSlot implements RunSandboxEntry {
 }
 
 /** A clone's failures that pass: the machine short of memory, processes, descriptors or room. */
-const passing = /\b(ENOMEM|EAGAIN|EMFILE|ENFILE|ENOSPC|EINTR|EBUSY)\b/;
+const passing = /\b(ENOMEM|EAGAIN|EWOULDBLOCK|EMFILE|ENFILE|ENOSPC|EINTR|EBUSY)\b/;
