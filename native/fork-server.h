@@ -14,8 +14,14 @@ void door_forgets(void (*forget)(void));
 
 /* The cwd, argv and env of an 'S' body (argv and env allocated; the strings are the body's). */
 int parse_command(const char *body, uint32_t length, const char **cwd, char ***argv, char ***envp);
-/* In a command's child: its cwd, default SIGPIPE and signal mask, then exec; `why` if it fails. */
-void exec_command(const char *cwd, char **argv, char **envp, int32_t why[2]);
+/*
+ * In a command's child, after fork or clone: its own session, stdin `in` (-1: making it failed,
+ * errno says why), stdout `out`, stderr `err`, every other descriptor closed but `report`, its cwd,
+ * default SIGPIPE and signal mask, then exec. Where a step fails before its program runs, the errno
+ * and the stage (0 wiring, 1 cwd, 2 exec) go to `report`. Never returns.
+ */
+__attribute__((noreturn)) void run_command(const char *cwd, char **argv, char **envp, int in, int out, int err,
+                                           int report);
 
 /* What 'M' moves inside a sandbox (pairs of paths), done once its mounts are joined. */
 extern const char *const *moves;

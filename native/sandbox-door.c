@@ -108,18 +108,7 @@ static pid_t door_fork(const char *body, uint32_t length, int null, int out, int
   if (parse_command(body, length, &cwd, &argv, &envp) < 0) return -1;
   if (!argv[0]) return free(argv), free(envp), errno = EINVAL, -1;
   pid_t pid = (pid_t)syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
-  if (pid == 0) {
-    int32_t why[2] = {0, 0};
-    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-    if (setsid() < 0 || dup2(null, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0) {
-      why[0] = errno;
-    } else {
-      seal_child(report);
-      exec_command(cwd, argv, envp, why);
-    }
-    if (write(report, why, sizeof why) < 0) _exit(127);
-    _exit(127);
-  }
+  if (pid == 0) run_command(cwd, argv, envp, null, out, err, report);
   free(argv);
   free(envp);
   return pid;
@@ -188,13 +177,17 @@ static void door_answer(int32_t error, int32_t pid) {
 }
 
 /*
- * The stdin of the commands, opened once the door is in: the sandbox's /dev/null. Never one the
+ * The stdin of the commands, opened once the door is in: the sandbox's /dev/null, also the door's own 0 to 2. Never one the
  * helper opened on the host: that is the host's own inode, whose owner a step of a root runner is
  * by uid (it is the host's root to the kernel), and it could `chmod 0 /proc/self/fd/0`.
  */
 static int open_null(void) {
   door_null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  return door_null < 0 ? -1 : 0;
+  if (door_null < 0) return -1;
+  /* Its own 0 to 2 were the helper's (its requests, events and log, on the host): the door needs none. */
+  for (int fd = 0; fd < 3; fd++)
+    if (dup2(door_null, fd) < 0) return -1;
+  return 0;
 }
 
 /* Moves folders as asked until the first command, kept to be served once the door is in. */

@@ -65,16 +65,24 @@ int parse_command(const char *body, uint32_t length, const char **cwd, char ***a
   return 0;
 }
 
-void exec_command(const char *cwd, char **argv, char **envp, int32_t why[2]) {
-  if (*cwd && chdir(cwd) < 0) {
-    why[0] = errno, why[1] = 1;
-    return;
+void run_command(const char *cwd, char **argv, char **envp, int in, int out, int err, int report) {
+  int32_t why[2] = {in < 0 ? errno : 0, 0};
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); /* at once: see seal_child */
+  if (!why[0] && (setsid() < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)) why[0] = errno;
+  if (!why[0]) {
+    seal_child(report);
+    if (*cwd && chdir(cwd) < 0) {
+      why[0] = errno, why[1] = 1;
+    } else {
+      signal(SIGPIPE, SIG_DFL);
+      sigprocmask(SIG_SETMASK, &original_mask, NULL);
+      environ = envp;
+      execvp(argv[0], argv);
+      why[0] = errno, why[1] = 2;
+    }
   }
-  signal(SIGPIPE, SIG_DFL);
-  sigprocmask(SIG_SETMASK, &original_mask, NULL);
-  environ = envp;
-  execvp(argv[0], argv);
-  why[0] = errno, why[1] = 2;
+  if (write(report, why, sizeof why) < 0) _exit(127);
+  _exit(127);
 }
 
 /* What 'M' moves: pairs of paths, from then to, done once the sandbox's mounts are joined. */

@@ -126,23 +126,15 @@ void start(uint32_t id, pid_t holder, const uint64_t *expected, const char *body
       if (pid < 0) failure = errno, stage = "fork";
     }
     if (pid == 0) {
-      int32_t why[2] = {0, 0};
-      prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); /* at once: see seal_child */
-      setsid();
       /*
        * Its stdin a pipe nobody writes (read: end of file at once), not the host's /dev/null: a
        * command here may be bwrap, whose pid 1 keeps it, and under a root runner a step is by
        * uid the owner of the host's node (`chmod 0 /proc/1/fd/0`). A sandbox's command gets the
        * sandbox's /dev/null (its door, or cwd-check.c in a sandbox of its own).
        */
-      int empty[2];
-      int wired = pipe(empty) == 0 && close(empty[1]) == 0 && dup2(empty[0], 0) >= 0 && dup2(out[1], 1) >= 0 &&
-                  dup2(err[1], 2) >= 0;
-      if (wired) seal_child(report[1]);
-      if (!wired) why[0] = errno;
-      else exec_command(cwd, argv, envp, why);
-      if (write(report[1], why, sizeof why) < 0) _exit(127);
-      _exit(127);
+      int empty[2] = {-1, -1};
+      if (pipe(empty) == 0) close(empty[1]);
+      run_command(cwd, argv, envp, empty[0], out[1], err[1], report[1]);
     }
   }
   free(argv);

@@ -188,7 +188,7 @@ describe("a run's sandbox cloned from the runner's template", () => {
     }
   });
 
-  it("is entered by the process that cloned it, older than its holder, where bwrap's gets a door forked after", async () => {
+  it("is entered by the process that cloned it, older than its holder, where bwrap's gets a door forked after; neither keeps the fork-server's stdio", async () => {
     if ("problem" in pids) throw new Error(`this case reads the run's pids cgroup: ${pids.problem}`);
     // The processes a sandbox keeps between its commands, from the host: its holder, its door.
     const kept = async (box: RunSandbox) => {
@@ -203,6 +203,10 @@ describe("a run's sandbox cloned from the runner's template", () => {
         (pid) => readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "fork-server",
       );
       expect(door).toHaveLength(1);
+      // Its 0 to 2 were the fork-server's (its requests, its events to the runner, its log): the
+      // sandbox's /dev/null once in, not a pipe of the host's.
+      const standard = [0, 1, 2].map((fd) => readlinkSync(`/proc/${door[0]}/fd/${fd}`));
+      expect(standard).toEqual(["/dev/null", "/dev/null", "/dev/null"]);
       return bornBefore(door[0]!, box.holder.pid);
     };
     expect(await kept(await makeRun("door-clone", cloned))).toBe(true);
