@@ -458,10 +458,11 @@ describe.skipIf(!opencode)("opencode and llm_retry_count", () => {
   ] as const) {
     it(`a model answering ${status} forever gets llm_retry_count + 1 requests, then the run ends with ${code}`, async () => {
       // Its title request (no tools) is answered; every request of the session's own call fails,
-      // with a short retry-after (OpenCode honours fractional seconds): the cap is the subject,
-      // not OpenCode's wait of 2 s before its first retry.
+      // with a retry-after of 1 s (OpenCode honours it): the cap is the subject, not OpenCode's
+      // wait of 2 s before its first retry. Not shorter: the runner stops the CLI once it has
+      // read the failure on its stderr, and 0.1 s let a loaded machine's CLI ask a third time.
       const gateway = await model(
-        mainScript({ text: "A title" }, [{ fail: { kind: "status", status, retryAfterSecs: 0.1 } }]),
+        mainScript({ text: "A title" }, [{ fail: { kind: "status", status, retryAfterSecs: 1 } }]),
       );
       const group = await runnerWith(opencode!, { RUNYARD_LLM_RETRY_COUNT: "1" });
       const started = Date.now();
