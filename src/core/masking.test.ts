@@ -31,6 +31,19 @@ describe("secret masking", () => {
     expect(masker.mask("abcdefgh")).toBe(MASK);
   });
 
+  it("masks with each masker's own secrets where automata are shared between maskers", () => {
+    // Built first, kept for maskers of the same secrets: one secret holding both values and a NUL.
+    const joined = new SecretMasker(["alpha-secret\u0000beta-secret"]);
+    expect(joined.mask("alpha-secret")).toBe("alpha-secret");
+    const apart = new SecretMasker(["alpha-secret", "beta-secret"]);
+    expect(apart.mask("a alpha-secret b beta-secret")).toBe(`a ${MASK} b ${MASK}`);
+    const again = new SecretMasker(["alpha-secret", "beta-secret"]);
+    expect(again.mask("beta-secret")).toBe(MASK);
+    again.add(["gamma-secret"]);
+    expect(again.mask("gamma-secret beta-secret")).toBe(`${MASK} ${MASK}`);
+    expect(apart.mask("gamma-secret")).toBe("gamma-secret");
+  });
+
   it("ignores values too short to mask safely", () => {
     expect(new SecretMasker(["1", "ab"]).mask("1 ab")).toBe("1 ab");
   });

@@ -69,7 +69,7 @@ export class SecretMasker {
 
   /** @internal The automaton over the current secrets, built on first use after a change. */
   automaton(): SecretAutomaton {
-    this.compiled ??= new SecretAutomaton(this.secrets);
+    this.compiled ??= sharedAutomaton(this.secrets);
     return this.compiled;
   }
 
@@ -93,6 +93,27 @@ export class SecretMasker {
   stream(): StreamMasker {
     return new StreamMasker(this);
   }
+}
+
+/**
+ * Automata built lately, by their secrets: a runner's every step masks the same values (its own
+ * token, the host's secrets) and most add none, and building one costs more than a short step's
+ * masking (its root table alone is 65,536 entries). An automaton never changes once built.
+ */
+const recentAutomata = new Map<string, SecretAutomaton>();
+const recentAutomataKept = 8;
+
+function sharedAutomaton(secrets: ReadonlySet<string>): SecretAutomaton {
+  // JSON, not a join: the key of {"a,b"} must differ from that of {"a", "b"}, whatever a secret holds.
+  const key = JSON.stringify([...secrets]);
+  let automaton = recentAutomata.get(key);
+  if (automaton) recentAutomata.delete(key);
+  else {
+    automaton = new SecretAutomaton(secrets);
+    if (recentAutomata.size >= recentAutomataKept) recentAutomata.delete(recentAutomata.keys().next().value as string);
+  }
+  recentAutomata.set(key, automaton);
+  return automaton;
 }
 
 function deepMap(value: unknown, fn: (s: string) => string): unknown {

@@ -49,14 +49,21 @@ export const runtimeFolders: readonly string[] = ["/proc", "/sys", "/dev", "/run
 
 /** The host's temp folders: as a cwd they would show every other command's scratch files; inside is fine. */
 export function hostTempFolders(): string[] {
-  let temp = normalize(tmpdir());
+  const given = normalize(tmpdir());
+  // Asked before every step's start: the folder's real path is looked up again only when TMPDIR changed.
+  if (lastTemp?.given === given) return lastTemp.folders;
+  let temp = given;
   try {
     temp = realpathSync(temp);
   } catch {
-    // A temp folder that does not exist shows nothing.
+    // A temp folder that does not exist shows nothing: not kept, it may be made.
+    return [...new Set(["/tmp", temp])];
   }
-  return [...new Set(["/tmp", temp])];
+  lastTemp = { given, folders: [...new Set(["/tmp", temp])] };
+  return lastTemp.folders;
 }
+
+let lastTemp: { given: string; folders: string[] } | undefined;
 
 /** Why `root` cannot be an entry of `step_cwd_roots` / `agent_cwd_roots`, or undefined when it can. */
 export function cwdRootProblem(root: string): string | undefined {
