@@ -142,10 +142,10 @@ describe("a step against the runner, through a command of its run the door forke
       expect(output).not.toContain("fdlink=");
       expect(output).not.toContain("fdopen=");
       expect(line(output, "environ-bytes")).toBe("0");
-      // The stopped command was not waited for: it failed, and says why.
-      expect(JSON.stringify(await readEvents(up.url, runId))).toContain(
-        "a process of its run stopped it before it started",
-      );
+      // The stopped command was not waited for: it failed, and says why and what to do.
+      const events = JSON.stringify(await readEvents(up.url, runId));
+      expect(events).toContain("a process of its run stopped it before it started");
+      expect(events).toContain("send SIGCONT to them");
     }
     expect(held, "the spy never stopped a command before its exec").toBe(true);
   }, 900_000);

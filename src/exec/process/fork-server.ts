@@ -25,7 +25,7 @@ import {
   sandboxMessage,
   startMessage,
 } from "./fork-server-wire.js";
-import { describeSpawnError, startProblem } from "./spawn-launcher.js";
+import { describeSpawnError, startProblem, stoppedBeforeStart } from "./spawn-launcher.js";
 
 /** How often the group is checked for survivors while it gets its SIGTERM grace. */
 const GROUP_POLL_MS = 50;
@@ -410,7 +410,7 @@ class Command {
       stage === "chdir"
         ? `cannot start "${program}" in "${this.request.cwd}": ${code}`
         : stage === "stopped"
-          ? `cannot start "${program}": a process of its run stopped it before it started (SIGSTOP)`
+          ? `cannot start "${program}": ${stoppedBeforeStart}`
           : stage === "folders"
             ? `cannot start "${program}": ${RUN_FOLDERS_NOT_ATTACHED} (${code})`
             : stage === "setns" || stage === "clone"

@@ -206,11 +206,16 @@ export function startProblem(request: ExecRequest): string | undefined {
 export const tooBigToStart =
   "its environment and arguments are larger than the system takes (E2BIG): one variable or argument may hold at most 128 KiB, all together about 2 MiB";
 
+/** Why a command a process of its own run stopped (SIGSTOP) between its fork and its exec did not start. */
+export const stoppedBeforeStart = "a process of its run stopped it before it started (SIGSTOP)";
+
 /** What to do about a spawn error `describeSpawnError` described; undefined: the usual hint. */
 export function spawnErrorHint(message: string): string | undefined {
-  return message.includes(tooBigToStart)
-    ? "Pass large data in a file (write it in an earlier step, or keep it in the repository) and give the step its path, not its content, in a variable or a matrix value."
-    : undefined;
+  if (message.includes(tooBigToStart))
+    return "Pass large data in a file (write it in an earlier step, or keep it in the repository) and give the step its path, not its content, in a variable or a matrix value.";
+  if (message.includes(stoppedBeforeStart))
+    return "A command of this run sent SIGSTOP to processes it did not start (kill -STOP -1, a stop of every process it can see): stop only your own, or send SIGCONT to them; the run's later commands start again as usual.";
+  return undefined;
 }
 
 export function describeSpawnError(program: string, error: unknown): string {
