@@ -110,7 +110,8 @@ function sharedAutomaton(secrets: ReadonlySet<string>): SecretAutomaton {
   if (automaton) recentAutomata.delete(key);
   else {
     automaton = new SecretAutomaton(secrets);
-    if (recentAutomata.size >= recentAutomataKept) recentAutomata.delete(recentAutomata.keys().next().value as string);
+    if (recentAutomata.size >= recentAutomataKept)
+      recentAutomata.delete(recentAutomata.keys().next().value as string);
   }
   recentAutomata.set(key, automaton);
   return automaton;
