@@ -457,12 +457,16 @@ describe.skipIf(!opencode)("opencode and llm_retry_count", () => {
     [500, "AGENT_UNAVAILABLE"],
   ] as const) {
     it(`a model answering ${status} forever gets llm_retry_count + 1 requests, then the run ends with ${code}`, async () => {
-      // Its title request (no tools) is answered; every request of the session's own call fails,
-      // with a retry-after of 1 s (OpenCode honours it): the cap is the subject, not OpenCode's
-      // wait of 2 s before its first retry. Not shorter: the runner stops the CLI once it has
-      // read the failure on its stderr, and 0.1 s let a loaded machine's CLI ask a third time.
+      // Its title request (no tools) is answered; every request of the session's own call fails
+      // (six: more than OpenCode's own five retries), with a short retry-after (OpenCode honours
+      // it) before the call the cap allows, then a long one (8 s, which OpenCode waits): the runner stops OpenCode once it
+      // reads the second failure on its stderr, and OpenCode's graceful stop must end before its
+      // next call (0.1 s here; a loaded machine's took longer than a 1 s wait).
+      const waits = [0.2, 8, 0.2, 0.2, 0.2, 0.2];
       const gateway = await model(
-        mainScript({ text: "A title" }, [{ fail: { kind: "status", status, retryAfterSecs: 1 } }]),
+        mainScript({ text: "A title" }, [
+          { failFirst: waits.map((retryAfterSecs) => ({ kind: "status", status, retryAfterSecs }) as const) },
+        ]),
       );
       const group = await runnerWith(opencode!, { RUNYARD_LLM_RETRY_COUNT: "1" });
       const started = Date.now();

@@ -81,10 +81,17 @@ describe.skipIf(!bin)(`opencode adapter (real opencode-ai ${pkg.version})`, { ti
 
   it("fails with AGENT_RATE_LIMIT when the 429s outlast llm_retry_count (3 by default), not its own five retries", async () => {
     const started = Date.now();
-    // A retry-after of 2 s: the cap, not OpenCode's wait, is the subject, and the adapter stops
-    // OpenCode within the wait after the last allowed 429 (0.1 s let a loaded machine's OpenCode
-    // send a fifth call first).
-    const { end } = await run([{ text: "never", fail: { kind: "status", status: 429, retryAfterSecs: 2 } }]);
+    // Six 429s, more than OpenCode's own five retries: short waits before the calls the cap allows,
+    // then a long one (8 s, which OpenCode waits) after the last of them. The adapter stops OpenCode once it reads that 429;
+    // OpenCode's graceful stop takes 0.1 s here, and a loaded machine's took longer than a 2 s
+    // wait (a fifth call). A broken cap shows as a fifth call after the long wait.
+    const waits = [0.5, 0.5, 0.5, 8, 0.5, 0.5];
+    const { end } = await run([
+      {
+        text: "never",
+        failFirst: waits.map((retryAfterSecs) => ({ kind: "status", status: 429, retryAfterSecs }) as const),
+      },
+    ]);
     expect(end.error).toMatchObject({
       code: "AGENT_RATE_LIMIT",
       message: expect.stringContaining("llm_retry_count is 3"),
