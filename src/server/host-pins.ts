@@ -1,4 +1,4 @@
-import { jobHost } from "../core/jobs/index.js";
+import { type Job, jobHost } from "../core/jobs/index.js";
 import type { JobRecord } from "../store/index.js";
 import { readJob } from "./job-records.js";
 
@@ -18,11 +18,15 @@ export class HostPins {
   /** Remembers where the job's host landed, unless it landed somewhere already. */
   pin(record: JobRecord, runnerId: string): void {
     const job = readJob(record);
-    if (!job) return;
-    let hosts = this.pins.get(record.run_id);
+    if (job) this.pinJob(record.run_id, job, runnerId);
+  }
+
+  /** As `pin`, from the job itself (its engine's, not read from its row). */
+  pinJob(runId: string, job: Job, runnerId: string): void {
+    let hosts = this.pins.get(runId);
     if (!hosts) {
       hosts = new Map();
-      this.pins.set(record.run_id, hosts);
+      this.pins.set(runId, hosts);
     }
     const host = jobHost(job);
     if (!hosts.has(host)) hosts.set(host, runnerId);

@@ -235,6 +235,73 @@ describe("JobQueue with the store as the only mailbox", () => {
     ]);
   });
 
+  it("takes a runner's first batch as its accept with no write of its own when the engine waits here: the step's start, then the batch", async () => {
+    const { store } = opened;
+    const run = await store.runs.create({ kind: "workflow", name: "folded accept" });
+    let accepts = 0;
+    const counting: Store = Object.assign(Object.create(store) as Store, {
+      jobs: {
+        ...store.jobs,
+        accept: (id: string, runnerId: string) => {
+          accepts++;
+          return store.jobs.accept(id, runnerId);
+        },
+      },
+    });
+    const job = stepJob(run.id, "job-folded");
+    const sink = new RunSink(run.id, run.last_seq, counting, new EventBus(), () => undefined);
+    const queue = queueOn(counting);
+    const outcome = queue.runJob(
+      job,
+      { runId: run.id, sink, tenantId: null },
+      { requirements: { labels: [] }, host: "worker" },
+      new AbortController().signal,
+      () => sink.emit({ type: "step.started", step: "s", host: "worker", attempt: 1 } as EventInput),
+    );
+    await until(async () => (await store.jobs.get("job-folded")) !== undefined);
+    await store.jobs.claim({ id: "runner-1", ...runner }, 60_000);
+    // Another runner's report does not make the job its own; an engine elsewhere is not told here.
+    expect(queue.acceptedByBatch("job-nobody-waits-for", "runner-1")).toBe(false);
+    expect(queue.acceptedByBatch("job-folded", "runner-1")).toBe(true);
+    // Said once: a second report of the same job is a batch, not an accept.
+    expect(queue.acceptedByBatch("job-folded", "runner-1")).toBe(false);
+    const output = { type: "step.output", step: "s", host: "worker", stream: "stdout", data: "hi\n" };
+    expect(await queue.events("job-folded", 1, [output as EventInput], "runner-1")).toBe("stored");
+    // The batch's own statement moved the row: running, its runner's, no accept written before.
+    expect(await store.jobs.get("job-folded")).toMatchObject({ status: "running", runner_id: "runner-1" });
+    expect(accepts).toBe(0);
+    expect((await store.events.list(run.id)).map((event) => event.type)).toEqual([
+      "step.started",
+      "step.output",
+    ]);
+    const result = endedEarly(job, "RUNNER_LOST", "reported");
+    expect(await queue.finished("job-folded", 1, result, "runner-1")).toBe("done");
+    expect(await outcome).toEqual(result);
+  });
+
+  it("keeps a job another runner holds out of a batch's accept: the row stays assigned to its runner", async () => {
+    const { store } = opened;
+    const run = await store.runs.create({ kind: "workflow", name: "not yours" });
+    const job = stepJob(run.id, "job-theirs");
+    await store.jobs.create({
+      id: job.job_id,
+      run_id: run.id,
+      requirements: { labels: [] },
+      payload: job.payload,
+    });
+    await store.jobs.claim({ id: "runner-1", ...runner }, 60_000);
+    const output = { type: "step.output", step: "s", host: "worker", stream: "stdout", data: "x\n" } as const;
+    const appended = await store.events.appendForRun(
+      run.id,
+      [{ ...output, ts: new Date().toISOString() }] as never,
+      {
+        job: { id: job.job_id, seq: 1, runnerId: "runner-2" },
+      },
+    );
+    expect(appended.duplicate).toBe(true);
+    expect(await store.jobs.get(job.job_id)).toMatchObject({ status: "assigned", runner_id: "runner-1" });
+  });
+
   it("refuses a batch of a job no longer leased to its runner, though the engine waits here", async () => {
     const { store } = opened;
     const run = await store.runs.create({ kind: "workflow", name: "lost" });

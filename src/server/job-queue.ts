@@ -189,6 +189,23 @@ export class JobQueue {
   }
 
   /**
+   * A runner's first report stands for its accept, and the engine waiting for the job is here: the
+   * engine learns it at once (the run's and step's starts are emitted, stored before the batch),
+   * and the batch's own statement moves the row to running (`advanceJobBatch`), so the accept costs
+   * no write of its own. False where the row must be moved first: the engine is elsewhere (it learns
+   * from the row), or the row is being read or has changed (lost, canceled), then `accept` does.
+   */
+  acceptedByBatch(jobId: string, runnerId: string): boolean {
+    const waiter = this.waiters.get(jobId);
+    if (!waiter || waiter.accepted || this.chains.has(jobId)) return false;
+    waiter.accepted = true;
+    this.pins.pinJob(waiter.sink.runId, waiter.job, runnerId);
+    this.options.onAccepted?.(waiter.sink.runId, runnerId);
+    waiter.started?.();
+    return true;
+  }
+
+  /**
    * A batch of events from the runner, stored into the run's events wherever its engine is; resolves once
    * stored (then the runner is acked). "unknown": the job has ended or does not exist. "held": the engine
    * elsewhere has not stored the job's start yet (`JobStartOrder`); the runner sends it and all after again.

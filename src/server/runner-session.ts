@@ -423,7 +423,8 @@ export class RunnerSession implements RunKeeper {
   ): ReturnType<JobQueue["events"]> {
     // A report means it took the job up: a missing accept is taken as said, so the step's start is
     // stored before this output.
-    if (this.unaccepted.delete(jobId)) await this.host.queue.accept(jobId, runnerId);
+    if (this.unaccepted.delete(jobId) && !this.host.queue.acceptedByBatch(jobId, runnerId))
+      await this.host.queue.accept(jobId, runnerId);
     return this.host.queue.events(jobId, batch, events, runnerId);
   }
 

@@ -103,6 +103,33 @@ describe.each(storeBackends)("appendRunEvents on $name", (backend) => {
     expect(next.events.map((event) => event.seq)).toEqual([2]);
   });
 
+  it("moves an assigned job to running with its runner's first batch, and leaves another runner's batch out", async () => {
+    const job = await store.jobs.create({ run_id: runId, requirements: { labels: [] }, payload: {} });
+    const runner = {
+      group: "default",
+      labels: [],
+      tenant_id: null,
+      shared: false,
+      isolation: "none",
+    } as const;
+    await store.jobs.claim({ id: "runner-1", ...runner }, 60_000);
+    expect((await store.jobs.get(job.id))?.status).toBe("assigned");
+    const theirs = await other.events.appendForRun(runId, [output("not yours\n")], {
+      job: { id: job.id, seq: 1, runnerId: "runner-2" },
+    });
+    expect(theirs.duplicate).toBe(true);
+    expect(await store.jobs.get(job.id)).toMatchObject({ status: "assigned", last_event_seq: 0 });
+    await other.events.appendForRun(runId, [output("first\n")], {
+      job: { id: job.id, seq: 1, runnerId: "runner-1" },
+    });
+    expect(await store.jobs.get(job.id)).toMatchObject({
+      status: "running",
+      last_event_seq: 1,
+      runner_id: "runner-1",
+    });
+    expect((await storedEvents()).map((event) => event.seq)).toEqual([1]);
+  });
+
   it("holds the run's log cap across writers and says what was cut when the step finishes", async () => {
     await store.events.appendForRun(runId, [output("123456\n")], {
       logLimit: { maxBytes: 10, storedBytes: 0 },

@@ -43,7 +43,8 @@ interface RunAfter {
  * One transaction:
  *
  *   update jobs set last_event_seq = $batch where id = $job and last_event_seq < $batch  -- with a job
- *     [and runner_id = $runner and status in ('assigned', 'running')]                   -- its runner's
+ *     [and runner_id = $runner and status in ('assigned', 'running')]                   -- its runner's,
+ *                                                          which also sets status 'running' (its accept)
  *   update runs set last_seq = last_seq where id = $run returning last_seq, log_*, replica_id
  *   insert into run_events ... (seqs last_seq + 1 ...)
  *   update runs set last_seq = $last, log_bytes = ..., log_cut = ... where id = $run
@@ -137,7 +138,7 @@ const lockRunForJobBatch = preparedStatement(
         : sql` and runner_id = ${v.runnerId} and status in ('assigned', 'running')`;
     return sql<LockedRun>`/* appendRunEvents: job batch, run's row */
       with guard as (
-        update jobs set last_event_seq = ${v.seq}, updated_at = ${v.now}
+        update jobs set last_event_seq = ${v.seq}, updated_at = ${v.now}${input.runnerId === null ? sql`` : sql`, status = 'running'`}
         where id = ${v.jobId} and last_event_seq < ${v.seq}${leased}
         returning id
       )

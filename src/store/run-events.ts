@@ -137,7 +137,12 @@ const advanceJobBatchStatement = preparedStatement(
   (ctx, v: { id: string; seq: number; now: string; runnerId: string | null }, input) =>
     ctx.db
       .updateTable("jobs")
-      .set({ last_event_seq: v.seq, updated_at: v.now })
+      // Its runner's batch: the job is running (a runner's first report stands for its accept).
+      .set(
+        input.runnerId === null
+          ? { last_event_seq: v.seq, updated_at: v.now }
+          : { last_event_seq: v.seq, updated_at: v.now, status: "running" },
+      )
       .where("id", "=", v.id)
       .where("last_event_seq", "<", v.seq)
       .$if(input.runnerId !== null, (update) =>
