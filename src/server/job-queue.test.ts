@@ -63,6 +63,27 @@ async function runningJob(store: Store, runId: string, id: string): Promise<Job>
   return job;
 }
 
+/**
+ * An engine's wait on a step job of `runId`, through `store` (a counting view of the real one):
+ * its queue, its sink and its outcome, once the job is stored and claimed by runner-1. Its start
+ * emits `step.started` into the sink, as the engine does.
+ */
+async function engineWaitingOn(real: Store, store: Store, runId: string, lastSeq: number, id: string) {
+  const job = stepJob(runId, id);
+  const sink = new RunSink(runId, lastSeq, store, new EventBus(), () => undefined);
+  const queue = queueOn(store);
+  const outcome = queue.runJob(
+    job,
+    { runId, sink, tenantId: null },
+    { requirements: { labels: [] }, host: "worker" },
+    new AbortController().signal,
+    () => sink.emit({ type: "step.started", step: "s", host: "worker", attempt: 1 } as EventInput),
+  );
+  await until(async () => (await real.jobs.get(id)) !== undefined);
+  await real.jobs.claim({ id: "runner-1", ...runner }, 60_000);
+  return { job, queue, outcome };
+}
+
 describe("JobQueue with the store as the only mailbox", () => {
   let opened: TestStore;
   beforeEach(async () => {
@@ -201,19 +222,7 @@ describe("JobQueue with the store as the only mailbox", () => {
         },
       },
     });
-    const job = stepJob(run.id, "job-4");
-    const bus = new EventBus();
-    const sink = new RunSink(run.id, run.last_seq, counting, bus, () => undefined);
-    const queue = queueOn(counting);
-    const outcome = queue.runJob(
-      job,
-      { runId: run.id, sink, tenantId: null },
-      { requirements: { labels: [] }, host: "worker" },
-      new AbortController().signal,
-      () => sink.emit({ type: "step.started", step: "s", host: "worker", attempt: 1 } as EventInput),
-    );
-    await until(async () => (await store.jobs.get("job-4")) !== undefined);
-    await store.jobs.claim({ id: "runner-1", ...runner }, 60_000);
+    const { job, queue, outcome } = await engineWaitingOn(store, counting, run.id, run.last_seq, "job-4");
     await queue.accept("job-4", "runner-1");
     for (const batch of [1, 2, 3]) {
       const output = { type: "step.output", step: "s", host: "worker", stream: "stdout", data: `${batch}\n` };
@@ -248,18 +257,13 @@ describe("JobQueue with the store as the only mailbox", () => {
         },
       },
     });
-    const job = stepJob(run.id, "job-folded");
-    const sink = new RunSink(run.id, run.last_seq, counting, new EventBus(), () => undefined);
-    const queue = queueOn(counting);
-    const outcome = queue.runJob(
-      job,
-      { runId: run.id, sink, tenantId: null },
-      { requirements: { labels: [] }, host: "worker" },
-      new AbortController().signal,
-      () => sink.emit({ type: "step.started", step: "s", host: "worker", attempt: 1 } as EventInput),
+    const { job, queue, outcome } = await engineWaitingOn(
+      store,
+      counting,
+      run.id,
+      run.last_seq,
+      "job-folded",
     );
-    await until(async () => (await store.jobs.get("job-folded")) !== undefined);
-    await store.jobs.claim({ id: "runner-1", ...runner }, 60_000);
     // Another runner's report does not make the job its own; an engine elsewhere is not told here.
     expect(queue.acceptedByBatch("job-nobody-waits-for", "runner-1")).toBe(false);
     expect(queue.acceptedByBatch("job-folded", "runner-1")).toBe(true);

@@ -105,14 +105,11 @@ describe.each(storeBackends)("appendRunEvents on $name", (backend) => {
 
   it("moves an assigned job to running with its runner's first batch, and leaves another runner's batch out", async () => {
     const job = await store.jobs.create({ run_id: runId, requirements: { labels: [] }, payload: {} });
-    const runner = {
-      group: "default",
-      labels: [],
-      tenant_id: null,
-      shared: false,
-      isolation: "none",
-    } as const;
-    await store.jobs.claim({ id: "runner-1", ...runner }, 60_000);
+    const isolation = "none" as const;
+    await store.jobs.claim(
+      { id: "runner-1", group: "default", labels: [], tenant_id: null, shared: false, isolation },
+      60_000,
+    );
     expect((await store.jobs.get(job.id))?.status).toBe("assigned");
     const theirs = await other.events.appendForRun(runId, [output("not yours\n")], {
       job: { id: job.id, seq: 1, runnerId: "runner-2" },
