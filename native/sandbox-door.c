@@ -177,9 +177,10 @@ static void door_answer(int32_t error, int32_t pid) {
 }
 
 /*
- * The stdin of the commands, opened once the door is in: the sandbox's /dev/null, also the door's own 0 to 2. Never one the
- * helper opened on the host: that is the host's own inode, whose owner a step of a root runner is
- * by uid (it is the host's root to the kernel), and it could `chmod 0 /proc/self/fd/0`.
+ * The stdin of the commands, opened once the door is in: the sandbox's /dev/null (also the door's
+ * own 0 to 2). Never one the helper opened on the host: that is the host's own inode, whose owner
+ * a step of a root runner is by uid (it is the host's root to the kernel), and it could
+ * `chmod 0 /proc/self/fd/0`.
  */
 static int open_null(void) {
   door_null = open("/dev/null", O_RDONLY | O_CLOEXEC);
