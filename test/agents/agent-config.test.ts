@@ -445,8 +445,9 @@ describe.skipIf(!copilot)("copilot and llm_retry_count", () => {
       expect(run.status).toBe("failed");
       expect(run.error?.code, JSON.stringify(run.error)).toBe(code);
       expect(run.error?.message).toContain("llm_retry_count is 1");
+      // Two requests, not Copilot's own retries, and the cap's message: the runner ended it. Its
+      // time is logged, not bounded: a clock says more of the machine's load than of the cap.
       expect(gateway.requests.filter((r) => r.path.endsWith("/chat/completions"))).toHaveLength(2);
-      expect(tookMs).toBeLessThan(40_000);
     }, 90_000);
   }
 });
@@ -478,10 +479,10 @@ describe.skipIf(!opencode)("opencode and llm_retry_count", () => {
       expect(run.status).toBe("failed");
       expect(run.error?.code, JSON.stringify(run.error)).toBe(code);
       expect(run.error?.message).toContain("llm_retry_count is 1");
-      expect(gateway.requests.filter(withTools)).toHaveLength(2);
       // Stopped by the runner after its retry (two requests), not by OpenCode after its own 5
-      // (six): about 12 s idle, 46 s seen on a loaded machine, mostly OpenCode's start-up.
-      expect(tookMs).toBeLessThan(60_000);
+      // (six). Its time (about 12 s idle, 46 to 61 s in a full suite on two cores, mostly
+      // OpenCode's start-up) is logged, not bounded: the count and the cap's message prove it.
+      expect(gateway.requests.filter(withTools)).toHaveLength(2);
     }, 120_000);
   }
 });
