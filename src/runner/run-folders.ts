@@ -59,6 +59,8 @@ export class RunFolders {
   private readonly removing = new Map<string, Promise<void>>();
   /** Sandboxes made ahead of their runs, each with folders of its own not yet named after a run. */
   private readonly pool: Array<Promise<Pooled | undefined>> = [];
+  /** Set while a taken sandbox waits to be replaced (see `takePooled`). */
+  private refill: NodeJS.Timeout | undefined;
   private poolFailed = false;
   private closed = false;
 
@@ -110,7 +112,7 @@ export class RunFolders {
     return paths;
   }
 
-  /** Makes the pool's sandboxes (after `cleanLeftovers`), and again each time one is taken. */
+  /** Makes the pool's sandboxes (after `cleanLeftovers`), and again after one is taken (`takePooled`). */
   fillPool(): void {
     const settings = this.sandbox;
     if (!settings || this.poolFailed || this.closed) return;
@@ -136,6 +138,7 @@ export class RunFolders {
     if (!entry) return;
     entry.jobs -= 1;
     if (entry.jobs > 0) return;
+    if (this.refill) this.refillPool();
     if (entry.ended) this.remove(runId, entry, "its run ended");
     else this.keepFor(runId, entry);
   }
@@ -173,6 +176,7 @@ export class RunFolders {
 
   async close(): Promise<void> {
     this.closed = true;
+    clearTimeout(this.refill);
     const entries = [...this.held.values()];
     for (const entry of entries) if (entry.removal) clearTimeout(entry.removal);
     this.held.clear();
@@ -220,7 +224,11 @@ export class RunFolders {
   private async takePooled(settings: RunSandboxSettings, runId: string): Promise<RunPlace | undefined> {
     const next = this.pool.shift();
     if (!next) return undefined;
-    this.fillPool();
+    // Replaced once a job of a run here ends, or `refillWaitMs` from now if none does: making a
+    // sandbox takes the machine's CPU, and a refill begun now took it from this run's first command
+    // (its start and first output, a third slower each on two cores).
+    this.refill ??= setTimeout(() => this.refillPool(), refillWaitMs);
+    this.refill.unref();
     const pooled = await next;
     if (!pooled) return undefined;
     // Shown at their host paths: renamed inside the sandbox first (by path), then on the host.
@@ -255,6 +263,12 @@ export class RunFolders {
     return undefined;
   }
 
+  private refillPool(): void {
+    clearTimeout(this.refill);
+    this.refill = undefined;
+    this.fillPool();
+  }
+
   private slotOptions(settings: RunSandboxSettings) {
     const idleMs = (): number | undefined => (this.told ? undefined : settings.idleMs);
     return { idleMs, ...(settings.onProblem ? { onProblem: settings.onProblem } : {}) };
@@ -282,6 +296,8 @@ export class RunFolders {
 }
 
 const endedEarlyKept = 1000;
+/** The longest a taken pooled sandbox waits to be replaced while the runs here keep their jobs. */
+const refillWaitMs = 250;
 
 interface Held {
   jobs: number;
