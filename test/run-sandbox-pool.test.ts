@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, watch } from "node:fs";
+import { type FSWatcher, mkdirSync, mkdtempSync, readdirSync, rmSync, watch } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -11,15 +11,14 @@ import { RunFolders, type RunPlace } from "../src/runner/run-folders.js";
 
 /**
  * A sandboxing runner's pool of sandboxes made ahead (RunFolders, as `runyard up` has it: cloned
- * sandboxes, the fork-server): a taken one is made again once a job of a run here ends, or after a
- * quarter of a second if none does, never while the run that took it starts its first command.
+ * sandboxes, the fork-server): a taken one is made again once a job of a run here ends, at a
+ * second take, or after its wait (a quarter of a second by default), never while the run that
+ * took it starts its first command.
  */
 const probe = await probeSandbox();
 if (probe.isolation !== "sandbox") throw new Error(`these tests need bubblewrap: ${probe.problem}`);
 
 const root = mkdtempSync(join(tmpdir(), "runyard-pool-test-"));
-const runsRoot = join(root, "runs");
-mkdirSync(runsRoot);
 const pids = findPidsHierarchy();
 const problems: string[] = [];
 const sandbox = new Sandbox({
@@ -31,37 +30,54 @@ const sandbox = new Sandbox({
 const launcher = new ForkServerLauncher(nativeHelperPath("fork-server"), new SpawnLauncher(), {
   killGraceMs: 1000,
 });
-const runs = new RunFolders(join(root, "state"), runsRoot, 60_000, {
-  sandbox,
-  launcher,
-  pool: 1,
-  home: "/home/runner",
-  idleMs: 60_000,
-  onProblem: (problem) => problems.push(problem),
-});
+const made: RunFolders[] = [];
+const watchers = new Set<FSWatcher>();
 
 afterAll(async () => {
-  await runs.close();
+  for (const watcher of watchers) watcher.close();
+  await Promise.all(made.map((runs) => runs.close()));
   await launcher.close();
   rmSync(root, { recursive: true, force: true });
 });
 
-/** The pool's sandboxes made or being made: each has its own folder under the runs' root. */
-const pooled = (): number => readdirSync(runsRoot).filter((name) => name.startsWith(".pool-")).length;
-
-/** Resolves once the pool holds `count` (a folder made under the runs' root is its first sign). */
-function poolHolds(count: number): Promise<void> {
-  return new Promise((resolve) => {
-    const watcher = watch(runsRoot, () => {
-      if (pooled() !== count) return;
-      watcher.close();
-      resolve();
-    });
-    if (pooled() === count) {
-      watcher.close();
-      resolve();
-    }
+/**
+ * A runner's RunFolders keeping `pool` sandboxes, its runs' folders under `<root>/runs/<name>`;
+ * `refillWaitMs` as RunSandboxSettings has it (the runner's default where unset). Answers it with
+ * `pooled` and `poolHolds`.
+ */
+function runner(name: string, pool: number, refillWaitMs?: number) {
+  const runsRoot = join(root, "runs", name);
+  mkdirSync(runsRoot, { recursive: true });
+  const runs = new RunFolders(join(root, "state", name), runsRoot, 60_000, {
+    sandbox,
+    launcher,
+    pool,
+    home: "/home/runner",
+    idleMs: 60_000,
+    ...(refillWaitMs !== undefined ? { refillWaitMs } : {}),
+    onProblem: (problem) => problems.push(problem),
   });
+  made.push(runs);
+  /** The pool's sandboxes made or being made: each has its own folder under the runs' root. */
+  const pooled = (): number => readdirSync(runsRoot).filter((entry) => entry.startsWith(".pool-")).length;
+  /** Resolves once the pool holds `count` (a folder made under the runs' root is its first sign). */
+  const poolHolds = (count: number): Promise<void> =>
+    new Promise((resolve) => {
+      const watcher = watch(runsRoot, () => {
+        if (pooled() !== count) return;
+        watcher.close();
+        watchers.delete(watcher);
+        resolve();
+      });
+      watchers.add(watcher);
+      if (pooled() === count) {
+        watcher.close();
+        watchers.delete(watcher);
+        resolve();
+      }
+    });
+  runs.fillPool();
+  return { runs, pooled, poolHolds };
 }
 
 /** Runs `script` as a step of the run in `place`, in its sandbox; answers its stdout. */
@@ -86,29 +102,45 @@ async function step(place: RunPlace, script: string): Promise<string> {
 }
 
 describe("a runner's pool of sandboxes made ahead", () => {
+  // Its fallback out of the way: only a job's end or a second take may refill it.
+  const { runs, pooled, poolHolds } = runner("ends", 2, 600_000);
+
   it("makes a taken sandbox again once a job of a run here ends, not while the run that took it starts", async () => {
-    runs.fillPool();
-    await poolHolds(1);
+    await poolHolds(2);
     const place = await runs.hold("run-a");
-    expect(place.sandbox, "the run took the pooled sandbox").toBeDefined();
-    // The run's first command starts and prints with no refill beside it: the pool is empty.
+    expect(place.sandbox, "the run took a pooled sandbox").toBeDefined();
+    // The run's first command starts and prints with no refill beside it.
     expect(await step(place, "echo first; pwd")).toBe(`first\n${place.folder}\n`);
-    expect(pooled(), "no refill while run a holds its first job").toBe(0);
-    const refilled = poolHolds(1);
+    expect(pooled(), "no refill while run a holds its first job").toBe(1);
+    const refilled = poolHolds(2);
     runs.release("run-a");
     await refilled;
     expect(problems).toEqual([]);
   });
 
-  it("makes it again a quarter of a second after the take when the run's job goes on", async () => {
-    // The pool's sandbox is made (taking it waits for that), and run b keeps its job.
-    const place = await runs.hold("run-b");
-    expect(pooled()).toBe(0);
-    expect(await step(place, "echo long-running")).toBe("long-running\n");
-    await poolHolds(1);
-    // Refilled while run b still holds its job; its sandbox is its own, the new one apart.
-    expect(await step(place, "ls -d /proc/1 >/dev/null && echo still")).toBe("still\n");
+  it("makes both again at the second take of a burst, with no job ended", async () => {
+    const first = await runs.hold("run-b");
+    expect(pooled()).toBe(1);
+    const refilled = poolHolds(2);
+    const second = await runs.hold("run-c");
+    await refilled;
+    expect(await step(first, "echo b")).toBe("b\n");
+    expect(await step(second, "echo c")).toBe("c\n");
     runs.release("run-b");
+    runs.release("run-c");
+    expect(problems).toEqual([]);
+  });
+
+  it("makes it again after its wait when the run that took it keeps its job", async () => {
+    // The wait a runner has (a quarter of a second).
+    const waiting = runner("waits", 1);
+    await waiting.poolHolds(1);
+    const place = await waiting.runs.hold("run-d");
+    expect(await step(place, "echo long-running")).toBe("long-running\n");
+    // Refilled while run d still holds its job.
+    await waiting.poolHolds(1);
+    expect(await step(place, "echo still")).toBe("still\n");
+    waiting.runs.release("run-d");
     expect(problems).toEqual([]);
   });
 });

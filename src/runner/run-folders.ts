@@ -32,6 +32,8 @@ export interface RunSandboxSettings {
   home: string | undefined;
   /** How long a run's sandbox outlives its last command, where the server never says the run's end. */
   idleMs: number;
+  /** The longest a taken pooled sandbox waits to be made again (see `takePooled`); 250 ms if unset. */
+  refillWaitMs?: number;
   onProblem?: (problem: string) => void;
 }
 
@@ -137,8 +139,8 @@ export class RunFolders {
     const entry = this.held.get(runId);
     if (!entry) return;
     entry.jobs -= 1;
-    if (entry.jobs > 0) return;
     if (this.refill) this.refillPool();
+    if (entry.jobs > 0) return;
     if (entry.ended) this.remove(runId, entry, "its run ended");
     else this.keepFor(runId, entry);
   }
@@ -177,6 +179,7 @@ export class RunFolders {
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.refill);
+    this.refill = undefined;
     const entries = [...this.held.values()];
     for (const entry of entries) if (entry.removal) clearTimeout(entry.removal);
     this.held.clear();
@@ -226,9 +229,13 @@ export class RunFolders {
     if (!next) return undefined;
     // Replaced once a job of a run here ends, or `refillWaitMs` from now if none does: making a
     // sandbox takes the machine's CPU, and a refill begun now took it from this run's first command
-    // (its start and first output, a third slower each on two cores).
-    this.refill ??= setTimeout(() => this.refillPool(), refillWaitMs);
-    this.refill.unref();
+    // (its start and first output, a third slower each on two cores). A second take meanwhile (a
+    // burst of runs) refills at once, so that the burst's next run finds one under way.
+    if (this.refill) this.refillPool();
+    else {
+      this.refill = setTimeout(() => this.refillPool(), settings.refillWaitMs ?? refillWaitMs);
+      this.refill.unref();
+    }
     const pooled = await next;
     if (!pooled) return undefined;
     // Shown at their host paths: renamed inside the sandbox first (by path), then on the host.
@@ -296,7 +303,7 @@ export class RunFolders {
 }
 
 const endedEarlyKept = 1000;
-/** The longest a taken pooled sandbox waits to be replaced while the runs here keep their jobs. */
+/** The longest a taken pooled sandbox waits to be replaced while the runs here keep their jobs (default). */
 const refillWaitMs = 250;
 
 interface Held {
