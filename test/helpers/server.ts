@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdtempSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, watch } from "node:fs";
 import { type ClientRequest, request as httpRequest } from "node:http";
 import { createServer, Socket as NetSocket, type Server, type Socket } from "node:net";
 import { join } from "node:path";
@@ -94,22 +94,29 @@ export function startCli(args: string[], env: Record<string, string> = {}, cwd =
   recordStart(kind);
   const id = args.indexOf("--id");
   if (kind === "runner" && id >= 0 && args[id + 1]) recordRunnerId(args[id + 1] as string);
-  const child = spawn(process.execPath, [cliPath, ...args], {
-    cwd,
-    // A home of its own unless the test gives one: never state in the repository. The sandbox as
-    // users have it (RUNYARD_SANDBOX unset: on where bubblewrap works, which global-setup.ts
-    // checks); a test that needs it off passes RUNYARD_SANDBOX: "off" and says why. Steps may work
-    // in the test's `stepDir` folders, as the operator's step_cwd_roots allows.
-    env: {
-      ...process.env,
-      NO_COLOR: "1",
-      RUNYARD_LOG_LEVEL: "warn",
-      RUNYARD_HOME: tempDir(),
-      RUNYARD_STEP_CWD_ROOTS: stepCwdRoot(),
-      ...env,
+  // Where Node writes a report of the process (its handles, its stack) when sent SIGUSR2: what a
+  // process that does not exit after SIGTERM still holds is then said (see `kill`).
+  const reports = tempDir("runyard-report-");
+  const child = spawn(
+    process.execPath,
+    ["--report-on-signal", `--report-directory=${reports}`, cliPath, ...args],
+    {
+      cwd,
+      // A home of its own unless the test gives one: never state in the repository. The sandbox as
+      // users have it (RUNYARD_SANDBOX unset: on where bubblewrap works, which global-setup.ts
+      // checks); a test that needs it off passes RUNYARD_SANDBOX: "off" and says why. Steps may work
+      // in the test's `stepDir` folders, as the operator's step_cwd_roots allows.
+      env: {
+        ...process.env,
+        NO_COLOR: "1",
+        RUNYARD_LOG_LEVEL: "warn",
+        RUNYARD_HOME: tempDir(),
+        RUNYARD_STEP_CWD_ROOTS: stepCwdRoot(),
+        ...env,
+      },
+      stdio: ["ignore", "pipe", "pipe"],
     },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  );
   let output = "";
   const watchers = new Set<() => void>();
   // `up` names its runner once connected; the cost map finds that runner's containers by it.
@@ -173,6 +180,7 @@ export function startCli(args: string[], env: Record<string, string> = {}, cwd =
           process.stderr.write(
             `runyard ${args.join(" ")} (pid ${child.pid}) has not exited 30 s after ${signal}; its output:\n${output}\n`,
           );
+          sayHeld(child, reports);
         }, 30_000);
         slow.unref();
         void exited.then(() => clearTimeout(slow));
@@ -180,6 +188,32 @@ export function startCli(args: string[], env: Record<string, string> = {}, cwd =
       return exited;
     },
   };
+}
+
+/**
+ * Has Node write a report of `child` (SIGUSR2, `--report-on-signal`) and prints what keeps it
+ * alive: its active handles (timers, sockets, child processes) and its main thread's stack.
+ */
+function sayHeld(child: ChildProcess, reports: string): void {
+  const watcher = watch(reports, () => {
+    const name = readdirSync(reports).find((file) => file.endsWith(".json"));
+    if (!name) return;
+    let report: { javascriptStack?: { stack?: string[] }; libuv?: Array<Record<string, unknown>> };
+    try {
+      report = JSON.parse(readFileSync(join(reports, name), "utf8"));
+    } catch {
+      return; // still being written: the next change of the folder reads it whole
+    }
+    watcher.close();
+    const handles = (report.libuv ?? []).filter((handle) => handle.is_active === true);
+    process.stderr.write(
+      `pid ${child.pid} holds ${handles.length} active handle(s):\n${handles
+        .map((handle) => `  ${JSON.stringify(handle)}`)
+        .join("\n")}\nits stack:\n  ${(report.javascriptStack?.stack ?? []).join("\n  ")}\n`,
+    );
+  });
+  watcher.unref();
+  child.kill("SIGUSR2");
 }
 
 /**
