@@ -63,6 +63,22 @@ async function runningJob(store: Store, runId: string, id: string): Promise<Job>
   return job;
 }
 
+/** A view of `store` whose `jobs` calls of `methods` are named in `calls`, in the order made. */
+function recordingJobs(store: Store, methods: ReadonlyArray<keyof Store["jobs"]>) {
+  const calls: string[] = [];
+  const jobs = { ...store.jobs };
+  for (const method of methods) {
+    const real = store.jobs[method] as (...args: unknown[]) => unknown;
+    Object.assign(jobs, {
+      [method]: (...args: unknown[]) => {
+        calls.push(method);
+        return real.apply(store.jobs, args);
+      },
+    });
+  }
+  return { store: Object.assign(Object.create(store) as Store, { jobs }), calls };
+}
+
 /**
  * An engine's wait on a step job of `runId`, through `store` (a counting view of the real one):
  * its queue, its sink and its outcome, once the job is stored and claimed by runner-1. Its start
@@ -212,17 +228,14 @@ describe("JobQueue with the store as the only mailbox", () => {
   it("takes a step job from queued to done here reading its row only for a duplicate batch: accept, three batches and the result", async () => {
     const { store } = opened;
     const run = await store.runs.create({ kind: "workflow", name: "round trips" });
-    let reads = 0;
-    const counting: Store = Object.assign(Object.create(store) as Store, {
-      jobs: {
-        ...store.jobs,
-        get: (id: string) => {
-          reads++;
-          return store.jobs.get(id);
-        },
-      },
-    });
-    const { job, queue, outcome } = await engineWaitingOn(store, counting, run.id, run.last_seq, "job-4");
+    const counting = recordingJobs(store, ["get"]);
+    const { job, queue, outcome } = await engineWaitingOn(
+      store,
+      counting.store,
+      run.id,
+      run.last_seq,
+      "job-4",
+    );
     await queue.accept("job-4", "runner-1");
     for (const batch of [1, 2, 3]) {
       const output = { type: "step.output", step: "s", host: "worker", stream: "stdout", data: `${batch}\n` };
@@ -234,7 +247,7 @@ describe("JobQueue with the store as the only mailbox", () => {
     expect(await outcome).toEqual(result);
     // The result is checked against the row by the statement that stores it; the duplicate batch
     // costs a read.
-    expect(reads).toBe(1);
+    expect(counting.calls).toEqual(["get"]);
     const stored = await store.events.list(run.id);
     expect(stored.map((event) => event.type)).toEqual([
       "step.started",
@@ -247,19 +260,10 @@ describe("JobQueue with the store as the only mailbox", () => {
   it("takes a runner's first batch as its accept with no write of its own when the engine waits here: the step's start, then the batch", async () => {
     const { store } = opened;
     const run = await store.runs.create({ kind: "workflow", name: "folded accept" });
-    let accepts = 0;
-    const counting: Store = Object.assign(Object.create(store) as Store, {
-      jobs: {
-        ...store.jobs,
-        accept: (id: string, runnerId: string) => {
-          accepts++;
-          return store.jobs.accept(id, runnerId);
-        },
-      },
-    });
+    const counting = recordingJobs(store, ["accept"]);
     const { job, queue, outcome } = await engineWaitingOn(
       store,
-      counting,
+      counting.store,
       run.id,
       run.last_seq,
       "job-folded",
@@ -273,7 +277,7 @@ describe("JobQueue with the store as the only mailbox", () => {
     expect(await queue.events("job-folded", 1, [output as EventInput], "runner-1")).toBe("stored");
     // The batch's own statement moved the row: running, its runner's, no accept written before.
     expect(await store.jobs.get("job-folded")).toMatchObject({ status: "running", runner_id: "runner-1" });
-    expect(accepts).toBe(0);
+    expect(counting.calls).toEqual([]);
     expect((await store.events.list(run.id)).map((event) => event.type)).toEqual([
       "step.started",
       "step.output",
@@ -281,29 +285,6 @@ describe("JobQueue with the store as the only mailbox", () => {
     const result = endedEarly(job, "RUNNER_LOST", "reported");
     expect(await queue.finished("job-folded", 1, result, "runner-1")).toBe("done");
     expect(await outcome).toEqual(result);
-  });
-
-  it("keeps a job another runner holds out of a batch's accept: the row stays assigned to its runner", async () => {
-    const { store } = opened;
-    const run = await store.runs.create({ kind: "workflow", name: "not yours" });
-    const job = stepJob(run.id, "job-theirs");
-    await store.jobs.create({
-      id: job.job_id,
-      run_id: run.id,
-      requirements: { labels: [] },
-      payload: job.payload,
-    });
-    await store.jobs.claim({ id: "runner-1", ...runner }, 60_000);
-    const output = { type: "step.output", step: "s", host: "worker", stream: "stdout", data: "x\n" } as const;
-    const appended = await store.events.appendForRun(
-      run.id,
-      [{ ...output, ts: new Date().toISOString() }] as never,
-      {
-        job: { id: job.job_id, seq: 1, runnerId: "runner-2" },
-      },
-    );
-    expect(appended.duplicate).toBe(true);
-    expect(await store.jobs.get(job.job_id)).toMatchObject({ status: "assigned", runner_id: "runner-1" });
   });
 
   it("refuses a batch of a job no longer leased to its runner, though the engine waits here", async () => {
@@ -419,20 +400,7 @@ describe("JobQueue with the store as the only mailbox", () => {
   it("reads the rows of every job its engines wait for in one statement when it sweeps", async () => {
     const { store } = opened;
     const run = await store.runs.create({ kind: "workflow", name: "sweep" });
-    const calls: string[] = [];
-    const counting: Store = Object.assign(Object.create(store) as Store, {
-      jobs: {
-        ...store.jobs,
-        get: (id: string) => {
-          calls.push("get");
-          return store.jobs.get(id);
-        },
-        list: (query: Parameters<Store["jobs"]["list"]>[0]) => {
-          calls.push("list");
-          return store.jobs.list(query);
-        },
-      },
-    });
+    const { store: counting, calls } = recordingJobs(store, ["get", "list"]);
     const queue = queueOn(counting);
     let started = 0;
     for (const host of ["a", "b", "c"]) {
