@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, watch } from "node:fs";
+import { existsSync, mkdtempSync } from "node:fs";
 import { type ClientRequest, request as httpRequest } from "node:http";
 import { createServer, Socket as NetSocket, type Server, type Socket } from "node:net";
 import { join } from "node:path";
@@ -8,6 +8,7 @@ import { isFinalStatus, RunEvent, type RunStatus } from "../../src/core/events.j
 import { recordRunnerId, recordStart } from "../cost/record.js";
 import { cliPath, repoRoot, tempDir } from "./cli.js";
 import { freePort } from "./free-port.js";
+import { sayHeld } from "./process-report.js";
 
 export const adminToken = "ryt_test_admin_token_0123456789";
 
@@ -188,32 +189,6 @@ export function startCli(args: string[], env: Record<string, string> = {}, cwd =
       return exited;
     },
   };
-}
-
-/**
- * Has Node write a report of `child` (SIGUSR2, `--report-on-signal`) and prints what keeps it
- * alive: its active handles (timers, sockets, child processes) and its main thread's stack.
- */
-function sayHeld(child: ChildProcess, reports: string): void {
-  const watcher = watch(reports, () => {
-    const name = readdirSync(reports).find((file) => file.endsWith(".json"));
-    if (!name) return;
-    let report: { javascriptStack?: { stack?: string[] }; libuv?: Array<Record<string, unknown>> };
-    try {
-      report = JSON.parse(readFileSync(join(reports, name), "utf8"));
-    } catch {
-      return; // still being written: the next change of the folder reads it whole
-    }
-    watcher.close();
-    const handles = (report.libuv ?? []).filter((handle) => handle.is_active === true);
-    process.stderr.write(
-      `pid ${child.pid} holds ${handles.length} active handle(s):\n${handles
-        .map((handle) => `  ${JSON.stringify(handle)}`)
-        .join("\n")}\nits stack:\n  ${(report.javascriptStack?.stack ?? []).join("\n  ")}\n`,
-    );
-  });
-  watcher.unref();
-  child.kill("SIGUSR2");
 }
 
 /**
