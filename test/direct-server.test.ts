@@ -5,6 +5,7 @@ import type { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import type { StepAttemptRequestInput } from "../src/core/step-attempt.js";
 import { StepAttemptRequest } from "../src/core/step-attempt.js";
+import { version } from "../src/core/version.js";
 import { DirectStepRunner } from "../src/direct/client.js";
 import { cliPath, processesWith, repoRoot, runCli } from "./helpers/cli.js";
 
@@ -162,7 +163,7 @@ describe.concurrent("runyard agent-server over HTTP", () => {
     expect(await json(right)).toMatchObject({
       ok: true,
       tasks_running: expect.any(Number),
-      version: "0.1.0",
+      version,
     });
 
     const wrong = await api("/heartbeat", {}, "not-the-token");

@@ -243,8 +243,12 @@ export const errorTable = {
     hint: "Another server replica adopted this run after this one was presumed dead; this replica stops and leaves the run to it.",
   },
   STORE_TOO_NEW: {
-    status: 500,
-    hint: "A newer runyard migrated this database: run that version (or newer) here too; runyard never downgrades a schema.",
+    status: 503,
+    hint: "A newer runyard migrated this database past what this one may write: upgrade this replica to the version the message names (docs/upgrading.md). Reads still work here meanwhile; runyard never downgrades a schema.",
+  },
+  UPGRADE_BLOCKED: {
+    status: 503,
+    hint: "A rolling upgrade is safe from the release just before this one; from an older one, stop every replica of the older runyard first (scale it to 0, or roll out with the Recreate strategy), then start this one: it migrates as it starts (docs/upgrading.md).",
   },
   WORKSPACE_BRANCH_EXISTS: {
     status: 409,

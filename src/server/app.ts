@@ -7,6 +7,7 @@ import { maxRunnerMessageBytes } from "../core/protocol.js";
 import { authHook } from "./auth.js";
 import type { ServerDeps } from "./deps.js";
 import { errorHandler, errorResponses, jsonResponse, notFoundHandler } from "./error-responses.js";
+import { storeTooNewHook } from "./fleet/schema-watch.js";
 import { httpHeadersHook } from "./http-headers.js";
 import { idempotencyHooks } from "./idempotency.js";
 import { RefusedLogins } from "./identity/refused-logins.js";
@@ -98,6 +99,9 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
   app.after(() => {
     // First: security headers on every answer, and CORS preflights answered before any token check.
     app.addHook("onRequest", httpHeadersHook(deps.corsOrigins));
+    // A replica a newer runyard's migration left behind answers reads only (docs/upgrading.md).
+    const storeTooNew = deps.storeTooNew;
+    if (storeTooNew) app.addHook("onRequest", storeTooNewHook(storeTooNew));
     app.addHook("onRequest", authHook(deps.store, deps.sessions, deps.revocations.tokens));
     // Creating routes (`config: idempotentRoute`): a key answered before replays, past caps and schema.
     const idempotency = idempotencyHooks(deps.store.idempotencyKeys, deps.idempotency, deps.logger);
@@ -174,7 +178,8 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
       },
       async (_request, reply) => {
         const database = await databaseState(deps);
-        const waiting = deps.waitingFor?.();
+        const tooNew = deps.storeTooNew?.();
+        const waiting = tooNew ? `an upgrade of this replica: ${tooNew.message}` : deps.waitingFor?.();
         if (database === "ok" && !waiting) return { ok: true as const, database };
         return reply.code(503).send({
           ok: false as const,

@@ -105,4 +105,6 @@ export interface ServerDeps {
   version: string;
   /** What the server waits for to work (`runyard up`: its local runner); `/health` answers 503 till then. */
   waitingFor?: () => string | undefined;
+  /** Set once a newer runyard made the database unwritable for this replica (fleet/schema-watch.ts). */
+  storeTooNew?: () => RunyardError | undefined;
 }

@@ -12,6 +12,7 @@ import { RunyardError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import { createFleetLink, createStore } from "../store/create-store.js";
 import type { Store } from "../store/index.js";
+import { schemaLevel } from "../store/schema-upgrade.js";
 import { defaultWorkflowLimits, type WorkflowLimits } from "../workflow/yaml-limits.js";
 import { triggerQuotaPrincipal } from "./acting-for.js";
 import { buildApp } from "./app.js";
@@ -24,6 +25,8 @@ import { EventBus } from "./event-bus.js";
 import { BotRelay } from "./fleet/bot-relay.js";
 import { relayFleet } from "./fleet/fleet-relay.js";
 import { defaultReplicaTimings, Replica, type ReplicaTimings, replicaIdFor } from "./fleet/replica.js";
+import { finishMigrations } from "./fleet/schema-finish.js";
+import { SchemaWatch } from "./fleet/schema-watch.js";
 import { ForgeReporter } from "./forges/forge-reporter.js";
 import { prepareHome, protectDatabase, secretKeyFor } from "./home.js";
 import { defaultIdempotencyKeyHours } from "./idempotency.js";
@@ -196,7 +199,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     options.replicaTimings ?? defaultReplicaTimings,
     logger,
     () => (options.onFenced ?? (() => void close()))(),
-    () => ({ url, version: options.version }),
+    () => ({ url, version: options.version, schema_level: schemaLevel }),
   );
   // The queue and the hub need each other: the queue reaches runners through the hubs.
   const links = {
@@ -362,6 +365,13 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   });
 
   await replica.join(!databaseUrl);
+  // On PostgreSQL a newer runyard may migrate the database while this replica runs.
+  const schemaWatch = new SchemaWatch(
+    store.schema,
+    (options.replicaTimings ?? defaultReplicaTimings).heartbeatMs,
+    logger,
+    () => void stopWork(),
+  );
   const app = buildApp({
     store,
     bus,
@@ -394,6 +404,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     logger,
     version: options.version,
     ...(options.waitingFor ? { waitingFor: options.waitingFor } : {}),
+    storeTooNew: () => schemaWatch.refusal,
   });
 
   const resumed = await runs.recover(options.reconnectGraceMs);
@@ -410,6 +421,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const newAdminToken = await ensureAdminToken(store, options.adminToken);
   hub.start(bus);
   replica.start();
+  replica.whenLeading(() => finishMigrations(store, logger));
+  if (databaseUrl) schemaWatch.start();
   runs.startParking();
   botWatch.start();
   const address = app.server.address();
@@ -419,19 +432,31 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   // Tells code forges how the runs their issues started ended (pull requests, comments).
   const forgeReporter = new ForgeReporter(store, bus, logger, url);
 
-  let closing: Promise<void> | undefined;
-  const close = (): Promise<void> => {
-    closing ??= (async () => {
+  // Everything that writes: stopped at close, and by a replica the database became too new for,
+  // which keeps answering reads (its row goes, so the other replicas adopt its runs at once).
+  // `then` runs once the runner sockets are closed (close's HTTP server).
+  let stopping: Promise<void> | undefined;
+  const stopWork = (then?: () => Promise<void>): Promise<void> => {
+    if (stopping) return stopping.then(() => then?.());
+    stopping = (async () => {
+      schemaWatch.stop();
       stopRelay();
       forgeReporter.close();
       await scheduler.stop();
       await botWatch.stop();
       await hub.close();
-      await app.close();
+      await then?.();
       // Before the store closes: a waiting approval step would read it again and again.
       approvals.close();
       await runs.close();
       await replica.stop(true);
+    })();
+    return stopping;
+  };
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      await stopWork(() => app.close());
       await store.close();
       await parseWorkflow.close?.();
     })();

@@ -10,6 +10,7 @@ import {
 } from "./database-location.js";
 import { type ColumnInfo, countRows, listColumns, listTables } from "./introspect.js";
 import { migrateToLatest } from "./migrations/index.js";
+import { upgradeSchema } from "./schema-upgrade.js";
 import { migrationTables, readSchemaStatus, storeTooNew } from "./store-status.js";
 
 /**
@@ -146,7 +147,8 @@ export async function copyStore(
       }
       await migrateToLatest(raw(source));
     }
-    await migrateToLatest(raw(target));
+    // An empty target: every migration's finish runs too, as no older replica can be on it.
+    await upgradeSchema(raw(target), target.dialect);
 
     const sourceTables = await listTables(raw(source), source.dialect);
     const plan = await planCopy(source, target, sourceTables);

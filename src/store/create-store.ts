@@ -6,7 +6,8 @@ import { openMemoryStore, openSqliteStore } from "./sqlite.js";
 import type { Store } from "./types.js";
 
 /** Where the store lives and how to open it. */
-export interface StoreConfig extends Pick<KyselyStoreOptions, "logger" | "now" | "secretKey"> {
+export interface StoreConfig
+  extends Pick<KyselyStoreOptions, "logger" | "now" | "secretKey" | "olderReplicaWaitMs"> {
   /** `postgres://...` (RUNYARD_DATABASE_URL): PostgreSQL. Unset: SQLite. */
   databaseUrl?: string | undefined;
   /** The SQLite file when there is no database URL; unset as well: in memory, nothing persists. */
@@ -23,7 +24,15 @@ export function isPostgresUrl(url: string): boolean {
 /** The one place a backend is chosen: PostgreSQL by URL, else the SQLite file, else memory. */
 export async function createStore(config: StoreConfig): Promise<Store> {
   const { logger, now, secretKey } = config;
-  if (config.databaseUrl) return openPostgresStore(config.databaseUrl, { logger, now, secretKey });
+  if (config.databaseUrl) {
+    const wait = config.olderReplicaWaitMs;
+    return openPostgresStore(config.databaseUrl, {
+      logger,
+      now,
+      secretKey,
+      ...(wait !== undefined ? { olderReplicaWaitMs: wait } : {}),
+    });
+  }
   if (config.sqlitePath) return openSqliteStore(config.sqlitePath, { logger, now, secretKey });
   return openMemoryStore({ logger, now, warn: config.warn });
 }

@@ -7,7 +7,7 @@ import type { ReplicasTable } from "./schema.js";
 export type ReplicaRecord = ReplicasTable;
 
 /** What a replica says of itself at start and in each heartbeat. */
-export type ReplicaInput = Pick<ReplicaRecord, "id" | "hostname" | "url" | "version">;
+export type ReplicaInput = Pick<ReplicaRecord, "id" | "hostname" | "url" | "version" | "schema_level">;
 
 /** The server replicas on one database, and which of them carries each run. */
 export interface FleetRepo {

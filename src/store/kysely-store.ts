@@ -20,13 +20,13 @@ import { forgesRepo } from "./forges.js";
 import { hooksRepo } from "./hooks.js";
 import { idempotencyKeysRepo } from "./idempotency-keys.js";
 import { jobsRepo } from "./jobs.js";
-import { migrateToLatest } from "./migrations/index.js";
 import { runEventsRepo } from "./run-events.js";
 import { runnersRepo } from "./runners.js";
 import { runsRepo } from "./runs.js";
 import { savedWorkflowsRepo } from "./saved-workflows.js";
 import { schedulesRepo } from "./schedules.js";
 import type { Database } from "./schema.js";
+import { finishMigrations, readSchemaState, upgradeSchema } from "./schema-upgrade.js";
 import { secretsRepo } from "./secrets.js";
 import { serverKeysRepo } from "./server-keys.js";
 import { sessionsRepo } from "./sessions.js";
@@ -54,6 +54,8 @@ export interface KyselyStoreOptions {
    * tells the fleet this replica is alive, and the fleet would fence it. The store owns it.
    */
   heartbeatDb?: Kysely<Database>;
+  /** How long a start watches older replicas before migrating past them (`UpgradeOptions`). */
+  olderReplicaWaitMs?: number;
 }
 
 /**
@@ -67,7 +69,10 @@ export async function createKyselyStore(
 ): Promise<Store> {
   const cipher = opts.secretKey === undefined ? plainColumns : aesGcmColumns(opts.secretKey);
   try {
-    await migrateToLatest(db as Kysely<unknown>, opts.logger);
+    await upgradeSchema(db as Kysely<unknown>, dialect.name, {
+      ...(opts.logger ? { logger: opts.logger } : {}),
+      ...(opts.olderReplicaWaitMs !== undefined ? { olderReplicaWaitMs: opts.olderReplicaWaitMs } : {}),
+    });
     await checkSecretKey(db, cipher);
   } catch (error) {
     await db.destroy();
@@ -109,6 +114,15 @@ export async function createKyselyStore(
     agentUsage: agentUsageRepo(ctx),
     budgets: budgetsRepo(ctx),
     spendReservations: spendReservationsRepo(ctx),
+    schema: {
+      state: () => readSchemaState((heartbeatDb ?? db) as Kysely<unknown>),
+      finish: () =>
+        finishMigrations(db as Kysely<unknown>, {
+          dialect: dialect.name,
+          alone: dialect.name === "sqlite",
+          ...(opts.logger ? { logger: opts.logger } : {}),
+        }),
+    },
     outages: opts.outages ?? neverLost,
     async close() {
       if (closed) return;

@@ -49,10 +49,13 @@ describe.skipIf(!adminUrl)("openPostgresStore", () => {
     await sql`insert into runyard_migration (name, timestamp) values ('9999_future', '2099-01-01')`.execute(
       db,
     );
+    await sql`update runyard_migration_state set writers_from = 9999, writers_version = 'runyard 9.0.0'`.execute(
+      db,
+    );
     await db.destroy();
     await expect(openPostgresStore(url)).rejects.toMatchObject({
       code: "STORE_TOO_NEW",
-      message: expect.stringContaining("upgrade runyard"),
+      message: expect.stringMatching(/migration 9999_future.*runyard 9\.0\.0 or later.*upgrade this replica/),
     });
   });
 
@@ -78,7 +81,7 @@ describe.skipIf(!adminUrl)("a replica's heartbeat on PostgreSQL", () => {
     const url = await createTestDatabase(adminUrl);
     const store = await openPostgresStore(url, { poolSize: 1 });
     opened.push(store);
-    const replica = { id: "busy", hostname: "h", url: null, version: "test" };
+    const replica = { id: "busy", hostname: "h", url: null, version: "test", schema_level: 45 };
     await store.fleet.heartbeat(replica);
     // The pool's one connection waits on a lock another session holds (a busy database).
     const locker = new pg.Client({ connectionString: url });

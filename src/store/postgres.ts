@@ -8,7 +8,8 @@ import { ReconnectingKysely, reconnectingPool } from "./postgres-connections.js"
 import type { Database } from "./schema.js";
 import type { Store } from "./types.js";
 
-export interface PostgresStoreOptions extends Pick<KyselyStoreOptions, "logger" | "now" | "secretKey"> {
+export interface PostgresStoreOptions
+  extends Pick<KyselyStoreOptions, "logger" | "now" | "secretKey" | "olderReplicaWaitMs"> {
   /** Connections this process keeps open at most. Default 10. */
   poolSize?: number;
   /** How long a first connection may take before start-up gives up. Default 10000 ms. */

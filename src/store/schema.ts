@@ -158,6 +158,11 @@ export interface ReplicasTable {
   started_at: string;
   /** Its last heartbeat; a replica not seen for the replica lease is presumed dead. */
   seen_at: string;
+  /**
+   * The number of the newest migration its runyard knows (0045); null for a replica of a release
+   * before (0.1.0), until migration 0045's finish, which makes it required.
+   */
+  schema_level: number | null;
 }
 
 export interface TokensTable {

@@ -83,16 +83,36 @@ describe("openSqliteStore", () => {
     await store.close();
   });
 
-  it("refuses a file migrated by a newer runyard", async () => {
+  it("refuses a file a newer runyard migrated past what this one may write, naming that release", async () => {
+    const path = join(dir, "runyard.db");
+    await (await openSqliteStore(path)).close();
+    const raw = new BetterSqlite3(path);
+    raw.prepare("insert into runyard_migration (name, timestamp) values ('9999_future', 'x')").run();
+    raw
+      .prepare("update runyard_migration_state set writers_from = 9999, writers_version = 'runyard 9.0.0'")
+      .run();
+    raw.close();
+
+    await expect(openSqliteStore(path)).rejects.toThrow(
+      /migrated by a newer runyard \(migration 9999_future\); it is written by runyard 9\.0\.0 or later/,
+    );
+  });
+
+  it("opens a file a newer runyard migrated in a way this one can live with, and applies nothing", async () => {
     const path = join(dir, "runyard.db");
     await (await openSqliteStore(path)).close();
     const raw = new BetterSqlite3(path);
     raw.prepare("insert into runyard_migration (name, timestamp) values ('9999_future', 'x')").run();
     raw.close();
 
-    await expect(openSqliteStore(path)).rejects.toThrow(
-      /migrated by a newer runyard \(migration 9999_future\)/,
-    );
+    const store = await openSqliteStore(path);
+    await store.close();
+    const again = new BetterSqlite3(path);
+    const names = again.prepare("select name from runyard_migration order by name").all() as Array<{
+      name: string;
+    }>;
+    again.close();
+    expect(names.at(-1)?.name).toBe("9999_future");
   });
 
   it("refuses a file that is not a database, and leaves its bytes alone", async () => {

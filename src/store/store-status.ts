@@ -3,7 +3,13 @@ import { type Kysely, sql } from "kysely";
 import { RunyardError } from "../core/errors.js";
 import { type DatabaseLocation, describeLocation, openDatabase } from "./database-location.js";
 import { countRows, type DialectName, listTables } from "./introspect.js";
-import { migrationLockTableName, migrations, migrationTableName } from "./migrations/index.js";
+import {
+  migrationFinishedTableName,
+  migrationLockTableName,
+  migrationStateTableName,
+  migrations,
+  migrationTableName,
+} from "./migrations/index.js";
 
 /** Which of this runyard's migrations a database has, read without applying any. */
 export interface SchemaStatus {
@@ -29,7 +35,12 @@ export interface StoreStatus extends SchemaStatus {
 }
 
 /** The migration bookkeeping tables: part of the schema, not of the data. */
-export const migrationTables: readonly string[] = [migrationTableName, migrationLockTableName];
+export const migrationTables: readonly string[] = [
+  migrationTableName,
+  migrationLockTableName,
+  migrationStateTableName,
+  migrationFinishedTableName,
+];
 
 /** Reads the migration table as it is; never creates it or applies anything. */
 export async function readSchemaStatus(db: Kysely<unknown>, dialect: DialectName): Promise<SchemaStatus> {

@@ -19,6 +19,7 @@ import type { RunnersRepo } from "./runners.js";
 import type { RunsRepo } from "./runs.js";
 import type { SavedWorkflowsRepo } from "./saved-workflows.js";
 import type { SchedulesRepo } from "./schedules.js";
+import type { SchemaState } from "./schema-upgrade.js";
 import type { SecretsRepo } from "./secrets.js";
 import type { ServerKeysRepo } from "./server-keys.js";
 import type { SessionsRepo } from "./sessions.js";
@@ -46,6 +47,14 @@ export interface IfStatus<S extends string> {
  * look a record up return `undefined` when it does not exist; unexpected states throw
  * `RunyardError` (`CONFLICT` for a taken id, `NOT_FOUND` for events or jobs of a missing run).
  */
+/** The database's schema as the replicas sharing it see it (`schema-upgrade.ts`). */
+export interface SchemaRepo {
+  /** The oldest schema level whose runyard may write the database; read fresh. */
+  state(): Promise<SchemaState | undefined>;
+  /** Runs the `finish` steps no replica older than them holds back; returns those it ran. */
+  finish(): Promise<string[]>;
+}
+
 export interface Store {
   runs: RunsRepo;
   events: RunEventsRepo;
@@ -80,6 +89,8 @@ export interface Store {
   budgets: BudgetsRepo;
   /** Spend running agent turns hold of their budgets. */
   spendReservations: SpendReservationsRepo;
+  /** Who may write the database, and the migrations' contract parts (docs/upgrading.md). */
+  schema: SchemaRepo;
   /**
    * When the database was last found unreachable: silence of replicas and runners while it was
    * away is not theirs, so the fleet's lease clocks start again from its return.

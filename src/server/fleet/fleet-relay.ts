@@ -1,4 +1,3 @@
-import { assertExhaustive } from "../../core/exhaustive.js";
 import type { Logger } from "../../core/logger.js";
 import type { FleetEnvelope } from "../../store/fleet-link.js";
 import type { Store } from "../../store/index.js";
@@ -84,8 +83,15 @@ export function relayFleet({
             .revoked({ credential: message.credential, id: message.id })
             .catch((error: unknown) => logger.warn({ err: error }, "cannot act on a revocation"));
         break;
-      default:
-        assertExhaustive(message, "fleet message");
+      default: {
+        // A newer replica's message (a rolling upgrade), or anyone's who may NOTIFY: ignored, as
+        // a throw here would end the process from inside the database link.
+        const unknown: never = message;
+        logger.debug(
+          { type: (unknown as { type?: unknown }).type },
+          "fleet message of an unknown type ignored",
+        );
+      }
     }
   };
   // Followers of runs carried elsewhere hear of stored batches by message, once per run and tick.

@@ -42,7 +42,7 @@ describe("Replica", () => {
       { heartbeatMs: 20, leaseMs: 100 },
       silentLogger,
       () => undefined,
-      () => ({ url: null, version: "test" }),
+      () => ({ url: null, version: "test", schema_level: 45 }),
     );
     opened.push({ replica, store });
     let release = (): void => undefined;
@@ -76,7 +76,7 @@ describe("Replica", () => {
       { heartbeatMs: 20, leaseMs: 200 },
       logger,
       () => undefined,
-      () => ({ url: null, version: "test" }),
+      () => ({ url: null, version: "test", schema_level: 45 }),
     );
     opened.push({ replica, store });
     await replica.join(true);
@@ -113,7 +113,7 @@ describe("Replica", () => {
       { heartbeatMs: 20, leaseMs: 200 },
       silentLogger,
       () => undefined,
-      () => ({ url: null, version: "test" }),
+      () => ({ url: null, version: "test", schema_level: 45 }),
     );
     opened.push({ replica: leader, store });
     await leader.join(true);
@@ -126,7 +126,7 @@ describe("Replica", () => {
     while (reads < heldRead) await new Promise((resolve) => setTimeout(resolve, 2));
     // The read is held past a whole lease; a replica joins just before it comes back.
     await new Promise((resolve) => setTimeout(resolve, 300));
-    await store.fleet.heartbeat({ id: "joined", hostname: "h", url: null, version: "test" });
+    await store.fleet.heartbeat({ id: "joined", hostname: "h", url: null, version: "test", schema_level: 45 });
     hold = undefined;
     release();
     // Two more rounds of the leader, well within a lease of the row being written.
@@ -142,6 +142,7 @@ describe("Replica", () => {
       new Replica(id, store, localLink(), timings, silentLogger, onFenced, () => ({
         url: null,
         version: "test",
+        schema_level: 45,
       }));
     const leader = make("leader", () => undefined);
     opened.push({ replica: leader, store });

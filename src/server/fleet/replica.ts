@@ -64,7 +64,7 @@ export class Replica {
     private readonly logger: Logger,
     /** The fleet presumed this replica dead and gave its runs to others: it must stop at once. */
     private readonly onFenced: () => void,
-    private readonly describe: () => { url: string | null; version: string },
+    private readonly describe: () => { url: string | null; version: string; schema_level: number },
   ) {}
 
   get isLeader(): boolean {

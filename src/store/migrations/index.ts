@@ -35,12 +35,23 @@ import * as runSubmitterUser from "./0041_run_submitter_user.js";
 import * as revokedTokens from "./0042_revoked_tokens.js";
 import * as budgetPlatformBound from "./0043_budget_platform_bound.js";
 import * as spendHoldAfterSeq from "./0044_spend_hold_after_seq.js";
+import * as schemaLevels from "./0045_schema_levels.js";
+
+/**
+ * A migration as runyard writes them (docs/upgrading.md): `up` runs as a replica starts and must
+ * leave the release before it working, unless `breaksOlder` says it cannot (then it waits for no
+ * older replica to be alive); what removes or tightens goes in `finish`, run once none is.
+ */
+export interface RunyardMigration extends Migration {
+  breaksOlder?: boolean;
+  finish?(db: Kysely<unknown>): Promise<void>;
+}
 
 /**
  * Every migration, by name. Names are numbered: Kysely applies them in name order, and a new
  * migration must sort after the last one. Never edit one that has shipped; add the next.
  */
-export const migrations: Readonly<Record<string, Migration>> = {
+export const migrations: Readonly<Record<string, RunyardMigration>> = {
   "0001_initial": initial,
   "0002_runner_owner": runnerOwner,
   "0003_replicas": replicas,
@@ -74,11 +85,15 @@ export const migrations: Readonly<Record<string, Migration>> = {
   "0042_revoked_tokens": revokedTokens,
   "0043_budget_platform_bound": budgetPlatformBound,
   "0044_spend_hold_after_seq": spendHoldAfterSeq,
+  "0045_schema_levels": schemaLevels,
 };
 
 /** Kysely's bookkeeping tables: which migrations ran, and the lock their runner holds. */
 export const migrationTableName = "runyard_migration";
 export const migrationLockTableName = "runyard_migration_lock";
+/** runyard's own (0045): who may write the database, and which migrations' `finish` ran. */
+export const migrationStateTableName = "runyard_migration_state";
+export const migrationFinishedTableName = "runyard_migration_finished";
 
 /**
  * Applies the migrations not applied yet; throws when the database is newer than this runyard.
