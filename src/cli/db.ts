@@ -146,13 +146,16 @@ function shellQuote(text: string): string {
   return /^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replaceAll("'", "'\\''")}'`;
 }
 
+/** Where a `db` command works: --database, else RUNYARD_DATABASE_URL, else the home's SQLite file. */
+export function databaseOf(flags: { database?: string }, ctx: CliContext): DatabaseLocation {
+  if (flags.database) return parseDatabaseLocation(flags.database, ctx.cwd, true);
+  if (ctx.config.databaseUrl) return { dialect: "postgres", url: ctx.config.databaseUrl };
+  return parseDatabaseLocation(join(resolveHome(ctx.config, ctx.cwd), "runyard.db"), ctx.cwd, false);
+}
+
 /** `runyard db status`: which database, its schema version, pending migrations, rows per table. */
 export async function dbStatus(flags: DbStatusFlags, ctx: CliContext): Promise<number> {
-  const location: DatabaseLocation = flags.database
-    ? parseDatabaseLocation(flags.database, ctx.cwd, true)
-    : ctx.config.databaseUrl
-      ? { dialect: "postgres", url: ctx.config.databaseUrl }
-      : parseDatabaseLocation(join(resolveHome(ctx.config, ctx.cwd), "runyard.db"), ctx.cwd, false);
+  const location = databaseOf(flags, ctx);
   const status = await readStoreStatus(location);
   if (flags.json) {
     ctx.stdout.write(
@@ -165,6 +168,10 @@ export async function dbStatus(flags: DbStatusFlags, ctx: CliContext): Promise<n
         applied: status.applied,
         pending: status.pending,
         newer: status.newer,
+        writers_from: status.writers?.writersFrom ?? null,
+        writers_version: status.writers?.writersVersion ?? null,
+        unfinished: status.unfinished,
+        replicas: status.replicas,
         tables: Object.fromEntries(status.tables.map((t) => [t.name, t.rows])),
       })}\n`,
     );
@@ -212,6 +219,21 @@ function renderStatus(status: StoreStatus): string {
       ? `pending   ${status.pending.join(", ")} (a server of this runyard applies them on start)`
       : "pending   none",
   );
+  if (status.writers)
+    out.push(
+      `writers   ${status.writers.writersVersion} or later (schema level ${status.writers.writersFrom})`,
+    );
+  if (status.unfinished.length > 0) {
+    out.push(
+      `finish    ${status.unfinished.join(", ")}: waits for every older replica to stop (or \`runyard db migrate --finish\`)`,
+    );
+  }
+  for (const replica of status.replicas) {
+    const level = replica.schema_level === null ? "older than 0.2.0" : `schema level ${replica.schema_level}`;
+    out.push(
+      `replica   ${replica.id}: runyard ${replica.version} (${level}) on ${replica.hostname}, seen ${replica.seen_at}`,
+    );
+  }
   if (status.tables.length > 0) {
     const width = Math.max(...status.tables.map((t) => t.name.length));
     const digits = Math.max(...status.tables.map((t) => String(t.rows).length));

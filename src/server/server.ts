@@ -175,6 +175,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       secretKey: home ? secretKeyFor(home, options.secretKey) : options.secretKey,
       logger,
       warn: options.warn,
+      // A start on PostgreSQL watches older replicas' heartbeats this long before migrating past them.
+      olderReplicaWaitMs: (options.replicaTimings ?? defaultReplicaTimings).leaseMs,
     });
   // A replica on PostgreSQL waits for a database that is down or still recovering; SQLite opens
   // a file, and anything wrong with it is for the operator to see at once.

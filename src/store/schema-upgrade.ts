@@ -10,7 +10,10 @@ import {
   migrationLevel,
   releaseBefore,
 } from "./migrations/releases.js";
+import { readSchemaState, type SchemaState, unfinishedMigrations } from "./migrations/state.js";
 import { readSchemaStatus, type SchemaStatus } from "./store-status.js";
+
+export { readSchemaState, type SchemaState, unfinishedMigrations } from "./migrations/state.js";
 
 /*
  * Replicas of two releases on one database (docs/upgrading.md). A migration is either one the
@@ -23,14 +26,6 @@ import { readSchemaStatus, type SchemaStatus } from "./store-status.js";
 
 /** This runyard's schema level: the number of its newest migration. */
 export const schemaLevel = migrationLevel(Object.keys(migrations).sort().at(-1) ?? "0");
-
-/** Who may write the database. Undefined for a database before 0045 (none of this was kept). */
-export interface SchemaState {
-  /** The oldest schema level whose runyard may still write. */
-  writersFrom: number;
-  /** That level named for an operator, as `describeLevel` names it. */
-  writersVersion: string;
-}
 
 export interface UpgradeOptions {
   logger?: Logger;
@@ -74,20 +69,6 @@ export async function upgradeSchema(
   await finishMigrations(db, { dialect, alone, ...(opts.logger ? { logger: opts.logger } : {}) });
 }
 
-/** The database's writers level, read fresh (each heartbeat reads it); undefined before 0045. */
-export async function readSchemaState(db: Kysely<unknown>): Promise<SchemaState | undefined> {
-  const known = await sql<{
-    name: string;
-  }>`select name from runyard_migration where name = ${firstCheckedMigration}`
-    .execute(db)
-    .catch(() => ({ rows: [] }));
-  if (known.rows.length === 0) return undefined;
-  const { rows } = await sql<{ writers_from: number | string; writers_version: string }>`
-    select writers_from, writers_version from runyard_migration_state where id = 1`.execute(db);
-  const row = rows[0];
-  return row ? { writersFrom: Number(row.writers_from), writersVersion: row.writers_version } : undefined;
-}
-
 /**
  * Runs the `finish` of each applied migration that has one and has not finished, in order, while
  * no replica older than the migration has a row (`alone`: without asking, for SQLite and a new
@@ -129,18 +110,6 @@ export async function finishMigrations(
     }
   }
   return finished;
-}
-
-/** Migrations whose `finish` has not run yet, applied or not. */
-export async function unfinishedMigrations(db: Kysely<unknown>): Promise<string[]> {
-  const names = Object.keys(migrations)
-    .sort()
-    .filter((name) => migrations[name]?.finish);
-  const done = await sql<{ name: string }>`select name from ${sql.table(finishedTable)}`
-    .execute(db)
-    .then((result) => new Set(result.rows.map((row) => row.name)))
-    .catch(() => new Set<string>());
-  return names.filter((name) => !done.has(name));
 }
 
 /** True for a migration the release before it cannot run beside. */

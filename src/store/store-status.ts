@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { type Kysely, sql } from "kysely";
 import { RunyardError } from "../core/errors.js";
 import { type DatabaseLocation, describeLocation, openDatabase } from "./database-location.js";
-import { countRows, type DialectName, listTables } from "./introspect.js";
+import { countRows, type DialectName, listColumns, listTables } from "./introspect.js";
 import {
   migrationFinishedTableName,
   migrationLockTableName,
@@ -10,6 +10,7 @@ import {
   migrations,
   migrationTableName,
 } from "./migrations/index.js";
+import { readSchemaState, type SchemaState, unfinishedMigrations } from "./migrations/state.js";
 
 /** Which of this runyard's migrations a database has, read without applying any. */
 export interface SchemaStatus {
@@ -23,8 +24,24 @@ export interface SchemaStatus {
   newer: string[];
 }
 
+/** A replica as its row in the database says (`runyard db status`). */
+export interface ReplicaStatus {
+  id: string;
+  hostname: string;
+  version: string;
+  /** The newest migration its runyard knows; null for a replica of 0.1.0. */
+  schema_level: number | null;
+  seen_at: string;
+}
+
 /** What `runyard db status` reports. */
 export interface StoreStatus extends SchemaStatus {
+  /** Who may write it (from 0045 on): the oldest schema level, and its release. */
+  writers: SchemaState | undefined;
+  /** Applied migrations whose finishing step has not run: it waits for older replicas to stop. */
+  unfinished: string[];
+  /** The replicas' rows: each live replica's, and a stopped one's until the fleet removes it. */
+  replicas: ReplicaStatus[];
   /** The URL with its password replaced by `***`, or the SQLite file's path. */
   database: string;
   dialect: DialectName;
@@ -62,20 +79,53 @@ export async function readSchemaStatus(db: Kysely<unknown>, dialect: DialectName
 export async function readStoreStatus(location: DatabaseLocation): Promise<StoreStatus> {
   const database = describeLocation(location);
   if (location.dialect === "sqlite" && !existsSync(location.path)) {
-    return { database, dialect: "sqlite", exists: false, ...emptySchema(), tables: [] };
+    return {
+      database,
+      dialect: "sqlite",
+      exists: false,
+      ...emptySchema(),
+      writers: undefined,
+      unfinished: [],
+      replicas: [],
+      tables: [],
+    };
   }
   const opened = await openDatabase(location, { readonly: true });
   try {
     const db = opened.db as Kysely<unknown>;
     const schema = await readSchemaStatus(db, opened.dialect);
+    const writers = await readSchemaState(db);
+    const unfinished = (await unfinishedMigrations(db)).filter((name) => schema.applied.includes(name));
+    const replicas = await readReplicas(db, opened.dialect);
     const tables: StoreStatus["tables"] = [];
     for (const name of await listTables(db, opened.dialect)) {
       if (!migrationTables.includes(name)) tables.push({ name, rows: await countRows(db, name) });
     }
-    return { database, dialect: opened.dialect, exists: true, ...schema, tables };
+    return {
+      database,
+      dialect: opened.dialect,
+      exists: true,
+      ...schema,
+      writers,
+      unfinished,
+      replicas,
+      tables,
+    };
   } finally {
     await opened.close();
   }
+}
+
+async function readReplicas(db: Kysely<unknown>, dialect: DialectName): Promise<ReplicaStatus[]> {
+  const columns = (await listColumns(db, dialect, "replicas")).map((column) => column.name);
+  if (columns.length === 0) return [];
+  const level = columns.includes("schema_level") ? sql`schema_level` : sql`null`;
+  const { rows } = await sql<ReplicaStatus>`
+    select id, hostname, version, ${level} as schema_level, seen_at from replicas order by id`.execute(db);
+  return rows.map((row) => ({
+    ...row,
+    schema_level: row.schema_level === null ? null : Number(row.schema_level),
+  }));
 }
 
 function emptySchema(): SchemaStatus {

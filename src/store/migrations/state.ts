@@ -1,0 +1,37 @@
+import { type Kysely, sql } from "kysely";
+import { migrations } from "./index.js";
+import { firstCheckedMigration } from "./releases.js";
+
+/** Who may write the database. Undefined for a database before 0045 (none of this was kept). */
+export interface SchemaState {
+  /** The oldest schema level whose runyard may still write. */
+  writersFrom: number;
+  /** That level named for an operator, as `describeLevel` names it. */
+  writersVersion: string;
+}
+
+/** The database's writers level, read fresh (each heartbeat reads it); undefined before 0045. */
+export async function readSchemaState(db: Kysely<unknown>): Promise<SchemaState | undefined> {
+  const known = await sql<{
+    name: string;
+  }>`select name from runyard_migration where name = ${firstCheckedMigration}`
+    .execute(db)
+    .catch(() => ({ rows: [] }));
+  if (known.rows.length === 0) return undefined;
+  const { rows } = await sql<{ writers_from: number | string; writers_version: string }>`
+    select writers_from, writers_version from runyard_migration_state where id = 1`.execute(db);
+  const row = rows[0];
+  return row ? { writersFrom: Number(row.writers_from), writersVersion: row.writers_version } : undefined;
+}
+
+/** Migrations whose `finish` has not run yet, applied or not. */
+export async function unfinishedMigrations(db: Kysely<unknown>): Promise<string[]> {
+  const names = Object.keys(migrations)
+    .sort()
+    .filter((name) => migrations[name]?.finish);
+  const done = await sql<{ name: string }>`select name from runyard_migration_finished`
+    .execute(db)
+    .then((result) => new Set(result.rows.map((row) => row.name)))
+    .catch(() => new Set<string>());
+  return names.filter((name) => !done.has(name));
+}
