@@ -232,9 +232,13 @@ export class RunnerDaemon {
         // The server is up but cannot reach its database (a restart or a failover): the runner
         // keeps its work and tries again as the server asks, not after a growing backoff.
         const retryAfterMs = Number(response.headers["retry-after"] ?? 1) * 1000;
-        this.options.logger.warn(
-          { status: 503, retryInMs: retryAfterMs },
-          "the server cannot reach its database; the runner keeps its work and tries again",
+        void errorCodeOf(response).then((code) =>
+          this.options.logger.warn(
+            { status: 503, code, retryInMs: retryAfterMs },
+            code === "STORE_TOO_NEW"
+              ? "this server replica no longer writes its database (a newer runyard migrated it) and takes no runner; the runner keeps its work and tries again"
+              : "the server cannot reach its database; the runner keeps its work and tries again",
+          ),
         );
         this.backoffMs = Math.min(
           Math.max(this.options.minBackoffMs ?? 200, Number.isFinite(retryAfterMs) ? retryAfterMs : 1000),
@@ -551,5 +555,20 @@ export class RunnerDaemon {
 
   private send(message: RunnerMessage): void {
     if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify(message));
+  }
+}
+
+/** The error code of a refused upgrade's JSON body (its first 8 KiB), if it has one. */
+async function errorCodeOf(response: NodeJS.ReadableStream): Promise<string | undefined> {
+  let body = "";
+  try {
+    for await (const chunk of response) {
+      body += String(chunk);
+      if (body.length > 8192) break;
+    }
+    const code = (JSON.parse(body) as { error?: { code?: unknown } }).error?.code;
+    return typeof code === "string" ? code : undefined;
+  } catch {
+    return undefined;
   }
 }
