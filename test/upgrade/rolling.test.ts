@@ -232,13 +232,21 @@ describe.skipIf(!adminUrl)(`a rolling upgrade from ${previousReleaseVersion} on 
 
   it("finishes the migration once the previous replica stops, and reads everything as before", async () => {
     const before: StoredViews = await storedViews(today.url);
-    // 143: it stopped on the signal, as a server does.
-    expect(await previous.proc.kill("SIGTERM")).toBe(143);
     const schemaChanged =
       (await previousReleaseMigrations()).at(-1) !== Object.keys(migrations).sort().at(-1);
+    // Read at HEAD too (no table, no column: not finished), so the query is known to work.
+    const during = await migrationState(databaseUrl, finishedMigration);
+    expect(during.finished, "the finish step ran while a 0.1.0 replica was alive").toBe(false);
     if (schemaChanged) {
-      // NEEDS-0.2.0: at HEAD the schemas are equal and there is no finish step to wait for.
+      // NEEDS-0.2.0 (this block and the next): at HEAD the schemas are equal and there is no finish
+      // step. While the 0.1.0 replica lives, the column stays nullable.
+      expect(during.nullable).toBe("YES");
+    }
+    // 143: it stopped on the signal, as a server does.
+    expect(await previous.proc.kill("SIGTERM")).toBe(143);
+    if (schemaChanged) {
       await migrationFinished(databaseUrl, finishedMigration);
+      expect((await migrationState(databaseUrl, finishedMigration)).nullable).toBe("NO");
     }
     await expectDataReadsBack(today.url, { ...data, views: before });
     // The runner left the stopped replica for today's, and runs there what its hook starts.
@@ -323,6 +331,32 @@ async function followRun(
     }
   }
   return events;
+}
+
+/**
+ * Whether `runyard_migration_finished` has a row naming `migration` (false while the table is not
+ * there), and whether `replicas.schema_level` may be null ("YES", "NO"; undefined without it).
+ */
+async function migrationState(
+  url: string,
+  migration: string,
+): Promise<{ finished: boolean; nullable: string | undefined }> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const { rows: columns } = await client.query<{ is_nullable: string }>(
+      "select is_nullable from information_schema.columns where table_name = 'replicas' and column_name = 'schema_level'",
+    );
+    const table = await client.query("select to_regclass('runyard_migration_finished') as name");
+    const finished =
+      table.rows[0]?.name !== null &&
+      (await client.query("select * from runyard_migration_finished")).rows.some(
+        (row: Record<string, unknown>) => Object.values(row).includes(migration),
+      );
+    return { finished, nullable: columns[0]?.is_nullable };
+  } finally {
+    await client.end();
+  }
 }
 
 /**

@@ -230,5 +230,7 @@ export async function expectDataReadsBack(url: string, data: UpgradeData): Promi
       "whoami",
     );
     expect(whoami).toMatchObject({ username: member.username, tenant_id: member.tenant, role: "member" });
+    // A member's rights, not an admin's: the users are for admins only.
+    expect((await api(url, "GET", "/api/users", undefined, token)).status).toBe(403);
   }
 }
