@@ -22,13 +22,15 @@ export interface CliOptions {
   input?: string;
   /** Called with each stdout chunk; lets a test act when the run reaches a point. */
   onStdout?: (chunk: string, child: ChildProcess) => void;
+  /** Another build's `bin/runyard.js` (a previous release's) instead of this checkout's. */
+  bin?: string;
 }
 
 /** Runs the built `runyard` CLI as a user would, and waits for it to exit. */
 export function runCli(args: string[], options: CliOptions = {}): Promise<CliResult> {
   recordStart("cli");
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cliPath, ...args], {
+    const child = spawn(process.execPath, [options.bin ?? cliPath, ...args], {
       cwd: options.cwd ?? repoRoot,
       env: { ...process.env, NO_COLOR: "1", ...options.env },
       stdio: [options.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],

@@ -89,8 +89,16 @@ function startKind(command: string | undefined): "server" | "runner" | "up" | "c
   return command === "server" || command === "runner" || command === "up" ? command : "cli";
 }
 
-/** Starts the built CLI as a long-running process. */
-export function startCli(args: string[], env: Record<string, string> = {}, cwd = repoRoot): Proc {
+/**
+ * Starts the built CLI as a long-running process; `bin` names another build's `bin/runyard.js` (a
+ * previous release's) instead of this checkout's.
+ */
+export function startCli(
+  args: string[],
+  env: Record<string, string> = {},
+  cwd = repoRoot,
+  bin = cliPath,
+): Proc {
   const kind = startKind(args[0]);
   recordStart(kind);
   const id = args.indexOf("--id");
@@ -100,7 +108,7 @@ export function startCli(args: string[], env: Record<string, string> = {}, cwd =
   const reports = tempDir("runyard-report-");
   const child = spawn(
     process.execPath,
-    ["--report-on-signal", `--report-directory=${reports}`, cliPath, ...args],
+    ["--report-on-signal", `--report-directory=${reports}`, bin, ...args],
     {
       cwd,
       // A home of its own unless the test gives one: never state in the repository. The sandbox as
