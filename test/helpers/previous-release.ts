@@ -15,11 +15,14 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { releases } from "../../src/store/migrations/releases.js";
 import { repoRoot } from "./cli.js";
 
-/** The release before today's: the commit it was cut from, and its version. */
-export const previousReleaseCommit = "64d5a138f7621fdf30a3e6fd8917752878365b5e";
-export const previousReleaseVersion = "0.1.0";
+/** The release before today's (src/store/migrations/releases.ts): the commit it was cut from, and its version. */
+const previous = releases.at(-2);
+if (!previous) throw new Error("releases.ts lists no release before today's");
+export const previousReleaseCommit = previous.commit;
+export const previousReleaseVersion = previous.version;
 
 const run = promisify(execFile);
 
@@ -57,7 +60,7 @@ async function buildPreviousRelease(): Promise<PreviousRelease> {
   await commitPresent(commit);
   const lock = readFileSync(join(repoRoot, "package-lock.json"));
   const releaseLock = (await git(["show", `${commit}:package-lock.json`], "buffer")) as Buffer;
-  const linked = lock.equals(releaseLock);
+  const linked = dependencies(lock) === dependencies(releaseLock);
   // A folder that borrows node_modules is good only while the checkout's lock is what it was.
   const lockPart = linked ? `-${createHash("sha256").update(lock).digest("hex").slice(0, 8)}` : "";
   const dir = join(tmpdir(), `runyard-release-${commit.slice(0, 12)}${lockPart}`);
@@ -98,6 +101,17 @@ async function buildPreviousRelease(): Promise<PreviousRelease> {
     rmSync(staging, { recursive: true, force: true });
   }
   return release;
+}
+
+/** A lockfile's dependencies: the whole lock but runyard's own version, which each release changes. */
+function dependencies(lock: Buffer): string {
+  const parsed = JSON.parse(lock.toString("utf8")) as {
+    version?: string;
+    packages?: Record<string, { version?: string }>;
+  };
+  delete parsed.version;
+  if (parsed.packages?.[""]) delete parsed.packages[""].version;
+  return JSON.stringify(parsed);
 }
 
 async function git(args: string[], encoding: "utf8" | "buffer" = "utf8"): Promise<string | Buffer> {

@@ -118,7 +118,7 @@ function describeInPlaceUpgrade(backend: Backend): void {
       expect(await today.kill("SIGTERM")).toBe(143);
       const previousNewest = (await previousReleaseMigrations()).at(-1);
       if (previousNewest !== todaysNewestMigration) {
-        // NEEDS-0.2.0: at HEAD both builds have the same migrations, so this branch is not taken.
+        // Today's build added migrations the previous release does not know.
         const again = startCli(
           [backend.command, "--port", String(port), "--home", home],
           { RUNYARD_ADMIN_TOKEN: adminToken, ...testTimings(), ...env },
