@@ -53,8 +53,20 @@ describe("ServerMetrics", () => {
   const base = (seq: number, ms: number) => ({ run_id: "run_1", seq, ts: at(ms) });
 
   it("labels every series with the replica and gives what this replica alone knows", async () => {
-    await store.fleet.heartbeat({ id: "replica-a", hostname: "a", url: null, version: "0", schema_level: 45 });
-    await store.fleet.heartbeat({ id: "replica-b", hostname: "b", url: null, version: "0", schema_level: 45 });
+    await store.fleet.heartbeat({
+      id: "replica-a",
+      hostname: "a",
+      url: null,
+      version: "0",
+      schema_level: 45,
+    });
+    await store.fleet.heartbeat({
+      id: "replica-b",
+      hostname: "b",
+      url: null,
+      version: "0",
+      schema_level: 45,
+    });
     let leading = true;
     const labelled = new ServerMetrics(store, bus, {
       id: "replica-a",

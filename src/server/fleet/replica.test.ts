@@ -126,7 +126,13 @@ describe("Replica", () => {
     while (reads < heldRead) await new Promise((resolve) => setTimeout(resolve, 2));
     // The read is held past a whole lease; a replica joins just before it comes back.
     await new Promise((resolve) => setTimeout(resolve, 300));
-    await store.fleet.heartbeat({ id: "joined", hostname: "h", url: null, version: "test", schema_level: 45 });
+    await store.fleet.heartbeat({
+      id: "joined",
+      hostname: "h",
+      url: null,
+      version: "test",
+      schema_level: 45,
+    });
     hold = undefined;
     release();
     // Two more rounds of the leader, well within a lease of the row being written.
