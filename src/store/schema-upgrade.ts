@@ -10,8 +10,13 @@ import {
   migrationLevel,
   releaseBefore,
 } from "./migrations/releases.js";
-import { readSchemaState, type SchemaState, unfinishedMigrations } from "./migrations/state.js";
-import { readSchemaStatus, type SchemaStatus } from "./store-status.js";
+import {
+  readSchemaState,
+  readSchemaStatus,
+  type SchemaState,
+  type SchemaStatus,
+  unfinishedMigrations,
+} from "./migrations/state.js";
 
 export { readSchemaState, type SchemaState, unfinishedMigrations } from "./migrations/state.js";
 

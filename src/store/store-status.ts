@@ -10,19 +10,15 @@ import {
   migrations,
   migrationTableName,
 } from "./migrations/index.js";
-import { readSchemaState, type SchemaState, unfinishedMigrations } from "./migrations/state.js";
+import {
+  readSchemaState,
+  readSchemaStatus,
+  type SchemaState,
+  type SchemaStatus,
+  unfinishedMigrations,
+} from "./migrations/state.js";
 
-/** Which of this runyard's migrations a database has, read without applying any. */
-export interface SchemaStatus {
-  /** Every migration recorded in the database, in name order. */
-  applied: string[];
-  /** The last applied migration: the schema version. Undefined for a database never migrated. */
-  version: string | undefined;
-  /** Migrations this runyard knows that the database does not have yet; a server applies them on start. */
-  pending: string[];
-  /** Applied migrations this runyard does not know: a newer runyard migrated the database. */
-  newer: string[];
-}
+export { readSchemaStatus, type SchemaStatus } from "./migrations/state.js";
 
 /** A replica as its row in the database says (`runyard db status`). */
 export interface ReplicaStatus {
@@ -58,22 +54,6 @@ export const migrationTables: readonly string[] = [
   migrationStateTableName,
   migrationFinishedTableName,
 ];
-
-/** Reads the migration table as it is; never creates it or applies anything. */
-export async function readSchemaStatus(db: Kysely<unknown>, dialect: DialectName): Promise<SchemaStatus> {
-  const tables = await listTables(db, dialect);
-  const names = sql<{ name: string }>`select name from ${sql.table(migrationTableName)} order by name`;
-  const applied = tables.includes(migrationTableName)
-    ? (await names.execute(db)).rows.map((row) => row.name)
-    : [];
-  const known = Object.keys(migrations).sort();
-  return {
-    applied,
-    version: applied.at(-1),
-    pending: known.filter((name) => !applied.includes(name)),
-    newer: applied.filter((name) => !known.includes(name)),
-  };
-}
 
 /** The database's schema version, pending migrations and row counts, without changing it. */
 export async function readStoreStatus(location: DatabaseLocation): Promise<StoreStatus> {

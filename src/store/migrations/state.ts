@@ -1,5 +1,6 @@
 import { type Kysely, sql } from "kysely";
-import { migrations } from "./index.js";
+import { type DialectName, listTables } from "../introspect.js";
+import { migrations, migrationTableName } from "./index.js";
 import { firstCheckedMigration } from "./releases.js";
 
 /** Who may write the database. Undefined for a database before 0045 (none of this was kept). */
@@ -34,4 +35,32 @@ export async function unfinishedMigrations(db: Kysely<unknown>): Promise<string[
     .then((result) => new Set(result.rows.map((row) => row.name)))
     .catch(() => new Set<string>());
   return names.filter((name) => !done.has(name));
+}
+
+/** Which of this runyard's migrations a database has, read without applying any. */
+export interface SchemaStatus {
+  /** Every migration recorded in the database, in name order. */
+  applied: string[];
+  /** The last applied migration: the schema version. Undefined for a database never migrated. */
+  version: string | undefined;
+  /** Migrations this runyard knows that the database does not have yet; a server applies them on start. */
+  pending: string[];
+  /** Applied migrations this runyard does not know: a newer runyard migrated the database. */
+  newer: string[];
+}
+
+/** Reads the migration table as it is; never creates it or applies anything. */
+export async function readSchemaStatus(db: Kysely<unknown>, dialect: DialectName): Promise<SchemaStatus> {
+  const tables = await listTables(db, dialect);
+  const names = sql<{ name: string }>`select name from ${sql.table(migrationTableName)} order by name`;
+  const applied = tables.includes(migrationTableName)
+    ? (await names.execute(db)).rows.map((row) => row.name)
+    : [];
+  const known = Object.keys(migrations).sort();
+  return {
+    applied,
+    version: applied.at(-1),
+    pending: known.filter((name) => !applied.includes(name)),
+    newer: applied.filter((name) => !known.includes(name)),
+  };
 }
