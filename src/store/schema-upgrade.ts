@@ -154,15 +154,10 @@ async function settleWriters(db: Kysely<unknown>, justFinished: string[], opts: 
     if (name in migrations) level = Math.max(level, migrationLevel(name));
   const writersVersion = describeLevel(level);
   if (current.rows[0] && Number(current.rows[0].writers_from) === level) return;
-  if (current.rows[0]) {
-    await sql`update ${sql.table(stateTable)} set writers_from = ${level}, writers_version = ${writersVersion} where id = 1`.execute(
-      db,
-    );
-  } else {
-    await sql`insert into ${sql.table(stateTable)} (id, writers_from, writers_version) values (1, ${level}, ${writersVersion})`.execute(
-      db,
-    );
-  }
+  // One statement, so replicas starting together neither both insert nor lower what another raised.
+  await sql`insert into ${sql.table(stateTable)} (id, writers_from, writers_version) values (1, ${level}, ${writersVersion})
+    on conflict (id) do update set writers_from = excluded.writers_from, writers_version = excluded.writers_version
+    where ${sql.table(stateTable)}.writers_from < excluded.writers_from`.execute(db);
 }
 
 interface ReplicaRow {
