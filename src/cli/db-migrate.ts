@@ -1,9 +1,10 @@
-import { existsSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, realpathSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import type { Kysely } from "kysely";
 import { RunyardError } from "../core/errors.js";
 import { acquirePidLock } from "../core/pid-lock.js";
 import { describeLocation, openDatabase } from "../store/database-location.js";
+import { migrations } from "../store/migrations/index.js";
 import { migrationLevel } from "../store/migrations/releases.js";
 import { finishMigrations, upgradeSchema } from "../store/schema-upgrade.js";
 import { readStoreStatus } from "../store/store-status.js";
@@ -36,11 +37,10 @@ export async function dbMigrate(flags: DbMigrateFlags, ctx: CliContext): Promise
       hint: "Give the home folder (--home) or database (--database) a runyard server has used; a server makes a new one on its first start.",
     });
   }
-  // A running server holds a SQLite home; it migrates that itself.
-  const release =
-    location.dialect === "sqlite" && location.home
-      ? acquirePidLock(join(location.home, "server.lock"), `the home folder ${location.home}`)
-      : undefined;
+  // A running server holds a SQLite home; it migrates that itself. A link to a home's file is the home's.
+  const file = location.dialect === "sqlite" ? realpathSync(location.path) : undefined;
+  const home = file && basename(file) === "runyard.db" ? dirname(file) : undefined;
+  const release = home ? acquirePidLock(join(home, "server.lock"), `the home folder ${home}`) : undefined;
   try {
     const before = await readStoreStatus(location);
     const opened = await openDatabase(location, { readonly: false });
@@ -58,7 +58,9 @@ export async function dbMigrate(flags: DbMigrateFlags, ctx: CliContext): Promise
         ? `applied ${applied.join(", ")} to ${where}\n`
         : `${where} has every migration of this runyard (${after.version})\n`,
     );
-    const finished = before.unfinished.filter((name) => !after.unfinished.includes(name));
+    const done = (status: typeof before) =>
+      status.applied.filter((name) => migrations[name]?.finish && !status.unfinished.includes(name));
+    const finished = done(after).filter((name) => !done(before).includes(name));
     if (finished.length > 0) ctx.stdout.write(`finished ${finished.join(", ")}\n`);
     if (after.unfinished.length === 0) return 0;
     const level = migrationLevel(after.unfinished[0] ?? "0");
@@ -74,7 +76,7 @@ export async function dbMigrate(flags: DbMigrateFlags, ctx: CliContext): Promise
       return 0;
     }
     ctx.stderr.write(
-      "hint: Stop those replicas (a replica killed without stopping is removed by the fleet's leader a replica lease after its last heartbeat), then run this again; --force finishes anyway, and the older replicas then stop writing.\n",
+      "hint: Stop those replicas (a replica killed without stopping is removed by the fleet's leader a replica lease after its last heartbeat), then run this again. --force finishes anyway: replicas of 0.2.0 or later then stop writing, but those of 0.1.0 do not know to, so stop them first.\n",
     );
     return 1;
   } finally {

@@ -6,6 +6,7 @@ import { assertExhaustive } from "../core/exhaustive.js";
 import { acquirePidLock } from "../core/pid-lock.js";
 import { type CopyProgress, type CopyReport, copyStore } from "../store/copy.js";
 import { type DatabaseLocation, parseDatabaseLocation } from "../store/database-location.js";
+import { schemaLevel } from "../store/schema-upgrade.js";
 import { readStoreStatus, type StoreStatus } from "../store/store-status.js";
 import type { CliContext } from "./context.js";
 
@@ -202,7 +203,9 @@ function renderStatus(status: StoreStatus): string {
       break;
     case "newer":
       out.push(
-        `schema    ${status.version}: migrated by a newer runyard (${status.newer.join(", ")} unknown here); upgrade runyard before starting a server on it`,
+        status.writers && status.writers.writersFrom <= schemaLevel
+          ? `schema    ${status.version}: migrated by a newer runyard (${status.newer.join(", ")} unknown here), which lets this one go on writing it`
+          : `schema    ${status.version}: migrated by a newer runyard (${status.newer.join(", ")} unknown here); upgrade runyard before starting a server on it`,
       );
       break;
     case "pending":

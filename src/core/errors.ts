@@ -244,11 +244,11 @@ export const errorTable = {
   },
   STORE_TOO_NEW: {
     status: 503,
-    hint: "A newer runyard migrated this database past what this one may write: upgrade this replica to the version the message names (docs/upgrading.md). Reads still work here meanwhile; runyard never downgrades a schema.",
+    hint: "A newer runyard migrated this database past what this one may write: upgrade to the release the message names (docs/upgrading.md). A replica that meets this while it runs still answers reads; runyard never downgrades a schema.",
   },
   UPGRADE_BLOCKED: {
     status: 503,
-    hint: "A rolling upgrade is safe from the release just before this one; from an older one, stop every replica of the older runyard first (scale it to 0, or roll out with the Recreate strategy), then start this one: it migrates as it starts (docs/upgrading.md).",
+    hint: "A pending migration changes what the running older replicas write, so it cannot run beside them: stop every replica of the older runyard first (scale it to 0, or roll out with the Recreate strategy), then start this one: it migrates as it starts (docs/upgrading.md).",
   },
   WORKSPACE_BRANCH_EXISTS: {
     status: 409,

@@ -229,23 +229,26 @@ export class RunnerDaemon {
     });
     socket.on("unexpected-response", (_request, response) => {
       if (response.statusCode === 503) {
-        // The server is up but cannot reach its database (a restart or a failover): the runner
-        // keeps its work and tries again as the server asks, not after a growing backoff.
+        // The server is up but cannot reach its database (a restart or a failover), or a newer
+        // runyard's migration left this replica behind: the runner keeps its work and tries again
+        // as the server asks (within its backoff's bounds), not after a growing backoff.
         const retryAfterMs = Number(response.headers["retry-after"] ?? 1) * 1000;
-        void errorCodeOf(response).then((code) =>
-          this.options.logger.warn(
-            { status: 503, code, retryInMs: retryAfterMs },
-            code === "STORE_TOO_NEW"
-              ? "this server replica no longer writes its database (a newer runyard migrated it) and takes no runner; the runner keeps its work and tries again"
-              : "the server cannot reach its database; the runner keeps its work and tries again",
-          ),
-        );
         this.backoffMs = Math.min(
           Math.max(this.options.minBackoffMs ?? 200, Number.isFinite(retryAfterMs) ? retryAfterMs : 1000),
           this.options.maxBackoffMs ?? 5000,
         );
         this.serverAway = true;
-        socket.terminate();
+        const retryInMs = this.backoffMs;
+        // The body says which; the socket is ended once it is read (or could not be).
+        void errorCodeOf(response).then((code) => {
+          this.options.logger.warn(
+            { status: 503, code, retryInMs },
+            code === "STORE_TOO_NEW"
+              ? "this server replica no longer writes its database (a newer runyard migrated it) and takes no runner; the runner keeps its work and tries again"
+              : "the server cannot reach its database; the runner keeps its work and tries again",
+          );
+          socket.terminate();
+        });
         return;
       }
       const refused = response.statusCode === 401 || response.statusCode === 403;
@@ -561,6 +564,7 @@ export class RunnerDaemon {
 /** The error code of a refused upgrade's JSON body (its first 8 KiB), if it has one. */
 async function errorCodeOf(response: NodeJS.ReadableStream): Promise<string | undefined> {
   let body = "";
+  const deadline = setTimeout(() => (response as { destroy?: () => void }).destroy?.(), 2000);
   try {
     for await (const chunk of response) {
       body += String(chunk);
@@ -570,5 +574,7 @@ async function errorCodeOf(response: NodeJS.ReadableStream): Promise<string | un
     return typeof code === "string" ? code : undefined;
   } catch {
     return undefined;
+  } finally {
+    clearTimeout(deadline);
   }
 }

@@ -99,10 +99,10 @@ export function buildApp(deps: ServerDeps): FastifyInstance {
   app.after(() => {
     // First: security headers on every answer, and CORS preflights answered before any token check.
     app.addHook("onRequest", httpHeadersHook(deps.corsOrigins));
+    app.addHook("onRequest", authHook(deps.store, deps.sessions, deps.revocations.tokens));
     // A replica a newer runyard's migration left behind answers reads only (docs/upgrading.md).
     const storeTooNew = deps.storeTooNew;
     if (storeTooNew) app.addHook("onRequest", storeTooNewHook(storeTooNew));
-    app.addHook("onRequest", authHook(deps.store, deps.sessions, deps.revocations.tokens));
     // Creating routes (`config: idempotentRoute`): a key answered before replays, past caps and schema.
     const idempotency = idempotencyHooks(deps.store.idempotencyKeys, deps.idempotency, deps.logger);
     app.addHook("preValidation", idempotency.preValidation);

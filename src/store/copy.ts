@@ -9,7 +9,6 @@ import {
   openDatabase,
 } from "./database-location.js";
 import { type ColumnInfo, countRows, listColumns, listTables } from "./introspect.js";
-import { migrateToLatest } from "./migrations/index.js";
 import { upgradeSchema } from "./schema-upgrade.js";
 import { migrationTables, readSchemaStatus, storeTooNew } from "./store-status.js";
 
@@ -145,7 +144,9 @@ export async function copyStore(
         await source.close();
         source = await openDatabase(from, { readonly: false });
       }
-      await migrateToLatest(raw(source));
+      // As a server of this runyard would on its next start: beside live replicas, only what they
+      // can live with, else UPGRADE_BLOCKED.
+      await upgradeSchema(raw(source), source.dialect);
     }
     // An empty target: every migration's finish runs too, as no older replica can be on it.
     await upgradeSchema(raw(target), target.dialect);

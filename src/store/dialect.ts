@@ -39,6 +39,11 @@ export interface StoreContext {
    * artifacts' content, bots' spec and last logs.
    */
   cipher: ColumnCipher;
+  /**
+   * Set once a newer runyard made the database unwritable for this replica (`schema.refuseWrites`):
+   * the bookkeeping writes reads would make (a token's `last_used_at`) are skipped.
+   */
+  writes?: { refused: boolean };
 }
 
 /** Runs a write whose unique key may be taken already: that violation is thrown as `taken(cause)`. */

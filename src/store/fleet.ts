@@ -1,3 +1,5 @@
+import { sql } from "kysely";
+import { RunyardError } from "../core/errors.js";
 import { isoTime } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
 import type { RunRecord } from "./run-records.js";
@@ -16,6 +18,13 @@ export interface FleetRepo {
    * answers false when the row is gone (the fleet presumed the replica dead).
    */
   heartbeat(input: ReplicaInput, opts?: { ifPresent?: boolean }): Promise<boolean>;
+  /**
+   * Writes a starting replica's row, unless a newer runyard made the database unwritable for its
+   * schema level (STORE_TOO_NEW). On PostgreSQL both happen under a share lock of the writers
+   * row, which a migration's finish holds for update: a finish either sees this row (and waits for
+   * this replica to go) or has raised the writers level before this replica reads it.
+   */
+  join(input: ReplicaInput): Promise<void>;
   /** Every replica row, live or presumed dead. */
   listReplicas(): Promise<ReplicaRecord[]>;
   /**
@@ -65,6 +74,29 @@ export function fleetRepo(ctx: StoreContext, heartbeats: StoreContext = ctx): Fl
         .onConflict((conflict) => conflict.column("id").doUpdateSet(row))
         .execute();
       return true;
+    },
+    async join(input) {
+      const now = isoTime(heartbeats.now());
+      const row = { ...input, started_at: now, seen_at: now };
+      await heartbeats.db.transaction().execute(async (trx) => {
+        const lock = heartbeats.dialect.name === "postgres" ? sql`for share` : sql``;
+        const { rows } = await sql<{ writers_from: number | string; writers_version: string }>`
+          select writers_from, writers_version from runyard_migration_state where id = 1 ${lock}`.execute(
+          trx,
+        );
+        const writers = rows[0];
+        if (writers && Number(writers.writers_from) > (input.schema_level ?? 0)) {
+          throw new RunyardError(
+            "STORE_TOO_NEW",
+            `a newer runyard migrated the database as this replica started: it is written by ${writers.writers_version} or later, and this replica (schema level ${input.schema_level}) may no longer write it: upgrade this replica`,
+          );
+        }
+        await trx
+          .insertInto("replicas")
+          .values(row)
+          .onConflict((conflict) => conflict.column("id").doUpdateSet(row))
+          .execute();
+      });
     },
     async listReplicas() {
       return ctx.db.selectFrom("replicas").selectAll().orderBy("id").execute();

@@ -79,7 +79,8 @@ export async function createKyselyStore(
     await opts.heartbeatDb?.destroy();
     throw error;
   }
-  const ctx: StoreContext = { db, dialect, now: opts.now ?? (() => new Date()), cipher };
+  const writes = { refused: false };
+  const ctx: StoreContext = { db, dialect, now: opts.now ?? (() => new Date()), cipher, writes };
   const heartbeatDb = opts.heartbeatDb;
   let closed = false;
   // The one place the repositories are put together; they share the context and nothing else.
@@ -116,6 +117,9 @@ export async function createKyselyStore(
     spendReservations: spendReservationsRepo(ctx),
     schema: {
       state: () => readSchemaState((heartbeatDb ?? db) as Kysely<unknown>),
+      refuseWrites: () => {
+        writes.refused = true;
+      },
       finish: () =>
         finishMigrations(db as Kysely<unknown>, {
           dialect: dialect.name,

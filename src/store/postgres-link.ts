@@ -54,6 +54,8 @@ export function postgresLink(url: string, logger?: Logger, replicaId?: string): 
         } catch {
           return;
         }
+        // Any session that may connect can NOTIFY: only an object with a type is a message.
+        if (typeof message !== "object" || message === null || typeof message.type !== "string") return;
         for (const handler of handlers) handler(message);
       });
       try {

@@ -1,9 +1,12 @@
 import { type Kysely, sql } from "kysely";
-import { describe, expect, it } from "vitest";
+import pg from "pg";
+import { describe, expect, inject, it } from "vitest";
 import { migrationBackends, onFreshDatabase } from "../../test/helpers/migration-db.js";
+import { createTestDatabase } from "../../test/helpers/postgres.js";
 import { silentLogger } from "../core/logger.js";
 import { migrations } from "./migrations/index.js";
 import { releases } from "./migrations/releases.js";
+import { openPostgresStore } from "./postgres.js";
 import { finishMigrations, readSchemaState, schemaLevel, upgradeSchema } from "./schema-upgrade.js";
 
 const oldRelease = releases[0];
@@ -115,6 +118,60 @@ describe.runIf((migrationBackends as readonly string[]).includes("postgres"))(
         // Its row is still there (the leader removes it): 0045's finish waits for that.
         expect(await finished(db)).toEqual([]);
       });
+    });
+
+    it("migrates a database from before the replicas table, which no replica can have a row in", async () => {
+      await onFreshDatabase("postgres", async ({ db, migrator }) => {
+        expect((await migrator.migrateTo("0002_runner_owner")).error).toBeUndefined();
+        await upgradeSchema(db, "postgres", { logger: silentLogger });
+        expect((await applied(db)).at(-1)).toBe("0045_schema_levels");
+        expect(await finished(db)).toEqual(["0045_schema_levels"]);
+      });
+    });
+
+    it("makes a starting replica wait for a finish in flight, then refuses it the database that finish left", async () => {
+      const url = await createTestDatabase(inject("postgresAdminUrl"));
+      const store = await openPostgresStore(url);
+      // A newer release's finish: it holds the writers row, and raises the level as it commits.
+      const finisher = new pg.Client({ connectionString: url });
+      await finisher.connect();
+      try {
+        await finisher.query("begin");
+        await finisher.query("select writers_from from runyard_migration_state where id = 1 for update");
+        await finisher.query(
+          "update runyard_migration_state set writers_from = 46, writers_version = 'runyard 0.3.0'",
+        );
+        let settled: unknown;
+        const joining = store.fleet
+          .join({ id: "starting", hostname: "h", url: null, version: "0.2.0", schema_level: schemaLevel })
+          .then(
+            () => "joined",
+            (error: unknown) => error,
+          )
+          .then((outcome) => {
+            settled = outcome;
+            return outcome;
+          });
+        // Commit only once the join waits on the row: read before it, the level would still be 45.
+        const waiting = async (): Promise<boolean> =>
+          (
+            await finisher.query(
+              "select 1 from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'",
+            )
+          ).rowCount !== 0;
+        while (settled === undefined && !(await waiting()))
+          await new Promise((resolve) => setImmediate(resolve));
+        expect(settled, "the join did not wait for the finish").toBeUndefined();
+        await finisher.query("commit");
+        expect(await joining).toMatchObject({
+          code: "STORE_TOO_NEW",
+          message: expect.stringContaining("runyard 0.3.0 or later"),
+        });
+        expect((await finisher.query("select id from replicas")).rows).toEqual([]);
+      } finally {
+        await finisher.end();
+        await store.close();
+      }
     });
   },
 );

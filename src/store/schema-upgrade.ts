@@ -194,6 +194,8 @@ async function waitOutOlderReplicas(
   const breaking = status.pending.filter(breaksOlder);
   const first = breaking[0];
   if (first === undefined) return;
+  // Before 0003 there is no replicas table, and no replica wrote a row.
+  if (!status.applied.includes("0003_replicas")) return;
   const level = migrationLevel(breaking.at(-1) ?? first);
   const seen = new Map((await olderReplicas(db, level)).map((row) => [row.id, row.seen_at]));
   if (seen.size === 0) return;

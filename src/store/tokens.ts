@@ -132,7 +132,7 @@ export function tokensRepo(ctx: StoreContext): TokensRepo {
       const now = ctx.now();
       if (row.expires_at !== null && Date.parse(row.expires_at) <= now.getTime()) return undefined;
       const lastUsed = row.last_used_at === null ? 0 : Date.parse(row.last_used_at);
-      if (now.getTime() - lastUsed >= lastUsedResolutionMs) {
+      if (now.getTime() - lastUsed >= lastUsedResolutionMs && !ctx.writes?.refused) {
         row.last_used_at = isoTime(now);
         await ctx.db
           .updateTable("tokens")

@@ -53,6 +53,8 @@ export interface SchemaRepo {
   state(): Promise<SchemaState | undefined>;
   /** Runs the `finish` steps no replica older than them holds back; returns those it ran. */
   finish(): Promise<string[]>;
+  /** From now on reads write nothing (a token's `last_used_at`): a newer runyard owns the schema. */
+  refuseWrites(): void;
 }
 
 export interface Store {

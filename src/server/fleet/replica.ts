@@ -92,7 +92,7 @@ export class Replica {
    * must not look silent, or the leader removes its row and fences it as it comes up.
    */
   async join(alone: boolean): Promise<void> {
-    await this.store.fleet.heartbeat({ id: this.id, hostname: hostname(), ...this.describe() });
+    await this.store.fleet.join({ id: this.id, hostname: hostname(), ...this.describe() });
     this.lastBeat = Date.now();
     this.startTimer();
     if (alone) await this.store.fleet.removeReplicas({ except: this.id });

@@ -22,7 +22,7 @@ export class SchemaWatch {
   private refused: RunyardError | undefined;
 
   constructor(
-    private readonly schema: Pick<SchemaRepo, "state">,
+    private readonly schema: Pick<SchemaRepo, "state" | "refuseWrites">,
     private readonly everyMs: number,
     private readonly logger: Logger,
     /** Called once, when the database turns out too new: stop every writing part. */
@@ -63,6 +63,7 @@ export class SchemaWatch {
       { writersFrom: state.writersFrom, needs: state.writersVersion, schemaLevel },
       `the database was migrated for ${state.writersVersion} or later: this replica stops writing (writes answer 503 STORE_TOO_NEW, /health/ready says not ready); upgrade it`,
     );
+    this.schema.refuseWrites();
     this.stop();
     this.onTooNew(this.refused);
   }
@@ -84,8 +85,8 @@ export function storeTooNewHook(refusal: () => RunyardError | undefined) {
   return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const refused = refusal();
     if (!refused) return;
-    const path = request.url.split("?")[0];
-    if (readMethods.has(request.method) && path !== runnerSocketPath) return;
+    // The route fastify matched, however the URL was spelled.
+    if (readMethods.has(request.method) && request.routeOptions.url !== runnerSocketPath) return;
     reply.header("retry-after", String(storeTooNewRetryAfterSeconds));
     await reply.code(refused.status).send({ error: refused.toInfo() });
   };
