@@ -9,6 +9,7 @@ import { createTestDatabase } from "./helpers/postgres.js";
 import {
   adminToken,
   api,
+  createToken,
   isFinal,
   type Proc,
   runnerToken,
@@ -47,12 +48,18 @@ describe.skipIf(!adminUrl)("a replica whose database a newer runyard migrated wh
   let runner: Proc;
   let runId: string;
   let token: string;
+  let member: string;
 
   beforeAll(async () => {
     databaseUrl = await createTestDatabase(adminUrl);
     server = await startTestServer(tempDir(), { RUNYARD_DATABASE_URL: databaseUrl });
     token = await runnerToken(server.url);
-    runner = await startRunner(server.url, token, { id: "too-new-runner" });
+    // At warn, to read what it says when the replica refuses it.
+    runner = await startRunner(server.url, token, {
+      id: "too-new-runner",
+      env: { RUNYARD_LOG_LEVEL: "warn" },
+    });
+    member = await createToken(server.url, { kind: "user", tenant_id: "t-member", name: "member" });
     db = connect(databaseUrl);
   });
 
@@ -66,6 +73,8 @@ describe.skipIf(!adminUrl)("a replica whose database a newer runyard migrated wh
     await sql`select pg_notify('runyard_fleet', ${JSON.stringify({ type: "from-a-newer-release", from: "newer" })})`.execute(
       db,
     );
+    // Anyone who may connect can NOTIFY: JSON that is no message at all is ignored too.
+    await sql`select pg_notify('runyard_fleet', 'null')`.execute(db);
     runId = await submit(server.url, workflow);
     expect((await waitForRun(server.url, runId, isFinal)).status).toBe("success");
     expect(server.proc.child.exitCode).toBeNull();
@@ -87,7 +96,20 @@ describe.skipIf(!adminUrl)("a replica whose database a newer runyard migrated wh
     const { error } = (await refused.json()) as { error: { code: string; message: string; hint: string } };
     expect(error.code).toBe("STORE_TOO_NEW");
     expect(error.message).toContain("runyard 9.9.0 or later");
-    expect(error.hint).toContain("upgrade this replica");
+    expect(error.hint).toContain("still answers reads");
+
+    // A read writes nothing, not even a token's last use.
+    const lastUsed = async () =>
+      (
+        await sql<{
+          last_used_at: string | null;
+        }>`select last_used_at from tokens where name = 'member'`.execute(db)
+      ).rows[0]?.last_used_at;
+    expect(await lastUsed()).toBeNull();
+    expect(
+      (await fetch(`${server.url}/api/runs`, { headers: { authorization: `Bearer ${member}` } })).status,
+    ).toBe(200);
+    expect(await lastUsed()).toBeNull();
 
     const runs = await api<{ runs: Array<{ id: string; status: string }> }>(server.url, "GET", "/api/runs");
     expect(runs.status).toBe(200);
@@ -126,6 +148,8 @@ describe.skipIf(!adminUrl)("a replica whose database a newer runyard migrated wh
     socket.terminate();
     expect(answer.status).toBe(503);
     expect(answer.body).toContain("STORE_TOO_NEW");
+    // The runner it dropped says why it is refused, not that the database is away.
+    await runner.waitFor("this server replica no longer writes its database");
     expect(server.proc.child.exitCode).toBeNull();
   });
 });
