@@ -110,11 +110,12 @@ function daemon(
 describe("RunnerDaemon with several servers", () => {
   it("goes on to the next server at once when the first refuses the connection", async () => {
     const live = await server();
-    // A backoff this long would show: the next server must be tried without it.
-    const { runner, welcomes } = daemon([await deadUrl(), live.url], { minBackoffMs: 5000 });
-    const started = Date.now();
+    // A backoff of ten minutes: waited out, the start would outlast the test's timeout.
+    const { runner, welcomes } = daemon([await deadUrl(), live.url], {
+      minBackoffMs: 600_000,
+      maxBackoffMs: 600_000,
+    });
     await runner.start();
-    expect(Date.now() - started).toBeLessThan(2000);
     expect(runner.serverUrl).toBe(live.url);
     expect(welcomes).toEqual([live.url]);
   });
