@@ -87,11 +87,14 @@ describe("cmd.run", () => {
   });
 
   it("applies the timeout to all lines together", async () => {
-    // Each line alone fits in the timeout; the three together do not.
-    const { result } = await attempt({ script: "sleep 0.6\nsleep 0.6\nsleep 0.6", timeout_ms: 1000 });
+    // Each line alone fits in the timeout; the three together do not, so the last never runs.
+    const { result, stdout } = await attempt({
+      script: "sleep 0.6\nsleep 0.6\necho the last line ran",
+      timeout_ms: 1000,
+    });
     expect(result.status).toBe("timeout");
     expect(result.error).toMatchObject({ code: "TIMEOUT", message: "step timed out after 1s" });
-    expect(result.duration_ms).toBeLessThan(1700);
+    expect(stdout).not.toContain("the last line ran");
   });
 
   it("reports a missing shell as SPAWN_FAILED", async () => {
