@@ -20,13 +20,14 @@ import { forgesRepo } from "./forges.js";
 import { hooksRepo } from "./hooks.js";
 import { idempotencyKeysRepo } from "./idempotency-keys.js";
 import { jobsRepo } from "./jobs.js";
+import { readWriters } from "./migrations/state.js";
 import { runEventsRepo } from "./run-events.js";
 import { runnersRepo } from "./runners.js";
 import { runsRepo } from "./runs.js";
 import { savedWorkflowsRepo } from "./saved-workflows.js";
 import { schedulesRepo } from "./schedules.js";
 import type { Database } from "./schema.js";
-import { finishMigrations, readSchemaState, upgradeSchema } from "./schema-upgrade.js";
+import { finishMigrations, upgradeSchema } from "./schema-upgrade.js";
 import { secretsRepo } from "./secrets.js";
 import { serverKeysRepo } from "./server-keys.js";
 import { sessionsRepo } from "./sessions.js";
@@ -116,7 +117,8 @@ export async function createKyselyStore(
     budgets: budgetsRepo(ctx),
     spendReservations: spendReservationsRepo(ctx),
     schema: {
-      state: () => readSchemaState((heartbeatDb ?? db) as Kysely<unknown>),
+      // The start migrated the database to this runyard's schema, so the table is there.
+      state: () => readWriters((heartbeatDb ?? db) as Kysely<unknown>),
       refuseWrites: () => {
         writes.refused = true;
       },

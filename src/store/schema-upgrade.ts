@@ -70,7 +70,7 @@ export async function upgradeSchema(
   const alone = dialect === "sqlite" || status.applied.length === 0;
   if (!alone && status.pending.length > 0) await waitOutOlderReplicas(db, status, opts);
   await migrateToLatest(db, opts.logger);
-  await settleWriters(db, []);
+  await settleWriters(db);
   await finishMigrations(db, { dialect, alone, ...(opts.logger ? { logger: opts.logger } : {}) });
 }
 
@@ -91,7 +91,7 @@ export async function finishMigrations(
   for (const name of waiting) {
     const outcome = await db.transaction().execute(async (trx) => {
       // Taken first: two finishers (a leader and `runyard db migrate --finish`) go one at a time.
-      await settleWriters(trx, [], { lock: opts.dialect === "postgres" });
+      await settleWriters(trx, { lock: opts.dialect === "postgres" });
       const applied = await sql<{
         name: string;
       }>`select name from runyard_migration where name = ${name}`.execute(trx);
@@ -105,7 +105,7 @@ export async function finishMigrations(
       await sql`insert into runyard_migration_finished (name, finished_at) values (${name}, ${new Date().toISOString()})`.execute(
         trx,
       );
-      await settleWriters(trx, [name]);
+      await settleWriters(trx);
       return "finished" as const;
     });
     if (outcome === "held" || outcome === "not applied") break;
@@ -127,7 +127,7 @@ export function breaksOlder(name: string): boolean {
  * demand (never lowers it: a newer runyard may have raised it further). `lock` (PostgreSQL) takes
  * the row for the transaction first.
  */
-async function settleWriters(db: Kysely<unknown>, justFinished: string[], opts: { lock?: boolean } = {}) {
+async function settleWriters(db: Kysely<unknown>, opts: { lock?: boolean } = {}) {
   const present = await sql<{
     name: string;
   }>`select name from runyard_migration where name = ${firstCheckedMigration}`.execute(db);
@@ -150,8 +150,7 @@ async function settleWriters(db: Kysely<unknown>, justFinished: string[], opts: 
     const before = releaseBefore(own);
     level = Math.max(level, breaksOlder(name) || !before ? own : migrationLevel(before.newestMigration));
   }
-  for (const name of [...finished, ...justFinished])
-    if (name in migrations) level = Math.max(level, migrationLevel(name));
+  for (const name of finished) if (name in migrations) level = Math.max(level, migrationLevel(name));
   const writersVersion = describeLevel(level);
   if (current.rows[0] && Number(current.rows[0].writers_from) === level) return;
   // One statement, so replicas starting together neither both insert nor lower what another raised.

@@ -11,7 +11,7 @@ export interface SchemaState {
   writersVersion: string;
 }
 
-/** The database's writers level, read fresh (each heartbeat reads it); undefined before 0045. */
+/** The database's writers level; undefined before 0045 (any database, as a start or `db status` reads it). */
 export async function readSchemaState(db: Kysely<unknown>): Promise<SchemaState | undefined> {
   const known = await sql<{
     name: string;
@@ -19,6 +19,14 @@ export async function readSchemaState(db: Kysely<unknown>): Promise<SchemaState 
     .execute(db)
     .catch(() => ({ rows: [] }));
   if (known.rows.length === 0) return undefined;
+  return readWriters(db);
+}
+
+/**
+ * The writers level of a database this runyard migrated (0045 applied), in one query: what a
+ * running replica reads at each heartbeat.
+ */
+export async function readWriters(db: Kysely<unknown>): Promise<SchemaState | undefined> {
   const { rows } = await sql<{ writers_from: number | string; writers_version: string }>`
     select writers_from, writers_version from runyard_migration_state where id = 1`.execute(db);
   const row = rows[0];
