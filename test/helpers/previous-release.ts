@@ -23,6 +23,8 @@ const previous = releases.at(-2);
 if (!previous) throw new Error("releases.ts lists no release before today's");
 export const previousReleaseCommit = previous.commit;
 export const previousReleaseVersion = previous.version;
+/** The newest migration the previous release applies. */
+export const previousReleaseNewestMigration = previous.newestMigration;
 
 const run = promisify(execFile);
 
@@ -140,11 +142,4 @@ async function nativeSourcesSame(commit: string): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-/** The names of the migrations the previous release runs, in order (its migrations/index.ts). */
-export async function previousReleaseMigrations(): Promise<string[]> {
-  await commitPresent(previousReleaseCommit);
-  const index = (await git(["show", `${previousReleaseCommit}:src/store/migrations/index.ts`])) as string;
-  return [...index.matchAll(/^\s+"(\d{4}_\w+)":/gm)].map((match) => match[1] as string).sort();
 }

@@ -5,7 +5,7 @@ import { createTestDatabase } from "../helpers/postgres.js";
 import {
   type PreviousRelease,
   previousRelease,
-  previousReleaseMigrations,
+  previousReleaseNewestMigration,
   previousReleaseVersion,
 } from "../helpers/previous-release.js";
 import {
@@ -116,7 +116,7 @@ function describeInPlaceUpgrade(backend: Backend): void {
 
     it("keeps the previous release off the store today's build migrated", async () => {
       expect(await today.kill("SIGTERM")).toBe(143);
-      const previousNewest = (await previousReleaseMigrations()).at(-1);
+      const previousNewest = previousReleaseNewestMigration;
       if (previousNewest !== todaysNewestMigration) {
         // Today's build added migrations the previous release does not know.
         const again = startCli(
