@@ -1,5 +1,6 @@
 import { type Kysely, sql } from "kysely";
 import pg from "pg";
+import { pino } from "pino";
 import { describe, expect, inject, it } from "vitest";
 import { migrationBackends, onFreshDatabase } from "../../test/helpers/migration-db.js";
 import { createTestDatabase } from "../../test/helpers/postgres.js";
@@ -86,25 +87,30 @@ describe.runIf((migrationBackends as readonly string[]).includes("postgres"))(
         expect((await migrator.migrateTo("0019_idempotency_keys")).error).toBeUndefined();
         await oldReplica(db, "old-alive", "2026-11-29T00:00:00.000Z");
         await oldReplica(db, "old-dead", "2026-11-29T00:00:00.000Z");
-        // The live one's heartbeat, as its runyard writes it; the dead one's row never changes.
-        let beats = 0;
-        const beat = setInterval(() => {
-          beats += 1;
-          void sql`update replicas set seen_at = ${`2026-11-29T00:00:${String(beats % 60).padStart(2, "0")}.000Z`}
-          where id = 'old-alive'`.execute(db);
-        }, 50);
-        try {
-          await expect(
-            upgradeSchema(db, "postgres", { logger: silentLogger, olderReplicaWaitMs: 60_000 }),
-          ).rejects.toMatchObject({
-            code: "UPGRADE_BLOCKED",
-            message: expect.stringMatching(
-              /old-alive \(runyard 0\.1\.0 on old-host\).*migration 0020_hook_names_per_tenant/,
-            ),
-          });
-        } finally {
-          clearInterval(beat);
-        }
+        // The live one beats once the start has read the rows, as its runyard would; the dead
+        // one's row never changes.
+        let beat: Promise<unknown> | undefined;
+        const logger = pino(
+          { level: "info" },
+          {
+            write: (line: string) => {
+              if (line.includes("checking that they are stopped"))
+                beat =
+                  sql`update replicas set seen_at = '2026-11-29T00:00:01.000Z' where id = 'old-alive'`.execute(
+                    db,
+                  );
+            },
+          },
+        );
+        await expect(
+          upgradeSchema(db, "postgres", { logger, olderReplicaWaitMs: 60_000 }),
+        ).rejects.toMatchObject({
+          code: "UPGRADE_BLOCKED",
+          message: expect.stringMatching(
+            /old-alive \(runyard 0\.1\.0 on old-host\).*migration 0020_hook_names_per_tenant/,
+          ),
+        });
+        await beat;
         expect((await applied(db)).at(-1)).toBe("0019_idempotency_keys");
       });
     });
