@@ -7,7 +7,7 @@ import { describeLocation, openDatabase } from "../store/database-location.js";
 import { migrations } from "../store/migrations/index.js";
 import { migrationLevel } from "../store/migrations/releases.js";
 import { finishMigrations, upgradeSchema } from "../store/schema-upgrade.js";
-import { readStoreStatus } from "../store/store-status.js";
+import { readUpgradeStatus, type UpgradeStatus } from "../store/store-status.js";
 import type { CliContext } from "./context.js";
 import { databaseOf } from "./db.js";
 
@@ -42,23 +42,26 @@ export async function dbMigrate(flags: DbMigrateFlags, ctx: CliContext): Promise
   const home = file && basename(file) === "runyard.db" ? dirname(file) : undefined;
   const release = home ? acquirePidLock(join(home, "server.lock"), `the home folder ${home}`) : undefined;
   try {
-    const before = await readStoreStatus(location);
+    // Read on the connection that migrates, without `db status`'s row counts (a big table's count is slow).
     const opened = await openDatabase(location, { readonly: false });
     const db = opened.db as Kysely<unknown>;
+    let before: UpgradeStatus;
+    let after: UpgradeStatus;
     try {
+      before = await readUpgradeStatus(db, opened.dialect);
       await upgradeSchema(db, opened.dialect, { olderReplicaWaitMs: ctx.config.replicaLeaseMs });
       if (flags.finish) await finishMigrations(db, { dialect: opened.dialect, alone: Boolean(flags.force) });
+      after = await readUpgradeStatus(db, opened.dialect);
     } finally {
       await opened.close();
     }
-    const after = await readStoreStatus(location);
     const applied = after.applied.filter((name) => !before.applied.includes(name));
     ctx.stdout.write(
       applied.length > 0
         ? `applied ${applied.join(", ")} to ${where}\n`
         : `${where} has every migration of this runyard (${after.version})\n`,
     );
-    const done = (status: typeof before) =>
+    const done = (status: UpgradeStatus) =>
       status.applied.filter((name) => migrations[name]?.finish && !status.unfinished.includes(name));
     const finished = done(after).filter((name) => !done(before).includes(name));
     if (finished.length > 0) ctx.stdout.write(`finished ${finished.join(", ")}\n`);

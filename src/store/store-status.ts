@@ -73,27 +73,28 @@ export async function readStoreStatus(location: DatabaseLocation): Promise<Store
   const opened = await openDatabase(location, { readonly: true });
   try {
     const db = opened.db as Kysely<unknown>;
-    const schema = await readSchemaStatus(db, opened.dialect);
-    const writers = await readSchemaState(db);
-    const unfinished = (await unfinishedMigrations(db)).filter((name) => schema.applied.includes(name));
-    const replicas = await readReplicas(db, opened.dialect);
+    const upgrade = await readUpgradeStatus(db, opened.dialect);
     const tables: StoreStatus["tables"] = [];
     for (const name of await listTables(db, opened.dialect)) {
       if (!migrationTables.includes(name)) tables.push({ name, rows: await countRows(db, name) });
     }
-    return {
-      database,
-      dialect: opened.dialect,
-      exists: true,
-      ...schema,
-      writers,
-      unfinished,
-      replicas,
-      tables,
-    };
+    return { database, dialect: opened.dialect, exists: true, ...upgrade, tables };
   } finally {
     await opened.close();
   }
+}
+
+/** Where an open database stands in an upgrade: its migrations, writers, finishes and replicas (no row counts). */
+export type UpgradeStatus = Pick<
+  StoreStatus,
+  "applied" | "version" | "pending" | "newer" | "writers" | "unfinished" | "replicas"
+>;
+
+export async function readUpgradeStatus(db: Kysely<unknown>, dialect: DialectName): Promise<UpgradeStatus> {
+  const schema = await readSchemaStatus(db, dialect);
+  const writers = await readSchemaState(db);
+  const unfinished = (await unfinishedMigrations(db)).filter((name) => schema.applied.includes(name));
+  return { ...schema, writers, unfinished, replicas: await readReplicas(db, dialect) };
 }
 
 async function readReplicas(db: Kysely<unknown>, dialect: DialectName): Promise<ReplicaStatus[]> {
