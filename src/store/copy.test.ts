@@ -9,6 +9,8 @@ import { createStore } from "./create-store.js";
 import { type DatabaseLocation, openDatabase } from "./database-location.js";
 import { listColumns, listTables } from "./introspect.js";
 import { migrationLockTableName, migrations, migrationTableName } from "./migrations/index.js";
+import { readSchemaState } from "./migrations/state.js";
+import { schemaLevel } from "./schema-upgrade.js";
 import type { Store } from "./types.js";
 
 const adminUrl = inject("postgresAdminUrl");
@@ -291,6 +293,17 @@ describe.each(backends)("copyStore on %s", (backend) => {
     expect(report.sourceMigrated).toEqual(Object.keys(migrations).slice(1));
     expect(report.tables.find((t) => t.name === "runs")).toMatchObject({ source: 1, target: 1 });
     expect((await dump(target)).runs).toEqual([expect.objectContaining({ id: "run-old", last_seq: 7 })]);
+    // Migrated as a server's start would: who may write it is recorded, on both sides.
+    for (const location of [source, target]) {
+      const opened = await openDatabase(location, { readonly: true });
+      try {
+        expect(await readSchemaState(opened.db as Kysely<unknown>)).toMatchObject({
+          writersFrom: schemaLevel,
+        });
+      } finally {
+        await opened.close();
+      }
+    }
   });
 
   it("refuses a source a newer runyard migrated, before touching the target", async () => {
