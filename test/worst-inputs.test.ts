@@ -51,8 +51,8 @@ afterAll(async () => {
   await Promise.all([server?.proc.kill(), budgeted?.proc.kill()]);
 });
 
-async function timedApi(path: string, body: unknown, token?: string) {
-  const started = performance.now();
+/** A request's answer and its size as JSON. */
+async function sizedApi(path: string, body: unknown, token?: string) {
   const answer = await api<{ error: { code: string; message: string; details?: unknown[] } }>(
     server.url,
     "POST",
@@ -60,13 +60,13 @@ async function timedApi(path: string, body: unknown, token?: string) {
     body,
     token,
   );
-  return { ...answer, ms: performance.now() - started, size: JSON.stringify(answer.body).length };
+  return { ...answer, size: JSON.stringify(answer.body).length };
 }
 
 describe("a member's worst inputs", () => {
-  it("refuses a 600 KB time zone at once, quoting its start, in a short answer", async () => {
+  it("refuses a 600 KB time zone, quoting its start, in a short answer", async () => {
     const zone = `Europe/${"B".repeat(600_000)}`;
-    const answer = await timedApi(
+    const answer = await sizedApi(
       "/api/workflows",
       {
         name: "tz",
@@ -78,18 +78,19 @@ describe("a member's worst inputs", () => {
     expect(answer.body.error.message).toContain(
       `timezone of schedule: "Europe/${"B".repeat(53)}…" (600007 characters) is longer than 64 characters`,
     );
-    // It answered 1.2 MB after 20 s when every zone was compared with it.
+    // It answered 1.2 MB after 20 s when every zone was compared with it. That the refusal
+    // comes before any comparison is held by the parser's own test (src/workflow/worst-inputs.test.ts),
+    // in the parser's time alone: a clock around this request also counts a busy machine.
     expect(answer.size).toBeLessThan(2000);
-    expect(answer.ms).toBeLessThan(5000);
   });
 
   it("refuses a 600 KB name or file name by its length, without quoting it", async () => {
-    const answer = await timedApi("/api/workflows", { name: "n".repeat(600_000), workflow: small }, member);
+    const answer = await sizedApi("/api/workflows", { name: "n".repeat(600_000), workflow: small }, member);
     expect(answer.status).toBe(400);
     expect(answer.body.error.code).toBe("INVALID_INPUT");
     expect(answer.size).toBeLessThan(2000);
     // A file name is quoted in every problem of the workflow: it is a name too.
-    const file = await timedApi(
+    const file = await sizedApi(
       "/api/runs",
       { workflow: "steps: [{name: a}, {name: b}]\n", file: "f".repeat(600_000) },
       member,
@@ -100,14 +101,14 @@ describe("a member's worst inputs", () => {
   });
 
   it("refuses a 600 KB unknown field, and 20,000 bad labels, in a short answer", async () => {
-    const key = await timedApi(
+    const key = await sizedApi(
       "/api/workflows",
       { name: "k", workflow: small, ["k".repeat(600_000)]: 1 },
       member,
     );
     expect(key.status).toBe(400);
     expect(key.size).toBeLessThan(5000);
-    const labels = await timedApi(
+    const labels = await sizedApi(
       "/api/runs",
       { kind: "agent", prompt: "p", labels: Array.from({ length: 20_000 }, () => "l".repeat(300)) },
       member,
@@ -117,7 +118,7 @@ describe("a member's worst inputs", () => {
   });
 
   it("answers 4,500 mistakes with the first 100 and a line that says more follow", async () => {
-    const answer = await timedApi("/api/workflows/validate", { workflow: costly }, member);
+    const answer = await sizedApi("/api/workflows/validate", { workflow: costly }, member);
     expect(answer.status).toBe(200);
     const body = answer.body as unknown as { ok: boolean; errors: unknown[] };
     expect(body.ok).toBe(false);
@@ -128,7 +129,7 @@ describe("a member's worst inputs", () => {
   it("keeps another tenant's 10 KB submit from waiting behind a costly one", async () => {
     let done = false;
     const started = performance.now();
-    const validating = timedApi("/api/workflows/validate", { workflow: costly }, member).finally(() => {
+    const validating = sizedApi("/api/workflows/validate", { workflow: costly }, member).finally(() => {
       done = true;
     });
     const submits: number[] = [];
