@@ -1,4 +1,4 @@
-import { existsSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { createServer, connect as netConnect, type Socket } from "node:net";
 import { join } from "node:path";
 import Database from "better-sqlite3";
@@ -170,7 +170,7 @@ describe("a job whose assign never reached its runner", () => {
     procs.push(runner);
     proxy.freezeUp();
     const runId = await submit(server.url, quick.replace("echo hello", "echo hello; sleep 1; echo bye"));
-    const jobs = join(home, "runners", "far", "jobs");
+    const journal = join(home, "runners", "far", "jobs.log");
     const db = new Database(join(server.home, "runyard.db"), { readonly: true });
     try {
       const row = (): { id: string; status: string } | undefined =>
@@ -179,7 +179,7 @@ describe("a job whose assign never reached its runner", () => {
           | undefined;
       await until("the runner holds the job", () => {
         const id = row()?.id;
-        return id !== undefined && existsSync(join(jobs, encodeURIComponent(id)));
+        return id !== undefined && journals(journal, id);
       });
       expect(row()?.status).toBe("assigned");
       // The link drops with the accept and the first output in it; the runner moves on, holding the job.
@@ -217,14 +217,14 @@ describe("a job whose assign never reached its runner", () => {
     procs.push(first);
     proxy.freezeUp();
     const runId = await submit(server.url, quick.replace("echo hello", "sleep 30"));
-    const jobs = join(home, "runners", "far", "jobs");
+    const journal = join(home, "runners", "far", "jobs.log");
     const db = new Database(join(server.home, "runyard.db"), { readonly: true });
     try {
       const jobId = (): string | undefined =>
         (db.prepare("select id from jobs where run_id = ?").get(runId) as { id: string } | undefined)?.id;
       await until("the runner journaled the job as held", () => {
         const id = jobId();
-        return id !== undefined && existsSync(join(jobs, encodeURIComponent(id)));
+        return id !== undefined && journals(journal, id);
       });
       // Its accept never got through: the server still holds the job as only handed out.
       expect(db.prepare("select status from jobs where id = ?").get(jobId())).toEqual({ status: "assigned" });
@@ -245,3 +245,15 @@ describe("a job whose assign never reached its runner", () => {
     }
   });
 });
+
+/** Whether the runner's journal (`<state>/jobs.log`) lists `jobId` as held. */
+function journals(journal: string, jobId: string): boolean {
+  let text = "";
+  try {
+    text = readFileSync(journal, "utf8");
+  } catch {
+    return false;
+  }
+  const id = encodeURIComponent(jobId);
+  return text.includes(`+ ${id}\n`) && !text.includes(`- ${id}\n`);
+}

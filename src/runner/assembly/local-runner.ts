@@ -414,6 +414,8 @@ export async function localRunnerDaemon(
     const network = sandbox ? await runnerStepNetwork(config, shared, connection.logger) : undefined;
     if (network) opened.push(() => network.close());
     const stepJobs = network ? stepRunner.withNetwork(network.networkFor) : stepRunner;
+    const journal = new JobJournal(stateDir);
+    opened.push(() => journal.close());
     const daemon = new RunnerDaemon({
       serverUrls: connection.serverUrls,
       token: connection.token,
@@ -463,7 +465,7 @@ export async function localRunnerDaemon(
       bots,
       logger: connection.logger,
       acceptGraceMs: config.acceptGraceMs,
-      journal: new JobJournal(stateDir),
+      journal,
       // Output of jobs whose server cannot take it for a while waits here past 32 MiB a job.
       spool: {
         dir: join(stateDir, "spool"),
@@ -489,6 +491,7 @@ export async function localRunnerDaemon(
         executor.close();
         if (sandbox?.options.pids) removeOwnFolder(sandbox.options.pids.hierarchy);
         guard.close();
+        journal.close();
         release();
       },
     };
