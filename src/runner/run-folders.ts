@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { mkdir, readdir, rename, rm } from "node:fs/promises";
+import { mkdir, readdir, rename, rm, rmdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Logger } from "../core/logger.js";
 import { RunSandbox, type RunSandboxLayout, RunSandboxSlot } from "../exec/sandbox/run-sandbox.js";
@@ -238,35 +238,35 @@ export class RunFolders {
     }
     const pooled = await next;
     if (!pooled) return undefined;
-    // Shown at their host paths: renamed inside the sandbox first (by path), then on the host.
+    // Shown at their host paths: inside the sandbox by its door (by path, each a mount of its own
+    // there, so the host's renames do not touch them) while the runner renames them on the host
+    // and makes the run's first command ready; that command waits for the move (RunSandboxSlot).
     const place = this.placeNamed(folderName(runId));
     const private_ = join(place.tmp, "..");
-    const problem = await pooled.box.move(settings.launcher, [
+    const moved = pooled.box.move(settings.launcher, [
       [pooled.place.folder, place.folder],
       ...["outputs", "scripts"].map(
         (name) => [join(pooled.place.scratch, name), join(place.scratch, name)] as const,
       ),
     ]);
-    if (problem === undefined) {
-      const renamed = await Promise.all([
-        rename(pooled.place.folder, place.folder),
-        rename(join(pooled.place.tmp, ".."), private_),
-      ]).then(
-        () => true,
-        () => false,
-      );
-      if (renamed) {
-        place.sandbox = new RunSandboxSlot(settings.sandbox, layoutOf(place, settings), {
-          ...this.slotOptions(settings),
-          made: pooled.box,
-        });
-        return place;
-      }
-    } else {
-      settings.onProblem?.(`a pooled sandbox could not take its run's folder: ${problem}`);
+    const renamed = await Promise.all([
+      rename(pooled.place.folder, place.folder),
+      rename(join(pooled.place.tmp, ".."), private_),
+    ]).then(
+      () => true,
+      () => false,
+    );
+    if (renamed) {
+      place.sandbox = new RunSandboxSlot(settings.sandbox, layoutOf(place, settings), {
+        ...this.slotOptions(settings),
+        made: { box: pooled.box, moved },
+      });
+      return place;
     }
+    await moved;
     await pooled.box.close();
-    await removePlace(pooled.place);
+    // Either folder may have been renamed: both names are removed.
+    await Promise.all([removePlace(pooled.place), removePlace(place)]);
     return undefined;
   }
 
@@ -347,11 +347,25 @@ async function makeFolders(place: RunPlace): Promise<void> {
 
 async function removePlace(place: RunPlace): Promise<void> {
   await place.sandbox?.close();
-  await Promise.all(
-    [place.folder, join(place.tmp, "..")].map((folder) =>
-      rm(folder, { recursive: true, force: true }).catch(() => undefined),
-    ),
-  );
+  await Promise.all([
+    removeTree(place.folder, []),
+    removeTree(join(place.tmp, ".."), ["tmp", "home", "scratch/outputs", "scratch/scripts", "scratch"]),
+  ]);
+}
+
+/**
+ * Removes `root`: by an rmdir of each of `empty` and of itself where the run left them empty (a run
+ * that wrote nothing: a call each, where a recursive removal stats and lists every folder first),
+ * else as `rm -r`. `root` and the folders above `empty`'s leaves are the runner's own, never shown
+ * to a step (it sees the leaves by their mounts), so no link stands where a path goes through.
+ */
+async function removeTree(root: string, empty: string[]): Promise<void> {
+  try {
+    for (const folder of empty) await rmdir(join(root, folder));
+    await rmdir(root);
+  } catch {
+    await rm(root, { recursive: true, force: true }).catch(() => undefined);
+  }
 }
 
 /** A folder's name for a run id: the id where it is a plain name, else encoded. */

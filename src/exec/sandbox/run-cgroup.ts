@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
+import { mkdir, rmdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 
 /**
@@ -57,14 +58,18 @@ export function findPidsHierarchy(owner?: string): PidsHierarchy | { problem: st
 export class RunCgroup {
   private constructor(readonly folder: string) {}
 
-  /** Makes a group of its own under `hierarchy` holding at most `max` processes. */
-  static make(hierarchy: PidsHierarchy, max: number): RunCgroup | { problem: string } {
+  /**
+   * Makes a group of its own under `hierarchy` holding at most `max` processes. Off the event loop:
+   * the kernel takes a while over a cgroup's mkdir and rmdir (on cgroup v1, an RCU grace period).
+   */
+  static async make(hierarchy: PidsHierarchy, max: number): Promise<RunCgroup | { problem: string }> {
     const folder = join(hierarchy.folder, `sandbox-${randomBytes(8).toString("hex")}`);
     try {
-      mkdirSync(folder);
-      writeFileSync(join(folder, "pids.max"), String(max));
+      await mkdir(folder);
+      await writeFile(join(folder, "pids.max"), String(max));
       return new RunCgroup(folder);
     } catch (error) {
+      await rmdir(folder).catch(() => undefined);
       return { problem: `cannot make the run's cgroup ${folder}: ${(error as Error).message}` };
     }
   }
@@ -124,7 +129,7 @@ export function removeOwnFolder(hierarchy: PidsHierarchy): void {
 async function removeGroup(folder: string): Promise<boolean> {
   for (let wait = 10; ; wait *= 2) {
     try {
-      rmdirSync(folder);
+      await rmdir(folder);
       return true;
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;

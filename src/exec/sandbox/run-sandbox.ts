@@ -12,6 +12,7 @@ import { RunCgroup } from "./run-cgroup.js";
 import { realPath, type Sandbox, type SandboxExposure } from "./sandbox.js";
 import {
   holderCommand,
+  holderLives,
   namespacesOf,
   SANDBOX_NAMESPACES,
   type StartedHolder,
@@ -95,7 +96,7 @@ export class RunSandbox {
     const template = layout.network ? undefined : await templateFor(launcher, sandbox);
     if (template) {
       // Born in its cgroup: no move of its processes afterwards.
-      const cgroup = limit ? RunCgroup.make(limit.hierarchy, limit.max) : undefined;
+      const cgroup = limit ? await RunCgroup.make(limit.hierarchy, limit.max) : undefined;
       if (cgroup && "problem" in cgroup) return cgroup;
       const started = await startHolder(launcher, "a clone of the runner's template", (request) => ({
         ...request,
@@ -124,7 +125,7 @@ export class RunSandbox {
     }));
     if ("problem" in started) return started;
     // Into its cgroup before its door joins it (sandbox-entry.c), and so every command of the run.
-    const cgroup = limit ? RunCgroup.make(limit.hierarchy, limit.max) : undefined;
+    const cgroup = limit ? await RunCgroup.make(limit.hierarchy, limit.max) : undefined;
     if (cgroup && "problem" in cgroup) {
       started.stop.abort();
       await started.ended;
@@ -170,11 +171,10 @@ export class RunSandbox {
     return new RunSandbox({ pid: holder, namespaces }, launcher, stop, ended, cgroup, pasta);
   }
 
-  /** Not ended, and its holder's namespaces those it was made with. */
+  /** Not ended, and its holder the process it was made around (`holderLives`). */
   alive(): boolean {
     if (this.gone) return false;
-    const now = namespacesOf(this.holder.pid);
-    this.gone = !now || now.some((inode, index) => inode !== this.holder.namespaces[index]);
+    this.gone = !holderLives(this.holder);
     return !this.gone;
   }
 
@@ -254,11 +254,22 @@ export class RunSandboxSlot implements RunSandboxEntry {
       /** How long it outlives its last command, asked as each ends; undefined: until `close`. */
       idleMs: number | (() => number | undefined);
       onProblem?: (problem: string) => void;
-      /** A sandbox made ahead with this layout (a pool's, its folder moved): entered first. */
-      made?: RunSandbox;
+      /**
+       * A sandbox made ahead of its run (a pool's), entered first once `moved` says it shows this
+       * layout's folders (RunSandbox.move); where it could not, it is ended and another made.
+       */
+      made?: { box: RunSandbox; moved: Promise<string | undefined> };
     },
   ) {
-    if (options.made) this.made = Promise.resolve(options.made);
+    const { made, onProblem } = options;
+    if (made) {
+      this.made = made.moved.then(async (problem) => {
+        if (problem === undefined) return made.box;
+        onProblem?.(`a pooled sandbox could not take its run's folder: ${problem}`);
+        await made.box.close();
+        return undefined;
+      });
+    }
   }
 
   async run(
@@ -306,9 +317,12 @@ export class RunSandboxSlot implements RunSandboxEntry {
   }
 
   private async box(launcher: ProcessLauncher): Promise<RunSandbox | undefined> {
-    const previous = await this.made;
-    if (previous?.alive() === false) {
-      void previous.close();
+    const asked = this.made;
+    const previous = await asked;
+    if (this.failed) return undefined;
+    // Ended from inside, or a pooled one that could not take the run's folder: made again.
+    if (asked && this.made === asked && previous?.alive() !== true) {
+      if (previous) void previous.close();
       this.made = undefined;
     }
     this.made ??= RunSandbox.make(launcher, this.sandbox, this.layoutNow()).then((box) => {

@@ -102,3 +102,20 @@ export function namespacesOf(pid: number): bigint[] | undefined {
     return undefined;
   }
 }
+
+const mountIndex = SANDBOX_NAMESPACES.indexOf("mnt");
+
+/**
+ * Whether `holder` still lives with the mount namespace it was made with. That one inode tells it
+ * from any process its pid could be given to next, as well as all six would: the host's and every
+ * other sandbox's have other mounts, and a process of its own sandbox shares all six. The
+ * fork-server checks all six wherever it enters (sandbox-entry.c); this only decides whether the
+ * runner makes the sandbox again, once a command is asked for, so it costs one stat, not six.
+ */
+export function holderLives(holder: { pid: number; namespaces: readonly bigint[] }): boolean {
+  try {
+    return statSync(`/proc/${holder.pid}/ns/mnt`, { bigint: true }).ino === holder.namespaces[mountIndex];
+  } catch {
+    return false;
+  }
+}

@@ -42,7 +42,7 @@ export class SandboxLauncher implements ProcessLauncher {
     if (!limit) return this.launcher.run({ ...request, cwd, argv });
     // A sandbox of its own is held to the run's limit too, in a cgroup of its own: a shell on the
     // host moves itself there, then becomes bwrap, before anything of the command runs.
-    const cgroup = RunCgroup.make(limit.hierarchy, limit.max);
+    const cgroup = await RunCgroup.make(limit.hierarchy, limit.max);
     if (!(cgroup instanceof RunCgroup)) return notStarted(startedAt, "failed", cgroup.problem);
     try {
       return await this.launcher.run({

@@ -2,7 +2,13 @@ import { existsSync, readFileSync } from "node:fs";
 import { nativeHelperPath } from "../native-helpers.js";
 import type { ProcessLauncher, SandboxToEnter } from "../types.js";
 import type { Sandbox, SandboxExposure } from "./sandbox.js";
-import { holderCommand, namespacesOf, type StartedHolder, startHolder } from "./sandbox-holder.js";
+import {
+  holderCommand,
+  holderLives,
+  namespacesOf,
+  type StartedHolder,
+  startHolder,
+} from "./sandbox-holder.js";
 
 /**
  * The sandbox bwrap makes once per runner with the system folders and none of a run's: each
@@ -61,8 +67,7 @@ export class SandboxTemplate {
   }
 
   private alive(): boolean {
-    const now = namespacesOf(this.holder.pid);
-    return now?.every((inode, index) => inode === this.holder.namespaces[index]) === true;
+    return holderLives(this.holder);
   }
 
   /** The steps of a clone showing `exposure` (its network the host's): the template's, then the run's. */

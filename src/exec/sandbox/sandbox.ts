@@ -341,11 +341,14 @@ function existingRealPath(path: string): string {
   return join(realPath(existing), ...rest);
 }
 
-/** `path` with its links resolved: bwrap follows links when binding, so judge where a link leads. */
+/**
+ * `path` with its links resolved: bwrap follows links when binding, so judge where a link leads.
+ * By the C library's realpath (one call), not Node's (an lstat for each part of the path).
+ */
 export function realPath(path: string): string {
   const absolute = resolve(path);
   try {
-    return realpathSync(absolute);
+    return realpathSync.native(absolute);
   } catch {
     return absolute;
   }
