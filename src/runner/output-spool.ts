@@ -1,4 +1,13 @@
-import { appendFileSync, closeSync, mkdirSync, openSync, readSync, rmSync, statfsSync } from "node:fs";
+import {
+  appendFileSync,
+  closeSync,
+  mkdirSync,
+  openSync,
+  readSync,
+  rmSync,
+  statfsSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import type { EventInput } from "../core/events.js";
 
@@ -101,15 +110,16 @@ export class OutputSpool {
   /** Events the disk refused (ENOSPC), in order after the file's. */
   private readonly tail: EventInput[] = [];
 
+  /** Whether the file was made: nothing is on disk, nor made, for a job whose server stays. */
+  private onDisk = false;
+
   constructor(
-    dir: string,
+    private readonly dir: string,
     jobId: string,
     readonly maxBytes = maxSpoolBytes,
     private readonly disk?: SpoolDisk,
   ) {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
     this.path = join(dir, `${encodeURIComponent(jobId)}.jsonl`);
-    rmSync(this.path, { force: true });
   }
 
   get empty(): boolean {
@@ -146,7 +156,12 @@ export class OutputSpool {
     }
     const line = `${JSON.stringify(event)}\n`;
     try {
-      appendFileSync(this.path, line, { mode: 0o600 });
+      if (!this.onDisk) {
+        // Made at the first event that waits (the runner empties the spool's folder at its start).
+        mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+        this.onDisk = true;
+        writeFileSync(this.path, line, { mode: 0o600 });
+      } else appendFileSync(this.path, line, { mode: 0o600 });
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code !== "ENOSPC" && code !== "EDQUOT") throw error;
@@ -200,7 +215,8 @@ export class OutputSpool {
   }
 
   private reset(): void {
-    rmSync(this.path, { force: true });
+    if (this.onDisk) rmSync(this.path, { force: true });
+    this.onDisk = false;
     this.disk?.released(this.written);
     this.written = 0;
     this.readOffset = 0;

@@ -1,4 +1,4 @@
-import { rmSync } from "node:fs";
+import { mkdirSync, rmSync } from "node:fs";
 import WebSocket from "ws";
 import { RunyardError } from "../core/errors.js";
 import { assertExhaustive } from "../core/exhaustive.js";
@@ -105,6 +105,7 @@ export class RunnerDaemon {
     // What an earlier life of this runner left waiting on disk belongs to jobs it cannot resume.
     if (options.spool) {
       rmSync(options.spool.dir, { recursive: true, force: true });
+      mkdirSync(options.spool.dir, { recursive: true, mode: 0o700 });
       this.spoolDisk = new SpoolDisk(options.spool.dir, options.spool.totalBytes, options.spool.minFreeBytes);
     }
     this.foundBots = options.bots?.found ?? [];
