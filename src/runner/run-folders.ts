@@ -337,12 +337,30 @@ function layoutOf(place: RunPlace, settings: RunSandboxSettings): RunSandboxLayo
  * sandboxed agent's container, as another user, goes through it to its worktree.
  */
 async function makeFolders(place: RunPlace): Promise<void> {
-  await mkdir(dirname(dirname(place.folder)), { recursive: true });
-  await Promise.all(
-    [place.folder, place.tmp, place.home, join(place.scratch, "outputs"), join(place.scratch, "scripts")].map(
-      (folder) => mkdir(folder, { recursive: true, mode: 0o700 }),
-    ),
-  );
+  // Each settled before the next step or the fallback, so that none is made after the place's removal.
+  const made = async (folders: string[]): Promise<void> => {
+    const results = await Promise.allSettled(folders.map((folder) => mkdir(folder, { mode: 0o700 })));
+    const failed = results.find((result) => result.status === "rejected");
+    if (failed) throw failed.reason;
+  };
+  try {
+    // An mkdir each, parents first: a recursive one tries the folder, then its parents, then again.
+    await made([place.folder, dirname(place.tmp)]);
+    await made([place.tmp, place.home, place.scratch]);
+    await made([join(place.scratch, "outputs"), join(place.scratch, "scripts")]);
+  } catch {
+    // The roots are not there yet (the runner's first run), or part of the place is.
+    await mkdir(dirname(dirname(place.folder)), { recursive: true });
+    await Promise.all(
+      [
+        place.folder,
+        place.tmp,
+        place.home,
+        join(place.scratch, "outputs"),
+        join(place.scratch, "scripts"),
+      ].map((folder) => mkdir(folder, { recursive: true, mode: 0o700 })),
+    );
+  }
 }
 
 async function removePlace(place: RunPlace): Promise<void> {
