@@ -142,7 +142,7 @@ describe("crash recovery", () => {
     }
   });
 
-  it("ends a run lost in a kill -9 of `runyard up` within 5 s of the restart, and cancel answers at once", async () => {
+  it("ends a run lost in a kill -9 of `runyard up` at the restart, not when a lease lapses, and cancel answers at once", async () => {
     const home = tempDir();
     const work = stepDir();
     const port = await freePort();
@@ -159,19 +159,22 @@ describe("crash recovery", () => {
     await until("the runner journals the step", () => readFileSync(journal, "utf8").includes(`+ ${pid} `));
     await first.kill("SIGKILL");
 
-    await until("the step dies with its runner", () => !alive(pid), 5000);
+    // It would hold forever if left behind.
+    await until("the step dies with its runner", () => !alive(pid), 30_000);
 
     const second = track(await startUp(home, port, env));
     const restartedAt = Date.now();
-    const run = await waitForRun(url, runId, isFinal, 5000);
-    expect(Date.now() - restartedAt).toBeLessThan(5000);
+    // Seconds, where the lease or the reconnect grace would take 60 (a busy machine took past 5).
+    const run = await waitForRun(url, runId, isFinal, 20_000);
+    expect(Date.now() - restartedAt).toBeLessThan(20_000);
     expect(run.status).toBe("interrupted");
     expect(run.error?.code).toBe("RUNNER_LOST");
     expect(run.error?.message).toMatch(/came back without this job|restarted/);
 
     const asked = Date.now();
     const cancel = await api(url, "POST", `/api/runs/${runId}/cancel`);
-    expect(Date.now() - asked).toBeLessThan(1000);
+    // Not after the 15 s a cancel waits for a runner to stop a job it holds.
+    expect(Date.now() - asked).toBeLessThan(5000);
     expect(cancel.status).toBe(409);
     expect(existsSync(join(work, "late"))).toBe(false);
     expect(second.output()).not.toContain("Error");
@@ -191,7 +194,8 @@ describe("crash recovery", () => {
     await runner.kill("SIGKILL");
 
     track(await startRunner(server.url, token, { id: "fixed", group: "fixed", env: { RUNYARD_HOME: home } }));
-    const run = await waitForRun(server.url, runId, isFinal, 5000);
+    // Well before the 60 s lease lapses, with room for a busy machine's runner start.
+    const run = await waitForRun(server.url, runId, isFinal, 20_000);
     expect(run.status).toBe("interrupted");
     expect(run.error?.code).toBe("RUNNER_LOST");
   });
@@ -234,7 +238,7 @@ describe("crash recovery", () => {
     );
     await again.waitFor("runner j1 connected");
     expect(alive(pid)).toBe(false);
-    const run = await waitForRun(server.url, runId, isFinal, 5000);
+    const run = await waitForRun(server.url, runId, isFinal, 20_000);
     expect(run.status).toBe("interrupted");
     expect(run.error?.message).toMatch(/killed what was left of this step/);
     expect(again.output()).toMatch(/killed steps left running by this runner's previous life/);
@@ -388,7 +392,7 @@ describe("crash recovery", () => {
     runner.child.kill("SIGTERM");
     expect(await runner.exited).toBe(143);
     expect(alive(pid)).toBe(false);
-    const run = await waitForRun(server.url, runId, isFinal, 5000);
+    const run = await waitForRun(server.url, runId, isFinal, 20_000);
     expect(run.status).toBe("interrupted");
     expect(run.error?.code).toBe("RUNNER_LOST");
     expect(run.error?.message).toMatch(/shutdown grace/);

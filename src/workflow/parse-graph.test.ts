@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { pacedMs } from "../../test/helpers/machine-pace.js";
+import { cpuPacedMs, cpuTimed } from "../../test/helpers/machine-pace.js";
 import { problems, valid } from "../../test/helpers/workflow-parse.js";
 import { isStepGraph } from "./model.js";
 
@@ -94,9 +94,10 @@ ${step("test", '    matrix: {NODE: ["18", "20"], OS: [a, b], exclude: [{NODE: "2
 
   test("a 10,000-combination matrix is refused at once, saying the limit", () => {
     const values = `[${Array.from({ length: 100 }, (_, i) => i).join(", ")}]`;
-    const started = performance.now();
-    const found = problems(`name: w\nsteps:\n${step("test", `    matrix: {A: ${values}, B: ${values}}\n`)}`);
-    expect(performance.now() - started).toBeLessThan(pacedMs(1000));
+    const { value: found, cpuMs } = cpuTimed(() =>
+      problems(`name: w\nsteps:\n${step("test", `    matrix: {A: ${values}, B: ${values}}\n`)}`),
+    );
+    expect(cpuMs).toBeLessThan(cpuPacedMs(1000));
     expect(found).toEqual([
       'wf.yaml:6:13: matrix of step "test" makes more than 256 combinations; a matrix may make at most 256 (hint: split the step into several, or leave combinations out with exclude:)',
     ]);

@@ -281,18 +281,23 @@ describe.skipIf(!codex)("codex as its user configured it", () => {
     console.log(
       `codex: refused endpoint, stall ${stallSecs} s: agent step took ${tookMs} ms, its first reconnect after ${startMs} ms`,
     );
-    expect(tookMs).toBeLessThan(startMs + (stallSecs + 4) * 1000);
+    // The reconnects are no sign of life: the stall came less than its window after the last one
+    // (had each reset the window, it would come a whole window after it). Events, not a bound
+    // on how long stopping Codex takes, which a busy machine stretches.
+    const sinceLastReconnectMs = Date.parse(finished!.ts) - Date.parse(notices.at(-1)!.ts);
+    expect(sinceLastReconnectMs).toBeLessThan(stallSecs * 1000);
   }, 150_000);
 });
 
 /**
  * How long a refused key may take to end a run, from the CLI's first model call: the start-ups of
  * the CLI and the runner before it took past 15 s by themselves on a loaded machine, and the end
- * after it 26 s with two cores shared by twenty processes. A CLI that retried a 401 would go on
- * for minutes; the count of the turn's calls, checked beside, is what shows it did not. Each such
+ * after it 26 s with two cores shared by twenty processes, so twice that and more. A CLI that
+ * retried a 401 would go on for minutes; the count of the turn's calls, checked beside, is what
+ * shows it did not. Each such
  * test has 150 s in all: OpenCode's start-up took past 40 s on a host five times slower.
  */
-const AUTH_DEADLINE_MS = 45_000;
+const AUTH_DEADLINE_MS = 90_000;
 
 describe.skipIf(!claude)("claude code and a refused key", () => {
   it("ends with AGENT_AUTH after its own retries on a 401 that does not say x-should-retry: false", async () => {
@@ -393,7 +398,8 @@ describe.skipIf(!gemini)("gemini as its user configured it", () => {
     expect(run.error?.code, JSON.stringify(run.error)).toBe("AGENT_AUTH");
     expect(run.tookMs).toBeLessThan(AUTH_DEADLINE_MS);
     const asked = google.requests.filter((r) => r.path.includes(":streamGenerateContent"));
-    expect(asked.length).toBeGreaterThan(0);
+    // Not retried: one call.
+    expect(asked).toHaveLength(1);
     expect(asked[0]!.path).toContain("/models/gemini-corp-model:");
   }, 150_000);
 });

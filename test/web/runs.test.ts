@@ -253,9 +253,11 @@ describe.skipIf(!haveBrowser)("the runs pages", () => {
     await page.goto(`${up.url}/#/runs/${runId}`);
     await terminalShows(page, String(last));
     const openMs = Date.now() - started;
-    // At once: the tail, not the whole log (a frozen or whole-log page takes far longer).
-    expect(openMs).toBeLessThan(10_000);
+    // The tail, not the whole log: what the page asked for is the bytes below. At once: a frozen
+    // or whole-log page takes far longer than 10 s, stretched as the machine is slower (a fixed
+    // 10 s is what a busy machine's browser, server and test share).
     expect(apiBytes).toBeLessThan(10 * 1024 * 1024);
+    expect(openMs).toBeLessThan(pacedMs(10_000));
 
     // Scroll through what the terminal holds, and page back into older output, measuring how
     // long the page takes to answer meanwhile.

@@ -40,7 +40,8 @@ describe("approval waits", () => {
     const asked = Date.now();
     here.answered(runId, "gate");
     expect(await answer).toEqual({ decision: "rejected", by: "ann" });
-    expect(Date.now() - asked).toBeLessThan(1000);
+    // Well before its re-read (60 s), with room for a busy machine's stalls (was 1 s).
+    expect(Date.now() - asked).toBeLessThan(20_000);
     expect(told).toEqual([`${runId}/gate`]);
   });
 
