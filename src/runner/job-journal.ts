@@ -20,7 +20,8 @@ import { join } from "node:path";
  */
 export class JobJournal {
   private readonly path: string;
-  private readonly fd: number;
+  /** Undefined once closed: a job cut at the stop may end after it, and the number be another file's. */
+  private fd: number | undefined;
   private readonly held = new Set<string>();
   /** Jobs the previous life of this runner held; none of them can be resumed by this one. */
   readonly previous: string[];
@@ -37,19 +38,21 @@ export class JobJournal {
   }
 
   add(jobId: string): void {
+    if (this.fd === undefined) return;
     this.held.add(jobId);
     writeSync(this.fd, `+ ${encodeURIComponent(jobId)}\n`);
   }
 
   remove(jobId: string): void {
-    if (!this.held.delete(jobId)) return;
+    if (this.fd === undefined || !this.held.delete(jobId)) return;
     // Nothing held lists nothing: starting over keeps the file from growing with every job.
     if (this.held.size === 0) writeFileSync(this.path, "");
     else writeSync(this.fd, `- ${encodeURIComponent(jobId)}\n`);
   }
 
   close(): void {
-    closeSync(this.fd);
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
   }
 }
 

@@ -180,13 +180,14 @@ export class OutputSpool {
   take(bytes: number): EventInput[] {
     const taken: EventInput[] = [];
     let size = 0;
-    const fd = openSync(this.path, "r");
+    // None in the file (the disk refused the first, maybe its very making): the tail is all.
+    const fd = this.count > 0 ? openSync(this.path, "r") : undefined;
     try {
       while (this.count > 0 && (taken.length === 0 || size < bytes)) {
         const newline = this.partial.indexOf(0x0a);
         if (newline < 0) {
           const buffer = Buffer.alloc(readChunkBytes);
-          const read = readSync(fd, buffer, 0, readChunkBytes, this.readOffset + this.partial.length);
+          const read = readSync(fd!, buffer, 0, readChunkBytes, this.readOffset + this.partial.length);
           if (read === 0) break;
           this.partial = Buffer.concat([this.partial, buffer.subarray(0, read)]);
           continue;
@@ -199,7 +200,7 @@ export class OutputSpool {
         taken.push(JSON.parse(line) as EventInput);
       }
     } finally {
-      closeSync(fd);
+      if (fd !== undefined) closeSync(fd);
     }
     if (this.count === 0) {
       this.reset();

@@ -319,13 +319,18 @@ export class RunSandboxSlot implements RunSandboxEntry {
   private async box(launcher: ProcessLauncher): Promise<RunSandbox | undefined> {
     const asked = this.made;
     const previous = await asked;
-    if (this.failed) return undefined;
+    // Closed meanwhile (the run's end, the runner's stop): none is made that no close would end.
+    if (this.failed || this.closed) return undefined;
     // Ended from inside, or a pooled one that could not take the run's folder: made again.
     if (asked && this.made === asked && previous?.alive() !== true) {
       if (previous) void previous.close();
       this.made = undefined;
     }
-    this.made ??= RunSandbox.make(launcher, this.sandbox, this.layoutNow()).then((box) => {
+    this.made ??= RunSandbox.make(launcher, this.sandbox, this.layoutNow()).then(async (box) => {
+      if (box instanceof RunSandbox && this.closed) {
+        await box.close();
+        return undefined;
+      }
       if (box instanceof RunSandbox) return box;
       this.failed = true;
       this.options.onProblem?.(box.problem);

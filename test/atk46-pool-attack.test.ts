@@ -1,0 +1,141 @@
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { nativeHelperPath } from "../src/exec/native-helpers.js";
+import { ForkServerLauncher } from "../src/exec/process/fork-server.js";
+import { SpawnLauncher } from "../src/exec/process/spawn-launcher.js";
+import { findPidsHierarchy, type PidsHierarchy } from "../src/exec/sandbox/run-cgroup.js";
+import { probeSandbox, Sandbox } from "../src/exec/sandbox/sandbox.js";
+import { RunFolders, type RunPlace } from "../src/runner/run-folders.js";
+
+/** A tenant's steps in a pooled run sandbox try to reach past their run (the fast path of 3ea3fa5b..). */
+const probe = await probeSandbox();
+if (probe.isolation !== "sandbox") throw new Error(`these tests need bubblewrap: ${probe.problem}`);
+
+const root = mkdtempSync(join(tmpdir(), "runyard-atk46-"));
+const pids = findPidsHierarchy();
+const problems: string[] = [];
+const sandbox = new Sandbox({
+  bwrap: probe.bwrap,
+  hide: [join(root, "state")],
+  ...("problem" in pids ? {} : { pids: { hierarchy: pids as PidsHierarchy, max: 64 } }),
+  clones: { onFallback: (reason) => problems.push(`made by bubblewrap: ${reason}`) },
+});
+const launcher = new ForkServerLauncher(nativeHelperPath("fork-server"), new SpawnLauncher(), {
+  killGraceMs: 1000,
+});
+const canary = join(root, "canary");
+mkdirSync(canary);
+writeFileSync(join(canary, "keep"), "keep");
+const runsRoot = join(root, "runs");
+mkdirSync(runsRoot);
+const runs = new RunFolders(join(root, "state"), runsRoot, 60_000, {
+  sandbox,
+  launcher,
+  pool: 2,
+  home: "/home/runner",
+  idleMs: 60_000,
+  refillWaitMs: 10,
+  onProblem: (problem) => problems.push(problem),
+});
+runs.serverTellsEnds(true);
+
+afterAll(async () => {
+  await runs.close();
+  await launcher.close();
+  rmSync(root, { recursive: true, force: true });
+});
+
+async function step(place: RunPlace, script: string): Promise<{ status?: string; stdout: string }> {
+  let stdout = "";
+  const result = await place.sandbox?.run(
+    {
+      argv: ["/bin/sh", "-c", script],
+      env: { PATH: "/usr/bin:/bin", HOME: "/home/runner", RUNYARD_OUTPUT: join(place.scratch, "outputs") },
+      cwd: place.folder,
+      exposure: { tmp: place.tmp, homeFolder: place.home, writable: [join(place.scratch, "outputs")] },
+      killGraceMs: 1000,
+      onOutput: (stream, data) => {
+        if (stream === "stdout") stdout += data;
+      },
+    },
+    launcher,
+  );
+  return { status: result?.status, stdout };
+}
+
+const pooledReady = async (): Promise<void> => {
+  for (let i = 0; i < 200 && readdirSync(runsRoot).filter((n) => n.startsWith(".pool-")).length < 2; i++)
+    await new Promise((r) => setTimeout(r, 50));
+};
+
+describe("a tenant's step in a pooled sandbox", () => {
+  it("sees only its own run's folder from its first command, with runs taking the pool side by side", async () => {
+    runs.fillPool();
+    await pooledReady();
+    const [a, b] = await Promise.all([runs.hold("run-a"), runs.hold("run-b")]);
+    const [sa, sb] = await Promise.all([
+      step(a, `pwd; ls -a; echo a > mine; ls ${runsRoot} 2>&1; grep -c pool /proc/self/mountinfo || true`),
+      step(b, `pwd; ls -a; echo b > mine; ls ${runsRoot} 2>&1`),
+    ]);
+    expect(sa.status, sa.stdout).toBe("success");
+    expect(sb.status, sb.stdout).toBe("success");
+    expect(sa.stdout.split("\n")[0]).toBe(a.folder);
+    expect(sb.stdout.split("\n")[0]).toBe(b.folder);
+    expect(sa.stdout).not.toContain("run-b");
+    expect(sb.stdout).not.toContain("run-a");
+    expect(readFileSync(join(a.folder, "mine"), "utf8")).toBe("a\n");
+    expect(readFileSync(join(b.folder, "mine"), "utf8")).toBe("b\n");
+    runs.release("run-a");
+    runs.release("run-b");
+    runs.ended("run-a");
+    runs.ended("run-b");
+  });
+
+  it("cannot make the removal follow links or leave the run's folders, whatever it leaves behind", async () => {
+    await pooledReady();
+    const place = await runs.hold("run-links");
+    const out = await step(
+      place,
+      [
+        `ln -s ${canary} link; ln -s ${canary} /tmp/link; ln -s ${canary} $HOME/link`,
+        `ln -s ${canary} $RUNYARD_OUTPUT/link; mkdir -p /tmp/d/e $HOME/d; ln -s ${canary} /tmp/d/e/x`,
+        `ln -s / $RUNYARD_OUTPUT/root; chmod 000 /tmp/d`,
+        "echo done",
+      ].join("; "),
+    );
+    expect(out.stdout, JSON.stringify(out)).toBe("done\n");
+    runs.release("run-links");
+    runs.ended("run-links");
+    for (let i = 0; i < 100 && (existsSync(place.folder) || existsSync(join(place.tmp, ".."))); i++)
+      await new Promise((r) => setTimeout(r, 50));
+    expect(existsSync(place.folder)).toBe(false);
+    expect(existsSync(join(place.tmp, ".."))).toBe(false);
+    expect(readFileSync(join(canary, "keep"), "utf8")).toBe("keep");
+  });
+
+  it("killing all it can (pid 1 included) leaves the next command its folders, in its own run", async () => {
+    await pooledReady();
+    const place = await runs.hold("run-kill");
+    const first = await step(place, "echo x > mark; kill -9 1; kill -9 -1; sleep 1; echo alive");
+    // Whatever became of the first, the next command runs with the run's folder and its file.
+    const next = await step(place, "pwd; cat mark; cat /proc/1/cmdline | tr '\\0' ' '; echo");
+    expect(next.status, JSON.stringify({ first, next })).toBe("success");
+    expect(next.stdout.split("\n").slice(0, 2)).toEqual([place.folder, "x"]);
+    runs.release("run-kill");
+    runs.ended("run-kill");
+  });
+
+  afterAll(() => {
+    expect(problems).toEqual([]);
+  });
+});

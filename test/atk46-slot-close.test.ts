@@ -1,0 +1,67 @@
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { nativeHelperPath } from "../src/exec/native-helpers.js";
+import { ForkServerLauncher } from "../src/exec/process/fork-server.js";
+import { SpawnLauncher } from "../src/exec/process/spawn-launcher.js";
+import { RunSandbox, type RunSandboxLayout, RunSandboxSlot } from "../src/exec/sandbox/run-sandbox.js";
+import { probeSandbox, Sandbox } from "../src/exec/sandbox/sandbox.js";
+
+/** A run's sandbox slot closed (the run's end, the runner's stop) while its first command waits. */
+const probe = await probeSandbox();
+if (probe.isolation !== "sandbox") throw new Error(`these tests need bubblewrap: ${probe.problem}`);
+
+const root = mkdtempSync(join(tmpdir(), "runyard-atk46-slot-"));
+const sandbox = new Sandbox({ bwrap: probe.bwrap, hide: [join(root, "state")] });
+const launcher = new ForkServerLauncher(nativeHelperPath("fork-server"), new SpawnLauncher(), {
+  killGraceMs: 1000,
+});
+
+afterAll(async () => {
+  await launcher.close();
+  rmSync(root, { recursive: true, force: true });
+});
+
+function layoutIn(name: string): RunSandboxLayout {
+  const folder = join(root, "runs", name);
+  const tmp = join(root, "state", name, "tmp");
+  const home = join(root, "state", name, "home");
+  const outputs = join(root, "state", name, "outputs");
+  for (const each of [folder, tmp, home, outputs]) mkdirSync(each, { recursive: true });
+  return { folder, scratch: [outputs], tmp, home: "/home/runner", homeFolder: home, runnerMadeCwd: true };
+}
+
+describe("a run's sandbox closed while its first command waits for the pooled one's move", () => {
+  it("leaves no sandbox running after its close", async () => {
+    const layout = layoutIn("closing");
+    const box = await RunSandbox.make(launcher, sandbox, layout);
+    if (!(box instanceof RunSandbox)) throw new Error(box.problem);
+    let move!: (problem: string | undefined) => void;
+    const moved = new Promise<string | undefined>((resolve) => {
+      move = resolve;
+    });
+    const slot = new RunSandboxSlot(sandbox, layout, { idleMs: () => undefined, made: { box, moved } });
+    const command = slot.run(
+      {
+        argv: ["/bin/sh", "-c", "echo ran"],
+        env: { PATH: "/usr/bin:/bin", HOME: "/home/runner" },
+        cwd: layout.folder,
+        exposure: { tmp: layout.tmp, homeFolder: layout.homeFolder! },
+        killGraceMs: 1000,
+        onOutput: () => undefined,
+      },
+      launcher,
+    );
+    await new Promise((r) => setTimeout(r, 20));
+    const closing = slot.close();
+    move(undefined);
+    await closing;
+    await command;
+    // Whatever the command got, the closed slot holds no live sandbox (no holder, door, cgroup left).
+    const left = await (slot as unknown as { made?: Promise<RunSandbox | undefined> }).made;
+    const live = left?.alive() === true;
+    await left?.close();
+    expect(live, "a sandbox made after the slot's close, never ended").toBe(false);
+  });
+});
