@@ -12,7 +12,7 @@ import { probeSandbox, Sandbox } from "../src/exec/sandbox/sandbox.js";
 const probe = await probeSandbox();
 if (probe.isolation !== "sandbox") throw new Error(`these tests need bubblewrap: ${probe.problem}`);
 
-const root = mkdtempSync(join(tmpdir(), "runyard-atk46-slot-"));
+const root = mkdtempSync(join(tmpdir(), "runyard-slot-close-"));
 const sandbox = new Sandbox({ bwrap: probe.bwrap, hide: [join(root, "state")] });
 const launcher = new ForkServerLauncher(nativeHelperPath("fork-server"), new SpawnLauncher(), {
   killGraceMs: 1000,

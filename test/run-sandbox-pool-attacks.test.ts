@@ -17,11 +17,11 @@ import { findPidsHierarchy, type PidsHierarchy } from "../src/exec/sandbox/run-c
 import { probeSandbox, Sandbox } from "../src/exec/sandbox/sandbox.js";
 import { RunFolders, type RunPlace } from "../src/runner/run-folders.js";
 
-/** A tenant's steps in a pooled run sandbox try to reach past their run (the fast path of 3ea3fa5b..). */
+/** A tenant's steps in a pooled run sandbox try to reach past their run: other runs' folders, links left for the removal, kills of the holder, parallel takes. */
 const probe = await probeSandbox();
 if (probe.isolation !== "sandbox") throw new Error(`these tests need bubblewrap: ${probe.problem}`);
 
-const root = mkdtempSync(join(tmpdir(), "runyard-atk46-"));
+const root = mkdtempSync(join(tmpdir(), "runyard-pool-attacks-"));
 const pids = findPidsHierarchy();
 const problems: string[] = [];
 const sandbox = new Sandbox({
