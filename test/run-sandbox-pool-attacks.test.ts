@@ -17,7 +17,10 @@ import { findPidsHierarchy, type PidsHierarchy } from "../src/exec/sandbox/run-c
 import { probeSandbox, Sandbox } from "../src/exec/sandbox/sandbox.js";
 import { RunFolders, type RunPlace } from "../src/runner/run-folders.js";
 
-/** A tenant's steps in a pooled run sandbox try to reach past their run: other runs' folders, links left for the removal, kills of the holder, parallel takes. */
+/*
+ * A tenant's steps in a pooled run sandbox try to reach past their run: other runs' folders, links
+ * left for the removal, kills of the holder, runs taking the pool side by side.
+ */
 const probe = await probeSandbox();
 if (probe.isolation !== "sandbox") throw new Error(`these tests need bubblewrap: ${probe.problem}`);
 
