@@ -1,41 +1,15 @@
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { nativeHelperPath } from "../src/exec/native-helpers.js";
-import { ForkServerLauncher } from "../src/exec/process/fork-server.js";
-import { SpawnLauncher } from "../src/exec/process/spawn-launcher.js";
-import { findPidsHierarchy, type PidsHierarchy } from "../src/exec/sandbox/run-cgroup.js";
-import { probeSandbox, Sandbox } from "../src/exec/sandbox/sandbox.js";
 import { RunFolders, type RunPlace } from "../src/runner/run-folders.js";
+import { pooledSandboxes } from "./helpers/pooled-sandboxes.js";
+import { until } from "./helpers/processes.js";
 
 /*
  * A tenant's steps in a pooled run sandbox try to reach past their run: other runs' folders, links
  * left for the removal, kills of the holder, runs taking the pool side by side.
  */
-const probe = await probeSandbox();
-if (probe.isolation !== "sandbox") throw new Error(`these tests need bubblewrap: ${probe.problem}`);
-
-const root = mkdtempSync(join(tmpdir(), "runyard-pool-attacks-"));
-const pids = findPidsHierarchy();
-const problems: string[] = [];
-const sandbox = new Sandbox({
-  bwrap: probe.bwrap,
-  hide: [join(root, "state")],
-  ...("problem" in pids ? {} : { pids: { hierarchy: pids as PidsHierarchy, max: 64 } }),
-  clones: { onFallback: (reason) => problems.push(`made by bubblewrap: ${reason}`) },
-});
-const launcher = new ForkServerLauncher(nativeHelperPath("fork-server"), new SpawnLauncher(), {
-  killGraceMs: 1000,
-});
+const { root, sandbox, launcher, problems } = await pooledSandboxes("pool-attacks");
 const canary = join(root, "canary");
 mkdirSync(canary);
 writeFileSync(join(canary, "keep"), "keep");
@@ -76,10 +50,12 @@ async function step(place: RunPlace, script: string): Promise<{ status?: string;
   return { status: result?.status, stdout };
 }
 
-const pooledReady = async (): Promise<void> => {
-  for (let i = 0; i < 200 && readdirSync(runsRoot).filter((n) => n.startsWith(".pool-")).length < 2; i++)
-    await new Promise((r) => setTimeout(r, 50));
-};
+/** Resolves once the pool holds both its sandboxes (each has a folder under the runs' root). */
+const pooledReady = (): Promise<void> =>
+  until(
+    "the pool holds two sandboxes",
+    () => readdirSync(runsRoot).filter((n) => n.startsWith(".pool-")).length >= 2,
+  );
 
 describe("a tenant's step in a pooled sandbox", () => {
   it("sees only its own run's folder from its first command, with runs taking the pool side by side", async () => {

@@ -1,13 +1,8 @@
-import { type FSWatcher, mkdirSync, mkdtempSync, readdirSync, rmSync, watch } from "node:fs";
-import { tmpdir } from "node:os";
+import { type FSWatcher, mkdirSync, readdirSync, rmSync, watch } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { nativeHelperPath } from "../src/exec/native-helpers.js";
-import { ForkServerLauncher } from "../src/exec/process/fork-server.js";
-import { SpawnLauncher } from "../src/exec/process/spawn-launcher.js";
-import { findPidsHierarchy, type PidsHierarchy } from "../src/exec/sandbox/run-cgroup.js";
-import { probeSandbox, Sandbox } from "../src/exec/sandbox/sandbox.js";
 import { RunFolders, type RunPlace } from "../src/runner/run-folders.js";
+import { pooledSandboxes } from "./helpers/pooled-sandboxes.js";
 
 /**
  * A sandboxing runner's pool of sandboxes made ahead (RunFolders, as `runyard up` has it: cloned
@@ -15,21 +10,7 @@ import { RunFolders, type RunPlace } from "../src/runner/run-folders.js";
  * second take, or after its wait (a quarter of a second by default), never while the run that
  * took it starts its first command.
  */
-const probe = await probeSandbox();
-if (probe.isolation !== "sandbox") throw new Error(`these tests need bubblewrap: ${probe.problem}`);
-
-const root = mkdtempSync(join(tmpdir(), "runyard-pool-test-"));
-const pids = findPidsHierarchy();
-const problems: string[] = [];
-const sandbox = new Sandbox({
-  bwrap: probe.bwrap,
-  hide: [join(root, "state")],
-  ...("problem" in pids ? {} : { pids: { hierarchy: pids as PidsHierarchy, max: 64 } }),
-  clones: { onFallback: (reason) => problems.push(`made by bubblewrap: ${reason}`) },
-});
-const launcher = new ForkServerLauncher(nativeHelperPath("fork-server"), new SpawnLauncher(), {
-  killGraceMs: 1000,
-});
+const { root, sandbox, launcher, problems } = await pooledSandboxes("pool-test");
 const made: RunFolders[] = [];
 const watchers = new Set<FSWatcher>();
 
