@@ -447,7 +447,7 @@ steps:
     expect((await health(b.url)).leader).toBe(true);
   }, 120_000);
 
-  it("still expires leases and ends a lost runner's run within 15 s of the leader's kill -9", async () => {
+  it("still expires leases and ends a lost runner's run within 30 s of the leader's kill -9", async () => {
     const databaseUrl = await createTestDatabase(adminUrl);
     // The one test here about a runner's loss: the short lease of such tests (helpers/server.ts).
     // The others keep the long one, so a runner slowed by a loaded machine loses no job.
@@ -460,12 +460,14 @@ steps:
     await a.proc.kill("SIGKILL");
     await doomed.kill("SIGKILL");
     const killedAt = Date.now();
-    const done = await waitForRun(b.url, runId, isFinal, 15_000);
-    expect(Date.now() - killedAt).toBeLessThan(15_000);
+    // B's takeover (a 2 s replica lease) and then the runner's 2 s lease: 30 s on a loaded machine,
+    // where a B that never swept leases, or never led, leaves the run running forever.
+    const done = await waitForRun(b.url, runId, isFinal, 30_000);
+    expect(Date.now() - killedAt).toBeLessThan(30_000);
     expect(done.status).toBe("interrupted");
     expect(done.error?.code).toBe("RUNNER_LOST");
     expect((await health(b.url)).leader).toBe(true);
-  }, 60_000);
+  }, 90_000);
 
   it("refuses to start a replica whose secret key differs from the fleet's", async () => {
     const { databaseUrl } = await sharedPair();
@@ -515,8 +517,8 @@ steps:
     expect(status).toBe(200);
     // A stops the engine, B's runner stops the step and reports it: well before the 15 s the
     // server waits for a runner that never answers a cancel.
-    const done = await waitForRun(b.url, runId, isFinal, 8000);
-    expect(Date.now() - asked).toBeLessThan(8000);
+    const done = await waitForRun(b.url, runId, isFinal, 12_000);
+    expect(Date.now() - asked).toBeLessThan(12_000);
     expect(done.status).toBe("canceled");
     expect(done.steps[0]?.status).toBe("canceled");
   });

@@ -216,7 +216,7 @@ describe("a job its runners refuse", () => {
       server.url,
       runId,
       (r) => r.status !== "queued" && r.status !== "running",
-      20_000,
+      60_000,
     )) as RunWithNeeds;
     const took = Date.now() - since;
     expect(run.status).toBe("failed");
@@ -228,7 +228,8 @@ describe("a job its runners refuse", () => {
     expect(crafted.assigned).toHaveLength(3);
     expect(new Set(crafted.assigned).size).toBe(1);
     expect(took).toBeGreaterThanOrEqual(3000);
-    expect(took).toBeLessThan(15_000);
+    // A fourth offer is ruled out by the count above; this only says it ended, not offered on.
+    expect(took).toBeLessThan(45_000);
     expect(run.last_seq).toBeLessThan(10);
 
     const shown = await runCli(["runs", "show", runId], { env: cliEnv });

@@ -172,7 +172,9 @@ describe("runyard run --server, when a submit is not answered", () => {
         env: cliEnv,
       });
       expect(result.code).not.toBe(0);
-      expect(Date.now() - started).toBeLessThan(10_000);
+      // Against the 120 s a submit is retried by default (the flag ignored); counted from the CLI's
+      // spawn, whose start-up alone takes seconds on a loaded machine.
+      expect(Date.now() - started).toBeLessThan(40_000);
       expect(result.stdout).toBe("");
       expect(result.stderr).toMatch(
         /giving up on POST \/api\/runs after \d+ attempts in [\d.]+s \(--retry-for 2s\)/,

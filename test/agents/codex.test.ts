@@ -146,13 +146,16 @@ describe.skipIf(!bin)(`codex adapter (real @openai/codex ${pkg.version})`, () =>
       turns({ text: "x", fail: { kind: "stall-mid-stream", afterEvents: 3 } }),
     );
     const prompt = `stall ${Date.now()}`;
-    const started = Date.now();
     const { result } = await bed.supervise(codexAgent, invocation({ prompt }), bin!, {
       timeoutMs: 60_000,
       stallMs: 3000,
     });
     expect(result.error?.code).toBe("AGENT_STALLED");
-    expect(Date.now() - started).toBeLessThan(15_000);
+    // Counted from the request whose stream stalled, not from Codex's start-up: the 3 s stall
+    // limit and stopping Codex, well before the 60 s time limit a missed stall would wait.
+    const stalled = bed.server!.requests.at(-1);
+    expect(stalled, "Codex asked the model before it was stopped").toBeDefined();
+    expect(Date.now() - stalled!.at).toBeLessThan(25_000);
     const left = processesWith(prompt);
     expect(left).toEqual([]);
   });

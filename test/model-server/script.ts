@@ -57,6 +57,8 @@ export interface RecordedRequest {
   rawBody: string;
   /** Parsed JSON body, or undefined if the body is not JSON. */
   body: unknown;
+  /** When its body had arrived (`Date.now()`): what a stall's time is counted from. */
+  at: number;
   /** What the server did: the conversation and turn it answered, or why not. */
   outcome?: string;
 }

@@ -65,6 +65,7 @@ export async function startModelServer(script: Script): Promise<ModelServer> {
         headers: req.headers,
         rawBody,
         body,
+        at: Date.now(),
       };
       requests.push(rec);
       handle(rec, res);
