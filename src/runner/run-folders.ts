@@ -238,32 +238,33 @@ export class RunFolders {
     }
     const pooled = await next;
     if (!pooled) return undefined;
-    // Shown at their host paths: inside the sandbox by its door (by path, each a mount of its own
-    // there, so the host's renames do not touch them) while the runner renames them on the host
-    // and makes the run's first command ready; that command waits for the move (RunSandboxSlot).
+    // Shown at their host paths: renamed inside the sandbox first (by path), then on the host.
     const place = this.placeNamed(folderName(runId));
     const private_ = join(place.tmp, "..");
-    const moved = pooled.box.move(settings.launcher, [
+    const problem = await pooled.box.move(settings.launcher, [
       [pooled.place.folder, place.folder],
       ...["outputs", "scripts"].map(
         (name) => [join(pooled.place.scratch, name), join(place.scratch, name)] as const,
       ),
     ]);
-    const renamed = await Promise.all([
-      rename(pooled.place.folder, place.folder),
-      rename(join(pooled.place.tmp, ".."), private_),
-    ]).then(
-      () => true,
-      () => false,
-    );
-    if (renamed) {
-      place.sandbox = new RunSandboxSlot(settings.sandbox, layoutOf(place, settings), {
-        ...this.slotOptions(settings),
-        made: { box: pooled.box, moved },
-      });
-      return place;
+    if (problem === undefined) {
+      const renamed = await Promise.all([
+        rename(pooled.place.folder, place.folder),
+        rename(join(pooled.place.tmp, ".."), private_),
+      ]).then(
+        () => true,
+        () => false,
+      );
+      if (renamed) {
+        place.sandbox = new RunSandboxSlot(settings.sandbox, layoutOf(place, settings), {
+          ...this.slotOptions(settings),
+          made: pooled.box,
+        });
+        return place;
+      }
+    } else {
+      settings.onProblem?.(`a pooled sandbox could not take its run's folder: ${problem}`);
     }
-    await moved;
     await pooled.box.close();
     // Either folder may have been renamed: both names are removed.
     await Promise.all([removePlace(pooled.place), removePlace(place)]);

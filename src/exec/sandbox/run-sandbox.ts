@@ -254,22 +254,11 @@ export class RunSandboxSlot implements RunSandboxEntry {
       /** How long it outlives its last command, asked as each ends; undefined: until `close`. */
       idleMs: number | (() => number | undefined);
       onProblem?: (problem: string) => void;
-      /**
-       * A sandbox made ahead of its run (a pool's), entered first once `moved` says it shows this
-       * layout's folders (RunSandbox.move); where it could not, it is ended and another made.
-       */
-      made?: { box: RunSandbox; moved: Promise<string | undefined> };
+      /** A sandbox made ahead with this layout (a pool's, its folder moved): entered first. */
+      made?: RunSandbox;
     },
   ) {
-    const { made, onProblem } = options;
-    if (made) {
-      this.made = made.moved.then(async (problem) => {
-        if (problem === undefined) return made.box;
-        onProblem?.(`a pooled sandbox could not take its run's folder: ${problem}`);
-        await made.box.close();
-        return undefined;
-      });
-    }
+    if (options.made) this.made = Promise.resolve(options.made);
   }
 
   async run(
@@ -317,13 +306,11 @@ export class RunSandboxSlot implements RunSandboxEntry {
   }
 
   private async box(launcher: ProcessLauncher): Promise<RunSandbox | undefined> {
-    const asked = this.made;
-    const previous = await asked;
+    const previous = await this.made;
     // Closed meanwhile (the run's end, the runner's stop): none is made that no close would end.
-    if (this.failed || this.closed) return undefined;
-    // Ended from inside, or a pooled one that could not take the run's folder: made again.
-    if (asked && this.made === asked && previous?.alive() !== true) {
-      if (previous) void previous.close();
+    if (this.closed) return undefined;
+    if (previous?.alive() === false) {
+      void previous.close();
       this.made = undefined;
     }
     this.made ??= RunSandbox.make(launcher, this.sandbox, this.layoutNow()).then(async (box) => {
