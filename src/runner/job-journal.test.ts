@@ -1,4 +1,13 @@
-import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  appendFileSync,
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -52,5 +61,41 @@ describe("a runner's journal of the jobs it holds", () => {
     const journal = new JobJournal(state);
     expect(journal.previous.sort()).toEqual(["older/1", "whole"]);
     journal.close();
+  });
+});
+
+describe("a runner's journal once the runner stopped", () => {
+  // A job cut at the stop (RunnerDaemon.stop) may end after the stop's settle, and its end still
+  // calls `remove`: the journal's descriptor is closed by then, and its number may be another file's.
+  function stopped(): { state: string; journal: JobJournal } {
+    const state = stateFolder();
+    const journal = new JobJournal(state);
+    journal.add("cut-a");
+    journal.add("cut-b");
+    journal.close();
+    return { state, journal };
+  }
+
+  it("writes nothing into a file opened after its close", () => {
+    const { state, journal } = stopped();
+    const other = join(state, "someone-else.db");
+    writeFileSync(other, "precious\n");
+    const fd = openSync(other, "r+");
+    try {
+      try {
+        journal.remove("cut-a");
+      } catch {
+        // a throw is better than a write into another file, but still the job's end failing
+      }
+      expect(readFileSync(other, "utf8")).toBe("precious\n");
+    } finally {
+      closeSync(fd);
+    }
+  });
+
+  it("lets a job end after the stop without throwing", () => {
+    const { journal } = stopped();
+    expect(() => journal.remove("cut-a")).not.toThrow();
+    expect(() => journal.close()).not.toThrow();
   });
 });
