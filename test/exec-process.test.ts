@@ -1,5 +1,7 @@
 import { randomUUID } from "node:crypto";
-import { readdirSync, readFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createExecutor } from "../src/exec/create-executor.js";
 import type { ExecRequest, ExecResult, OutputStream } from "../src/exec/types.js";
@@ -182,11 +184,14 @@ describe.each(Object.keys(launchers) as Array<keyof typeof launchers>)(
 
     it("finishes soon after the group is gone although a process that left the group holds stdout", async () => {
       const marker = `runyard-test-${randomUUID()}`;
+      // The leader ends once the other has left its group (it says so through a FIFO): one that
+      // had not yet would be stopped with the group, and hold nothing.
+      const fifo = join(mkdtempSync(join(tmpdir(), "runyard-escaped-")), "left");
       try {
         const { result, stdout } = await run([
           "bash",
           "-c",
-          `setsid bash -c 'sleep 100; :' ${marker} & echo leader done`,
+          `mkfifo ${fifo}; setsid bash -c 'echo left > "$1"; sleep 100; :' ${marker} ${fifo} & read _ < ${fifo}; echo leader done`,
         ]);
         expect(result).toMatchObject({ status: "success", exitCode: 0 });
         expect(stdout).toBe("leader done\n");
@@ -196,6 +201,7 @@ describe.each(Object.keys(launchers) as Array<keyof typeof launchers>)(
       } finally {
         // It escaped the group (only a cgroup could hold it), so the test stops it itself.
         for (const escaped of withMarker(marker)) process.kill(-escaped.pgrp, "SIGKILL");
+        rmSync(dirname(fifo), { recursive: true, force: true });
       }
     });
 
