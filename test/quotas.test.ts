@@ -76,8 +76,16 @@ describe("quotas", () => {
   it("a tenant at its concurrent-run limit is refused with 429 and nothing stored; under it, accepted", async () => {
     await start({ quotas: { tenants: { acme: { max_concurrent_runs: 2 } } } });
     const acme = await makeToken(server, "user", { tenant_id: "acme" });
+    // Carried by this server's replica, as a run its engine works is: a running run of none would
+    // be the leader's to adopt, and end, at its next round (under load, before the submit below).
     const running = () =>
-      server.store.runs.create({ kind: "workflow", name: "busy", status: "running", tenant_id: "acme" });
+      server.store.runs.create({
+        kind: "workflow",
+        name: "busy",
+        status: "running",
+        tenant_id: "acme",
+        replica_id: server.replica.id,
+      });
     await running();
     await expectAccepted(acme);
     await running();
