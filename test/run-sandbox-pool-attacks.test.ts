@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { pino } from "pino";
 import { afterAll, describe, expect, it } from "vitest";
 import { RunFolders, type RunPlace } from "../src/runner/run-folders.js";
 import { pooledSandboxes } from "./helpers/pooled-sandboxes.js";
@@ -15,15 +16,38 @@ mkdirSync(canary);
 writeFileSync(join(canary, "keep"), "keep");
 const runsRoot = join(root, "runs");
 mkdirSync(runsRoot);
-const runs = new RunFolders(join(root, "state"), runsRoot, 60_000, {
-  sandbox,
-  launcher,
-  pool: 2,
-  home: "/home/runner",
-  idleMs: 60_000,
-  refillWaitMs: 10,
-  onProblem: (problem) => problems.push(problem),
-});
+/** The runner's log lines, and a wait for one (its removal of a run's folders is said there). */
+const logLines: string[] = [];
+const logWaiters: Array<{ text: string; resolve: () => void }> = [];
+const logger = pino(
+  { level: "debug" },
+  {
+    write: (line: string) => {
+      const { msg } = JSON.parse(line) as { msg: string };
+      logLines.push(msg);
+      for (const waiter of logWaiters) if (msg.includes(waiter.text)) waiter.resolve();
+    },
+  },
+);
+const logged = (text: string): Promise<void> =>
+  logLines.some((line) => line.includes(text))
+    ? Promise.resolve()
+    : new Promise((resolve) => logWaiters.push({ text, resolve }));
+const runs = new RunFolders(
+  join(root, "state"),
+  runsRoot,
+  60_000,
+  {
+    sandbox,
+    launcher,
+    pool: 2,
+    home: "/home/runner",
+    idleMs: 60_000,
+    refillWaitMs: 10,
+    onProblem: (problem) => problems.push(problem),
+  },
+  logger,
+);
 runs.serverTellsEnds(true);
 
 afterAll(async () => {
@@ -95,8 +119,7 @@ describe("a tenant's step in a pooled sandbox", () => {
     expect(out.stdout, JSON.stringify(out)).toBe("done\n");
     runs.release("run-links");
     runs.ended("run-links");
-    for (let i = 0; i < 100 && (existsSync(place.folder) || existsSync(join(place.tmp, ".."))); i++)
-      await new Promise((r) => setTimeout(r, 50));
+    await logged("removed run run-links's folders and sandbox");
     expect(existsSync(place.folder)).toBe(false);
     expect(existsSync(join(place.tmp, ".."))).toBe(false);
     expect(readFileSync(join(canary, "keep"), "utf8")).toBe("keep");
