@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { mkdir, readdir, rename, rm, rmdir } from "node:fs/promises";
+import { mkdir, readdir, rename, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Logger } from "../core/logger.js";
 import { RunSandbox, type RunSandboxLayout, RunSandboxSlot } from "../exec/sandbox/run-sandbox.js";
@@ -266,8 +266,7 @@ export class RunFolders {
       settings.onProblem?.(`a pooled sandbox could not take its run's folder: ${problem}`);
     }
     await pooled.box.close();
-    // Either folder may have been renamed: both names are removed.
-    await Promise.all([removePlace(pooled.place), removePlace(place)]);
+    await removePlace(pooled.place);
     return undefined;
   }
 
@@ -338,53 +337,21 @@ function layoutOf(place: RunPlace, settings: RunSandboxSettings): RunSandboxLayo
  * sandboxed agent's container, as another user, goes through it to its worktree.
  */
 async function makeFolders(place: RunPlace): Promise<void> {
-  // Each settled before the next step or the fallback, so that none is made after the place's removal.
-  const made = async (folders: string[]): Promise<void> => {
-    const results = await Promise.allSettled(folders.map((folder) => mkdir(folder, { mode: 0o700 })));
-    const failed = results.find((result) => result.status === "rejected");
-    if (failed) throw failed.reason;
-  };
-  try {
-    // An mkdir each, parents first: a recursive one tries the folder, then its parents, then again.
-    await made([place.folder, dirname(place.tmp)]);
-    await made([place.tmp, place.home, place.scratch]);
-    await made([join(place.scratch, "outputs"), join(place.scratch, "scripts")]);
-  } catch {
-    // The roots are not there yet (the runner's first run), or part of the place is.
-    await mkdir(dirname(dirname(place.folder)), { recursive: true });
-    await Promise.all(
-      [
-        place.folder,
-        place.tmp,
-        place.home,
-        join(place.scratch, "outputs"),
-        join(place.scratch, "scripts"),
-      ].map((folder) => mkdir(folder, { recursive: true, mode: 0o700 })),
-    );
-  }
+  await mkdir(dirname(dirname(place.folder)), { recursive: true });
+  await Promise.all(
+    [place.folder, place.tmp, place.home, join(place.scratch, "outputs"), join(place.scratch, "scripts")].map(
+      (folder) => mkdir(folder, { recursive: true, mode: 0o700 }),
+    ),
+  );
 }
 
 async function removePlace(place: RunPlace): Promise<void> {
   await place.sandbox?.close();
-  await Promise.all([
-    removeTree(place.folder, []),
-    removeTree(join(place.tmp, ".."), ["tmp", "home", "scratch/outputs", "scratch/scripts", "scratch"]),
-  ]);
-}
-
-/**
- * Removes `root`: by an rmdir of each of `empty` and of itself where the run left them empty (a run
- * that wrote nothing: a call each, where a recursive removal stats and lists every folder first),
- * else as `rm -r`. `root` and the folders above `empty`'s leaves are the runner's own, never shown
- * to a step (it sees the leaves by their mounts), so no link stands where a path goes through.
- */
-async function removeTree(root: string, empty: string[]): Promise<void> {
-  try {
-    for (const folder of empty) await rmdir(join(root, folder));
-    await rmdir(root);
-  } catch {
-    await rm(root, { recursive: true, force: true }).catch(() => undefined);
-  }
+  await Promise.all(
+    [place.folder, join(place.tmp, "..")].map((folder) =>
+      rm(folder, { recursive: true, force: true }).catch(() => undefined),
+    ),
+  );
 }
 
 /** A folder's name for a run id: the id where it is a plain name, else encoded. */
