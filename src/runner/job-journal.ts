@@ -1,5 +1,6 @@
 import {
   closeSync,
+  ftruncateSync,
   openSync,
   readdirSync,
   readFileSync,
@@ -46,7 +47,7 @@ export class JobJournal {
   remove(jobId: string): void {
     if (this.fd === undefined || !this.held.delete(jobId)) return;
     // Nothing held lists nothing: starting over keeps the file from growing with every job.
-    if (this.held.size === 0) writeFileSync(this.path, "");
+    if (this.held.size === 0) ftruncateSync(this.fd, 0);
     else writeSync(this.fd, `- ${encodeURIComponent(jobId)}\n`);
   }
 
