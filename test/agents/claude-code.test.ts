@@ -9,9 +9,9 @@ import { claudeCodeAgent } from "../../src/agents/claude-code.js";
 import type { TurnLimits } from "../../src/agents/supervise.js";
 import type { AgentInvocation } from "../../src/agents/types.js";
 import { groupIsAlive } from "../../src/exec/resources.js";
-import { agentTestBed, mainScript, pinnedCli, withTools } from "../helpers/agent-turn.js";
+import { agentFor, agentTestBed, mainScript, pinnedCli, withTools } from "../helpers/agent-turn.js";
 import { tempDir } from "../helpers/cli.js";
-import { startModelServer, type Turn } from "../model-server/server.js";
+import { type RecordedRequest, startModelServer, type Turn } from "../model-server/server.js";
 
 const bin = pinnedCli(claudeCodeAgent);
 const bed = agentTestBed();
@@ -28,6 +28,8 @@ async function turn(
     env?: Record<string, string>;
     sessionId?: string;
     limits?: TurnLimits;
+    /** Signs life for the CLI until this settles (see signingLifeUntil). */
+    signsLifeUntil?: Promise<unknown>;
   } = {},
 ) {
   const cwd = options.cwd ?? tempDir("runyard-cc-ws-");
@@ -47,7 +49,10 @@ async function turn(
   };
   // A stall window of a loaded machine's start-up: the test sets its own only where a stall is tested.
   const limits = options.limits ?? { timeoutMs: 120_000, stallMs: 60_000 };
-  return { ...(await bed.supervise(claudeCodeAgent, invocation, bin!, limits)), cwd };
+  return {
+    ...(await bed.supervise(agentFor(claudeCodeAgent, options.signsLifeUntil), invocation, bin!, limits)),
+    cwd,
+  };
 }
 
 describe.skipIf(!bin)("the claude_code adapter with the real CLI", { timeout: 250_000 }, () => {
@@ -152,17 +157,22 @@ describe.skipIf(!bin)("the claude_code adapter with the real CLI", { timeout: 25
     bed.server = await startModelServer(
       script({ text: "partial answer", fail: { kind: "stall-mid-stream", afterEvents: 4 } }),
     );
-    // A stall limit the CLI's start-up stays within on a loaded machine (it took over 3 s beside two
-    // busy loops, and a 3 s limit stopped it before it asked the model).
-    const { result, groups } = await turn("say hi", { limits: { timeoutMs: 90_000, stallMs: 10_000 } });
+    let stalled: RecordedRequest | undefined;
+    void bed.server.stalled.then((request) => {
+      stalled = request;
+    });
+    // The CLI prints nothing while it starts (over 3 s beside two busy loops): the turn signs life
+    // for it until the stream has stalled, so the 3 s window times the stall, not the start-up.
+    const { result, groups } = await turn("say hi", {
+      limits: { timeoutMs: 90_000, stallMs: 3000 },
+      signsLifeUntil: bed.server.stalled,
+    });
     const ended = Date.now();
     expect(result).toMatchObject({ status: "failed", error: { code: "AGENT_STALLED" } });
-    expect(result.error?.message).toMatch(/silent for \d+(\.\d)? s \(its stall limit is 10 s\)/);
-    // The stream that stalled was asked for; counted from that request, not from the CLI's
-    // start-up: the stall limit and the CLI's SIGTERM grace, well before the 90 s time limit a
-    // missed stall would wait.
-    const stalled = mainRequests().at(-1);
-    expect(stalled, "the CLI asked the model before it was stopped").toBeDefined();
+    expect(result.error?.message).toMatch(/silent for \d+(\.\d)? s \(its stall limit is 3 s\)/);
+    // Counted from the request whose stream stalled: the stall limit and the CLI's SIGTERM grace,
+    // well before the 90 s time limit a missed stall would wait.
+    expect(stalled, "the CLI asked the model and its stream stalled before it was stopped").toBeDefined();
     expect(ended - stalled!.at).toBeLessThan(40_000);
     expect(groups).toHaveLength(1);
     expect(groupIsAlive(groups[0]!)).toBe(false);

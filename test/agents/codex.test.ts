@@ -13,8 +13,15 @@ import {
   openaiInvocation,
   pinnedCli,
   processesWith,
+  signingLifeUntil,
 } from "../helpers/agent-turn.js";
-import { type Script, startModelServer, type Turn, turns } from "../model-server/server.js";
+import {
+  type RecordedRequest,
+  type Script,
+  startModelServer,
+  type Turn,
+  turns,
+} from "../model-server/server.js";
 
 const pkg = codexAgent.package!;
 const bin = pinnedCli(codexAgent);
@@ -145,17 +152,23 @@ describe.skipIf(!bin)(`codex adapter (real @openai/codex ${pkg.version})`, () =>
     bed.server = await startModelServer(
       turns({ text: "x", fail: { kind: "stall-mid-stream", afterEvents: 3 } }),
     );
-    const prompt = `stall ${Date.now()}`;
-    const { result } = await bed.supervise(codexAgent, invocation({ prompt }), bin!, {
-      timeoutMs: 60_000,
-      stallMs: 3000,
+    let stalled: RecordedRequest | undefined;
+    void bed.server.stalled.then((request) => {
+      stalled = request;
     });
+    const prompt = `stall ${Date.now()}`;
+    const { result } = await bed.supervise(
+      signingLifeUntil(codexAgent, bed.server.stalled),
+      invocation({ prompt }),
+      bin!,
+      { timeoutMs: 60_000, stallMs: 3000 },
+    );
+    const ended = Date.now();
     expect(result.error?.code).toBe("AGENT_STALLED");
     // Counted from the request whose stream stalled, not from Codex's start-up: the 3 s stall
     // limit and stopping Codex, well before the 60 s time limit a missed stall would wait.
-    const stalled = bed.server!.requests.at(-1);
-    expect(stalled, "Codex asked the model before it was stopped").toBeDefined();
-    expect(Date.now() - stalled!.at).toBeLessThan(25_000);
+    expect(stalled, "Codex asked the model and its stream stalled before it was stopped").toBeDefined();
+    expect(ended - stalled!.at).toBeLessThan(25_000);
     const left = processesWith(prompt);
     expect(left).toEqual([]);
   });

@@ -10,9 +10,9 @@ import { copilotAgent } from "../../src/agents/copilot.js";
 import type { TurnLimits } from "../../src/agents/supervise.js";
 import type { AgentInvocation } from "../../src/agents/types.js";
 import { groupIsAlive } from "../../src/exec/resources.js";
-import { agentTestBed, mainScript, pinnedCli, withTools } from "../helpers/agent-turn.js";
+import { agentFor, agentTestBed, mainScript, pinnedCli, withTools } from "../helpers/agent-turn.js";
 import { tempDir } from "../helpers/cli.js";
-import { startModelServer, type Turn } from "../model-server/server.js";
+import { type RecordedRequest, startModelServer, type Turn } from "../model-server/server.js";
 
 const bin = pinnedCli(copilotAgent);
 const bed = agentTestBed();
@@ -22,7 +22,14 @@ const mainRequests = () => bed.server!.requests.filter(withTools);
 
 async function turn(
   prompt: string,
-  options: { cwd?: string; home?: string; sessionId?: string; limits?: TurnLimits } = {},
+  options: {
+    cwd?: string;
+    home?: string;
+    sessionId?: string;
+    limits?: TurnLimits;
+    /** Signs life for the CLI until this settles (see signingLifeUntil). */
+    signsLifeUntil?: Promise<unknown>;
+  } = {},
 ) {
   const cwd = options.cwd ?? tempDir("runyard-copilot-ws-");
   const invocation: AgentInvocation = {
@@ -42,7 +49,7 @@ async function turn(
   // Copilot prints nothing while it starts (past 20 s on a loaded machine): the stall window is
   // the test's to set only where a stall is what it tests.
   return bed.supervise(
-    copilotAgent,
+    agentFor(copilotAgent, options.signsLifeUntil),
     invocation,
     bin!,
     options.limits ?? { timeoutMs: 120_000, stallMs: 60_000 },
@@ -105,8 +112,22 @@ describe.skipIf(!bin)("the copilot adapter with the real CLI", { timeout: 250_00
     bed.server = await startModelServer(
       script({ text: "partial answer", fail: { kind: "stall-mid-stream", afterEvents: 2 } }),
     );
-    const { result, groups } = await turn("say hi", { limits: { timeoutMs: 50_000, stallMs: 3000 } });
+    let stalled: RecordedRequest | undefined;
+    void bed.server.stalled.then((request) => {
+      stalled = request;
+    });
+    // The CLI prints nothing while it starts (past 20 s on a loaded machine): the turn signs life
+    // for it until the stream has stalled, so the short window times the stall, not the start-up.
+    const { result, groups } = await turn("say hi", {
+      limits: { timeoutMs: 90_000, stallMs: 3000 },
+      signsLifeUntil: bed.server.stalled,
+    });
+    const ended = Date.now();
     expect(result).toMatchObject({ status: "failed", error: { code: "AGENT_STALLED" } });
+    // Counted from the request whose stream stalled, well before the 90 s time limit a missed
+    // stall would wait.
+    expect(stalled, "the CLI asked the model and its stream stalled before it was stopped").toBeDefined();
+    expect(ended - stalled!.at).toBeLessThan(40_000);
     expect(groups).toHaveLength(1);
     expect(groupIsAlive(groups[0]!)).toBe(false);
   });

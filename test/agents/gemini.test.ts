@@ -10,9 +10,9 @@ import { geminiAgent } from "../../src/agents/gemini.js";
 import type { TurnLimits } from "../../src/agents/supervise.js";
 import type { AgentInvocation } from "../../src/agents/types.js";
 import { groupIsAlive } from "../../src/exec/resources.js";
-import { agentTestBed, mainScript, pinnedCli, withTools } from "../helpers/agent-turn.js";
+import { agentFor, agentTestBed, mainScript, pinnedCli, withTools } from "../helpers/agent-turn.js";
 import { tempDir } from "../helpers/cli.js";
-import { startModelServer, type Turn } from "../model-server/server.js";
+import { type RecordedRequest, startModelServer, type Turn } from "../model-server/server.js";
 
 const bin = pinnedCli(geminiAgent);
 const bed = agentTestBed();
@@ -24,7 +24,14 @@ const mainRequests = () => bed.server!.requests.filter(withTools);
 
 async function turn(
   prompt: string,
-  options: { cwd?: string; stateDir?: string; sessionId?: string; limits?: TurnLimits } = {},
+  options: {
+    cwd?: string;
+    stateDir?: string;
+    sessionId?: string;
+    limits?: TurnLimits;
+    /** Signs life for the CLI until this settles (see signingLifeUntil). */
+    signsLifeUntil?: Promise<unknown>;
+  } = {},
 ) {
   const cwd = options.cwd ?? tempDir("runyard-gemini-ws-");
   const scratchDir = tempDir("runyard-gemini-scratch-");
@@ -46,7 +53,10 @@ async function turn(
   // Gemini prints nothing while it starts (past 20 s on a loaded machine): the stall window is
   // the test's to set only where a stall is what it tests.
   const limits = options.limits ?? { timeoutMs: 120_000, stallMs: 60_000 };
-  return { ...(await bed.supervise(geminiAgent, invocation, bin!, limits)), scratchDir };
+  return {
+    ...(await bed.supervise(agentFor(geminiAgent, options.signsLifeUntil), invocation, bin!, limits)),
+    scratchDir,
+  };
 }
 
 describe.skipIf(!bin)("the gemini adapter with the real CLI", { timeout: 150_000 }, () => {
@@ -108,8 +118,22 @@ describe.skipIf(!bin)("the gemini adapter with the real CLI", { timeout: 150_000
         fail: { kind: "stall-mid-stream", afterEvents: 1 },
       }),
     );
-    const { result, groups } = await turn("say hi", { limits: { timeoutMs: 50_000, stallMs: 4000 } });
+    let stalled: RecordedRequest | undefined;
+    void bed.server.stalled.then((request) => {
+      stalled = request;
+    });
+    // The CLI prints nothing while it starts (past 20 s on a loaded machine): the turn signs life
+    // for it until the stream has stalled, so the short window times the stall, not the start-up.
+    const { result, groups } = await turn("say hi", {
+      limits: { timeoutMs: 90_000, stallMs: 4000 },
+      signsLifeUntil: bed.server.stalled,
+    });
+    const ended = Date.now();
     expect(result).toMatchObject({ status: "failed", error: { code: "AGENT_STALLED" } });
+    // Counted from the request whose stream stalled, well before the 90 s time limit a missed
+    // stall would wait.
+    expect(stalled, "the CLI asked the model and its stream stalled before it was stopped").toBeDefined();
+    expect(ended - stalled!.at).toBeLessThan(40_000);
     expect(groups).toHaveLength(1);
     expect(groupIsAlive(groups[0]!)).toBe(false);
   });

@@ -9,13 +9,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { opencodeAgent } from "../../src/agents/opencode.js";
-import type { AgentAdapter, AgentInvocation } from "../../src/agents/types.js";
+import type { AgentInvocation } from "../../src/agents/types.js";
 import {
   agentTestBed,
   cancelOnce,
   openaiInvocation,
   pinnedCli,
   processesWith,
+  signingLifeUntil,
 } from "../helpers/agent-turn.js";
 import { type RecordedRequest, startModelServer, type Turn } from "../model-server/server.js";
 
@@ -173,35 +174,17 @@ describe.skipIf(!bin)(`opencode adapter (real opencode-ai ${pkg.version})`, { ti
   it("ends with AGENT_STALLED under the supervisor when the stream stalls mid-way", async () => {
     // The supervisor's stall watch runs from the turn's start, and OpenCode prints nothing for its
     // start-up (4 to 9 s idle, past 20 s on a loaded machine). So the turn signs life for it until
-    // its own model call reaches the scripted server; from then on only OpenCode's output does,
+    // the scripted server has left its stream stalled; from then on only OpenCode's output does,
     // and a window of 2 s times the stalled stream, not the start-up.
-    let called!: () => void;
-    const firstCall = new Promise<void>((resolve) => {
-      called = resolve;
-    });
     bed.server = await startModelServer({
       conversations: [
         { match: isTitleCall, turns: [{ text: "A title" }] },
-        {
-          match: () => {
-            called();
-            return true;
-          },
-          turns: [{ text: "x", fail: { kind: "stall-mid-stream", afterEvents: 3 } }],
-        },
+        { turns: [{ text: "x", fail: { kind: "stall-mid-stream", afterEvents: 3 } }] },
       ],
     });
-    const startingUp: AgentAdapter = {
-      ...opencodeAgent,
-      run(invocation, cli, io) {
-        const signs = setInterval(() => io.alive(), 500);
-        void firstCall.then(() => clearInterval(signs));
-        return opencodeAgent.run(invocation, cli, io).finally(() => clearInterval(signs));
-      },
-    };
     const prompt = `stall ${Date.now()}`;
     const { result } = await bed.supervise(
-      startingUp,
+      signingLifeUntil(opencodeAgent, bed.server.stalled),
       openaiInvocation(bed, { prompt, model: "gpt-4o-mini" }),
       bin!,
       { timeoutMs: 90_000, stallMs: 2_000 },

@@ -21,6 +21,28 @@ export function pinnedCli(agent: AgentAdapter): string | undefined {
   return agentCli(agent.name, pkg.name, pkg.version, pkg.bin);
 }
 
+/**
+ * The adapter, signing life for its CLI every 500 ms until `until` settles. The supervisor's stall
+ * watch runs from the turn's start, and the real CLIs print nothing while they start (past 20 s on
+ * a loaded machine): a stall test signs life until the model server has left the stream stalled,
+ * so its short stall window times the stalled stream, not the start-up.
+ */
+export function signingLifeUntil(agent: AgentAdapter, until: Promise<unknown>): AgentAdapter {
+  return {
+    ...agent,
+    run(invocation, cli, io) {
+      const signs = setInterval(() => io.alive(), 500);
+      void until.then(() => clearInterval(signs));
+      return agent.run(invocation, cli, io).finally(() => clearInterval(signs));
+    },
+  };
+}
+
+/** The adapter, signing life until `until` settles when there is one. */
+export function agentFor(agent: AgentAdapter, until: Promise<unknown> | undefined): AgentAdapter {
+  return until ? signingLifeUntil(agent, until) : agent;
+}
+
 export interface AgentTestBed {
   /** The test's scripted model server: a test starts it; it is stopped after the test. */
   server: ModelServer | undefined;

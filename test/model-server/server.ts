@@ -32,6 +32,11 @@ export interface ModelServer {
   url: string;
   port: number;
   requests: RecordedRequest[];
+  /**
+   * Settles with the first request whose answer the server left stalled (`stall`, or
+   * `stall-mid-stream` once its first events are written): what a stall test counts from.
+   */
+  stalled: Promise<RecordedRequest>;
   /** Replace the script (attempt counters reset). */
   setScript(script: Script): void;
   stop(): Promise<void>;
@@ -45,6 +50,10 @@ export async function startModelServer(script: Script): Promise<ModelServer> {
   /** Attempts per "conversation index/turn index", for `failFirst`. */
   let attempts = new Map<string, number>();
   const requests: RecordedRequest[] = [];
+  let stalledAt!: (rec: RecordedRequest) => void;
+  const stalled = new Promise<RecordedRequest>((resolve) => {
+    stalledAt = resolve;
+  });
 
   const server: Server = createServer((req, res) => {
     const parts: Buffer[] = [];
@@ -163,7 +172,10 @@ export async function startModelServer(script: Script): Promise<ModelServer> {
       sendJson(res, failure.status, format.errorBody(failure.status, message), headers);
       return;
     }
-    if (failure?.kind === "stall") return; // never answer; stop() destroys the socket
+    if (failure?.kind === "stall") {
+      stalledAt(rec);
+      return; // never answer; stop() destroys the socket
+    }
 
     if (!format.streaming(body, rec)) {
       if (failure?.kind === "stream-error") {
@@ -174,6 +186,7 @@ export async function startModelServer(script: Script): Promise<ModelServer> {
       if (failure?.kind === "stall-mid-stream") {
         res.writeHead(200, { "content-type": "application/json" });
         res.write('{"id":');
+        stalledAt(rec);
         return;
       }
       sendJson(res, 200, format.json(reply, body));
@@ -188,6 +201,7 @@ export async function startModelServer(script: Script): Promise<ModelServer> {
     const frames = format.events(reply, body);
     if (failure?.kind === "stall-mid-stream") {
       for (const f of frames.slice(0, failure.afterEvents ?? 1)) res.write(f);
+      stalledAt(rec);
       return;
     }
     if (failure?.kind === "stream-error") {
@@ -208,6 +222,7 @@ export async function startModelServer(script: Script): Promise<ModelServer> {
     url: `http://127.0.0.1:${port}`,
     port,
     requests,
+    stalled,
     setScript(s: Script) {
       current = s;
       attempts = new Map();
