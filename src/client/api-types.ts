@@ -97,7 +97,7 @@ export interface paths {
         };
         /**
          * One run
-         * @description Status, timestamps, steps, vars and error; a queued run adds `waiting_for`, a workflow run whose approval steps have started waiting adds `approvals`, one whose steps form a graph or have a matrix adds `graph`.
+         * @description Status, timestamps, steps, vars and error; a queued run adds `waiting_for`, a workflow run whose approval steps have started waiting adds `approvals`, and a workflow run adds `graph`.
          */
         get: operations["getRun"];
         put?: never;
@@ -302,6 +302,26 @@ export interface paths {
          * @description Queues a new run linked to this one (`retry_of`) that keeps the outcomes and exports of every step that succeeded and is not downstream of `from`, and runs the rest; with `workflow`, an edited text runs instead. A queued or running run is 409; another tenant's is 404. With `workflow` or `vars`, only the run's submitter or an admin of its tenant may retry it (403); unchanged, anyone who may see it. The retry is triggered by the caller and has the lesser rights of the caller and whoever wrote its text. Takes an `Idempotency-Key` header (1 to 255 printable ASCII characters, new for each thing to create), so a client may send the request again after a 503 or a lost connection without creating twice: the same key and request answer the first 2xx answer again, marked `Idempotency-Replayed: true`; the key with another request is 409 IDEMPOTENCY_KEY_REUSED; while the first is still being answered, 409 IDEMPOTENCY_KEY_IN_USE with Retry-After (docs/api.md).
          */
         post: operations["retryRun"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/runs/{id}/retry-plan": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What a retry from a step would keep and run again
+         * @description Plans `POST /api/runs/:id/retry` with the same `from` and stores nothing: the steps it would keep and those it would run again, for a page to show before the retry starts. A queued or running run is 409; another tenant's is 404.
+         */
+        get: operations["getRetryPlan"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1729,6 +1749,10 @@ export interface components {
             memory_peak_bytes?: number;
             cpu_ms?: number;
             error?: components["schemas"]["ErrorInfo"];
+            started_at?: string;
+            ended_at?: string;
+            reason?: string;
+            kept_from?: string;
         };
         ErrorInfo: {
             code: string;
@@ -2305,6 +2329,7 @@ export interface operations {
             query?: {
                 status?: "queued" | "running" | "success" | "failed" | "canceled" | "timeout" | "interrupted";
                 kind?: "workflow" | "agent" | "bot";
+                trigger?: "manual" | "api" | "schedule" | "webhook" | "rerun" | "forge" | "call" | "retry";
                 limit?: number;
                 before?: string;
             };
@@ -3526,6 +3551,97 @@ export interface operations {
             };
             /** @description too many failed attempts (RATE_LIMITED; the Retry-After header says how many seconds to wait), or a quota reached (QUOTA_EXCEEDED; nothing was stored), or an agent spend budget spent (BUDGET_EXCEEDED) */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description a bug in runyard; the server log has the details */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the server cannot reach its database right now (STORE_UNAVAILABLE; a restart or failover): send it again after the Retry-After seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getRetryPlan: {
+        parameters: {
+            query?: {
+                from?: string;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the plan */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        from: string;
+                        kept: string[];
+                        again: string[];
+                    };
+                };
+            };
+            /** @description invalid request: the message names the field (details lists each problem) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no token, or not a valid one; the hint says how to send one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the token may not do this (a runner token; a route for admins; a tenant's token on a server-wide route) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description no such run or secret (or not one of this tenant's) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description the object is not in a state that allows this; on a route that takes `Idempotency-Key`, also IDEMPOTENCY_KEY_REUSED (the key came with another request) or IDEMPOTENCY_KEY_IN_USE (its first request is still being answered; Retry-After says when to send it again) */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -17,7 +17,7 @@ export const errorTable = {
   },
   USAGE: { status: 400, hint: "Run `runyard --help` for the commands and their flags." },
   FILE_NOT_FOUND: { status: 400, hint: "Check the path; it is read relative to the current folder." },
-  STEP_FAILED: { status: 200, hint: "Read the step's output above; its exit code says how it failed." },
+  STEP_FAILED: { status: 200, hint: "Read the step's output; its exit code says how it failed." },
   EXPECT_VARS_MISSING: {
     status: 200,
     hint: "Make the step print `BOPS_EXPORT:NAME=value` (with `export_vars: true`) or write NAME=value to $RUNYARD_OUTPUT.",

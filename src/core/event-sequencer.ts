@@ -37,5 +37,8 @@ export function stepSummaryOf(event: Omit<EventOf<"step.finished">, "run_id" | "
     ...(event.memory_peak_bytes !== undefined ? { memory_peak_bytes: event.memory_peak_bytes } : {}),
     ...(event.cpu_ms !== undefined ? { cpu_ms: event.cpu_ms } : {}),
     ...(event.error ? { error: event.error } : {}),
+    ended_at: event.ts,
+    ...(event.reason !== undefined ? { reason: event.reason } : {}),
+    ...(event.kept_from !== undefined ? { kept_from: event.kept_from } : {}),
   };
 }

@@ -51,6 +51,14 @@ export const StepSummary = z.object({
   memory_peak_bytes: z.number().optional(),
   cpu_ms: z.number().optional(),
   error: ErrorInfo.optional(),
+  /** When its first attempt started; absent for a step that did not run here (skipped, kept). */
+  started_at: z.string().optional(),
+  /** When it finished. */
+  ended_at: z.string().optional(),
+  /** Why a `skipped` step did not run, e.g. `dependency "test" failed`. */
+  reason: z.string().optional(),
+  /** A retry kept this outcome of the run it retries (that run's id): the step did not run again. */
+  kept_from: z.string().optional(),
 });
 export type StepSummary = z.infer<typeof StepSummary>;
 

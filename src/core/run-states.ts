@@ -22,3 +22,10 @@ export const finalRunStatuses: readonly (typeof runStatuses)[number][] = [
   "timeout",
   "interrupted",
 ];
+
+/**
+ * What started a run: `manual` a person (the CLI, the web UI), `api` a program calling the API,
+ * `schedule` a saved workflow's schedule, `webhook` a signed webhook, `rerun` the re-run of
+ * another run, `forge` a code forge's event, `call` a `workflow.call` step of another run.
+ */
+export const runTriggers = ["manual", "api", "schedule", "webhook", "rerun", "forge", "call"] as const;

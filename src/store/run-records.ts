@@ -98,6 +98,8 @@ export type RunPatch = Partial<
 export interface ListRunsQuery extends PageQuery {
   status?: RunStatus | readonly RunStatus[];
   kind?: RunKind;
+  /** Runs started by this trigger; `retry`: the runs that retry another (`retry_of`). */
+  trigger?: RunTrigger | "retry";
   /** A tenant's runs; `null` for runs outside any tenant; absent for all runs. */
   tenantId?: string | null;
 }

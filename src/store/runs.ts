@@ -272,6 +272,8 @@ export function runsRepo(ctx: StoreContext): RunsRepo {
       let select = ctx.db.selectFrom("runs").selectAll();
       if (statuses) select = select.where("status", "in", statuses);
       if (query.kind !== undefined) select = select.where("kind", "=", query.kind);
+      if (query.trigger === "retry") select = select.where("retry_of", "is not", null);
+      else if (query.trigger !== undefined) select = select.where("trigger", "=", query.trigger);
       if (query.tenantId !== undefined)
         select = select.where("tenant_id", query.tenantId === null ? "is" : "=", query.tenantId);
       const { rows, next } = await newestFirstPage(ctx, pagedRuns, select, query);

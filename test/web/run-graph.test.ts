@@ -47,6 +47,15 @@ const sizes = [
   { name: "phone", width: 390, height: 844 },
 ];
 
+/** "850 ms", "12 s", "1 min 5 s" as milliseconds (seconds are rounded on the page). */
+function durationMs(text: string): number {
+  const ms = /^(\d+) ms$/.exec(text);
+  if (ms) return Number(ms[1]);
+  const parts = /^(?:(\d+) min ?)?(?:(\d+) s)?$/.exec(text);
+  if (!parts) throw new Error(`not a duration: ${text}`);
+  return (Number(parts[1] ?? 0) * 60 + Number(parts[2] ?? 0)) * 1000;
+}
+
 const box = (page: Page, step: string) => page.locator(`.step-box[data-step="${step}"]`);
 
 describe.skipIf(!haveBrowser)("the run page's step graph", () => {
@@ -106,6 +115,13 @@ describe.skipIf(!haveBrowser)("the run page's step graph", () => {
         );
       await expect.poll(states, { timeout: 20_000 }).toEqual(["success", "success", "failed", "skipped"]);
       expect(await box(page, "test").textContent()).toContain("2/2");
+      // A box says how long its step took, and a skipped one why it did not run.
+      await expect
+        .poll(() => box(page, "build").locator(".step-box-duration").textContent())
+        .toMatch(/^ · \d+ (ms|s)$/);
+      await expect
+        .poll(() => box(page, "deploy").locator(".step-box-note").textContent())
+        .toBe('dependency "broken" failed');
 
       await box(page, "test").click();
       expect(await box(page, "test").getAttribute("aria-expanded")).toBe("true");
@@ -132,23 +148,64 @@ describe.skipIf(!haveBrowser)("the run page's step graph", () => {
       await screenshot(page, `run-graph-${size.name}`, "viewport");
       const run = await waitForRun(up.url, runId, isFinal);
       expect(run.status).toBe("failed");
+
+      // The timeline: a bar per step that ran, placed by its start and end on the run's axis, whose
+      // last tick is the run's length; a step that did not run says why instead.
+      await page.getByRole("button", { name: "Timeline" }).click();
+      const timeline = page.getByRole("table", { name: /^Timeline: / });
+      await timeline.waitFor();
+      const bar = (step: string) => timeline.locator(`tr[data-step^="${step}@"] .step-timeline-bar`);
+      const span = async (key: string) => {
+        const [start, end] = await Promise.all([
+          bar(key).getAttribute("data-start-ms"),
+          bar(key).getAttribute("data-end-ms"),
+        ]);
+        return { start: Number(start), end: Number(end) };
+      };
+      const [build, gate] = [await span("build"), await span("gate")];
+      expect(build.end).toBeGreaterThanOrEqual(build.start);
+      // gate waited for build, then for its answer: its bar starts where build's ends, or after.
+      expect(gate.start).toBeGreaterThanOrEqual(build.end);
+      const lane = (await timeline.locator('tr[data-step^="build@"] .step-timeline-lane').boundingBox())!;
+      const gateBox = (await bar("gate").boundingBox())!;
+      const buildBox = (await bar("build").boundingBox())!;
+      expect(gateBox.x).toBeGreaterThanOrEqual(buildBox.x);
+      expect(gateBox.x + gateBox.width).toBeLessThanOrEqual(lane.x + lane.width + 1);
+      expect(await timeline.locator('tr[data-step^="deploy@"] .step-timeline-none').textContent()).toBe(
+        'skipped: dependency "broken" failed',
+      );
+      const times = (
+        await api<{ started_at: string; finished_at: string }>(up.url, "GET", `/api/runs/${runId}`)
+      ).body;
+      const total = Date.parse(times.finished_at) - Date.parse(times.started_at);
+      const lastTick = await timeline.locator('.step-timeline-tick[data-tick="4"]').textContent();
+      expect(Math.abs(durationMs(lastTick ?? "") - Math.max(total, gate.end, build.end))).toBeLessThanOrEqual(
+        500,
+      );
+      await page.locator(".step-timeline").scrollIntoViewIfNeeded();
+      await screenshot(page, `run-timeline-${size.name}`, "viewport");
       await page.close();
     }, 60_000);
   }
 
-  it("draws no graph for steps in file order", async () => {
+  it("draws steps in file order as a chain", async () => {
     const runId = await submit(
       up.url,
-      "name: plain\nsteps:\n  - name: one\n    action: cmd.run\n    args: {cmd: echo one}\n",
+      "name: plain\nsteps:\n  - name: one\n    action: cmd.run\n    args: {cmd: echo one}\n  - name: two\n    action: cmd.run\n    args: {cmd: echo two}\n",
     );
     await waitForRun(up.url, runId, isFinal);
-    const shown = await api<{ graph?: unknown }>(up.url, "GET", `/api/runs/${runId}`);
-    expect(shown.body.graph).toBeUndefined();
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
     await logIn(page, up.url);
     await page.goto(`${up.url}/#/runs/${runId}`);
-    await page.getByRole("heading", { name: "Steps" }).waitFor();
-    expect(await page.locator(".step-graph").count()).toBe(0);
+    await box(page, "two").waitFor();
+    expect(await page.locator(".step-box").count()).toBe(2);
+    const edges = await page
+      .locator(".step-graph-edges path[data-from]")
+      .evaluateAll((paths) =>
+        paths.map((p) => `${p.getAttribute("data-from")}->${p.getAttribute("data-to")}`),
+      );
+    expect(edges).toEqual(["one->two"]);
+    await expect.poll(() => box(page, "two").getAttribute("data-state")).toBe("success");
     await page.close();
   });
 });

@@ -81,26 +81,68 @@ describe.skipIf(!haveBrowser)("retrying a run from its page", () => {
     await up?.proc.kill();
   });
 
-  it("retries from a step with its button: a new run keeps the steps before it, linked both ways", async () => {
-    const dir = stepDir();
-    const first = await failedRun(dir);
-    writeFileSync(join(dir, "fixed"), "");
-    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
-    await logIn(page, up.url);
-    await page.goto(`${up.url}/#/runs/${first}`);
-    await headerStatus(page).getByText("failed").waitFor();
-    await page.getByRole("button", { name: "Retry from test on local" }).click();
-    await page.waitForURL((url) => url.hash.startsWith("#/runs/") && !url.hash.includes(first));
-    await headerStatus(page).getByText("success").waitFor({ timeout: 60_000 });
-    expect(ran(dir)).toEqual(["build", "test", "test", "ship app-7 report-1"]);
-    await page.getByRole("link", { name: first }).waitFor();
-    await screenshot(page, "run-retry");
-    const retry = decodeURIComponent(page.url().split("#/runs/")[1] ?? "");
-    // The first run's page names its retry.
-    await page.getByRole("link", { name: first }).click();
-    await page.getByRole("link", { name: retry }).waitFor();
-    await page.close();
-  }, 120_000);
+  for (const size of [
+    { name: "laptop", width: 1280, height: 800 },
+    { name: "phone", width: 390, height: 844 },
+  ]) {
+    it(`retries from a step after showing what it keeps: the new run marks the kept step, linked both ways, at ${size.width}x${size.height}`, async () => {
+      const dir = stepDir();
+      const first = await failedRun(dir);
+      writeFileSync(join(dir, "fixed"), "");
+      const page = await browser.newPage({ viewport: { width: size.width, height: size.height } });
+      await logIn(page, up.url);
+      await page.goto(`${up.url}/#/runs/${first}`);
+      await headerStatus(page).getByText("failed").waitFor();
+      const runsBefore = (await api<{ runs: unknown[] }>(up.url, "GET", "/api/runs")).body.runs.length;
+      await page.getByRole("button", { name: "Retry from test on local" }).click();
+      // It asks first, with the server's plan: build kept, test and ship run again; nothing runs yet.
+      const dialog = page.getByRole("dialog", { name: "Retry from test" });
+      await dialog.getByRole("list", { name: "Kept steps" }).waitFor();
+      expect(await dialog.getByRole("list", { name: "Kept steps" }).locator("li").allTextContents()).toEqual([
+        "build",
+      ]);
+      expect(
+        await dialog.getByRole("list", { name: "Steps run again" }).locator("li").allTextContents(),
+      ).toEqual(["test", "ship"]);
+      expect((await api<{ runs: unknown[] }>(up.url, "GET", "/api/runs")).body.runs.length).toBe(runsBefore);
+      await screenshot(page, `run-retry-plan-${size.name}`, "viewport");
+      await dialog.getByRole("button", { name: "Retry", exact: true }).click();
+      await page.waitForURL((url) => url.hash.startsWith("#/runs/") && !url.hash.includes(first));
+      await headerStatus(page).getByText("success").waitFor({ timeout: 60_000 });
+      expect(ran(dir)).toEqual(["build", "test", "test", "ship app-7 report-1"]);
+      await page.getByRole("link", { name: first }).first().waitFor();
+      // The kept step says so in the graph and the table, each linking the run it was kept from;
+      // the steps that ran show their durations.
+      const keptMark = page.locator('.step-box-kept[data-kept-step="build"]');
+      await keptMark.waitFor();
+      expect(await keptMark.getAttribute("href")).toBe(`#/runs/${first}`);
+      expect(await page.locator('.step-box[data-step="build"]').getAttribute("class")).toContain("step-kept");
+      expect(await page.locator('.step-box[data-step="test"] .step-box-duration').textContent()).toMatch(
+        /^ · \d+ (ms|s)$/,
+      );
+      const keptRow = page.getByRole("table", { name: "Steps" }).locator('tr[data-step="build"]');
+      expect(await keptRow.locator(".step-kept-from a").getAttribute("href")).toBe(`#/runs/${first}`);
+      await page.locator(".step-graph").scrollIntoViewIfNeeded();
+      await screenshot(page, `run-retry-${size.name}`, "viewport");
+      const retry = decodeURIComponent(page.url().split("#/runs/")[1] ?? "");
+      // The runs list says what started each: the retry names the run it retries.
+      await page.goto(`${up.url}/#/runs?trigger=retry`);
+      const retryRow = page.locator("tr", { has: page.locator(`a[href="#/runs/${retry}"]`) });
+      await retryRow.locator('[data-trigger="retry"]').waitFor();
+      expect(await retryRow.locator('[data-trigger="retry"]').textContent()).toMatch(
+        /^retry of run_.* from test$/,
+      );
+      expect(await page.locator(`a[href="#/runs/${first}"]`, { hasText: "…" }).count()).toBeGreaterThan(0);
+      // Filtered by trigger: the first run (started by a program's API call) is not a retry.
+      expect(
+        await page.locator(`.runs-table td a[href="#/runs/${first}"]`, { hasText: "release" }).count(),
+      ).toBe(0);
+      // The first run's page names its retry.
+      await page.goto(`${up.url}/#/runs/${first}`);
+      await page.getByRole("link", { name: retry }).waitFor();
+      await page.close();
+    }, 120_000);
+  }
 
   it("edits and retries: the editor holds the run's workflow, an edit whose steps need an export nobody kept is refused at its line", async () => {
     const dir = stepDir();

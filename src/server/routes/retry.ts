@@ -5,6 +5,8 @@ import { workflowSpecConfinement } from "../../core/confinement.js";
 import { RunyardError } from "../../core/errors.js";
 import { RunStatus } from "../../core/events.js";
 import type { RunRecord } from "../../store/index.js";
+import type { Workflow } from "../../workflow/model.js";
+import { instanceNames } from "../../workflow/retry-plan.js";
 import { mayActFor } from "../acting-for.js";
 import { maxNameLength, refuseBodyFields } from "../api-schemas.js";
 import { submitterId } from "../auth.js";
@@ -42,6 +44,16 @@ const RetryBody = z.strictObject({
 
 const RunStepBody = z.strictObject({
   step: z.string().min(1).max(maxNameLength).describe("the step to run, with every export of the run"),
+});
+
+const RetryPlanQuery = z.strictObject({
+  from: RetryBody.shape.from,
+});
+
+const RetryPlanView = z.object({
+  from: z.string().describe("the step the retry would run from"),
+  kept: z.array(z.string()).describe("the steps (matrix combinations by name) it would keep, in file order"),
+  again: z.array(z.string()).describe("the steps it would run again"),
 });
 
 const RunWorkflowText = z.object({
@@ -139,6 +151,44 @@ export function retryRoutes(app: FastifyInstance, deps: ServerDeps): void {
       };
       const answer = await submitRetry(deps, request, request.params.id, ask, changed);
       return reply.code(201).send(answer);
+    },
+  );
+  api.get(
+    "/api/runs/:id/retry-plan",
+    {
+      schema: {
+        operationId: "getRetryPlan",
+        summary: "What a retry from a step would keep and run again",
+        description:
+          "Plans `POST /api/runs/:id/retry` with the same `from` and stores nothing: the steps it would keep and those it would run again, for a page to show before the retry starts. A queued or running run is 409; another tenant's is 404.",
+        tags: ["runs"],
+        params: RunParams,
+        querystring: RetryPlanQuery,
+        response: protectedResponses(200, "the plan", RetryPlanView, 400, 404, 409),
+      },
+    },
+    async (request) => {
+      const run = await visibleRun(deps, request, request.params.id);
+      const spec = workflowSpecOf(run, "retry");
+      const parsing = { parse: deps.parseWorkflow, limits: deps.workflowLimits };
+      let workflow: Workflow | undefined;
+      const plan = await planRetry(
+        deps.store,
+        async (text, file) => {
+          workflow = await parsedWorkflow(parsing, text, file);
+          return workflow;
+        },
+        run,
+        spec,
+        request.query.from !== undefined ? { from: request.query.from } : {},
+      );
+      const kept = new Set(plan.retry.kept.map((k) => k.step));
+      const names = (workflow?.steps ?? []).flatMap(instanceNames);
+      return {
+        from: plan.from,
+        kept: names.filter((name) => kept.has(name)),
+        again: names.filter((name) => !kept.has(name)),
+      };
     },
   );
   api.get(

@@ -39,7 +39,7 @@ steps:
     });
   });
 
-  it("draws a file-order workflow with a matrix as a chain, and gives none for plain steps", () => {
+  it("draws a file-order workflow as a chain, with a matrix or without", () => {
     const steps = `  - name: a
     action: cmd.run
     args: {cmd: "true"}
@@ -48,10 +48,14 @@ steps:
     action: cmd.run
     args: {cmd: "true"}
 `;
-    expect(workflowGraph(valid(`name: m\nsteps:\n${steps}`))?.steps.map((s) => s.depends)).toEqual([
+    expect(workflowGraph(valid(`name: m\nsteps:\n${steps}`)).steps.map((s) => s.depends)).toEqual([
       [],
       ["a"],
     ]);
-    expect(workflowGraph(valid(`name: p\nsteps:\n${steps.split("  - name: b")[0]}`))).toBeUndefined();
+    const plain = `${steps.split("  - name: b")[0]}  - name: c\n    action: cmd.run\n    args: {cmd: "true"}\n`;
+    expect(workflowGraph(valid(`name: p\nsteps:\n${plain}`)).steps.map((s) => [s.name, s.depends])).toEqual([
+      ["a", []],
+      ["c", ["a"]],
+    ]);
   });
 });

@@ -30,13 +30,12 @@ export const RunGraph = z.object({
 apiSchemas.add(RunGraph, { id: "RunGraph" });
 
 /**
- * The graph of a workflow whose steps form one (some step has `depends`), or that has a matrix
- * step (its combinations run at once) or a call step (its child's steps drawn as a group): what a page draws. Undefined for steps in file order,
- * which the step list shows as they are.
+ * The graph of a workflow's steps, what a page draws: its `depends` edges, or for steps in file
+ * order a chain (each waits for the one before it); a matrix step's combinations, a call step's
+ * child run.
  */
-export function workflowGraph(workflow: Workflow): z.output<typeof RunGraph> | undefined {
+export function workflowGraph(workflow: Workflow): z.output<typeof RunGraph> {
   const graph = isStepGraph(workflow);
-  if (!graph && !workflow.steps.some((step) => step.matrix || step.call)) return undefined;
   return {
     max_parallel: workflow.maxParallel ?? defaultMaxParallel,
     steps: workflow.steps.map((step, index) => {

@@ -156,7 +156,7 @@ export const RunView = z.object({
       "GET /api/runs/:id of a workflow run whose `workflow.call` steps have started: their child runs, with their steps",
     ),
   graph: RunGraph.optional().describe(
-    "GET /api/runs/:id of a workflow run whose steps form a graph (`depends`) or that has a matrix step: its steps, their edges and matrix combinations, for drawing",
+    "GET /api/runs/:id of a workflow run: its steps, their edges (`depends`, or each step after the one before it for steps in file order) and matrix combinations, for drawing",
   ),
 });
 apiSchemas.add(RunView, { id: "Run" });

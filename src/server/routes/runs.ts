@@ -3,6 +3,7 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
 import { isFinalStatus, RunEvent, RunKind, RunStatus } from "../../core/events.js";
+import { runTriggers } from "../../core/run-trigger.js";
 import { maxNameLength, refuseBodyFields } from "../api-schemas.js";
 import { audit } from "../audit.js";
 import { callerOf, submitterId, tenantScope } from "../auth.js";
@@ -58,6 +59,10 @@ export const SubmitRunBody = z.discriminatedUnion("kind", [SubmitWorkflowRunBody
 export const ListRunsQuery = z.strictObject({
   status: RunStatus.optional(),
   kind: RunKind.optional(),
+  trigger: z
+    .enum([...runTriggers, "retry"])
+    .optional()
+    .describe("what started the runs (`trigger`); `retry`: the runs that retry another (`retry_of`)"),
   limit: z.coerce.number().int().min(1).max(500).default(50).describe("page size"),
   before: z.string().optional().describe("the `next` of the previous page"),
 });
@@ -202,6 +207,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
       const page = await deps.store.runs.list({
         ...(query.status ? { status: query.status } : {}),
         ...(query.kind ? { kind: query.kind } : {}),
+        ...(query.trigger ? { trigger: query.trigger } : {}),
         ...(tenant !== undefined ? { tenantId: tenant } : {}),
         limit: query.limit,
         ...(query.before ? { before: query.before } : {}),
@@ -221,7 +227,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
         operationId: "getRun",
         summary: "One run",
         description:
-          "Status, timestamps, steps, vars and error; a queued run adds `waiting_for`, a workflow run whose approval steps have started waiting adds `approvals`, one whose steps form a graph or have a matrix adds `graph`.",
+          "Status, timestamps, steps, vars and error; a queued run adds `waiting_for`, a workflow run whose approval steps have started waiting adds `approvals`, and a workflow run adds `graph`.",
         tags: ["runs"],
         params: RunParams,
         response: protectedResponses(200, "the run", RunView, 404),

@@ -62,8 +62,73 @@ describe("RunProjection", () => {
         duration_ms: 12,
         memory_peak_bytes: 4096,
         cpu_ms: 7,
+        ended_at: expect.any(String),
       },
     ]);
+  });
+
+  it("keeps when each step started and ended, why one was skipped and the run one was kept from, also past the engine's own summaries at the end", async () => {
+    const projection = new RunProjection(store, record);
+    const told = events(
+      { type: "run.started", name: "deploy" },
+      {
+        type: "step.finished",
+        step: "build",
+        host: "a",
+        status: "success",
+        exit_code: 0,
+        attempts: 1,
+        duration_ms: 5,
+        kept_from: "run_first",
+      },
+      { type: "step.started", step: "test", host: "a", attempt: 1 },
+      { type: "step.retrying", step: "test", host: "a", attempt: 1, exit_code: 1, delay_ms: 0 },
+      { type: "step.started", step: "test", host: "a", attempt: 2 },
+      {
+        type: "step.finished",
+        step: "test",
+        host: "a",
+        status: "failed",
+        exit_code: 1,
+        attempts: 2,
+        duration_ms: 9,
+      },
+      {
+        type: "step.finished",
+        step: "deploy",
+        host: "a",
+        status: "skipped",
+        exit_code: null,
+        attempts: 0,
+        duration_ms: 0,
+        reason: 'dependency "test" failed',
+      },
+    );
+    const [firstStart, secondStart, testEnd] = [told[2]!.ts, told[4]!.ts, told[5]!.ts];
+    await projection.apply(told);
+    const expected = [
+      { name: "build", kept_from: "run_first", ended_at: told[1]!.ts },
+      { name: "test", started_at: firstStart, ended_at: testEnd },
+      { name: "deploy", reason: 'dependency "test" failed' },
+    ];
+    expect((await store.runs.get(record.id))?.steps).toMatchObject(expected);
+    expect(secondStart >= firstStart).toBe(true);
+    // The engine's summaries at the end know none of these: the record keeps them all the same.
+    const bare = (name: string, status: "success" | "failed" | "skipped") => ({
+      name,
+      host: "a",
+      status,
+      exit_code: null,
+      attempts: 1,
+    });
+    await projection.apply(
+      events({
+        type: "run.finished",
+        status: "failed",
+        steps: [bare("build", "success"), bare("test", "failed"), bare("deploy", "skipped")],
+      }),
+    );
+    expect((await store.runs.get(record.id))?.steps).toMatchObject(expected);
   });
 
   it("gathers exported variables, and run.finished decides the final record", async () => {
@@ -96,7 +161,16 @@ describe("RunProjection", () => {
       startedAt: batch[0]?.ts,
       patch: {
         vars: { V: "1" },
-        steps: [{ name: "build", host: "a", status: "running", exit_code: null, attempts: 1 }],
+        steps: [
+          {
+            name: "build",
+            host: "a",
+            status: "running",
+            exit_code: null,
+            attempts: 1,
+            started_at: batch[1]?.ts,
+          },
+        ],
       },
     });
     // Asked again, it says the same: asking changed nothing, and nothing was written.

@@ -15,12 +15,35 @@ export function finishedPatch(
     status: event.status,
     finished_at: event.ts,
     vars: event.vars ?? vars,
-    steps: event.steps ?? steps,
+    steps: event.steps ? withTimes(event.steps, steps) : steps,
     error: event.error ?? null,
     ...(event.rolled_back ? { rolled_back: true } : {}),
     ...(event.rollback_failed ? { rollback_failed: event.rollback_failed } : {}),
   };
 }
+
+/**
+ * The engine's summaries at the run's end, each with what the step's own events told the
+ * projection and the engine does not keep: when it started and ended, why it was skipped, the run
+ * it was kept from.
+ */
+function withTimes(summaries: StepSummary[], projected: StepSummary[]): StepSummary[] {
+  const told = new Map(projected.map((step) => [stepKeyOf(step), step]));
+  return summaries.map((summary) => {
+    const step = told.get(stepKeyOf(summary));
+    if (!step) return summary;
+    const { started_at, ended_at, reason, kept_from } = step;
+    return {
+      ...(started_at !== undefined ? { started_at } : {}),
+      ...(ended_at !== undefined ? { ended_at } : {}),
+      ...(reason !== undefined ? { reason } : {}),
+      ...(kept_from !== undefined ? { kept_from } : {}),
+      ...summary,
+    };
+  });
+}
+
+const stepKeyOf = (step: Pick<StepSummary, "name" | "host">): string => `${step.name}\u0000${step.host}`;
 
 /** What the projection holds of a run while it runs: its step summaries and its variables. */
 interface Projected {
@@ -101,16 +124,20 @@ export class RunProjection {
         case "run.started":
           change.startedAt ??= event.ts;
           break;
-        case "step.started":
-          stepsNow().set(`${event.step}\u0000${event.host}`, {
+        case "step.started": {
+          const key = `${event.step}\u0000${event.host}`;
+          stepsNow().set(key, {
             name: event.step,
             host: event.host,
             status: "running",
             exit_code: null,
             attempts: event.attempt,
+            // A later attempt keeps the first one's start.
+            started_at: stepsNow().get(key)?.started_at ?? event.ts,
           });
           stepsChanged = true;
           break;
+        }
         case "step.waiting": {
           const key = `${event.step}\u0000${event.host}`;
           const started = stepsNow().get(key);
@@ -120,14 +147,21 @@ export class RunProjection {
             status: "waiting",
             exit_code: null,
             attempts: started?.attempts ?? 1,
+            started_at: started?.started_at ?? event.ts,
           });
           stepsChanged = true;
           break;
         }
-        case "step.finished":
-          stepsNow().set(`${event.step}\u0000${event.host}`, stepSummaryOf(event));
+        case "step.finished": {
+          const key = `${event.step}\u0000${event.host}`;
+          const started = stepsNow().get(key)?.started_at;
+          stepsNow().set(key, {
+            ...stepSummaryOf(event),
+            ...(started !== undefined ? { started_at: started } : {}),
+          });
           stepsChanged = true;
           break;
+        }
         case "vars.exported":
           vars = { ...(vars ?? this.projected.vars), ...event.vars };
           patch.vars = vars;

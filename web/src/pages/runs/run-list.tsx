@@ -4,6 +4,7 @@ import { type AnswerOf, type ApiError, answer, api, asApiError } from "../../api
 import { formatDate } from "../../dates.js";
 import { navigate, routeQuery } from "../../router.js";
 import { runDuration } from "./format.js";
+import { TriggerCell, triggerFilters } from "./trigger-cell.js";
 
 /** A value of the hash query that names one of `known`, or undefined (as "any"). */
 function oneOf<Known extends string>(known: readonly Known[], value: string | null): Known | undefined {
@@ -32,6 +33,7 @@ export function RunListPage() {
   const query = useHashQuery();
   const status = oneOf(runStatuses, query.get("status"));
   const kind = oneOf(runKinds, query.get("kind"));
+  const trigger = oneOf(triggerFilters, query.get("trigger"));
   const before = query.get("before") ?? "";
   const [list, setList] = useState<AnswerOf<"listRuns"> | null>(null);
   const [error, setError] = useState<ApiError | null>(null);
@@ -42,6 +44,7 @@ export function RunListPage() {
       limit: 50,
       ...(status ? { status } : {}),
       ...(kind ? { kind } : {}),
+      ...(trigger ? { trigger } : {}),
       ...(before ? { before } : {}),
     };
     let stopped = false;
@@ -76,7 +79,7 @@ export function RunListPage() {
       clearTimeout(timer);
       document.removeEventListener("visibilitychange", visibility);
     };
-  }, [status, kind, before]);
+  }, [status, kind, trigger, before]);
 
   const setFilter = (name: string, value: string) => {
     const next = new URLSearchParams(query);
@@ -119,6 +122,15 @@ export function RunListPage() {
             ))}
           </select>
         </label>
+        <label>
+          Trigger{" "}
+          <select value={trigger ?? ""} onChange={(event) => setFilter("trigger", event.target.value)}>
+            <option value="">any</option>
+            {triggerFilters.map((value) => (
+              <option key={value}>{value}</option>
+            ))}
+          </select>
+        </label>
       </div>
       {error && (
         <p role="alert" className="error">
@@ -129,7 +141,7 @@ export function RunListPage() {
       {list === null && !error && <p className="loading">Loading…</p>}
       {list && list.runs.length === 0 && (
         <p className="runs-empty">
-          {status || kind || before ? "No runs match these filters. " : "No runs yet. "}
+          {status || kind || trigger || before ? "No runs match these filters. " : "No runs yet. "}
           <a href="#/run">Run a workflow</a> to start one (or <code>runyard run FILE</code>).
         </p>
       )}
@@ -141,6 +153,7 @@ export function RunListPage() {
                 <th scope="col">Status</th>
                 <th scope="col">Kind</th>
                 <th scope="col">Name</th>
+                <th scope="col">Trigger</th>
                 <th scope="col">Who</th>
                 <th scope="col">Started</th>
                 <th scope="col">Duration</th>
@@ -153,6 +166,9 @@ export function RunListPage() {
                   <td>{run.kind}</td>
                   <td>
                     <a href={`#/runs/${encodeURIComponent(run.id)}`}>{run.name || run.id}</a>
+                  </td>
+                  <td>
+                    <TriggerCell run={run} />
                   </td>
                   <td>{run.created_by_name ?? run.created_by ?? ""}</td>
                   <td>{formatDate(run.started_at ?? run.created_at)}</td>

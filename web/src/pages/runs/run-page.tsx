@@ -6,16 +6,18 @@ import { formatDate } from "../../dates.js";
 import { navigate } from "../../router.js";
 import { RunApprovals } from "./approvals.js";
 import { CalledBy, CalledRuns, FailedHandlers } from "./called-runs.js";
-import { formatBytes, formatDuration, runDuration } from "./format.js";
+import { formatBytes, runDuration } from "./format.js";
 import { OutputWindow } from "./output-window.js";
 import { RunRetries, retriesOf } from "./retries.js";
 import { RunStream } from "./run-stream.js";
+import { stepFacts } from "./step-facts.js";
 import { combinedState, type GraphState, StepGraph } from "./step-graph.js";
+import { type StepRow, type StepState, StepTable } from "./step-table.js";
+import { StepTimeline } from "./step-timeline.js";
 import { RunTerminal, stepKey } from "./terminal.js";
 
 type Run = Schema<"Run">;
 type Artifact = Schema<"Artifact">;
-type StepSummary = Schema<"StepSummary">;
 
 /** Events after which the run record (status, steps, vars) has changed. */
 const changesRun = new Set<RunEventType>([
@@ -31,18 +33,7 @@ const changesRun = new Set<RunEventType>([
 /** A stream token lasts 5 minutes: the download link gets a fresh one well before. */
 const linkRefreshMs = 4 * 60 * 1000;
 
-/** A step as the table shows it: the events tell a step's retries, which no summary keeps. */
-type StepState = Pick<StepSummary, "name" | "host"> & { status: StepSummary["status"] | "retrying" };
-
 const isFinal = (run: Run): boolean => finalRunStatuses.includes(run.status);
-
-/**
- * A run that succeeded with a failed step let that step fail (`continue_on_error`): the table
- * says so rather than show a bare "failed" under "success".
- */
-function stepStatusText(step: StepState, run: Run): string {
-  return run.status === "success" && step.status === "failed" ? "failed (allowed)" : step.status;
-}
 
 /** A variable's row: its name and (masked) value. */
 function VariableTable({ label, vars }: { label: string; vars: Array<[string, string]> }) {
@@ -94,6 +85,7 @@ export function RunPage({ id }: { id: string }) {
   const [logUrl, setLogUrl] = useState<string | null>(null);
   const [canceling, setCanceling] = useState(false);
   const [now, setNow] = useState(Date.now());
+  const [view, setView] = useState<"graph" | "timeline">("graph");
   const output = useMemo(() => new OutputWindow(id), [id]);
   const refreshing = useRef<Promise<void> | null>(null);
 
@@ -242,12 +234,22 @@ export function RunPage({ id }: { id: string }) {
 
   // The record's steps once summed up; before that, what the events told.
   const summed = new Map(run.steps.map((step) => [stepKey({ step: step.name, host: step.host }), step]));
-  const allSteps: Array<StepState & Partial<Omit<StepSummary, "status">>> = [...summed.values()];
+  const allSteps: StepRow[] = [...summed.values()];
   for (const [key, step] of steps) if (!summed.has(key)) allSteps.push(step);
   const statesByName = new Map<string, GraphState[]>();
   for (const step of allSteps)
     statesByName.set(step.name, [...(statesByName.get(step.name) ?? []), step.status]);
   const stateOf = (name: string): GraphState => combinedState(statesByName.get(name) ?? []);
+  // A box's facts: its step's summaries, or all its combinations' for a matrix step.
+  const factsOf = (name: string) => {
+    const names = new Set(run.graph?.steps.find((step) => step.name === name)?.matrix ?? [name]);
+    return stepFacts(
+      allSteps.filter((step) => names.has(step.name)),
+      now,
+    );
+  };
+  const runStart = run.started_at ? Date.parse(run.started_at) : now;
+  const runEnd = run.finished_at ? Date.parse(run.finished_at) : now;
   const rollbackStateOf = (name: string): GraphState | undefined =>
     statesByName.has(`rollback: ${name}`) ? stateOf(`rollback: ${name}`) : undefined;
   // A box shows its step's output; a matrix step's box, its first combination's.
@@ -379,13 +381,40 @@ export function RunPage({ id }: { id: string }) {
 
       {run.graph && (
         <>
-          <h2>Graph</h2>
-          <StepGraph
-            graph={run.graph}
-            stateOf={stateOf}
-            rollbackStateOf={rollbackStateOf}
-            onSelect={selectStep}
-          />
+          <div className="run-output-head">
+            <h2>{view === "graph" ? "Graph" : "Timeline"}</h2>
+            <fieldset className="run-view-switch">
+              <legend>Show the steps as</legend>
+              <button type="button" aria-pressed={view === "graph"} onClick={() => setView("graph")}>
+                Graph
+              </button>
+              <button type="button" aria-pressed={view === "timeline"} onClick={() => setView("timeline")}>
+                Timeline
+              </button>
+            </fieldset>
+          </div>
+          {view === "graph" ? (
+            <StepGraph
+              graph={run.graph}
+              stateOf={stateOf}
+              factsOf={factsOf}
+              rollbackStateOf={rollbackStateOf}
+              onSelect={selectStep}
+            />
+          ) : (
+            <StepTimeline
+              start={runStart}
+              end={runEnd}
+              rows={allSteps.map((step) => ({
+                key: `${step.name}@${step.host}`,
+                label: allSteps.some((other) => other.name === step.name && other.host !== step.host)
+                  ? `${step.name} on ${step.host}`
+                  : step.name,
+                state: step.status,
+                facts: stepFacts([step], now),
+              }))}
+            />
+          )}
         </>
       )}
 
@@ -411,56 +440,13 @@ export function RunPage({ id }: { id: string }) {
       {allSteps.length === 0 ? (
         <p className="hint">No step has started yet.</p>
       ) : (
-        <div className="table-wrap">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Step</th>
-                <th scope="col">Host</th>
-                <th scope="col">Status</th>
-                <th scope="col">Exit</th>
-                <th scope="col">Attempts</th>
-                <th scope="col">Duration</th>
-                {run.kind === "workflow" && !live && <th scope="col">Retry</th>}
-              </tr>
-            </thead>
-            <tbody>
-              {allSteps.map((step) => (
-                <tr key={`${step.name}@${step.host}`}>
-                  <td>{step.name}</td>
-                  <td>{step.host}</td>
-                  <td
-                    className={`status-${step.status}`}
-                    title={
-                      stepStatusText(step, run) === step.status
-                        ? undefined
-                        : "this step may fail (continue_on_error): the run went on"
-                    }
-                  >
-                    {stepStatusText(step, run)}
-                  </td>
-                  <td>{step.exit_code ?? ""}</td>
-                  <td>{step.attempts ?? ""}</td>
-                  <td>{step.duration_ms !== undefined ? formatDuration(step.duration_ms) : ""}</td>
-                  {run.kind === "workflow" && !live && (
-                    <td>
-                      {!step.name.startsWith("rollback: ") && (
-                        <button
-                          type="button"
-                          className="link"
-                          aria-label={`Retry from ${step.name} on ${step.host}`}
-                          onClick={() => void retryFrom(stepOfCombination(run, step.name))}
-                        >
-                          Retry from here
-                        </button>
-                      )}
-                    </td>
-                  )}
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <StepTable
+          run={run}
+          steps={allSteps}
+          factsOf={(step) => stepFacts([step], now)}
+          live={live}
+          onRetry={(from) => void retryFrom(from)}
+        />
       )}
 
       <RunRetries retries={[...retries.values()]} />
@@ -494,11 +480,6 @@ export function RunPage({ id }: { id: string }) {
       )}
     </section>
   );
-}
-
-/** The step a summary's name belongs to: a matrix combination's is its step's. */
-function stepOfCombination(run: Run, name: string): string {
-  return run.graph?.steps.find((step) => step.matrix?.includes(name))?.name ?? name;
 }
 
 /** Artifacts need the Bearer header: fetched on click, then saved from a blob (they are small). */

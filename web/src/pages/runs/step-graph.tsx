@@ -1,5 +1,7 @@
 import { useState } from "react";
 import type { Schema } from "../../api.js";
+import { formatDuration } from "./format.js";
+import { type StepFacts, shortRunId } from "./step-facts.js";
 
 type RunGraph = Schema<"RunGraph">;
 type GraphStep = RunGraph["steps"][number];
@@ -17,7 +19,7 @@ export type GraphState =
   | "timeout";
 
 const boxWidth = 176;
-const boxHeight = 48;
+const boxHeight = 64;
 const columnGap = 56;
 const rowGap = 14;
 
@@ -84,12 +86,15 @@ function layout(steps: GraphStep[]): { placed: Map<string, Placed>; width: numbe
 export function StepGraph({
   graph,
   stateOf,
+  factsOf,
   rollbackStateOf,
   onSelect,
 }: {
   graph: RunGraph;
   /** The state of a step (or matrix combination) by the name its events carry. */
   stateOf: (name: string) => GraphState;
+  /** A step's duration, skip reason and the run it was kept from (all its combinations for a matrix). */
+  factsOf: (step: string) => StepFacts;
   /** The state of `rollback: <step>`, undefined when it did not run. */
   rollbackStateOf: (step: string) => GraphState | undefined;
   onSelect: (step: string) => void;
@@ -145,19 +150,23 @@ export function StepGraph({
           </svg>
           {[...placed.values()].map(({ step, x, y }) => {
             const state = stepState(step);
+            const facts = factsOf(step.name);
             const rollback = step.rollback ? rollbackStateOf(step.name) : undefined;
             const done = step.matrix?.filter(
               (name) => !["pending", "running", "retrying", "waiting"].includes(stateOf(name)),
             );
-            return (
+            const duration = facts.durationMs !== undefined ? formatDuration(facts.durationMs) : undefined;
+            const note = facts.keptFrom ? undefined : facts.reason;
+            return [
               <button
                 type="button"
                 key={step.name}
-                className={`step-box step-${state}${open === step.name ? " step-open" : ""}`}
+                className={`step-box step-${state}${facts.keptFrom ? " step-kept" : ""}${open === step.name ? " step-open" : ""}`}
                 style={{ left: x, top: y, width: boxWidth, height: boxHeight }}
                 data-step={step.name}
                 data-state={state}
-                aria-label={`${step.name}: ${state}${step.matrix ? `, ${step.matrix.length} combinations` : ""}${rollback ? `, rollback ${rollback}` : ""}`}
+                title={note ? `${step.name}: ${state}: ${note}` : undefined}
+                aria-label={`${step.name}: ${state}${facts.keptFrom ? `, kept from ${facts.keptFrom}` : ""}${duration && !facts.keptFrom ? `, ${duration}` : ""}${note ? `, ${note}` : ""}${step.matrix ? `, ${step.matrix.length} combinations` : ""}${rollback ? `, rollback ${rollback}` : ""}`}
                 aria-expanded={step.matrix ? open === step.name : undefined}
                 onClick={() => {
                   if (step.matrix) setOpen(open === step.name ? null : step.name);
@@ -169,9 +178,30 @@ export function StepGraph({
                   {state}
                   {step.matrix && ` · ${done?.length ?? 0}/${step.matrix.length}`}
                   {rollback && ` · rollback ${rollback}`}
+                  {duration && !facts.keptFrom && <span className="step-box-duration"> · {duration}</span>}
                 </span>
-              </button>
-            );
+                {note && <span className="step-box-note">{note}</span>}
+                {/* The line the kept mark lies over. */}
+                {facts.keptFrom && (
+                  <span className="step-box-note" aria-hidden="true">
+                    &nbsp;
+                  </span>
+                )}
+              </button>,
+              // A link may not sit in a button: the kept mark lies over the box's last line.
+              facts.keptFrom && (
+                <a
+                  key={`${step.name} kept`}
+                  className="step-box-kept"
+                  style={{ left: x + 10, top: y + boxHeight - 22, maxWidth: boxWidth - 16 }}
+                  href={`#/runs/${encodeURIComponent(facts.keptFrom)}`}
+                  title={`kept from run ${facts.keptFrom}: it did not run again here`}
+                  data-kept-step={step.name}
+                >
+                  kept from {shortRunId(facts.keptFrom)}
+                </a>
+              ),
+            ];
           })}
         </figure>
       </div>
