@@ -286,5 +286,7 @@ describe("stored secrets through the CLI, the server and a runner", () => {
     const refused = await again.run(["run", flow]);
     expect(refused.code).toBe(2);
     expect(refused.stderr).toContain("secrets: DEPLOY_KEY is not stored for tenant acme");
-  }, 120_000);
+    // Two servers' starts, a kill and eleven CLI commands: 120 s was passed in a full run beside
+    // other work; a stuck wait still ends in waitForRun's own bound.
+  }, 240_000);
 });

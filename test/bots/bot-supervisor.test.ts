@@ -159,15 +159,17 @@ describe.skipIf(!haveDocker)("a bot's supervisor on the real engine", () => {
     expect(await containersOf(engine, bot.botId)).toEqual([]);
   }, 60_000);
 
-  it("a bot with a lifetime of 3 s is stopped at its end and reports timeout", async () => {
-    // 3 s, not less: the lifetime counts from now, and a loaded engine can take over a second to
-    // make the container, so a shorter one could end before the bot ever ran.
+  it("a bot with a lifetime of 8 s is stopped at its end and reports timeout", async () => {
+    // The lifetime is a time of day (the server's expires_at), counted from now: the container
+    // must be made and its shell set its trap well before it. A loaded engine took over 3 s to
+    // make one (a 3 s lifetime ended a bot that had not printed "up" yet in a full run beside
+    // other work); 8 s leaves that twice over.
     const bot = supervise(
       engine,
       image,
-      "echo up; trap 'echo bye; exit 0' TERM; while true; do sleep 0.1; done",
+      "trap 'echo bye; exit 0' TERM; echo up; while true; do sleep 0.1; done",
       {
-        lifetimeMs: 3_000,
+        lifetimeMs: 8_000,
       },
     );
     await bot.supervisor.start();
