@@ -2,11 +2,13 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { tempDir } from "./helpers/cli.js";
 import { type OtlpReceiver, type ReceivedSpan, startOtlpReceiver } from "./helpers/otlp-receiver.js";
 import {
   api,
   isFinal,
   type Proc,
+  startCli,
   startRunner,
   startTestServer,
   stepDir,
@@ -38,6 +40,8 @@ const submit = async (body: Record<string, unknown>, headers: Record<string, str
   expect(response.status, JSON.stringify(answer)).toBe(201);
   return answer.run_id;
 };
+const submitTo = async (url: string, workflow: string) =>
+  (await api<{ run_id: string }>(url, "POST", "/api/runs", { kind: "workflow", workflow })).body.run_id;
 const ended = (runId: string) => waitForRun(server.url, runId, isFinal, 90_000);
 const spanOf = (spans: ReceivedSpan[], runId: string, name: string) =>
   spans.filter((span) => span.attributes["runyard.run.id"] === runId && span.name === name);
@@ -233,6 +237,68 @@ describe("a caller's trace and a retry", () => {
       { traceId: firstSpan.traceId, spanId: firstSpan.spanId, attributes: { "runyard.link": "retry_of" } },
     ]);
     expect(existsSync(join(dir, "fixed"))).toBe(true);
+  });
+});
+
+describe("an approval's trace", () => {
+  it("has the approval's wait as a span under its step's, with the decision", async () => {
+    const workflow = `name: gated
+steps:
+  - name: go-live
+    action: approval
+    args: {message: "Ship it?", approvers: ["role:member"], timeout_seconds: 600}
+  - name: ship
+    action: cmd.run
+    args: {cmd: echo shipped}
+`;
+    const runId = await submit({ kind: "workflow", workflow });
+    await waitForRun(server.url, runId, (run) =>
+      run.steps.some((s) => s.name === "go-live" && s.status === "waiting"),
+    );
+    const answer = await api(server.url, "POST", `/api/runs/${runId}/steps/go-live/approve`, {}, member);
+    expect(answer.status, JSON.stringify(answer.body)).toBe(200);
+    expect((await ended(runId)).status).toBe("success");
+    const spans = await receiver.waitFor((all) => runSpanOf(all, runId) !== undefined);
+    const [step] = spanOf(spans, runId, "step go-live");
+    const [approval] = spanOf(spans, runId, "approval go-live");
+    expect(approval).toMatchObject({ parentSpanId: step?.spanId, traceId: step?.traceId });
+    expect(approval?.attributes["runyard.approval.decision"]).toBe("approved");
+    expect(approval!.start).toBeLessThanOrEqual(approval!.end);
+  });
+});
+
+describe("tracing's own failures", () => {
+  it("runs a workflow as usual when the collector cannot be reached", async () => {
+    const away = await startOtlpReceiver();
+    await away.close(); // its port now refuses connections
+    const lonely = await startTestServer(undefined, { OTEL_EXPORTER_OTLP_ENDPOINT: away.endpoint });
+    try {
+      const token = (
+        await api<{ token: string }>(lonely.url, "POST", "/api/tokens", { kind: "runner", name: "r" })
+      ).body.token;
+      const lonelyRunner = await startRunner(lonely.url, token, { id: "untraced-runner" });
+      try {
+        const runId = await submitTo(
+          lonely.url,
+          "name: plain\nsteps:\n  - name: a\n    action: shell.run\n    args: {script: 'echo ok'}\n",
+        );
+        expect((await waitForRun(lonely.url, runId, isFinal, 90_000)).status).toBe("success");
+      } finally {
+        await lonelyRunner.kill();
+      }
+    } finally {
+      await lonely.proc.kill();
+    }
+  }, 120_000);
+
+  it("refuses to start on a sampler it does not know, naming the setting and what it takes", async () => {
+    const proc = startCli(["server", "--port", "0", "--home", tempDir()], {
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
+      OTEL_TRACES_SAMPLER: "sometimes",
+    });
+    expect(await proc.exited).not.toBe(0);
+    expect(proc.output()).toContain('OTEL_TRACES_SAMPLER="sometimes" is not valid');
+    expect(proc.output()).toContain("parentbased_always_on");
   });
 });
 

@@ -37,6 +37,9 @@ export interface RunTracing {
   close(): Promise<void>;
 }
 
+/** How long a stopping server waits for its last spans to be sent. */
+const closeWaitMs = 2000;
+
 export async function startTracing(
   settings: TracingSettings,
   deps: { bus: EventBus; store: Pick<Store, "runs" | "jobs">; logger: Logger },
@@ -109,7 +112,15 @@ export async function startTracing(
     flush: () => writer.flush(),
     async close() {
       unsubscribe();
-      await writer.close();
+      // The last spans get a moment to leave; a collector away never holds a stopping server longer.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        writer.close().catch(() => undefined),
+        new Promise((resolve) => {
+          timer = setTimeout(resolve, closeWaitMs);
+        }),
+      ]);
+      clearTimeout(timer);
     },
   };
 }
