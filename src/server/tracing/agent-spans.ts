@@ -1,8 +1,8 @@
 import type { AgentSummary, EventOf } from "../../core/events.js";
 import type { RunRecord } from "../../store/index.js";
 import type { RunTraceRoot } from "./run-trace-ids.js";
-import type { FinishedSpan } from "./span-export.js";
 import { spanIds } from "./span-ids.js";
+import type { FinishedSpan } from "./span-writer.js";
 
 type AgentEvent = EventOf<"agent.message" | "agent.tool_call" | "agent.tool_result" | "agent.usage">;
 

@@ -2,7 +2,7 @@ import * as api from "@opentelemetry/api";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
 import * as resources from "@opentelemetry/resources";
 import * as sdk from "@opentelemetry/sdk-trace-base";
-import type { SpanWriter } from "./span-export.js";
+import type { SpanWriter } from "./span-writer.js";
 import type { TracingSettings } from "./tracing-settings.js";
 
 /**

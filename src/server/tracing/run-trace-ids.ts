@@ -1,7 +1,7 @@
 import { parseTraceparent, type TraceContext } from "../../core/trace-context.js";
 import type { RunRecord } from "../../store/index.js";
-import type { SpanWriter } from "./span-export.js";
 import { runTraceId, spanIds } from "./span-ids.js";
+import type { SpanWriter } from "./span-writer.js";
 
 /** Where a run's spans hang: its trace, the span its own run span is a child of, and whether it is kept. */
 export interface RunTraceRoot {

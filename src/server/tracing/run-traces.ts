@@ -4,8 +4,8 @@ import type { JobRecord, RunRecord } from "../../store/index.js";
 import { stepJobId } from "../job-records.js";
 import { AgentSpans } from "./agent-spans.js";
 import { type RunTraceIds, type RunTraceRoot, runSpanLink } from "./run-trace-ids.js";
-import type { FinishedSpan, SpanWriter } from "./span-export.js";
 import { spanIds } from "./span-ids.js";
+import type { FinishedSpan, SpanWriter } from "./span-writer.js";
 
 /** What the run traces read from the store: a run's record, a step job's row (its runner, its queue time). */
 export interface TraceLookups {

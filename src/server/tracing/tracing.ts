@@ -10,7 +10,6 @@ import type { Store } from "../../store/index.js";
 import type { EventBus } from "../event-bus.js";
 import { RunTraceIds, type RunTraceRoot } from "./run-trace-ids.js";
 import { RunTraces, runAttributes } from "./run-traces.js";
-import { spanExporter } from "./span-export.js";
 import { spanIds } from "./span-ids.js";
 import type { TracingSettings } from "./tracing-settings.js";
 
@@ -44,7 +43,10 @@ export async function startTracing(
   settings: TracingSettings,
   deps: { bus: EventBus; store: Pick<Store, "runs" | "jobs">; logger: Logger },
 ): Promise<RunTracing> {
-  const writer = await spanExporter(settings);
+  // Loaded only now: a server with tracing off never loads the SDK, and the bundle keeps the
+  // packages otel-span-writer.ts alone imports in chunks of their own.
+  const { otelSpanWriter } = await import("./otel-span-writer.js");
+  const writer = otelSpanWriter(settings);
   const ids = new RunTraceIds((runId) => deps.store.runs.get(runId), writer);
   let failures = 0;
   const traces = new RunTraces(

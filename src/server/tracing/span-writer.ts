@@ -1,5 +1,3 @@
-import type { TracingSettings } from "./tracing-settings.js";
-
 /** A span as the run's events tell it, written once it has ended: every id and time given. */
 export interface FinishedSpan {
   traceId: string;
@@ -18,7 +16,7 @@ export interface FinishedSpan {
   error?: string;
 }
 
-/** Where finished spans go: the SDK's batch processor and OTLP exporter (spanExporter). */
+/** Where finished spans go: the SDK's batch processor and OTLP exporter (otel-span-writer.ts). */
 export interface SpanWriter {
   /** Whether the trace is kept by the sampler (a run's steps follow its run's decision). */
   sampled(traceId: string, parent?: { sampled: boolean }): boolean;
@@ -26,14 +24,4 @@ export interface SpanWriter {
   /** Sends what the batch holds now. */
   flush(): Promise<void>;
   close(): Promise<void>;
-}
-
-/**
- * Loads the OpenTelemetry SDK (only now: a server with tracing off never loads it, and the SDK's
- * packages are imported by otel-span-writer.ts alone, so the bundle keeps them in chunks of their
- * own) and makes the writer.
- */
-export async function spanExporter(settings: TracingSettings): Promise<SpanWriter> {
-  const { otelSpanWriter } = await import("./otel-span-writer.js");
-  return otelSpanWriter(settings);
 }
