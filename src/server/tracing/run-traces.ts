@@ -49,6 +49,8 @@ export class RunTraces {
   /** A stored batch, in order: each run's events are handled one after the other. */
   observe(events: readonly RunEvent[]): void {
     for (const event of events) {
+      // A run's output, the bulk of its events, makes no span: it costs no turn of the loop here.
+      if (event.type === "step.output" || event.type === "notice") continue;
       const followed = this.follow(event);
       followed.then((run) => this.handle(run, event)).catch(this.onError);
     }
