@@ -1,4 +1,5 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: ${VAR} in these strings is workflow syntax, not a template.
+import { createHmac } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -204,6 +205,38 @@ describe("a caller's trace and a retry", () => {
     const [submitSpan] = spanOf(spans, runId, "POST /api/runs");
     expect(submitSpan).toMatchObject({ traceId, parentSpanId: callerSpan });
     expect(runSpanOf(spans, runId)).toMatchObject({ traceId, parentSpanId: submitSpan?.spanId });
+  });
+
+  it("makes a hook delivery's run a child of the sender's span", async () => {
+    const secret = "hook-secret-for-traces-0123";
+    const made = await api<{ url: string }>(
+      server.url,
+      "POST",
+      "/api/hooks",
+      { name: "traced-hook", workflow: "deploy", secret },
+      member,
+    );
+    expect(made.status, JSON.stringify(made.body)).toBe(201);
+    const body = JSON.stringify({ ref: "refs/heads/main" });
+    const traceId = "0af7651916cd43dd8448eb211c80319c";
+    const senderSpan = "b7ad6b7169203331";
+    const response = await fetch(new URL(made.body.url, server.url), {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        "x-hub-signature-256": `sha256=${createHmac("sha256", secret).update(body).digest("hex")}`,
+        traceparent: `00-${traceId}-${senderSpan}-01`,
+      },
+      body,
+    });
+    const answer = (await response.json()) as { run_id: string };
+    expect(response.status, JSON.stringify(answer)).toBe(202);
+    await ended(answer.run_id);
+    const spans = await receiver.waitFor((all) => runSpanOf(all, answer.run_id) !== undefined);
+    const [delivery] = spanOf(spans, answer.run_id, "POST /api/hooks/:name");
+    expect(delivery).toMatchObject({ traceId, parentSpanId: senderSpan });
+    expect(runSpanOf(spans, answer.run_id)).toMatchObject({ traceId, parentSpanId: delivery?.spanId });
+    expect(spanOf(spans, answer.run_id, "step roll")[0]?.traceId).toBe(traceId);
   });
 
   it("ignores an invalid traceparent, as the W3C spec says: the run gets a trace of its own", async () => {
