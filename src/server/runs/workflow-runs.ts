@@ -290,6 +290,9 @@ export class WorkflowRuns implements RunKindModule {
         }
         const { group, labels } = runnerRequirements(spec);
         const task = agentStepTask(request, { env: {}, confinement });
+        // An agent step is one attempt (engine: agent-step.ts) whatever its turns: they share its span.
+        const trace = await this.tracing?.stepTrace(request.runId, request.step, request.host, 1);
+        if (trace) task.trace = trace;
         const host = { ...(group !== null ? { group } : {}), labels };
         const requirements = {
           ...host,
