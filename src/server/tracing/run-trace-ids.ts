@@ -38,14 +38,14 @@ export class RunTraceIds {
     let root = this.roots.get(runId);
     if (!root) {
       root = this.resolve(runId, record);
-      this.roots.set(runId, root);
+      keepNewest(this.roots, runId, root);
     }
     return root;
   }
 
   /** The run `runId` is to be submitted by a caller in trace `caller` (a valid `traceparent`). */
   callerOf(runId: string, caller: TraceContext): void {
-    this.callers.set(runId, caller);
+    keepNewest(this.callers, runId, caller);
   }
 
   follows(runId: string): boolean {
@@ -54,7 +54,7 @@ export class RunTraceIds {
 
   /** The parent run's `step.called`: the child's run span is a child of that attempt's span. */
   called(childRunId: string, attemptSpanId: string): void {
-    this.callSpans.set(childRunId, attemptSpanId);
+    keepNewest(this.callSpans, childRunId, attemptSpanId);
   }
 
   /** The call step's span the child run hangs under; undefined when this replica did not see the call. */
@@ -105,4 +105,19 @@ export async function runSpanLink(
   const root = await ids.rootOf(runId);
   if (!followed) ids.forget(runId);
   return { traceId: root.traceId, spanId: spanIds.run(runId), attributes: { "runyard.link": "retry_of" } };
+}
+
+/**
+ * Runs followed at most at once. A replica sees the end of the runs it carries; one whose runner
+ * reports for a run another replica carries never sees that run end, so the oldest are let go.
+ */
+export const maxFollowedRuns = 10_000;
+
+/** Sets `key`, letting the oldest entry go past `maxFollowedRuns`. */
+export function keepNewest<V>(map: Map<string, V>, key: string, value: V): void {
+  if (map.size >= maxFollowedRuns) {
+    const oldest = map.keys().next().value;
+    if (oldest !== undefined) map.delete(oldest);
+  }
+  map.set(key, value);
 }

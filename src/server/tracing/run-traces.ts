@@ -3,7 +3,7 @@ import { assertExhaustive } from "../../core/exhaustive.js";
 import type { JobRecord, RunRecord } from "../../store/index.js";
 import { stepJobId } from "../job-records.js";
 import { AgentSpans } from "./agent-spans.js";
-import { type RunTraceIds, type RunTraceRoot, runSpanLink } from "./run-trace-ids.js";
+import { keepNewest, type RunTraceIds, type RunTraceRoot, runSpanLink } from "./run-trace-ids.js";
 import { spanIds } from "./span-ids.js";
 import type { FinishedSpan, SpanWriter } from "./span-writer.js";
 
@@ -65,7 +65,7 @@ export class RunTraces {
     let run = this.runs.get(event.run_id);
     if (!run) {
       run = this.start(event);
-      this.runs.set(event.run_id, run);
+      keepNewest(this.runs, event.run_id, run);
     }
     return run;
   }
