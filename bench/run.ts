@@ -15,6 +15,7 @@ import { runSandboxCost, sandboxStepCost, upSandboxStepCost } from "./sandbox.js
 import { scheduleTicks1000 } from "./schedules.js";
 import { firstByteLatency, idleRunnerMemory, idleSseMemory } from "./server.js";
 import { type BenchResult, printTable } from "./table.js";
+import { tracingCost } from "./tracing.js";
 import { outputToSseClient, queuedRunsMemory, runThroughput } from "./up.js";
 import { webHugeLog } from "./web.js";
 import {
@@ -45,6 +46,7 @@ const benches: Array<() => Promise<BenchResult | BenchResult[]>> = [
   outputToSseClient,
   firstByteLatency,
   runThroughput,
+  tracingCost,
   queuedRunsMemory,
   idleRunnerMemory,
   maskingThroughput,

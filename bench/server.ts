@@ -11,6 +11,7 @@ import { LocalStepRunner } from "../src/exec/local-runner.js";
 import { StepJobHandler } from "../src/runner/handlers/step.js";
 import { RunnerDaemon } from "../src/runner/runner.js";
 import { type RunningServer, startServer } from "../src/server/server.js";
+import type { TracingSettings } from "../src/server/tracing/tracing-settings.js";
 import { cli, percentile, treeCpuMs } from "./processes.js";
 import type { BenchRow } from "./table.js";
 
@@ -30,8 +31,9 @@ export const sqliteStore: BenchStore = { kind: "sqlite" };
 export const benchSecretKey = "runyard-bench-secret-key-0123456789abcdef";
 
 /** An in-process server on `store`; its home is a fresh temp folder either way (secret.key). */
-export async function startBenchServer(store: BenchStore): Promise<RunningServer> {
+export async function startBenchServer(store: BenchStore, tracing?: TracingSettings): Promise<RunningServer> {
   return startServer({
+    ...(tracing ? { tracing } : {}),
     host: "127.0.0.1",
     port: 0,
     home: mkdtempSync(join(tmpdir(), "runyard-bench-")),
@@ -49,8 +51,9 @@ export async function startBenchServer(store: BenchStore): Promise<RunningServer
 export async function withServer<T>(
   store: BenchStore,
   fn: (server: RunningServer, runnerToken: string) => Promise<T>,
+  tracing?: TracingSettings,
 ): Promise<T> {
-  const server = await startBenchServer(store);
+  const server = await startBenchServer(store, tracing);
   try {
     const { secret } = await server.store.tokens.create({ kind: "runner", name: "bench" });
     return await fn(server, secret);

@@ -21,7 +21,9 @@ const root = fileURLToPath(new URL("..", import.meta.url));
  * fails under the code cache's vm.Script on Node 20. Kept apart: native addons (better-sqlite3,
  * argon2), pino and its transports (run as files beside them in threads), pg (it looks for its
  * optional native binding at run time), dockerode and its SSH stack (loaded at a runner's first
- * container, with ssh2's optional native crypto), and tar (loaded at a bot's first archive).
+ * container, with ssh2's optional native crypto), tar (loaded at a bot's first archive), and
+ * the OTLP exporter's base (loaded when tracing is on): it reaches `http` by `import()`, which
+ * fails in a bundle file compiled from the code cache, so its exports would fail, silently.
  */
 const keptApart = new Set([
   "better-sqlite3",
@@ -43,6 +45,7 @@ const keptApart = new Set([
   "ssh2",
   "cpu-features",
   "tar",
+  "@opentelemetry/otlp-exporter-base",
 ]);
 
 /** Whether a package is inlined: every one not kept apart. */

@@ -12,6 +12,7 @@ import { version } from "../core/version.js";
 import { probeSandbox } from "../exec/sandbox/sandbox.js";
 import { parseOnWorkerThread } from "../server/runs/workflow-parser.js";
 import { type RunningServer, startServer } from "../server/server.js";
+import { tracingSettings } from "../server/tracing/tracing-settings.js";
 import { connectionLost } from "../store/connection-loss.js";
 import { redactDatabaseUrl } from "../store/postgres.js";
 import { type CliContext, exitCodeForSignal, untilInterrupted } from "./context.js";
@@ -32,7 +33,9 @@ async function start(
 ): Promise<RunningServer> {
   const logger = createLogger({ level: config.logLevel, daemon: true });
   keepOnLosingTheDatabase(logger);
+  const tracing = tracingSettings(ctx.env);
   const server = await startServer({
+    ...(tracing ? { tracing } : {}),
     host: config.host,
     port: config.port,
     ...(waitingFor ? { waitingFor } : {}),

@@ -171,6 +171,10 @@ export const settingFamilies: readonly SettingFamily[] = [
     why: "docker, podman and kubectl talk to the engine or cluster and read the credentials these name",
   },
   {
+    patterns: ["OTEL_*", "TRACEPARENT", "TRACESTATE"],
+    why: "an instrumented program sends its telemetry, with the headers it authenticates with, where OTEL_* say, and joins the trace TRACEPARENT names (a traced run sets it for each step)",
+  },
+  {
     patterns: ["AWS_*", "GOOGLE_APPLICATION_CREDENTIALS", "CLOUDSDK_*", "AZURE_*"],
     why: "cloud command lines read credentials and config files (an AWS credential_process runs a command) from these",
   },

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { ErrorInfo } from "./events.js";
+import { TraceContext } from "./trace-context.js";
 
 /**
  * A step's container (`executor: docker`): each command runs in a hardened container of this image.
@@ -52,6 +53,8 @@ export const StepAttemptRequest = z.object({
    * with the destinations its operator allows that tenant; absent (an older server), one too.
    */
   tenant_id: z.string().nullable().optional(),
+  /** The attempt's span in the run's trace (tracing on): its processes get `TRACEPARENT`. */
+  trace: TraceContext.optional(),
 });
 export type StepAttemptRequest = z.infer<typeof StepAttemptRequest>;
 export type StepAttemptRequestInput = z.input<typeof StepAttemptRequest>;

@@ -15,6 +15,7 @@ import {
 } from "../core/masking.js";
 import { withoutSettingNames } from "../core/setting-names.js";
 import type { StepAttemptRequest, StepAttemptResult, StepOutputSink } from "../core/step-attempt.js";
+import { traceEnv } from "../core/trace-context.js";
 import { ExportLineReader, parseOutputFile } from "./exports.js";
 import { fdPath, openHostFolder } from "./host-folder.js";
 import { OutputCap } from "./output-cap.js";
@@ -71,6 +72,8 @@ export async function runStepAttempt(
       RUNYARD_RUN_ID: request.run_id,
       RUNYARD_STEP: request.step,
       RUNYARD_HOST: request.host,
+      // After the step's own env: the attempt's span is runyard's to name.
+      ...traceEnv(request.trace),
     },
     cwd: request.cwd,
     files: request.action === "shell.run" && !scriptInline ? { script: request.script } : {},

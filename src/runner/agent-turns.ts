@@ -10,6 +10,7 @@ import type { AgentOutput } from "../agents/types.js";
 import { agentTaskConfinement } from "../core/confinement.js";
 import { RunyardError } from "../core/errors.js";
 import { type AgentSandbox, type AgentTask, gitTokenNames } from "../core/jobs/agent.js";
+import { traceEnv } from "../core/trace-context.js";
 import type { EgressDestination } from "../exec/egress-proxy.js";
 import { killTagged, newProcessTag, processTagVariable } from "../exec/tagged-processes.js";
 import type { ExecExposure, ProcessLauncher } from "../exec/types.js";
@@ -257,6 +258,7 @@ export class SupervisedAgentTurns implements AgentTurns {
             ...(opened.configHome ? { XDG_CONFIG_HOME: opened.configHome } : {}),
             RUNYARD_AGENT_STATE_DIR: state,
             ...task.env,
+            ...traceEnv(task.trace),
             ...(this.loopCallsPublicOnly(task, container, env) ? { RUNYARD_MODEL_PUBLIC_ONLY: "1" } : {}),
           },
           ...(task.session_id ? { sessionId: task.session_id } : {}),

@@ -19,6 +19,7 @@ import type { WorkflowParser } from "./runs/workflow-parser.js";
 import type { Scheduler } from "./schedules/scheduler.js";
 import type { SessionTokens } from "./session-tokens.js";
 import type { SpendBudgets } from "./spend-budgets.js";
+import type { RunTracing } from "./tracing/tracing.js";
 
 /** How big artifacts may be (`RUNYARD_MAX_ARTIFACT_BYTES`, `RUNYARD_MAX_RUN_ARTIFACT_BYTES`). */
 export interface ArtifactLimits {
@@ -63,6 +64,8 @@ export interface ServerDeps {
   /** The whole store: the routes use nearly every repo; a module they build takes only those it uses. */
   store: Store;
   bus: EventBus;
+  /** Runs' traces over OTLP (docs/observability.md); absent: tracing is off. */
+  tracing?: RunTracing;
   runs: RunService;
   /** Where approval steps wait; an answer stored through the API wakes its wait, on any replica. */
   approvals: Pick<ApprovalWaits, "answered">;

@@ -14,8 +14,13 @@ export function readJob(record: JobRecord): Job | undefined {
 
 /** A job id that the same attempt always gets, so a resumed engine finds its job again. */
 export function jobIdFor(request: StepAttemptRequest): string {
-  const hash = createHash("sha256").update(`${request.step}\u0000${request.host}`).digest("hex").slice(0, 12);
-  return `job_${request.run_id}_${hash}_${request.attempt}`;
+  return stepJobId(request.run_id, request.step, request.host, request.attempt);
+}
+
+/** The job id of one attempt of a step on a host (`jobIdFor`), from its parts. */
+export function stepJobId(runId: string, step: string, host: string, attempt: number): string {
+  const hash = createHash("sha256").update(`${step}\u0000${host}`).digest("hex").slice(0, 12);
+  return `job_${runId}_${hash}_${attempt}`;
 }
 
 /** The result of a job that ended before its runner reported one: lost with its runner, or canceled. */

@@ -47,6 +47,8 @@ import { WorkflowRuns } from "./runs/workflow-runs.js";
 import { Scheduler } from "./schedules/scheduler.js";
 import { SessionTokens } from "./session-tokens.js";
 import { SpendBudgets } from "./spend-budgets.js";
+import { type RunTracing, startTracing } from "./tracing/tracing.js";
+import type { TracingSettings } from "./tracing/tracing-settings.js";
 
 /** How many days audit entries are kept unless `audit.retention_days` says otherwise. */
 export const defaultAuditRetentionDays = 90;
@@ -129,6 +131,8 @@ export interface ServerOptions {
   databaseWaitSeconds?: number;
   /** The fleet presumed this replica dead and adopted its runs; default: the server closes. */
   onFenced?: () => void;
+  /** OpenTelemetry traces of runs (tracing-settings.ts reads them from OTEL_*); absent: off, no SDK loaded. */
+  tracing?: TracingSettings;
   logger: Logger;
   version: string;
   warn: (message: string) => void;
@@ -140,6 +144,8 @@ export interface RunningServer {
   store: Store;
   /** Stored events as they land, per run (what SSE followers see). */
   bus: EventBus;
+  /** Runs' traces (options.tracing); absent: tracing is off. */
+  tracing: RunTracing | undefined;
   hub: RunnerHub;
   runs: RunService;
   /** This server among the replicas sharing its database. */
@@ -193,6 +199,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   if (home && !databaseUrl) protectDatabase(home);
 
   const bus = new EventBus();
+  const tracing = options.tracing ? await startTracing(options.tracing, { bus, store, logger }) : undefined;
   let url: string | null = null;
   const replica = new Replica(
     replicaId,
@@ -270,6 +277,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       cancel: (runId) => runs.cancel(runId),
     }),
     spendBudgets,
+    tracing,
   );
   const agents = new AgentRuns(
     store,
@@ -278,6 +286,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     { roots: options.agentCwdRoots ?? [], own: serverFolders },
     spendBudgets,
     new OutboundPolicy("mcp_hosts", options.outbound?.mcpHosts ?? []),
+    tracing,
   );
   const bots = new BotRuns(store, queue, { ...defaultBotSettings, ...options.bots });
   const runs: RunService = new RunService(
@@ -377,6 +386,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const app = buildApp({
     store,
     bus,
+    ...(tracing ? { tracing } : {}),
     runs,
     approvals,
     savedWorkflows,
@@ -459,6 +469,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const close = (): Promise<void> => {
     closing ??= (async () => {
       await stopWork(() => app.close());
+      // Sends the spans still held; a collector away costs at most the exporter's timeout.
+      await tracing?.close();
       await store.close();
       await parseWorkflow.close?.();
     })();
@@ -470,6 +482,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     app,
     store,
     bus,
+    tracing,
     hub,
     runs,
     replica,

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { ErrorInfo, type EventInput } from "../events.js";
+import { TraceContext } from "../trace-context.js";
 import { CopiedFile, McpServers, SetupCommand } from "./agent-tools.js";
 
 /**
@@ -96,6 +97,8 @@ export const AgentTask = z.object({
   repo: AgentRepo.optional(),
   /** Reaches git through GIT_ASKPASS only. */
   git_token: z.string().optional(),
+  /** The turn's span in the run's trace (tracing on): the agent's processes get `TRACEPARENT`. */
+  trace: TraceContext.optional(),
   tests: AgentTests.optional(),
   /** Run the agent in a container (see `AgentSandbox`); absent: the runner's default (`RUNYARD_AGENT_SANDBOX`). */
   sandbox: AgentSandbox.optional(),

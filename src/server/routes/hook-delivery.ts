@@ -188,6 +188,8 @@ export function hookDeliveryRoute(app: FastifyInstance, deps: ServerDeps): void 
         );
         const owner = await deps.savedWorkflows.triggerOwner(hook.created_by);
         const runId = newRunId();
+        // A caller's `traceparent` (tracing on): the run joins the sender's trace.
+        deps.tracing?.runIdFor(request, newRunId, runId);
         // The signature covers the body only, not the headers: the same body again, under another
         // delivery id or none, is the same delivery sent again (by whoever saw it once), and is
         // known by its SHA-256. Each key is claimed by its primary key, so of two sendings at
@@ -218,6 +220,7 @@ export function hookDeliveryRoute(app: FastifyInstance, deps: ServerDeps): void 
             runId,
             owner,
           });
+          deps.tracing?.submitted(run.id, request, reply.code(202));
           return reply.code(202).send({ run_id: run.id, missing_vars: missing });
         } catch (error) {
           // Not started: the sender may deliver it again.

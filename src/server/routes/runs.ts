@@ -3,6 +3,7 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
 import { isFinalStatus, RunEvent, RunKind, RunStatus } from "../../core/events.js";
+import { newRunId } from "../../core/ids.js";
 import { runTriggers } from "../../core/run-trigger.js";
 import { maxNameLength, refuseBodyFields } from "../api-schemas.js";
 import { audit } from "../audit.js";
@@ -165,10 +166,14 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
         userId: principal?.user_id ?? null,
         confinement: runConfinement({ submitter: { principal } }),
       };
+      // A caller's `traceparent` (tracing on): the run, its id fixed now, joins the caller's trace.
+      const runId = deps.tracing?.runIdFor(request, newRunId);
+      const origin = { trigger: requestTrigger(request), ...(runId ? { runId } : {}) };
       if (input.kind === "agent") {
         await deps.quotas.checkSubmit(principal);
-        const run = await deps.runs.submitAgent(input, owner, { trigger: requestTrigger(request) });
+        const run = await deps.runs.submitAgent(input, owner, origin);
         await engineTurn();
+        deps.tracing?.submitted(run.id, request, reply.code(201));
         return reply.code(201).send({ run_id: run.id, status: run.status });
       }
       refuseBadVariableNames(input.vars);
@@ -182,9 +187,10 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
           ...(input.no_rollback ? { no_rollback: true as const } : {}),
         },
         owner,
-        { trigger: requestTrigger(request) },
+        origin,
       );
       await engineTurn();
+      deps.tracing?.submitted(run.id, request, reply.code(201));
       return reply.code(201).send({ run_id: run.id, status: run.status });
     },
   );

@@ -28,6 +28,7 @@ import { memberTestsRefusal, testsPlaybook } from "../../workflow/tests-playbook
 import type { JobQueue } from "../job-queue.js";
 import { OutboundPolicy } from "../outbound/outbound-policy.js";
 import type { SpendBudgets } from "../spend-budgets.js";
+import type { RunTracing } from "../tracing/tracing.js";
 import { type AgentFollowUp, AgentRunSpec, composePrompt, type SubmitAgentRunBody } from "./agent-spec.js";
 import { runAgentTurn } from "./agent-step-runners.js";
 import type { ActiveRun, PreparedRun, RunKindModule } from "./run-kind.js";
@@ -54,6 +55,8 @@ export class AgentRuns implements RunKindModule {
     private readonly budgets?: SpendBudgets,
     /** Where a member's MCP server URL may lead (config `mcp_hosts:`): public addresses, and those it lists. */
     private readonly mcpHosts = new OutboundPolicy("mcp_hosts", []),
+    /** Tracing on: each agent's job names its turn's span (`TRACEPARENT`). */
+    private readonly tracing?: Pick<RunTracing, "turnTrace">,
   ) {}
 
   /** Refuses unknown agents, a cwd the run may not work in and secrets the tenant has not stored. */
@@ -326,6 +329,8 @@ export class AgentRuns implements RunKindModule {
         ...(gitToken ? [gitToken] : []),
       ],
     };
+    const trace = await this.tracing?.turnTrace(runId, agent);
+    if (trace) task.trace = trace;
     const job: AgentJob = { job_id: agentJobId(runId, agent), kind: "agent", payload: task };
     const group = spec.group ?? this.routeGroup(spec.repo?.url);
     const labels = [

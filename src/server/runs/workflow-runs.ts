@@ -2,7 +2,7 @@ import { z } from "zod";
 import { type Confinement, stepConfinement, workflowSpecConfinement } from "../../core/confinement.js";
 import { errorInfo, RunyardError } from "../../core/errors.js";
 import type { Logger } from "../../core/logger.js";
-import type { StepRunner } from "../../core/step-attempt.js";
+import type { StepAttemptRequest, StepRunner } from "../../core/step-attempt.js";
 import { DirectStepRunner, sealedFailureFloorMs } from "../../direct/client.js";
 import type { Store } from "../../store/index.js";
 import type { AgentStepRunner } from "../../workflow/agent-step.js";
@@ -27,6 +27,7 @@ import { guardedRequest } from "../outbound/guarded-http.js";
 import type { OutboundPolicy } from "../outbound/outbound-policy.js";
 import type { SpendBudgets } from "../spend-budgets.js";
 import { queuedStepRunner } from "../step-jobs.js";
+import type { RunTracing } from "../tracing/tracing.js";
 import { agentStepRunnerRefusal, runAgentTurn } from "./agent-step-runners.js";
 import type { ConcurrencyGroups } from "./concurrency-groups.js";
 import type { ActiveRun, PreparedRun, RunKindModule } from "./run-kind.js";
@@ -90,6 +91,8 @@ export class WorkflowRuns implements RunKindModule {
     private readonly calls?: WorkflowCalls,
     /** The tenants' and users' spend budgets: an agent step past one fails, a running one is capped. */
     private readonly budgets?: SpendBudgets,
+    /** Tracing on: each attempt's job names its span (`TRACEPARENT`). */
+    private readonly tracing?: Pick<RunTracing, "stepTrace">,
   ) {}
 
   /**
@@ -287,6 +290,9 @@ export class WorkflowRuns implements RunKindModule {
         }
         const { group, labels } = runnerRequirements(spec);
         const task = agentStepTask(request, { env: {}, confinement });
+        // An agent step is one attempt (engine: agent-step.ts) whatever its turns: they share its span.
+        const trace = await this.tracing?.stepTrace(request.runId, request.step, request.host, 1);
+        if (trace) task.trace = trace;
         const host = { ...(group !== null ? { group } : {}), labels };
         const requirements = {
           ...host,
@@ -327,10 +333,11 @@ export class WorkflowRuns implements RunKindModule {
       return {
         // The run starts as the attempt is sent; its step.started follows run.started.
         startsLater: true,
-        runAttempt: (request, io) => {
+        runAttempt: async (request, io) => {
+          const traced = await this.traced(request);
           run.markStarted(`agent-server ${spec.address}`);
           io.started?.();
-          return direct.runAttempt(request, io);
+          return direct.runAttempt(traced, io);
         },
       };
     }
@@ -351,8 +358,15 @@ export class WorkflowRuns implements RunKindModule {
     };
     return {
       ...queued,
-      runAttempt: (request, io) => queued.runAttempt({ ...request, ...owner }, io),
+      runAttempt: async (request, io) => queued.runAttempt({ ...(await this.traced(request)), ...owner }, io),
     };
+  }
+
+  /** The attempt with its span's context, when tracing is on. */
+  private async traced(request: StepAttemptRequest): Promise<StepAttemptRequest> {
+    if (!this.tracing) return request;
+    const trace = await this.tracing.stepTrace(request.run_id, request.step, request.host, request.attempt);
+    return trace ? { ...request, trace } : request;
   }
 }
 
