@@ -68,6 +68,13 @@ describe("setting names", () => {
       "No_Proxy",
       "Npm_Config_Registry",
       "NPM_config_script_shell",
+      // OpenTelemetry's Java SDK and agent read OTEL_* in any case; a traced step's own trace.
+      "OTEL_EXPORTER_OTLP_ENDPOINT",
+      "otel_exporter_otlp_endpoint",
+      "Otel_Javaagent_Extensions",
+      "TRACEPARENT",
+      "traceparent",
+      "TraceState",
     ];
     for (const name of settings) expect(settingFamilyOf(name), name).toBeDefined();
   });

@@ -173,6 +173,9 @@ export const settingFamilies: readonly SettingFamily[] = [
   {
     patterns: ["OTEL_*", "TRACEPARENT", "TRACESTATE"],
     why: "an instrumented program sends its telemetry, with the headers it authenticates with, where OTEL_* say, and joins the trace TRACEPARENT names (a traced run sets it for each step)",
+    // OpenTelemetry's Java SDK and agent read these names in any case (`otel_javaagent_extensions`
+    // loads a jar).
+    anyCase: true,
   },
   {
     patterns: ["AWS_*", "GOOGLE_APPLICATION_CREDENTIALS", "CLOUDSDK_*", "AZURE_*"],

@@ -1,5 +1,6 @@
 import { type Kysely, PostgresDialect } from "kysely";
 import { RunyardError } from "../core/errors.js";
+import { redactedUrl } from "../core/redacted-url.js";
 import { OutageClock } from "./connection-loss.js";
 import { postgresDialect } from "./dialect.js";
 import { createKyselyStore, type KyselyStoreOptions } from "./kysely-store.js";
@@ -78,13 +79,7 @@ export async function connectPostgres(
 
 /** The URL without its password, for messages and logs. */
 export function redactDatabaseUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = "***";
-    return parsed.toString();
-  } catch {
-    return "(a database URL that does not parse)";
-  }
+  return redactedUrl(url, "(a database URL that does not parse)");
 }
 
 function unreachable(url: string, error: unknown): RunyardError {

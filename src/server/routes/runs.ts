@@ -167,11 +167,14 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
         confinement: runConfinement({ submitter: { principal } }),
       };
       // A caller's `traceparent` (tracing on): the run, its id fixed now, joins the caller's trace.
-      const runId = deps.tracing?.runIdFor(request, newRunId);
-      const origin = { trigger: requestTrigger(request), ...(runId ? { runId } : {}) };
+      // Asked only once the submit passed its checks: a refused one leaves nothing in the tracer.
+      const origin = () => {
+        const runId = deps.tracing?.runIdFor(request, newRunId);
+        return { trigger: requestTrigger(request), ...(runId ? { runId } : {}) };
+      };
       if (input.kind === "agent") {
         await deps.quotas.checkSubmit(principal);
-        const run = await deps.runs.submitAgent(input, owner, origin);
+        const run = await deps.runs.submitAgent(input, owner, origin());
         await engineTurn();
         deps.tracing?.submitted(run.id, request, reply.code(201));
         return reply.code(201).send({ run_id: run.id, status: run.status });
@@ -187,7 +190,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
           ...(input.no_rollback ? { no_rollback: true as const } : {}),
         },
         owner,
-        origin,
+        origin(),
       );
       await engineTurn();
       deps.tracing?.submitted(run.id, request, reply.code(201));

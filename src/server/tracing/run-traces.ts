@@ -37,7 +37,8 @@ interface FollowedRun {
 export class RunTraces {
   private readonly runs = new Map<string, Promise<FollowedRun>>();
   /** Runs whose submit (HTTP) span this replica wrote: their run span is its child. */
-  private readonly submitted = new Set<string>();
+  /** Runs whose submit span was written here, until their run span is (capped as `runs` is). */
+  private readonly submitted = new Map<string, true>();
 
   constructor(
     private readonly ids: RunTraceIds,
@@ -58,7 +59,7 @@ export class RunTraces {
 
   /** The submit span of `runId` was written (routes' hook): its run span hangs under it. */
   submittedOverHttp(runId: string): void {
-    this.submitted.add(runId);
+    keepNewest(this.submitted, runId, true);
   }
 
   private follow(event: RunEvent): Promise<FollowedRun> {

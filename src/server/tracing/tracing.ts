@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Logger } from "../../core/logger.js";
+import { redactedUrl } from "../../core/redacted-url.js";
 import {
   formatTraceparent,
   parseTraceparent,
@@ -60,7 +61,11 @@ export async function startTracing(
   );
   const unsubscribe = deps.bus.subscribeAll((events) => traces.observe(events));
   deps.logger.info(
-    { endpoint: settings.tracesUrl, service: settings.serviceName, sampler: settings.sampler.name },
+    {
+      endpoint: redactedUrl(settings.tracesUrl, "(an endpoint that does not parse)"),
+      service: settings.serviceName,
+      sampler: settings.sampler.name,
+    },
     "tracing: runs exported over OTLP",
   );
   const contextOf = (root: RunTraceRoot, spanId: string): TraceContext => ({
@@ -76,12 +81,15 @@ export async function startTracing(
     },
     runIdFor(request, newRunId, given) {
       const header = request.headers.traceparent;
-      const traceparent = typeof header === "string" ? header.trim() : undefined;
-      if (!parseTraceparent(traceparent)) return given;
+      const parsed = parseTraceparent(typeof header === "string" ? header : undefined);
+      if (!parsed) return given;
+      // Kept as runyard writes it (55 characters), not as sent: a later version's header may carry
+      // any tail, which a flood of submits would otherwise hold in memory.
+      const traceparent = formatTraceparent(parsed);
       const state = request.headers.tracestate;
       const tracestate = parseTracestate(Array.isArray(state) ? state.join(",") : state);
       const runId = given ?? newRunId();
-      ids.callerOf(runId, { traceparent: traceparent!, ...(tracestate ? { tracestate } : {}) });
+      ids.callerOf(runId, { traceparent, ...(tracestate ? { tracestate } : {}) });
       return runId;
     },
     submitted(runId, request, reply) {
