@@ -512,6 +512,12 @@ const rows: Row[] = [
     expect: ofTenantA(409),
   },
   {
+    route: "GET /api/runs/{id}/retry-plan",
+    what: "tenant A's run, still queued: A's callers are told it is not finished (409), others that it does not exist",
+    request: async () => ({ url: `/api/runs/${items.runs.A}/retry-plan` }),
+    expect: ofTenantA(409),
+  },
+  {
     route: "GET /api/runs/{id}/workflow",
     what: "tenant A's run's text: its submitter and admins (a platform admin, A's admin), not other tenants",
     request: async () => ({ url: `/api/runs/${items.runs.A}/workflow` }),

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { ErrorInfo } from "./events.js";
-import { TraceContext } from "./trace-context.js";
+import { TraceContextSchema } from "./trace-context-schema.js";
 
 /**
  * A step's container (`executor: docker`): each command runs in a hardened container of this image.
@@ -54,7 +54,7 @@ export const StepAttemptRequest = z.object({
    */
   tenant_id: z.string().nullable().optional(),
   /** The attempt's span in the run's trace (tracing on): its processes get `TRACEPARENT`. */
-  trace: TraceContext.optional(),
+  trace: TraceContextSchema.optional(),
 });
 export type StepAttemptRequest = z.infer<typeof StepAttemptRequest>;
 export type StepAttemptRequestInput = z.input<typeof StepAttemptRequest>;

@@ -1,15 +1,14 @@
-import { z } from "zod";
-
 /**
  * W3C Trace Context (https://www.w3.org/TR/trace-context/): where a run's trace stands, handed to
  * a step or an agent turn as `TRACEPARENT` / `TRACESTATE` so its own instrumented program joins
- * the run's trace. The server sets it on a job only when tracing is on (server/tracing/).
+ * the run's trace. The server sets it on a job only when tracing is on (server/tracing/); the
+ * job's schema of it is trace-context-schema.ts, apart, so that `runyard run`, which reads no job,
+ * loads no zod for it.
  */
-export const TraceContext = z.object({
-  traceparent: z.string().regex(/^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/),
-  tracestate: z.string().max(512).optional(),
-});
-export type TraceContext = z.infer<typeof TraceContext>;
+export interface TraceContext {
+  traceparent: string;
+  tracestate?: string;
+}
 
 /** A `traceparent` read into its parts. */
 export interface TraceParent {

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { ErrorInfo, type EventInput } from "../events.js";
-import { TraceContext } from "../trace-context.js";
+import { TraceContextSchema } from "../trace-context-schema.js";
 import { CopiedFile, McpServers, SetupCommand } from "./agent-tools.js";
 
 /**
@@ -98,7 +98,7 @@ export const AgentTask = z.object({
   /** Reaches git through GIT_ASKPASS only. */
   git_token: z.string().optional(),
   /** The turn's span in the run's trace (tracing on): the agent's processes get `TRACEPARENT`. */
-  trace: TraceContext.optional(),
+  trace: TraceContextSchema.optional(),
   tests: AgentTests.optional(),
   /** Run the agent in a container (see `AgentSandbox`); absent: the runner's default (`RUNYARD_AGENT_SANDBOX`). */
   sandbox: AgentSandbox.optional(),
