@@ -323,7 +323,7 @@ describe.skipIf(!haveBrowser)("the web UI where users hit frictions", () => {
     const who = async (name: string) => {
       const row = page.getByRole("row").filter({ has: page.getByRole("link", { name, exact: true }) });
       await row.waitFor();
-      return row.locator("td").nth(3).textContent();
+      return row.locator("td").nth(4).textContent();
     };
     expect(await who("by-noor")).toBe("noor");
     expect(await who("by-noor-session")).toBe("noor");
@@ -333,7 +333,7 @@ describe.skipIf(!haveBrowser)("the web UI where users hit frictions", () => {
       .filter({ hasText: "by-noor" })
       .first()
       .locator("td")
-      .nth(4)
+      .nth(5)
       .textContent();
     expect(started).toMatch(dateFormat);
     await page.getByRole("link", { name: "by-noor", exact: true }).click();
