@@ -175,9 +175,9 @@ describe.skipIf(!haveBrowser)("the runs pages", () => {
     await logIn(page, up.url);
     await page.goto(`${up.url}/#/runs/${runId}`);
     await terminalShows(page, "started");
-    await page.getByRole("button", { name: "Cancel" }).click();
+    await page.getByRole("button", { name: "Cancel", exact: true }).click();
     await headerStatus(page).getByText("canceled").waitFor({ timeout: 30_000 });
-    await expect(page.getByRole("button", { name: "Cancel" }).count()).resolves.toBe(0);
+    await expect(page.getByRole("button", { name: "Cancel", exact: true }).count()).resolves.toBe(0);
     await screenshot(page, "run-page-phone");
     expect((await waitForRun(up.url, runId, isFinal)).status).toBe("canceled");
     await page.close();
