@@ -20,7 +20,9 @@ export function RetryConfirm({
   const [error, setError] = useState<ApiError | null>(null);
   const shown = useRef<HTMLElement>(null);
   // Opened from a row far up a long table (or on a phone): brought into view.
-  useEffect(() => shown.current?.scrollIntoView({ block: "nearest" }), []);
+  useEffect(() => {
+    shown.current?.scrollIntoView({ block: "nearest" });
+  }, []);
   useEffect(() => {
     let stopped = false;
     setPlan(null);
