@@ -62,7 +62,7 @@ async function buildPreviousRelease(): Promise<PreviousRelease> {
   await commitPresent(commit);
   const lock = readFileSync(join(repoRoot, "package-lock.json"));
   const releaseLock = (await git(["show", `${commit}:package-lock.json`], "buffer")) as Buffer;
-  const linked = dependencies(lock) === dependencies(releaseLock);
+  const linked = covers(lock, releaseLock);
   // A folder that borrows node_modules is good only while the checkout's lock is what it was.
   const lockPart = linked ? `-${createHash("sha256").update(lock).digest("hex").slice(0, 8)}` : "";
   const dir = join(tmpdir(), `runyard-release-${commit.slice(0, 12)}${lockPart}`);
@@ -105,15 +105,18 @@ async function buildPreviousRelease(): Promise<PreviousRelease> {
   return release;
 }
 
-/** A lockfile's dependencies: the whole lock but runyard's own version, which each release changes. */
-function dependencies(lock: Buffer): string {
-  const parsed = JSON.parse(lock.toString("utf8")) as {
-    version?: string;
-    packages?: Record<string, { version?: string }>;
-  };
-  delete parsed.version;
-  if (parsed.packages?.[""]) delete parsed.packages[""].version;
-  return JSON.stringify(parsed);
+/**
+ * Whether the checkout's lock installs every package the release's does, each as the release's
+ * lock has it (runyard's own entry aside, which each release changes): then the release runs on
+ * the checkout's node_modules, whatever packages the checkout added since (it never loads them).
+ */
+function covers(lock: Buffer, releaseLock: Buffer): boolean {
+  const packages = (text: Buffer) =>
+    (JSON.parse(text.toString("utf8")) as { packages?: Record<string, unknown> }).packages ?? {};
+  const checkout = packages(lock);
+  return Object.entries(packages(releaseLock)).every(
+    ([path, entry]) => path === "" || JSON.stringify(checkout[path]) === JSON.stringify(entry),
+  );
 }
 
 async function git(args: string[], encoding: "utf8" | "buffer" = "utf8"): Promise<string | Buffer> {

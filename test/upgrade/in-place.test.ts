@@ -94,7 +94,8 @@ function describeInPlaceUpgrade(backend: Backend): void {
       // 143: it stopped on the signal, as a server does (test/crash-recovery.test.ts).
       expect(await previous.kill("SIGTERM")).toBe(143);
       today = await startBuild(cliPath);
-    });
+      // The previous release's build may run npm ci (see rolling.test.ts).
+    }, 600_000);
 
     afterAll(async () => {
       await Promise.all(started.map((proc) => proc.kill("SIGKILL")));

@@ -106,7 +106,9 @@ describe.skipIf(!adminUrl)(`a rolling upgrade from ${previousReleaseVersion} on 
       started.push(runner);
     });
     today = await startReplica(cliPath, todayPort, { RUNYARD_LOG_LEVEL: "info" });
-  });
+    // The first file to ask builds the previous release; it runs npm ci when the checkout's lock
+    // no longer installs every package of the release's as it was (2 to 4 minutes here).
+  }, 600_000);
 
   afterAll(async () => {
     await Promise.all(started.map((proc) => proc.kill("SIGKILL")));
