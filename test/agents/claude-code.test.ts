@@ -11,7 +11,7 @@ import type { AgentInvocation } from "../../src/agents/types.js";
 import { groupIsAlive } from "../../src/exec/resources.js";
 import { agentFor, agentTestBed, mainScript, pinnedCli, withTools } from "../helpers/agent-turn.js";
 import { tempDir } from "../helpers/cli.js";
-import { type RecordedRequest, startModelServer, type Turn } from "../model-server/server.js";
+import { startModelServer, type Turn } from "../model-server/server.js";
 
 const bin = pinnedCli(claudeCodeAgent);
 const bed = agentTestBed();
@@ -157,10 +157,6 @@ describe.skipIf(!bin)("the claude_code adapter with the real CLI", { timeout: 25
     bed.server = await startModelServer(
       script({ text: "partial answer", fail: { kind: "stall-mid-stream", afterEvents: 4 } }),
     );
-    let stalled: RecordedRequest | undefined;
-    void bed.server.stalled.then((request) => {
-      stalled = request;
-    });
     // The CLI prints nothing while it starts (over 3 s beside two busy loops): the turn signs life
     // for it until the stream has stalled, so the 3 s window times the stall, not the start-up.
     const { result, groups } = await turn("say hi", {
@@ -168,6 +164,7 @@ describe.skipIf(!bin)("the claude_code adapter with the real CLI", { timeout: 25
       signsLifeUntil: bed.server.stalled,
     });
     const ended = Date.now();
+    const stalled = bed.server.stalledRequest;
     expect(result).toMatchObject({ status: "failed", error: { code: "AGENT_STALLED" } });
     expect(result.error?.message).toMatch(/silent for \d+(\.\d)? s \(its stall limit is 3 s\)/);
     // Counted from the request whose stream stalled: the stall limit and the CLI's SIGTERM grace,

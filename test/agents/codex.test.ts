@@ -15,13 +15,7 @@ import {
   processesWith,
   signingLifeUntil,
 } from "../helpers/agent-turn.js";
-import {
-  type RecordedRequest,
-  type Script,
-  startModelServer,
-  type Turn,
-  turns,
-} from "../model-server/server.js";
+import { type Script, startModelServer, type Turn, turns } from "../model-server/server.js";
 
 const pkg = codexAgent.package!;
 const bin = pinnedCli(codexAgent);
@@ -152,10 +146,6 @@ describe.skipIf(!bin)(`codex adapter (real @openai/codex ${pkg.version})`, () =>
     bed.server = await startModelServer(
       turns({ text: "x", fail: { kind: "stall-mid-stream", afterEvents: 3 } }),
     );
-    let stalled: RecordedRequest | undefined;
-    void bed.server.stalled.then((request) => {
-      stalled = request;
-    });
     const prompt = `stall ${Date.now()}`;
     const { result } = await bed.supervise(
       signingLifeUntil(codexAgent, bed.server.stalled),
@@ -164,6 +154,7 @@ describe.skipIf(!bin)(`codex adapter (real @openai/codex ${pkg.version})`, () =>
       { timeoutMs: 60_000, stallMs: 3000 },
     );
     const ended = Date.now();
+    const stalled = bed.server.stalledRequest;
     expect(result.error?.code).toBe("AGENT_STALLED");
     // Counted from the request whose stream stalled, not from Codex's start-up: the 3 s stall
     // limit and stopping Codex, well before the 60 s time limit a missed stall would wait.

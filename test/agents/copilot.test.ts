@@ -12,7 +12,7 @@ import type { AgentInvocation } from "../../src/agents/types.js";
 import { groupIsAlive } from "../../src/exec/resources.js";
 import { agentFor, agentTestBed, mainScript, pinnedCli, withTools } from "../helpers/agent-turn.js";
 import { tempDir } from "../helpers/cli.js";
-import { type RecordedRequest, startModelServer, type Turn } from "../model-server/server.js";
+import { startModelServer, type Turn } from "../model-server/server.js";
 
 const bin = pinnedCli(copilotAgent);
 const bed = agentTestBed();
@@ -112,10 +112,6 @@ describe.skipIf(!bin)("the copilot adapter with the real CLI", { timeout: 250_00
     bed.server = await startModelServer(
       script({ text: "partial answer", fail: { kind: "stall-mid-stream", afterEvents: 2 } }),
     );
-    let stalled: RecordedRequest | undefined;
-    void bed.server.stalled.then((request) => {
-      stalled = request;
-    });
     // The CLI prints nothing while it starts (past 20 s on a loaded machine): the turn signs life
     // for it until the stream has stalled, so the short window times the stall, not the start-up.
     const { result, groups } = await turn("say hi", {
@@ -123,6 +119,7 @@ describe.skipIf(!bin)("the copilot adapter with the real CLI", { timeout: 250_00
       signsLifeUntil: bed.server.stalled,
     });
     const ended = Date.now();
+    const stalled = bed.server.stalledRequest;
     expect(result).toMatchObject({ status: "failed", error: { code: "AGENT_STALLED" } });
     // Counted from the request whose stream stalled, well before the 90 s time limit a missed
     // stall would wait.

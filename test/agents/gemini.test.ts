@@ -12,7 +12,7 @@ import type { AgentInvocation } from "../../src/agents/types.js";
 import { groupIsAlive } from "../../src/exec/resources.js";
 import { agentFor, agentTestBed, mainScript, pinnedCli, withTools } from "../helpers/agent-turn.js";
 import { tempDir } from "../helpers/cli.js";
-import { type RecordedRequest, startModelServer, type Turn } from "../model-server/server.js";
+import { startModelServer, type Turn } from "../model-server/server.js";
 
 const bin = pinnedCli(geminiAgent);
 const bed = agentTestBed();
@@ -118,10 +118,6 @@ describe.skipIf(!bin)("the gemini adapter with the real CLI", { timeout: 150_000
         fail: { kind: "stall-mid-stream", afterEvents: 1 },
       }),
     );
-    let stalled: RecordedRequest | undefined;
-    void bed.server.stalled.then((request) => {
-      stalled = request;
-    });
     // The CLI prints nothing while it starts (past 20 s on a loaded machine): the turn signs life
     // for it until the stream has stalled, so the short window times the stall, not the start-up.
     const { result, groups } = await turn("say hi", {
@@ -129,6 +125,7 @@ describe.skipIf(!bin)("the gemini adapter with the real CLI", { timeout: 150_000
       signsLifeUntil: bed.server.stalled,
     });
     const ended = Date.now();
+    const stalled = bed.server.stalledRequest;
     expect(result).toMatchObject({ status: "failed", error: { code: "AGENT_STALLED" } });
     // Counted from the request whose stream stalled, well before the 90 s time limit a missed
     // stall would wait.

@@ -37,6 +37,8 @@ export interface ModelServer {
    * `stall-mid-stream` once its first events are written): what a stall test counts from.
    */
   stalled: Promise<RecordedRequest>;
+  /** That request once the server has left it stalled; undefined before. */
+  readonly stalledRequest: RecordedRequest | undefined;
   /** Replace the script (attempt counters reset). */
   setScript(script: Script): void;
   stop(): Promise<void>;
@@ -50,10 +52,15 @@ export async function startModelServer(script: Script): Promise<ModelServer> {
   /** Attempts per "conversation index/turn index", for `failFirst`. */
   let attempts = new Map<string, number>();
   const requests: RecordedRequest[] = [];
-  let stalledAt!: (rec: RecordedRequest) => void;
+  let stalledRequest: RecordedRequest | undefined;
+  let resolveStalled!: (rec: RecordedRequest) => void;
   const stalled = new Promise<RecordedRequest>((resolve) => {
-    stalledAt = resolve;
+    resolveStalled = resolve;
   });
+  const stalledAt = (rec: RecordedRequest): void => {
+    stalledRequest ??= rec;
+    resolveStalled(rec);
+  };
 
   const server: Server = createServer((req, res) => {
     const parts: Buffer[] = [];
@@ -223,6 +230,9 @@ export async function startModelServer(script: Script): Promise<ModelServer> {
     port,
     requests,
     stalled,
+    get stalledRequest() {
+      return stalledRequest;
+    },
     setScript(s: Script) {
       current = s;
       attempts = new Map();
