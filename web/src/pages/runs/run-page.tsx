@@ -5,7 +5,7 @@ import { type ApiError, answer, api, asApiError, asSubmit, type Schema } from ".
 import { formatDate } from "../../dates.js";
 import { navigate } from "../../router.js";
 import { RunApprovals } from "./approvals.js";
-import { CalledOutput } from "./called-output.js";
+import { type Borrowed, BorrowedStepOutput, borrowedFor } from "./borrowed-output.js";
 import { CalledBy, FailedHandlers } from "./called-runs.js";
 import { formatBytes, runDuration } from "./format.js";
 import { OutputWindow } from "./output-window.js";
@@ -89,8 +89,8 @@ export function RunPage({ id }: { id: string }) {
   const [canceling, setCanceling] = useState(false);
   const [now, setNow] = useState(Date.now());
   const [view, setView] = useState<"graph" | "timeline">("graph");
-  /** The call step whose child run's output the terminal shows instead of this run's. */
-  const [shownCall, setShownCall] = useState<string | null>(null);
+  /** The step whose output is another run's (a call's child, a kept step's first run), when selected. */
+  const [borrowed, setBorrowed] = useState<Borrowed | null>(null);
   const output = useMemo(() => new OutputWindow(id), [id]);
   const refreshing = useRef<Promise<void> | null>(null);
 
@@ -267,11 +267,11 @@ export function RunPage({ id }: { id: string }) {
     statesByName.has(`rollback: ${name}`) ? stateOf(`rollback: ${name}`) : undefined;
   const callOf = (name: string) => run.calls?.find((call) => call.step === name);
   // A box shows its step's output; a matrix step's box, its first combination's; a call step's,
-  // its child run's.
+  // its child run's; a kept step's, that of the run it was kept from.
   const selectStep = (name: string) => {
-    setShownCall(callOf(name) ? name : null);
     const combination = run.graph?.steps.find((step) => step.name === name)?.matrix?.[0];
     const shown = allSteps.find((step) => step.name === (combination ?? name));
+    setBorrowed(borrowedFor(run, shown ?? { name, host: "" }));
     if (shown) setFilter(`${shown.name}@${shown.host}`);
   };
   // What the run started with, apart from what its steps exported (a new name, or a new value).
@@ -443,7 +443,7 @@ export function RunPage({ id }: { id: string }) {
           <select
             value={filter}
             onChange={(event) => {
-              setShownCall(null);
+              setBorrowed(null);
               setFilter(event.target.value);
             }}
           >
@@ -456,8 +456,8 @@ export function RunPage({ id }: { id: string }) {
           </select>
         </label>
       </div>
-      {shownCall && callOf(shownCall) ? (
-        <CalledOutput call={callOf(shownCall)!} onBack={() => setShownCall(null)} />
+      {borrowed ? (
+        <BorrowedStepOutput run={run} borrowed={borrowed} onBack={() => setBorrowed(null)} />
       ) : (
         <RunTerminal output={output} filter={filter} live={live} />
       )}
