@@ -69,7 +69,7 @@ async function expectAgentsMarked(page: Page): Promise<void> {
  * turn ("2 of 2", its own message), and each turn's page links the other; the follow-up's long
  * message is folded and opens in full.
  */
-async function expectThread(page: Page, first: string, next: string): Promise<void> {
+async function expectThread(page: Page, first: string, next: string, shot?: string): Promise<void> {
   await page.goto(`${up.url}#/agents`);
   const table = page.getByRole("table", { name: "Agent runs" });
   const firstRow = table.getByRole("row").filter({ has: page.getByRole("link", { name: first }) });
@@ -82,6 +82,7 @@ async function expectThread(page: Page, first: string, next: string): Promise<vo
   expect(rows[at + 1]).toContain(next);
   const overflow = await page.evaluate<number>("document.documentElement.scrollWidth - window.innerWidth");
   expect(overflow).toBeLessThanOrEqual(0);
+  if (shot) await screenshot(page, shot, "viewport");
 
   await nextRow.getByRole("link", { name: next }).click();
   const turns = page.getByRole("navigation", { name: "Turns" });
@@ -169,8 +170,7 @@ describe.skipIf(!haveBrowser)("the agents pages", () => {
     for (const viewport of [desktop, phone]) {
       const view = await browser.newPage({ viewport });
       await logIn(view, up.url);
-      await expectThread(view, runId, nextId);
-      if (viewport === desktop) await screenshot(view, "agents-list");
+      await expectThread(view, runId, nextId, viewport === desktop ? "agents-list" : undefined);
       await view.close();
     }
   }, 180_000);

@@ -9,7 +9,7 @@ const foldedChars = 600;
 /** The page's heading for a turn: its prompt on one line, cut short. */
 export function turnHeading(prompt: string): string {
   const line = prompt.replace(/\s+/g, " ").trim();
-  return line.length > 90 ? `${line.slice(0, 89)}…` : line;
+  return line.length > 72 ? `${line.slice(0, 71)}…` : line;
 }
 
 function href(runId: string): string {
