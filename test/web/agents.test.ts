@@ -82,7 +82,10 @@ async function expectThread(page: Page, first: string, next: string, shot?: stri
   expect(rows[at + 1]).toContain(next);
   const overflow = await page.evaluate<number>("document.documentElement.scrollWidth - window.innerWidth");
   expect(overflow).toBeLessThanOrEqual(0);
-  if (shot) await screenshot(page, shot, "viewport");
+  if (shot) {
+    await table.evaluate((element) => element.scrollIntoView({ block: "start" }));
+    await screenshot(page, shot, "viewport");
+  }
 
   await nextRow.getByRole("link", { name: next }).click();
   const turns = page.getByRole("navigation", { name: "Turns" });
