@@ -2146,6 +2146,10 @@ export interface components {
                 input_tokens: number;
                 output_tokens: number;
                 calls: number;
+                groups: {
+                    key: string;
+                    usd: number;
+                }[];
             }[];
             unknown_cost_tokens: number;
         };
