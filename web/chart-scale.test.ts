@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { linear, niceTicks, timeTicks } from "./src/charts/scale.js";
+import { linear, niceTicks, referenceInView, timeTicks } from "./src/charts/scale.js";
 
 const mib = 1024 * 1024;
 
@@ -72,5 +72,13 @@ describe("linear", () => {
     expect(y(0)).toBe(100);
     expect(y(5)).toBe(75);
     expect(y(20)).toBe(0);
+  });
+});
+
+describe("referenceInView", () => {
+  it("keeps a limit far above the data out of the scale", () => {
+    expect(referenceInView(14, 256)).toBe(false);
+    expect(referenceInView(2.4, 5)).toBe(true);
+    expect(referenceInView(0, 5)).toBe(true);
   });
 });

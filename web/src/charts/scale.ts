@@ -89,3 +89,12 @@ export function linear(domain: [number, number], range: [number, number]): (valu
   const width = d1 - d0 || 1;
   return (value) => r0 + ((value - d0) / width) * (r1 - r0);
 }
+
+/**
+ * Whether a line at `reference` (a memory limit, a daily budget) belongs on the scale of data up to
+ * `most`: only when it is at most four times the data's top, so the data keeps a quarter of the
+ * height at least; a limit far above is offered behind a toggle instead of flattening the data.
+ */
+export function referenceInView(most: number, reference: number): boolean {
+  return most <= 0 || reference <= 4 * most;
+}
