@@ -275,7 +275,12 @@ describe.skipIf(!haveBrowser || !haveDocker)(
         server.url,
         "POST",
         "/api/bots",
-        { name: "charted", image, alerts: [{ kind: "memory", above_percent: 0.01, for_secs: 0 }] },
+        {
+          name: "charted",
+          image,
+          alerts: [{ kind: "memory", above_percent: 0.01, for_secs: 0 }],
+          webhook_port: 8080,
+        },
         acme,
       );
       expect(started.status, JSON.stringify(started.body)).toBe(202);
@@ -361,7 +366,7 @@ describe.skipIf(!haveBrowser || !haveDocker)(
         // The pointer: at the plot's left edge, the first point.
         await page.getByRole("heading", { name: "charted" }).click();
         const box = (await plot.boundingBox())!;
-        await page.mouse.move(box.x + 1, box.y + box.height / 2);
+        await plot.hover({ position: { x: 1, y: box.height / 2 } });
         await expect.poll(() => readout.textContent()).toContain(`: ${shown(samples[0]!.memory_bytes)}`);
         await page.mouse.move(0, 0);
         expect(await overflows(page)).toEqual([]);

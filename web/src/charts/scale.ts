@@ -18,7 +18,7 @@ export function niceTicks(most: number, count = 4): NumberTicks {
   const high = Number.isFinite(most) && most > 0 ? most : 1;
   const rough = high / Math.max(count, 1);
   const power = 10 ** Math.floor(Math.log10(rough));
-  const step = ([1, 2, 2.5, 5, 10].find((m) => m * power >= rough) ?? 10) * power;
+  const step = round(([1, 2, 2.5, 5, 10].find((m) => m * power >= rough) ?? 10) * power);
   const steps = Math.max(1, Math.ceil(high / step - 1e-9));
   const ticks = Array.from({ length: steps + 1 }, (_, i) => round(i * step));
   return { top: round(steps * step), step, ticks };
