@@ -158,6 +158,9 @@ describe.skipIf(!haveBrowser)("the Usage page", () => {
       const yesterday = new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);
       await expect.poll(() => readout.textContent()).toBe(`${yesterday}: $0.0000`);
       await page.keyboard.press("ArrowRight");
+      await page
+        .locator("figure.usage-chart")
+        .evaluate((figure) => figure.scrollIntoView({ block: "center" }));
       await screenshot(page, `web-usage-stacked-${viewport.width}`, "viewport");
 
       // The pointer: over today's bar, today's figures.

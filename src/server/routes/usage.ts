@@ -44,7 +44,9 @@ const UsageReport = z.object({
         ...Figures,
         groups: z
           .array(z.object({ key: z.string(), usd: z.number() }))
-          .describe("the day's dollars per row of `rows` (its `key`), most spent first; rows with no spend that day left out"),
+          .describe(
+            "the day's dollars per row of `rows` (its `key`), most spent first; rows with no spend that day left out",
+          ),
       }),
     )
     .describe("every day of the window, oldest first"),
