@@ -2159,6 +2159,10 @@ export interface components {
                 input_tokens: number;
                 output_tokens: number;
                 calls: number;
+                groups: {
+                    key: string;
+                    usd: number;
+                }[];
             }[];
             unknown_cost_tokens: number;
         };

@@ -2,6 +2,7 @@ import { type FormEvent, useEffect, useMemo, useState } from "react";
 import type { EventOf, RunEvent } from "../../../../src/core/events.js";
 import { answer, api, asSubmit, type Schema } from "../../api.js";
 import { navigate } from "../../router.js";
+import { usd } from "../../usd.js";
 import { duration } from "./agent-run-list.js";
 import { AgentResult } from "./agent-summary.js";
 import { DiffReview } from "./diff-review.js";
@@ -71,7 +72,7 @@ export function AgentRunPage(props: { runId: string }) {
         <li data-testid="run-tokens">
           tokens: {total.input} in, {total.output} out
         </li>
-        {total.cost > 0 ? <li>cost: ${total.cost.toFixed(4)}</li> : null}
+        {total.cost > 0 ? <li>cost: {usd(total.cost)}</li> : null}
       </ul>
       {runError ? (
         <p className="error">
@@ -104,7 +105,7 @@ export function AgentRunPage(props: { runId: string }) {
               <p className="meta">
                 {column.model ?? summary?.model ?? ""} {column.inputTokens} in / {column.outputTokens} out
                 tokens
-                {column.costUsd !== null ? ` · $${column.costUsd.toFixed(4)}` : ""}
+                {column.costUsd !== null ? ` · ${usd(column.costUsd)}` : ""}
               </p>
               <Transcript items={column.items} />
               {summary ? <AgentResult runId={props.runId} summary={summary} /> : null}
