@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { linear, niceTicks, referenceInView, timeTicks } from "./src/charts/scale.js";
+import { durationTicks, linear, niceTicks, referenceInView, timeTicks } from "./src/charts/scale.js";
 
 const mib = 1024 * 1024;
 
@@ -80,5 +80,24 @@ describe("referenceInView", () => {
     expect(referenceInView(14, 256)).toBe(false);
     expect(referenceInView(2.4, 5)).toBe(true);
     expect(referenceInView(0, 5)).toBe(true);
+  });
+});
+
+describe("durationTicks", () => {
+  it("ends at the first round duration at or above the length, in round steps", () => {
+    expect(durationTicks(9300)).toEqual({
+      top: 10_000,
+      step: 2000,
+      ticks: [0, 2000, 4000, 6000, 8000, 10_000],
+    });
+    expect(durationTicks(850)).toEqual({ top: 1000, step: 200, ticks: [0, 200, 400, 600, 800, 1000] });
+    expect(durationTicks(95_000).ticks).toEqual([0, 30_000, 60_000, 90_000, 120_000]);
+  });
+
+  it("has one step for a run of no length, and days past the longest step", () => {
+    expect(durationTicks(0)).toEqual({ top: 1, step: 1, ticks: [0, 1] });
+    const { step, ticks } = durationTicks(20 * 24 * 3600 * 1000);
+    expect(step % (24 * 3600 * 1000)).toBe(0);
+    expect(ticks.length).toBeLessThanOrEqual(6);
   });
 });

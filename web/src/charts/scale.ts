@@ -82,6 +82,48 @@ function timeLabel(at: number, step: number): string {
   return clock;
 }
 
+/** Steps of an axis of elapsed time, each a duration that reads round ("2 s", "5 min"). */
+const durationSteps = [
+  1,
+  2,
+  5,
+  10,
+  20,
+  50,
+  100,
+  200,
+  500,
+  second,
+  2 * second,
+  5 * second,
+  10 * second,
+  15 * second,
+  30 * second,
+  minute,
+  2 * minute,
+  5 * minute,
+  10 * minute,
+  15 * minute,
+  30 * minute,
+  hour,
+  2 * hour,
+  3 * hour,
+  6 * hour,
+  12 * hour,
+  day,
+];
+
+/**
+ * Ticks of elapsed time from 0 to the first round duration at or above `length` ms, at most
+ * about `count` steps of a round duration apart (0, 2 s, 4 s, 6 s, 8 s, 10 s for 9.3 s).
+ */
+export function durationTicks(length: number, count = 5): NumberTicks {
+  const high = Number.isFinite(length) && length > 0 ? length : 1;
+  const step = durationSteps.find((s) => high / s <= count) ?? Math.ceil(high / count / day) * day;
+  const steps = Math.max(1, Math.ceil(high / step - 1e-9));
+  return { top: steps * step, step, ticks: Array.from({ length: steps + 1 }, (_, i) => i * step) };
+}
+
 /** The linear map from `domain` to `range` (a value to a pixel; a range may run downwards). */
 export function linear(domain: [number, number], range: [number, number]): (value: number) => number {
   const [d0, d1] = domain;
