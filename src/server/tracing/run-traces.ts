@@ -24,7 +24,9 @@ interface FollowedRun {
   waits: Map<string, { start: Date; required: number }>;
   agents: AgentSpans;
   /** A bot run's last `bot.state` time: each state change is a span from the one before. */
-  lastBotState?: { state: string; at: Date };
+  lastBotState?: { state: string; at: Date; said: string };
+  /** The runner that took the run up (`run.started`): a bot's, for its state spans. */
+  runnerId?: string;
 }
 
 /**
@@ -125,8 +127,10 @@ export class RunTraces {
         return this.botState(run, event);
       case "run.finished":
         return this.runFinished(run, event);
-      case "run.queued":
       case "run.started":
+        if (event.runner_id) run.runnerId = event.runner_id;
+        return;
+      case "run.queued":
       case "step.output":
       case "approval.vote":
       case "vars.exported":
@@ -255,7 +259,11 @@ export class RunTraces {
   private botState(run: FollowedRun, event: EventOf<"bot.state">): void {
     const at = new Date(event.ts);
     const before = run.lastBotState;
-    run.lastBotState = { state: event.state, at };
+    // The same state said again (a stop told by the server and then by the runner): no new span.
+    const said = JSON.stringify([event.state, event.restarts, event.health?.status, event.exit_code]);
+    if (before?.said === said) return;
+    run.lastBotState = { state: event.state, at, said };
+    const runnerId = event.runner_id ?? run.runnerId;
     this.write(run, {
       traceId: run.root.traceId,
       spanId: spanIds.bot(event.run_id, event.seq),
@@ -268,7 +276,7 @@ export class RunTraces {
         "runyard.bot.id": event.bot_id,
         "runyard.bot.state": event.state,
         ...(before ? { "runyard.bot.previous_state": before.state } : {}),
-        ...(event.runner_id ? { "runyard.runner.id": event.runner_id } : {}),
+        ...(runnerId ? { "runyard.runner.id": runnerId } : {}),
         ...(event.exit_code !== undefined && event.exit_code !== null
           ? { "process.exit.code": event.exit_code }
           : {}),
