@@ -139,7 +139,11 @@ describe.skipIf(!haveBrowser)("a run's trace in a trace viewer", () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
     await page.goto(`${base}/index.html#profileURL=${encodeURIComponent(`${base}/trace.json`)}`);
     // The viewer names the profile it drew in the page's title.
-    await page.waitForFunction((id) => document.title.includes(id), runId, { timeout: 30_000 });
+    await page.waitForFunction(
+      (id) => (globalThis as unknown as { document: { title: string } }).document.title.includes(id),
+      runId,
+      { timeout: 30_000 },
+    );
     await page.locator("canvas").first().waitFor();
     await screenshot(page, "observability-trace", "viewport");
     await page.close();

@@ -26,7 +26,7 @@ export function ToolArguments(props: { value: unknown }) {
   const { value } = props;
   if (value === null || typeof value !== "object" || Array.isArray(value))
     return <pre className="tool-value">{shown(value)}</pre>;
-  const entries = Object.entries(value as Record<string, unknown>);
+  const entries: [string, unknown][] = Object.entries(value);
   if (entries.length === 0) return null;
   return (
     <dl className="tool-args">

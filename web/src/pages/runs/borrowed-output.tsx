@@ -7,6 +7,7 @@ import { shortRunId } from "./step-facts.js";
 import { RunTerminal, type StepFilter } from "./terminal.js";
 
 type Run = Schema<"Run">;
+type StepSummary = Schema<"StepSummary">;
 
 /** A step whose output is another run's: a call step's child, or a step a retry kept. */
 export type Borrowed =
@@ -16,7 +17,7 @@ export type Borrowed =
 /** Whose output a selected step shows, when not this run's own. */
 export function borrowedFor(
   run: Run,
-  step: { name: string; host: string; kept_from?: string | null } | undefined,
+  step: Pick<StepSummary, "name" | "host" | "kept_from"> | undefined,
 ): Borrowed | null {
   if (!step) return null;
   if (run.calls?.some((call) => call.step === step.name)) return { kind: "call", step: step.name };

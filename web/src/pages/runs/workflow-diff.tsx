@@ -12,9 +12,9 @@ const context = 2;
 
 function linesOf(before: string, after: string): DiffLine[] {
   return diffLines(before, after).flatMap((part) => {
-    const kind = part.added ? "added" : part.removed ? "removed" : "same";
+    const kind: DiffLine["kind"] = part.added ? "added" : part.removed ? "removed" : "same";
     const lines = part.value.replace(/\n$/, "").split("\n");
-    return lines.map((text) => ({ kind, text }) as DiffLine);
+    return lines.map((text): DiffLine => ({ kind, text }));
   });
 }
 
