@@ -2,9 +2,13 @@ import { useState } from "react";
 import { answer, api } from "../../api.js";
 import { formatDate } from "../../dates.js";
 import { ErrorNote } from "../agents/error-note.js";
+import { versionChanges } from "./bot-version-change.js";
 import { usePoll } from "./use-poll.js";
 
-/** A bot's versions, newest first, and the rollback to the one before the current one. */
+/**
+ * A bot's versions, newest first, each with what it changed from the one before (names, never
+ * values), and the rollback to the one before the current one.
+ */
 export function BotVersions(props: { name: string; current: number; live: boolean; onDone: () => void }) {
   const params = { path: { name: props.name } };
   const { data, error, reload } = usePoll(
@@ -40,6 +44,7 @@ export function BotVersions(props: { name: string; current: number; live: boolea
               <th>Version</th>
               <th>State</th>
               <th>Why</th>
+              <th>Changes</th>
               <th>Created</th>
               <th>Error</th>
             </tr>
@@ -57,6 +62,12 @@ export function BotVersions(props: { name: string; current: number; live: boolea
                   {version.summary.rollback_of !== undefined
                     ? ` of ${String(version.summary.rollback_of)}`
                     : ""}
+                </td>
+                <td data-testid={`bot-version-changes-${version.version}`}>
+                  <Changes
+                    changes={versionChanges(version, data?.versions ?? [])}
+                    first={version.reason === "start"}
+                  />
                 </td>
                 <td>{formatDate(version.created_at)}</td>
                 <td>{version.error ? <pre className="log-view">{version.error.message}</pre> : ""}</td>
@@ -78,5 +89,17 @@ export function BotVersions(props: { name: string; current: number; live: boolea
       ) : null}
       <ErrorNote error={failure} />
     </section>
+  );
+}
+
+function Changes(props: { changes: string[]; first: boolean }) {
+  if (props.first) return <span className="meta">first version</span>;
+  if (props.changes.length === 0) return <span className="meta">no setting changed</span>;
+  return (
+    <ul className="bot-version-changes">
+      {props.changes.map((change) => (
+        <li key={change}>{change}</li>
+      ))}
+    </ul>
   );
 }
