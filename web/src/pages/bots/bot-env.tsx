@@ -68,7 +68,7 @@ export function BotEnv(props: { name: string; live: boolean; onDone: () => void 
       <h2 id="bot-env">Environment</h2>
       <ErrorNote error={error} />
       <div className="table-wrap">
-        <table aria-label="Environment" className="bot-env-table">
+        <table aria-label="Environment" className="bot-env-table bot-stack">
           <thead>
             <tr>
               <th>Name</th>
@@ -88,18 +88,18 @@ export function BotEnv(props: { name: string; live: boolean; onDone: () => void 
             ) : null}
             {(data?.env ?? []).map((entry) => (
               <tr key={entry.name}>
-                <td>
+                <td data-label="Name">
                   <code>{entry.name}</code>
                 </td>
-                <td>
+                <td data-label="Value">
                   <code>{entry.value}</code>
                   {entry.stored ? " (stored secret)" : entry.secret ? " (secret)" : ""}
                 </td>
-                <td className="bot-env-actions">
+                <td data-label="Actions">
                   {entry.stored ? (
                     <span className="meta">kept with the tenant's secrets</span>
                   ) : (
-                    <>
+                    <div className="bot-env-actions">
                       <button
                         type="button"
                         disabled={why !== null}
@@ -116,7 +116,7 @@ export function BotEnv(props: { name: string; live: boolean; onDone: () => void 
                       >
                         Remove
                       </button>
-                    </>
+                    </div>
                   )}
                 </td>
               </tr>

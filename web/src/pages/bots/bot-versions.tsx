@@ -38,7 +38,7 @@ export function BotVersions(props: { name: string; current: number; live: boolea
       <h2 id="bot-versions">Versions</h2>
       <ErrorNote error={error} />
       <div className="table-wrap">
-        <table aria-label="Versions">
+        <table aria-label="Versions" className="bot-stack">
           <thead>
             <tr>
               <th>Version</th>
@@ -52,25 +52,27 @@ export function BotVersions(props: { name: string; current: number; live: boolea
           <tbody>
             {(data?.versions ?? []).map((version) => (
               <tr key={version.version}>
-                <td>
+                <td data-label="Version">
                   {version.version}
                   {version.version === props.current ? " (current)" : ""}
                 </td>
-                <td>{version.state}</td>
-                <td>
+                <td data-label="State">{version.state}</td>
+                <td data-label="Why">
                   {version.reason}
                   {version.summary.rollback_of !== undefined
                     ? ` of ${String(version.summary.rollback_of)}`
                     : ""}
                 </td>
-                <td data-testid={`bot-version-changes-${version.version}`}>
+                <td data-label="Changes" data-testid={`bot-version-changes-${version.version}`}>
                   <Changes
                     changes={versionChanges(version, data?.versions ?? [])}
                     first={version.reason === "start"}
                   />
                 </td>
-                <td>{formatDate(version.created_at)}</td>
-                <td>{version.error ? <pre className="log-view">{version.error.message}</pre> : ""}</td>
+                <td data-label="Created">{formatDate(version.created_at)}</td>
+                <td data-label="Error">
+                  {version.error ? <pre className="log-view">{version.error.message}</pre> : ""}
+                </td>
               </tr>
             ))}
           </tbody>
