@@ -149,7 +149,7 @@ describe.skipIf(!haveBrowser || !haveDocker)("the bots pages", () => {
       // The list: memory and CPU against their limits, and the last hour of memory as a line.
       const row = page.getByRole("table", { name: "Bots" }).getByRole("row").filter({ hasText: name });
       await row.getByText("running").waitFor({ timeout: 90_000 });
-      await row.getByText("of 64.0 MiB").waitFor();
+      await row.getByText("of 64.0 MiB", { exact: true }).waitFor();
       await row.getByText(/of \d+(\.\d+)? CPUs?$/).waitFor();
       const spark = row.locator(`svg[data-testid="bot-sparkline-${name}"]`);
       await expect
