@@ -146,6 +146,25 @@ steps:
     expect(wait!.start).toBeLessThanOrEqual(wait!.end);
   });
 
+  it("has the runner's part of each attempt inside it: entering the sandbox, then the command", () => {
+    const [build] = spanOf(spans, runId, "step build");
+    const inside = (name: string) =>
+      spans.filter((span) => span.name === name && span.parentSpanId === build?.spanId);
+    const [entry] = inside("sandbox entry");
+    const [command] = inside("command");
+    expect(entry).toBeDefined();
+    expect(command).toBeDefined();
+    expect(entry!.attributes).toMatchObject({ "runyard.run.id": runId, "runyard.step": "build" });
+    // One after the other, within the attempt, the command ending with it.
+    expect(entry!.start).toBeGreaterThanOrEqual(build!.start);
+    expect(entry!.end).toBe(command!.start);
+    expect(command!.start).toBeLessThanOrEqual(command!.end);
+    expect(command!.end).toBe(build!.end);
+    // A step that called a workflow ran nothing on a runner: it has neither.
+    const [ship] = spanOf(spans, runId, "step ship");
+    expect(spans.filter((span) => span.parentSpanId === ship?.spanId && span.name === "command")).toEqual([]);
+  });
+
   it("has a span per attempt of a retried step, the failed one with its exit code", () => {
     const run = runSpanOf(spans, runId)!;
     const flaky = spanOf(spans, runId, "step flaky").sort(

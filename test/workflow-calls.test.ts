@@ -22,6 +22,8 @@ interface CallRunView {
   parent_step: string | null;
   saved_workflow: string | null;
   saved_version: number | null;
+  started_at: string | null;
+  finished_at: string | null;
   vars: Record<string, string>;
   steps: Array<{ name: string; status: string; error?: { code: string; message: string } }>;
   error: { code: string; message: string } | null;
@@ -119,7 +121,7 @@ describe("workflow.call: saved workflows as steps", () => {
     await server?.proc.kill();
   });
 
-  it("runs the saved workflow as a child run linked both ways, and its outputs become the step's exports", async () => {
+  it("runs the saved workflow as a child run linked both ways, and its outputs become the step's exports; a run that begins with a call starts with it", async () => {
     const submitted = await submit(caller("        INPUT_ENV: ${TARGET}\n        INPUT_COUNT: 3"));
     expect(submitted.status, JSON.stringify(submitted.body)).toBe(201);
     const parent = await ended(submitted.body.run_id);
@@ -134,6 +136,12 @@ describe("workflow.call: saved workflows as steps", () => {
       (e): e is Extract<RunEvent, { type: "step.called" }> => e.type === "step.called",
     );
     expect(called).toMatchObject({ step: "ship", workflow: "deploy", version: 1 });
+    // A run whose first step is a call starts as the call begins (no runner takes it up): its
+    // duration covers the call's.
+    expect(events.map((e) => e.type).slice(0, 3)).toEqual(["run.queued", "run.started", "step.started"]);
+    expect(events.find((e) => e.type === "run.started")).toMatchObject({ runner_id: "server" });
+    expect(parent.started_at).not.toBeNull();
+    expect(Date.parse(parent.started_at!)).toBeLessThanOrEqual(Date.parse(called!.ts));
     const child = await view(called!.child_run_id);
     expect(child).toMatchObject({
       status: "success",

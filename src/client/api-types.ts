@@ -97,7 +97,7 @@ export interface paths {
         };
         /**
          * One run
-         * @description Status, timestamps, steps, vars and error; a queued run adds `waiting_for`, a workflow run whose approval steps have started waiting adds `approvals`, and a workflow run adds `graph`.
+         * @description Status, timestamps, steps, vars and error; a queued run adds `waiting_for`, a workflow run whose approval steps have started waiting adds `approvals`, and a workflow run adds `graph`, an agent run `agent_turn` with its prompt and the turns after it.
          */
         get: operations["getRun"];
         put?: never;
@@ -802,7 +802,7 @@ export interface paths {
         };
         /**
          * An agent run's diff, per agent, for review
-         * @description Each agent's change against the base as its last turn left it (committed or not): files with +/- counts, hunks and numbered lines. Bounded (300 files, 20,000 lines per agent): past that, files are omitted and counted, and `note` names the artifact holding the whole diff. Whoever may see the run; an agent that kept no diff (no repo, or the upload failed) is absent.
+         * @description Each agent's change against the base as its last turn left it (committed or not): files with +/- counts, hunks and numbered lines. Bounded (300 files, 20,000 lines per agent): past that, files are omitted and counted, and `note` names the artifact holding the whole diff. Whoever may see the run; an agent that kept no diff (no repo, or the upload failed) is absent. `comments` are the review comments sent on it, each with the turn it started.
          */
         get: operations["getRunDiff"];
         put?: never;
@@ -2081,6 +2081,19 @@ export interface components {
             parent_run_id: string | null;
             parent_step: string | null;
             calls?: components["schemas"]["CalledRun"][];
+            agent_turn?: {
+                turn: number;
+                conversation: string;
+                follows: string | null;
+                excerpt: string;
+                prompt?: string;
+                followed_by?: {
+                    run_id: string;
+                    /** @enum {string} */
+                    status: "queued" | "running" | "success" | "failed" | "canceled" | "timeout" | "interrupted";
+                    created_at: string;
+                }[];
+            };
             graph?: components["schemas"]["RunGraph"];
         };
         Schedule: {
@@ -2150,6 +2163,10 @@ export interface components {
                 input_tokens: number;
                 output_tokens: number;
                 calls: number;
+                groups: {
+                    key: string;
+                    usd: number;
+                }[];
             }[];
             unknown_cost_tokens: number;
         };
@@ -5951,6 +5968,15 @@ export interface operations {
                             }[];
                             omitted_files: number;
                             note: string | null;
+                        }[];
+                        comments: {
+                            agent: string | null;
+                            path: string;
+                            line: number | null;
+                            text: string;
+                            run_id: string;
+                            /** @enum {string} */
+                            status: "queued" | "running" | "success" | "failed" | "canceled" | "timeout" | "interrupted";
                         }[];
                     };
                 };

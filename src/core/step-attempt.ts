@@ -65,6 +65,11 @@ export const StepAttemptResult = z.object({
   /** Variables exported by BOPS_EXPORT lines and the $RUNYARD_OUTPUT file (unmasked). */
   exports: z.record(z.string(), z.string()),
   duration_ms: z.number(),
+  /**
+   * Of `duration_ms`, how long the attempt took before its first command: entering the run's
+   * sandbox (or making the step's container), its folders and files. Absent from older runners.
+   */
+  setup_ms: z.number().optional(),
   memory_peak_bytes: z.number(),
   cpu_ms: z.number(),
   /** Full-output files kept on the host, when output_path was set. */

@@ -87,6 +87,7 @@ export async function runStepAttempt(
     const error = errorInfo(attempt.code ?? "SPAWN_FAILED", attempt.problem, attempt.hint);
     return attemptEndedEarly("failed", error, Math.round(performance.now() - startedAt));
   }
+  const setupMs = Math.round(performance.now() - startedAt);
   try {
     const commands: AttemptStep[] =
       request.action === "cmd.run"
@@ -100,7 +101,10 @@ export async function runStepAttempt(
               name: "script",
             },
           ];
-    return await runCommands(executor, attempt, commands, request, options, startedAt);
+    return {
+      ...(await runCommands(executor, attempt, commands, request, options, startedAt)),
+      setup_ms: setupMs,
+    };
   } finally {
     await attempt.dispose();
   }

@@ -189,4 +189,64 @@ describe("an agent run's diff for review", () => {
     expect(lines?.[0]).toMatchObject({ kind: "add", new_line: 1, text: "def greet(name):" });
     expect(git(rig.bare, "branch", "--list").trim()).toBe("* main");
   });
+
+  it("links the turns both ways, gives each its prompt in full, and keeps the comment on the diff", async () => {
+    const before = await api<DiffAnswer & { comments: unknown[] }>(
+      server.url,
+      "GET",
+      `/api/runs/${first}/diff`,
+      undefined,
+      member,
+    );
+    const sent = before.body.comments;
+    expect(sent).toEqual([
+      expect.objectContaining({
+        agent: "openai",
+        path: "hello.py",
+        line: 1,
+        text: "greet should take a name",
+      }),
+    ]);
+    const next = (sent[0] as { run_id: string }).run_id;
+    const firstRun = await api<{ agent_turn: Record<string, unknown> }>(
+      server.url,
+      "GET",
+      `/api/runs/${first}`,
+      undefined,
+      member,
+    );
+    expect(firstRun.body.agent_turn).toMatchObject({
+      turn: 1,
+      conversation: first,
+      follows: null,
+      prompt: "add hello.py",
+      followed_by: [expect.objectContaining({ run_id: next, status: "success" })],
+    });
+    const nextRun = await api<{ agent_turn: Record<string, unknown> }>(
+      server.url,
+      "GET",
+      `/api/runs/${next}`,
+      undefined,
+      member,
+    );
+    expect(nextRun.body.agent_turn).toMatchObject({
+      turn: 2,
+      conversation: first,
+      follows: first,
+      followed_by: [],
+    });
+    expect(nextRun.body.agent_turn.prompt).toContain(
+      "Review comment on hello.py:1 (on openai's change):\ngreet should take a name",
+    );
+    // The list tells the turns apart: each run names its turn and the start of its prompt.
+    const list = await api<{
+      runs: Array<{ run_id: string; agent_turn?: { turn: number; excerpt: string } }>;
+    }>(server.url, "GET", "/api/runs?kind=agent", undefined, member);
+    const listed = list.body.runs.find((r) => r.run_id === next);
+    expect(listed?.agent_turn).toMatchObject({
+      turn: 2,
+      excerpt: expect.stringContaining("greet should take a name"),
+    });
+    expect(listed?.agent_turn).not.toHaveProperty("prompt");
+  });
 });

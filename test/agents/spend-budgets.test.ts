@@ -60,7 +60,7 @@ interface Report {
   tenant: string | null;
   total: { usd: number; input_tokens: number; calls: number };
   rows: Array<{ key: string; usd: number; input_tokens: number }>;
-  days: Array<{ day: string; usd: number }>;
+  days: Array<{ day: string; usd: number; groups: Array<{ key: string; usd: number }> }>;
 }
 
 beforeAll(async () => {
@@ -236,6 +236,10 @@ describe("a tenant's daily budget", () => {
       expect(report.body.total.input_tokens).toBe(2_000_010);
       const today = new Date().toISOString().slice(0, 10);
       expect(report.body.days.find((d) => d.day === today)?.usd).toBeCloseTo(4, 4);
+      // The day split by the same grouping, for the page's stacked bars.
+      const groups = report.body.days.find((d) => d.day === today)?.groups ?? [];
+      expect(groups.map((group) => group.key)).toEqual([key]);
+      expect(groups[0]?.usd).toBeCloseTo(4, 4);
     }
     const cli = await runCli(["usage", "--by", "model", "--server", url, "--token", ana]);
     expect(cli.code, cli.stderr).toBe(0);

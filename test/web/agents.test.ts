@@ -51,6 +51,58 @@ async function fillTask(page: Page, agents: string[], prompt: string): Promise<v
   await fill(page, "Variable 2 value", apiKey);
 }
 
+const desktop = { width: 1280, height: 800 };
+const phone = { width: 390, height: 844 };
+
+/** Long enough to fold: the turn's page shows its first words until it is opened. */
+const followUpText = `Anything else?\n${Array.from({ length: 12 }, (_, i) => `Check ${i + 1} of the task.`).join("\n")}`;
+
+/** The form marks the agents no runner offers (gemini's CLI is not installed here); openai is offered. */
+async function expectAgentsMarked(page: Page): Promise<void> {
+  const group = page.getByRole("group", { name: /^Agents/ });
+  await group.getByRole("checkbox", { name: "gemini (not installed)", exact: true }).waitFor();
+  await group.getByRole("checkbox", { name: "openai", exact: true }).waitFor();
+}
+
+/**
+ * The two turns of one task read as one thread: the list shows the follow-up under its first
+ * turn ("2 of 2", its own message), and each turn's page links the other; the follow-up's long
+ * message is folded and opens in full.
+ */
+async function expectThread(page: Page, first: string, next: string, shot?: string): Promise<void> {
+  await page.goto(`${up.url}#/agents`);
+  const table = page.getByRole("table", { name: "Agent runs" });
+  const firstRow = table.getByRole("row").filter({ has: page.getByRole("link", { name: first }) });
+  const nextRow = table.getByRole("row").filter({ has: page.getByRole("link", { name: next }) });
+  await firstRow.getByRole("cell", { name: "1 of 2", exact: true }).waitFor();
+  await nextRow.getByRole("cell", { name: "2 of 2", exact: true }).waitFor();
+  await nextRow.getByText("↳ Anything else? Check 1 of the task.", { exact: false }).waitFor();
+  const rows = await table.getByRole("row").allTextContents();
+  const at = rows.findIndex((row) => row.includes(first));
+  expect(rows[at + 1]).toContain(next);
+  const overflow = await page.evaluate<number>("document.documentElement.scrollWidth - window.innerWidth");
+  expect(overflow).toBeLessThanOrEqual(0);
+  if (shot) {
+    await table.evaluate((element) => element.scrollIntoView({ block: "start" }));
+    await screenshot(page, shot, "viewport");
+  }
+
+  await nextRow.getByRole("link", { name: next }).click();
+  const turns = page.getByRole("navigation", { name: "Turns" });
+  await turns.getByRole("link", { name: "← Turn 1" }).waitFor();
+  const message = page.getByRole("region", { name: "Message" });
+  await message.getByText("Message (13 lines)").waitFor();
+  expect(await message.getByText("Check 12 of the task.").isVisible()).toBe(false);
+  await message.getByText("Message (13 lines)").click();
+  await message.getByText("Check 12 of the task.", { exact: false }).waitFor();
+  await turns.getByRole("link", { name: "← Turn 1" }).click();
+  await page.waitForURL((url) => url.hash === `#/agents/${first}`);
+  await page
+    .getByRole("navigation", { name: "Turns" })
+    .getByRole("link", { name: /^Turn 2/ })
+    .waitFor();
+}
+
 describe.skipIf(!haveBrowser)("the agents pages", () => {
   beforeAll(async () => {
     model = await startModelServer(turns(writeTurn, doneTurn, followTurn));
@@ -68,6 +120,7 @@ describe.skipIf(!haveBrowser)("the agents pages", () => {
     await logIn(page, up.url);
     // The local runner advertises the built-in agent: the form offers it.
     await fillTask(page, ["openai"], "Create hello.py that prints hello.");
+    await expectAgentsMarked(page);
     await screenshot(page, "agents-start");
     await page.getByRole("button", { name: "Start", exact: true }).click();
 
@@ -76,6 +129,11 @@ describe.skipIf(!haveBrowser)("the agents pages", () => {
     const column = page.getByRole("region", { name: "Agent openai" });
     const transcript = column.getByRole("list", { name: "Transcript" });
     await transcript.getByText("write_file").waitFor({ timeout: 60_000 });
+    // The tool call's arguments by name, the file's content as written: a real newline, no `\n`.
+    const call = transcript.locator(".tool-call");
+    await call.getByRole("term").getByText("content", { exact: true }).waitFor();
+    expect(await call.getByRole("definition").last().textContent()).toBe('print("hello")\n');
+    expect(await call.textContent()).not.toContain("\\n");
     // Live: the tool call is on the page while the model has not answered yet.
     await page.getByTestId("run-status").getByText("running").waitFor({ timeout: 2_000 });
     expect(await transcript.getByText("Added hello.py.").count()).toBe(0);
@@ -94,18 +152,30 @@ describe.skipIf(!haveBrowser)("the agents pages", () => {
     // The list shows the run, linked to its page.
     await page.goto(`${up.url}#/agents`);
     await page.getByRole("table", { name: "Agent runs" }).getByRole("link", { name: runId }).waitFor();
-    await screenshot(page, "agents-list");
 
     // A follow-up is a new run: the page moves to it and follows it.
     await page.goto(`${up.url}#/agents/${runId}`);
-    await fill(page, "Follow-up message", "Anything else?");
-    await page.getByRole("button", { name: "Send" }).click();
+    await page
+      .getByRole("region", { name: "Prompt" })
+      .getByText("Create hello.py that prints hello.")
+      .waitFor();
+    await fill(page, "Follow-up message", followUpText);
+    await page.getByRole("button", { name: "Send", exact: true }).click();
     await page.waitForURL((url) => url.hash.startsWith("#/agents/run_") && !url.hash.endsWith(runId));
+    const nextId = decodeURIComponent(page.url().split("#/agents/")[1]!);
     await page
       .getByRole("region", { name: "Agent openai" })
       .getByText("Nothing else to change.")
       .waitFor({ timeout: 60_000 });
+    await page.getByRole("heading", { level: 1, name: "Anything else? Check 1 of the task." }).waitFor();
     await page.close();
+
+    for (const viewport of [desktop, phone]) {
+      const view = await browser.newPage({ viewport });
+      await logIn(view, up.url);
+      await expectThread(view, runId, nextId, viewport === desktop ? "agents-list" : undefined);
+      await view.close();
+    }
   }, 180_000);
 
   it("shows a fan-out's agents side by side, each with its result, and the diff of the one that worked", async () => {
@@ -136,6 +206,10 @@ describe.skipIf(!haveBrowser)("the agents pages", () => {
     // The diff artifact, as the pushed branch holds it.
     const branch = (await openaiResult.getByText(/^branch /).textContent())!.replace("branch ", "");
     expect(git(bare, "show", `${branch}:hello.py`)).toBe('print("hello")\n');
+    // One diff to read, "Changes"; the raw unified diff is behind a toggle, closed.
+    await page.getByRole("heading", { name: "Changes", exact: true }).waitFor();
+    expect(await openaiResult.locator("pre.diff").count()).toBe(0);
+    await openaiResult.getByText("Raw diff (openai.diff)").click();
     await openaiResult.locator("pre.diff").getByText('+print("hello")').waitFor();
     await openaiResult.getByText("1 files, +1 −0").waitFor();
     await screenshot(page, "agents-fan-out");
@@ -147,6 +221,7 @@ describe.skipIf(!haveBrowser)("the agents pages", () => {
     await logIn(page, up.url);
     await page.goto(`${up.url}#/agents`);
     await page.getByRole("form", { name: "Start an agent task" }).waitFor();
+    await expectAgentsMarked(page);
     const overflow = await page.evaluate<number>("document.documentElement.scrollWidth - window.innerWidth");
     expect(overflow).toBeLessThanOrEqual(0);
     await screenshot(page, "agents-phone");

@@ -1,13 +1,20 @@
 import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { launchBrowser, logIn, requireBrowser, startUp, type Up } from "../helpers/browser.js";
+import { launchBrowser, logIn, requireBrowser, screenshot, startUp, type Up } from "../helpers/browser.js";
 import { api, isFinal, submit, waitForRun } from "../helpers/server.js";
+import { terminalLines, terminalShows } from "../helpers/web-terminal.js";
 
 /**
  * The run page of a run with a `workflow.call` step, in a real browser against a real
- * `runyard up`: the call's child drawn as a collapsed group of its steps with a link to its page,
- * whose "Called by" links back; and a failed `on:` handler reported beside a status that stands.
+ * `runyard up`: the call's child drawn inside the graph under the call step (closed until opened)
+ * with a link to its page, whose "Called by" links back; the call step's output its child's; and
+ * a failed `on:` handler reported beside a status that stands.
  */
+
+const sizes = [
+  { name: "laptop", width: 1280, height: 800 },
+  { name: "phone", width: 390, height: 844 },
+];
 
 const haveBrowser = requireBrowser();
 let up: Up;
@@ -40,34 +47,67 @@ describe.skipIf(!haveBrowser)("the run page of a call", () => {
     await up?.proc.kill();
   });
 
-  it("shows the child as a collapsed group linked both ways, and a failed handler with the status standing", async () => {
-    const saved = await api(up.url, "POST", "/api/workflows", { name: "child-flow", workflow: callee });
-    expect(saved.status).toBe(201);
-    const runId = await submit(up.url, caller);
-    const run = await waitForRun(up.url, runId, isFinal, 60_000);
-    expect(run.status).toBe("success");
-    const page = await browser.newPage();
-    await logIn(page, up.url);
-    await page.goto(`${up.url}/#/runs/${runId}`);
-    await page.waitForSelector("details.called-run", { timeout: 30_000 });
-    const group = page.locator("details.called-run");
-    expect(await group.count()).toBe(1);
-    expect(await group.getAttribute("open")).toBeNull();
-    expect(await group.locator("summary").textContent()).toMatch(/reuse calls child-flow v1 success/);
-    expect(await page.locator('[aria-label="Steps of child-flow"] li').first().isVisible()).toBe(false);
-    await group.locator("summary strong").click();
-    expect(await page.locator('[aria-label="Steps of child-flow"] li').allInnerTexts()).toEqual([
-      "one success",
-      "two success",
-    ]);
-    expect(await page.locator(".run-handlers").textContent()).toContain(
-      "Handler on success: notify did not succeed; the run's status (success) stands.",
-    );
-    await group.locator("summary a").click();
-    await page.waitForSelector("text=Called by", { timeout: 30_000 });
-    await page.locator(".run-facts a").click();
-    await page.waitForSelector(".called-run", { timeout: 30_000 });
-    expect(page.url()).toContain(`#/runs/${runId}`);
-    await page.close();
-  }, 120_000);
+  for (const size of sizes) {
+    it(`draws the child's steps in place under the call step, opened on demand, its output on selecting the call, and links both ways at ${size.width}x${size.height}`, async () => {
+      await api(up.url, "POST", "/api/workflows", { name: "child-flow", workflow: callee });
+      const runId = await submit(up.url, caller);
+      const run = await waitForRun(up.url, runId, isFinal, 60_000);
+      expect(run.status).toBe("success");
+      const childId = (run as unknown as { calls: Array<{ run_id: string }> }).calls[0]!.run_id;
+      const page = await browser.newPage({ viewport: { width: size.width, height: size.height } });
+      await logIn(page, up.url);
+      await page.goto(`${up.url}/#/runs/${runId}`);
+      const graph = page.locator(".step-graph-canvas");
+      const toggle = graph.getByRole("button", {
+        name: "Show the 2 steps of child-flow, called by reuse",
+        exact: true,
+      });
+      await toggle.waitFor({ timeout: 30_000 });
+      // Closed at first: the box alone, no child step drawn.
+      expect(await toggle.getAttribute("aria-expanded")).toBe("false");
+      const group = graph.getByRole("region", { name: "Steps of child-flow, called by reuse" });
+      expect(await group.count()).toBe(0);
+      const closedHeight = (await graph.boundingBox())!.height;
+      await toggle.click();
+      await group.waitFor();
+      expect(
+        await graph
+          .getByRole("button", { name: "Hide the 2 steps of child-flow, called by reuse", exact: true })
+          .getAttribute("aria-expanded"),
+      ).toBe("true");
+      // The child's steps in the graph, under the call step's box, with their states and durations.
+      const lines = await group.locator("li").allInnerTexts();
+      expect(lines).toHaveLength(2);
+      expect(lines[0]).toMatch(/^one success · \d+ (ms|s)$/);
+      expect(lines[1]).toMatch(/^two success · \d+ (ms|s)$/);
+      const box = (await graph.locator('[data-step="reuse"]').boundingBox())!;
+      const drawn = (await group.boundingBox())!;
+      expect(drawn.y).toBeGreaterThanOrEqual(box.y + box.height);
+      expect(Math.abs(drawn.x - box.x)).toBeLessThan(2);
+      expect((await graph.boundingBox())!.height).toBeGreaterThan(closedHeight + drawn.height - 1);
+      expect(await group.getByRole("link").getAttribute("href")).toBe(
+        `#/runs/${encodeURIComponent(childId)}`,
+      );
+      await screenshot(page, `run-call-${size.name}`, "viewport");
+      // Selecting the call step shows its child's output, which the call step itself has none of.
+      await graph.locator('[data-step="reuse"]').click();
+      await page.getByText("the output of its run").waitFor();
+      await terminalShows(page, "one");
+      await terminalShows(page, "two");
+      await page.getByRole("button", { name: "Show this run's output", exact: true }).click();
+      await page.getByText("the output of its run").waitFor({ state: "detached" });
+      expect(await terminalLines(page)).not.toContain("one");
+      expect(await page.locator(".run-handlers").textContent()).toContain(
+        "Handler on success: notify did not succeed; the run's status (success) stands.",
+      );
+      // Linked both ways: the child's page names the run and step that called it.
+      await group.getByRole("link").click();
+      await page.waitForSelector("text=Called by", { timeout: 30_000 });
+      expect(await page.locator(".run-facts").textContent()).toContain(`${runId} (step reuse)`);
+      await page.locator(".run-facts a").click();
+      await page.locator('.step-graph-canvas [data-step="reuse"]').waitFor({ timeout: 30_000 });
+      expect(page.url()).toContain(`#/runs/${runId}`);
+      await page.close();
+    }, 120_000);
+  }
 });

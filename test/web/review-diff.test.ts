@@ -22,6 +22,8 @@ let model: ModelServer;
 let first: string;
 /** The turn the line comment started. */
 let second: string;
+/** The turn the file comment on `second` started. */
+let third: string;
 /** A run of the same task submitted without push, and the bare remote. */
 let unpushed: string;
 let remote: string;
@@ -144,6 +146,7 @@ describe.skipIf(!haveBrowser)("reviewing an agent run's diff", () => {
     await page.getByRole("textbox", { name: /Comment on hello.py \(sent/ }).fill("print the name");
     await page.getByRole("button", { name: "Send comment" }).click();
     await page.waitForURL((url) => url.hash.startsWith("#/agents/run_") && !url.hash.endsWith(second));
+    third = decodeURIComponent(page.url().split("#/agents/")[1] as string);
     await page
       .getByRole("region", { name: "Agent openai" })
       .getByText("The name is printed already.")
@@ -152,6 +155,72 @@ describe.skipIf(!haveBrowser)("reviewing an agent run's diff", () => {
     expect(prompt).toContain("Review comment on hello.py (on openai's change)");
     await page.close();
   }, 240_000);
+
+  for (const [size, viewport] of [
+    ["1280x800", { width: 1280, height: 800 }],
+    ["390x844", { width: 390, height: 844 }],
+  ] as const) {
+    it(`at ${size} a turn's page shows the review comment it was given in full and links the turns before and after it`, async () => {
+      const page = await browser.newPage({ viewport });
+      await logIn(page, up.url);
+      await page.goto(`${up.url}#/agents/${second}`);
+      await page
+        .getByRole("heading", {
+          level: 1,
+          name: "Review comment on hello.py:1 (on openai's change): greet should",
+        })
+        .waitFor({ timeout: 60_000 });
+      const message = page.getByRole("region", { name: "Message" });
+      await message.getByText("greet should take a name").waitFor();
+      await message.getByText("Adjust the code for this comment.", { exact: false }).waitFor();
+      const turns = page.getByRole("navigation", { name: "Turns" });
+      expect(await turns.getByRole("link", { name: "← Turn 1" }).getAttribute("href")).toBe(
+        `#/agents/${first}`,
+      );
+      expect(await turns.getByRole("link", { name: /^Turn 3/ }).getAttribute("href")).toBe(
+        `#/agents/${third}`,
+      );
+      // The write_file call's content reads as the file: its lines, not one JSON string.
+      const call = page.getByRole("list", { name: "Transcript" }).locator(".tool-call");
+      await call.getByRole("term").getByText("content", { exact: true }).waitFor();
+      expect(await call.getByRole("definition").last().textContent()).toBe(hello2);
+      // One diff: "Changes"; the raw unified diff stays closed until asked for.
+      await page.getByRole("region", { name: "File hello.py" }).waitFor({ timeout: 60_000 });
+      await page.getByText("Raw diff (openai.diff)").waitFor();
+      expect(await page.locator("pre.diff").count()).toBe(0);
+      const width = await page.evaluate<number>("document.documentElement.scrollWidth");
+      expect(width).toBeLessThanOrEqual(viewport.width);
+      if (viewport.width === 1280) await screenshot(page, "agents-thread", "viewport");
+      await page.close();
+    }, 120_000);
+
+    it(`at ${size} a sent comment stays on its line after a reload, linked to the turn it started`, async () => {
+      const page = await browser.newPage({ viewport });
+      await logIn(page, up.url);
+      await page.goto(`${up.url}#/agents/${first}`);
+      const file = page.getByRole("region", { name: "File hello.py" });
+      // Under line 1, the line it was written on.
+      const underLine = file.locator("tr:has(button[aria-label='Comment on line 1 of hello.py']) + tr");
+      await underLine.getByText("greet should take a name").waitFor({ timeout: 60_000 });
+      await page.reload();
+      await underLine.getByText("greet should take a name").waitFor({ timeout: 60_000 });
+      const link = underLine.getByRole("link", { name: `Started turn ${second}` });
+      await link.scrollIntoViewIfNeeded();
+      if (viewport.width === 1280) await screenshot(page, "review-comment-sent", "viewport");
+      await link.click();
+      await page.waitForURL((url) => url.hash === `#/agents/${second}`);
+      // A comment on the whole file sits under the file's name.
+      const onFile = page
+        .getByRole("region", { name: "File hello.py" })
+        .getByRole("list", { name: "Sent comments" })
+        .first();
+      await onFile.getByText("print the name").waitFor({ timeout: 60_000 });
+      await onFile.getByRole("link", { name: `Started turn ${third}` }).waitFor();
+      const width = await page.evaluate<number>("document.documentElement.scrollWidth");
+      expect(width).toBeLessThanOrEqual(viewport.width);
+      await page.close();
+    }, 120_000);
+  }
 
   it("at 390x844 a run without push offers to push and to open a pull request, without sideways scrolling", async () => {
     const page = await browser.newPage({ viewport: { width: 390, height: 844 } });

@@ -150,7 +150,7 @@ describe.skipIf(!haveBrowser)("the run page's step graph", () => {
       expect(run.status).toBe("failed");
 
       // The timeline: a bar per step that ran, placed by its start and end on the run's axis, whose
-      // last tick is the run's length; a step that did not run says why instead.
+      // ticks are round durations up to the run's length; a step that did not run says why instead.
       await page.getByRole("button", { name: "Timeline" }).click();
       const timeline = page.getByRole("table", { name: /^Timeline: / });
       await timeline.waitFor();
@@ -178,10 +178,15 @@ describe.skipIf(!haveBrowser)("the run page's step graph", () => {
         await api<{ started_at: string; finished_at: string }>(up.url, "GET", `/api/runs/${runId}`)
       ).body;
       const total = Date.parse(times.finished_at) - Date.parse(times.started_at);
-      const lastTick = await timeline.locator('.step-timeline-tick[data-tick="4"]').textContent();
-      expect(Math.abs(durationMs(lastTick ?? "") - Math.max(total, gate.end, build.end))).toBeLessThanOrEqual(
-        500,
-      );
+      // Round ticks, evenly apart, the last the first round one at or past the run's length.
+      const ticks = (await timeline.locator(".step-timeline-tick").allTextContents()).map(durationMs);
+      const step = ticks[1]! - ticks[0]!;
+      expect(ticks[0]).toBe(0);
+      expect([200, 500, 1000, 2000, 5000, 10_000, 15_000, 30_000]).toContain(step);
+      expect(ticks.every((tick, index) => tick === index * step)).toBe(true);
+      const length = Math.max(total, gate.end, build.end);
+      expect(ticks.at(-1)!).toBeGreaterThanOrEqual(length - 500);
+      expect(ticks.at(-2)!).toBeLessThan(length + 500);
       await page.locator(".step-timeline").scrollIntoViewIfNeeded();
       await screenshot(page, `run-timeline-${size.name}`, "viewport");
       await page.close();

@@ -5,6 +5,7 @@ import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { launchBrowser, logIn, requireBrowser, screenshot, startUp, type Up } from "../helpers/browser.js";
 import { api, isFinal, stepDir, submit, waitForRun } from "../helpers/server.js";
+import { terminalShows } from "../helpers/web-terminal.js";
 
 /**
  * The run page's "Retry from here" and "Edit and retry" in a real browser against a real
@@ -71,6 +72,27 @@ async function replaceText(page: Page, text: string): Promise<void> {
   }, text);
 }
 
+/** build prints the target it built for; check fails unless the target is production. */
+const targetFlow = `name: target-flow
+vars: {TARGET: staging}
+steps:
+  - name: build
+    action: shell.run
+    args:
+      script: echo "built for \${TARGET}"
+  - name: check
+    action: shell.run
+    args:
+      script: |
+        echo "checking \${TARGET}"
+        test "\${TARGET}" = production
+`;
+
+const sizes = [
+  { name: "laptop", width: 1280, height: 800 },
+  { name: "phone", width: 390, height: 844 },
+];
+
 describe.skipIf(!haveBrowser)("retrying a run from its page", () => {
   beforeAll(async () => {
     [up, browser] = await Promise.all([startUp(), launchBrowser()]);
@@ -81,10 +103,7 @@ describe.skipIf(!haveBrowser)("retrying a run from its page", () => {
     await up?.proc.kill();
   });
 
-  for (const size of [
-    { name: "laptop", width: 1280, height: 800 },
-    { name: "phone", width: 390, height: 844 },
-  ]) {
+  for (const size of sizes) {
     it(`retries from a step after showing what it keeps: the new run marks the kept step, linked both ways, at ${size.width}x${size.height}`, async () => {
       const dir = stepDir();
       const first = await failedRun(dir);
@@ -180,4 +199,57 @@ describe.skipIf(!haveBrowser)("retrying a run from its page", () => {
     expect(ran(dir)).toEqual(["build", "test", "test", "ship app-7 report-1"]);
     await page.close();
   }, 120_000);
+
+  for (const size of sizes) {
+    it(`edits and retries with the run's variables as rows and the edit shown as a diff; the kept step's output is the first run's, greyed, at ${size.width}x${size.height}`, async () => {
+      const first = await submit(up.url, targetFlow, { TARGET: "staging" });
+      expect((await waitForRun(up.url, first, isFinal, 60_000)).status).toBe("failed");
+      const page = await browser.newPage({ viewport: { width: size.width, height: size.height } });
+      await logIn(page, up.url);
+      await page.goto(`${up.url}/#/runs/${first}/retry?from=check`);
+      await page.getByText("✓ Valid: target-flow").waitFor();
+      // The run's variables as rows; they stay the run's, so they cannot be removed.
+      const value = page.getByLabel("Value of TARGET", { exact: true });
+      await value.waitFor();
+      expect(await value.inputValue()).toBe("staging");
+      expect(await page.getByRole("button", { name: "Remove TARGET", exact: true }).count()).toBe(0);
+      const changes = page.getByRole("region", { name: "Changes to the workflow" });
+      expect(await changes.textContent()).toContain("none yet");
+      await replaceText(
+        page,
+        targetFlow.replace('echo "checking ${TARGET}"', 'echo "checking ${TARGET} again"'),
+      );
+      await page.getByText("✓ Valid: target-flow").waitFor();
+      await changes.locator('[data-kind="added"]').waitFor();
+      expect(await changes.locator('[data-kind="removed"]').allTextContents()).toEqual([
+        '-         echo "checking ${TARGET}"',
+      ]);
+      expect(await changes.locator('[data-kind="added"]').allTextContents()).toEqual([
+        '+         echo "checking ${TARGET} again"',
+      ]);
+      expect(await changes.locator("h2").textContent()).toContain("+1 −1 lines");
+      await value.fill("production");
+      await screenshot(page, `run-retry-edit-${size.name}`, "viewport");
+      await page.getByRole("button", { name: "Retry", exact: true }).click();
+      await page.waitForURL((url) => url.hash.startsWith("#/runs/") && !url.hash.includes(first));
+      await headerStatus(page).getByText("success").waitFor({ timeout: 60_000 });
+      const retry = decodeURIComponent(page.url().split("#/runs/")[1] ?? "");
+      const shown = await api<{ vars: Record<string, string> }>(up.url, "GET", `/api/runs/${retry}`);
+      expect(shown.body.vars.TARGET).toBe("production");
+      await terminalShows(page, "checking production again");
+      // build was kept: its box shows the first run's output, greyed, and says so.
+      await page.locator('.step-graph-canvas [data-step="build"]').click();
+      const note = page.locator(".borrowed-output-note");
+      await note.waitFor();
+      expect(await note.textContent()).toContain("Step build was kept from run");
+      expect(await note.getByRole("link").getAttribute("href")).toBe(`#/runs/${encodeURIComponent(first)}`);
+      expect(await page.locator(".kept-output").count()).toBe(1);
+      await terminalShows(page, "built for staging");
+      await screenshot(page, `run-retry-kept-output-${size.name}`, "viewport");
+      await page.getByRole("button", { name: "Show this run's output", exact: true }).click();
+      await note.waitFor({ state: "detached" });
+      expect(await page.locator(".kept-output").count()).toBe(0);
+      await page.close();
+    }, 120_000);
+  }
 });

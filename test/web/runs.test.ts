@@ -7,6 +7,7 @@ import { launchBrowser, logIn, requireBrowser, screenshot, startUp, type Up } fr
 import { tempDir } from "../helpers/cli.js";
 import { pacedMs } from "../helpers/machine-pace.js";
 import { isFinal, startProxy, stepDir, submit, waitForRun } from "../helpers/server.js";
+import { terminalLines, terminalShows, type XtermLike } from "../helpers/web-terminal.js";
 
 /**
  * The runs pages (issue 11) in a real browser against a real `runyard up`: the list, a run's
@@ -29,54 +30,6 @@ const workflow = (name: string, cmd: string) =>
 /** A shell line that waits until the test creates `file` (how a test steps a run forward). */
 const waitFor = (file: string) => `while [ ! -f ${join(gates, file)} ]; do sleep 0.05; done`;
 const open_gate = (file: string) => writeFileSync(join(gates, file), "");
-
-/** What the tests read of the xterm Terminal the run page hangs on its element. */
-interface XtermLike {
-  buffer: {
-    active: {
-      length: number;
-      getLine(row: number):
-        | {
-            translateToString(trim: boolean): string;
-            getCell(x: number): { getFgColor(): number } | undefined;
-          }
-        | undefined;
-    };
-  };
-}
-
-/** The lines the run page's terminal holds (its xterm buffer, read through its element). */
-function terminalLines(page: Page): Promise<string[]> {
-  return page.getByTestId("terminal").evaluate((element) => {
-    const term = (element as unknown as { terminal: XtermLike }).terminal;
-    const buffer = term.buffer.active;
-    const lines: string[] = [];
-    for (let row = 0; row < buffer.length; row++)
-      lines.push(buffer.getLine(row)?.translateToString(true) ?? "");
-    return lines;
-  });
-}
-
-/** Waits until the terminal holds a line equal to `line`. */
-async function terminalShows(page: Page, line: string, timeout = 30_000): Promise<void> {
-  await page.getByTestId("terminal").waitFor();
-  await page.waitForFunction(
-    (wanted) => {
-      const page = globalThis as unknown as {
-        document: { querySelector(selector: string): { terminal?: XtermLike } | null };
-      };
-      const element = page.document.querySelector('[data-testid="terminal"]');
-      const buffer = element?.terminal?.buffer.active;
-      if (!buffer) return false;
-      for (let row = buffer.length - 1; row >= 0; row--) {
-        if (buffer.getLine(row)?.translateToString(true) === wanted) return true;
-      }
-      return false;
-    },
-    line,
-    { timeout },
-  );
-}
 
 const headerStatus = (page: Page) => page.locator(".run-header h1 span");
 

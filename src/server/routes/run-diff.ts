@@ -10,6 +10,7 @@ import type { ServerDeps } from "../deps.js";
 import { protectedResponses } from "../error-responses.js";
 import { AgentRunSpec } from "../runs/agent-spec.js";
 import { DiffFile, type DiffView, parseDiff } from "../runs/diff-view.js";
+import { laterTurns, promptOf } from "./agent-turns.js";
 import { followUpParent, maySendFollowUp, submitFollowUp } from "./agents.js";
 import { visibleRun } from "./visible-run.js";
 
@@ -20,6 +21,15 @@ const AgentDiff = z.object({
   files: z.array(DiffFile),
   omitted_files: z.number().int().describe("files left out because the diff is too large"),
   note: z.string().nullable().describe("why files were left out, and where the whole diff is"),
+});
+
+const SentComment = z.object({
+  agent: z.string().nullable().describe("whose change it is on; null: the comment named no agent"),
+  path: z.string(),
+  line: z.number().int().nullable().describe("null: a comment on the whole file"),
+  text: z.string(),
+  run_id: z.string().describe("the turn the comment started"),
+  status: RunStatus,
 });
 
 const RunDiff = z.object({
@@ -38,6 +48,9 @@ const RunDiff = z.object({
     .boolean()
     .describe("the caller may push the branch, open a pull request or comment: the submitter or an admin"),
   agents: z.array(AgentDiff).describe("one per agent of the run (several for a fan-out), by name"),
+  comments: z
+    .array(SentComment)
+    .describe("the review comments sent on this diff, oldest first, each with the turn it started"),
 });
 
 const ReviewCommentBody = z.strictObject({
@@ -86,6 +99,37 @@ export function reviewPrompt(comment: { agent?: string; path: string; line?: num
   return `Review comment on ${where}${whose}:\n${comment.text}\n\nAdjust the code for this comment.`;
 }
 
+const reviewPromptShape =
+  /^Review comment on (.+?)(?::(\d+))?(?: \(on (.+)'s change\))?:\n([\s\S]*)\n\nAdjust the code for this comment\.$/;
+
+/** The comment a `reviewPrompt` was made from; undefined for any other message. */
+export function reviewCommentOf(
+  prompt: string,
+): { agent?: string; path: string; line?: number; text: string } | undefined {
+  const match = reviewPromptShape.exec(prompt);
+  if (!match) return undefined;
+  const [, path = "", line, agent, text = ""] = match;
+  return { path, text, ...(line ? { line: Number(line) } : {}), ...(agent ? { agent } : {}) };
+}
+
+/** The review comments sent on `run`'s diff: read back from the turns after it, which hold them. */
+async function sentComments(deps: ServerDeps, run: RunRecord) {
+  return (await laterTurns(deps, run)).flatMap((turn) => {
+    const comment = reviewCommentOf(promptOf(turn) ?? "");
+    if (!comment) return [];
+    return [
+      {
+        agent: comment.agent ?? null,
+        path: comment.path,
+        line: comment.line ?? null,
+        text: comment.text,
+        run_id: turn.id,
+        status: turn.status,
+      },
+    ];
+  });
+}
+
 export function runDiffRoutes(app: FastifyInstance, deps: ServerDeps): void {
   const api = app.withTypeProvider<ZodTypeProvider>();
 
@@ -96,7 +140,7 @@ export function runDiffRoutes(app: FastifyInstance, deps: ServerDeps): void {
         operationId: "getRunDiff",
         summary: "An agent run's diff, per agent, for review",
         description:
-          "Each agent's change against the base as its last turn left it (committed or not): files with +/- counts, hunks and numbered lines. Bounded (300 files, 20,000 lines per agent): past that, files are omitted and counted, and `note` names the artifact holding the whole diff. Whoever may see the run; an agent that kept no diff (no repo, or the upload failed) is absent.",
+          "Each agent's change against the base as its last turn left it (committed or not): files with +/- counts, hunks and numbered lines. Bounded (300 files, 20,000 lines per agent): past that, files are omitted and counted, and `note` names the artifact holding the whole diff. Whoever may see the run; an agent that kept no diff (no repo, or the upload failed) is absent. `comments` are the review comments sent on it, each with the turn it started.",
         tags: ["agents"],
         params: RunParams,
         querystring: NoQuery,
@@ -123,6 +167,7 @@ export function runDiffRoutes(app: FastifyInstance, deps: ServerDeps): void {
           : null,
         may_publish: mayPublish,
         agents: await diffsOf(deps, run),
+        comments: await sentComments(deps, run),
       };
     },
   );

@@ -8,6 +8,7 @@ import { apiSchemas } from "../api-schemas.js";
 import type { ServerDeps } from "../deps.js";
 import { groupWaitReason, slotClaim } from "../runs/concurrency-groups.js";
 import { type QueuedNeed, waitReason } from "../runs/queue-wait.js";
+import { AgentTurnView, agentTurnOf } from "./agent-turns.js";
 import { ApprovalView } from "./approvals.js";
 import { RunGraph } from "./run-graph.js";
 
@@ -155,6 +156,9 @@ export const RunView = z.object({
     .describe(
       "GET /api/runs/:id of a workflow run whose `workflow.call` steps have started: their child runs, with their steps",
     ),
+  agent_turn: AgentTurnView.optional().describe(
+    "an agent run: which turn of its task it is, the run it continues, and the start of its prompt",
+  ),
   graph: RunGraph.optional().describe(
     "GET /api/runs/:id of a workflow run: its steps, their edges (`depends`, or each step after the one before it for steps in file order) and matrix combinations, for drawing",
   ),
@@ -212,9 +216,11 @@ export async function calledRuns(
 /** A run as the API shows it: the record without the submitted text. */
 export function runView(run: RunRecord, names: Map<string, string>): z.output<typeof RunView> {
   const { spec: _spec, ...rest } = run;
+  const turn = agentTurnOf(run);
   return {
     run_id: run.id,
     ...rest,
+    ...(turn ? { agent_turn: turn } : {}),
     // A token revoked since has no name: its user, kept on the run, still does.
     created_by_name:
       run.created_by === null

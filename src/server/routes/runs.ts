@@ -16,6 +16,7 @@ import { requestTrigger } from "../run-trigger.js";
 import { fromOpenRunnerBody, OpenRunnerRunBody, SubmitAgentRunBody } from "../runs/agent-spec.js";
 import { runConfinement } from "../runs/run-confinement.js";
 import { type StreamGauge, streamRunEvents } from "../sse.js";
+import { agentTurnDetail } from "./agent-turns.js";
 import { approvalViews } from "./approvals.js";
 import { workflowGraph } from "./run-graph.js";
 import { storedWorkflow, workflowInputs } from "./run-inputs.js";
@@ -236,7 +237,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
         operationId: "getRun",
         summary: "One run",
         description:
-          "Status, timestamps, steps, vars and error; a queued run adds `waiting_for`, a workflow run whose approval steps have started waiting adds `approvals`, and a workflow run adds `graph`.",
+          "Status, timestamps, steps, vars and error; a queued run adds `waiting_for`, a workflow run whose approval steps have started waiting adds `approvals`, and a workflow run adds `graph`, an agent run `agent_turn` with its prompt and the turns after it.",
         tags: ["runs"],
         params: RunParams,
         response: protectedResponses(200, "the run", RunView, 404),
@@ -251,6 +252,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
       const approvals = await approvalViews(deps, request, run);
       const retries = await deps.store.runs.retriesOf(run.id);
       const calls = await calledRuns(deps, run);
+      const turn = await agentTurnDetail(deps, run);
       return {
         ...view,
         retries: retries.map((r) => ({
@@ -263,6 +265,7 @@ export function runRoutes(app: FastifyInstance, deps: ServerDeps, streams: Strea
         ...(approvals.length > 0 ? { approvals } : {}),
         ...(calls.length > 0 ? { calls } : {}),
         ...(graph ? { graph } : {}),
+        ...(turn ? { agent_turn: turn } : {}),
       };
     },
   );

@@ -38,7 +38,17 @@ const UsageReport = z.object({
   total: z.object(Figures),
   rows: z.array(z.object({ key: z.string(), ...Figures })).describe("most spent first"),
   days: z
-    .array(z.object({ day: z.string().describe("YYYY-MM-DD, UTC"), ...Figures }))
+    .array(
+      z.object({
+        day: z.string().describe("YYYY-MM-DD, UTC"),
+        ...Figures,
+        groups: z
+          .array(z.object({ key: z.string(), usd: z.number() }))
+          .describe(
+            "the day's dollars per row of `rows` (its `key`), most spent first; rows with no spend that day left out",
+          ),
+      }),
+    )
     .describe("every day of the window, oldest first"),
   unknown_cost_tokens: z
     .number()
@@ -109,13 +119,14 @@ export async function usageReport(
   });
   const total = empty();
   const rows = new Map<string, FigureSums>();
-  const days = new Map<string, FigureSums>();
+  const days = new Map<string, FigureSums & { groups: Map<string, number> }>();
+  const emptyDay = () => ({ ...empty(), groups: new Map<string, number>() });
   // A chart reads a day without spend as zero, not as a gap; a window of years lists spent days only.
   if (query.until.getTime() - query.since.getTime() <= 400 * 86_400_000) {
     for (let day = new Date(query.since); day <= query.until; day = new Date(day.getTime() + 86_400_000)) {
-      days.set(day.toISOString().slice(0, 10), empty());
+      days.set(day.toISOString().slice(0, 10), emptyDay());
     }
-    days.set(query.until.toISOString().slice(0, 10), empty());
+    days.set(query.until.toISOString().slice(0, 10), emptyDay());
   }
   let unknown = 0;
   const names = new Map<string, string>();
@@ -126,8 +137,9 @@ export async function usageReport(
     const row = rows.get(key) ?? empty();
     add(row, sum);
     rows.set(key, row);
-    const day = days.get(sum.day) ?? empty();
+    const day = days.get(sum.day) ?? emptyDay();
     add(day, sum);
+    day.groups.set(key, (day.groups.get(key) ?? 0) + usdOf(sum));
     days.set(sum.day, day);
   }
   return {
@@ -139,7 +151,16 @@ export async function usageReport(
     rows: [...rows]
       .map(([key, figures]) => ({ key, ...figures }))
       .sort((a, b) => b.usd - a.usd || a.key.localeCompare(b.key)),
-    days: [...days].map(([day, figures]) => ({ day, ...figures })).sort((a, b) => a.day.localeCompare(b.day)),
+    days: [...days]
+      .map(([day, { groups, ...figures }]) => ({
+        day,
+        ...figures,
+        groups: [...groups]
+          .filter(([, usd]) => usd > 0)
+          .map(([key, usd]) => ({ key, usd }))
+          .sort((a, b) => b.usd - a.usd || a.key.localeCompare(b.key)),
+      }))
+      .sort((a, b) => a.day.localeCompare(b.day)),
     unknown_cost_tokens: unknown,
   };
 }

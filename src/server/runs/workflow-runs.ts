@@ -68,6 +68,9 @@ const parsedTextsKept = 64;
  * Workflow runs on the server: the engine, with each host's steps placed on runners through the
  * job queue or sent to an agent-server directly. The only server code that knows `Workflow`.
  */
+/** A matrix combination's name is its step's and its values: `test (NODE=18)`. */
+const matrixSuffix = / \(.*\)$/;
+
 export class WorkflowRuns implements RunKindModule {
   /**
    * Deep-frozen parses by file and text, shared by every run of it: a schedule or CI pipeline submits
@@ -206,12 +209,15 @@ export class WorkflowRuns implements RunKindModule {
     // A secret removed since submit or resume: the run stops as a cancel does and fails, saying why.
     const missing =
       secrets.missing.length > 0 ? secretsMissing(secrets.missing, tenantId).toInfo() : undefined;
-    const emit: typeof run.sink.emit = missing
-      ? (event) =>
-          run.sink.emit(
-            event.type === "run.finished" ? { ...event, status: "failed", error: missing } : event,
-          )
-      : run.sink.emit;
+    // A run whose first work is a `workflow.call` starts as the call step does: no runner takes it up.
+    const callSteps = new Set(everyStep(workflow).flatMap((step) => (step.call ? [step.name] : [])));
+    const emit: typeof run.sink.emit = (event) => {
+      if (event.type === "step.started" && callSteps.has(event.step.replace(matrixSuffix, "")))
+        run.markStarted("server");
+      run.sink.emit(
+        missing && event.type === "run.finished" ? { ...event, status: "failed", error: missing } : event,
+      );
+    };
     const resuming = run.resumed.length > 0;
     if (!resuming && run.record.saved_workflow === null && (workflow.schedules ?? []).length > 0)
       run.sink.emit({ type: "notice", level: "warn", message: scheduleIgnoredNotice });

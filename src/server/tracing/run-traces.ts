@@ -173,6 +173,7 @@ export class RunTraces {
       },
       ...(status !== "success" && status !== "skipped" ? { error: errorCode ?? status } : {}),
     });
+    if (job) this.runnerSpans(run, event, attempt, job.result, begun, end);
     if (queued && queued < begun) {
       this.write(run, {
         traceId: run.root.traceId,
@@ -188,6 +189,45 @@ export class RunTraces {
         },
       });
     }
+  }
+
+  /**
+   * The runner's part of an attempt, from the times its result gives (a runner's durations, laid
+   * back from the attempt's end, so no two clocks are compared): entering the sandbox, then the
+   * commands. A result without `setup_ms` (an older runner, an agent or bot job) has none.
+   */
+  private runnerSpans(
+    run: FollowedRun,
+    event: EventOf<"step.retrying"> | EventOf<"step.finished">,
+    attempt: number,
+    result: unknown,
+    begun: Date,
+    end: Date,
+  ): void {
+    const { duration_ms: duration, setup_ms: setup } = (result ?? {}) as Record<string, unknown>;
+    if (typeof duration !== "number" || typeof setup !== "number" || setup > duration) return;
+    const at = (ms: number) => new Date(Math.max(begun.getTime(), end.getTime() - ms));
+    const parent = spanIds.attempt(event.run_id, event.step, event.host, attempt);
+    const attributes = { "runyard.run.id": event.run_id, "runyard.step": event.step };
+    const commandStart = at(duration - setup);
+    this.write(run, {
+      traceId: run.root.traceId,
+      spanId: spanIds.setup(event.run_id, event.step, event.host, attempt),
+      parentSpanId: parent,
+      name: "sandbox entry",
+      start: at(duration),
+      end: commandStart,
+      attributes,
+    });
+    this.write(run, {
+      traceId: run.root.traceId,
+      spanId: spanIds.command(event.run_id, event.step, event.host, attempt),
+      parentSpanId: parent,
+      name: "command",
+      start: commandStart,
+      end,
+      attributes,
+    });
   }
 
   private approvalAnswered(run: FollowedRun, event: EventOf<"approval.answered">): void {

@@ -23,6 +23,10 @@ export const spanIds = {
     hex(["attempt", runId, step, host, attempt], 16),
   queueWait: (runId: string, step: string, host: string, attempt: number) =>
     hex(["queue", runId, step, host, attempt], 16),
+  setup: (runId: string, step: string, host: string, attempt: number) =>
+    hex(["setup", runId, step, host, attempt], 16),
+  command: (runId: string, step: string, host: string, attempt: number) =>
+    hex(["command", runId, step, host, attempt], 16),
   approval: (runId: string, step: string, host: string) => hex(["approval", runId, step, host], 16),
   agentTurn: (runId: string, agent: string) => hex(["turn", runId, agent], 16),
   modelCall: (runId: string, agent: string, seq: number) => hex(["model", runId, agent, seq], 16),

@@ -1,7 +1,9 @@
 import { useEffect, useState } from "react";
 import { answer, api, type Schema } from "../api.js";
 import { navigate, routeQuery } from "../router.js";
+import { usd } from "../usd.js";
 import { DailySpendChart } from "./usage/daily-spend-chart.js";
+import { useDailyBudget } from "./usage/use-daily-budget.js";
 import "./usage/usage.css";
 
 type UsageReport = Schema<"UsageReport">;
@@ -18,12 +20,9 @@ const windows = [
   ["90d", "90 days"],
 ] as const;
 
-export function usd(value: number): string {
-  return `$${value.toFixed(value !== 0 && Math.abs(value) < 0.01 ? 4 : 2)}`;
-}
-
 /**
- * Agents' spend: a bar per UTC day and a table per user, agent or model. The server answers a
+ * Agents' spend: a bar per UTC day (stacked by the grouping, under the tenant's daily budget) and
+ * a table per user, agent or model. The server answers a
  * member their own tenant's figures only; the page asks for nothing it could not see.
  */
 export function UsagePage(_props: { route: string[] }) {
@@ -36,6 +35,7 @@ export function UsagePage(_props: { route: string[] }) {
   const [shown, setShown] = useState<{ by: Grouping; report: UsageReport } | undefined>(undefined);
   const report = shown?.report;
   const [error, setError] = useState<string | null>(null);
+  const budgetPerDay = useDailyBudget(report?.tenant);
 
   useEffect(() => {
     let stopped = false;
@@ -102,7 +102,12 @@ export function UsagePage(_props: { route: string[] }) {
             input and {report.total.output_tokens.toLocaleString("en")} output tokens · {report.total.calls}{" "}
             model calls
           </section>
-          <DailySpendChart days={report.days} />
+          <DailySpendChart
+            days={report.days}
+            keys={report.rows.map((row) => row.key)}
+            grouping={groupings.find(([key]) => key === shown?.by)?.[1].toLowerCase() ?? "user"}
+            budgetPerDay={budgetPerDay}
+          />
           {report.rows.length === 0 ? (
             <p className="empty">No agent spent anything in this window.</p>
           ) : (

@@ -45,6 +45,7 @@ export function AgentRunList() {
         <thead>
           <tr>
             <th>Run</th>
+            <th>Turn</th>
             <th>Task</th>
             <th>Status</th>
             <th>Submitted</th>
@@ -52,19 +53,47 @@ export function AgentRunList() {
           </tr>
         </thead>
         <tbody>
-          {runs.map((run) => (
-            <tr key={run.run_id}>
-              <td>
-                <a href={`#/agents/${encodeURIComponent(run.run_id)}`}>{run.run_id}</a>
-              </td>
-              <td>{run.name}</td>
-              <td className={`status-${run.status}`}>{run.status}</td>
-              <td>{formatDate(run.created_at)}</td>
-              <td>{duration(run)}</td>
-            </tr>
-          ))}
+          {threads(runs).flatMap((thread) =>
+            thread.map((run) => {
+              const turn = run.agent_turn;
+              const later = turn && turn.turn > 1;
+              return (
+                <tr key={run.run_id} className={later ? "follow-up-turn" : undefined}>
+                  <td>
+                    <a href={`#/agents/${encodeURIComponent(run.run_id)}`}>{run.run_id}</a>
+                  </td>
+                  <td>{turn ? turnOf(turn.turn, thread) : ""}</td>
+                  <td>{later ? `↳ ${turn.excerpt}` : run.name}</td>
+                  <td className={`status-${run.status}`}>{run.status}</td>
+                  <td>{formatDate(run.created_at)}</td>
+                  <td>{duration(run)}</td>
+                </tr>
+              );
+            }),
+          )}
         </tbody>
       </table>
     </div>
+  );
+}
+
+/** "2 of 3" for a turn of a task with more than one turn listed; "1" alone. */
+function turnOf(turn: number, thread: Run[]): string {
+  const last = Math.max(...thread.map((run) => run.agent_turn?.turn ?? 1));
+  return last > 1 ? `${turn} of ${last}` : String(turn);
+}
+
+/**
+ * The runs grouped by task: each task's turns together, first turn first, the task with the
+ * newest turn on top (a follow-up brings its task up).
+ */
+function threads(runs: Run[]): Run[][] {
+  const byTask = new Map<string, Run[]>();
+  for (const run of runs) {
+    const key = run.agent_turn?.conversation ?? run.run_id;
+    byTask.set(key, [...(byTask.get(key) ?? []), run]);
+  }
+  return [...byTask.values()].map((thread) =>
+    [...thread].sort((a, b) => (a.agent_turn?.turn ?? 1) - (b.agent_turn?.turn ?? 1)),
   );
 }

@@ -2,12 +2,15 @@ import { type FormEvent, useEffect, useMemo, useState } from "react";
 import type { EventOf, RunEvent } from "../../../../src/core/events.js";
 import { answer, api, asSubmit, type Schema } from "../../api.js";
 import { navigate } from "../../router.js";
+import { usd } from "../../usd.js";
 import { duration } from "./agent-run-list.js";
 import { AgentResult } from "./agent-summary.js";
 import { DiffReview } from "./diff-review.js";
 import { ErrorNote } from "./error-note.js";
 import { followRun } from "./follow-run.js";
+import { ToolArguments } from "./tool-input.js";
 import { type AgentColumn, agentColumns, soleAgent, type TranscriptItem, toolInput } from "./transcript.js";
+import { TurnLinks, TurnPrompt, turnHeading } from "./turn-thread.js";
 
 /** One agent run live: the transcript per agent (side by side in a fan-out), tokens, results, diff. */
 export function AgentRunPage(props: { runId: string }) {
@@ -55,7 +58,8 @@ export function AgentRunPage(props: { runId: string }) {
       <p>
         <a href="#/agents">← Agents</a>
       </p>
-      <h1>{run?.name ?? props.runId}</h1>
+      <h1>{run?.agent_turn?.prompt ? turnHeading(run.agent_turn.prompt) : (run?.name ?? props.runId)}</h1>
+      {run?.agent_turn ? <TurnLinks turn={run.agent_turn} /> : null}
       <ErrorNote error={error} />
       <ul className="stats" aria-label="Run">
         <li>
@@ -68,7 +72,7 @@ export function AgentRunPage(props: { runId: string }) {
         <li data-testid="run-tokens">
           tokens: {total.input} in, {total.output} out
         </li>
-        {total.cost > 0 ? <li>cost: ${total.cost.toFixed(4)}</li> : null}
+        {total.cost > 0 ? <li>cost: {usd(total.cost)}</li> : null}
       </ul>
       {runError ? (
         <p className="error">
@@ -76,6 +80,7 @@ export function AgentRunPage(props: { runId: string }) {
           {runError.hint ? <span className="hint">{runError.hint}</span> : null}
         </p>
       ) : null}
+      {run?.agent_turn ? <TurnPrompt turn={run.agent_turn} /> : null}
       {steps.length > 0 ? <Pipeline steps={steps} /> : null}
       {notices.map((n) => (
         <p key={n.seq} className={n.level === "error" ? "error" : "meta"}>
@@ -100,7 +105,7 @@ export function AgentRunPage(props: { runId: string }) {
               <p className="meta">
                 {column.model ?? summary?.model ?? ""} {column.inputTokens} in / {column.outputTokens} out
                 tokens
-                {column.costUsd !== null ? ` · $${column.costUsd.toFixed(4)}` : ""}
+                {column.costUsd !== null ? ` · ${usd(column.costUsd)}` : ""}
               </p>
               <Transcript items={column.items} />
               {summary ? <AgentResult runId={props.runId} summary={summary} /> : null}
@@ -148,7 +153,7 @@ function Transcript(props: { items: TranscriptItem[] }) {
           return (
             <li key={item.seq} className="tool-call">
               <span className="meta">tool call</span> <strong>{item.tool}</strong>
-              <pre>{toolInput(item.input)}</pre>
+              <ToolArguments value={item.input} />
             </li>
           );
         return (

@@ -2,7 +2,7 @@ import { useEffect, useState } from "react";
 import type { AgentSummary } from "../../../../src/core/events.js";
 import { answer, api } from "../../api.js";
 
-/** An agent's result: branch, commit, push, diff stats, tests, and the diff itself. */
+/** An agent's result: branch, commit, push, diff stats, tests, and the raw diff behind a toggle. */
 export function AgentResult(props: { runId: string; summary: AgentSummary }) {
   const s = props.summary;
   const diffName = s.artifacts.find((name) => name.endsWith(".diff") || name.endsWith(".patch"));
@@ -71,19 +71,23 @@ function ArtifactLink(props: { runId: string; name: string }) {
   );
 }
 
-/** The diff, shown (bounded) as text with added and removed lines marked by their first char. */
+/**
+ * The raw unified diff, closed: "Changes" below is the diff to read and comment on; this is the
+ * artifact as text (bounded), fetched when opened.
+ */
 function Diff(props: { runId: string; name: string }) {
+  const [open, setOpen] = useState(false);
   const [text, setText] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
   useEffect(() => {
-    artifactText(props.runId, props.name).then(setText, (caught) => setError(String(caught)));
-  }, [props.runId, props.name]);
+    if (open) artifactText(props.runId, props.name).then(setText, (caught) => setError(String(caught)));
+  }, [open, props.runId, props.name]);
   const lines = text === null ? [] : text.split("\n");
   return (
-    <details open>
-      <summary>Diff ({props.name})</summary>
+    <details onToggle={(e) => setOpen(e.currentTarget.open)}>
+      <summary>Raw diff ({props.name})</summary>
       {error ? <p className="error">{error}</p> : null}
-      {text === null && !error ? <p className="loading">Loading…</p> : null}
+      {open && text === null && !error ? <p className="loading">Loading…</p> : null}
       {text !== null ? (
         <pre className="diff">
           {text === "" ? "(no changes)" : null}

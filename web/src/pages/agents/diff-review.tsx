@@ -4,6 +4,7 @@ import { navigate } from "../../router.js";
 import { highlightLine, languageOf } from "./diff-highlight.js";
 import { ErrorNote } from "./error-note.js";
 import { PublishButtons } from "./publish-buttons.js";
+import { commentsOn, type SentComment, SentComments } from "./sent-comments.js";
 
 type RunDiff = AnswerOf<"getRunDiff">;
 type AgentDiff = RunDiff["agents"][number];
@@ -61,6 +62,7 @@ export function DiffReview(props: { runId: string }) {
             <AgentDiffView
               runId={props.runId}
               agent={agent}
+              comments={diff.comments}
               target={target?.agent === agent.agent ? target : null}
               onTarget={setTarget}
             />
@@ -74,6 +76,7 @@ export function DiffReview(props: { runId: string }) {
 function AgentDiffView(props: {
   runId: string;
   agent: AgentDiff;
+  comments: SentComment[];
   target: Target | null;
   onTarget: (target: Target | null) => void;
 }) {
@@ -114,6 +117,7 @@ function jump(event: React.MouseEvent, agent: string, path: string) {
 function FileView(props: {
   runId: string;
   agent: AgentDiff;
+  comments: SentComment[];
   file: DiffFile;
   target: Target | null;
   onTarget: (target: Target | null) => void;
@@ -121,6 +125,10 @@ function FileView(props: {
   const { file, agent, target } = props;
   const here = target?.path === file.path;
   const language = languageOf(file.path);
+  const sent = commentsOn(props.comments, agent.agent, file.path);
+  const shownLines = new Set(file.hunks.flatMap((h) => h.lines.map((l) => l.new_line)));
+  // A comment on the file, or on a line the diff does not show, sits under the file's name.
+  const onFile = sent.filter((c) => c.line === null || !shownLines.has(c.line));
   return (
     <section
       className="diff-file-view"
@@ -141,6 +149,7 @@ function FileView(props: {
       {here && target.line === undefined ? (
         <CommentForm runId={props.runId} target={target} onCancel={() => props.onTarget(null)} />
       ) : null}
+      <SentComments comments={onFile} />
       {file.binary ? <p className="meta">Binary file: not shown.</p> : null}
       <table className="diff-table">
         <tbody>
@@ -179,9 +188,19 @@ function FileView(props: {
                   </td>
                 </tr>
               );
-              if (!here || target.line === undefined || target.line !== line.new_line) return [row];
+              const onLine = sent.filter((c) => c.line !== null && c.line === line.new_line);
+              const sentRow =
+                onLine.length > 0 ? (
+                  <tr key={`${key}|sent`}>
+                    <td colSpan={3}>
+                      <SentComments comments={onLine} />
+                    </td>
+                  </tr>
+                ) : null;
+              const rows = sentRow ? [row, sentRow] : [row];
+              if (!here || target.line === undefined || target.line !== line.new_line) return rows;
               return [
-                row,
+                ...rows,
                 <tr key={`${key}|comment`}>
                   <td colSpan={3}>
                     <CommentForm runId={props.runId} target={target} onCancel={() => props.onTarget(null)} />

@@ -11,6 +11,8 @@ const knownAgents = ["claude_code", "codex", "opencode", "gemini", "copilot", "o
 export function StartAgentForm() {
   const [agents, setAgents] = useState<string[]>(knownAgents);
   const [picked, setPicked] = useState<string[]>([]);
+  // Per agent no runner offers: why ("not installed"); unknown until GET /health/agents answers.
+  const [missing, setMissing] = useState<Map<string, string>>(new Map());
   const [repoUrl, setRepoUrl] = useState("");
   const [base, setBase] = useState("");
   const [branch, setBranch] = useState("");
@@ -36,6 +38,14 @@ export function StartAgentForm() {
         ]);
         const names = [...new Set([...usable, ...knownAgents])];
         setAgents(names);
+        const installed = new Set(health.agents.filter((a) => a.installed).map((a) => a.name));
+        setMissing(
+          new Map(
+            names
+              .filter((name) => !usable.has(name))
+              .map((name) => [name, installed.has(name) ? "not usable here" : "not installed"]),
+          ),
+        );
         setPicked((old) => (old.length > 0 ? old : [...usable].slice(0, 1)));
       },
       () => undefined,
@@ -91,6 +101,7 @@ export function StartAgentForm() {
           {agents.map((name) => (
             <label key={name} className="check">
               <input type="checkbox" checked={picked.includes(name)} onChange={() => toggle(name)} /> {name}
+              {missing.has(name) ? <span className="meta"> ({missing.get(name)})</span> : null}
             </label>
           ))}
         </div>

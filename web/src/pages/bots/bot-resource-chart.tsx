@@ -1,22 +1,21 @@
 import { useState } from "react";
-import { type AnswerOf, answer, api } from "../../api.js";
+import { answer, api } from "../../api.js";
+import { referenceInView } from "../../charts/scale.js";
 import { formatDate } from "../../dates.js";
 import { ErrorNote } from "../agents/error-note.js";
+import { botChartMarks } from "./bot-chart-marks.js";
+import { BotLineChart, type LineUnit } from "./bot-line-chart.js";
 import { cpu, memory } from "./bot-view.js";
 import { usePoll } from "./use-poll.js";
-
-type Sample = AnswerOf<"getBotStats">["samples"][number];
 
 /** The spans the chart offers; the server picks the resolution (5 s, 1 min, 10 min). */
 const spans = ["1h", "24h", "7d"] as const;
 type Span = (typeof spans)[number];
 
-const width = 600;
-const height = 120;
-
 /**
- * A bot's memory (against its limit) and CPU over the last hour, day or week, as two plain SVG
- * line charts (GET /api/bots/:name/stats), refreshed every 10 s. The SVG scales to the page.
+ * A bot's memory (against its limit) and CPU over the last hour, day or week, as two line charts
+ * (GET /api/bots/:name/stats) on axes scaled to the data, refreshed every 10 s, with the moments
+ * the bot changed version, restarted or raised an alert marked on both.
  */
 export function BotResourceChart(props: { name: string }) {
   const [span, setSpan] = useState<Span>("1h");
@@ -38,19 +37,21 @@ export function BotResourceChart(props: { name: string }) {
 
 /** The charts of one span: a new span is a new poll (keyed), so an old answer never shows late. */
 function ResourceCharts(props: { name: string; span: Span }) {
+  const params = { path: { name: props.name } };
   const { data, error } = usePoll(
-    () =>
-      answer(
-        api.GET("/api/bots/{name}/stats", {
-          params: { path: { name: props.name }, query: { since: props.span } },
-        }),
-      ),
+    () => answer(api.GET("/api/bots/{name}/stats", { params: { ...params, query: { since: props.span } } })),
     10_000,
   );
+  // The marks' sources: the bot's versions and alert episodes, polled as their sections do.
+  const versions = usePoll(() => answer(api.GET("/api/bots/{name}/versions", { params })), 10_000).data;
+  const alerts = usePoll(() => answer(api.GET("/api/bots/{name}/alerts", { params })), 10_000).data;
+  const [showLimit, setShowLimit] = useState(false);
   const samples = data?.samples ?? [];
   const limit = samples.reduce<number | null>((most, s) => s.memory_limit_bytes ?? most, null);
-  const memoryTop = Math.max(limit ?? 0, ...samples.map((s) => s.memory_bytes), 1);
-  const cpuTop = Math.max(100, ...samples.map((s) => s.cpu_percent));
+  const mostMemory = Math.max(0, ...samples.map((s) => s.memory_bytes));
+  const limitInView = limit !== null && referenceInView(mostMemory, limit);
+  const marks = botChartMarks(samples, versions?.versions ?? [], alerts?.episodes ?? []);
+  const at = samples.map((s) => Date.parse(s.at));
   const last = samples.at(-1);
   return (
     <>
@@ -63,24 +64,38 @@ function ResourceCharts(props: { name: string; span: Span }) {
       ) : null}
       {samples.length > 0 ? (
         <>
-          <Chart
+          <BotLineChart
             label={`Memory, ${samples.length} samples, now ${memory(last?.memory_bytes ?? null)}${limit ? ` of ${memory(limit)}` : ""}`}
             testId="bot-memory-chart"
-            samples={samples}
-            value={(s) => s.memory_bytes}
-            top={memoryTop}
-            limit={limit}
-            show={(v) => memory(v)}
+            series={{ at, values: samples.map((s) => s.memory_bytes) }}
+            unit={memoryUnit(Math.max(mostMemory, limitInView || showLimit ? (limit ?? 0) : 0))}
+            limit={limit !== null && (limitInView || showLimit) ? limit : null}
+            marks={marks}
           />
-          <Chart
+          {limit !== null && !limitInView ? (
+            <label className="chart-toggle">
+              <input type="checkbox" checked={showLimit} onChange={(e) => setShowLimit(e.target.checked)} />
+              Show the memory limit ({memory(limit)}, far above the use: the scale grows to it)
+            </label>
+          ) : null}
+          <BotLineChart
             label={`CPU, ${samples.length} samples, now ${cpu(last?.cpu_percent ?? null)}`}
             testId="bot-cpu-chart"
-            samples={samples}
-            value={(s) => s.cpu_percent}
-            top={cpuTop}
+            series={{ at, values: samples.map((s) => s.cpu_percent) }}
+            unit={{ scale: 1, unit: "%", show: cpu }}
             limit={null}
-            show={(v) => cpu(v)}
+            marks={marks}
           />
+          {marks.length > 0 ? (
+            <ul className="chart-legend" aria-label="Marks">
+              {marks.map((mark) => (
+                <li key={`${mark.kind}-${mark.at}`}>
+                  <span className={`chart-swatch bot-mark-${mark.kind}`} />
+                  {mark.text}, {formatDate(new Date(mark.at).toISOString())}
+                </li>
+              ))}
+            </ul>
+          ) : null}
           <p className="meta">
             {formatDate(samples[0]!.at)} – {formatDate(last!.at)}, a point per {data?.resolution_secs} s
           </p>
@@ -90,47 +105,10 @@ function ResourceCharts(props: { name: string; span: Span }) {
   );
 }
 
-function Chart(props: {
-  label: string;
-  testId: string;
-  samples: Sample[];
-  value: (sample: Sample) => number;
-  top: number;
-  limit: number | null;
-  show: (value: number) => string;
-}) {
-  const { samples, top } = props;
-  const x = (i: number) => (samples.length === 1 ? width / 2 : (i / (samples.length - 1)) * width);
-  const y = (v: number) => height - (v / top) * (height - 4);
-  const points = samples.map((s, i) => `${x(i).toFixed(1)},${y(props.value(s)).toFixed(1)}`).join(" ");
-  const most = Math.max(...samples.map(props.value));
-  return (
-    <figure className="bot-chart">
-      <figcaption>{props.label}</figcaption>
-      <svg
-        role="img"
-        aria-label={props.label}
-        data-testid={props.testId}
-        data-points={samples.length}
-        viewBox={`0 0 ${width} ${height}`}
-        preserveAspectRatio="none"
-      >
-        <line x1={0} y1={height} x2={width} y2={height} className="axis" />
-        {props.limit !== null ? (
-          <line x1={0} y1={y(props.limit)} x2={width} y2={y(props.limit)} className="limit">
-            <title>{`limit ${props.show(props.limit)}`}</title>
-          </line>
-        ) : null}
-        <polyline points={points} className="series" vectorEffect="non-scaling-stroke">
-          <title>{`highest ${props.show(most)}`}</title>
-        </polyline>
-      </svg>
-      <div className="meta bot-chart-scale">
-        <span>0</span>
-        <span>
-          {props.limit !== null ? `limit ${props.show(props.limit)} · ` : ""}top {props.show(top)}
-        </span>
-      </div>
-    </figure>
-  );
+/** Memory's axis in MiB, or in GiB once the chart reaches a GiB. */
+function memoryUnit(most: number): LineUnit {
+  const gib = 1024 * 1024 * 1024;
+  return most >= gib
+    ? { scale: gib, unit: "GiB", show: memory }
+    : { scale: 1024 * 1024, unit: "MiB", show: memory };
 }

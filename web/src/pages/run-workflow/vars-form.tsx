@@ -35,7 +35,12 @@ export function varsOf(rows: VarRow[]): Record<string, string> {
   return Object.fromEntries(rows.filter((row) => row.name.trim()).map((row) => [row.name.trim(), row.value]));
 }
 
-export function VarsForm(props: { rows: VarRow[]; onChange: (rows: VarRow[]) => void }) {
+export function VarsForm(props: {
+  rows: VarRow[];
+  onChange: (rows: VarRow[]) => void;
+  /** Whether a row may be removed (default: every row). */
+  removable?: (row: VarRow) => boolean;
+}) {
   const update = (key: number, change: Partial<VarRow>) =>
     props.onChange(props.rows.map((row) => (row.key === key ? { ...row, ...change, edited: true } : row)));
   return (
@@ -67,13 +72,15 @@ export function VarsForm(props: { rows: VarRow[]; onChange: (rows: VarRow[]) => 
                 onChange={(event) => update(row.key, { value: event.target.value })}
               />
             </label>
-            <button
-              type="button"
-              aria-label={`Remove ${row.name || `variable ${index + 1}`}`}
-              onClick={() => props.onChange(props.rows.filter((other) => other.key !== row.key))}
-            >
-              ×
-            </button>
+            {(props.removable?.(row) ?? true) && (
+              <button
+                type="button"
+                aria-label={`Remove ${row.name || `variable ${index + 1}`}`}
+                onClick={() => props.onChange(props.rows.filter((other) => other.key !== row.key))}
+              >
+                ×
+              </button>
+            )}
           </div>
         ))
       )}

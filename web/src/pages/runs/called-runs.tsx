@@ -2,36 +2,6 @@ import type { Schema } from "../../api.js";
 
 type Run = Schema<"Run">;
 
-/**
- * The child runs of a run's `workflow.call` steps: one group per call, collapsed, its steps and
- * their states inside, and a link to the child's own page.
- */
-export function CalledRuns({ run }: { run: Run }) {
-  if (!run.calls || run.calls.length === 0) return null;
-  return (
-    <section className="called-runs" aria-label="Called workflows">
-      <h2>Called workflows</h2>
-      {run.calls.map((call) => (
-        <details key={call.run_id} className="called-run">
-          <summary>
-            <strong>{call.step}</strong> calls {call.workflow}
-            {call.version !== null ? ` v${call.version}` : ""}{" "}
-            <span className={`status-${call.status}`}>{call.status}</span>{" "}
-            <a href={`#/runs/${encodeURIComponent(call.run_id)}`}>open run {call.run_id}</a>
-          </summary>
-          <ul aria-label={`Steps of ${call.workflow}`}>
-            {call.steps.map((step) => (
-              <li key={`${step.name}@${step.host}`}>
-                {step.name} <span className={`status-${step.status}`}>{step.status}</span>
-              </li>
-            ))}
-          </ul>
-        </details>
-      ))}
-    </section>
-  );
-}
-
 /** A run a `workflow.call` step started: which run and step called it. */
 export function CalledBy({ run }: { run: Run }) {
   if (!run.parent_run_id) return null;

@@ -3,7 +3,9 @@ import { type ApiError, answer, api, asApiError, asSubmit } from "../../api.js";
 import { navigate } from "../../router.js";
 import { ProblemList, type Verdict } from "../run-workflow/problem-list.js";
 import { validateWorkflow, type WorkflowProblem } from "../run-workflow/validation.js";
+import { newRow, type VarRow, VarsForm } from "../run-workflow/vars-form.js";
 import { YamlEditor } from "../run-workflow/yaml-editor.js";
+import { WorkflowDiff } from "./workflow-diff.js";
 import "../run-workflow/run-workflow.css";
 
 /** A problem the retry was refused for, at its line and column (an export nobody kept). */
@@ -26,6 +28,15 @@ function isProblem(detail: unknown): detail is WorkflowProblem {
   );
 }
 
+/** The variables a retry sends: the rows changed or added, laid over the run's. */
+function changedVars(rows: VarRow[]): Record<string, string> {
+  return Object.fromEntries(
+    rows
+      .filter((row) => row.name.trim() && (row.edited || !row.fromWorkflow))
+      .map((row) => [row.name.trim(), row.value]),
+  );
+}
+
 /**
  * Edit and retry (`#/runs/<id>/retry?from=STEP`): the run's workflow in the editor; the retry keeps
  * the steps that succeeded before the step chosen, and runs the edited text from there on.
@@ -38,6 +49,8 @@ export function RetryEditorPage({ id, from }: { id: string; from: string | null 
   const [error, setError] = useState<ApiError | null>(null);
   const [refused, setRefused] = useState<WorkflowProblem[]>([]);
   const [submitting, setSubmitting] = useState(false);
+  const [edited, setEdited] = useState("");
+  const [rows, setRows] = useState<VarRow[]>([]);
   const text = useRef("");
 
   useEffect(() => {
@@ -46,9 +59,12 @@ export function RetryEditorPage({ id, from }: { id: string; from: string | null 
       try {
         const stored = await answer(api.GET("/api/runs/{id}/workflow", { params }));
         text.current = stored.workflow;
+        setEdited(stored.workflow);
         setLoaded(stored);
         const run = await answer(api.GET("/api/runs/{id}", { params }));
         setSteps([...new Set(run.graph?.steps.map((s) => s.name) ?? run.steps.map((s) => s.name))]);
+        // The variables the run started with, as rows: a changed or added one is laid over them.
+        setRows(Object.entries(run.inputs ?? {}).map(([name, value]) => newRow(name, value, true)));
       } catch (caught) {
         setError(asApiError(caught));
       }
@@ -74,7 +90,12 @@ export function RetryEditorPage({ id, from }: { id: string; from: string | null 
       const submitted = await answer(
         api.POST("/api/runs/{id}/retry", {
           params,
-          body: { workflow: text.current, file: loaded.file, vars: {}, ...(step ? { from: step } : {}) },
+          body: {
+            workflow: text.current,
+            file: loaded.file,
+            vars: changedVars(rows),
+            ...(step ? { from: step } : {}),
+          },
           ...asSubmit,
         }),
       );
@@ -85,7 +106,7 @@ export function RetryEditorPage({ id, from }: { id: string; from: string | null 
       setRefused(problemsOf(failure));
       setSubmitting(false);
     }
-  }, [loaded, step, id]);
+  }, [loaded, step, id, rows]);
 
   return (
     <div className="run-workflow retry-editor">
@@ -103,11 +124,13 @@ export function RetryEditorPage({ id, from }: { id: string; from: string | null 
               check={check}
               onChange={(changed) => {
                 text.current = changed;
+                setEdited(changed);
                 setVerdict({ state: "checking" });
               }}
               onRun={() => void retry()}
             />
             <ProblemList verdict={verdict} />
+            <WorkflowDiff before={loaded.workflow} after={edited} />
           </section>
           <aside className="run-pane">
             <label>
@@ -124,6 +147,11 @@ export function RetryEditorPage({ id, from }: { id: string; from: string | null 
               </select>
             </label>
             <p className="hint">The steps that succeeded before it are kept: they do not run again.</p>
+            <VarsForm rows={rows} onChange={setRows} removable={(row) => !row.fromWorkflow} />
+            <p className="hint">
+              The run's variables, as it started: a value you change, or a variable you add, is laid over
+              them; the others stay as they were.
+            </p>
             <button
               type="button"
               className="primary run-button"

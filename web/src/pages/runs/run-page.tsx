@@ -5,7 +5,8 @@ import { type ApiError, answer, api, asApiError, asSubmit, type Schema } from ".
 import { formatDate } from "../../dates.js";
 import { navigate } from "../../router.js";
 import { RunApprovals } from "./approvals.js";
-import { CalledBy, CalledRuns, FailedHandlers } from "./called-runs.js";
+import { type Borrowed, BorrowedStepOutput, borrowedFor } from "./borrowed-output.js";
+import { CalledBy, FailedHandlers } from "./called-runs.js";
 import { formatBytes, runDuration } from "./format.js";
 import { OutputWindow } from "./output-window.js";
 import { RunRetries, retriesOf } from "./retries.js";
@@ -32,6 +33,8 @@ const changesRun = new Set<RunEventType>([
 ]);
 /** A stream token lasts 5 minutes: the download link gets a fresh one well before. */
 const linkRefreshMs = 4 * 60 * 1000;
+/** How often a running call's child steps are asked for again. */
+const callRefreshMs = 2000;
 
 const isFinal = (run: Run): boolean => finalRunStatuses.includes(run.status);
 
@@ -86,6 +89,8 @@ export function RunPage({ id }: { id: string }) {
   const [canceling, setCanceling] = useState(false);
   const [now, setNow] = useState(Date.now());
   const [view, setView] = useState<"graph" | "timeline">("graph");
+  /** The step whose output is another run's (a call's child, a kept step's first run), when selected. */
+  const [borrowed, setBorrowed] = useState<Borrowed | null>(null);
   const output = useMemo(() => new OutputWindow(id), [id]);
   const refreshing = useRef<Promise<void> | null>(null);
 
@@ -183,6 +188,14 @@ export function RunPage({ id }: { id: string }) {
     const timer = setInterval(() => setNow(Date.now()), 1000);
     return () => clearInterval(timer);
   }, [live]);
+  // A called run's steps come in its own events, not this run's: while one goes on, its states
+  // are asked for again every few seconds, as the runs list does.
+  const calling = run?.calls?.some((call) => !finalRunStatuses.includes(call.status)) ?? false;
+  useEffect(() => {
+    if (!calling) return;
+    const timer = setInterval(() => void refresh(), callRefreshMs);
+    return () => clearInterval(timer);
+  }, [calling, refresh]);
 
   const cancel = async () => {
     setCanceling(true);
@@ -252,10 +265,13 @@ export function RunPage({ id }: { id: string }) {
   const runEnd = run.finished_at ? Date.parse(run.finished_at) : now;
   const rollbackStateOf = (name: string): GraphState | undefined =>
     statesByName.has(`rollback: ${name}`) ? stateOf(`rollback: ${name}`) : undefined;
-  // A box shows its step's output; a matrix step's box, its first combination's.
+  const callOf = (name: string) => run.calls?.find((call) => call.step === name);
+  // A box shows its step's output; a matrix step's box, its first combination's; a call step's,
+  // its child run's; a kept step's, that of the run it was kept from.
   const selectStep = (name: string) => {
     const combination = run.graph?.steps.find((step) => step.name === name)?.matrix?.[0];
     const shown = allSteps.find((step) => step.name === (combination ?? name));
+    setBorrowed(borrowedFor(run, shown ?? { name, host: "" }));
     if (shown) setFilter(`${shown.name}@${shown.host}`);
   };
   // What the run started with, apart from what its steps exported (a new name, or a new value).
@@ -399,6 +415,8 @@ export function RunPage({ id }: { id: string }) {
               stateOf={stateOf}
               factsOf={factsOf}
               rollbackStateOf={rollbackStateOf}
+              callOf={callOf}
+              now={now}
               onSelect={selectStep}
             />
           ) : (
@@ -418,13 +436,17 @@ export function RunPage({ id }: { id: string }) {
         </>
       )}
 
-      <CalledRuns run={run} />
-
       <div className="run-output-head">
         <h2>Output</h2>
         <label className="run-step-filter">
           Show{" "}
-          <select value={filter} onChange={(event) => setFilter(event.target.value)}>
+          <select
+            value={filter}
+            onChange={(event) => {
+              setBorrowed(null);
+              setFilter(event.target.value);
+            }}
+          >
             <option value="all">all steps</option>
             {allSteps.map((step) => (
               <option key={`${step.name}@${step.host}`} value={`${step.name}@${step.host}`}>
@@ -434,7 +456,11 @@ export function RunPage({ id }: { id: string }) {
           </select>
         </label>
       </div>
-      <RunTerminal output={output} filter={filter} live={live} />
+      {borrowed ? (
+        <BorrowedStepOutput run={run} borrowed={borrowed} onBack={() => setBorrowed(null)} />
+      ) : (
+        <RunTerminal output={output} filter={filter} live={live} />
+      )}
 
       <h2>Steps</h2>
       {allSteps.length === 0 ? (

@@ -1,9 +1,11 @@
 import { useState } from "react";
 import type { Schema } from "../../api.js";
 import { formatDuration } from "./format.js";
+import { CallSteps, CallToggle, callGroupHeight } from "./step-call-group.js";
 import { type StepFacts, shortRunId } from "./step-facts.js";
 
 type RunGraph = Schema<"RunGraph">;
+type CalledRun = Schema<"CalledRun">;
 type GraphStep = RunGraph["steps"][number];
 
 /** A step's state as the graph shows it: not started yet is `pending`. */
@@ -63,24 +65,29 @@ interface Placed {
   y: number;
 }
 
-function layout(steps: GraphStep[]): { placed: Map<string, Placed>; width: number; height: number } {
+/** Boxes placed by column, each column's boxes one under another; `extraOf` a box's growth below it. */
+function layout(
+  steps: GraphStep[],
+  extraOf: (step: string) => number,
+): { placed: Map<string, Placed>; width: number; height: number } {
   const columns = columnsOf(steps);
-  const rows: number[] = [];
+  const tops: number[] = [];
   const placed = new Map<string, Placed>();
   for (const step of steps) {
     const column = columns.get(step.name) ?? 0;
-    const row = rows[column] ?? 0;
-    rows[column] = row + 1;
-    placed.set(step.name, { step, x: column * (boxWidth + columnGap), y: row * (boxHeight + rowGap) });
+    const y = tops[column] ?? 0;
+    tops[column] = y + boxHeight + extraOf(step.name) + rowGap;
+    placed.set(step.name, { step, x: column * (boxWidth + columnGap), y });
   }
-  const width = rows.length * (boxWidth + columnGap) - columnGap;
-  const height = Math.max(...rows, 1) * (boxHeight + rowGap) - rowGap;
+  const width = tops.length * (boxWidth + columnGap) - columnGap;
+  const height = Math.max(...tops, boxHeight + rowGap) - rowGap;
   return { placed, width, height };
 }
 
 /**
  * The run's steps as a graph: a box per step with its state, an arrow per `depends` edge, and a
- * matrix step's combinations listed under the graph when its box is opened. The graph scrolls
+ * matrix step's combinations listed under the graph when its box is opened, a call step's child
+ * run's steps drawn in place under its box when opened (closed at first). The graph scrolls
  * inside its own frame on a narrow screen, so the page never scrolls sideways.
  */
 export function StepGraph({
@@ -88,6 +95,8 @@ export function StepGraph({
   stateOf,
   factsOf,
   rollbackStateOf,
+  callOf,
+  now,
   onSelect,
 }: {
   graph: RunGraph;
@@ -97,10 +106,23 @@ export function StepGraph({
   factsOf: (step: string) => StepFacts;
   /** The state of `rollback: <step>`, undefined when it did not run. */
   rollbackStateOf: (step: string) => GraphState | undefined;
+  /** A `workflow.call` step's child run, once it started. */
+  callOf: (step: string) => CalledRun | undefined;
+  now: number;
   onSelect: (step: string) => void;
 }) {
   const [open, setOpen] = useState<string | null>(null);
-  const { placed, width, height } = layout(graph.steps);
+  const [openCalls, setOpenCalls] = useState<ReadonlySet<string>>(new Set());
+  const openCall = (name: string): CalledRun | undefined => (openCalls.has(name) ? callOf(name) : undefined);
+  const { placed, width, height } = layout(graph.steps, (name) => {
+    const call = openCall(name);
+    return call ? callGroupHeight(call) : 0;
+  });
+  const toggleCall = (name: string) => {
+    const next = new Set(openCalls);
+    if (!next.delete(name)) next.add(name);
+    setOpenCalls(next);
+  };
   const stepState = (step: GraphStep): GraphState =>
     step.matrix ? combinedState(step.matrix.map(stateOf)) : stateOf(step.name);
   const opened = graph.steps.find((step) => step.name === open && step.matrix);
@@ -157,16 +179,18 @@ export function StepGraph({
             );
             const duration = facts.durationMs !== undefined ? formatDuration(facts.durationMs) : undefined;
             const note = facts.keptFrom ? undefined : facts.reason;
+            const call = step.call !== null ? callOf(step.name) : undefined;
+            const callOpen = call !== undefined && openCalls.has(step.name);
             return [
               <button
                 type="button"
                 key={step.name}
-                className={`step-box step-${state}${facts.keptFrom ? " step-kept" : ""}${open === step.name ? " step-open" : ""}`}
+                className={`step-box step-${state}${facts.keptFrom ? " step-kept" : ""}${open === step.name ? " step-open" : ""}${call ? " step-box-call" : ""}`}
                 style={{ left: x, top: y, width: boxWidth, height: boxHeight }}
                 data-step={step.name}
                 data-state={state}
                 title={note ? `${step.name}: ${state}: ${note}` : undefined}
-                aria-label={`${step.name}: ${state}${facts.keptFrom ? `, kept from ${facts.keptFrom}` : ""}${duration && !facts.keptFrom ? `, ${duration}` : ""}${note ? `, ${note}` : ""}${step.matrix ? `, ${step.matrix.length} combinations` : ""}${rollback ? `, rollback ${rollback}` : ""}`}
+                aria-label={`${step.name}: ${state}${facts.keptFrom ? `, kept from ${facts.keptFrom}` : ""}${duration && !facts.keptFrom ? `, ${duration}` : ""}${note ? `, ${note}` : ""}${step.matrix ? `, ${step.matrix.length} combinations` : ""}${rollback ? `, rollback ${rollback}` : ""}${call ? `, calls ${call.workflow}` : ""}`}
                 aria-expanded={step.matrix ? open === step.name : undefined}
                 onClick={() => {
                   if (step.matrix) setOpen(open === step.name ? null : step.name);
@@ -200,6 +224,28 @@ export function StepGraph({
                 >
                   kept from {shortRunId(facts.keptFrom)}
                 </a>
+              ),
+              call && (
+                <CallToggle
+                  key={`${step.name} call toggle`}
+                  call={call}
+                  open={callOpen}
+                  onToggle={() => toggleCall(step.name)}
+                  style={{ left: x + boxWidth - 30, top: y + 6 }}
+                />
+              ),
+              call && callOpen && (
+                <CallSteps
+                  key={`${step.name} call steps`}
+                  call={call}
+                  now={now}
+                  style={{
+                    left: x,
+                    top: y + boxHeight + 4,
+                    width: boxWidth,
+                    height: callGroupHeight(call) - 4,
+                  }}
+                />
               ),
             ];
           })}

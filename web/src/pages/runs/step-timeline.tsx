@@ -1,3 +1,4 @@
+import { durationTicks } from "../../charts/scale.js";
 import { formatDuration } from "./format.js";
 import { type StepFacts, shortRunId } from "./step-facts.js";
 
@@ -9,8 +10,6 @@ export interface TimelineRow {
   facts: StepFacts;
 }
 
-const ticks = 4;
-
 /**
  * The run's steps as bars on one time axis, from the run's start to its end (now while it runs):
  * what ran at once, what waited, what took long. A step that did not run here says why instead of
@@ -20,11 +19,13 @@ export function StepTimeline({ rows, start, end }: { rows: TimelineRow[]; start:
   const spans = rows.flatMap((row) => (row.facts.span ? [row.facts.span] : []));
   const from = Math.min(start, ...spans.map((span) => span.start));
   const to = Math.max(end, ...spans.map((span) => span.end), from + 1);
-  const length = to - from;
+  // The axis runs on to a round duration past the run's end, ticked at round durations.
+  const axis = durationTicks(to - from);
+  const length = axis.top;
   const percent = (at: number) => `${(((at - from) / length) * 100).toFixed(2)}%`;
   return (
     <div className="step-timeline">
-      <table aria-label={`Timeline: ${formatDuration(length)} from the run's start`}>
+      <table aria-label={`Timeline: ${formatDuration(to - from)} from the run's start`}>
         <thead>
           <tr className="step-timeline-axis">
             <th scope="col" className="step-timeline-label">
@@ -32,18 +33,16 @@ export function StepTimeline({ rows, start, end }: { rows: TimelineRow[]; start:
             </th>
             <th scope="col" className="step-timeline-track" aria-label="Time from the run's start">
               <span className="step-timeline-lane">
-                {Array.from({ length: ticks + 1 }, (_, index) => from + (length * index) / ticks).map(
-                  (at, index) => (
-                    <span
-                      key={`tick ${at}`}
-                      className="step-timeline-tick"
-                      style={{ left: percent(at) }}
-                      data-tick={index}
-                    >
-                      {formatDuration(at - from)}
-                    </span>
-                  ),
-                )}
+                {axis.ticks.map((at, index) => (
+                  <span
+                    key={`tick ${at}`}
+                    className="step-timeline-tick"
+                    style={{ left: percent(from + at) }}
+                    data-tick={index}
+                  >
+                    {formatDuration(at)}
+                  </span>
+                ))}
               </span>
             </th>
           </tr>
