@@ -7,7 +7,9 @@ const height = 28;
 
 /**
  * A bot's memory over the last hour as a small line (the samples the bot page charts, GET
- * /api/bots/:name/stats), scaled to its limit so a line near the top is a bot near its limit.
+ * /api/bots/:name/stats), from 0 to a little over its highest, as the page's chart scales to
+ * use: its shape shows (a line flat under a far limit shows nothing); the text beside it gives
+ * the limit.
  */
 export function BotSparkline(props: { name: string; limitBytes: number | null }) {
   const { data } = usePoll(
@@ -21,7 +23,7 @@ export function BotSparkline(props: { name: string; limitBytes: number | null })
   if (samples.length === 0) return null;
   const values = samples.map((s) => s.memory_bytes);
   const limit = props.limitBytes ?? samples.at(-1)?.memory_limit_bytes ?? null;
-  const top = Math.max(limit ?? 0, ...values, 1);
+  const top = Math.max(...values, 1) * 1.1;
   const x = (i: number) => (values.length === 1 ? width / 2 : (i / (values.length - 1)) * width);
   const y = (v: number) => height - 1 - (v / top) * (height - 2);
   const points = values.map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(" ");
