@@ -1870,6 +1870,10 @@ export interface components {
                 at: string;
             } | null;
             version: number;
+            limits: {
+                memory_bytes: number;
+                cpus: number;
+            } | null;
         };
         BotVersion: {
             version: number;
@@ -6661,6 +6665,10 @@ export interface operations {
                             at: string;
                         } | null;
                         version: number;
+                        limits: {
+                            memory_bytes: number;
+                            cpus: number;
+                        } | null;
                         last_logs: string[];
                     };
                 };

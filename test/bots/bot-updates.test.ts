@@ -308,6 +308,31 @@ describe.skipIf(!haveDocker)("bot health, safe updates, rollback and env on a re
       .poll(async () => (await logsOf("envbot")).join("\n"), { timeout: 30_000 })
       .toContain("v1 up FOO=after token=***");
     expect((await logsOf("envbot")).join("\n")).not.toContain(secret);
+    // The version says what changed by name, from which version, under which limits; never a value.
+    const versions = await api<{ versions: Version[] }>(
+      server.url,
+      "GET",
+      "/api/bots/envbot/versions",
+      undefined,
+      alice,
+    );
+    expect(versions.body.versions[0]!.summary).toMatchObject({
+      from_version: 1,
+      env_names: ["FOO", "TOKEN"],
+      env_changed: ["FOO"],
+      limits: { memory_bytes: 64 * 1024 * 1024 },
+    });
+    expect(JSON.stringify(versions.body)).not.toContain(secret);
+    expect(JSON.stringify(versions.body)).not.toContain(`"after"`);
+    const status = await api<{ limits: { memory_bytes: number; cpus: number } }>(
+      server.url,
+      "GET",
+      "/api/bots/envbot",
+      undefined,
+      alice,
+    );
+    expect(status.body.limits.memory_bytes).toBe(64 * 1024 * 1024);
+    expect(status.body.limits.cpus).toBeGreaterThan(0);
     const unset = await runCli(["bot", "env", "unset", "envbot", "FOO", "--min-ready", "1s"], {
       env: cliEnv(),
     });

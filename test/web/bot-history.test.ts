@@ -204,7 +204,9 @@ describe.skipIf(!haveBrowser || !haveDocker)(
       await search.getByLabel("Text").fill(needle.toUpperCase());
       await search.getByRole("button", { name: "Search" }).click();
       await page.getByTestId("bot-log-found").getByText("1 line").waitFor({ timeout: 30_000 });
-      expect(await page.getByRole("log", { name: "Found lines" }).textContent()).toBe(needle);
+      const found = page.getByRole("log", { name: "Found lines" });
+      expect(await found.locator(".bot-log-text").allTextContents()).toEqual([needle]);
+      expect(await found.locator("mark").allTextContents()).toEqual([needle]);
       await search.getByLabel("Text").fill(`absent-${run}`);
       await search.getByRole("button", { name: "Search" }).click();
       await page.getByTestId("bot-log-found").getByText("No line matches.").waitFor();

@@ -1,6 +1,6 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Browser } from "playwright-core";
+import type { Browser, Locator, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DockerEngine } from "../../src/exec/docker/docker-engine.js";
 import { launchBrowser, logIn, requireBrowser, screenshot, startUp, type Up } from "../helpers/browser.js";
@@ -29,17 +29,26 @@ let browser: Browser;
 let image: string;
 const botIds: string[] = [];
 
+const sizes = [
+  { width: 1280, height: 800, tag: "wide" },
+  { width: 390, height: 844, tag: "phone" },
+] as const;
+
 describe.skipIf(!haveBrowser || !haveDocker)("the bots pages", () => {
   beforeAll(async () => {
     const base = await busyboxImage();
     const dir = tempDir("runyard-web-bot-");
     // A shell as PID 1 ignores SIGTERM unless it traps it: this bot stops at once, as a real one should.
     const script =
-      'trap "exit 0" TERM; echo "web bot up"; i=0; while true; do i=$((i+1)); echo "tick $i"; sleep 1 & wait $!; done';
+      'trap "exit 0" TERM; echo "web bot up"; echo "web bot warns" >&2; i=0; while true; do i=$((i+1)); echo "tick $i"; sleep 1 & wait $!; done';
     writeFileSync(join(dir, "Dockerfile"), `FROM ${base}\nCMD ["sh", "-c", ${JSON.stringify(script)}]\n`);
     image = `runyard-test-web-bot-${run}:1`;
     await engine.build(dir, image, () => {}, { [testLabel]: "1", [testRunLabel]: run });
-    [up, browser] = await Promise.all([startUp({ RUNYARD_BOT_NETWORK: "none" }), launchBrowser()]);
+    [up, browser] = await Promise.all([
+      // Limits the list can name, and a sample each second for its sparklines.
+      startUp({ RUNYARD_BOT_NETWORK: "none", RUNYARD_BOT_MEMORY_MB: "64", RUNYARD_BOT_STATS_SECS: "1" }),
+      launchBrowser(),
+    ]);
   }, 120_000);
 
   afterAll(async () => {
@@ -81,10 +90,9 @@ describe.skipIf(!haveBrowser || !haveDocker)("the bots pages", () => {
     await page.getByTestId("bot-state").getByText("running").waitFor();
     const logs = page.getByRole("log", { name: "Logs" });
     await logs.getByText("web bot up").waitFor({ timeout: 30_000 });
-    const shown = (await logs.textContent()) ?? "";
-    const ticks = [...shown.matchAll(/tick (\d+)/g)].map((m) => Number(m[1]));
+    const lines = () => logs.locator(".bot-log-text").allTextContents();
+    const ticks = (await lines()).flatMap((line) => /^tick (\d+)$/.exec(line)?.[1] ?? []).map(Number);
     const next = Math.max(0, ...ticks) + 2;
-    const lines = async () => ((await logs.textContent()) ?? "").split("\n");
     await expect.poll(lines, { timeout: 30_000 }).toContain(`tick ${next}`);
     await screenshot(page, "bots-page");
 
@@ -127,4 +135,172 @@ describe.skipIf(!haveBrowser || !haveDocker)("the bots pages", () => {
     expect((await api<{ bots: unknown[] }>(up.url, "GET", "/api/bots")).body.bots).toEqual([]);
     await page.close();
   });
+
+  it.each(sizes)(
+    "at $width x $height: lists its limits and a memory sparkline; frames its log with times, a marked stderr line and search hits; edits env and says what a version changed",
+    async (size) => {
+      const name = `shown-${size.tag}`;
+      const value = `value-${size.tag}-${run}`;
+      await startBot({ name, image, env: { FOO: "one", BAR: "kept" } });
+      const page = await browser.newPage({ viewport: { width: size.width, height: size.height } });
+      await logIn(page, up.url);
+      await page.goto(`${up.url}#/bots`);
+
+      // The list: memory and CPU against their limits, and the last hour of memory as a line.
+      const row = page.getByRole("table", { name: "Bots" }).getByRole("row").filter({ hasText: name });
+      await row.getByText("running").waitFor({ timeout: 90_000 });
+      await row.getByText("of 64.0 MiB", { exact: true }).waitFor();
+      await row.getByText(/of \d+(\.\d+)? CPUs?$/).waitFor();
+      const spark = row.locator(`svg[data-testid="bot-sparkline-${name}"]`);
+      await expect
+        .poll(async () => ((await spark.count()) > 0 ? Number(await spark.getAttribute("data-points")) : 0), {
+          timeout: 60_000,
+          interval: 500,
+        })
+        .toBeGreaterThanOrEqual(2);
+      expect(await spark.getAttribute("aria-label")).toContain("of 64.0 MiB");
+      const points = (await spark.locator("polyline").getAttribute("points")) ?? "";
+      expect(points.trim().split(" ").length).toBeGreaterThanOrEqual(2);
+      if (size.tag === "wide") await screenshot(page, "web-bots-list", "viewport");
+
+      // The page's log: framed, its first line inside the frame, each line with its time.
+      await row.getByRole("link", { name, exact: true }).click();
+      await page.getByTestId("bot-state").getByText("running").waitFor({ timeout: 30_000 });
+      const logs = page.getByRole("log", { name: "Logs" });
+      const warns = logs.locator(".bot-log-line").filter({ hasText: "web bot warns" });
+      await warns.waitFor({ timeout: 30_000 });
+      const frame = await styleOf(logs, ["borderTopWidth", "borderTopStyle", "paddingTop"]);
+      const border = Number.parseFloat(frame.borderTopWidth!);
+      expect(border).toBeGreaterThanOrEqual(1);
+      expect(frame.borderTopStyle).not.toBe("none");
+      expect(Number.parseFloat(frame.paddingTop!)).toBeGreaterThanOrEqual(4);
+      await logs.evaluate((el) => el.scrollTo(0, 0));
+      const pane = (await logs.boundingBox())!;
+      const first = (await logs.locator(".bot-log-line").first().boundingBox())!;
+      expect(first.y).toBeGreaterThanOrEqual(pane.y + border);
+      expect(first.y + first.height).toBeLessThanOrEqual(pane.y + pane.height - border);
+      expect(first.x).toBeGreaterThanOrEqual(pane.x);
+      expect(first.x + first.width).toBeLessThanOrEqual(pane.x + pane.width);
+
+      // The stderr line: its class, its colour and a "stderr" tag (not colour alone), and its time.
+      expect(await warns.getAttribute("class")).toContain("stream-stderr");
+      await warns.getByText("stderr", { exact: true }).waitFor();
+      expect((await styleOf(warns, ["color"])).color).toBe("rgb(198, 40, 40)");
+      const time = warns.locator("time");
+      expect(await time.textContent()).toMatch(/^\d\d:\d\d:\d\d$/);
+      expect(Date.now() - Date.parse((await time.getAttribute("datetime")) ?? "")).toBeLessThan(15 * 60_000);
+      const upLine = logs.locator(".bot-log-line").filter({ hasText: "web bot up" });
+      expect(await upLine.getAttribute("class")).toContain("stream-stdout");
+      expect(await upLine.locator(".bot-log-stream").count()).toBe(0);
+      if (size.tag === "wide") {
+        await page.getByRole("tablist").scrollIntoViewIfNeeded();
+        await screenshot(page, "web-bots-page", "viewport");
+      }
+
+      // A search marks what it found, any case.
+      const search = page.getByRole("form", { name: "Search the logs" });
+      await search.getByLabel("Text").fill("WARNS");
+      await search.getByRole("button", { name: "Search", exact: true }).click();
+      const found = page.getByRole("log", { name: "Found lines" });
+      await found.locator("mark").first().waitFor({ timeout: 30_000 });
+      expect(await found.locator("mark").allTextContents()).toEqual(["warns"]);
+      expect(await found.locator(".bot-log-text").allTextContents()).toEqual(["web bot warns"]);
+
+      // The env editor: Set usable at once; Edit fills the form; while the change runs, Set says why it waits.
+      const form = page.getByRole("form", { name: "Set a variable" });
+      const set = form.getByRole("button", { name: "Set", exact: true });
+      expect(await set.isEnabled()).toBe(true);
+      expect((await styleOf(set, ["opacity"])).opacity).toBe("1");
+      await page.getByRole("button", { name: "Edit FOO", exact: true }).click();
+      expect(await form.getByLabel("Name").inputValue()).toBe("FOO");
+      expect(await form.getByLabel("Value").inputValue()).toBe("one");
+      await form.getByLabel("Value").fill(value);
+      await set.click();
+      await page.getByText("A change is under way").waitFor();
+      const waiting = form.getByRole("button", { name: "Restarting safely…", exact: true });
+      expect(await waiting.isDisabled()).toBe(true);
+
+      // The new version says which variable changed, never its value.
+      const versions = page.getByRole("table", { name: "Versions" });
+      await versions.getByText("2 (current)").waitFor({ timeout: 120_000 });
+      await page.getByTestId("bot-version-changes-2").getByText("env changed: FOO").waitFor();
+      await versions
+        .getByRole("row")
+        .filter({ hasText: "2 (current)" })
+        .getByText("live")
+        .waitFor({ timeout: 30_000 });
+      expect(await page.getByTestId("bot-version-changes-1").textContent()).toBe("first version");
+      expect(await versions.textContent()).not.toContain(value);
+      expect(await versions.textContent()).not.toContain("BAR");
+      await set.waitFor();
+      expect(await set.isEnabled()).toBe(true);
+      expect(await overflowing(page)).toEqual([]);
+      await versions.scrollIntoViewIfNeeded();
+      await screenshot(page, `web-bots-versions${size.tag === "wide" ? "" : "-phone"}`, "viewport");
+      await page.close();
+      expect((await api(up.url, "DELETE", `/api/bots/${name}`)).status).toBe(200);
+    },
+    300_000,
+  );
 });
+
+/** Starts a bot through the API, waiting for the local runner to say it has Docker (503 until then). */
+async function startBot(body: Record<string, unknown>): Promise<string> {
+  let started = await api<{ bot: { id: string } }>(up.url, "POST", "/api/bots", body);
+  await expect
+    .poll(
+      async () => {
+        if (started.status === 503)
+          started = await api<{ bot: { id: string } }>(up.url, "POST", "/api/bots", body);
+        return started.status;
+      },
+      { timeout: 60_000, interval: 500 },
+    )
+    .toBe(202);
+  botIds.push(started.body.bot.id);
+  return started.body.bot.id;
+}
+
+/** The computed style of an element, these properties (camelCase) of it. */
+function styleOf(locator: Locator, names: string[]): Promise<Record<string, string>> {
+  return locator.evaluate((el, names) => {
+    const { getComputedStyle } = globalThis as unknown as {
+      getComputedStyle(element: unknown): Record<string, string>;
+    };
+    const style = getComputedStyle(el);
+    return Object.fromEntries(names.map((name) => [name, style[name] ?? ""]));
+  }, names);
+}
+
+/** What sticks out past the window's right edge, outside any box that scrolls itself (a phone must not scroll sideways). */
+function overflowing(page: Page): Promise<string[]> {
+  return page.evaluate(() => {
+    type El = {
+      getBoundingClientRect(): { right: number };
+      parentElement: El | null;
+      tagName: string;
+      className: string;
+    };
+    const { document, getComputedStyle } = globalThis as unknown as {
+      document: {
+        documentElement: { clientWidth: number };
+        body: El;
+        querySelectorAll(s: string): ArrayLike<El>;
+      };
+      getComputedStyle(element: El): { overflowX: string };
+    };
+    const width = document.documentElement.clientWidth;
+    return Array.from(document.querySelectorAll("main *"))
+      .filter((el) => el.getBoundingClientRect().right > width + 1)
+      .filter((el) => {
+        for (let up = el.parentElement; up && up !== document.body; up = up.parentElement) {
+          if (["auto", "scroll", "hidden"].includes(getComputedStyle(up).overflowX)) return false;
+        }
+        return true;
+      })
+      .map(
+        (el) => `${el.tagName.toLowerCase()}.${el.className} ${Math.round(el.getBoundingClientRect().right)}`,
+      )
+      .slice(0, 12);
+  });
+}

@@ -21,6 +21,12 @@ import { recordFirstVersion } from "./bot-updates.js";
  * it.
  */
 
+/** The limits a bot's container runs under, kept in its stored spec at its start. */
+const BotLimits = z.object({
+  memory_bytes: z.number().describe("its memory limit"),
+  cpus: z.number().describe("how many CPUs it may use"),
+});
+
 export const BotView = z.object({
   id: z.string(),
   name: z.string(),
@@ -49,6 +55,9 @@ export const BotView = z.object({
     "with a health check: the last probe's status, failures in a row and output (masked, at most 1 KiB)",
   ),
   version: z.number().int().describe("the version running now: 1 at its start, one more per update"),
+  limits: BotLimits.nullable().describe(
+    "its container's limits; null for a bot started before they were kept",
+  ),
 });
 export type BotView = z.infer<typeof BotView>;
 
@@ -81,6 +90,7 @@ export function botView(bot: BotRecord, now = Date.now()): BotView {
     expires_at: bot.expires_at,
     health: bot.health,
     version: bot.version,
+    limits: z.object({ limits: BotLimits }).safeParse(bot.spec).data?.limits ?? null,
   };
 }
 

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -107,6 +108,7 @@ export class BotRuns implements RunKindModule {
           env_names: Object.keys(body.env),
           secrets: body.secrets,
           restart,
+          limits: { memory_bytes: starter.limits.memoryMb * 1024 * 1024, cpus: starter.limits.cpus },
           ...(body.health ? { health: body.health } : {}),
           ...botExtras(body),
         },
@@ -451,7 +453,11 @@ function statusOf(result: BotJobResult, stopped: boolean): RunStatus {
   return result.status === "failed" ? "failed" : "success";
 }
 
-/** The source as kept on the bot record: no archive bytes, no registry password. */
+/**
+ * The source as kept on the bot record: no archive bytes, no registry password; a digest of the
+ * code (files or archive) so that two versions built from different code tell apart, though
+ * every build is tagged `:latest`.
+ */
 export function redacted(source: BotSource): Record<string, unknown> {
   switch (source.mode) {
     case "simple":
@@ -460,9 +466,17 @@ export function redacted(source: BotSource): Record<string, unknown> {
         files: Object.keys(source.files),
         entrypoint: source.entrypoint,
         requirements: source.requirements,
+        code_digest: digest(
+          JSON.stringify(Object.entries(source.files).sort(([a], [b]) => a.localeCompare(b))),
+        ),
       };
     case "custom":
-      return { mode: source.mode, ...(source.git ? { git: source.git } : { archive: true }) };
+      return {
+        mode: source.mode,
+        ...(source.git
+          ? { git: source.git }
+          : { archive: true, ...(source.archive ? { code_digest: digest(source.archive) } : {}) }),
+      };
     case "image":
       return {
         mode: source.mode,
@@ -470,4 +484,9 @@ export function redacted(source: BotSource): Record<string, unknown> {
         registry: source.registry_auth ? source.registry_auth.username : null,
       };
   }
+}
+
+/** A short sha256 of the code: enough to tell two versions apart, nothing of the code itself. */
+function digest(text: string): string {
+  return `sha256:${createHash("sha256").update(text).digest("hex").slice(0, 12)}`;
 }

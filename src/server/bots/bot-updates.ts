@@ -236,8 +236,14 @@ export class BotUpdates {
     const number = Math.max(bot.version, versions[0]?.version ?? 0) + 1;
     const spec = await nextSpec(current, number);
     const summary = {
+      from_version: bot.version,
       source: redacted(spec.source),
       env_names: Object.keys(spec.env),
+      // Names only: a value (a secret's above all) never leaves the run's sealed spec.
+      env_changed: Object.keys(spec.env).filter(
+        (name) => name in current.env && current.env[name] !== spec.env[name],
+      ),
+      limits: { memory_bytes: spec.limits.memory_bytes, cpus: spec.limits.cpus },
       secrets: spec.secrets,
       restart: spec.restart,
       ...(spec.health ? { health: spec.health } : {}),

@@ -1,8 +1,10 @@
 import { type FormEvent, useState } from "react";
 import { type AnswerOf, answer, api } from "../../api.js";
 import { ErrorNote } from "../agents/error-note.js";
+import { BotLogLines } from "./bot-log-lines.js";
 
-type Found = AnswerOf<"getBotLogs">;
+/** The answer to a search, with the text it searched for (marked in its lines). */
+type Found = AnswerOf<"getBotLogs"> & { needle: string };
 
 /** The spans to search back over; the whole log is the download. */
 const sinceChoices = [
@@ -41,9 +43,10 @@ export function BotLogSearch(props: { name: string }) {
         ...(text ? { grep: text } : {}),
         ...(since ? { since: new Date(Date.now() - sinceMs[since]!).toISOString() } : {}),
       };
-      setFound(
-        await answer(api.GET("/api/bots/{name}/logs", { params: { path: { name: props.name }, query } })),
+      const logs = await answer(
+        api.GET("/api/bots/{name}/logs", { params: { path: { name: props.name }, query } }),
       );
+      setFound({ ...logs, needle: text });
     } catch (caught) {
       setError(caught);
     } finally {
@@ -106,9 +109,7 @@ export function BotLogSearch(props: { name: string }) {
               : `${found.lines.length} line${found.lines.length === 1 ? "" : "s"}${found.lines.length >= 2000 ? " (the last 2000)" : ""}`}
           </p>
           {found.lines.length > 0 ? (
-            <pre className="log-view" role="log" aria-label="Found lines">
-              {found.lines.map((line) => line.text).join("\n")}
-            </pre>
+            <BotLogLines label="Found lines" lines={found.lines} empty="" highlight={found.needle} />
           ) : null}
         </>
       ) : null}

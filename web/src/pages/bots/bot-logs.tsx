@@ -2,6 +2,7 @@ import { useEffect, useRef, useState } from "react";
 import { answer, api } from "../../api.js";
 import { ErrorNote } from "../agents/error-note.js";
 import { followRun } from "../agents/follow-run.js";
+import { BotLogLines, type ShownLine } from "./bot-log-lines.js";
 
 /** At most this many lines are kept on the page: a chatty bot must not freeze the browser. */
 const maxLines = 2000;
@@ -11,9 +12,9 @@ const maxLines = 2000;
  * events from `last_seq` on; `build` shows the build's (or pull's) output instead.
  */
 export function BotLogs(props: { name: string; runId: string | null; build: boolean }) {
-  const [lines, setLines] = useState<string[]>([]);
+  const [lines, setLines] = useState<ShownLine[]>([]);
   const [error, setError] = useState<unknown>(null);
-  const view = useRef<HTMLPreElement>(null);
+  const view = useRef<HTMLDivElement>(null);
   const stick = useRef(true);
 
   // biome-ignore lint/correctness/useExhaustiveDependencies: a new life of the bot (a new run) starts its logs afresh
@@ -23,16 +24,22 @@ export function BotLogs(props: { name: string; runId: string | null; build: bool
     let stop: (() => void) | undefined;
     let alive = true;
     const steps = props.build ? ["build", "pull"] : ["run"];
-    const add = (more: string[]) => setLines((old) => [...old, ...more].slice(-maxLines));
+    const add = (more: ShownLine[]) => setLines((old) => [...old, ...more].slice(-maxLines));
     const query = { tail: maxLines, ...(props.build ? { build: "true" as const } : {}) };
     answer(api.GET("/api/bots/{name}/logs", { params: { path: { name: props.name }, query } })).then(
       (logs) => {
         if (!alive) return;
-        add(logs.lines.map((line) => line.text));
+        add(logs.lines);
         if (!logs.run_id) return;
         stop = followRun(logs.run_id, logs.last_seq, (event) => {
           if (event.type !== "step.output" || !steps.includes(event.step)) return;
-          add(event.data.replace(/\n$/, "").split("\n"));
+          const { ts, stream } = event;
+          add(
+            event.data
+              .replace(/\n$/, "")
+              .split("\n")
+              .map((text) => ({ ts, stream, text })),
+          );
         });
       },
       (caught) => alive && setError(caught),
@@ -45,27 +52,23 @@ export function BotLogs(props: { name: string; runId: string | null; build: bool
 
   // Follow the end unless the reader scrolled up to read.
   useEffect(() => {
-    const pre = view.current;
-    if (pre && stick.current && lines.length > 0) pre.scrollTop = pre.scrollHeight;
+    const pane = view.current;
+    if (pane && stick.current && lines.length > 0) pane.scrollTop = pane.scrollHeight;
   }, [lines]);
 
   return (
     <>
       <ErrorNote error={error} />
-      <pre
+      <BotLogLines
         ref={view}
-        className="log-view"
-        role="log"
-        aria-label={props.build ? "Build output" : "Logs"}
-        // biome-ignore lint/a11y/noNoninteractiveTabindex: the log scrolls, so it takes the keyboard
-        tabIndex={0}
+        label={props.build ? "Build output" : "Logs"}
+        lines={lines}
+        empty={props.build ? "(no build output)" : "(no output yet)"}
         onScroll={(e) => {
           const el = e.currentTarget;
           stick.current = el.scrollHeight - el.scrollTop - el.clientHeight < 24;
         }}
-      >
-        {lines.length > 0 ? lines.join("\n") : props.build ? "(no build output)" : "(no output yet)"}
-      </pre>
+      />
     </>
   );
 }

@@ -2,9 +2,13 @@ import { useState } from "react";
 import { answer, api } from "../../api.js";
 import { formatDate } from "../../dates.js";
 import { ErrorNote } from "../agents/error-note.js";
+import { versionChanges } from "./bot-version-change.js";
 import { usePoll } from "./use-poll.js";
 
-/** A bot's versions, newest first, and the rollback to the one before the current one. */
+/**
+ * A bot's versions, newest first, each with what it changed from the one before (names, never
+ * values), and the rollback to the one before the current one.
+ */
 export function BotVersions(props: { name: string; current: number; live: boolean; onDone: () => void }) {
   const params = { path: { name: props.name } };
   const { data, error, reload } = usePoll(
@@ -34,12 +38,13 @@ export function BotVersions(props: { name: string; current: number; live: boolea
       <h2 id="bot-versions">Versions</h2>
       <ErrorNote error={error} />
       <div className="table-wrap">
-        <table aria-label="Versions">
+        <table aria-label="Versions" className="bot-stack">
           <thead>
             <tr>
               <th>Version</th>
               <th>State</th>
               <th>Why</th>
+              <th>Changes</th>
               <th>Created</th>
               <th>Error</th>
             </tr>
@@ -47,19 +52,27 @@ export function BotVersions(props: { name: string; current: number; live: boolea
           <tbody>
             {(data?.versions ?? []).map((version) => (
               <tr key={version.version}>
-                <td>
+                <td data-label="Version">
                   {version.version}
                   {version.version === props.current ? " (current)" : ""}
                 </td>
-                <td>{version.state}</td>
-                <td>
+                <td data-label="State">{version.state}</td>
+                <td data-label="Why">
                   {version.reason}
                   {version.summary.rollback_of !== undefined
                     ? ` of ${String(version.summary.rollback_of)}`
                     : ""}
                 </td>
-                <td>{formatDate(version.created_at)}</td>
-                <td>{version.error ? <pre className="log-view">{version.error.message}</pre> : ""}</td>
+                <td data-label="Changes" data-testid={`bot-version-changes-${version.version}`}>
+                  <Changes
+                    changes={versionChanges(version, data?.versions ?? [])}
+                    first={version.reason === "start"}
+                  />
+                </td>
+                <td data-label="Created">{formatDate(version.created_at)}</td>
+                <td data-label="Error">
+                  {version.error ? <pre className="log-view">{version.error.message}</pre> : ""}
+                </td>
               </tr>
             ))}
           </tbody>
@@ -78,5 +91,17 @@ export function BotVersions(props: { name: string; current: number; live: boolea
       ) : null}
       <ErrorNote error={failure} />
     </section>
+  );
+}
+
+function Changes(props: { changes: string[]; first: boolean }) {
+  if (props.first) return <span className="meta">first version</span>;
+  if (props.changes.length === 0) return <span className="meta">no setting changed</span>;
+  return (
+    <ul className="bot-version-changes">
+      {props.changes.map((change) => (
+        <li key={change}>{change}</li>
+      ))}
+    </ul>
   );
 }
