@@ -218,6 +218,17 @@ describe.skipIf(!haveDocker)(
       expect(big.status).toBe(413);
       // A member of another tenant learns nothing of it either.
       expect((await bots(globex, "/api/bots/echo/webhook")).status).toBe(404);
+      // The bot's versions name its webhook's port, never its secret (its own route gives that).
+      const versions = await api<{ versions: Array<{ summary: Record<string, unknown> }> }>(
+        server.url,
+        "GET",
+        "/api/bots/echo/versions",
+        undefined,
+        acme,
+      );
+      expect(versions.status).toBe(200);
+      expect(versions.body.versions.at(-1)?.summary.webhook).toEqual({ port: 8080 });
+      expect(JSON.stringify(versions.body)).not.toContain(hook.body.secret);
       const lines = await api<{ lines: { text: string }[] }>(
         server.url,
         "GET",

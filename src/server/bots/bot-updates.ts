@@ -20,6 +20,17 @@ const failedUpdateLogLines = 30;
 const cutOffAfterMs = 360_000;
 
 /** One variable of a bot's environment as `bot env list` shows it: a secret's value masked. */
+
+/**
+ * The first version's summary: the bot's stored spec, but for its webhook's secret (the webhook's
+ * own route gives it; a list of versions is no place for it).
+ */
+function firstSummary(spec: unknown): Record<string, unknown> {
+  const { webhook, ...rest } = (spec ?? {}) as Record<string, unknown>;
+  const port = (webhook as { port?: unknown } | undefined)?.port;
+  return webhook === undefined ? rest : { ...rest, webhook: { port } };
+}
+
 export const BotEnvEntry = z.object({
   name: z.string(),
   value: z.string().describe("*** for a secret"),
@@ -42,7 +53,7 @@ export async function recordFirstVersion(
       run_id: runId,
       state: "live",
       reason: "start",
-      summary: (bot.spec ?? {}) as Record<string, unknown>,
+      summary: firstSummary(bot.spec),
       created_by: submitterId(principal),
     })
     .catch(() => undefined);
@@ -176,7 +187,7 @@ export class BotUpdates {
         run_id: bot.run_id,
         state: (upBotStates as readonly BotState[]).includes(bot.state) ? "live" : "replaced",
         reason: "start",
-        summary: (bot.spec ?? {}) as Record<string, unknown>,
+        summary: firstSummary(bot.spec),
         image: bot.image,
         error: null,
         created_by: bot.owner,
