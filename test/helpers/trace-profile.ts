@@ -15,6 +15,7 @@ export function speedscopeProfile(spans: ReceivedSpan[], name: string): object {
   }
   const roots = children.get("") ?? [];
   const zero = roots.reduce(
+    // biome-ignore lint/complexity/useMathMinMax: the times are bigints, which Math.min does not take.
     (least, span) => (span.start < least ? span.start : least),
     roots[0]?.start ?? 0n,
   );
