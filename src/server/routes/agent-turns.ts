@@ -47,13 +47,26 @@ export function agentTurnOf(run: RunRecord): AgentTurnView | undefined {
   const spec = AgentRunSpec.safeParse(run.spec);
   if (!spec.success) return undefined;
   const followUp = spec.data.follow_up;
-  const excerpt = spec.data.prompt.replace(/\s+/g, " ").trim();
+  const excerpt = excerptOf(spec.data.prompt);
   return {
     turn: followUp?.turn ?? 1,
     conversation: followUp?.conversation ?? run.id,
     follows: followUp?.parent_run_id ?? null,
     excerpt: excerpt.length > excerptLength ? `${excerpt.slice(0, excerptLength - 1)}…` : excerpt,
   };
+}
+
+/**
+ * The prompt's words on one line, read only as far as the excerpt needs: a list shows hundreds of
+ * runs, and collapsing the whole of a 256 KiB prompt of short words takes a tenth of a second.
+ */
+function excerptOf(prompt: string): string {
+  let excerpt = "";
+  for (const [word] of prompt.matchAll(/\S+/g)) {
+    excerpt = excerpt ? `${excerpt} ${word}` : word;
+    if (excerpt.length > excerptLength) break;
+  }
+  return excerpt;
 }
 
 /** The full prompt of an agent run's turn. */
