@@ -36,7 +36,7 @@ export const AgentTurnView = z.object({
     .array(LaterTurn)
     .optional()
     .describe(
-      `GET /api/runs/:id: the turns that continue this one, oldest first (found among the tenant's newest ${laterTurnsScanned} agent runs)`,
+      `GET /api/runs/:id: the turns that continue this one, oldest first (found among the tenant's newest ${laterTurnsScanned} agent runs of the task's name)`,
     ),
 });
 export type AgentTurnView = z.output<typeof AgentTurnView>;
@@ -77,7 +77,9 @@ export function promptOf(run: RunRecord): string | undefined {
 
 /**
  * The runs that continue `run`, oldest first. A run's record holds no link to its follow-ups,
- * so they are sought among its tenant's agent runs created since, newest first, up to a bound.
+ * so they are sought among its tenant's agent runs of its name (a follow-up keeps its task's)
+ * created since, newest first, up to a bound: each is read whole, its spec decrypted, so other
+ * tasks' runs (a teammate's thousand prompts of 256 KiB) are left to the database to pass over.
  */
 export async function laterTurns(deps: Pick<ServerDeps, "store">, run: RunRecord): Promise<RunRecord[]> {
   const found: RunRecord[] = [];
@@ -86,6 +88,7 @@ export async function laterTurns(deps: Pick<ServerDeps, "store">, run: RunRecord
     const page = await deps.store.runs.list({
       kind: "agent",
       tenantId: run.tenant_id,
+      name: run.name,
       limit: 200,
       ...(before ? { before } : {}),
     });
