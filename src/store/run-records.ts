@@ -102,6 +102,8 @@ export interface ListRunsQuery extends PageQuery {
   trigger?: RunTrigger | "retry";
   /** A tenant's runs; `null` for runs outside any tenant; absent for all runs. */
   tenantId?: string | null;
+  /** Runs of this name (an agent task's follow-ups keep its name). */
+  name?: string;
 }
 
 /** One page of runs; `next` is present when there are more, and is the `before` of the next page. */

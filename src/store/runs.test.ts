@@ -321,7 +321,7 @@ describe.each(storeBackends)("on $name", (backend) => {
       expect(second.next).toBeUndefined();
     });
 
-    it("filters by status, kind and tenant together", async () => {
+    it("filters by status, kind, tenant and name together", async () => {
       await seed();
       const ids = async (query: Parameters<Store["runs"]["list"]>[0]) =>
         (await store.runs.list(query)).runs.map((run) => run.id);
@@ -332,6 +332,7 @@ describe.each(storeBackends)("on $name", (backend) => {
       expect(await ids({ tenantId: null })).toEqual(["run-6", "run-5", "run-4"]);
       expect(await ids({ tenantId: "acme", status: "success", kind: "workflow" })).toEqual(["run-2"]);
       expect(await ids({ tenantId: "other" })).toEqual([]);
+      expect(await ids({ tenantId: "acme", name: "run 3" })).toEqual(["run-3"]);
     });
 
     it("pages within a filter", async () => {

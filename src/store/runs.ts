@@ -276,6 +276,7 @@ export function runsRepo(ctx: StoreContext): RunsRepo {
       else if (query.trigger !== undefined) select = select.where("trigger", "=", query.trigger);
       if (query.tenantId !== undefined)
         select = select.where("tenant_id", query.tenantId === null ? "is" : "=", query.tenantId);
+      if (query.name !== undefined) select = select.where("name", "=", query.name);
       const { rows, next } = await newestFirstPage(ctx, pagedRuns, select, query);
       const runs = rows.map((row) => toRunRecord(ctx, row));
       return next === undefined ? { runs } : { runs, next };

@@ -36,7 +36,7 @@ export const AgentTurnView = z.object({
     .array(LaterTurn)
     .optional()
     .describe(
-      `GET /api/runs/:id: the turns that continue this one, oldest first (found among the tenant's newest ${laterTurnsScanned} agent runs)`,
+      `GET /api/runs/:id: the turns that continue this one, oldest first (found among the tenant's newest ${laterTurnsScanned} agent runs of the task's name)`,
     ),
 });
 export type AgentTurnView = z.output<typeof AgentTurnView>;
@@ -47,13 +47,26 @@ export function agentTurnOf(run: RunRecord): AgentTurnView | undefined {
   const spec = AgentRunSpec.safeParse(run.spec);
   if (!spec.success) return undefined;
   const followUp = spec.data.follow_up;
-  const excerpt = spec.data.prompt.replace(/\s+/g, " ").trim();
+  const excerpt = excerptOf(spec.data.prompt);
   return {
     turn: followUp?.turn ?? 1,
     conversation: followUp?.conversation ?? run.id,
     follows: followUp?.parent_run_id ?? null,
     excerpt: excerpt.length > excerptLength ? `${excerpt.slice(0, excerptLength - 1)}…` : excerpt,
   };
+}
+
+/**
+ * The prompt's words on one line, read only as far as the excerpt needs: a list shows hundreds of
+ * runs, and collapsing the whole of a 256 KiB prompt of short words takes a tenth of a second.
+ */
+function excerptOf(prompt: string): string {
+  let excerpt = "";
+  for (const [word] of prompt.matchAll(/\S+/g)) {
+    excerpt = excerpt ? `${excerpt} ${word}` : word;
+    if (excerpt.length > excerptLength) break;
+  }
+  return excerpt;
 }
 
 /** The full prompt of an agent run's turn. */
@@ -64,7 +77,9 @@ export function promptOf(run: RunRecord): string | undefined {
 
 /**
  * The runs that continue `run`, oldest first. A run's record holds no link to its follow-ups,
- * so they are sought among its tenant's agent runs created since, newest first, up to a bound.
+ * so they are sought among its tenant's agent runs of its name (a follow-up keeps its task's)
+ * created since, newest first, up to a bound: each is read whole, its spec decrypted, so other
+ * tasks' runs (a teammate's thousand prompts of 256 KiB) are left to the database to pass over.
  */
 export async function laterTurns(deps: Pick<ServerDeps, "store">, run: RunRecord): Promise<RunRecord[]> {
   const found: RunRecord[] = [];
@@ -73,6 +88,7 @@ export async function laterTurns(deps: Pick<ServerDeps, "store">, run: RunRecord
     const page = await deps.store.runs.list({
       kind: "agent",
       tenantId: run.tenant_id,
+      name: run.name,
       limit: 200,
       ...(before ? { before } : {}),
     });

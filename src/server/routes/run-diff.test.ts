@@ -14,6 +14,32 @@ describe("a review comment's prompt", () => {
     });
   });
 
+  it("gives back a comment whose text looks like a comment's first line", () => {
+    const comment = {
+      path: "a.py",
+      line: 3,
+      text: "Review comment on b.py:4:\nno\n\nAdjust the code for this comment.",
+    };
+    expect(reviewCommentOf(reviewPrompt(comment))).toEqual(comment);
+  });
+
+  it("reads a follow-up message of 256 KiB shaped to make a pattern backtrack in linear time", () => {
+    const crafted = [
+      `Review comment on ${" (on ".repeat(52_000)}`,
+      `Review comment on ${":1 (on x".repeat(32_000)}`,
+      `Review comment on ${":1 (on x".repeat(32_000)}:\ntext\n\nAdjust the code for this comment.`,
+    ];
+    const started = performance.now();
+    for (const prompt of crafted) reviewCommentOf(prompt);
+    // Each took 7 to 10 s, holding the server's event loop on every GET /api/runs/:id/diff of the run.
+    expect(performance.now() - started).toBeLessThan(500);
+  });
+
+  it("takes no line number past the safe integers, which the diff's answer could not carry", () => {
+    const prompt = "Review comment on a.py:99999999999999999999:\nhi\n\nAdjust the code for this comment.";
+    expect(reviewCommentOf(prompt)).toEqual({ path: "a.py:99999999999999999999", text: "hi" });
+  });
+
   it("reads any other follow-up message as no comment", () => {
     expect(reviewCommentOf("Anything else?")).toBeUndefined();
     expect(reviewCommentOf("Review comment on hello.py: keep it")).toBeUndefined();

@@ -99,17 +99,35 @@ export function reviewPrompt(comment: { agent?: string; path: string; line?: num
   return `Review comment on ${where}${whose}:\n${comment.text}\n\nAdjust the code for this comment.`;
 }
 
-const reviewPromptShape =
-  /^Review comment on (.+?)(?::(\d+))?(?: \(on (.+)'s change\))?:\n([\s\S]*)\n\nAdjust the code for this comment\.$/;
+const reviewHead = "Review comment on ";
+const reviewTail = "\n\nAdjust the code for this comment.";
+/** Read from the end of the first line, so that no prompt (a follow-up message of 256 KiB) costs more than its length. */
+const agentSuffix = / \(on ([a-z][a-z0-9_]{0,39})'s change\)$/;
+const lineSuffix = /:(\d{1,16})$/;
 
 /** The comment a `reviewPrompt` was made from; undefined for any other message. */
 export function reviewCommentOf(
   prompt: string,
 ): { agent?: string; path: string; line?: number; text: string } | undefined {
-  const match = reviewPromptShape.exec(prompt);
-  if (!match) return undefined;
-  const [, path = "", line, agent, text = ""] = match;
-  return { path, text, ...(line ? { line: Number(line) } : {}), ...(agent ? { agent } : {}) };
+  if (!prompt.startsWith(reviewHead) || !prompt.endsWith(reviewTail)) return undefined;
+  const newline = prompt.indexOf("\n", reviewHead.length);
+  const textEnd = prompt.length - reviewTail.length;
+  if (prompt[newline - 1] !== ":" || newline + 1 > textEnd) return undefined;
+  let where = prompt.slice(reviewHead.length, newline - 1);
+  const agent = agentSuffix.exec(where);
+  if (agent) where = where.slice(0, agent.index);
+  const lineMatch = lineSuffix.exec(where);
+  const line = Number(lineMatch?.[1]);
+  // Digits past the safe integers are no line a comment was sent on: the API answers whole lines.
+  const onLine = lineMatch && Number.isSafeInteger(line) && line > 0 ? lineMatch : undefined;
+  const path = onLine ? where.slice(0, onLine.index) : where;
+  if (path === "") return undefined;
+  return {
+    path,
+    text: prompt.slice(newline + 1, textEnd),
+    ...(onLine ? { line } : {}),
+    ...(agent?.[1] ? { agent: agent[1] } : {}),
+  };
 }
 
 /** The review comments sent on `run`'s diff: read back from the turns after it, which hold them. */

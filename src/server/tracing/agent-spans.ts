@@ -120,8 +120,12 @@ export class AgentSpans {
   ): FinishedSpan {
     const finishedAt = new Date(end.ts);
     const model = summary?.model ?? turn.model;
+    // The runner's duration, kept within the run: a negative or vast one would make an invalid
+    // time or one before 1970, and either fails the OTLP exporter's whole batch.
+    const runCreated = this.record ? Date.parse(this.record.created_at) : 0;
+    const reported = summary ? finishedAt.getTime() - Math.max(0, summary.duration_ms) : Number.NaN;
     const start = summary
-      ? new Date(Math.min(turn.start.getTime(), finishedAt.getTime() - summary.duration_ms))
+      ? new Date(Math.max(runCreated, Math.min(turn.start.getTime(), reported)))
       : turn.start;
     return {
       traceId: this.root.traceId,

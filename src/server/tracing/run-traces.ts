@@ -209,7 +209,10 @@ export class RunTraces {
     end: Date,
   ): void {
     const { duration_ms: duration, setup_ms: setup } = (result ?? {}) as Record<string, unknown>;
-    if (typeof duration !== "number" || typeof setup !== "number" || setup > duration) return;
+    if (typeof duration !== "number" || typeof setup !== "number") return;
+    // A runner's figures are its word: negative ones would lay a span past the attempt's end (or
+    // at an invalid time, which fails the exporter's whole batch, every tenant's spans in it).
+    if (!(setup >= 0 && setup <= duration && Number.isFinite(duration))) return;
     const at = (ms: number) => new Date(Math.max(begun.getTime(), end.getTime() - ms));
     const parent = spanIds.attempt(event.run_id, event.step, event.host, attempt);
     const attributes = { "runyard.run.id": event.run_id, "runyard.step": event.step };
