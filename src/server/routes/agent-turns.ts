@@ -57,16 +57,15 @@ export function agentTurnOf(run: RunRecord): AgentTurnView | undefined {
 }
 
 /**
- * The prompt's words on one line, read only as far as the excerpt needs: a list shows hundreds of
- * runs, and collapsing the whole of a 256 KiB prompt of short words takes a tenth of a second.
+ * How much of a prompt its excerpt reads: a list shows hundreds of runs, and collapsing the whole of
+ * a 256 KiB prompt of short words takes a tenth of a second; 4 KiB holds the excerpt's words but for
+ * a prompt that starts with pages of blank space.
  */
+export const excerptWindow = 4096;
+
+/** The prompt's start, its words on one line. */
 function excerptOf(prompt: string): string {
-  let excerpt = "";
-  for (const [word] of prompt.matchAll(/\S+/g)) {
-    excerpt = excerpt ? `${excerpt} ${word}` : word;
-    if (excerpt.length > excerptLength) break;
-  }
-  return excerpt;
+  return prompt.slice(0, excerptWindow).replace(/\s+/g, " ").trim();
 }
 
 /** The full prompt of an agent run's turn. */
