@@ -82,36 +82,11 @@ function timeLabel(at: number, step: number): string {
   return clock;
 }
 
-/** Steps of an axis of elapsed time, each a duration that reads round ("2 s", "5 min"). */
-const durationSteps = [
-  1,
-  2,
-  5,
-  10,
-  20,
-  50,
-  100,
-  200,
-  500,
-  second,
-  2 * second,
-  5 * second,
-  10 * second,
-  15 * second,
-  30 * second,
-  minute,
-  2 * minute,
-  5 * minute,
-  10 * minute,
-  15 * minute,
-  30 * minute,
-  hour,
-  2 * hour,
-  3 * hour,
-  6 * hour,
-  12 * hour,
-  day,
-];
+/**
+ * Steps of an axis of elapsed time, each a duration that reads round ("200 ms", "2 s", "5 min"):
+ * below the clock's steps, milliseconds and seconds; days past a week are counted whole.
+ */
+const durationSteps = [1, 2, 5, 10, 20, 50, 100, 200, 500, second, 2 * second, ...timeSteps];
 
 /**
  * Ticks of elapsed time from 0 to the first round duration at or above `length` ms, at most
