@@ -1,5 +1,5 @@
 import { type FormEvent, useRef, useState } from "react";
-import { answer, api, type BodyOf } from "../../api.js";
+import { type AnswerOf, answer, api, type BodyOf } from "../../api.js";
 import { ErrorNote } from "../agents/error-note.js";
 import { usePoll } from "./use-poll.js";
 
@@ -52,7 +52,7 @@ export function BotEnv(props: { name: string; live: boolean; onDone: () => void 
     );
   };
   // Edit puts a variable in the form: its value when it is plain, none for a secret (never sent back).
-  const edit = (entry: { name: string; value: string; secret: boolean }) => {
+  const edit = (entry: AnswerOf<"getBotEnv">["env"][number]) => {
     setVariable(entry.name);
     setValue(entry.secret ? "" : entry.value);
     setSecret(entry.secret);

@@ -1,13 +1,10 @@
 import { forwardRef, type ReactNode, type UIEvent } from "react";
+import type { AnswerOf } from "../../api.js";
 import { formatDate } from "../../dates.js";
 import "./bot-log.css";
 
 /** One line of a bot's output as the page shows it: when, which stream, what. */
-export interface ShownLine {
-  ts: string;
-  stream: "stdout" | "stderr";
-  text: string;
-}
+export type ShownLine = Pick<AnswerOf<"getBotLogs">["lines"][number], "ts" | "stream" | "text">;
 
 /**
  * A bot's output in a framed pane, a line per row: its time (the whole date on hover), a
