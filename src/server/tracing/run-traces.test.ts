@@ -12,9 +12,17 @@ const finished = "2026-11-29T10:00:02.000Z";
 /** The spans of one step attempt of 2 s whose runner reported `result`. */
 async function attemptSpans(result: Record<string, unknown>): Promise<FinishedSpan[]> {
   const spans: FinishedSpan[] = [];
+  // The attempt's span is written with the runner's part, in one go, once the job is read.
+  let attemptWritten: () => void = () => {};
+  const written = new Promise<void>((resolve) => {
+    attemptWritten = resolve;
+  });
   const writer: SpanWriter = {
     sampled: () => true,
-    write: (span) => spans.push(span),
+    write: (span) => {
+      spans.push(span);
+      if (span.name === "step build") attemptWritten();
+    },
     flush: async () => {},
     close: async () => {},
   };
@@ -55,7 +63,7 @@ async function attemptSpans(result: Record<string, unknown>): Promise<FinishedSp
       duration_ms: 2000,
     }),
   ]);
-  await new Promise((resolve) => setTimeout(resolve, 20));
+  await written;
   expect(errors).toEqual([]);
   return spans;
 }
