@@ -160,6 +160,23 @@ describe("workflow.call: saved workflows as steps", () => {
     expect(shown.graph?.steps.find((s) => s.name === "ship")?.call).toBe("deploy");
   }, 120_000);
 
+  it("starts a run whose first step is a call named with parentheses, as a matrix combination is", async () => {
+    const submitted = await submit(`name: paren
+steps:
+  - name: ship (prod)
+    action: workflow.call
+    args:
+      workflow: deploy
+      inputs: {INPUT_ENV: staging}
+`);
+    expect(submitted.status, JSON.stringify(submitted.body)).toBe(201);
+    const run = await ended(submitted.body.run_id);
+    expect(run.status).toBe("success");
+    const events = await readEvents(server.url, run.run_id);
+    expect(events.map((e) => e.type).slice(0, 3)).toEqual(["run.queued", "run.started", "step.started"]);
+    expect(run.started_at).not.toBeNull();
+  }, 120_000);
+
   it("refuses at submit, at the line and column of the value, an input of the wrong type, one not declared and a required one not given; nothing is stored", async () => {
     const before = (await api<{ runs: unknown[] }>(server.url, "GET", "/api/runs?limit=500")).body.runs
       .length;

@@ -71,6 +71,11 @@ const parsedTextsKept = 64;
 /** A matrix combination's name is its step's and its values: `test (NODE=18)`. */
 const matrixSuffix = / \(.*\)$/;
 
+/** Whether `name` (a step's, or a matrix combination's) is one of the `workflow.call` steps. */
+function isCallStep(callSteps: ReadonlySet<string>, name: string): boolean {
+  return callSteps.has(name) || callSteps.has(name.replace(matrixSuffix, ""));
+}
+
 export class WorkflowRuns implements RunKindModule {
   /**
    * Deep-frozen parses by file and text, shared by every run of it: a schedule or CI pipeline submits
@@ -212,7 +217,7 @@ export class WorkflowRuns implements RunKindModule {
     // A run whose first work is a `workflow.call` starts as the call step does: no runner takes it up.
     const callSteps = new Set(everyStep(workflow).flatMap((step) => (step.call ? [step.name] : [])));
     const emit: typeof run.sink.emit = (event) => {
-      if (event.type === "step.started" && callSteps.has(event.step.replace(matrixSuffix, "")))
+      if (event.type === "step.started" && callSteps.size > 0 && isCallStep(callSteps, event.step))
         run.markStarted("server");
       run.sink.emit(
         missing && event.type === "run.finished" ? { ...event, status: "failed", error: missing } : event,
