@@ -1,4 +1,5 @@
 import { answer, api } from "../../api.js";
+import { linear } from "../../charts/scale.js";
 import { memory } from "./bot-view.js";
 import { usePoll } from "./use-poll.js";
 
@@ -24,8 +25,8 @@ export function BotSparkline(props: { name: string; limitBytes: number | null })
   const values = samples.map((s) => s.memory_bytes);
   const limit = props.limitBytes ?? samples.at(-1)?.memory_limit_bytes ?? null;
   const top = Math.max(...values, 1) * 1.1;
-  const x = (i: number) => (values.length === 1 ? width / 2 : (i / (values.length - 1)) * width);
-  const y = (v: number) => height - 1 - (v / top) * (height - 2);
+  const x = values.length === 1 ? () => width / 2 : linear([0, values.length - 1], [0, width]);
+  const y = linear([0, top], [height - 1, 1]);
   const points = values.map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(" ");
   const label = `Memory over the last hour: highest ${memory(Math.max(...values))}${limit ? ` of ${memory(limit)}` : ""}, ${values.length} samples`;
   return (
