@@ -287,6 +287,73 @@ describe("JobQueue with the store as the only mailbox", () => {
     expect(await outcome).toEqual(result);
   });
 
+  it("stores the step's start and the runner's first batch in one transaction; a later batch on its own", async () => {
+    const { store } = opened;
+    const run = await store.runs.create({ kind: "workflow", name: "one write" });
+    const appends: string[][] = [];
+    const events = {
+      ...store.events,
+      appendForRun: (...args: Parameters<Store["events"]["appendForRun"]>) => {
+        const [, batch, options] = args;
+        appends.push([...(options?.lead ?? []), ...batch].map((event) => event.type));
+        return store.events.appendForRun(...args);
+      },
+    };
+    const counting = Object.assign(Object.create(store) as Store, { events });
+    const { job, queue, outcome } = await engineWaitingOn(
+      store,
+      counting,
+      run.id,
+      run.last_seq,
+      "job-one-write",
+    );
+    expect(queue.acceptedByBatch("job-one-write", "runner-1")).toBe(true);
+    const output = (data: string) =>
+      ({ type: "step.output", step: "s", host: "worker", stream: "stdout", data }) as EventInput;
+    expect(await queue.events("job-one-write", 1, [output("first\n")], "runner-1")).toBe("stored");
+    expect(appends).toEqual([["step.started", "step.output"]]);
+    expect(await queue.events("job-one-write", 2, [output("second\n")], "runner-1")).toBe("stored");
+    expect(appends).toEqual([["step.started", "step.output"], ["step.output"]]);
+    // The same first batch again is a duplicate, and stores nothing twice.
+    expect(await queue.events("job-one-write", 1, [output("first\n")], "runner-1")).toBe("duplicate");
+    expect((await store.events.list(run.id)).map((event) => [event.seq, event.type])).toEqual([
+      [1, "step.started"],
+      [2, "step.output"],
+      [3, "step.output"],
+    ]);
+    const result = endedEarly(job, "RUNNER_LOST", "reported");
+    expect(await queue.finished("job-one-write", 2, result, "runner-1")).toBe("done");
+    expect(await outcome).toEqual(result);
+  });
+
+  it("stores the engine's events on their own when the first batch it would join is a duplicate", async () => {
+    const { store } = opened;
+    const run = await store.runs.create({ kind: "workflow", name: "duplicate first batch" });
+    const { queue } = await engineWaitingOn(store, store, run.id, run.last_seq, "job-dup-first");
+    const output = {
+      type: "step.output",
+      step: "s",
+      host: "worker",
+      stream: "stdout",
+      data: "x\n",
+    } as EventInput;
+    // Its first batch stored through another replica already (the runner's resend reaches this one).
+    await store.events.appendForRun(
+      run.id,
+      [{ ...output, ts: new Date().toISOString() } as UnnumberedEvent],
+      {
+        job: { id: "job-dup-first", seq: 1, runnerId: "runner-1" },
+      },
+    );
+    expect(queue.acceptedByBatch("job-dup-first", "runner-1")).toBe(true);
+    expect(await queue.events("job-dup-first", 1, [output], "runner-1")).toBe("duplicate");
+    await until(async () => (await store.events.lastSeq(run.id)) === 2);
+    expect((await store.events.list(run.id)).map((event) => event.type)).toEqual([
+      "step.output",
+      "step.started",
+    ]);
+  });
+
   it("refuses a batch of a job no longer leased to its runner, though the engine waits here", async () => {
     const { store } = opened;
     const run = await store.runs.create({ kind: "workflow", name: "lost" });

@@ -234,20 +234,25 @@ export class JobQueue {
         "left out events a job of this kind may not report",
       );
     }
-    // All the engine emitted before now (run.started, step.started) is stored before the batch.
+    const ts = new Date().toISOString();
+    const stamped = allowed.map((event) => stamp(event, ts));
+    const jobRef = { id: jobId, seq: batch, runnerId };
+    // All the engine emitted before now (run.started, step.started) is stored before the batch:
+    // in the same transaction when its write has not begun (a first report: one write, not two).
     if (waiter) {
       // Accepted through another replica, this one may not have read the row yet.
       await this.inOrder(jobId, () => (waiter.accepted ? undefined : this.readRow(jobId)));
+      const joined = await waiter.sink.storeWithBatch(stamped, jobRef);
+      if (joined?.duplicate) return this.refusedBatch(jobId, batch, runnerId);
+      if (joined) {
+        await waiter.sink.storedHere(joined.events);
+        return "stored";
+      }
       await waiter.sink.stored();
     } else if (record && !(await this.startOrder.stored(record, job))) {
       return "held";
     }
-    const ts = new Date().toISOString();
-    const stored = await this.store.events.appendForRun(
-      runId,
-      allowed.map((event) => stamp(event, ts)),
-      { job: { id: jobId, seq: batch, runnerId } },
-    );
+    const stored = await this.store.events.appendForRun(runId, stamped, { job: jobRef });
     if (stored.duplicate) return record ? "duplicate" : this.refusedBatch(jobId, batch, runnerId);
     if (stored.events.length > 0) this.options.bus.publish(stored.events, stored.json);
     // The engine's record of the run follows its events (elsewhere, on the fleet's `events`).

@@ -1,7 +1,7 @@
 import { RunyardError } from "../core/errors.js";
 import { type EventInput, type RunEvent, runEventTypes, type UnnumberedEvent } from "../core/events.js";
 import { safeToRunAgain } from "../store/connection-loss.js";
-import type { RunLogLimit, RunRecordChange, Store } from "../store/index.js";
+import type { AppendedRunEvents, JobBatchRef, RunLogLimit, RunRecordChange, Store } from "../store/index.js";
 import type { EventBus } from "./event-bus.js";
 
 export type { RunLogLimit } from "../store/index.js";
@@ -13,6 +13,14 @@ const storeWaitMs = 10_000;
 /** What catching up reads: all but `step.output`, unprojected and most of a run's bytes (parsed again). */
 const projectedTypes = runEventTypes.filter((type) => type !== "step.output");
 const projected = new Set<string>(projectedTypes);
+
+/** A job's batch stored in the sink's next write, after the engine's events (see `storeWithBatch`). */
+interface RidingBatch {
+  events: UnnumberedEvent[];
+  job: JobBatchRef;
+  /** Stored and published (or a duplicate: nothing stored); undefined: the caller stores it itself. */
+  settle: (stored: AppendedRunEvents | undefined) => void;
+}
 
 /**
  * Where a run's events go on the server: stamped here, numbered and held to the log cap by the store
@@ -28,6 +36,8 @@ export class RunSink {
   private flushScheduled = false;
   /** A write queued that has not begun: it takes every event emitted until it begins. */
   private waiting: Promise<unknown> | undefined;
+  /** A job's batch the queued write stores with the engine's events, in its transaction. */
+  private riding: RidingBatch | undefined;
   /** Recorded on the run by the first write; the store keeps it from then on. */
   private logLimit: RunLogLimit | undefined;
   private storedSeq: number;
@@ -110,8 +120,21 @@ export class RunSink {
       this.waiting = undefined;
       const events = this.buffer;
       this.buffer = [];
-      if (events.length === 0) return markStored();
+      const riding = this.riding;
+      this.riding = undefined;
+      if (events.length === 0) {
+        riding?.settle(undefined);
+        return markStored();
+      }
       const record = this.recordChange?.(events);
+      if (riding) {
+        const merged = await this.writeWithBatch(events, riding, record);
+        if (merged) {
+          markStored();
+          if (merged.length > 0) await this.observe(merged, record !== undefined);
+          return;
+        }
+      }
       let appended: RunEvent[];
       let json: string[];
       const giveUpAt = Date.now() + storeWaitMs;
@@ -152,6 +175,67 @@ export class RunSink {
     this.lastStored = Promise.race([stored, next]);
     this.lastStored.catch(() => undefined);
     return next;
+  }
+
+  /**
+   * Stores a job's batch with the engine's events that a write queued now is to store, in one
+   * transaction, the engine's first: the run's and step's starts that a runner's first report
+   * stands for and its first output, one write to the store and to each follower. Resolves with
+   * what was stored, the batch's part only (published; a "duplicate" stored nothing, the engine's
+   * events are then stored on their own). Undefined when no write is queued, another batch rides
+   * on it, or the joint write failed: the caller stores the batch itself after `stored()`, as
+   * it would any later batch.
+   */
+  storeWithBatch(events: UnnumberedEvent[], job: JobBatchRef): Promise<AppendedRunEvents | undefined> {
+    if (this.failed || this.riding || this.waiting === undefined) return Promise.resolve(undefined);
+    return new Promise((settle) => {
+      this.riding = { events, job, settle };
+    });
+  }
+
+  /**
+   * The queued write's events and the batch riding on it, stored in one transaction; the engine's
+   * part numbered, published and recorded as `write` does. Undefined when the store refused the
+   * pair (the write then stores the engine's events on its own, the caller the batch).
+   */
+  private async writeWithBatch(
+    events: UnnumberedEvent[],
+    riding: RidingBatch,
+    record: RunRecordChange | undefined,
+  ): Promise<RunEvent[] | undefined> {
+    let stored: AppendedRunEvents;
+    try {
+      stored = await this.store.events.appendForRun(this.runId, riding.events, {
+        lead: events,
+        job: riding.job,
+        ...(this.carrier ? { carrier: this.carrier.id } : {}),
+        ...(this.logLimit ? { logLimit: this.logLimit } : {}),
+        ...(record ? { record } : {}),
+      });
+    } catch (error) {
+      riding.settle(undefined);
+      // Refused in the transaction (fenced, say) or surely not committed: each part goes its own
+      // way, as before they were joined, and meets the same answer. Unsure: as `write` would.
+      if (error instanceof RunyardError || safeToRunAgain(error)) return undefined;
+      throw error;
+    }
+    if (stored.duplicate) {
+      riding.settle(stored);
+      return undefined;
+    }
+    this.logLimit = undefined;
+    const leading = stored.leading ?? 0;
+    const own = stored.events.slice(0, leading);
+    this.storedSeq = Math.max(this.storedSeq, own.at(-1)?.seq ?? 0);
+    for (const event of own) this.ownSeqs.add(event.seq);
+    while (this.ownSeqs.delete(this.projectedSeq + 1)) this.projectedSeq++;
+    this.bus.publish(stored.events, stored.json);
+    riding.settle({
+      duplicate: false,
+      events: stored.events.slice(leading),
+      json: stored.json.slice(leading),
+    });
+    return own;
   }
 
   /**
@@ -227,6 +311,9 @@ export class RunSink {
     this.failed = Promise.reject(error);
     this.failed.catch(() => undefined);
     this.buffer = [];
+    // Its caller stores it itself, and hears that the database is away.
+    this.riding?.settle(undefined);
+    this.riding = undefined;
     this.carrier?.lost();
   }
 

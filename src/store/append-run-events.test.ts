@@ -333,6 +333,58 @@ describe.each(storeBackends)("appendRunEvents on $name", (backend) => {
     expect(await store.runs.get(runId)).toMatchObject({ status: "queued", started_at: null, last_seq: 1 });
   });
 
+  it("stores the engine's events ahead of a job's batch in its transaction, the runner's notices counted as output and the engine's not; a duplicate stores neither", async () => {
+    const job = await store.jobs.create({ run_id: runId, requirements: { labels: [] }, payload: {} });
+    const runner = {
+      id: "runner-1",
+      group: "default",
+      labels: [],
+      tenant_id: null,
+      shared: false,
+      isolation: "none",
+    } as const;
+    await store.jobs.claim(runner, 60_000);
+    const engineNotice = {
+      ts,
+      type: "notice",
+      level: "info",
+      message: "an engine's notice, not cut",
+    } as const;
+    const runnerNotice = {
+      ts,
+      type: "notice",
+      level: "warn",
+      message: "a runner's notice",
+      step: "build",
+      host: "local",
+    } as const;
+    const started = { ts, type: "step.started", step: "build", host: "local", attempt: 1 } as const;
+    const joined = await store.events.appendForRun(runId, [output("12345678\n"), runnerNotice], {
+      lead: [{ ts, type: "run.started", name: "deploy" }, engineNotice, started],
+      job: { id: job.id, seq: 1, runnerId: "runner-1" },
+      logLimit: { maxBytes: 10, storedBytes: 0 },
+      record: { startedAt: ts },
+    });
+    // The runner's notice would take its output past the cap: cut; the engine's notice is not.
+    expect(joined.events.map((event) => [event.seq, event.type])).toEqual([
+      [1, "run.started"],
+      [2, "notice"],
+      [3, "step.started"],
+      [4, "step.output"],
+    ]);
+    expect(joined.leading).toBe(3);
+    expect(joined.json).toHaveLength(4);
+    expect(await store.runs.get(runId)).toMatchObject({ status: "running", started_at: ts, last_seq: 4 });
+    expect(await store.jobs.get(job.id)).toMatchObject({ status: "running", last_event_seq: 1 });
+    // The same batch again: its engine's events are not stored either (their writer stores them).
+    const again = await other.events.appendForRun(runId, [output("late\n")], {
+      lead: [{ ts, type: "notice", level: "info", message: "stored on its own" }],
+      job: { id: job.id, seq: 1, runnerId: "runner-1" },
+    });
+    expect(again).toEqual({ duplicate: true, events: [], json: [] });
+    expect(await store.events.lastSeq(runId)).toBe(4);
+  });
+
   it("stores a batch after the seq its writer expects, and as usual once another writer stored meanwhile", async () => {
     const { record } = await store.runs.createWithEvent(
       { kind: "workflow", name: "expected", replica_id: "replica-a" },

@@ -65,11 +65,13 @@ export async function appendRunEvents(
   opts: AppendRunEventsOptions = {},
 ): Promise<AppendedRunEvents> {
   const { job, carrier, logLimit } = opts;
-  if (events.length === 0 && !job) return { duplicate: false, events: [], json: [] };
+  const lead = opts.lead ?? [];
+  if (events.length === 0 && lead.length === 0 && !job) return { duplicate: false, events: [], json: [] };
   if (
     ctx.dialect.name === "postgres" &&
     opts.expectedLastSeq !== undefined &&
     !job &&
+    lead.length === 0 &&
     events.length <= preparedRowsMax &&
     events.every((event) => event.type !== "step.output" && event.type !== "agent.usage")
   ) {
@@ -95,7 +97,9 @@ export async function appendRunEvents(
           bytes: int(run.log_bytes),
           cut: run.log_cut === null ? null : decodeJson<CutOutput[]>(run.log_cut),
         };
-    const capped = capRunLog(before, events, job !== undefined);
+    const engine = capRunLog(before, lead);
+    const runner = capRunLog(engine.state, events, job !== undefined);
+    const capped = { events: [...engine.events, ...runner.events], state: runner.state };
     const firstSeq = int(run.last_seq) + 1;
     const stored = capped.events.map(
       (event, i) => ({ ...event, run_id: runId, seq: firstSeq + i }) as RunEvent,
@@ -125,7 +129,12 @@ export async function appendRunEvents(
       });
     }
     await recordAgentUsage(inTrx, runId, stored);
-    return { duplicate: false, events: stored, json: rows.map((inserted) => inserted.data) };
+    return {
+      duplicate: false,
+      events: stored,
+      json: rows.map((inserted) => inserted.data),
+      ...(lead.length > 0 ? { leading: engine.events.length } : {}),
+    };
   });
 }
 

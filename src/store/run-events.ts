@@ -54,6 +54,13 @@ export interface AppendRunEventsOptions extends AppendEventsOptions {
    * is then one statement, no transaction, if the row still says it (and owes no cut notice).
    */
   expectedLastSeq?: number;
+  /**
+   * The engine's events, stored ahead of `events` in the same transaction: with `job`, the run's and
+   * step's starts a runner's first batch stands for. Counted against the cap as the engine's own
+   * (`capRunLog`), `events` as the runner's when `job` is given; `record` is what they change. On
+   * "duplicate" nothing is stored, these neither: the caller stores them on their own.
+   */
+  lead?: readonly UnnumberedEvent[];
 }
 
 export interface AppendedRunEvents {
@@ -63,6 +70,8 @@ export interface AppendedRunEvents {
   events: RunEvent[];
   /** Each of `events` as its stored JSON text. */
   json: string[];
+  /** How many of `events` (the first) are the `lead`'s, with any notice the cap added to them. */
+  leading?: number;
 }
 
 /** A stored event as its stored JSON text (`events.listSerialized`). */
