@@ -165,7 +165,7 @@ export async function runSandboxCost(): Promise<BenchResult[]> {
       target: "<= 1",
     },
     {
-      name: "a run's sandbox, cloned: CPU to make it, give it its run's folder and end it (this process, the fork-server, its children)",
+      name: "a run's sandbox, cloned: CPU to make it, give it its run's folder with its first command (/bin/true) and end it (this process, the fork-server, its children)",
       measured: `${clone.cpuMs.toFixed(1)} ms (the runner's ${clone.ownMs.toFixed(1)})`,
       baseline: `5 ms; made by bwrap, same run: ${bwrap.cpuMs.toFixed(1)} ms (the runner's ${bwrap.ownMs.toFixed(1)})`,
       ratio: clone.cpuMs / 5,
@@ -174,7 +174,7 @@ export async function runSandboxCost(): Promise<BenchResult[]> {
   ];
 }
 
-/** What one of `sandbox`'s run sandboxes costs, each of 20 made, given its run's folder, idle, then ended. */
+/** What one of `sandbox`'s run sandboxes costs, each of 20 made, given its run's folder with a first command, idle, then ended. */
 async function sandboxCost(
   sandbox: Sandbox,
 ): Promise<{ rssMb: number; pssMb: number; cpuMs: number; ownMs: number } | { skipped: string }> {
@@ -204,9 +204,15 @@ async function sandboxCost(
       const box = await RunSandbox.make(launcher, sandbox, given);
       if (!(box instanceof RunSandbox)) return { skipped: `a run's sandbox: ${box.problem}` };
       made.push(box);
-      // As a pooled one's (the runner keeps RUNYARD_SANDBOX_POOL made ahead): given its run's folder.
-      const moved = await box.move(launcher, [[given.folder, join(root, String(i), "run")]]);
-      if (moved) return { skipped: `a run's sandbox could not take its run's folder: ${moved}` };
+      // As a pooled one's (the runner keeps RUNYARD_SANDBOX_POOL made ahead): given its run's folder
+      // with its first command, which is `true`.
+      const run = join(root, String(i), "run");
+      const first = await launcher.run({
+        ...box.enter({ argv: ["/bin/true"], env: {}, killGraceMs: 100, onOutput: () => undefined }, run),
+        movesFirst: [[given.folder, run]],
+      });
+      if (first.status !== "success")
+        return { skipped: `a run's sandbox could not take its run's folder: ${first.spawnError}` };
     }
     for (const box of made) {
       for (const pid of sandboxProcesses(box.holder.pid)) {

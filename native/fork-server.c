@@ -5,9 +5,9 @@
  * src/exec/process/fork-server.ts, which speaks its protocol. This file reads the requests and
  * runs the loop; steps.c starts, reaps and ends the commands; step-events.c writes the events.
  *
- * No request waits on a child: a command's start, a sandbox's clone and a folder move each
- * fork and return, and the child's answer is polled with every step's output. A sandbox being
- * cloned (tens of milliseconds of mounts) holds no other run's command, nor any output.
+ * No request waits on a child: a command's start and a sandbox's clone each fork and return,
+ * and the child's answer is polled with every step's output. A sandbox being cloned (tens of
+ * milliseconds of mounts) holds no other run's command, nor any output.
  *
  * Requests arrive on stdin, each `u32 length` then the body (little-endian, host order):
  *   u32 slot, u8 op, ...
@@ -37,11 +37,13 @@
  *                   program): makes a run's sandbox as a clone of the template
  *                   (sandbox-clone.c), whose holder is this command: 's' once it runs (the
  *                   sandbox is ready), 'x' and 'd' when it ends.
- *   op 'M' (move):  as 'E' up to the strings, then pairs `from`, `to` (at most 8): inside that
- *                   sandbox, binds each folder `from` at `to` (made if missing) and unmounts
- *                   `from`: how the runner gives a sandbox it made ahead of time (no command has
- *                   run in it yet) the folders of the run it goes to. Answered by 'm' (i32 errno,
- *                   0 when done).
+ *   op 'W' (enter, moved): as 'E' up to the strings, then u32 n and n bytes of pairs `from`,
+ *                   `to` (NUL-terminated, at most 8), then as 'S': the first command of a
+ *                   sandbox made ahead of its run (no command has run in it yet). Inside it, its
+ *                   door binds each folder `from` at `to` (made if missing) and unmounts `from`,
+ *                   then starts the command: how the runner gives a pooled sandbox the folders of
+ *                   the run it goes to. 'f' with stage "move" when either fails: the command did
+ *                   not start, and the sandbox is not to be used.
  * Events leave on stdout, each a 12-byte header `u32 slot, u8 type, 3 pad, u32 length` and
  * `length` bytes:
  *   'r'        ready (slot 0, first event): events stay on stdout
@@ -54,7 +56,7 @@
  *   's'        started: i32 pid (also the process group id: each step is a session leader)
  *   'f'        could not start: i32 errno, then the failing call's name
  *   'x'        the leader exited: i32 wait status
- *   'm'        the answer to 'M': i32 errno, 0 when the folder was moved
+ *   'm'        the answer to 'O' and 'D': i32 errno
  *   'd'        done (leader reaped, both pipes at their end, group empty): i32 wait status, i64 CPU
  *              microseconds (user + system), i64 peak RSS in KiB, from wait4 of the leader
  *              and of every orphan of its group reaped here before.
@@ -199,15 +201,14 @@ static int read_requests(void) {
       char op = body[4];
       if (op == 'S') {
         start(id, 0, NULL, body + 5, length - 5, 'S');
-      } else if ((op == 'E' || op == 'M' || op == 'K') && length >= 9 + 6 * 8) {
+      } else if ((op == 'E' || op == 'W' || op == 'K') && length >= 9 + 6 * 8) {
         uint32_t holder;
         uint64_t expected[6];
         memcpy(&holder, body + 5, 4);
         memcpy(expected, body + 9, sizeof expected);
         const char *rest = body + 9 + sizeof expected;
         uint32_t rest_length = length - 9 - (uint32_t)sizeof expected;
-        if (holder > 0 && (op == 'E' || op == 'K')) start(id, (pid_t)holder, expected, rest, rest_length, op);
-        if (holder > 0 && op == 'M') move_folders(id, (pid_t)holder, expected, rest, rest_length);
+        if (holder > 0 && (op == 'E' || op == 'W' || op == 'K')) start(id, (pid_t)holder, expected, rest, rest_length, op);
       } else if ((op == 'O' || op == 'D') && length >= 9 + 6 * 8) {
         uint32_t holder;
         uint64_t expected[6];
@@ -272,11 +273,10 @@ int main(int argc, char **argv) {
   if (pipe_path) atexit(remove_pipe_path); /* a runner gone before it opened the pipe */
   send_event(0, pipe_path ? 'p' : 'r', NULL, 0);
 
-  struct pollfd fds[2 + 2 * MAX_SLOTS + MAX_MOVES];
-  struct slot *owner[2 + 2 * MAX_SLOTS + MAX_MOVES];
-  /* Which stream of its slot a polled pipe is (0, 1); -1 a start's pipe, -2 a move's. */
-  int which[2 + 2 * MAX_SLOTS + MAX_MOVES];
-  struct move *mover[2 + 2 * MAX_SLOTS + MAX_MOVES];
+  struct pollfd fds[2 + 2 * MAX_SLOTS];
+  struct slot *owner[2 + 2 * MAX_SLOTS];
+  /* Which stream of its slot a polled pipe is (0, 1); -1 a start's pipe. */
+  int which[2 + 2 * MAX_SLOTS];
   for (;;) {
     int n = 0;
     fds[n++] = (struct pollfd){.fd = 0, .events = POLLIN};
@@ -303,12 +303,6 @@ int main(int argc, char **argv) {
         fds[n++] = (struct pollfd){.fd = slots[i].fd[k], .events = POLLIN};
       }
     }
-    for (int i = 0; i < MAX_MOVES; i++) {
-      if (!pending_moves[i].used) continue;
-      mover[n] = &pending_moves[i];
-      which[n] = -2;
-      fds[n++] = (struct pollfd){.fd = pending_moves[i].fd, .events = POLLIN};
-    }
     struct timespec timeout = {0, 0};
     if (wake >= 0) timeout.tv_nsec = wake - now; /* under STREAMING_NS, so under a second */
     if (ppoll(fds, (nfds_t)n, wake >= 0 ? &timeout : NULL, NULL) < 0) {
@@ -330,10 +324,6 @@ int main(int argc, char **argv) {
     }
     for (int i = 2; i < n; i++) {
       if (!fds[i].revents) continue;
-      if (which[i] == -2) {
-        if (mover[i]->used && mover[i]->fd == fds[i].fd) settle_move(mover[i]);
-        continue;
-      }
       struct slot *s = owner[i];
       int k = which[i];
       if (k == -1) {

@@ -23,12 +23,12 @@ int parse_command(const char *body, uint32_t length, const char **cwd, char ***a
 __attribute__((noreturn)) void run_command(const char *cwd, char **argv, char **envp, int in, int out, int err,
                                            int report);
 
-/* What 'M' moves inside a sandbox (pairs of paths), done once its mounts are joined. */
+/* What a door moves before its first command ('W': pairs of paths), done once its mounts are joined. */
 extern const char *const *moves;
 extern int move_count;
 /* Moves them (in the sandbox's mount namespace, with the rights that joined it); 0, or -1. */
 int move_mounted_folders(void);
-/* The pairs of paths of an 'M' body into `paths` (at most 16): their count, or -1 (EINVAL). */
+/* The pairs of paths of a moves body into `paths` (at most 16): their count, or -1 (EINVAL). */
 int parse_moves(const char *body, uint32_t length, const char **paths);
 /* Called by enter_sandbox once the sandbox's mounts are joined, where set (a door's stop). */
 extern int (*at_mounts)(void);
@@ -41,15 +41,12 @@ int drop_capabilities(void);
 int door_open(pid_t holder, const uint64_t *expected);
 /*
  * Starts the command of an 'S' body (`body`, `length`) from the sandbox's door, with `out`,
- * `err` and `report` as in start(): returns its host pid, or -1 with errno set.
+ * `err` and `report` as in start(): returns its host pid, or -1 with errno set. `moves_first`:
+ * the body is a 'W' one (u32 n, n bytes of pairs of paths, then the 'S' body), the sandbox's first
+ * command, started only once those folders are moved.
  */
-pid_t door_start(pid_t holder, const uint64_t *expected, const char *body, uint32_t length, int out, int err,
-                 int report);
-/*
- * Has the open door of that sandbox, stopped at its mounts, move the folders of an 'M' body:
- * 0, or -1 with errno set (ENOENT: no such door; EALREADY: it runs commands, too late).
- */
-int door_move(pid_t holder, const uint64_t *expected, const char *body, uint32_t length);
+pid_t door_start(pid_t holder, const uint64_t *expected, const char *body, uint32_t length, int moves_first,
+                 int out, int err, int report);
 /*
  * A clone's maker, the holder's pid known, is its sandbox's door from now on (door_become, in
  * the maker): `sock` its socket. 0, or -1 (no room: the runner's 'O' opens one as for any sandbox).

@@ -10,9 +10,10 @@
  *
  * A door opened ahead of its run's first command (a pooled sandbox's) stops once the sandbox's
  * mounts are joined, with the rights that joined them, and waits there: a sandbox made before
- * its run was known is given the run's folders ('M') by its door, not by a process forked for
- * that. Its first command finishes its entry (the user namespace, every capability dropped, the
- * step filter) before anything of the run's is forked, and no folder is moved after that.
+ * its run was known is given the run's folders by its door, in the request of the run's first
+ * command ('W'), moved before that command is kept. The command then finishes its entry (the
+ * user namespace, every capability dropped, the step filter) before anything of the run's is
+ * forked, and no folder is moved after that.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -42,8 +43,8 @@ struct door {
   int sock; /* requests out, each answered by `struct answer` */
 };
 
-/* A request's length with this bit: the folders to move ('M' body), no descriptors. */
-#define MOVES_REQUEST 0x80000000u
+/* A command's length with this bit: its folders are moved before it (u32 n, n bytes of moves, the command). */
+#define MOVES_THEN_COMMAND 0x40000000u
 
 /* What a door answers each request: an errno (0: done) and, for a command, its pid. */
 struct answer {
@@ -114,7 +115,7 @@ static pid_t door_fork(const char *body, uint32_t length, int null, int out, int
   return pid;
 }
 
-/* The pairs of paths of an 'M' body into `paths` (at most 16); their count, or -1 (EINVAL). */
+/* The pairs of paths of a moves body into `paths` (at most 16); their count, or -1 (EINVAL). */
 int parse_moves(const char *body, uint32_t length, const char **paths) {
   const char *end = body + length;
   int count = 0;
@@ -136,9 +137,9 @@ static uint32_t first_length;
 static int first_wires[3] = {-1, -1, -1};
 
 /*
- * Waits for the next request: 1 with a command (`*body`, `*length`, its three descriptors in
- * `wires`), 0 with folders to move, or exits (the holder has ended, the socket closed, a request
- * that is neither).
+ * Waits for the next command: 1 (`*body`, `*length`, its three descriptors in `wires`), 2 when
+ * its folders are to be moved first, or exits (the holder has ended, the socket closed, a
+ * request without its descriptors).
  */
 static int door_receive(char **body, uint32_t *length, int *wires) {
   for (;;) {
@@ -159,15 +160,14 @@ static int door_receive(char **body, uint32_t *length, int *wires) {
     if (n < 0 && errno == EINTR) continue;
     if (n != (ssize_t)sizeof *length) _exit(n == 0 ? 0 : 1);
     struct cmsghdr *fds = CMSG_FIRSTHDR(&message);
-    int moves_asked = (*length & MOVES_REQUEST) != 0;
-    *length &= ~MOVES_REQUEST;
-    if (moves_asked ? fds != NULL : !fds || fds->cmsg_type != SCM_RIGHTS || fds->cmsg_len != CMSG_LEN(3 * sizeof(int)))
-      _exit(1);
-    if (!moves_asked) memcpy(wires, CMSG_DATA(fds), 3 * sizeof(int));
+    int moves_first = (*length & MOVES_THEN_COMMAND) != 0;
+    *length &= ~MOVES_THEN_COMMAND;
+    if (!fds || fds->cmsg_type != SCM_RIGHTS || fds->cmsg_len != CMSG_LEN(3 * sizeof(int))) _exit(1);
+    memcpy(wires, CMSG_DATA(fds), 3 * sizeof(int));
     free(*body);
     *body = *length <= (1u << 30) ? malloc(*length ? *length : 1) : NULL;
     if (!*body || read_full(door_sock, *body, *length) < 0) _exit(1);
-    return !moves_asked;
+    return moves_first ? 2 : 1;
   }
 }
 
@@ -191,30 +191,48 @@ static int open_null(void) {
   return 0;
 }
 
-/* Moves folders as asked until the first command, kept to be served once the door is in. */
+/*
+ * A first command's folders ('W': u32 n, then n bytes of moves, then the command), moved; the
+ * command is then the body's only content. 0, or the errno (the command is not started).
+ */
+static int32_t move_before_first(char *body, uint32_t *length) {
+  uint32_t n;
+  if (*length < 4) return EINVAL;
+  memcpy(&n, body, 4);
+  if (n > *length - 4) return EINVAL;
+  const char *paths[16];
+  int count = parse_moves(body + 4, n, paths);
+  moves = paths, move_count = count;
+  int32_t error = count < 0 || move_mounted_folders() < 0 ? errno : 0;
+  moves = NULL, move_count = 0;
+  if (error) return error;
+  *length -= 4 + n;
+  memmove(body, body + 4 + n, *length);
+  return 0;
+}
+
+/* Waits for the first command, its folders moved first where asked, kept to be served once the door is in. */
 static void door_await_first(void) {
   for (;;) {
     char *body = NULL;
     uint32_t length;
     int wires[3];
-    if (door_receive(&body, &length, wires)) {
+    int32_t error = door_receive(&body, &length, wires) == 2 ? move_before_first(body, &length) : 0;
+    if (!error) {
       first_body = body, first_length = length;
       memcpy(first_wires, wires, sizeof wires);
       return;
     }
-    const char *paths[16];
-    int count = parse_moves(body, length, paths);
-    moves = paths, move_count = count;
-    int32_t error = count < 0 || move_mounted_folders() < 0 ? errno : 0;
-    moves = NULL, move_count = 0;
+    /* Not moved, not started: the runner makes the run another sandbox. */
+    for (int i = 0; i < 3; i++) close(wires[i]);
     free(body);
     door_answer(error, 0);
   }
 }
 
 /*
- * enter_sandbox's stop at the sandbox's mounts (sandbox-entry.c): the door is open. Folders are
- * moved as asked until its first command, which returns here to finish the entry.
+ * enter_sandbox's stop at the sandbox's mounts (sandbox-entry.c): the door is open. Its first
+ * command (its folders moved first, where asked) returns here to finish the entry.
  */
 static int door_at_mounts(void) {
   int32_t open = 0;
@@ -239,8 +257,13 @@ static void door_serve(void) {
   for (;;) {
     uint32_t length;
     int wires[3];
-    if (door_receive(&body, &length, wires)) door_serve_one(body, length, wires);
-    else door_answer(EALREADY, 0);
+    if (door_receive(&body, &length, wires) == 1) {
+      door_serve_one(body, length, wires);
+      continue;
+    }
+    /* Folders are moved before the first command only: too late now. */
+    for (int i = 0; i < 3; i++) close(wires[i]);
+    door_answer(EALREADY, 0);
   }
 }
 
@@ -348,32 +371,21 @@ static int door_ask(struct door *d, uint32_t header, const char *body, uint32_t 
   return 0;
 }
 
-pid_t door_start(pid_t holder, const uint64_t *expected, const char *body, uint32_t length, int out, int err,
-                 int report) {
+pid_t door_start(pid_t holder, const uint64_t *expected, const char *body, uint32_t length, int moves_first,
+                 int out, int err, int report) {
   /* A door that has gone (its sandbox's holder ended, or it was killed) is opened once more. */
   for (int attempt = 0; attempt < 2; attempt++) {
     if (door_open(holder, expected) < 0) return -1;
     struct door *d = find_door(holder, expected);
     int wires[3] = {out, err, report};
     struct answer answer;
-    if (door_ask(d, length, body, length, wires, &answer) == 0) {
+    if (door_ask(d, length | (moves_first ? MOVES_THEN_COMMAND : 0), body, length, wires, &answer) == 0) {
       if (answer.error) return errno = answer.error, -1;
       return (pid_t)answer.pid;
     }
     end_door(d);
   }
   return errno = ESRCH, -1;
-}
-
-int door_move(pid_t holder, const uint64_t *expected, const char *body, uint32_t length) {
-  struct door *d = find_door(holder, expected);
-  if (!d) return errno = ENOENT, -1;
-  struct answer answer;
-  if (door_ask(d, length | MOVES_REQUEST, body, length, NULL, &answer) < 0) {
-    end_door(d);
-    return errno = ENOENT, -1; /* gone: the runner's next command opens another */
-  }
-  return answer.error ? (errno = answer.error, -1) : 0;
 }
 
 int door_adopt(pid_t holder, pid_t pid, int sock) {

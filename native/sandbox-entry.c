@@ -1,5 +1,5 @@
 /*
- * How runyard's fork-server enters a run's sandbox (see fork-server.c, ops 'E', 'M', 'O', 'D'):
+ * How runyard's fork-server enters a run's sandbox (see fork-server.c, ops 'E', 'W', 'O', 'D'):
  * the pids cgroup and namespaces of the process a run's sandbox keeps alive, joined with every
  * capability dropped. The doors that enter once per sandbox are sandbox-door.c's.
  */
@@ -85,7 +85,7 @@ void run_command(const char *cwd, char **argv, char **envp, int in, int out, int
   _exit(127);
 }
 
-/* What 'M' moves: pairs of paths, from then to, done once the sandbox's mounts are joined. */
+/* What a door moves before its first command ('W'): pairs of paths, from then to. */
 const char *const *moves;
 int move_count;
 int (*at_mounts)(void);
@@ -223,10 +223,10 @@ int enter_sandbox(pid_t holder, const uint64_t *expected) {
       close(fds[i]);
       fds[i] = -1;
       /*
-       * A move mounts with the rights that joined the mounts: a root runner's own, over the user
-       * namespace that owns them (the holder's is nested inside it), or the sandbox's.
+       * A door stops here: it moves a pooled sandbox's folders with the rights that joined the
+       * mounts, a root runner's own, over the user namespace that owns them (the holder's is
+       * nested inside it), or the sandbox's.
        */
-      if (flags[i] == CLONE_NEWNS && moves) return move_mounted_folders();
       if (flags[i] == CLONE_NEWNS && at_mounts && at_mounts() < 0) return -1;
     }
     if (round == 2) break;

@@ -23,7 +23,6 @@
 #define WAIT_PIPE_BYTES (512 * 1024)
 
 struct slot slots[MAX_SLOTS];
-struct move pending_moves[MAX_MOVES];
 
 struct slot *find_slot(uint32_t id) {
   for (int i = 0; i < MAX_SLOTS; i++)
@@ -86,6 +85,17 @@ static void fail(struct slot *s, int32_t code, const char *stage) {
 }
 
 void start(uint32_t id, pid_t holder, const uint64_t *expected, const char *body, uint32_t length, char op) {
+  /* 'W': the folders to move first (u32 n, n bytes), handed to the door with the command after them. */
+  const char *moved = NULL;
+  uint32_t moved_length = 0;
+  if (op == 'W') {
+    uint32_t n;
+    if (length < 4) return;
+    memcpy(&n, body, 4);
+    if (n > length - 4) return;
+    moved = body, moved_length = length;
+    body += 4 + n, length -= 4 + n;
+  }
   if (length < 8) return;
   const char *cwd;
   char **argv, **envp;
@@ -119,8 +129,9 @@ void start(uint32_t id, pid_t holder, const uint64_t *expected, const char *body
       if (!failure && pid < 0) failure = errno, stage = "clone";
     } else if (holder > 0) {
       /* Into a run's sandbox: forked by its door, already inside (sandbox-entry.c). */
-      pid = door_start(holder, expected, body, length, out[1], err[1], report[1]);
-      if (pid < 0) failure = errno, stage = "setns";
+      pid = moved ? door_start(holder, expected, moved, moved_length, 1, out[1], err[1], report[1])
+                  : door_start(holder, expected, body, length, 0, out[1], err[1], report[1]);
+      if (pid < 0) failure = errno, stage = moved ? "move" : "setns";
     } else {
       pid = fork();
       if (pid < 0) failure = errno, stage = "fork";
@@ -232,60 +243,10 @@ void fail_stopped_starts(void) {
   }
 }
 
-/*
- * 'M': moves folders inside a sandbox no command has run in yet; 'm' answers once it is done.
- * By the sandbox's door where it waits at the sandbox's mounts (sandbox-door.c), at once; else
- * by a child forked for it, whose answer is polled.
- */
-void move_folders(uint32_t id, pid_t holder, const uint64_t *expected, const char *body, uint32_t length) {
-  static const char *paths[16];
-  int count = parse_moves(body, length, paths);
-  int32_t result = 0;
-  if (count < 0) result = EINVAL;
-  else if (door_move(holder, expected, body, length) == 0) return send_event(id, 'm', &result, 4);
-  else if (errno != ENOENT && errno != EALREADY) result = errno;
-  struct move *m = NULL;
-  for (int i = 0; i < MAX_MOVES && !m; i++)
-    if (!pending_moves[i].used) m = &pending_moves[i];
-  if (!result && !m) result = EAGAIN;
-  int report[2];
-  if (!result && pipe2(report, O_CLOEXEC) < 0) result = errno;
-  if (result) {
-    send_event(id, 'm', &result, 4);
-    return;
-  }
-  pid_t pid = fork();
-  if (pid == 0) {
-    seal_child(report[1]);
-    moves = paths, move_count = count;
-    int32_t why = enter_sandbox(holder, expected) < 0 ? errno : 0;
-    if (write(report[1], &why, sizeof why) < 0) _exit(127);
-    _exit(0);
-  }
-  close(report[1]);
-  if (pid < 0) {
-    result = errno;
-    close(report[0]);
-    send_event(id, 'm', &result, 4);
-    return;
-  }
-  *m = (struct move){.used = 1, .id = id, .pid = pid, .fd = report[0]};
-}
-
-void settle_move(struct move *m) {
-  int32_t result = EIO; /* it ended without a word */
-  read_some(m->fd, &result, sizeof result);
-  close(m->fd);
-  m->used = 0;
-  send_event(m->id, 'm', &result, 4);
-}
-
-/* Whether `pid` is a child of this helper's own making, not a command: a clone's maker, a mover. */
+/* Whether `pid` is a child of this helper's own making, not a command: a clone's maker. */
 static int helper_child(pid_t pid) {
   for (int i = 0; i < MAX_SLOTS; i++)
     if (slots[i].used && slots[i].maker == pid) return 1;
-  for (int i = 0; i < MAX_MOVES; i++)
-    if (pending_moves[i].used && pending_moves[i].pid == pid) return 1;
   return 0;
 }
 

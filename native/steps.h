@@ -37,15 +37,6 @@ struct slot {
 
 extern struct slot slots[MAX_SLOTS];
 
-/* 'M' in progress: the child moving folders in a sandbox, and the pipe it answers on. */
-struct move {
-  int used;
-  uint32_t id;
-  pid_t pid;
-  int fd;
-};
-#define MAX_MOVES 64
-extern struct move pending_moves[MAX_MOVES];
 
 /* steps.c */
 void start(uint32_t id, pid_t holder, const uint64_t *expected, const char *body, uint32_t length, char op);
@@ -53,8 +44,6 @@ void start(uint32_t id, pid_t holder, const uint64_t *expected, const char *body
 void settle(struct slot *s);
 /* Fails the starts whose child was stopped before its exec (see steps.c). */
 void fail_stopped_starts(void);
-void move_folders(uint32_t id, pid_t holder, const uint64_t *expected, const char *body, uint32_t length);
-void settle_move(struct move *m);
 struct slot *find_slot(uint32_t id);
 void close_pipe(struct slot *s, int which);
 void finish_if_done(struct slot *s, int force);

@@ -166,12 +166,36 @@ describe("a run's sandbox cloned from the runner's template", () => {
     expect(holder).toBe(step);
   });
 
-  it("takes a pooled run's folder by a move, as a sandbox bubblewrap made does", async () => {
+  it("takes a pooled run's folder with its first command, in one request, as a sandbox bubblewrap made does", async () => {
     const box = await makeRun("pooled", cloned);
     const to = join(root, "renamed", "folder");
-    expect(await box.move(launcher, [[folders.get(box)!, to]])).toBeUndefined();
-    const result = await runInSandbox(launcher, box, to, "pwd; touch here", { env, killGraceMs: 1000 });
-    expect(result.stdout).toBe(`${to}\n`);
+    const moves = [[folders.get(box)!, to]] as const;
+    const result = await runInSandbox(launcher, box, to, "pwd; touch here", {
+      env,
+      killGraceMs: 1000,
+      movesFirst: moves,
+    });
+    expect(result).toMatchObject({ status: "success", stdout: `${to}\n` });
+    // Folders move before the first command only: a later request to move is refused, unstarted.
+    const late = await runInSandbox(launcher, box, to, "echo ran", {
+      env,
+      killGraceMs: 1000,
+      movesFirst: [[to, join(root, "later")]],
+    });
+    expect(late).toMatchObject({ status: "failed", sandboxRefused: true, stdout: "" });
+    expect(late.spawnError).toContain("(move): EALREADY");
+  });
+
+  it("starts no first command whose folders cannot be moved, and says the sandbox refused it", async () => {
+    const box = await makeRun("unmoved", cloned);
+    const to = join(root, "unmoved-to");
+    const result = await runInSandbox(launcher, box, to, "echo ran", {
+      env,
+      killGraceMs: 1000,
+      movesFirst: [[join(root, "no-such-folder"), to]],
+    });
+    expect(result).toMatchObject({ status: "failed", sandboxRefused: true, stdout: "" });
+    expect(result.spawnError).toContain("(move): ENOENT");
   });
 
   it("ends with nothing left: its holder, its namespaces, its cgroup", async () => {
@@ -259,9 +283,7 @@ describe("a run's sandbox cloned from the runner's template", () => {
         "const sandbox = new Sandbox({ bwrap: probe.bwrap, hide: [], clones: { onFallback: (why) => process.stdout.write('fallback: ' + why + '\\n') } });",
         "const box = await RunSandbox.make(launcher, sandbox, { folder: root + '/made', tmp: root + '/tmp', scratch: [root + '/scratch'] });",
         "if (!(box instanceof RunSandbox)) throw new Error(box.problem);",
-        "const moved = await box.move(launcher, [[root + '/made', root + '/folder']]);",
-        "if (moved) throw new Error(moved);",
-        "const result = await launcher.run(box.enter({ argv: ['/bin/sh', '-c', 'pwd; id -u; tr \"\\\\0\" \" \" < /proc/1/cmdline; echo; unshare -U true 2>/dev/null && echo made-userns || echo no-userns'], env: { PATH: '/usr/bin:/bin' }, killGraceMs: 100, onOutput: (_s, d) => process.stdout.write(d) }, root + '/folder'));",
+        "const result = await launcher.run(box.enter({ argv: ['/bin/sh', '-c', 'pwd; id -u; tr \"\\\\0\" \" \" < /proc/1/cmdline; echo; unshare -U true 2>/dev/null && echo made-userns || echo no-userns'], env: { PATH: '/usr/bin:/bin' }, killGraceMs: 100, movesFirst: [[root + '/made', root + '/folder']], onOutput: (_s, d) => process.stdout.write(d) }, root + '/folder'));",
         "process.stdout.write('status=' + result.status + (result.spawnError ?? '') + '\\n');",
         "await box.close(); await launcher.close();",
       ].join("\n"),

@@ -114,6 +114,12 @@ export interface ExecRequest {
   /** Start in the namespaces of the run's sandbox (run-sandbox.ts); needs `entersSandboxes`. */
   enter?: SandboxToEnter;
   /**
+   * With `enter`, its first command: inside the sandbox each folder `from` is bound at `to` first
+   * (a sandbox made ahead of its run given the run's folders), in the same
+   * request; the command starts only once they are, else the result says `sandboxRefused`.
+   */
+  movesFirst?: ReadonlyArray<readonly [string, string]>;
+  /**
    * Not a command: a run's sandbox cloned from `template` (sandbox-template.ts), whose holder is
    * the process started (`argv` names it in messages only); needs `entersSandboxes`.
    */
@@ -185,6 +191,11 @@ export interface ExecResult {
   cpuMs: number;
   /** Set when the process could not be started at all (missing command, bad cwd). */
   spawnError?: string;
+  /**
+   * With `movesFirst`: the sandbox could not take the command (its folders could not be moved, or
+   * its door is gone). It did not start, and may start in another sandbox.
+   */
+  sandboxRefused?: true;
   /** The platform ended it (a Job's image not pulled, pod evicted or OOMKilled, API gone): the failure. */
   fault?: ErrorInfo;
 }
@@ -194,11 +205,6 @@ export interface ProcessLauncher {
   run(request: ExecRequest): Promise<ExecResult>;
   /** Whether `run` can start a process inside a run's sandbox (`ExecRequest.enter`) now. */
   readonly entersSandboxes?: boolean;
-  /** Inside a sandbox no command has run in yet, binds each folder `from` at `to` (see fork-server.ts). */
-  moveInSandbox?(
-    sandbox: SandboxToEnter,
-    moves: ReadonlyArray<readonly [string, string]>,
-  ): Promise<string | undefined>;
   /**
    * Opens the sandbox's door (the process its commands fork from) or ends it (`done`, before the
    * sandbox's cgroup goes); resolves to why it could not be opened.

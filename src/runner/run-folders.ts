@@ -238,32 +238,29 @@ export class RunFolders {
     }
     const pooled = await next;
     if (!pooled) return undefined;
-    // Shown at their host paths: renamed inside the sandbox first (by path), then on the host.
+    // Shown at their host paths: renamed on the host now, inside the sandbox (by path) by the
+    // request that starts its first command (RunSandboxSlot), which nothing of the run's precedes.
     const place = this.placeNamed(folderName(runId));
     const private_ = join(place.tmp, "..");
-    const problem = await pooled.box.move(settings.launcher, [
-      [pooled.place.folder, place.folder],
-      ...["outputs", "scripts"].map(
-        (name) => [join(pooled.place.scratch, name), join(place.scratch, name)] as const,
-      ),
-    ]);
-    if (problem === undefined) {
-      const renamed = await Promise.all([
-        rename(pooled.place.folder, place.folder),
-        rename(join(pooled.place.tmp, ".."), private_),
-      ]).then(
-        () => true,
-        () => false,
-      );
-      if (renamed) {
-        place.sandbox = new RunSandboxSlot(settings.sandbox, layoutOf(place, settings), {
-          ...this.slotOptions(settings),
-          made: pooled.box,
-        });
-        return place;
-      }
-    } else {
-      settings.onProblem?.(`a pooled sandbox could not take its run's folder: ${problem}`);
+    const renamed = await Promise.all([
+      rename(pooled.place.folder, place.folder),
+      rename(join(pooled.place.tmp, ".."), private_),
+    ]).then(
+      () => true,
+      () => false,
+    );
+    if (renamed) {
+      place.sandbox = new RunSandboxSlot(settings.sandbox, layoutOf(place, settings), {
+        ...this.slotOptions(settings),
+        made: pooled.box,
+        movesFirst: [
+          [pooled.place.folder, place.folder],
+          ...["outputs", "scripts"].map(
+            (name) => [join(pooled.place.scratch, name), join(place.scratch, name)] as const,
+          ),
+        ],
+      });
+      return place;
     }
     await pooled.box.close();
     await removePlace(pooled.place);

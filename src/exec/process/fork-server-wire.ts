@@ -77,16 +77,26 @@ export function startMessage(id: number, request: ExecRequest): Buffer {
   const first = clone ? (clone.cgroupProcs ?? "") : (request.cwd ?? "");
   const strings = Buffer.from(`${[first, ...argv, ...env].join("\0")}\0`, "utf8");
   // 'E' carries the pid whose namespaces the command joins, and their inodes, before the fields of
-  // 'S'; 'K' those of the template it clones.
+  // 'S'; 'K' those of the template it clones; 'W' as 'E', then the folders moved before it starts.
   const sandbox = clone ? clone.template : request.enter;
-  const enter = sandbox === undefined ? 0 : 4 + 8 * SANDBOX_NAMESPACES.length;
+  const moved =
+    !clone && sandbox !== undefined && request.movesFirst?.length
+      ? Buffer.from(`${request.movesFirst.flat().join("\0")}\0`, "utf8")
+      : undefined;
+  const enter =
+    (sandbox === undefined ? 0 : 4 + 8 * SANDBOX_NAMESPACES.length) + (moved ? 4 + moved.length : 0);
   const message = Buffer.allocUnsafe(4 + 4 + 1 + enter + 8 + strings.length);
   message.writeUInt32LE(message.length - 4, 0);
   message.writeUInt32LE(id, 4);
-  message.write(clone ? "K" : enter ? "E" : "S", 8, "latin1");
+  message.write(clone ? "K" : moved ? "W" : enter ? "E" : "S", 8, "latin1");
   if (sandbox !== undefined) {
     message.writeUInt32LE(sandbox.pid, 9);
     writeNamespaces(message, 13, sandbox);
+  }
+  if (moved) {
+    const at = 13 + 8 * SANDBOX_NAMESPACES.length;
+    message.writeUInt32LE(moved.length, at);
+    moved.copy(message, at + 4);
   }
   message.writeUInt32LE(argv.length, 9 + enter);
   message.writeUInt32LE(env.length, 13 + enter);
@@ -94,24 +104,14 @@ export function startMessage(id: number, request: ExecRequest): Buffer {
   return message;
 }
 
-/**
- * 'M': inside `sandbox`, bind each folder `from` at `to`; 'O' and 'D' (no moves): open and end
- * its door.
- */
-export function sandboxMessage(
-  op: "M" | "O" | "D",
-  id: number,
-  sandbox: SandboxToEnter,
-  moves: ReadonlyArray<readonly [string, string]> = [],
-): Buffer {
-  const strings = moves.length ? Buffer.from(`${moves.flat().join("\0")}\0`, "utf8") : Buffer.alloc(0);
-  const message = Buffer.alloc(4 + 4 + 1 + 4 + 8 * SANDBOX_NAMESPACES.length + strings.length);
+/** 'O' and 'D': open and end `sandbox`'s door. */
+export function sandboxMessage(op: "O" | "D", id: number, sandbox: SandboxToEnter): Buffer {
+  const message = Buffer.alloc(4 + 4 + 1 + 4 + 8 * SANDBOX_NAMESPACES.length);
   message.writeUInt32LE(message.length - 4, 0);
   message.writeUInt32LE(id, 4);
   message.write(op, 8, "latin1");
   message.writeUInt32LE(sandbox.pid, 9);
   writeNamespaces(message, 13, sandbox);
-  strings.copy(message, 13 + 8 * SANDBOX_NAMESPACES.length);
   return message;
 }
 

@@ -68,8 +68,8 @@ type Helper = ChildProcessByStdio<Writable, Readable, null>;
 export class ForkServerLauncher implements ProcessLauncher {
   private readonly helper: Helper;
   private readonly commands = new Map<number, Command>();
-  /** Sandbox ops ('M', 'O', 'D') waiting for their answer, by id. */
-  private readonly moves = new Map<number, (errno: number) => void>();
+  /** Sandbox ops ('O', 'D') waiting for their answer, by id. */
+  private readonly doorAnswers = new Map<number, (errno: number) => void>();
   private readonly parser: EventParser;
   private readonly watch: ProcessGroupWatch | undefined;
   private nextId = 1;
@@ -209,35 +209,20 @@ export class ForkServerLauncher implements ProcessLauncher {
     return this.exited;
   }
 
-  /**
-   * In a sandbox no command has run in yet, binds each `from` at `to` and unmounts `from` ('M'):
-   * a sandbox made ahead of its run gets the run's folders. Resolves to why it could not.
-   */
-  moveInSandbox(
-    sandbox: SandboxToEnter,
-    moves: ReadonlyArray<readonly [string, string]>,
-  ): Promise<string | undefined> {
-    return this.ask("M", sandbox, moves);
-  }
-
   /** Opens or ends the door of `sandbox` (native/sandbox-entry.c; 'O' and 'D'). */
   sandboxDoor(sandbox: SandboxToEnter, action: "open" | "done"): Promise<string | undefined> {
     return this.ask(action === "open" ? "O" : "D", sandbox);
   }
 
   /** Sends a sandbox's op; resolves to why it failed (its errno's name), or undefined. */
-  private ask(
-    op: "M" | "O" | "D",
-    sandbox: SandboxToEnter,
-    moves?: ReadonlyArray<readonly [string, string]>,
-  ): Promise<string | undefined> {
+  private ask(op: "O" | "D", sandbox: SandboxToEnter): Promise<string | undefined> {
     if (this.broken) return Promise.resolve("the fork-server is not running");
     return new Promise((resolve) => {
       const id = this.nextId++;
-      this.moves.set(id, (errno) =>
+      this.doorAnswers.set(id, (errno) =>
         resolve(errno === 0 ? undefined : (errnoNames.get(errno) ?? `errno ${errno}`)),
       );
-      this.write(sandboxMessage(op, id, sandbox, moves));
+      this.write(sandboxMessage(op, id, sandbox));
       this.refresh();
     });
   }
@@ -262,8 +247,8 @@ export class ForkServerLauncher implements ProcessLauncher {
       return;
     }
     if (type === "m") {
-      this.moves.get(id)?.(body.readInt32LE(0));
-      this.moves.delete(id);
+      this.doorAnswers.get(id)?.(body.readInt32LE(0));
+      this.doorAnswers.delete(id);
       this.refresh();
       return;
     }
@@ -315,15 +300,15 @@ export class ForkServerLauncher implements ProcessLauncher {
   private refresh(): void {
     for (const events of [this.helper.stdout, this.eventPipe]) {
       if (!(events instanceof Socket)) continue;
-      if (this.commands.size > 0 || this.moves.size > 0) events.ref();
+      if (this.commands.size > 0 || this.doorAnswers.size > 0) events.ref();
       else events.unref();
     }
   }
 
   /** The helper is gone: what it had not started goes to the fallback, what it ran has failed. */
   private abandon(reason: string): void {
-    for (const answer of this.moves.values()) answer(-1);
-    this.moves.clear();
+    for (const answer of this.doorAnswers.values()) answer(-1);
+    this.doorAnswers.clear();
     for (const command of [...this.commands.values()]) {
       this.commands.delete(command.id);
       command.abandon(reason, this.fallback);
@@ -413,10 +398,12 @@ class Command {
           ? `cannot start "${program}": ${stoppedBeforeStart}`
           : stage === "folders"
             ? `cannot start "${program}": ${RUN_FOLDERS_NOT_ATTACHED} (${code})`
-            : stage === "setns" || stage === "clone"
+            : stage === "setns" || stage === "clone" || stage === "move"
               ? `cannot start "${program}" in the run's sandbox (${stage}): ${code}`
               : describeSpawnError(program, Object.assign(new Error(code), { code }));
-    this.end(notStarted(this.startedAt, "failed", message));
+    // Its folders not moved into the sandbox (or its door gone): another sandbox may take it.
+    const refused = stage === "move" ? { sandboxRefused: true as const } : {};
+    this.end({ ...notStarted(this.startedAt, "failed", message), ...refused });
   }
 
   exited(status: number): void {

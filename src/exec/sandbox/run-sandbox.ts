@@ -182,15 +182,6 @@ export class RunSandbox {
     return { ...request, cwd, enter: this.holder };
   }
 
-  /** Shows a sandbox made ahead of its run each `from` at `to` (the runner renames them on the host). */
-  async move(
-    launcher: ProcessLauncher,
-    moves: ReadonlyArray<readonly [string, string]>,
-  ): Promise<string | undefined> {
-    if (!launcher.moveInSandbox) return "the fork-server is not running";
-    return launcher.moveInSandbox(this.holder, moves);
-  }
-
   async close(): Promise<void> {
     // The door first: it is in the sandbox's cgroup, which cannot be removed while it lives.
     await this.launcher.sandboxDoor?.(this.holder, "done");
@@ -254,12 +245,23 @@ export class RunSandboxSlot implements RunSandboxEntry {
       /** How long it outlives its last command, asked as each ends; undefined: until `close`. */
       idleMs: number | (() => number | undefined);
       onProblem?: (problem: string) => void;
-      /** A sandbox made ahead with this layout (a pool's, its folder moved): entered first. */
+      /** A sandbox made ahead (a pool's), its folders renamed on the host: entered first. */
       made?: RunSandbox;
+      /**
+       * Where `made` shows the run's folders, each `from` (its own place) at `to` (the layout's):
+       * moved by its first command's request (`ExecRequest.movesFirst`), not one of their own.
+       */
+      movesFirst?: ReadonlyArray<readonly [string, string]>;
     },
   ) {
     if (options.made) this.made = Promise.resolve(options.made);
+    this.moves = options.made && options.movesFirst;
   }
+
+  /** The folders `options.made` is still to be given, by the first command that enters it. */
+  private moves: ReadonlyArray<readonly [string, string]> | undefined;
+  /** While that command starts: the others wait, as nothing may enter before its folders are moved. */
+  private moving: Promise<void> | undefined;
 
   async run(
     request: ExecRequest & { cwd: string },
@@ -283,6 +285,8 @@ export class RunSandboxSlot implements RunSandboxEntry {
       }
       this.shown ??= shownFolders(this.layout);
       if (!covers(this.layoutNow(), exposure, this.shown)) return undefined;
+      if (this.moves) return await this.firstIn(this.moves, request, launcher);
+      await this.moving;
       const box = await this.box(launcher);
       return box && (await launcher.run(box.enter(request, request.cwd)));
     } finally {
@@ -293,6 +297,45 @@ export class RunSandboxSlot implements RunSandboxEntry {
         this.idle = setTimeout(() => void this.end(), idle);
         this.idle.unref();
       }
+    }
+  }
+
+  /**
+   * The first command into a sandbox made ahead: its folders moved and the command started in one
+   * request to its door. Should they not move, that sandbox is ended and the command (it never
+   * started) runs in one made for the run. Commands meanwhile wait until it has started.
+   */
+  private async firstIn(
+    moves: ReadonlyArray<readonly [string, string]>,
+    request: ExecRequest & { cwd: string },
+    launcher: ProcessLauncher,
+  ): Promise<ExecResult | undefined> {
+    this.moves = undefined;
+    let moved = (): void => undefined;
+    this.moving = new Promise<void>((resolve) => {
+      moved = resolve;
+    });
+    try {
+      const box = await this.box(launcher);
+      if (box === undefined || box !== this.options.made) {
+        // The run's first command took a sandbox of its own (another network), or none.
+        moved();
+        return box && (await launcher.run(box.enter(request, request.cwd)));
+      }
+      const onStarted = (pid: number): void => {
+        moved();
+        request.onStarted?.(pid);
+      };
+      const result = await launcher.run({ ...box.enter(request, request.cwd), movesFirst: moves, onStarted });
+      if (!result.sandboxRefused) return result;
+      this.options.onProblem?.(`a pooled sandbox could not take its run's folder: ${result.spawnError}`);
+      if (this.made !== undefined && (await this.made) === box) this.made = undefined;
+      void box.close();
+      const made = await this.box(launcher);
+      moved();
+      return made && (await launcher.run(made.enter(request, request.cwd)));
+    } finally {
+      moved();
     }
   }
 
