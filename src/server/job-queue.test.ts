@@ -326,6 +326,35 @@ describe("JobQueue with the store as the only mailbox", () => {
     expect(await outcome).toEqual(result);
   });
 
+  it("stores the engine's events on their own when the joint write fails: a runner's batch fails only itself", async () => {
+    const { store } = opened;
+    const run = await store.runs.create({ kind: "workflow", name: "a batch the store refuses" });
+    const events = {
+      ...store.events,
+      appendForRun: (...args: Parameters<Store["events"]["appendForRun"]>) => {
+        const [, batch] = args;
+        if (batch.some((event) => event.type === "step.output" && event.data === "refused\n"))
+          return Promise.reject(new Error("SQLITE_CONSTRAINT: the batch's own fault"));
+        return store.events.appendForRun(...args);
+      },
+    };
+    const refusing = Object.assign(Object.create(store) as Store, { events });
+    const { queue } = await engineWaitingOn(store, refusing, run.id, run.last_seq, "job-refused-batch");
+    expect(queue.acceptedByBatch("job-refused-batch", "runner-1")).toBe(true);
+    const output = (data: string) =>
+      ({ type: "step.output", step: "s", host: "worker", stream: "stdout", data }) as EventInput;
+    await expect(queue.events("job-refused-batch", 1, [output("refused\n")], "runner-1")).rejects.toThrow(
+      "the batch's own fault",
+    );
+    // The step's start is stored all the same, and the runner's next try of the batch follows it.
+    expect((await store.events.list(run.id)).map((event) => event.type)).toEqual(["step.started"]);
+    expect(await queue.events("job-refused-batch", 1, [output("ok\n")], "runner-1")).toBe("stored");
+    expect((await store.events.list(run.id)).map((event) => event.type)).toEqual([
+      "step.started",
+      "step.output",
+    ]);
+  });
+
   it("stores the engine's events on their own when the first batch it would join is a duplicate", async () => {
     const { store } = opened;
     const run = await store.runs.create({ kind: "workflow", name: "duplicate first batch" });

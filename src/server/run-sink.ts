@@ -214,10 +214,12 @@ export class RunSink {
       });
     } catch (error) {
       riding.settle(undefined);
-      // Refused in the transaction (fenced, say) or surely not committed: each part goes its own
-      // way, as before they were joined, and meets the same answer. Unsure: as `write` would.
-      if (error instanceof RunyardError || safeToRunAgain(error)) return undefined;
-      throw error;
+      // Unsure whether it committed (the database went away at the commit): as `write` would.
+      if (error instanceof RunyardError && error.code === "STORE_UNAVAILABLE" && !safeToRunAgain(error))
+        throw error;
+      // Rolled back (fenced, the batch's own fault, the database away before the commit): each
+      // part goes its own way, as before they were joined, so a runner's batch fails only itself.
+      return undefined;
     }
     if (stored.duplicate) {
       riding.settle(stored);
