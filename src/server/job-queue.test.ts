@@ -386,6 +386,40 @@ describe("JobQueue with the store as the only mailbox", () => {
     ]);
   });
 
+  it("stores nothing of a fenced replica's engine with a runner's first batch: the batch is not acked, and the engine hears it is fenced", async () => {
+    const { store } = opened;
+    const run = await store.runs.create({ kind: "workflow", name: "fenced", replica_id: "replica-b" });
+    const fenced: string[] = [];
+    const carrier = { id: "replica-a", fenced: () => fenced.push("fenced"), lost: () => fenced.push("lost") };
+    const sink = new RunSink(
+      run.id,
+      run.last_seq,
+      store,
+      new EventBus(),
+      () => undefined,
+      undefined,
+      carrier,
+    );
+    const queue = queueOn(store);
+    void queue.runJob(
+      stepJob(run.id, "job-fenced"),
+      { runId: run.id, sink, tenantId: null },
+      { requirements: { labels: [] }, host: "worker" },
+      new AbortController().signal,
+      () => sink.emit({ type: "step.started", step: "s", host: "worker", attempt: 1 } as EventInput),
+    );
+    await until(async () => (await store.jobs.get("job-fenced")) !== undefined);
+    await store.jobs.claim({ id: "runner-1", ...runner }, 60_000);
+    expect(queue.acceptedByBatch("job-fenced", "runner-1")).toBe(true);
+    const output = { type: "step.output", step: "s", host: "worker", stream: "stdout", data: "x\n" };
+    await expect(queue.events("job-fenced", 1, [output as EventInput], "runner-1")).rejects.toMatchObject({
+      code: "REPLICA_FENCED",
+    });
+    expect(fenced).toEqual(["fenced"]);
+    expect(await store.events.list(run.id)).toEqual([]);
+    expect(await store.jobs.get("job-fenced")).toMatchObject({ last_event_seq: 0 });
+  });
+
   it("stores the engine's events on their own when the first batch it would join is a duplicate", async () => {
     const { store } = opened;
     const run = await store.runs.create({ kind: "workflow", name: "duplicate first batch" });
