@@ -625,6 +625,56 @@ describe("a runner speaking the protocol itself", () => {
       runner.close();
     }
   }, 60_000);
+  it("cannot store the step's start after its output, or its only batch twice, by reporting the job once, finished, twice over", async () => {
+    const runner = await ProtocolRunner.connect(
+      server,
+      await token(server, { kind: "runner", name: "r" }),
+      "finished-twice",
+    );
+    try {
+      const { body } = await api<{ run_id: string }>(server.url, "POST", "/api/runs", {
+        kind: "workflow",
+        workflow: oneStep,
+      });
+      const assign = await runner.next<AssignMessage>((m) => m.type === "assign");
+      const { job_id: jobId, payload } = assign.job;
+      const output = {
+        type: "step.output",
+        stream: "stdout",
+        data: "only\n",
+        step: payload.step,
+        host: payload.host,
+      };
+      // No accept, no events: its one report holds its first batch and its result, sent twice.
+      const finished = { type: "finished", job_id: jobId, batches: 1, events: [output], result: stepResult };
+      const from = runner.received.length;
+      runner.send(finished);
+      runner.send(finished);
+      await runner.next(
+        (m) => m.type === "done" && runner.received.slice(from).filter((d) => d.type === "done").length === 2,
+        from,
+      );
+      const run = await waitForRun(server.url, body.run_id, isFinal);
+      expect(run.status).toBe("success");
+      const types = (await readEvents(server.url, body.run_id)).map((e) =>
+        e.type === "step.output" ? `output ${e.data.trim()}` : e.type,
+      );
+      expect(
+        types.filter((type) => type === "step.started"),
+        types.join(", "),
+      ).toHaveLength(1);
+      expect(
+        types.filter((type) => type === "output only"),
+        types.join(", "),
+      ).toHaveLength(1);
+      expect(types.indexOf("run.started")).toBeLessThan(types.indexOf("step.started"));
+      expect(types.indexOf("step.started")).toBeLessThan(types.indexOf("output only"));
+      expect(types.indexOf("output only")).toBeLessThan(types.indexOf("step.finished"));
+    } finally {
+      runner.close();
+    }
+  }, 60_000);
+
   it("cannot hand a later step a variable under a name that is no variable's (BASH_FUNC_x%%, PATH=...)", async () => {
     const runner = await ProtocolRunner.connect(
       server,
