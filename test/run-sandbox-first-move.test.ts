@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -57,11 +57,16 @@ async function pooled(name: string): Promise<{ box: RunSandbox; layout: RunSandb
 }
 
 /** A command of the run in `layout`: what it printed, and how it ended. */
-async function command(slot: RunSandboxSlot, layout: RunSandboxLayout, script: string) {
+async function command(
+  slot: RunSandboxSlot,
+  layout: RunSandboxLayout,
+  script: string,
+  env: Record<string, string> = {},
+) {
   let stdout = "";
   const request: ExecRequest & { cwd: string } = {
     argv: ["/bin/sh", "-c", script],
-    env: { PATH: "/usr/bin:/bin", HOME: "/home/runner" },
+    env: { PATH: "/usr/bin:/bin", HOME: "/home/runner", ...env },
     cwd: layout.folder,
     exposure: { tmp: layout.tmp, homeFolder: layout.homeFolder! },
     killGraceMs: 1000,
@@ -121,5 +126,24 @@ describe("a pooled sandbox's first command", () => {
     expect(first.stdout).toBe(`${layout.folder}\n`);
     expect(second.stdout).toBe(first.stdout);
     expect(box.alive()).toBe(false);
+  });
+
+  it("runs the run's next command at the run's folder when its first never reached the pooled sandbox", async () => {
+    const { box, layout: pool } = await pooled("pool-c");
+    const layout = layoutIn("run-c");
+    const slot = new RunSandboxSlot(sandbox, layout, {
+      idleMs: () => undefined,
+      made: box,
+      movesFirst: [[pool.folder, layout.folder]],
+    });
+    // A step's env the fork-server cannot pass: refused before any request, so no folder moved.
+    const first = await command(slot, layout, "true", { BROKEN: "a\0b" });
+    const second = await command(slot, layout, "pwd; touch second");
+    await slot.close();
+    expect(first.status).toBe("failed");
+    expect(first.spawnError).toContain("cannot be passed");
+    expect(second.status, second.spawnError).toBe("success");
+    expect(second.stdout).toBe(`${layout.folder}\n`);
+    expect(existsSync(join(layout.folder, "second"))).toBe(true);
   });
 });

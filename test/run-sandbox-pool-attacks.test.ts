@@ -56,10 +56,15 @@ afterAll(async () => {
   rmSync(root, { recursive: true, force: true });
 });
 
-async function step(place: RunPlace, script: string): Promise<{ status?: string; stdout: string }> {
+async function step(
+  place: RunPlace,
+  script: string,
+  signal?: AbortSignal,
+): Promise<{ status?: string; stdout: string }> {
   let stdout = "";
   const result = await place.sandbox?.run(
     {
+      ...(signal ? { signal } : {}),
       argv: ["/bin/sh", "-c", script],
       env: { PATH: "/usr/bin:/bin", HOME: "/home/runner", RUNYARD_OUTPUT: join(place.scratch, "outputs") },
       cwd: place.folder,
@@ -135,6 +140,24 @@ describe("a tenant's step in a pooled sandbox", () => {
     expect(next.stdout.split("\n").slice(0, 2)).toEqual([place.folder, "x"]);
     runs.release("run-kill");
     runs.ended("run-kill");
+  });
+
+  it("a step canceled before it starts, first into the pooled sandbox, leaves its run's parallel step its folder", async () => {
+    await pooledReady();
+    const place = await runs.hold("run-canceled");
+    const canceled = new AbortController();
+    canceled.abort();
+    const [first, parallel] = await Promise.all([
+      step(place, "echo never > never", canceled.signal),
+      step(place, "pwd; echo parallel > mine"),
+    ]);
+    expect(first.status).toBe("canceled");
+    expect(parallel.status, parallel.stdout).toBe("success");
+    expect(parallel.stdout).toBe(`${place.folder}\n`);
+    expect(readFileSync(join(place.folder, "mine"), "utf8")).toBe("parallel\n");
+    expect(existsSync(join(place.folder, "never"))).toBe(false);
+    runs.release("run-canceled");
+    runs.ended("run-canceled");
   });
 
   afterAll(() => {

@@ -569,6 +569,112 @@ describe("a runner speaking the protocol itself", () => {
       runner.close();
     }
   }, 60_000);
+  it("cannot store the step's start twice, after its output, or past the log cap by sending its first batch twice, untaken, as notices", async () => {
+    const runner = await ProtocolRunner.connect(
+      server,
+      await token(server, { kind: "runner", name: "r" }),
+      "first-twice",
+    );
+    try {
+      const { body } = await api<{ run_id: string }>(server.url, "POST", "/api/runs", {
+        kind: "workflow",
+        workflow: oneStep,
+      });
+      const assign = await runner.next<AssignMessage>((m) => m.type === "assign");
+      const { job_id: jobId, payload } = assign.job;
+      // No accept: the first batch is stored with the step's start it stands for, in one write.
+      const message = "n".repeat(64 * 1024);
+      const notices = Array.from({ length: 8 }, () => ({
+        type: "notice",
+        level: "warn",
+        message,
+        step: payload.step,
+        host: payload.host,
+      }));
+      const from = runner.received.length;
+      runner.send({ type: "events", job_id: jobId, batch: 1, events: notices });
+      runner.send({ type: "events", job_id: jobId, batch: 1, events: notices });
+      runner.send({ type: "events", job_id: jobId, batch: 2, events: notices });
+      await runner.next(
+        (m) => m.type === "ack" && runner.received.slice(from).filter((a) => a.type === "ack").length === 3,
+        from,
+      );
+      runner.send({ type: "finished", job_id: jobId, batches: 2, result: stepResult });
+      await runner.next((m) => m.type === "done");
+      const run = await waitForRun(server.url, body.run_id, isFinal);
+      expect(run.status).toBe("success");
+      const events = await readEvents(server.url, body.run_id);
+      const types = events.map((e) => e.type);
+      expect(
+        types.filter((type) => type === "run.started"),
+        types.join(", "),
+      ).toHaveLength(1);
+      expect(
+        types.filter((type) => type === "step.started"),
+        types.join(", "),
+      ).toHaveLength(1);
+      const runnerNotices = events.filter((e) => e.type === "notice" && e.message === message);
+      expect(runnerNotices.length).toBeGreaterThan(0);
+      expect(types.indexOf("step.started")).toBeLessThan(events.indexOf(runnerNotices[0]!));
+      expect(types.indexOf("run.started")).toBeLessThan(types.indexOf("step.started"));
+      // 16 notices of 64 KiB sent once each (the resent batch not stored again): cut at the cap.
+      expect(runnerNotices.length).toBeLessThanOrEqual(cap / (64 * 1024));
+      expect(storedBytes(events)).toBeLessThanOrEqual(cap + 64 * 1024);
+      expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
+    } finally {
+      runner.close();
+    }
+  }, 60_000);
+  it("cannot store the step's start after its output, or its only batch twice, by reporting the job once, finished, twice over", async () => {
+    const runner = await ProtocolRunner.connect(
+      server,
+      await token(server, { kind: "runner", name: "r" }),
+      "finished-twice",
+    );
+    try {
+      const { body } = await api<{ run_id: string }>(server.url, "POST", "/api/runs", {
+        kind: "workflow",
+        workflow: oneStep,
+      });
+      const assign = await runner.next<AssignMessage>((m) => m.type === "assign");
+      const { job_id: jobId, payload } = assign.job;
+      const output = {
+        type: "step.output",
+        stream: "stdout",
+        data: "only\n",
+        step: payload.step,
+        host: payload.host,
+      };
+      // No accept, no events: its one report holds its first batch and its result, sent twice.
+      const finished = { type: "finished", job_id: jobId, batches: 1, events: [output], result: stepResult };
+      const from = runner.received.length;
+      runner.send(finished);
+      runner.send(finished);
+      await runner.next(
+        (m) => m.type === "done" && runner.received.slice(from).filter((d) => d.type === "done").length === 2,
+        from,
+      );
+      const run = await waitForRun(server.url, body.run_id, isFinal);
+      expect(run.status).toBe("success");
+      const types = (await readEvents(server.url, body.run_id)).map((e) =>
+        e.type === "step.output" ? `output ${e.data.trim()}` : e.type,
+      );
+      expect(
+        types.filter((type) => type === "step.started"),
+        types.join(", "),
+      ).toHaveLength(1);
+      expect(
+        types.filter((type) => type === "output only"),
+        types.join(", "),
+      ).toHaveLength(1);
+      expect(types.indexOf("run.started")).toBeLessThan(types.indexOf("step.started"));
+      expect(types.indexOf("step.started")).toBeLessThan(types.indexOf("output only"));
+      expect(types.indexOf("output only")).toBeLessThan(types.indexOf("step.finished"));
+    } finally {
+      runner.close();
+    }
+  }, 60_000);
+
   it("cannot hand a later step a variable under a name that is no variable's (BASH_FUNC_x%%, PATH=...)", async () => {
     const runner = await ProtocolRunner.connect(
       server,

@@ -7,6 +7,7 @@ import { storeBackends, type TestStore } from "../../test/helpers/store-backends
 import type { EventInput, UnnumberedEvent } from "../core/events.js";
 import type { Job, JobResult } from "../core/jobs/index.js";
 import { silentLogger } from "../core/logger.js";
+import { storeUnavailable } from "../store/connection-loss.js";
 import type { Store } from "../store/index.js";
 import { EventBus } from "./event-bus.js";
 import { JobQueue } from "./job-queue.js";
@@ -97,7 +98,7 @@ async function engineWaitingOn(real: Store, store: Store, runId: string, lastSeq
   );
   await until(async () => (await real.jobs.get(id)) !== undefined);
   await real.jobs.claim({ id: "runner-1", ...runner }, 60_000);
-  return { job, queue, outcome };
+  return { job, queue, outcome, sink };
 }
 
 describe("JobQueue with the store as the only mailbox", () => {
@@ -353,6 +354,70 @@ describe("JobQueue with the store as the only mailbox", () => {
       "step.started",
       "step.output",
     ]);
+  });
+
+  it("gives the run's engine up when it is not known whether the joint write committed, as a write of its own would", async () => {
+    const { store } = opened;
+    const run = await store.runs.create({ kind: "workflow", name: "an unsure commit" });
+    const events = {
+      ...store.events,
+      appendForRun: async (...args: Parameters<Store["events"]["appendForRun"]>) => {
+        if (!args[2]?.lead) return store.events.appendForRun(...args);
+        // Committed, and the answer lost with the connection.
+        await store.events.appendForRun(...args);
+        throw storeUnavailable(new Error("Connection terminated"), "unknown");
+      },
+    };
+    const unsure = Object.assign(Object.create(store) as Store, { events });
+    const { queue, sink } = await engineWaitingOn(store, unsure, run.id, run.last_seq, "job-unsure");
+    expect(queue.acceptedByBatch("job-unsure", "runner-1")).toBe(true);
+    const output = { type: "step.output", step: "s", host: "worker", stream: "stdout", data: "x\n" };
+    // Not acked: the runner sends it again, to the next engine.
+    await expect(queue.events("job-unsure", 1, [output as EventInput], "runner-1")).rejects.toMatchObject({
+      code: "STORE_UNAVAILABLE",
+    });
+    // Its events may or may not be stored: the engine goes on from the stored ones, a new one.
+    expect(sink.lost).toBe(true);
+    sink.emit({ type: "step.finished", step: "s", host: "worker", status: "success" } as EventInput);
+    await sink.drain().catch(() => undefined);
+    expect((await store.events.list(run.id)).map((event) => event.type)).toEqual([
+      "step.started",
+      "step.output",
+    ]);
+  });
+
+  it("stores nothing of a fenced replica's engine with a runner's first batch: the batch is not acked, and the engine hears it is fenced", async () => {
+    const { store } = opened;
+    const run = await store.runs.create({ kind: "workflow", name: "fenced", replica_id: "replica-b" });
+    const fenced: string[] = [];
+    const carrier = { id: "replica-a", fenced: () => fenced.push("fenced"), lost: () => fenced.push("lost") };
+    const sink = new RunSink(
+      run.id,
+      run.last_seq,
+      store,
+      new EventBus(),
+      () => undefined,
+      undefined,
+      carrier,
+    );
+    const queue = queueOn(store);
+    void queue.runJob(
+      stepJob(run.id, "job-fenced"),
+      { runId: run.id, sink, tenantId: null },
+      { requirements: { labels: [] }, host: "worker" },
+      new AbortController().signal,
+      () => sink.emit({ type: "step.started", step: "s", host: "worker", attempt: 1 } as EventInput),
+    );
+    await until(async () => (await store.jobs.get("job-fenced")) !== undefined);
+    await store.jobs.claim({ id: "runner-1", ...runner }, 60_000);
+    expect(queue.acceptedByBatch("job-fenced", "runner-1")).toBe(true);
+    const output = { type: "step.output", step: "s", host: "worker", stream: "stdout", data: "x\n" };
+    await expect(queue.events("job-fenced", 1, [output as EventInput], "runner-1")).rejects.toMatchObject({
+      code: "REPLICA_FENCED",
+    });
+    expect(fenced).toEqual(["fenced"]);
+    expect(await store.events.list(run.id)).toEqual([]);
+    expect(await store.jobs.get("job-fenced")).toMatchObject({ last_event_seq: 0 });
   });
 
   it("stores the engine's events on their own when the first batch it would join is a duplicate", async () => {

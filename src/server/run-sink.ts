@@ -214,9 +214,12 @@ export class RunSink {
       });
     } catch (error) {
       riding.settle(undefined);
-      // Unsure whether it committed (the database went away at the commit): as `write` would.
-      if (error instanceof RunyardError && error.code === "STORE_UNAVAILABLE" && !safeToRunAgain(error))
+      // Unsure whether it committed (the database went away at the commit): as `write` would, the
+      // engine is replaced and goes on from what was stored.
+      if (error instanceof RunyardError && error.code === "STORE_UNAVAILABLE" && !safeToRunAgain(error)) {
+        this.fail(error);
         throw error;
+      }
       // Rolled back (fenced, the batch's own fault, the database away before the commit): each
       // part goes its own way, as before they were joined, so a runner's batch fails only itself.
       return undefined;

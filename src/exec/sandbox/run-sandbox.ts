@@ -303,7 +303,8 @@ export class RunSandboxSlot implements RunSandboxEntry {
   /**
    * The first command into a sandbox made ahead: its folders moved and the command started in one
    * request to its door. Should they not move, that sandbox is ended and the command (it never
-   * started) runs in one made for the run. Commands meanwhile wait until it has started.
+   * started) runs in one made for the run; one that did not start for a reason of its own ends it
+   * too, and fails. Commands meanwhile wait until it has started.
    */
   private async firstIn(
     moves: ReadonlyArray<readonly [string, string]>,
@@ -322,15 +323,20 @@ export class RunSandboxSlot implements RunSandboxEntry {
         moved();
         return box && (await launcher.run(box.enter(request, request.cwd)));
       }
+      let started = false;
       const onStarted = (pid: number): void => {
+        started = true;
         moved();
         request.onStarted?.(pid);
       };
       const result = await launcher.run({ ...box.enter(request, request.cwd), movesFirst: moves, onStarted });
-      if (!result.sandboxRefused) return result;
-      this.options.onProblem?.(`a pooled sandbox could not take its run's folder: ${result.spawnError}`);
+      if (started) return result;
+      // Not started: its request may never have reached the door (refused before it was sent, a
+      // NUL in its env, canceled), and a command entering after it would find the pool's folders.
       if (this.made !== undefined && (await this.made) === box) this.made = undefined;
       void box.close();
+      if (!result.sandboxRefused) return result;
+      this.options.onProblem?.(`a pooled sandbox could not take its run's folder: ${result.spawnError}`);
       const made = await this.box(launcher);
       moved();
       return made && (await launcher.run(made.enter(request, request.cwd)));
