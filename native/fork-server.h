@@ -23,11 +23,11 @@ int parse_command(const char *body, uint32_t length, const char **cwd, char ***a
 __attribute__((noreturn)) void run_command(const char *cwd, char **argv, char **envp, int in, int out, int err,
                                            int report);
 
-/* What a door moves before its first command ('W': pairs of paths), done once its mounts are joined. */
-extern const char *const *moves;
-extern int move_count;
-/* Moves them (in the sandbox's mount namespace, with the rights that joined it); 0, or -1. */
-int move_mounted_folders(void);
+/*
+ * In a sandbox's mount namespace, with the rights that joined it, binds each folder `from` at `to`
+ * (`count` paths, pairs of from then to) and unmounts `from`: 0, or -1.
+ */
+int move_mounted_folders(const char *const *moves, int count);
 /* The pairs of paths of a moves body into `paths` (at most 16): their count, or -1 (EINVAL). */
 int parse_moves(const char *body, uint32_t length, const char **paths);
 /* Called by enter_sandbox once the sandbox's mounts are joined, where set (a door's stop). */

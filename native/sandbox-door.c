@@ -43,7 +43,10 @@ struct door {
   int sock; /* requests out, each answered by `struct answer` */
 };
 
-/* A command's length with this bit: its folders are moved before it (u32 n, n bytes of moves, the command). */
+/*
+ * A command's length with this bit: its folders are moved before it (u32 n, n bytes of moves, the
+ * command). The runner's requests stay far below 1 GiB (a step's argv and env are capped well under).
+ */
 #define MOVES_THEN_COMMAND 0x40000000u
 
 /* What a door answers each request: an errno (0: done) and, for a command, its pid. */
@@ -202,10 +205,7 @@ static int32_t move_before_first(char *body, uint32_t *length) {
   if (n > *length - 4) return EINVAL;
   const char *paths[16];
   int count = parse_moves(body + 4, n, paths);
-  moves = paths, move_count = count;
-  int32_t error = count < 0 || move_mounted_folders() < 0 ? errno : 0;
-  moves = NULL, move_count = 0;
-  if (error) return error;
+  if (count < 0 || move_mounted_folders(paths, count) < 0) return errno;
   *length -= 4 + n;
   memmove(body, body + 4 + n, *length);
   return 0;

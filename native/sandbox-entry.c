@@ -85,9 +85,6 @@ void run_command(const char *cwd, char **argv, char **envp, int in, int out, int
   _exit(127);
 }
 
-/* What a door moves before its first command ('W'): pairs of paths, from then to. */
-const char *const *moves;
-int move_count;
 int (*at_mounts)(void);
 
 /* mkdir -p: `path` and the folders above it that are missing. */
@@ -104,7 +101,7 @@ static int make_folders(const char *path) {
   }
 }
 
-int move_mounted_folders(void) {
+int move_mounted_folders(const char *const *moves, int move_count) {
   for (int i = 0; i + 1 < move_count; i += 2) {
     const char *from = moves[i], *to = moves[i + 1];
     if (make_folders(to) < 0) return -1;

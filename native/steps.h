@@ -37,7 +37,6 @@ struct slot {
 
 extern struct slot slots[MAX_SLOTS];
 
-
 /* steps.c */
 void start(uint32_t id, pid_t holder, const uint64_t *expected, const char *body, uint32_t length, char op);
 /* A starting slot's pipe is readable: carries its start on, or fails it ('f'). */

@@ -220,8 +220,9 @@ export class RunSink {
         this.fail(error);
         throw error;
       }
-      // Rolled back (fenced, the batch's own fault, the database away before the commit): each
-      // part goes its own way, as before they were joined, so a runner's batch fails only itself.
+      // Rolled back (fenced, the batch's own fault, the database away before the commit, any
+      // other error): each part goes its own way, as before they were joined, so a runner's batch
+      // fails only itself; a fenced or absent database is met, and said, by the separate write.
       return undefined;
     }
     if (stored.duplicate) {

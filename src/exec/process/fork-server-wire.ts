@@ -83,12 +83,13 @@ export function startMessage(id: number, request: ExecRequest): Buffer {
     !clone && sandbox !== undefined && request.movesFirst?.length
       ? Buffer.from(`${request.movesFirst.flat().join("\0")}\0`, "utf8")
       : undefined;
-  const enter =
+  // The bytes between the op and argc: the sandbox's pid and namespaces, then 'W''s folders.
+  const before =
     (sandbox === undefined ? 0 : 4 + 8 * SANDBOX_NAMESPACES.length) + (moved ? 4 + moved.length : 0);
-  const message = Buffer.allocUnsafe(4 + 4 + 1 + enter + 8 + strings.length);
+  const message = Buffer.allocUnsafe(4 + 4 + 1 + before + 8 + strings.length);
   message.writeUInt32LE(message.length - 4, 0);
   message.writeUInt32LE(id, 4);
-  message.write(clone ? "K" : moved ? "W" : enter ? "E" : "S", 8, "latin1");
+  message.write(clone ? "K" : moved ? "W" : sandbox !== undefined ? "E" : "S", 8, "latin1");
   if (sandbox !== undefined) {
     message.writeUInt32LE(sandbox.pid, 9);
     writeNamespaces(message, 13, sandbox);
@@ -98,9 +99,9 @@ export function startMessage(id: number, request: ExecRequest): Buffer {
     message.writeUInt32LE(moved.length, at);
     moved.copy(message, at + 4);
   }
-  message.writeUInt32LE(argv.length, 9 + enter);
-  message.writeUInt32LE(env.length, 13 + enter);
-  strings.copy(message, 17 + enter);
+  message.writeUInt32LE(argv.length, 9 + before);
+  message.writeUInt32LE(env.length, 13 + before);
+  strings.copy(message, 17 + before);
   return message;
 }
 

@@ -237,6 +237,13 @@ export class RunSandboxSlot implements RunSandboxEntry {
   private shown: ReturnType<typeof shownFolders> | undefined;
   /** Whether a command has come: the first decides the sandbox's network. */
   private entered = false;
+  /** The folders `options.made` is still to be given, by the first command that enters it. */
+  private moves: ReadonlyArray<readonly [string, string]> | undefined;
+  /**
+   * Settled once that command has started, or ended unstarted: the others wait for it, as nothing
+   * may enter before its folders are moved. Settled for good after (a wait on it costs nothing).
+   */
+  private moving: Promise<void> | undefined;
 
   constructor(
     private readonly sandbox: Sandbox,
@@ -257,11 +264,6 @@ export class RunSandboxSlot implements RunSandboxEntry {
     if (options.made) this.made = Promise.resolve(options.made);
     this.moves = options.made && options.movesFirst;
   }
-
-  /** The folders `options.made` is still to be given, by the first command that enters it. */
-  private moves: ReadonlyArray<readonly [string, string]> | undefined;
-  /** While that command starts: the others wait, as nothing may enter before its folders are moved. */
-  private moving: Promise<void> | undefined;
 
   async run(
     request: ExecRequest & { cwd: string },
