@@ -141,11 +141,12 @@ describe("a runner speaking the protocol itself", () => {
     await server?.proc.kill();
   });
 
-  it("cannot store more than the run's log cap by reporting notices instead of output", async () => {
+  /** A runner of its own, connected as `name`, handed the job of a one-step run submitted for it. */
+  async function assignedOneStep(name: string) {
     const runner = await ProtocolRunner.connect(
       server,
       await token(server, { kind: "runner", name: "r" }),
-      "notices",
+      name,
     );
     try {
       const { body } = await api<{ run_id: string }>(server.url, "POST", "/api/runs", {
@@ -153,7 +154,16 @@ describe("a runner speaking the protocol itself", () => {
         workflow: oneStep,
       });
       const assign = await runner.next<AssignMessage>((m) => m.type === "assign");
-      const { job_id: jobId, payload } = assign.job;
+      return { runner, runId: body.run_id, jobId: assign.job.job_id, payload: assign.job.payload };
+    } catch (error) {
+      runner.close();
+      throw error;
+    }
+  }
+
+  it("cannot store more than the run's log cap by reporting notices instead of output", async () => {
+    const { runner, runId, jobId, payload } = await assignedOneStep("notices");
+    try {
       runner.send({ type: "accept", job_id: jobId });
       // 16 notices of 64 KiB each on its own step: four times the cap.
       const message = "n".repeat(64 * 1024);
@@ -168,8 +178,8 @@ describe("a runner speaking the protocol itself", () => {
       await runner.next((m) => m.type === "ack" && m.batch === 1);
       runner.send({ type: "finished", job_id: jobId, batches: 1, result: stepResult });
       await runner.next((m) => m.type === "done");
-      await waitForRun(server.url, body.run_id, isFinal);
-      const events = await readEvents(server.url, body.run_id);
+      await waitForRun(server.url, runId, isFinal);
+      const events = await readEvents(server.url, runId);
       expect(storedBytes(events)).toBeLessThanOrEqual(cap + 64 * 1024);
     } finally {
       runner.close();
@@ -276,18 +286,8 @@ describe("a runner speaking the protocol itself", () => {
   }, 60_000);
 
   it("stores a replayed batch once and refuses batch numbers below 1", async () => {
-    const runner = await ProtocolRunner.connect(
-      server,
-      await token(server, { kind: "runner", name: "r" }),
-      "replays",
-    );
+    const { runner, runId, jobId, payload } = await assignedOneStep("replays");
     try {
-      const { body } = await api<{ run_id: string }>(server.url, "POST", "/api/runs", {
-        kind: "workflow",
-        workflow: oneStep,
-      });
-      const assign = await runner.next<AssignMessage>((m) => m.type === "assign");
-      const { job_id: jobId, payload } = assign.job;
       runner.send({ type: "accept", job_id: jobId });
       const output = (data: string) => ({
         type: "step.output",
@@ -309,8 +309,8 @@ describe("a runner speaking the protocol itself", () => {
       expect(answers.filter((m) => m.type === "error" && m.code === "INVALID_INPUT")).toHaveLength(2);
       runner.send({ type: "finished", job_id: jobId, batches: 1, result: stepResult });
       await runner.next((m) => m.type === "done");
-      await waitForRun(server.url, body.run_id, isFinal);
-      const data = (await readEvents(server.url, body.run_id)).flatMap((e) =>
+      await waitForRun(server.url, runId, isFinal);
+      const data = (await readEvents(server.url, runId)).flatMap((e) =>
         e.type === "step.output" ? [e.data] : [],
       );
       expect(data).toEqual(["once\n"]);
@@ -534,18 +534,8 @@ describe("a runner speaking the protocol itself", () => {
     }
   }, 60_000);
   it("cannot store a step's output before its step.started by sending it without taking the job up", async () => {
-    const runner = await ProtocolRunner.connect(
-      server,
-      await token(server, { kind: "runner", name: "r" }),
-      "no-accept",
-    );
+    const { runner, runId, jobId, payload } = await assignedOneStep("no-accept");
     try {
-      const { body } = await api<{ run_id: string }>(server.url, "POST", "/api/runs", {
-        kind: "workflow",
-        workflow: oneStep,
-      });
-      const assign = await runner.next<AssignMessage>((m) => m.type === "assign");
-      const { job_id: jobId, payload } = assign.job;
       // No accept: the output comes first.
       const output = {
         type: "step.output",
@@ -558,9 +548,9 @@ describe("a runner speaking the protocol itself", () => {
       await runner.next((m) => m.type === "ack" && m.batch === 1);
       runner.send({ type: "finished", job_id: jobId, batches: 1, result: stepResult });
       await runner.next((m) => m.type === "done");
-      const run = await waitForRun(server.url, body.run_id, isFinal);
+      const run = await waitForRun(server.url, runId, isFinal);
       expect(run.status).toBe("success");
-      const events = await readEvents(server.url, body.run_id);
+      const events = await readEvents(server.url, runId);
       const types = events.map((e) => (e.type === "step.output" ? `output ${e.data.trim()}` : e.type));
       const started = types.indexOf("step.started");
       expect(started, types.join(", ")).toBeGreaterThanOrEqual(0);
@@ -570,18 +560,8 @@ describe("a runner speaking the protocol itself", () => {
     }
   }, 60_000);
   it("cannot store the step's start twice, after its output, or past the log cap by sending its first batch twice, untaken, as notices", async () => {
-    const runner = await ProtocolRunner.connect(
-      server,
-      await token(server, { kind: "runner", name: "r" }),
-      "first-twice",
-    );
+    const { runner, runId, jobId, payload } = await assignedOneStep("first-twice");
     try {
-      const { body } = await api<{ run_id: string }>(server.url, "POST", "/api/runs", {
-        kind: "workflow",
-        workflow: oneStep,
-      });
-      const assign = await runner.next<AssignMessage>((m) => m.type === "assign");
-      const { job_id: jobId, payload } = assign.job;
       // No accept: the first batch is stored with the step's start it stands for, in one write.
       const message = "n".repeat(64 * 1024);
       const notices = Array.from({ length: 8 }, () => ({
@@ -601,9 +581,9 @@ describe("a runner speaking the protocol itself", () => {
       );
       runner.send({ type: "finished", job_id: jobId, batches: 2, result: stepResult });
       await runner.next((m) => m.type === "done");
-      const run = await waitForRun(server.url, body.run_id, isFinal);
+      const run = await waitForRun(server.url, runId, isFinal);
       expect(run.status).toBe("success");
-      const events = await readEvents(server.url, body.run_id);
+      const events = await readEvents(server.url, runId);
       const types = events.map((e) => e.type);
       expect(
         types.filter((type) => type === "run.started"),
@@ -626,18 +606,8 @@ describe("a runner speaking the protocol itself", () => {
     }
   }, 60_000);
   it("cannot store the step's start after its output, or its only batch twice, by reporting the job once, finished, twice over", async () => {
-    const runner = await ProtocolRunner.connect(
-      server,
-      await token(server, { kind: "runner", name: "r" }),
-      "finished-twice",
-    );
+    const { runner, runId, jobId, payload } = await assignedOneStep("finished-twice");
     try {
-      const { body } = await api<{ run_id: string }>(server.url, "POST", "/api/runs", {
-        kind: "workflow",
-        workflow: oneStep,
-      });
-      const assign = await runner.next<AssignMessage>((m) => m.type === "assign");
-      const { job_id: jobId, payload } = assign.job;
       const output = {
         type: "step.output",
         stream: "stdout",
@@ -654,9 +624,9 @@ describe("a runner speaking the protocol itself", () => {
         (m) => m.type === "done" && runner.received.slice(from).filter((d) => d.type === "done").length === 2,
         from,
       );
-      const run = await waitForRun(server.url, body.run_id, isFinal);
+      const run = await waitForRun(server.url, runId, isFinal);
       expect(run.status).toBe("success");
-      const types = (await readEvents(server.url, body.run_id)).map((e) =>
+      const types = (await readEvents(server.url, runId)).map((e) =>
         e.type === "step.output" ? `output ${e.data.trim()}` : e.type,
       );
       expect(

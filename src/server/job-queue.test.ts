@@ -80,6 +80,16 @@ function recordingJobs(store: Store, methods: ReadonlyArray<keyof Store["jobs"]>
   return { store: Object.assign(Object.create(store) as Store, { jobs }), calls };
 }
 
+/** A view of `store` whose `events.appendForRun` is `append` (which may call the real one). */
+function withAppend(store: Store, append: Store["events"]["appendForRun"]): Store {
+  return Object.assign(Object.create(store) as Store, { events: { ...store.events, appendForRun: append } });
+}
+
+/** A runner's output event of the test's step job. */
+function stepOutput(data: string): EventInput {
+  return { type: "step.output", step: "s", host: "worker", stream: "stdout", data } as EventInput;
+}
+
 /**
  * An engine's wait on a step job of `runId`, through `store` (a counting view of the real one):
  * its queue, its sink and its outcome, once the job is stored and claimed by runner-1. Its start
@@ -292,15 +302,11 @@ describe("JobQueue with the store as the only mailbox", () => {
     const { store } = opened;
     const run = await store.runs.create({ kind: "workflow", name: "one write" });
     const appends: string[][] = [];
-    const events = {
-      ...store.events,
-      appendForRun: (...args: Parameters<Store["events"]["appendForRun"]>) => {
-        const [, batch, options] = args;
-        appends.push([...(options?.lead ?? []), ...batch].map((event) => event.type));
-        return store.events.appendForRun(...args);
-      },
-    };
-    const counting = Object.assign(Object.create(store) as Store, { events });
+    const counting = withAppend(store, (...args) => {
+      const [, batch, options] = args;
+      appends.push([...(options?.lead ?? []), ...batch].map((event) => event.type));
+      return store.events.appendForRun(...args);
+    });
     const { job, queue, outcome } = await engineWaitingOn(
       store,
       counting,
@@ -309,14 +315,12 @@ describe("JobQueue with the store as the only mailbox", () => {
       "job-one-write",
     );
     expect(queue.acceptedByBatch("job-one-write", "runner-1")).toBe(true);
-    const output = (data: string) =>
-      ({ type: "step.output", step: "s", host: "worker", stream: "stdout", data }) as EventInput;
-    expect(await queue.events("job-one-write", 1, [output("first\n")], "runner-1")).toBe("stored");
+    expect(await queue.events("job-one-write", 1, [stepOutput("first\n")], "runner-1")).toBe("stored");
     expect(appends).toEqual([["step.started", "step.output"]]);
-    expect(await queue.events("job-one-write", 2, [output("second\n")], "runner-1")).toBe("stored");
+    expect(await queue.events("job-one-write", 2, [stepOutput("second\n")], "runner-1")).toBe("stored");
     expect(appends).toEqual([["step.started", "step.output"], ["step.output"]]);
     // The same first batch again is a duplicate, and stores nothing twice.
-    expect(await queue.events("job-one-write", 1, [output("first\n")], "runner-1")).toBe("duplicate");
+    expect(await queue.events("job-one-write", 1, [stepOutput("first\n")], "runner-1")).toBe("duplicate");
     expect((await store.events.list(run.id)).map((event) => [event.seq, event.type])).toEqual([
       [1, "step.started"],
       [2, "step.output"],
@@ -330,26 +334,20 @@ describe("JobQueue with the store as the only mailbox", () => {
   it("stores the engine's events on their own when the joint write fails: a runner's batch fails only itself", async () => {
     const { store } = opened;
     const run = await store.runs.create({ kind: "workflow", name: "a batch the store refuses" });
-    const events = {
-      ...store.events,
-      appendForRun: (...args: Parameters<Store["events"]["appendForRun"]>) => {
-        const [, batch] = args;
-        if (batch.some((event) => event.type === "step.output" && event.data === "refused\n"))
-          return Promise.reject(new Error("SQLITE_CONSTRAINT: the batch's own fault"));
-        return store.events.appendForRun(...args);
-      },
-    };
-    const refusing = Object.assign(Object.create(store) as Store, { events });
+    const refusing = withAppend(store, (...args) => {
+      const [, batch] = args;
+      if (batch.some((event) => event.type === "step.output" && event.data === "refused\n"))
+        return Promise.reject(new Error("SQLITE_CONSTRAINT: the batch's own fault"));
+      return store.events.appendForRun(...args);
+    });
     const { queue } = await engineWaitingOn(store, refusing, run.id, run.last_seq, "job-refused-batch");
     expect(queue.acceptedByBatch("job-refused-batch", "runner-1")).toBe(true);
-    const output = (data: string) =>
-      ({ type: "step.output", step: "s", host: "worker", stream: "stdout", data }) as EventInput;
-    await expect(queue.events("job-refused-batch", 1, [output("refused\n")], "runner-1")).rejects.toThrow(
+    await expect(queue.events("job-refused-batch", 1, [stepOutput("refused\n")], "runner-1")).rejects.toThrow(
       "the batch's own fault",
     );
     // The step's start is stored all the same, and the runner's next try of the batch follows it.
     expect((await store.events.list(run.id)).map((event) => event.type)).toEqual(["step.started"]);
-    expect(await queue.events("job-refused-batch", 1, [output("ok\n")], "runner-1")).toBe("stored");
+    expect(await queue.events("job-refused-batch", 1, [stepOutput("ok\n")], "runner-1")).toBe("stored");
     expect((await store.events.list(run.id)).map((event) => event.type)).toEqual([
       "step.started",
       "step.output",
@@ -359,16 +357,12 @@ describe("JobQueue with the store as the only mailbox", () => {
   it("gives the run's engine up when it is not known whether the joint write committed, as a write of its own would", async () => {
     const { store } = opened;
     const run = await store.runs.create({ kind: "workflow", name: "an unsure commit" });
-    const events = {
-      ...store.events,
-      appendForRun: async (...args: Parameters<Store["events"]["appendForRun"]>) => {
-        if (!args[2]?.lead) return store.events.appendForRun(...args);
-        // Committed, and the answer lost with the connection.
-        await store.events.appendForRun(...args);
-        throw storeUnavailable(new Error("Connection terminated"), "unknown");
-      },
-    };
-    const unsure = Object.assign(Object.create(store) as Store, { events });
+    const unsure = withAppend(store, async (...args) => {
+      if (!args[2]?.lead) return store.events.appendForRun(...args);
+      // Committed, and the answer lost with the connection.
+      await store.events.appendForRun(...args);
+      throw storeUnavailable(new Error("Connection terminated"), "unknown");
+    });
     const { queue, sink } = await engineWaitingOn(store, unsure, run.id, run.last_seq, "job-unsure");
     expect(queue.acceptedByBatch("job-unsure", "runner-1")).toBe(true);
     const output = { type: "step.output", step: "s", host: "worker", stream: "stdout", data: "x\n" };
