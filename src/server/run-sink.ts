@@ -162,10 +162,7 @@ export class RunSink {
       }
       this.logLimit = undefined;
       if (appended.length === 0) return markStored();
-      this.storedSeq = Math.max(this.storedSeq, appended.at(-1)?.seq ?? 0);
-      for (const event of appended) this.ownSeqs.add(event.seq);
-      // What this sink stored right after what was projected needs no catching up.
-      while (this.ownSeqs.delete(this.projectedSeq + 1)) this.projectedSeq++;
+      this.storedOwn(appended);
       this.bus.publish(appended, json);
       markStored();
       await this.observe(appended, record !== undefined);
@@ -232,9 +229,7 @@ export class RunSink {
     this.logLimit = undefined;
     const leading = stored.leading ?? 0;
     const own = stored.events.slice(0, leading);
-    this.storedSeq = Math.max(this.storedSeq, own.at(-1)?.seq ?? 0);
-    for (const event of own) this.ownSeqs.add(event.seq);
-    while (this.ownSeqs.delete(this.projectedSeq + 1)) this.projectedSeq++;
+    this.storedOwn(own);
     this.bus.publish(stored.events, stored.json);
     riding.settle({
       duplicate: false,
@@ -242,6 +237,14 @@ export class RunSink {
       json: stored.json.slice(leading),
     });
     return own;
+  }
+
+  /** Takes note of events this sink stored (numbered, in seq order), as projected once `observe` has them. */
+  private storedOwn(own: readonly RunEvent[]): void {
+    this.storedSeq = Math.max(this.storedSeq, own.at(-1)?.seq ?? 0);
+    for (const event of own) this.ownSeqs.add(event.seq);
+    // What this sink stored right after what was projected needs no catching up.
+    while (this.ownSeqs.delete(this.projectedSeq + 1)) this.projectedSeq++;
   }
 
   /**
