@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -8,6 +8,7 @@ import { SpawnLauncher } from "../src/exec/process/spawn-launcher.js";
 import { RunSandbox, type RunSandboxLayout, RunSandboxSlot } from "../src/exec/sandbox/run-sandbox.js";
 import { probeSandbox, Sandbox } from "../src/exec/sandbox/sandbox.js";
 import type { ExecRequest } from "../src/exec/types.js";
+import { runLayoutIn } from "./helpers/run-layout.js";
 
 /**
  * A sandbox made ahead of its run (a runner's pool) gets the run's folders in the request of the
@@ -37,14 +38,7 @@ afterAll(async () => {
   rmSync(root, { recursive: true, force: true });
 });
 
-function layoutIn(name: string): RunSandboxLayout {
-  const folder = join(root, "runs", name);
-  const tmp = join(root, "state", name, "tmp");
-  const home = join(root, "state", name, "home");
-  const outputs = join(root, "state", name, "outputs");
-  for (const each of [folder, tmp, home, outputs]) mkdirSync(each, { recursive: true });
-  return { folder, scratch: [outputs], tmp, home: "/home/runner", homeFolder: home, runnerMadeCwd: true };
-}
+const layoutIn = (name: string): RunSandboxLayout => runLayoutIn(root, name);
 
 async function pooled(name: string): Promise<{ box: RunSandbox; layout: RunSandboxLayout }> {
   const layout = layoutIn(name);

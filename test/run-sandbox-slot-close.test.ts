@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -7,6 +7,7 @@ import { ForkServerLauncher } from "../src/exec/process/fork-server.js";
 import { SpawnLauncher } from "../src/exec/process/spawn-launcher.js";
 import { type RunSandbox, type RunSandboxLayout, RunSandboxSlot } from "../src/exec/sandbox/run-sandbox.js";
 import { probeSandbox, Sandbox } from "../src/exec/sandbox/sandbox.js";
+import { runLayoutIn } from "./helpers/run-layout.js";
 
 /** A run's sandbox slot closed (the run's end, the runner's stop) while its first command waits. */
 const probe = await probeSandbox();
@@ -23,14 +24,7 @@ afterAll(async () => {
   rmSync(root, { recursive: true, force: true });
 });
 
-function layoutIn(name: string): RunSandboxLayout {
-  const folder = join(root, "runs", name);
-  const tmp = join(root, "state", name, "tmp");
-  const home = join(root, "state", name, "home");
-  const outputs = join(root, "state", name, "outputs");
-  for (const each of [folder, tmp, home, outputs]) mkdirSync(each, { recursive: true });
-  return { folder, scratch: [outputs], tmp, home: "/home/runner", homeFolder: home, runnerMadeCwd: true };
-}
+const layoutIn = (name: string): RunSandboxLayout => runLayoutIn(root, name);
 
 describe("a run's sandbox closed while its first command waits for it to be made", () => {
   it("leaves no sandbox running after its close", async () => {
