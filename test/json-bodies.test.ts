@@ -312,13 +312,15 @@ function threadTicks(pid: number, tid: number): number {
 
 describe("the parsing budget on a busy machine", () => {
   it("counts the parsing thread's CPU, not the time it waited for one: a large workflow whose reading is held off the CPU for longer than the budget is read", async () => {
-    // A busy machine, made exact: the whole server stopped (SIGSTOP) for 3.5 s while its parsing
-    // thread reads a large workflow, so the clock passes a 3 s budget while the thread uses no
-    // CPU. A budget counted by the clock (as it was) refuses it; one counted in the thread's CPU
-    // reads it. Its clock cap, six budgets (18 s), leaves the thread at nice 10 over 14 s for the
-    // 0.2 s of CPU the workflow takes on a slow host: a full suite on two cores left it less than
-    // 12 s for 0.4 s (the first one's reading, then 600 KB, with the modules' loading).
-    const busy = await startTestServer(tempDir(), { RUNYARD_PARSE_BUDGET_MS: "3000" });
+    // A busy machine, made exact: the whole server stopped (SIGSTOP) for longer than a 5 s budget
+    // while its parsing thread reads a large workflow, so the clock passes the budget while the
+    // thread uses no CPU. A budget counted by the clock (as it was) refuses it; one counted in the
+    // thread's CPU reads it. Its clock cap, six budgets (30 s), leaves the thread at nice 10 over
+    // 24 s for the 0.1 s of CPU a 300 KB workflow takes on a slow host: a full suite on two cores
+    // gives a nice-10 thread a few hundredths of a CPU (it once left a 3 s budget's 18 s cap too
+    // little for 600 KB).
+    const budgetMs = 5000;
+    const busy = await startTestServer(tempDir(), { RUNYARD_PARSE_BUDGET_MS: String(budgetMs) });
     const pid = busy.proc.child.pid!;
     const validate = (name: string, kb: number) =>
       fetch(`${busy.url}/api/workflows/validate`, {
@@ -335,17 +337,20 @@ describe("the parsing budget on a busy machine", () => {
       expect(tid, "the large lane's thread, at nice 10").toBeDefined();
       const before = threadTicks(pid, tid!);
       const started = performance.now();
-      const answered = validate("held", 600);
+      const answered = validate("held", 300);
       // Its thread reading this one (two ticks of CPU past where it stood): stop the server.
       while (threadTicks(pid, tid!) < before + 2) await new Promise((resolve) => setImmediate(resolve));
       process.kill(pid, "SIGSTOP");
-      await new Promise((resolve) => setTimeout(resolve, 3500));
+      const stopped = threadTicks(pid, tid!);
+      await new Promise((resolve) => setTimeout(resolve, budgetMs + 500));
       process.kill(pid, "SIGCONT");
       const answer = await answered;
       const body = (await answer.json()) as { ok?: boolean; error?: { message: string } };
       expect(answer.status, JSON.stringify(body)).toBe(200);
       expect(body.ok).toBe(true);
-      expect(performance.now() - started).toBeGreaterThan(3500);
+      expect(performance.now() - started).toBeGreaterThan(budgetMs + 500);
+      // The thread was still reading when it was stopped: it used CPU after it went on.
+      expect(threadTicks(pid, tid!)).toBeGreaterThan(stopped);
     } finally {
       process.kill(pid, "SIGCONT");
       await busy.proc.kill();

@@ -1,4 +1,4 @@
-import type { Browser, Page } from "playwright-core";
+import type { Browser, Page, Route } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { launchBrowser, logIn, requireBrowser, screenshot, startUp, type Up } from "../helpers/browser.js";
 import { api, isFinal, submit, waitForRun } from "../helpers/server.js";
@@ -192,6 +192,82 @@ describe.skipIf(!haveBrowser)("the run page's step graph", () => {
       await page.close();
     }, 60_000);
   }
+
+  it("never draws a step back when the run's record, asked for before newer events, answers after them", async () => {
+    // The page asks for the run's record when a step starts or ends; events that come while the
+    // answer is on its way are drawn at once. An answer sent before them must not be drawn over
+    // them: here `second` shows `success` from its events, and a record taken while it waited
+    // comes after (held by the browser's own request routing, as a slow network would).
+    const runId = await submit(
+      up.url,
+      `name: late-record
+steps:
+  - name: first
+    action: approval
+    args: {message: One?, approvers: ["role:admin"]}
+  - name: second
+    action: approval
+    args: {message: Two?, approvers: ["role:admin"]}
+`,
+    );
+    await waitForRun(up.url, runId, (run) =>
+      run.steps.some((s) => s.name === "first" && s.status === "waiting"),
+    );
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    await logIn(page, up.url);
+    await page.goto(`${up.url}/#/runs/${runId}`);
+    await expect.poll(() => box(page, "first").getAttribute("data-state")).toBe("waiting");
+    expect(await box(page, "second").getAttribute("data-state")).toBe("pending");
+    // Every state `second`'s box takes from here on, in order.
+    await page.evaluate(() => {
+      const seen: string[] = [];
+      Object.assign(window, { secondStates: seen });
+      new MutationObserver(() => {
+        const state = document.querySelector('.step-box[data-step="second"]')?.getAttribute("data-state");
+        if (state && seen.at(-1) !== state) seen.push(state);
+      }).observe(document.body, { subtree: true, attributes: true, attributeFilter: ["data-state"] });
+    });
+
+    // The run's record: the first request from here is held (handed to the test); the next is
+    // noted and let through.
+    let hold: ((route: Route) => void) | undefined;
+    const held = new Promise<Route>((resolve) => (hold = resolve));
+    let noteNext: (() => void) | undefined;
+    const askedAgain = new Promise<void>((resolve) => (noteNext = resolve));
+    await page.route(
+      (url) => url.pathname === `/api/runs/${runId}`,
+      async (route) => {
+        if (hold) {
+          hold(route);
+          hold = undefined;
+          return;
+        }
+        noteNext?.();
+        await route.continue();
+      },
+    );
+
+    // `first` answered: `second` starts waiting, and the page asks for the record.
+    expect((await api(up.url, "POST", `/api/runs/${runId}/steps/first/approve`, {})).status).toBe(200);
+    const route = await held;
+    await waitForRun(up.url, runId, (run) =>
+      run.steps.some((s) => s.name === "second" && s.status === "waiting"),
+    );
+    // The record as it stands now, `second` waiting, is what the held request will answer.
+    const stale = await route.fetch();
+    // `second` answered: its events say success, and the page draws them while its request waits.
+    expect((await api(up.url, "POST", `/api/runs/${runId}/steps/second/approve`, {})).status).toBe(200);
+    await waitForRun(up.url, runId, isFinal);
+    await expect.poll(() => box(page, "second").getAttribute("data-state")).toBe("success");
+
+    await route.fulfill({ response: stale });
+    // The page asks again once it has read the held answer (and, before, drew it or not).
+    await askedAgain;
+    const states = (await page.evaluate("window.secondStates")) as string[];
+    expect(states.slice(states.indexOf("success"))).toEqual(["success"]);
+    expect(await box(page, "second").getAttribute("data-state")).toBe("success");
+    await page.close();
+  });
 
   it("draws steps in file order as a chain", async () => {
     const runId = await submit(

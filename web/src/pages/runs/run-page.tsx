@@ -95,7 +95,9 @@ export function RunPage({ id }: { id: string }) {
   const refreshing = useRef<Promise<void> | null>(null);
 
   // One request at a time; a change told meanwhile asks once more after it, so the last answer
-  // is never older than the last event.
+  // is never older than the last event. A record asked for before events the page has drawn
+  // since is not drawn over them (its steps would step back, `success` to `running`, until the
+  // next answer): it is asked for again, and a request sent after those events has them.
   const again = useRef(false);
   const refresh = useCallback(async (): Promise<void> => {
     if (refreshing.current) {
@@ -103,10 +105,17 @@ export function RunPage({ id }: { id: string }) {
       return refreshing.current;
     }
     refreshing.current = (async () => {
+      let stale = 0;
       do {
         again.current = false;
         try {
-          setRun(await answer(api.GET("/api/runs/{id}", { params })));
+          const record = await answer(api.GET("/api/runs/{id}", { params }));
+          if (record.last_seq < output.lastSeq && stale++ < 5) {
+            again.current = true;
+            continue;
+          }
+          stale = 0;
+          setRun(record);
           setArtifacts((await answer(api.GET("/api/runs/{id}/artifacts", { params }))).artifacts);
         } catch (caught) {
           setError(asApiError(caught));
@@ -115,7 +124,7 @@ export function RunPage({ id }: { id: string }) {
       refreshing.current = null;
     })();
     return refreshing.current;
-  }, [params]);
+  }, [params, output]);
 
   useEffect(() => {
     let stream: RunStream | undefined;
