@@ -219,14 +219,14 @@ steps:
     await expect.poll(() => box(page, "first").getAttribute("data-state")).toBe("waiting");
     expect(await box(page, "second").getAttribute("data-state")).toBe("pending");
     // Every state `second`'s box takes from here on, in order.
-    await page.evaluate(() => {
-      const seen: string[] = [];
-      Object.assign(window, { secondStates: seen });
+    await page.evaluate(`(() => {
+      const seen = [];
+      window.secondStates = seen;
       new MutationObserver(() => {
         const state = document.querySelector('.step-box[data-step="second"]')?.getAttribute("data-state");
         if (state && seen.at(-1) !== state) seen.push(state);
       }).observe(document.body, { subtree: true, attributes: true, attributeFilter: ["data-state"] });
-    });
+    })()`);
 
     // The run's record: the first request from here is held (handed to the test); the next is
     // noted and let through.
