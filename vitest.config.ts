@@ -26,6 +26,11 @@ const integration = {
   // folders) and stops it in its hooks.
   isolate: false,
   hookTimeout: 120_000,
+  // `expect.poll` waits for what a page, a server or a container shows; vitest's default of 1 s
+  // is what a page's first load or an event's trip through a server takes on a busy 2-core machine
+  // (a CI run failed a poll of the run page this way). A poll ends as soon as it holds: this is a
+  // net for a hang, as the test timeout is, and a poll that needs less or more says so itself.
+  expect: { poll: { timeout: 20_000 } },
   globalSetup: ["test/global-setup.ts", "test/helpers/postgres-setup.ts", "test/helpers/browser-server.ts"],
   // The CPU a file used, for the cost map (first, so it counts what the other hooks stop); the
   // temp folders a file's tests made (`tempDir`) go after its last hook.

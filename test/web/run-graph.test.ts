@@ -216,7 +216,9 @@ steps:
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
     await logIn(page, up.url);
     await page.goto(`${up.url}/#/runs/${runId}`);
-    await expect.poll(() => box(page, "first").getAttribute("data-state")).toBe("waiting");
+    await expect
+      .poll(() => box(page, "first").getAttribute("data-state"), { timeout: 20_000 })
+      .toBe("waiting");
     expect(await box(page, "second").getAttribute("data-state")).toBe("pending");
     // Every state `second`'s box takes from here on, in order.
     await page.evaluate(`(() => {
@@ -258,7 +260,9 @@ steps:
     // `second` answered: its events say success, and the page draws them while its request waits.
     expect((await api(up.url, "POST", `/api/runs/${runId}/steps/second/approve`, {})).status).toBe(200);
     await waitForRun(up.url, runId, isFinal);
-    await expect.poll(() => box(page, "second").getAttribute("data-state")).toBe("success");
+    await expect
+      .poll(() => box(page, "second").getAttribute("data-state"), { timeout: 20_000 })
+      .toBe("success");
 
     await route.fulfill({ response: stale });
     // The page asks again once it has read the held answer (and, before, drew it or not).
