@@ -328,14 +328,36 @@ describe("a runner speaking the protocol itself", () => {
       JSON.stringify({ type: "events", job_id: "none", batch: 1, events: Array(120_000).fill(output) }),
     );
     const attackers: ProtocolRunner[] = [];
-    const tries = await healthWhileTries(server.url, async () => {
+    const connect = async () => {
       const attacker = await ProtocolRunner.connect(server, attackerToken, `huge-sender-${attackers.length}`);
       attackers.push(attacker);
-      // WebSocket's "message too big": the runner logs that the server takes at most 4 MiB.
-      expect(await attacker.sendAndSee(text)).toEqual({ closed: { code: 1009, reason: "" } });
-    });
+      return attacker;
+    };
+    // The baseline is a runner that connects and sends a small message the server refuses: what a
+    // connection costs the event loop on this machine at that moment, which the large message must
+    // not add much to.
+    const tries = await healthWhileTries(
+      server.url,
+      async () => {
+        // WebSocket's "message too big": the runner logs that the server takes at most 4 MiB.
+        expect(await (await connect()).sendAndSee(text)).toEqual({ closed: { code: 1009, reason: "" } });
+      },
+      async () => {
+        const small = JSON.stringify({ type: "events", job_id: "none", batch: 1, events: [output] });
+        const sender = await connect();
+        expect(await sender.sendAndSee(small)).toHaveProperty("error");
+        // Gone as the large message's sender is: the job below is the normal runner's to take.
+        sender.close();
+      },
+    );
     const last = tries.at(-1)!;
-    expect(last.during, describeHealthTries(tries, "the message")).toBeLessThan(healthLimit(last));
+    // Refused from its header (the 1009 above), the message's 9 MB still arrive and are thrown
+    // away: 8 to 14 ms of /health here against 2 for the baseline, and 167 to 253 ms under CI's
+    // full suite on a slow host. What this guards is the seconds a message read and checked on
+    // the event loop held every request for: a second at least, whatever the machine.
+    expect(last.during, describeHealthTries(tries, "the message")).toBeLessThan(
+      Math.max(1000, healthLimit(last)),
+    );
     // A runner that sends what a runner sends goes on: it takes a job and finishes it.
     const runner = await ProtocolRunner.connect(
       server,

@@ -60,6 +60,7 @@ async function start(
     parseWorkflow: parseOnWorkerThread(config.parseBudgetMs),
     maxBotLogBytes: config.maxBotLogBytes,
     botAlertCheckMs: config.botAlertCheckSecs * 1000,
+    botHookRate: { burst: config.botHookBurst, windowSecs: config.botHookWindowSecs },
     auditRetentionDays: config.auditRetentionDays,
     idempotencyKeyHours: config.idempotencyKeyHours,
     scheduleMinIntervalSeconds: config.scheduleMinIntervalSeconds,

@@ -72,6 +72,8 @@ export const envNames: Record<keyof Config, string[]> = {
   maxBotUploadBytes: ["RUNYARD_MAX_BOT_UPLOAD_BYTES"],
   maxBotLogBytes: ["RUNYARD_MAX_BOT_LOG_BYTES"],
   botAlertCheckSecs: ["RUNYARD_BOT_ALERT_CHECK_SECS"],
+  botHookBurst: ["RUNYARD_BOT_HOOK_BURST"],
+  botHookWindowSecs: ["RUNYARD_BOT_HOOK_WINDOW_SECS"],
   auditRetentionDays: ["RUNYARD_AUDIT_RETENTION_DAYS"],
   idempotencyKeyHours: ["RUNYARD_IDEMPOTENCY_KEY_HOURS"],
   retryFor: ["RUNYARD_RETRY_FOR"],

@@ -240,6 +240,10 @@ export const configSchema = z.object({
   botNetwork: z.string().min(1).default("bridge"),
   /** Server: a bot's stored output; past it the oldest lines go, so `bot logs` has the latest. 0: no cap. */
   maxBotLogBytes: z.coerce.number().int().nonnegative().default(mib(8)),
+  /** Server: the webhook requests a bot takes in any `botHookWindowSecs` whole seconds, across replicas. */
+  botHookBurst: z.coerce.number().int().positive().max(100_000).default(20),
+  /** Server: the whole seconds in a row `botHookBurst` is counted over (1 to 60). */
+  botHookWindowSecs: z.coerce.number().int().min(1).max(60).default(2),
   /** Server: how often the leader checks bots' samples for their alerts, in seconds. */
   botAlertCheckSecs: z.coerce.number().positive().max(3600).default(5),
   /** Server: the largest custom-mode archive a bot start may upload, in bytes. */

@@ -8,6 +8,7 @@ import type { Store, TokenRecord } from "../store/index.js";
 import type { WorkflowLimits } from "../workflow/yaml-limits.js";
 import type { ApprovalWaits } from "./approvals/approval-waits.js";
 import type { BotRuns } from "./bots/bot-runs.js";
+import type { HookRate } from "./bots/hook-limiter.js";
 import type { EventBus } from "./event-bus.js";
 import type { IdempotencySettings } from "./idempotency.js";
 import type { LoginLimiter } from "./identity/login-limiter.js";
@@ -100,6 +101,8 @@ export interface ServerDeps {
   artifactLimits: ArtifactLimits;
   /** The largest custom-mode archive a bot start may upload (RUNYARD_MAX_BOT_UPLOAD_BYTES). */
   botUploadBytes: number;
+  /** How many webhook requests a bot takes (`POST /api/bots/ID/hook/...`), counted across replicas. */
+  botHookRate: HookRate;
   /** The bot run kind: a bot's start and the next version an update makes; absent where bots are not run. */
   bots?: BotRuns;
   /** Bots' alerts and history upkeep (`notify_hosts:` applies to their notify URLs). */

@@ -19,6 +19,7 @@ import { buildApp } from "./app.js";
 import { ApprovalWaits } from "./approvals/approval-waits.js";
 import { BotWatch } from "./bots/bot-alerts.js";
 import { BotRuns } from "./bots/bot-runs.js";
+import { defaultHookRate, type HookRate } from "./bots/hook-limiter.js";
 import { close as closeWaiting, defaultDatabaseWaitSeconds, openWhenReachable } from "./database-wait.js";
 import type { ArtifactLimits } from "./deps.js";
 import { EventBus } from "./event-bus.js";
@@ -81,6 +82,8 @@ export interface ServerOptions {
   maxBotLogBytes?: number;
   /** How often the leader checks bots' alerts (`RUNYARD_BOT_ALERT_CHECK_SECS`; 5 s). */
   botAlertCheckMs?: number;
+  /** How many webhook requests a bot takes, across replicas; default 20 in two seconds. */
+  botHookRate?: HookRate;
   /** A workflow run waiting this long for a runner is kept as its stored rows alone (default 100 ms). */
   parkQueuedAfterMs?: number;
   /** How large a workflow may be (RUNYARD_MAX_WORKFLOW_BYTES) and how many aliases it may use. */
@@ -404,6 +407,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     },
     bots,
     botUploadBytes: options.bots?.maxUploadBytes ?? defaultBotSettings.maxUploadBytes,
+    botHookRate: options.botHookRate ?? defaultHookRate,
     botWatch,
     corsOrigins: options.corsOrigins ?? [],
     workflowLimits,

@@ -57,15 +57,38 @@ describe.each(storeBackends)("the webhook rate limit counted in the store on $na
     const t0 = Date.parse("2026-03-01T12:00:00.000Z");
     await limiter.take("bot_a", t0);
     await limiter.take("bot_a", t0 + 120_000);
-    const hits = await store.botHookHits.hit("bot_a", Math.floor(t0 / 1000) + 1);
+    const hits = await store.botHookHits.hit("bot_a", Math.floor(t0 / 1000) + 1, 2);
     // The second just after t0 had none; the one of t0 is gone, so it is not counted as the one before.
-    expect(hits).toEqual({ current: 1, previous: 0 });
+    expect(hits).toEqual({ current: 1, before: [0] });
     // The leader's prune takes every bot's old counts, of bots no longer called too.
     await limiter.take("bot_quiet", t0 + 200_000);
     await store.botHookHits.prune(Math.floor((t0 + 400_000) / 1000));
-    expect(await store.botHookHits.hit("bot_quiet", Math.floor((t0 + 201_000) / 1000))).toEqual({
+    expect(await store.botHookHits.hit("bot_quiet", Math.floor((t0 + 201_000) / 1000), 2)).toEqual({
       current: 1,
-      previous: 0,
+      before: [0],
     });
+  });
+
+  it("counts over a longer window when the server sets one: a burst of 30 in 10 s, and waits until its oldest seconds pass", async () => {
+    const limiter = new HookLimiter(store, { burst: 30, windowSecs: 10 });
+    const t0 = Date.parse("2026-03-01T13:00:00.000Z");
+    // 10 in each of three seconds fill it; the fourth second takes none.
+    const taken = [];
+    for (let second = 0; second < 3; second++)
+      for (let i = 0; i < 10; i++) taken.push(await limiter.take("bot_w", t0 + second * 1000 + i));
+    expect(taken.every((wait) => wait === 0)).toBe(true);
+    // Room comes back when t0's second leaves the window: 10 s after it, 7 s after t0 + 3 s.
+    expect(await limiter.take("bot_w", t0 + 3000)).toBe(7);
+    expect(await limiter.take("bot_w", t0 + 9999)).toBe(1);
+    // Counted in the store: a second replica with the same rate sees the same full window.
+    other = await opened.reopen();
+    expect(await new HookLimiter(other, { burst: 30, windowSecs: 10 }).take("bot_w", t0 + 9500)).toBe(1);
+    expect(await limiter.take("bot_w", t0 + 10_000)).toBe(0);
+    // A window of one second counts only the second itself.
+    const perSecond = new HookLimiter(store, { burst: 2, windowSecs: 1 });
+    const waits = [];
+    for (let i = 0; i < 3; i++) waits.push(await perSecond.take("bot_s", t0 + i));
+    expect(waits).toEqual([0, 0, 1]);
+    expect(await perSecond.take("bot_s", t0 + 1000)).toBe(0);
   });
 });

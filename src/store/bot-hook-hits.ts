@@ -10,9 +10,9 @@ const keepSecs = 60;
 export interface BotHookHitsRepo {
   /**
    * Counts one request of `botId` in `second` (seconds since 1970); answers the count of that
-   * second with this one and of the second before.
+   * second with this one, and of each of the `windowSecs - 1` seconds before it, oldest first.
    */
-  hit(botId: string, second: number): Promise<{ current: number; previous: number }>;
+  hit(botId: string, second: number, windowSecs: number): Promise<{ current: number; before: number[] }>;
   /** Takes back one request of `second` (it was refused). */
   unhit(botId: string, second: number): Promise<void>;
   /** Deletes every bot's counts of seconds before `second` (bots no longer called keep none). */
@@ -21,7 +21,7 @@ export interface BotHookHitsRepo {
 
 export function botHookHitsRepo(ctx: StoreContext): BotHookHitsRepo {
   return {
-    async hit(botId, second) {
+    async hit(botId, second, windowSecs) {
       // One statement: concurrent replicas each get a distinct count.
       const row = await ctx.db
         .insertInto("bot_hook_hits")
@@ -41,13 +41,20 @@ export function botHookHitsRepo(ctx: StoreContext): BotHookHitsRepo {
           .where("second", "<", second - keepSecs)
           .execute();
       }
-      const before = await ctx.db
-        .selectFrom("bot_hook_hits")
-        .select("count")
-        .where("bot_id", "=", botId)
-        .where("second", "=", second - 1)
-        .executeTakeFirst();
-      return { current, previous: before ? Number(before.count) : 0 };
+      const first = second - Math.max(1, Math.min(windowSecs, keepSecs)) + 1;
+      const rows =
+        first < second
+          ? await ctx.db
+              .selectFrom("bot_hook_hits")
+              .select(["second", "count"])
+              .where("bot_id", "=", botId)
+              .where("second", ">=", first)
+              .where("second", "<", second)
+              .execute()
+          : [];
+      const before = Array.from({ length: second - first }, () => 0);
+      for (const row of rows) before[Number(row.second) - first] = Number(row.count);
+      return { current, before };
     },
     async prune(second) {
       await ctx.db.deleteFrom("bot_hook_hits").where("second", "<", second).execute();

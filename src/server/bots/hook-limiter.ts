@@ -1,28 +1,44 @@
 import type { Store } from "../../store/index.js";
 
-/** Webhook requests a bot takes in any two whole seconds in a row: 10 a second, 20 at once. */
-export const hookBurst = 20;
-export const hookPerSecond = hookBurst / 2;
+/**
+ * How many webhook requests a bot takes: at most `burst` in any `windowSecs` whole seconds in a row
+ * (`RUNYARD_BOT_HOOK_BURST`, `RUNYARD_BOT_HOOK_WINDOW_SECS`).
+ */
+export interface HookRate {
+  burst: number;
+  windowSecs: number;
+}
+
+/** 20 in any two whole seconds: 10 a second, 20 at once. */
+export const defaultHookRate: HookRate = { burst: 20, windowSecs: 2 };
+
+/** The longest window: the store keeps a minute of counts (bot-hook-hits.ts). */
+export const maxHookWindowSecs = 60;
 
 /**
  * The webhook rate limit of each bot, counted in the store so it holds however many replicas
  * take the requests: a request is taken while the bot's requests in this whole second and the
- * one before number at most `hookBurst` with it. A refused request is not counted (a flood that
- * is refused does not keep the bot's hooks shut once it stops).
+ * `windowSecs - 1` before number at most `burst` with it. A refused request is not counted (a
+ * flood that is refused does not keep the bot's hooks shut once it stops).
  */
 export class HookLimiter {
   constructor(
     private readonly store: Pick<Store, "botHookHits">,
-    private readonly burst = hookBurst,
+    private readonly rate: HookRate = defaultHookRate,
   ) {}
 
   /** Takes one request; the whole seconds to wait when none is left, else 0. */
   async take(botId: string, now = Date.now()): Promise<number> {
     const second = Math.floor(now / 1000);
-    const { current, previous } = await this.store.botHookHits.hit(botId, second);
-    if (current + previous <= this.burst) return 0;
+    const { current, before } = await this.store.botHookHits.hit(botId, second, this.rate.windowSecs);
+    if (before.reduce((sum, count) => sum + count, current) <= this.rate.burst) return 0;
     await this.store.botHookHits.unhit(botId, second);
-    // This second's requests still count in the next one; the one before's no longer.
-    return current > this.burst ? 2 : 1;
+    // Seconds after this one, the window's oldest seconds no longer count; the wait is the first
+    // that leaves room for one more (this second's requests count until the window passes them).
+    const counts = [...before, current - 1];
+    for (let wait = 1; wait < this.rate.windowSecs; wait++) {
+      if (counts.slice(wait).reduce((sum, count) => sum + count, 0) < this.rate.burst) return wait;
+    }
+    return this.rate.windowSecs;
   }
 }

@@ -3,7 +3,7 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { RunyardError } from "../../core/errors.js";
 import { extrasOf } from "../bots/bot-extras.js";
-import { HookLimiter, hookBurst, hookPerSecond } from "../bots/hook-limiter.js";
+import { defaultHookRate, HookLimiter } from "../bots/hook-limiter.js";
 import type { ServerDeps } from "../deps.js";
 import { errorResponses } from "../error-responses.js";
 import { secretMatches } from "../hooks/hook-signature.js";
@@ -55,7 +55,8 @@ const HookParams = z.object({
  * container, to the port it was started with, and the bot's answer comes back.
  */
 export function botHookRoute(app: FastifyInstance, deps: ServerDeps): void {
-  const limiter = new HookLimiter(deps.store);
+  const rate = deps.botHookRate;
+  const limiter = new HookLimiter(deps.store, rate);
   rawBodyScope(app, maxBotHookBodyBytes, (scope) =>
     scope.withTypeProvider<ZodTypeProvider>().post(
       "/api/bots/:name/hook/*",
@@ -64,7 +65,7 @@ export function botHookRoute(app: FastifyInstance, deps: ServerDeps): void {
         schema: {
           operationId: "deliverBotHook",
           summary: "Send an inbound webhook to a bot (no token: the bot's webhook secret is the credential)",
-          description: `Forwarded to the port the bot was started with (\`--webhook PORT\`) inside its container, through its runner; the bot's answer (status, body, and its content-type, cache-control, location, retry-after, etag, last-modified and content-language headers) is the answer. The secret is the first part after \`hook/\`, or is sent in \`${botHookHeader}\` (or Telegram's \`${telegramHeader}\`, as \`setWebhook\`'s \`secret_token\` makes it) with the path after \`hook/\` passed to the bot as is. No secret is 401; a wrong one, or an id with no such bot, is 404 and nothing is forwarded. Bodies up to ${maxBotHookBodyBytes / 1024 / 1024} MiB (413 past it); 10 requests a second a bot, 20 within two whole seconds, counted across every server replica (429 with Retry-After past it).`,
+          description: `Forwarded to the port the bot was started with (\`--webhook PORT\`) inside its container, through its runner; the bot's answer (status, body, and its content-type, cache-control, location, retry-after, etag, last-modified and content-language headers) is the answer. The secret is the first part after \`hook/\`, or is sent in \`${botHookHeader}\` (or Telegram's \`${telegramHeader}\`, as \`setWebhook\`'s \`secret_token\` makes it) with the path after \`hook/\` passed to the bot as is. No secret is 401; a wrong one, or an id with no such bot, is 404 and nothing is forwarded. Bodies up to ${maxBotHookBodyBytes / 1024 / 1024} MiB (413 past it); ${defaultHookRate.burst} requests a bot within ${defaultHookRate.windowSecs} whole seconds unless the server sets another rate (\`RUNYARD_BOT_HOOK_BURST\`, \`RUNYARD_BOT_HOOK_WINDOW_SECS\`), counted across every server replica (429 with Retry-After past it).`,
           tags: ["bots"],
           security: publicRoute,
           params: HookParams,
@@ -104,7 +105,7 @@ export function botHookRoute(app: FastifyInstance, deps: ServerDeps): void {
         if (wait > 0) {
           throw new RunyardError(
             "RATE_LIMITED",
-            `bot ${bot.name} takes at most ${hookPerSecond} webhooks a second (${hookBurst} within two seconds), counted across every server replica`,
+            `bot ${bot.name} takes at most ${rate.burst} webhooks within ${rate.windowSecs === 1 ? "a second" : `${rate.windowSecs} seconds`}, counted across every server replica`,
             {
               hint: "Send it again after the Retry-After seconds.",
               details: { retry_after_seconds: wait },
