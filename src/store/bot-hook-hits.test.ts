@@ -91,4 +91,71 @@ describe.each(storeBackends)("the webhook rate limit counted in the store on $na
     expect(waits).toEqual([0, 0, 1]);
     expect(await perSecond.take("bot_s", t0 + 1000)).toBe(0);
   });
+
+  it("matches a model over every rate's edges: at most the burst in any window, Retry-After exact, and taken once waited", async () => {
+    const t0 = Date.parse("2026-03-01T14:00:00.000Z");
+    const s0 = Math.floor(t0 / 1000);
+    let seed = 7;
+    const random = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    for (const rate of [
+      { burst: 1, windowSecs: 1 },
+      { burst: 1, windowSecs: 60 },
+      { burst: 3, windowSecs: 2 },
+      { burst: 5, windowSecs: 7 },
+      { burst: 4, windowSecs: 60 },
+    ]) {
+      const limiter = new HookLimiter(store, rate);
+      const botId = `bot_m_${rate.burst}_${rate.windowSecs}`;
+      const taken = new Map<number, number>();
+      const inWindow = (second: number) => {
+        let sum = 0;
+        for (let s = second - rate.windowSecs + 1; s <= second; s++) sum += taken.get(s) ?? 0;
+        return sum;
+      };
+      let second = s0;
+      for (let i = 0; i < 150; i++) {
+        second += [0, 0, 0, 1, 1, 2, rate.windowSecs - 1, rate.windowSecs, 61][Math.floor(random() * 9)]!;
+        const now = second * 1000 + Math.floor(random() * 1000);
+        const wait = await limiter.take(botId, now);
+        const room = inWindow(second) < rate.burst;
+        expect(wait === 0, `request ${i} at +${second - s0} s`).toBe(room);
+        if (room) {
+          taken.set(second, (taken.get(second) ?? 0) + 1);
+          continue;
+        }
+        // The first second with room, never 0 nor past the window.
+        let expected = 1;
+        while (inWindow(second + expected) >= rate.burst) expected++;
+        expect(wait, `request ${i} at +${second - s0} s`).toBe(expected);
+        expect(wait).toBeLessThanOrEqual(rate.windowSecs);
+        // Waited, it is taken, at the very start of that second; a second earlier it was not.
+        if (random() < 0.5) {
+          second += wait;
+          expect(await limiter.take(botId, second * 1000)).toBe(0);
+          taken.set(second, (taken.get(second) ?? 0) + 1);
+        }
+      }
+    }
+  });
+
+  it("keeps a 60 s window whole through the leader's prune and a minute's quiet, and one bot's counts are its own", async () => {
+    const limiter = new HookLimiter(store, { burst: 2, windowSecs: 60 });
+    const t0 = Date.parse("2026-03-01T15:00:00.999Z");
+    const s0 = Math.floor(t0 / 1000);
+    expect(await limiter.take("bot_long", t0)).toBe(0);
+    expect(await limiter.take("bot_long", t0 + 30_000)).toBe(0);
+    // The leader prunes as bot-alerts.ts does, at the last second the first one still counts.
+    await store.botHookHits.prune(s0 + 59 - 60);
+    expect(await limiter.take("bot_long", (s0 + 59) * 1000)).toBe(1);
+    expect(await limiter.take("bot_long", (s0 + 59) * 1000 + 999)).toBe(1);
+    // Another bot, even one whose id shares a prefix, is not affected.
+    expect(await limiter.take("bot_lon", (s0 + 59) * 1000)).toBe(0);
+    expect(await limiter.take("bot_long2", (s0 + 59) * 1000)).toBe(0);
+    expect(await limiter.take("bot_long", (s0 + 60) * 1000)).toBe(0);
+    // Its second of t0 + 30 s counts until t0 + 90 s.
+    expect(await limiter.take("bot_long", (s0 + 61) * 1000)).toBe(29);
+  });
 });
