@@ -158,4 +158,20 @@ describe.each(storeBackends)("the webhook rate limit counted in the store on $na
     // Its second of t0 + 30 s counts until t0 + 90 s.
     expect(await limiter.take("bot_long", (s0 + 61) * 1000)).toBe(29);
   });
+
+  it("says the right Retry-After while a flood's refused requests are still counted on another replica", async () => {
+    other = await opened.reopen();
+    const rate = { burst: 20, windowSecs: 2 };
+    const limiter = new HookLimiter(store, rate);
+    const t0 = Date.parse("2026-03-01T16:00:00.000Z");
+    const s0 = Math.floor(t0 / 1000);
+    for (let i = 0; i < 20; i++) expect(await limiter.take("bot_f", t0 + i)).toBe(0);
+    // The next second, a flood of 25 on the other replica: each counted, none taken back yet.
+    for (let i = 0; i < 25; i++) await other.botHookHits.hit("bot_f", s0 + 1, rate.windowSecs);
+    // Of the window, only t0's 20 are taken; they leave it in a second, and then the bot takes again.
+    const wait = await limiter.take("bot_f", t0 + 1500);
+    for (let i = 0; i < 25; i++) await other.botHookHits.unhit("bot_f", s0 + 1);
+    expect(await limiter.take("bot_f", t0 + 2000)).toBe(0);
+    expect(wait).toBe(1);
+  });
 });

@@ -31,11 +31,15 @@ export class HookLimiter {
   async take(botId: string, now = Date.now()): Promise<number> {
     const second = Math.floor(now / 1000);
     const { current, before } = await this.store.botHookHits.hit(botId, second, this.rate.windowSecs);
-    if (before.reduce((sum, count) => sum + count, current) <= this.rate.burst) return 0;
+    const earlier = before.reduce((sum, count) => sum + count, 0);
+    if (earlier + current <= this.rate.burst) return 0;
     await this.store.botHookHits.unhit(botId, second);
     // Seconds after this one, the window's oldest seconds no longer count; the wait is the first
     // that leaves room for one more (this second's requests count until the window passes them).
-    const counts = [...before, current - 1];
+    // Of this second's count, at most what the seconds before left room for was taken: the rest are
+    // refused requests, on other replicas too, not yet taken back (a flood would otherwise make the
+    // wait the whole window).
+    const counts = [...before, Math.min(current - 1, Math.max(0, this.rate.burst - earlier))];
     for (let wait = 1; wait < this.rate.windowSecs; wait++) {
       if (counts.slice(wait).reduce((sum, count) => sum + count, 0) < this.rate.burst) return wait;
     }
