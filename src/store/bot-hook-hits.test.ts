@@ -59,13 +59,14 @@ describe.each(storeBackends)("the webhook rate limit counted in the store on $na
     await limiter.take("bot_a", t0 + 120_000);
     const hits = await store.botHookHits.hit("bot_a", Math.floor(t0 / 1000) + 1, 2);
     // The second just after t0 had none; the one of t0 is gone, so it is not counted as the one before.
-    expect(hits).toEqual({ current: 1, before: [0] });
+    expect(hits).toEqual({ current: 1, before: [0], after: [0] });
     // The leader's prune takes every bot's old counts, of bots no longer called too.
     await limiter.take("bot_quiet", t0 + 200_000);
     await store.botHookHits.prune(Math.floor((t0 + 400_000) / 1000));
     expect(await store.botHookHits.hit("bot_quiet", Math.floor((t0 + 201_000) / 1000), 2)).toEqual({
       current: 1,
       before: [0],
+      after: [0],
     });
   });
 
@@ -173,5 +174,18 @@ describe.each(storeBackends)("the webhook rate limit counted in the store on $na
     for (let i = 0; i < 25; i++) await other.botHookHits.unhit("bot_f", s0 + 1);
     expect(await limiter.take("bot_f", t0 + 2000)).toBe(0);
     expect(wait).toBe(1);
+  });
+
+  it("counts a second a request reaches the store late, or from a replica whose clock is behind, against the seconds after it", async () => {
+    const limiter = new HookLimiter(store, { burst: 20, windowSecs: 2 });
+    const t0 = Date.parse("2026-03-01T17:00:00.000Z");
+    for (let i = 0; i < 20; i++) expect(await limiter.take("bot_k", t0 + 1000 + i)).toBe(0);
+    // A request of t0's second counted after them: t0 and t0 + 1 s are one window, already full.
+    const wait = await limiter.take("bot_k", t0 + 999);
+    expect(wait).toBeGreaterThan(0);
+    expect(wait).toBeLessThanOrEqual(2);
+    // Seconds a whole window after it are in no window with it.
+    for (let i = 0; i < 20; i++) expect(await limiter.take("bot_j", t0 + 2000 + i)).toBe(0);
+    expect(await limiter.take("bot_j", t0)).toBe(0);
   });
 });

@@ -10,9 +10,15 @@ const keepSecs = 60;
 export interface BotHookHitsRepo {
   /**
    * Counts one request of `botId` in `second` (seconds since 1970); answers the count of that
-   * second with this one, and of each of the `windowSecs - 1` seconds before it, oldest first.
+   * second with this one, and of each of the `windowSecs - 1` seconds before it and after it, oldest
+   * first (a replica whose clock is ahead, or a request that reached the store before this one,
+   * counted the seconds after).
    */
-  hit(botId: string, second: number, windowSecs: number): Promise<{ current: number; before: number[] }>;
+  hit(
+    botId: string,
+    second: number,
+    windowSecs: number,
+  ): Promise<{ current: number; before: number[]; after: number[] }>;
   /** Takes back one request of `second` (it was refused). */
   unhit(botId: string, second: number): Promise<void>;
   /** Deletes every bot's counts of seconds before `second` (bots no longer called keep none). */
@@ -41,20 +47,27 @@ export function botHookHitsRepo(ctx: StoreContext): BotHookHitsRepo {
           .where("second", "<", second - keepSecs)
           .execute();
       }
-      const first = second - Math.max(1, Math.min(windowSecs, keepSecs)) + 1;
+      const span = Math.max(1, Math.min(windowSecs, keepSecs));
+      const first = second - span + 1;
       const rows =
-        first < second
+        span > 1
           ? await ctx.db
               .selectFrom("bot_hook_hits")
               .select(["second", "count"])
               .where("bot_id", "=", botId)
               .where("second", ">=", first)
-              .where("second", "<", second)
+              .where("second", "<", second + span)
+              .where("second", "<>", second)
               .execute()
           : [];
-      const before = Array.from({ length: second - first }, () => 0);
-      for (const row of rows) before[Number(row.second) - first] = Number(row.count);
-      return { current, before };
+      const before = Array.from({ length: span - 1 }, () => 0);
+      const after = Array.from({ length: span - 1 }, () => 0);
+      for (const row of rows) {
+        const at = Number(row.second);
+        if (at < second) before[at - first] = Number(row.count);
+        else after[at - second - 1] = Number(row.count);
+      }
+      return { current, before, after };
     },
     async prune(second) {
       await ctx.db.deleteFrom("bot_hook_hits").where("second", "<", second).execute();

@@ -30,18 +30,27 @@ export class HookLimiter {
   /** Takes one request; the whole seconds to wait when none is left, else 0. */
   async take(botId: string, now = Date.now()): Promise<number> {
     const second = Math.floor(now / 1000);
-    const { current, before } = await this.store.botHookHits.hit(botId, second, this.rate.windowSecs);
-    const earlier = before.reduce((sum, count) => sum + count, 0);
-    if (earlier + current <= this.rate.burst) return 0;
+    const { current, before, after } = await this.store.botHookHits.hit(botId, second, this.rate.windowSecs);
+    const span = before.length + 1;
+    const total = (counts: number[]) => counts.reduce((sum, count) => sum + count, 0);
+    const earlier = total(before);
+    // Taken while every window this second is in holds at most `burst` with it: the ones with the
+    // seconds after it too (counted by a replica whose clock is ahead, or by requests that reached
+    // the store before this one).
+    const all = [...before, current, ...after];
+    let fits = true;
+    for (let start = 0; start < span; start++)
+      fits &&= total(all.slice(start, start + span)) <= this.rate.burst;
+    if (fits) return 0;
     await this.store.botHookHits.unhit(botId, second);
     // Seconds after this one, the window's oldest seconds no longer count; the wait is the first
     // that leaves room for one more (this second's requests count until the window passes them).
     // Of this second's count, at most what the seconds before left room for was taken: the rest are
     // refused requests, on other replicas too, not yet taken back (a flood would otherwise make the
     // wait the whole window).
-    const counts = [...before, Math.min(current - 1, Math.max(0, this.rate.burst - earlier))];
+    const counts = [...before, Math.min(current - 1, Math.max(0, this.rate.burst - earlier)), ...after];
     for (let wait = 1; wait < this.rate.windowSecs; wait++) {
-      if (counts.slice(wait).reduce((sum, count) => sum + count, 0) < this.rate.burst) return wait;
+      if (total(counts.slice(wait, wait + span)) < this.rate.burst) return wait;
     }
     return this.rate.windowSecs;
   }
