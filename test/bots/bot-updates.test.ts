@@ -126,7 +126,7 @@ describe.skipIf(!haveDocker)("bot health, safe updates, rollback and env on a re
     await startBot({
       name: "health-cmd",
       image: images.v1,
-      health: { cmd: "test -f /tmp/ready && echo ready-ok", interval_ms: 1000, timeout_ms: 2000 },
+      health: { cmd: "test -f /tmp/ready && echo ready-ok", interval_ms: 1000, timeout_ms: 10_000 },
     });
     const running = await waitBot("health-cmd", (bot) => bot.state === "running" && bot.health !== null);
     expect(running.health).toMatchObject({ status: "healthy", failures: 0, output: "ready-ok" });
