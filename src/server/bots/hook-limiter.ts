@@ -12,9 +12,6 @@ export interface HookRate {
 /** 20 in any two whole seconds: 10 a second, 20 at once. */
 export const defaultHookRate: HookRate = { burst: 20, windowSecs: 2 };
 
-/** The longest window: the store keeps a minute of counts (bot-hook-hits.ts). */
-export const maxHookWindowSecs = 60;
-
 /**
  * The webhook rate limit of each bot, counted in the store so it holds however many replicas
  * take the requests: a request is taken while the bot's requests in this whole second and the
