@@ -1,9 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import WebSocket from "ws";
-import type { RunEvent } from "../src/core/events.js";
-import { runnerSocketPath, type ServerMessage } from "../src/core/protocol.js";
 import { tempDir } from "./helpers/cli.js";
-import { describeHealthTries, healthLimit, healthWhileTries } from "./helpers/health-latency.js";
+import {
+  type AssignMessage,
+  assignedOneStep,
+  oneStep,
+  ProtocolRunner,
+  stepResult,
+  storedBytes,
+  token,
+} from "./helpers/protocol-runner.js";
 import { api, isFinal, readEvents, startTestServer, type TestServer, waitForRun } from "./helpers/server.js";
 
 /*
@@ -11,123 +16,6 @@ import { api, isFinal, readEvents, startTestServer, type TestServer, waitForRun 
  * token could: it takes its job and then reports whatever it likes. What it may not do is write
  * past what the server allows, or into anything but the job it holds.
  */
-
-const oneStep = `version: v0.1
-name: attacked
-inventory:
-  hosts:
-    worker: {}
-steps:
-  - name: hello
-    targets: [worker]
-    action: cmd.run
-    args:
-      cmd: echo hello
-`;
-
-interface AssignMessage {
-  type: "assign";
-  job: { job_id: string; kind: string; payload: { run_id: string; step: string; host: string } };
-}
-
-/** A hand-made runner on the socket: it says hello and keeps every message the server sends. */
-class ProtocolRunner {
-  readonly received: ServerMessage[] = [];
-  private readonly waiters: Array<() => void> = [];
-
-  private constructor(readonly socket: WebSocket) {
-    socket.on("message", (data) => {
-      this.received.push(JSON.parse(String(data)) as ServerMessage);
-      for (const wake of this.waiters.splice(0)) wake();
-    });
-  }
-
-  static async connect(
-    server: TestServer,
-    token: string,
-    id: string,
-    labels: string[] = [],
-  ): Promise<ProtocolRunner> {
-    const socket = new WebSocket(`${server.url.replace(/^http/, "ws")}${runnerSocketPath}`, {
-      headers: { authorization: `Bearer ${token}` },
-      // An all-zero mask is not applied: a large message then costs this process (which also
-      // measures /health) nothing to send.
-      generateMask: (mask) => mask.fill(0),
-    });
-    await new Promise<void>((resolve, reject) => {
-      socket.once("open", () => resolve());
-      socket.once("error", reject);
-    });
-    const runner = new ProtocolRunner(socket);
-    runner.send({ type: "hello", jobs: [], runner: { id, hostname: "attacker", capacity: 1, labels } });
-    await runner.next((m) => m.type === "welcome");
-    return runner;
-  }
-
-  send(message: unknown): void {
-    this.socket.send(JSON.stringify(message));
-  }
-
-  /** The first message (from `from` on) that matches, waiting up to 15 s for it. */
-  async next<T = ServerMessage>(match: (m: ServerMessage) => boolean, from = 0): Promise<T> {
-    const deadline = Date.now() + 15_000;
-    for (;;) {
-      const found = this.received.slice(from).find(match);
-      if (found) return found as unknown as T;
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no matching message; got ${JSON.stringify(this.received)}`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
-  }
-
-  close(): void {
-    this.socket.terminate();
-  }
-
-  /** Sends `text` as one message; resolves with the socket's close, or the server's first error after it. */
-  sendAndSee(
-    text: string | Buffer,
-  ): Promise<{ closed?: { code: number; reason: string }; error?: ServerMessage }> {
-    const from = this.received.length;
-    const closed = new Promise<{ closed: { code: number; reason: string } }>((resolve) =>
-      this.socket.once("close", (code, reason) => resolve({ closed: { code, reason: String(reason) } })),
-    );
-    const error = this.next((m) => m.type === "error", from).then((m) => ({ error: m }));
-    this.socket.send(text);
-    return Promise.race([closed, error]);
-  }
-}
-
-const stepResult = {
-  kind: "step",
-  status: "success",
-  exit_code: 0,
-  exports: {},
-  duration_ms: 1,
-  memory_peak_bytes: 0,
-  cpu_ms: 0,
-};
-
-async function token(server: TestServer, body: Record<string, unknown>): Promise<string> {
-  const { status, body: created } = await api<{ token: string }>(server.url, "POST", "/api/tokens", body);
-  if (status !== 201) throw new Error(`token: ${status} ${JSON.stringify(created)}`);
-  return created.token;
-}
-
-function storedBytes(events: RunEvent[]): number {
-  let bytes = 0;
-  for (const event of events) {
-    if (event.type === "step.output") bytes += Buffer.byteLength(event.data, "utf8");
-    if (event.type === "notice") bytes += Buffer.byteLength(event.message, "utf8");
-  }
-  return bytes;
-}
 
 describe("a runner speaking the protocol itself", () => {
   const cap = 256 * 1024;
@@ -141,28 +29,8 @@ describe("a runner speaking the protocol itself", () => {
     await server?.proc.kill();
   });
 
-  /** A runner of its own, connected as `name`, handed the job of a one-step run submitted for it. */
-  async function assignedOneStep(name: string) {
-    const runner = await ProtocolRunner.connect(
-      server,
-      await token(server, { kind: "runner", name: "r" }),
-      name,
-    );
-    try {
-      const { body } = await api<{ run_id: string }>(server.url, "POST", "/api/runs", {
-        kind: "workflow",
-        workflow: oneStep,
-      });
-      const assign = await runner.next<AssignMessage>((m) => m.type === "assign");
-      return { runner, runId: body.run_id, jobId: assign.job.job_id, payload: assign.job.payload };
-    } catch (error) {
-      runner.close();
-      throw error;
-    }
-  }
-
   it("cannot store more than the run's log cap by reporting notices instead of output", async () => {
-    const { runner, runId, jobId, payload } = await assignedOneStep("notices");
+    const { runner, runId, jobId, payload } = await assignedOneStep(server, "notices");
     try {
       runner.send({ type: "accept", job_id: jobId });
       // 16 notices of 64 KiB each on its own step: four times the cap.
@@ -286,7 +154,7 @@ describe("a runner speaking the protocol itself", () => {
   }, 60_000);
 
   it("stores a replayed batch once and refuses batch numbers below 1", async () => {
-    const { runner, runId, jobId, payload } = await assignedOneStep("replays");
+    const { runner, runId, jobId, payload } = await assignedOneStep(server, "replays");
     try {
       runner.send({ type: "accept", job_id: jobId });
       const output = (data: string) => ({
@@ -317,165 +185,6 @@ describe("a runner speaking the protocol itself", () => {
     } finally {
       runner.close();
     }
-  }, 60_000);
-
-  it("cuts off a tenant's runner that sends a message past an event batch's size, saying why, and answers others meanwhile", async () => {
-    const attackerToken = await token(server, { kind: "runner", name: "huge", tenant_id: "initech" });
-    // 120,000 one-character outputs, 9 MB: under the 64 MiB a runner's message could hold, it
-    // was read and checked on the event loop, holding every request for seconds.
-    const output = { type: "step.output", stream: "stdout", data: "x", step: "s", host: "h" };
-    const text = Buffer.from(
-      JSON.stringify({ type: "events", job_id: "none", batch: 1, events: Array(120_000).fill(output) }),
-    );
-    const attackers: ProtocolRunner[] = [];
-    const connect = async () => {
-      const attacker = await ProtocolRunner.connect(server, attackerToken, `huge-sender-${attackers.length}`);
-      attackers.push(attacker);
-      return attacker;
-    };
-    // The baseline is a runner that connects and sends a small message the server refuses: what a
-    // connection costs the event loop on this machine at that moment, which the large message must
-    // not add much to.
-    const tries = await healthWhileTries(
-      server.url,
-      async () => {
-        // WebSocket's "message too big": the runner logs that the server takes at most 4 MiB.
-        expect(await (await connect()).sendAndSee(text)).toEqual({ closed: { code: 1009, reason: "" } });
-      },
-      async () => {
-        const small = JSON.stringify({ type: "events", job_id: "none", batch: 1, events: [output] });
-        const sender = await connect();
-        expect(await sender.sendAndSee(small)).toHaveProperty("error");
-        // Gone as the large message's sender is: the job below is the normal runner's to take.
-        sender.close();
-      },
-    );
-    const last = tries.at(-1)!;
-    // Refused from its header (the 1009 above), the message's 9 MB still arrive and are thrown
-    // away: 8 to 14 ms of /health here against 2 for the baseline, and 167 to 253 ms under CI's
-    // full suite on a slow host. What this guards is the seconds a message read and checked on
-    // the event loop held every request for: a second at least, whatever the machine.
-    expect(last.during, describeHealthTries(tries, "the message")).toBeLessThan(
-      Math.max(1000, healthLimit(last)),
-    );
-    // A runner that sends what a runner sends goes on: it takes a job and finishes it.
-    const runner = await ProtocolRunner.connect(
-      server,
-      await token(server, { kind: "runner", name: "normal", tenant_id: "initech" }),
-      "normal-sender",
-    );
-    try {
-      const member = await token(server, { kind: "user", name: "initech member", tenant_id: "initech" });
-      const { body } = await api<{ run_id: string }>(
-        server.url,
-        "POST",
-        "/api/runs",
-        { kind: "workflow", workflow: oneStep },
-        member,
-      );
-      const assign = await runner.next<AssignMessage>((m) => m.type === "assign");
-      const { job_id: jobId, payload } = assign.job;
-      runner.send({ type: "accept", job_id: jobId });
-      // A batch past 64 KiB is read off the event loop, and still before the result that follows it.
-      const data = "y".repeat(90 * 1024);
-      const line = { type: "step.output", stream: "stdout", data, step: payload.step, host: payload.host };
-      runner.send({ type: "events", job_id: jobId, batch: 1, events: [line] });
-      runner.send({ type: "finished", job_id: jobId, batches: 1, result: stepResult });
-      await runner.next((m) => m.type === "done");
-      const run = await waitForRun(server.url, body.run_id, isFinal);
-      expect(run.status).toBe("success");
-      const stored = (await readEvents(server.url, body.run_id)).flatMap((e) =>
-        e.type === "step.output" ? [e.data] : [],
-      );
-      expect(stored.join("")).toBe(data);
-    } finally {
-      runner.close();
-      for (const attacker of attackers) attacker.close();
-    }
-  }, 60_000);
-
-  // 60,000 empty events are 180 KB, read where they arrive; 400,000 are 1.2 MB, read on the JSON thread.
-  it.each([60_000, 400_000])(
-    "cuts off a tenant's runner whose message holds more than 50,000 JSON values (%i), saying why",
-    async (count) => {
-      const attacker = await ProtocolRunner.connect(
-        server,
-        await token(server, { kind: "runner", name: `many-${count}`, tenant_id: "initech" }),
-        `many-values-${count}`,
-      );
-      try {
-        const text = JSON.stringify({
-          type: "events",
-          job_id: "none",
-          batch: 1,
-          events: Array(count).fill([]),
-        });
-        expect(await attacker.sendAndSee(text)).toEqual({
-          closed: { code: 1008, reason: "a runner's message may hold at most 50000 JSON values" },
-        });
-      } finally {
-        attacker.close();
-      }
-    },
-  );
-
-  it("refuses a runner token in the query string: the socket takes it as a header only", async () => {
-    const secret = await token(server, { kind: "runner", name: "in the url" });
-    const socket = new WebSocket(
-      `${server.url.replace(/^http/, "ws")}${runnerSocketPath}?access_token=${secret}`,
-    );
-    const status = await new Promise<number | "upgraded">((resolve, reject) => {
-      socket.on("error", () => undefined);
-      socket.on("open", () => resolve("upgraded"));
-      socket.on("unexpected-response", (_request, response) => resolve(response.statusCode ?? 0));
-      setTimeout(() => reject(new Error("no answer within 10 s")), 10_000).unref();
-    });
-    socket.terminate();
-    expect(status).toBe(401);
-  });
-
-  it("refuses a hello whose hostname and labels are past their caps, naming them, and lists no such runner", async () => {
-    const secret = await token(server, { kind: "runner", name: "long hello", tenant_id: "longhello" });
-    const socket = new WebSocket(`${server.url.replace(/^http/, "ws")}${runnerSocketPath}`, {
-      headers: { authorization: `Bearer ${secret}` },
-    });
-    await new Promise<void>((resolve, reject) => {
-      socket.once("open", () => resolve());
-      socket.once("error", reject);
-    });
-    const answers: ServerMessage[] = [];
-    // Closed with its code, or welcomed (-1): either ends the wait.
-    const closed = new Promise<number>((resolve) => {
-      socket.once("close", (code) => resolve(code));
-      socket.on("message", (data) => {
-        answers.push(JSON.parse(String(data)) as ServerMessage);
-        if (answers.at(-1)?.type === "welcome") resolve(-1);
-      });
-    });
-    socket.send(
-      JSON.stringify({
-        type: "hello",
-        jobs: [],
-        runner: {
-          id: "long-hello",
-          hostname: "h".repeat(600 * 1024),
-          labels: Array.from({ length: 5000 }, (_, i) => `label-${i}-${"l".repeat(150)}`),
-          capacity: 1,
-        },
-      }),
-    );
-    expect(await closed).toBe(4003);
-    const error = answers.find((m) => m.type === "error");
-    const text = JSON.stringify(error);
-    expect(text).toContain("INVALID_INPUT");
-    expect(text).toContain("hostname");
-    expect(text).toContain("at most 255");
-    expect(text).toContain("labels");
-    expect(text.length).toBeLessThan(4096);
-    expect(answers.some((m) => m.type === "welcome")).toBe(false);
-    const member = await token(server, { kind: "user", name: "long hello member", tenant_id: "longhello" });
-    const listed = await api<Array<{ id: string }>>(server.url, "GET", "/api/runners", undefined, member);
-    expect(listed.body.map((runner) => runner.id)).not.toContain("long-hello");
   }, 60_000);
 
   it("cannot publish text of its own on the public /health/agents as agent labels", async () => {
@@ -556,7 +265,7 @@ describe("a runner speaking the protocol itself", () => {
     }
   }, 60_000);
   it("cannot store a step's output before its step.started by sending it without taking the job up", async () => {
-    const { runner, runId, jobId, payload } = await assignedOneStep("no-accept");
+    const { runner, runId, jobId, payload } = await assignedOneStep(server, "no-accept");
     try {
       // No accept: the output comes first.
       const output = {
@@ -582,7 +291,7 @@ describe("a runner speaking the protocol itself", () => {
     }
   }, 60_000);
   it("cannot store the step's start twice, after its output, or past the log cap by sending its first batch twice, untaken, as notices", async () => {
-    const { runner, runId, jobId, payload } = await assignedOneStep("first-twice");
+    const { runner, runId, jobId, payload } = await assignedOneStep(server, "first-twice");
     try {
       // No accept: the first batch is stored with the step's start it stands for, in one write.
       const message = "n".repeat(64 * 1024);
@@ -628,7 +337,7 @@ describe("a runner speaking the protocol itself", () => {
     }
   }, 60_000);
   it("cannot store the step's start after its output, or its only batch twice, by reporting the job once, finished, twice over", async () => {
-    const { runner, runId, jobId, payload } = await assignedOneStep("finished-twice");
+    const { runner, runId, jobId, payload } = await assignedOneStep(server, "finished-twice");
     try {
       const output = {
         type: "step.output",
