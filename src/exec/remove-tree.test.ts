@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, w
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, onTestFinished } from "vitest";
-import { maxRemoveDepth, removeTree } from "./remove-tree.js";
+import { maxRemoveDepth, removeTree, syncCalls } from "./remove-tree.js";
 
 const made: string[] = [];
 afterEach(() => {
@@ -34,6 +34,16 @@ describe("removeTree", () => {
     await removeTree(join(root, "file"));
     await removeTree(join(root, "absent"));
     expect(readdirSync(root)).toEqual([]);
+  });
+
+  it("removes a tree past what it walks on the event loop, going on through the pool mid-walk", async () => {
+    const root = folder();
+    // More entries than the loop's share (`syncCalls`): the walk is handed over inside a folder.
+    fill(join(root, "large"), syncCalls);
+    mkdirSync(join(root, "large", "nested", "last"));
+    writeFileSync(join(root, "large", "nested", "last", "file"), "x");
+    await removeTree(join(root, "large"));
+    expect(existsSync(join(root, "large"))).toBe(false);
   });
 
   it("removes links, never what they point to, at the top and inside", async () => {

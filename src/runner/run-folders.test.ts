@@ -1,4 +1,5 @@
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
@@ -94,5 +95,23 @@ describe("a run's folders on a runner", () => {
     expect(made.runs.kept()).toEqual([]);
     const place = await made.runs.hold("late");
     await releasedAndRemoved(made, "late", place, "its run ended");
+  });
+
+  it("go whole at the run's end, links in them removed, not followed, and a tree deeper than the safe walk goes", async () => {
+    const here = folders(60_000);
+    here.runs.serverTellsEnds(true);
+    const place = await here.runs.hold("deep");
+    const outside = mkdtempSync(join(tmpdir(), "runyard-run-folders-outside-"));
+    made.push(outside);
+    writeFileSync(join(outside, "kept.txt"), "x");
+    symlinkSync(outside, join(place.folder, "link"));
+    // Deeper than removeTree walks (maxRemoveDepth), as a step can make it.
+    execFileSync("perl", ["-e", 'for (1..200) { mkdir "d" or die; chdir "d" or die } open F, ">f" or die'], {
+      cwd: place.home,
+    });
+    here.runs.ended("deep");
+    await releasedAndRemoved(here, "deep", place, "its run ended");
+    expect(existsSync(join(place.home, ".."))).toBe(false);
+    expect(readdirSync(outside)).toEqual(["kept.txt"]);
   });
 });

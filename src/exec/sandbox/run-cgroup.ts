@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
-import { mkdir, rmdir, writeFile } from "node:fs/promises";
+import { mkdir, rmdir } from "node:fs/promises";
 import { join } from "node:path";
 
 /**
@@ -59,14 +59,16 @@ export class RunCgroup {
   private constructor(readonly folder: string) {}
 
   /**
-   * Makes a group of its own under `hierarchy` holding at most `max` processes. Off the event loop:
-   * the kernel takes a while over a cgroup's mkdir and rmdir (on cgroup v1, an RCU grace period).
+   * Makes a group of its own under `hierarchy` holding at most `max` processes. The mkdir off the
+   * event loop: the kernel takes a while over a cgroup's mkdir and rmdir (on cgroup v1, an RCU grace
+   * period). Its limit on it: a write of a few bytes to a kernel file, where the open, write and
+   * close each handed to libuv's pool cost more than the three calls.
    */
   static async make(hierarchy: PidsHierarchy, max: number): Promise<RunCgroup | { problem: string }> {
     const folder = join(hierarchy.folder, `sandbox-${randomBytes(8).toString("hex")}`);
     try {
       await mkdir(folder);
-      await writeFile(join(folder, "pids.max"), String(max));
+      writeFileSync(join(folder, "pids.max"), String(max));
       return new RunCgroup(folder);
     } catch (error) {
       await rmdir(folder).catch(() => undefined);
