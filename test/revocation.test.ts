@@ -22,7 +22,10 @@ import {
 // About a runner's loss: its leases are short (helpers/server.ts).
 expectRunnerLoss();
 
-/** A step in `dir` (a `stepDir`) that marks it started, then waits for `release` (at most 20 s). */
+/**
+ * A step in `dir` (a `stepDir`) that marks it started, then waits for `release` (at most 90 s): far
+ * past the tests' nets, so a step that goes within them was stopped, and did not end on its own.
+ */
 const heldFlow = (dir: string): string => `version: v0.1
 name: held
 inventory:
@@ -36,7 +39,7 @@ steps:
       cwd: ${dir}
       script: |
         echo started > ${dir}/started
-        for i in $(seq 1 400); do [ -e ${dir}/release ] && break; sleep 0.05; done
+        for i in $(seq 1 1800); do [ -e ${dir}/release ] && break; sleep 0.05; done
         echo done
 `;
 
@@ -109,28 +112,25 @@ describe("revoking a runner token", () => {
       env: { RUNYARD_SERVER_URL: server.url, RUNYARD_TOKEN: adminToken },
     });
     expect(revoke.code, revoke.stderr).toBe(0);
-    // Within a second of the CLI's answer (its own start-up is not the server's doing).
-    const revokedAt = Date.now();
-    await runner.waitFor("the server closed the connection: runner token revoked", 1000);
-    await eventually(
-      "the runner is offline",
-      async () => (await runnerStatus(server.url, "revoked-runner")) === "offline",
-      1000,
-    );
-    expect(Date.now() - revokedAt).toBeLessThan(1000);
+    // At once: the revoke answers only once the server has closed the socket and marked the runner
+    // offline, so it is offline at the answer, with no time for a lease or a sweep to do it; the
+    // close then reaches the runner (the wait is a net on a loaded machine, not the bound).
+    expect(await runnerStatus(server.url, "revoked-runner")).toBe("offline");
+    await runner.waitFor("the server closed the connection: runner token revoked", 30_000);
 
-    // The job it was running ends at once (no retry: the run is interrupted) and its process stops.
-    const ended = await waitForRun(server.url, held, isFinal, 5000);
+    // The job it was running ends (no retry: the run is interrupted, not run out: the step holds
+    // 90 s) and its process stops.
+    const ended = await waitForRun(server.url, held, isFinal, 30_000);
     expect(ended.error?.code).toBe("RUNNER_LOST");
     expect(ended.error?.message).toContain("token was revoked");
-    await until("the step's process is gone", () => !alive(stepPid), 5000);
+    await until("the step's process is gone", () => !alive(stepPid), 30_000);
 
     // A run submitted now stays queued: the runner keeps knocking and is refused each time.
     const marker = join(stepDir(), "marker");
     const queued = await submit(server.url, markerFlow(marker));
     const refusals = (): number => runner.output().split("refused the runner token (HTTP 401)").length - 1;
     const before = refusals();
-    await until("the runner tried to reconnect twice more", () => refusals() >= before + 2, 15_000);
+    await until("the runner tried to reconnect twice more", () => refusals() >= before + 2, 30_000);
     expect(existsSync(marker)).toBe(false);
     const run = await api<{ status: string; waiting_for: { reason?: string }[] }>(
       server.url,
@@ -158,6 +158,14 @@ async function openStream(url: string, runId: string, token: string): Promise<{ 
   })();
   return { ended };
 }
+
+/**
+ * How long after a revocation's answer its streams must have ended. The server ends them before it
+ * answers; what is left is this process reading the end, a net for a loaded machine. A stream the
+ * revocation missed ends only at its keep-alive, 15 s after it opened (src/server/sse.ts), which
+ * the CLI's answer comes well before.
+ */
+const streamEndMs = 5000;
 
 /** Whether `promise` settles within `ms`. */
 async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
@@ -225,8 +233,8 @@ describe("removing a user or revoking a user token", () => {
 
     const removed = await runCli(["user", "remove", "ana"], { env: admin });
     expect(removed.code, removed.stderr).toBe(0);
-    expect(await settlesWithin(byToken.ended, 1000)).toBe(true);
-    expect(await settlesWithin(bySession.ended, 1000)).toBe(true);
+    expect(await settlesWithin(byToken.ended, streamEndMs)).toBe(true);
+    expect(await settlesWithin(bySession.ended, streamEndMs)).toBe(true);
     expect((await api(server.url, "GET", "/api/runs", undefined, personal.body.token)).status).toBe(401);
     expect((await api(server.url, "GET", "/api/runs", undefined, session.body.token)).status).toBe(401);
   });
@@ -244,12 +252,41 @@ describe("removing a user or revoking a user token", () => {
       env: { RUNYARD_SERVER_URL: server.url, RUNYARD_TOKEN: adminToken },
     });
     expect(revoke.code, revoke.stderr).toBe(0);
-    expect(await settlesWithin(stream.ended, 1000)).toBe(true);
+    expect(await settlesWithin(stream.ended, streamEndMs)).toBe(true);
     expect((await api(server.url, "GET", "/api/runs", undefined, made.body.token)).status).toBe(401);
   });
 });
 
 const postgresAdminUrl = inject("postgresAdminUrl");
+
+/**
+ * Listens to the replicas' fleet channel (src/store/postgres-link.ts) as a replica does; `heard`
+ * resolves with the time (`Date.now()`) the first message `matches` arrived, within 30 s.
+ */
+async function fleetMessage(
+  databaseUrl: string,
+  matches: (message: { type?: string; id?: string }) => boolean,
+): Promise<{ heard: Promise<number>; stop: () => Promise<void> }> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  await client.query("listen runyard_fleet");
+  let timer: NodeJS.Timeout | undefined;
+  const heard = new Promise<number>((resolve, reject) => {
+    timer = setTimeout(() => reject(new Error("no replica told the fleet in 30 s")), 30_000);
+    client.on("notification", (notification) => {
+      const message = JSON.parse(notification.payload ?? "null") as { type?: string; id?: string } | null;
+      if (message && matches(message)) resolve(Date.now());
+    });
+  });
+  heard.catch(() => undefined);
+  return {
+    heard,
+    stop: async () => {
+      clearTimeout(timer);
+      await client.end();
+    },
+  };
+}
 
 describe.skipIf(!postgresAdminUrl)("revoking a runner token on one replica of several", () => {
   it("closes the runner's socket on the replica it is connected to within a second", async () => {
@@ -274,27 +311,44 @@ describe.skipIf(!postgresAdminUrl)("revoking a runner token on one replica of se
     await until("the held step runs", () => existsSync(join(dir, "started")));
     const stepPid = heldStepGroup(dir);
 
-    const revoke = await runCli(["token", "revoke", token.id], {
-      env: { RUNYARD_SERVER_URL: first.url, RUNYARD_TOKEN: adminToken },
-    });
-    expect(revoke.code, revoke.stderr).toBe(0);
-    const revokedAt = Date.now();
-    await runner.waitFor("the server closed the connection: runner token revoked", 1000);
+    // The first replica tells the fleet; the second closes the socket on that word. Timed from the
+    // word as this test hears it to the runner's own time of the close (its log line's), not from
+    // the CLI's answer: the CLI's exit and this test's reading of the runner's output are no
+    // replica's doing. A lost word is made up by a sweep every 2 s (src/server/fleet/fleet-relay.ts),
+    // so the second replica must act well within that.
+    const told = await fleetMessage(
+      databaseUrl,
+      (message) => message.type === "revoked" && message.id === token.id,
+    );
+    try {
+      const closed = runner.waitFor(
+        /\{[^\n]*"msg":"the server closed the connection: runner token revoked"[^\n]*\}/,
+        30_000,
+      );
+      const revoke = await runCli(["token", "revoke", token.id], {
+        env: { RUNYARD_SERVER_URL: first.url, RUNYARD_TOKEN: adminToken },
+      });
+      expect(revoke.code, revoke.stderr).toBe(0);
+      const [toldAt, closedLine] = await Promise.all([told.heard, closed]);
+      const closedAt = (JSON.parse(closedLine) as { time: number }).time;
+      expect(closedAt - toldAt, "from the fleet's word to the runner's close, in ms").toBeLessThan(1000);
+    } finally {
+      await told.stop();
+    }
     await eventually(
       "the runner is offline",
       async () => (await runnerStatus(first.url, "revoked-elsewhere")) === "offline",
-      1000,
+      30_000,
     );
-    expect(Date.now() - revokedAt).toBeLessThan(1000);
-    const ended = await waitForRun(first.url, held, isFinal, 5000);
+    const ended = await waitForRun(first.url, held, isFinal, 30_000);
     expect(ended.error?.code).toBe("RUNNER_LOST");
-    await until("the step's process is gone", () => !alive(stepPid), 5000);
+    await until("the step's process is gone", () => !alive(stepPid), 30_000);
 
     const marker = join(stepDir(), "marker");
     const queued = await submit(second.url, markerFlow(marker));
     const refusals = (): number => runner.output().split("refused the runner token (HTTP 401)").length - 1;
     const before = refusals();
-    await until("the runner tried to reconnect twice more", () => refusals() >= before + 2, 15_000);
+    await until("the runner tried to reconnect twice more", () => refusals() >= before + 2, 30_000);
     expect(existsSync(marker)).toBe(false);
     const run = await api<{ status: string }>(first.url, "GET", `/api/runs/${queued}`);
     expect(run.body.status).toBe("queued");

@@ -129,9 +129,11 @@ describe("RunnerDaemon with several servers", () => {
     await until(() => first.arrivals.length >= 2, 20_000);
     const [firstTry = 0, secondRound = 0] = first.arrivals;
     const secondTry = second.arrivals[0] ?? 0;
-    // first -> second at once; then the backoff (5000 ms, +-20 %) before the next round.
-    expect(secondTry - firstTry).toBeLessThan(2500);
-    expect(secondRound - secondTry).toBeGreaterThanOrEqual(3750);
+    // first -> second at once; then the backoff (5000 ms, +-20 %: 4000 at the least) before the
+    // next round. One line between the two: a busy machine's "at once" may take seconds.
+    const backoffLeast = 3750;
+    expect(secondTry - firstTry).toBeLessThan(backoffLeast);
+    expect(secondRound - secondTry).toBeGreaterThanOrEqual(backoffLeast);
     // Within the first round the second server was tried once (the next round may have begun).
     expect(second.arrivals.filter((at) => at < secondRound)).toHaveLength(1);
   });

@@ -23,11 +23,20 @@ const writeTurn: Turn = {
   toolCalls: [{ name: "write_file", input: { path: "hello.py", content: 'print("hello")\n' }, id: "call_1" }],
   usage: { input_tokens: 120, output_tokens: 30 },
 };
-/** Answered after a 429 with retry-after: the run is still going when the tool call shows. */
+/** Lets the model answer the turn after the tool call, once the test has seen the run live. */
+let answerDone: () => void = () => undefined;
+const doneAnswered = new Promise<void>((resolve) => {
+  answerDone = resolve;
+});
+/**
+ * Held until the test lets it go, then answered after a 429 with retry-after: the run is still going
+ * when the tool call shows, however long the page takes to show it.
+ */
 const doneTurn: Turn = {
   text: "Added hello.py.",
   usage: { input_tokens: 200, output_tokens: 8 },
   failFirst: [{ kind: "status", status: 429, retryAfterSecs: 3 }],
+  after: doneAnswered,
 };
 const followTurn: Turn = { text: "Nothing else to change.", usage: { input_tokens: 300, output_tokens: 5 } };
 
@@ -110,6 +119,7 @@ describe.skipIf(!haveBrowser)("the agents pages", () => {
   }, 60_000);
 
   afterAll(async () => {
+    answerDone();
     await browser?.close();
     await up?.proc.kill();
     await model?.stop();
@@ -135,9 +145,10 @@ describe.skipIf(!haveBrowser)("the agents pages", () => {
     expect(await call.getByRole("definition").last().textContent()).toBe('print("hello")\n');
     expect(await call.textContent()).not.toContain("\\n");
     // Live: the tool call is on the page while the model has not answered yet.
-    await page.getByTestId("run-status").getByText("running").waitFor({ timeout: 2_000 });
+    await page.getByTestId("run-status").getByText("running").waitFor({ timeout: 30_000 });
     expect(await transcript.getByText("Added hello.py.").count()).toBe(0);
     await screenshot(page, "agents-run-live");
+    answerDone();
     await transcript.getByText("Added hello.py.").waitFor({ timeout: 60_000 });
     await page.getByTestId("run-status").getByText("success").waitFor({ timeout: 60_000 });
     // The script's tokens, summed from the run's agent.usage events.
