@@ -95,12 +95,20 @@ describe("removeTree", () => {
     // on a slow host.
   }, 120_000);
 
-  it("holds a bounded number of descriptors for a tree a step made thousands of folders deep", async () => {
+  it("removes a tree a step made thousands of folders deep, holding a bounded number of descriptors", async () => {
     const root = folder();
-    // As a step can make it: one folder inside the next, each named relative to the last.
-    execFileSync("perl", ["-e", 'for (1..3000) { mkdir "d" or die; chdir "d" or die }'], {
-      cwd: root,
-    });
+    // As a step can make it: one folder inside the next, each named relative to the last, the
+    // whole path far longer than a path can be (PATH_MAX): `rm -r` cannot name what lies deep.
+    execFileSync(
+      "perl",
+      [
+        "-e",
+        `for (1..3000) { mkdir "${"d".repeat(30)}" or die; chdir "${"d".repeat(30)}" or die } open F, ">f"`,
+      ],
+      {
+        cwd: root,
+      },
+    );
     const open = () => readdirSync("/proc/self/fd").length;
     const before = open();
     let most = before;
@@ -108,16 +116,25 @@ describe("removeTree", () => {
       most = Math.max(most, open());
     }, 1);
     try {
-      await removeTree(join(root, "d"));
+      expect(await removeTree(join(root, "d".repeat(30)))).toBe(true);
     } finally {
       clearInterval(sampler);
     }
     // Each folder on the way was held open until emptied: the runner would have held 3000.
     expect(most - before).toBeLessThan(maxRemoveDepth + 50);
-    // What lies deeper than the walk goes is left, not an error.
-    expect(existsSync(join(root, "d"))).toBe(true);
-    // Removed by perl, which walks by chdir: a path this deep is too long for rmSync to name.
-    execFileSync("perl", ["-MFile::Path=rmtree", "-e", 'rmtree("d")'], { cwd: root });
     expect(readdirSync(root)).toEqual([]);
+  });
+
+  it("removes names that are not UTF-8", async () => {
+    const root = folder();
+    execFileSync(
+      "perl",
+      ["-e", 'mkdir "a\\xff" or die; open F, ">a\\xff/b\\xfe" or die; open G, ">c\\xc3" or die'],
+      {
+        cwd: root,
+      },
+    );
+    expect(await removeTree(root)).toBe(true);
+    expect(existsSync(root)).toBe(false);
   });
 });

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import {
   close,
   closeSync,
@@ -9,6 +10,7 @@ import {
   openSync,
   readdir,
   readdirSync,
+  rename,
   rmdir,
   rmSync,
   type Stats,
@@ -21,8 +23,10 @@ import { join } from "node:path";
  * write beside it. `rm -r` walks by path: a step that swaps a folder on the way for a link to one
  * it cannot see (another tenant's files, the runner's home) would have root empty that. Here each
  * folder is opened without following a last link and its entries named through the descriptor
- * (`/proc/self/fd/N/name`): the link is removed, not its target. A file already gone is no error.
- * False when something was left (deeper than `maxRemoveDepth`, or swapped back and forth).
+ * (`/proc/self/fd/N/name`, its bytes as listed, UTF-8 or not): the link is removed, not its
+ * target. A file already gone is no error. A folder deeper than `maxRemoveDepth` is moved up into
+ * `path` and walked from there, so no depth is left, nor a path longer than the kernel names.
+ * False when something was left (swapped back and forth, past `maxSteps`).
  *
  * The calls that only look (lstat, open, readdir, close) are made on the event loop, the first
  * `syncCalls` of them: a run's folders after a trivial step hold a few entries, and handing each
@@ -32,7 +36,7 @@ import { join } from "node:path";
  * mounted with `discard` each waits for the disk (0.2 to 40 ms a folder, measured on ext4 here).
  */
 export async function removeTree(path: string): Promise<boolean> {
-  const walk = removeEntry(path, 0, { steps: maxSteps });
+  const walk = removeEntry(path, 0, { steps: maxSteps, moved: 0 });
   let next = walk.next();
   // Each call made here counts, and each name a folder listed here (the calls its entries will take).
   for (let spent = 0; !next.done; spent++) {
@@ -55,8 +59,9 @@ const maxTries = 8;
 /**
  * How deep the walk goes: each folder on the way is held open until it is empty, so a step that
  * made its folders thousands deep would have the runner, shared by every run, hold as many
- * descriptors and reach its open-files limit. What lies deeper is left where it is (the run's
- * private folders), as `rm -r` left a path too long to name.
+ * descriptors and reach its open-files limit. A folder deeper is moved up into the top folder
+ * and walked again from there: `rm -r` by path cannot name a path longer than PATH_MAX, and a
+ * step's tree deeper than that was left, for the runner's next start to fail on (run-folders.ts).
  */
 export const maxRemoveDepth = 128;
 
@@ -67,19 +72,31 @@ export const maxRemoveDepth = 128;
  */
 const maxSteps = 1_000_000;
 
+/** What one removal has left to spend, and where it moves what lies too deep (`removeEntry`). */
+interface Budget {
+  steps: number;
+  /** The top folder's descriptor path while it is emptied. */
+  top?: string;
+  /** How many folders were moved up into `top`. */
+  moved: number;
+}
+
 /** One system call the walk asks for; the driver (`removeTree`) makes it now or on the pool. */
-type Call = { call: "rmdir" | "unlink"; path: string } | Look;
+type Call = { call: "rmdir" | "unlink"; path: Path } | { call: "rename"; path: Path; to: string } | Look;
 
 /** The calls made on the event loop (`removeTree`). */
-type Look = { call: "lstat" | "readdir" | "open"; path: string } | { call: "close"; fd: number };
+type Look = { call: "lstat" | "readdir" | "open"; path: Path } | { call: "close"; fd: number };
+
+/** A path as given, or as listed through a descriptor: the entry's name its bytes, UTF-8 or not. */
+type Path = string | Buffer;
 
 /** What a call gave: its value, or the error it failed with. */
-type Answer = { value?: Stats | string[] | number; error?: NodeJS.ErrnoException };
+type Answer = { value?: Stats | Buffer[] | number; error?: NodeJS.ErrnoException };
 
 type Walk<T> = Generator<Call, T, Answer>;
 
 function isLook(call: Call): call is Look {
-  return call.call !== "rmdir" && call.call !== "unlink";
+  return call.call !== "rmdir" && call.call !== "unlink" && call.call !== "rename";
 }
 
 function callSync(call: Look): Answer {
@@ -88,7 +105,7 @@ function callSync(call: Look): Answer {
       case "lstat":
         return { value: lstatSync(call.path) };
       case "readdir":
-        return { value: readdirSync(call.path) };
+        return { value: readdirSync(call.path, { encoding: "buffer" }) };
       case "open":
         return { value: openSync(call.path, folderFlags) };
       case "close":
@@ -102,7 +119,7 @@ function callSync(call: Look): Answer {
 
 function callAsync(call: Call): Promise<Answer> {
   return new Promise((resolve) => {
-    const answer = (error: NodeJS.ErrnoException | null, value?: Stats | string[] | number): void =>
+    const answer = (error: NodeJS.ErrnoException | null, value?: Stats | Buffer[] | number): void =>
       resolve(error ? { error } : { value });
     switch (call.call) {
       case "lstat":
@@ -111,8 +128,10 @@ function callAsync(call: Call): Promise<Answer> {
         return unlink(call.path, answer);
       case "rmdir":
         return rmdir(call.path, answer);
+      case "rename":
+        return rename(call.path, call.to, answer);
       case "readdir":
-        return readdir(call.path, answer);
+        return readdir(call.path, { encoding: "buffer" }, answer);
       case "open":
         return open(call.path, folderFlags, answer);
       case "close":
@@ -135,7 +154,7 @@ function* tryCall(call: Call): Walk<NodeJS.ErrnoException | undefined> {
 }
 
 /** Whether the entry is gone; false: it (or something in it) was left. */
-function* removeEntry(path: string, depth: number, budget: { steps: number }): Walk<boolean> {
+function* removeEntry(path: Path, depth: number, budget: Budget): Walk<boolean> {
   for (let tries = 0; tries < maxTries; tries++) {
     if (--budget.steps < 0) return false;
     const { value, error } = yield { call: "lstat", path };
@@ -146,7 +165,15 @@ function* removeEntry(path: string, depth: number, budget: { steps: number }): W
       if (settled(yield* tryCall({ call: "unlink", path }), "EISDIR", "EPERM")) return true;
       continue;
     }
-    if (depth >= maxRemoveDepth) return false;
+    if (depth >= maxRemoveDepth) {
+      // Moved up into the top folder, whose walk lists it again (`emptyFolder`): a step's tree
+      // thousands deep costs no more descriptors. rename moves a link swapped in, never its target.
+      if (budget.top === undefined) return false;
+      const to = `${budget.top}/.removed-deeper-${randomUUID()}`;
+      if ((yield* tryCall({ call: "rename", path, to })) !== undefined) return false;
+      budget.moved++;
+      return true;
+    }
     const emptied = yield* emptyFolder(path, depth, budget);
     if (emptied === "not a folder") continue;
     if (emptied === "left") return false;
@@ -157,11 +184,7 @@ function* removeEntry(path: string, depth: number, budget: { steps: number }): W
 }
 
 /** Removes what the folder at `path` holds, through a descriptor of the folder itself. */
-function* emptyFolder(
-  path: string,
-  depth: number,
-  budget: { steps: number },
-): Walk<"emptied" | "not a folder" | "left"> {
+function* emptyFolder(path: Path, depth: number, budget: Budget): Walk<"emptied" | "not a folder" | "left"> {
   const { value, error } = yield { call: "open", path };
   if (error) {
     if (error.code === "ELOOP" || error.code === "ENOTDIR" || error.code === "ENOENT") return "not a folder";
@@ -170,13 +193,22 @@ function* emptyFolder(
   const fd = value as number;
   try {
     const here = `/proc/self/fd/${fd}`;
-    const listed = yield { call: "readdir", path: here };
+    if (depth === 0) budget.top = here;
+    const prefix = Buffer.from(`${here}/`);
     let left = false;
-    for (const name of (listed.value as string[] | undefined) ?? []) {
-      if (!(yield* removeEntry(`${here}/${name}`, depth + 1, budget))) left = true;
+    // The top folder is listed again while folders too deep were moved up into it meanwhile.
+    for (let moved = -1; moved !== budget.moved; ) {
+      moved = budget.moved;
+      left = false;
+      const listed = yield { call: "readdir", path: here };
+      for (const name of (listed.value as Buffer[] | undefined) ?? []) {
+        if (!(yield* removeEntry(Buffer.concat([prefix, name]), depth + 1, budget))) left = true;
+      }
+      if (depth > 0) break;
     }
     return left ? "left" : "emptied";
   } finally {
+    if (depth === 0) budget.top = undefined;
     yield* ask({ call: "close", fd });
   }
 }
