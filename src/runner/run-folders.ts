@@ -105,14 +105,27 @@ export class RunFolders {
     if (entry.jobs === 0) this.remove(runId, entry, "its run ended");
   }
 
-  /** Removes what a previous life of the runner left; returns the folders it removed. */
+  /**
+   * Removes what a previous life of the runner left, as a run's end does (a step's tree deeper than
+   * a path can name); returns the folders it removed. One it cannot remove is said, not thrown:
+   * the runner starts all the same.
+   */
   async cleanLeftovers(): Promise<string[]> {
     const paths: string[] = [];
     for (const root of [this.root, this.runsRoot]) {
       const names = await readdir(root).catch(() => [] as string[]);
       paths.push(...names.map((name) => join(root, name)));
     }
-    await Promise.all(paths.map((path) => rm(path, { recursive: true, force: true })));
+    await Promise.all(
+      paths.map((path) =>
+        removeFolder(path).catch((error: unknown) =>
+          this.logger?.warn(
+            { err: error, path },
+            "cannot remove a run's folder left by this runner's previous life",
+          ),
+        ),
+      ),
+    );
     return paths;
   }
 
@@ -193,8 +206,8 @@ export class RunFolders {
     // The template the runs' sandboxes were cloned from, with the last of them.
     if (this.sandbox) await closeTemplate(this.sandbox.launcher, this.sandbox.sandbox);
     await Promise.all(this.removing.values());
-    await rm(this.root, { recursive: true, force: true });
-    await rm(this.runsRoot, { recursive: true, force: true });
+    await removeFolder(this.root);
+    await removeFolder(this.runsRoot);
   }
 
   private async placeFor(runId: string): Promise<RunPlace> {
@@ -350,16 +363,20 @@ async function makeFolders(place: RunPlace): Promise<void> {
 }
 
 /**
- * Ends the place's sandbox, then removes its folders, links in them removed, not followed; what
- * that walk leaves (a tree deeper than it goes) is removed by path, the run's commands ended.
+ * Ends the place's sandbox, then removes its folders, links in them removed, not followed, the
+ * run's commands ended (`removeFolder`).
  */
 async function removePlace(place: RunPlace): Promise<void> {
   await place.sandbox?.close();
-  await Promise.all(
-    [place.folder, join(place.tmp, "..")].map(async (folder) => {
-      if (!(await removeTree(folder).catch(() => false))) await rm(folder, { recursive: true, force: true });
-    }),
-  ).catch(() => undefined);
+  await Promise.all([place.folder, join(place.tmp, "..")].map(removeFolder)).catch(() => undefined);
+}
+
+/**
+ * Removes the folder by `removeTree`, at any depth; what that walk leaves (past its steps, a
+ * folder it cannot open) is removed by path.
+ */
+async function removeFolder(folder: string): Promise<void> {
+  if (!(await removeTree(folder).catch(() => false))) await rm(folder, { recursive: true, force: true });
 }
 
 /** A folder's name for a run id: the id where it is a plain name, else encoded. */
