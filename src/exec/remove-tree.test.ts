@@ -156,6 +156,27 @@ describe("removeTree", () => {
     expect(readdirSync(root)).toEqual([]);
   });
 
+  it("removes folders a step made unreadable or unwritable, as their owner, no root", async () => {
+    const root = folder();
+    execFileSync(
+      "sh",
+      ["-c", "mkdir -p r/a/b r/c && touch r/a/b/f r/c/g && chmod 000 r/a r/a/b && chmod 500 r/c"],
+      {
+        cwd: root,
+      },
+    );
+    // As a runner not root: the step's files are its own user's (the sandbox maps it so).
+    const asRoot = process.geteuid?.() === 0;
+    if (asRoot) execFileSync("chown", ["-R", "65534:65534", root]);
+    if (asRoot) process.seteuid?.(65534);
+    try {
+      expect(await removeTree(join(root, "r"))).toBe(true);
+    } finally {
+      if (asRoot) process.seteuid?.(0);
+    }
+    expect(readdirSync(root)).toEqual([]);
+  });
+
   it("removes names that are not UTF-8", async () => {
     const root = folder();
     execFileSync(

@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import {
+  chmod,
   close,
   closeSync,
   constants,
@@ -61,6 +62,9 @@ const syncListingBytes = 64 * 1024;
 
 const folderFlags = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
+/** Linux's O_PATH (x86, ARM; Node names it not): a folder opened to be named, not read. */
+const pathFlags = 0o10000000 | constants.O_DIRECTORY | constants.O_NOFOLLOW;
+
 /** A step can swap an entry for another kind a few times while it is removed; then it is left. */
 const maxTries = 8;
 
@@ -90,11 +94,16 @@ interface Budget {
 }
 
 /** One system call the walk asks for; the driver (`removeTree`) makes it now or on the pool. */
-type Call = { call: "rmdir" | "unlink"; path: Path } | { call: "rename"; path: Path; to: string } | Look;
+type Call =
+  | { call: "rmdir" | "unlink"; path: Path }
+  | { call: "chmod"; path: string }
+  | { call: "rename"; path: Path; to: string }
+  | Look;
 
 /** The calls made on the event loop (`removeTree`). */
 type Look =
-  | { call: "lstat" | "open"; path: Path }
+  | { call: "lstat"; path: Path }
+  | { call: "open"; path: Path; flags?: number }
   | { call: "readdir"; path: Path; bytes?: boolean; large?: boolean }
   | { call: "close"; fd: number };
 
@@ -107,7 +116,7 @@ type Answer = { value?: Stats | string[] | Buffer[] | number; error?: NodeJS.Err
 type Walk<T> = Generator<Call, T, Answer>;
 
 function isLook(call: Call): call is Look {
-  return call.call !== "rmdir" && call.call !== "unlink" && call.call !== "rename";
+  return call.call !== "rmdir" && call.call !== "unlink" && call.call !== "rename" && call.call !== "chmod";
 }
 
 function callSync(call: Look): Answer {
@@ -120,7 +129,7 @@ function callSync(call: Look): Answer {
           value: call.bytes ? readdirSync(call.path, { encoding: "buffer" }) : readdirSync(call.path),
         };
       case "open":
-        return { value: openSync(call.path, folderFlags) };
+        return { value: openSync(call.path, call.flags ?? folderFlags) };
       case "close":
         closeSync(call.fd);
         return {};
@@ -145,10 +154,12 @@ function callAsync(call: Call): Promise<Answer> {
         return rmdir(call.path, answer);
       case "rename":
         return rename(call.path, call.to, answer);
+      case "chmod":
+        return chmod(call.path, 0o700, answer);
       case "readdir":
         return call.bytes ? readdir(call.path, { encoding: "buffer" }, answer) : readdir(call.path, answer);
       case "open":
-        return open(call.path, folderFlags, answer);
+        return open(call.path, call.flags ?? folderFlags, answer);
       case "close":
         return close(call.fd, answer);
     }
@@ -189,7 +200,7 @@ function* removeEntry(path: Path, depth: number, budget: Budget): Walk<boolean> 
       budget.moved++;
       return true;
     }
-    const emptied = yield* emptyFolder(path, depth, budget, (value as Stats).size > syncListingBytes);
+    const emptied = yield* emptyFolder(path, depth, budget, value as Stats);
     if (emptied === "not a folder") continue;
     if (emptied === "left") return false;
     // rmdir never follows a last link: a link swapped in meanwhile is ENOTDIR, removed next try.
@@ -203,9 +214,21 @@ function* emptyFolder(
   path: Path,
   depth: number,
   budget: Budget,
-  large: boolean,
+  info: Stats,
 ): Walk<"emptied" | "not a folder" | "left"> {
-  const { value, error } = yield { call: "open", path };
+  const large = info.size > syncListingBytes;
+  let opened = yield { call: "open", path };
+  if (opened.error?.code === "EACCES") {
+    // A folder its step made unreadable (chmod 000), the runner not root: given back 0700 through
+    // a descriptor of the folder itself (O_PATH, no link followed), then opened again.
+    const held = yield { call: "open", path, flags: pathFlags };
+    if (held.error === undefined) {
+      yield* tryCall({ call: "chmod", path: `/proc/self/fd/${held.value}` });
+      yield* ask({ call: "close", fd: held.value as number });
+      opened = yield { call: "open", path };
+    }
+  }
+  const { value, error } = opened;
   if (error) {
     if (error.code === "ELOOP" || error.code === "ENOTDIR" || error.code === "ENOENT") return "not a folder";
     throw error;
@@ -213,6 +236,8 @@ function* emptyFolder(
   const fd = value as number;
   try {
     const here = `/proc/self/fd/${fd}`;
+    // Its entries go only where it is writable and searchable (a step's chmod 500).
+    if ((info.mode & 0o300) !== 0o300) yield* tryCall({ call: "chmod", path: here });
     if (depth === 0) budget.top = here;
     const prefix = Buffer.from(`${here}/`);
     let left = false;
