@@ -3,7 +3,7 @@ import { type FileHandle, mkdir, open, readlink } from "node:fs/promises";
 import { resolve, sep } from "node:path";
 
 /** Linux's O_PATH (x86 and Arm), which Node's constants leave out: a folder held without reading it. */
-const O_PATH = 0o10000000;
+export const O_PATH = 0o10000000;
 /**
  * A folder held to make and open what it holds: links on the way followed (an operator's
  * `/var/run`); O_PATH, so a part the runner may only pass through (mode 0711) is held too.

@@ -59,7 +59,8 @@ describe("removeTree", () => {
     const root = folder();
     // A step's folder of 200,000 names kept the loop 0.3 to 0.9 s in one readdirSync, the first
     // of the walk; through the pool, its longest turn was 8 to 15 ms.
-    for (let i = 0; i < 8000; i++) writeFileSync(join(root, `file-${i}`), "");
+    // 1,000 names of 100 bytes: a folder past the 64 KiB the walk lists on the loop.
+    for (let i = 0; i < 1000; i++) writeFileSync(join(root, `${i}-${"f".repeat(96)}`), "");
     const listedOnLoop: number[] = [];
     const real = fs.readdirSync;
     fs.readdirSync = ((...args: Parameters<typeof real>) => {
@@ -75,7 +76,7 @@ describe("removeTree", () => {
       syncBuiltinESMExports();
     }
     expect(listedOnLoop).toEqual([]);
-  });
+  }, 120_000);
 
   it("removes links, never what they point to, at the top and inside", async () => {
     const root = folder();
@@ -126,15 +127,16 @@ describe("removeTree", () => {
     // on a slow host.
   }, 120_000);
 
-  it("removes a tree a step made thousands of folders deep, holding a bounded number of descriptors", async () => {
+  it("removes a tree a step made hundreds of folders deep, past any path, holding a bounded number of descriptors", async () => {
     const root = folder();
-    // As a step can make it: one folder inside the next, each named relative to the last, the
-    // whole path far longer than a path can be (PATH_MAX): `rm -r` cannot name what lies deep.
+    // As a step can make it: one folder inside the next, each named relative to the last, three
+    // times deeper than the walk holds folders open (maxRemoveDepth), the whole path three times
+    // longer than a path can be (PATH_MAX): `rm -r` cannot name what lies deep.
     execFileSync(
       "perl",
       [
         "-e",
-        `for (1..3000) { mkdir "${"d".repeat(30)}" or die; chdir "${"d".repeat(30)}" or die } open F, ">f"`,
+        `for (1..400) { mkdir "${"d".repeat(30)}" or die; chdir "${"d".repeat(30)}" or die } open F, ">f"`,
       ],
       {
         cwd: root,
@@ -154,7 +156,8 @@ describe("removeTree", () => {
     // Each folder on the way was held open until emptied: the runner would have held 3000.
     expect(most - before).toBeLessThan(maxRemoveDepth + 50);
     expect(readdirSync(root)).toEqual([]);
-  });
+    // Each folder a few calls through the pool: seconds on a loaded 2-core host.
+  }, 120_000);
 
   it("removes folders a step made unreadable or unwritable, as their owner, no root", async () => {
     const root = folder();

@@ -18,6 +18,7 @@ import {
   unlink,
 } from "node:fs";
 import { join } from "node:path";
+import { O_PATH } from "./host-folder.js";
 
 /**
  * Removes `path` and all it holds, never following a link, while other steps of its run still
@@ -62,8 +63,8 @@ const syncListingBytes = 64 * 1024;
 
 const folderFlags = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
-/** Linux's O_PATH (x86, ARM; Node names it not): a folder opened to be named, not read. */
-const pathFlags = 0o10000000 | constants.O_DIRECTORY | constants.O_NOFOLLOW;
+/** A folder opened to be named, not read (O_PATH), its last link not followed. */
+const pathFlags = O_PATH | constants.O_DIRECTORY | constants.O_NOFOLLOW;
 
 /** A step can swap an entry for another kind a few times while it is removed; then it is left. */
 const maxTries = 8;
