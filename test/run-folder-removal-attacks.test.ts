@@ -1,10 +1,10 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { pino } from "pino";
 import { afterAll, describe, expect, it } from "vitest";
 import { RunFolders, type RunPlace } from "../src/runner/run-folders.js";
-import { pooledSandboxes } from "./helpers/pooled-sandboxes.js";
+import { capturedLog } from "./helpers/captured-log.js";
+import { pooledSandboxes, stepIn } from "./helpers/pooled-sandboxes.js";
 
 /*
  * A tenant's steps in a run sandbox leave its folders (the run's own, /tmp, $HOME, scratch) as
@@ -18,22 +18,8 @@ writeFileSync(join(canary, "keep"), "keep");
 const state = join(root, "state");
 const runsRoot = join(root, "runs");
 mkdirSync(runsRoot);
-const logLines: string[] = [];
-const logWaiters: Array<{ text: string; resolve: () => void }> = [];
-const logger = pino(
-  { level: "debug" },
-  {
-    write: (line: string) => {
-      const { msg } = JSON.parse(line) as { msg: string };
-      logLines.push(msg);
-      for (const waiter of logWaiters) if (msg.includes(waiter.text)) waiter.resolve();
-    },
-  },
-);
-const logged = (text: string): Promise<void> =>
-  logLines.some((line) => line.includes(text))
-    ? Promise.resolve()
-    : new Promise((resolve) => logWaiters.push({ text, resolve }));
+/** The runner's log (its removal of a run's folders is said there). */
+const { logger, logged } = capturedLog();
 const settings = {
   sandbox,
   launcher,
@@ -51,23 +37,9 @@ afterAll(async () => {
   rmSync(root, { recursive: true, force: true });
 });
 
-async function step(place: RunPlace, script: string): Promise<{ status?: string; stdout: string }> {
-  let stdout = "";
-  const result = await place.sandbox?.run(
-    {
-      argv: ["/bin/sh", "-c", script],
-      env: { PATH: "/usr/bin:/bin", HOME: "/home/runner", RUNYARD_OUTPUT: join(place.scratch, "outputs") },
-      cwd: place.folder,
-      exposure: { tmp: place.tmp, homeFolder: place.home, writable: [join(place.scratch, "outputs")] },
-      killGraceMs: 1000,
-      onOutput: (stream, data) => {
-        if (stream === "stdout") stdout += data;
-      },
-    },
-    launcher,
-  );
-  return { status: result?.status, stdout };
-}
+/** A step of the run whose place it is (stepIn). */
+const step = (place: RunPlace, script: string, signal?: AbortSignal) =>
+  stepIn(place, launcher, script, signal);
 
 /** Ends the run (its one job released) and waits for the runner to say its folders went. */
 async function ended(runId: string): Promise<void> {

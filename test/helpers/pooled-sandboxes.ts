@@ -6,6 +6,7 @@ import { ForkServerLauncher } from "../../src/exec/process/fork-server.js";
 import { SpawnLauncher } from "../../src/exec/process/spawn-launcher.js";
 import { findPidsHierarchy, type PidsHierarchy } from "../../src/exec/sandbox/run-cgroup.js";
 import { probeSandbox, Sandbox } from "../../src/exec/sandbox/sandbox.js";
+import type { RunPlace } from "../../src/runner/run-folders.js";
 
 /**
  * What a sandboxing runner's RunFolders works with, as `runyard up` has it: bubblewrap, sandboxes
@@ -33,4 +34,32 @@ export async function pooledSandboxes(name: string): Promise<{
     killGraceMs: 1000,
   });
   return { root, sandbox, launcher, problems };
+}
+
+/**
+ * Runs `script` with `sh -c` as a step of the run whose place it is (its sandbox, folder, /tmp,
+ * $HOME and scratch), as a runner does; its status and what it printed.
+ */
+export async function stepIn(
+  place: RunPlace,
+  launcher: ForkServerLauncher,
+  script: string,
+  signal?: AbortSignal,
+): Promise<{ status?: string; stdout: string }> {
+  let stdout = "";
+  const result = await place.sandbox?.run(
+    {
+      ...(signal ? { signal } : {}),
+      argv: ["/bin/sh", "-c", script],
+      env: { PATH: "/usr/bin:/bin", HOME: "/home/runner", RUNYARD_OUTPUT: join(place.scratch, "outputs") },
+      cwd: place.folder,
+      exposure: { tmp: place.tmp, homeFolder: place.home, writable: [join(place.scratch, "outputs")] },
+      killGraceMs: 1000,
+      onOutput: (stream, data) => {
+        if (stream === "stdout") stdout += data;
+      },
+    },
+    launcher,
+  );
+  return { status: result?.status, stdout };
 }
