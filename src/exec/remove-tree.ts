@@ -240,7 +240,6 @@ function* emptyFolder(
     // Its entries go only where it is writable and searchable (a step's chmod 500).
     if ((info.mode & 0o300) !== 0o300) yield* tryCall({ call: "chmod", path: here });
     if (depth === 0) budget.top = here;
-    const prefix = Buffer.from(`${here}/`);
     let left = false;
     // The top folder is listed again while folders too deep were moved up into it meanwhile.
     for (let moved = -1; moved !== budget.moved; ) {
@@ -252,7 +251,8 @@ function* emptyFolder(
       if (names.some((name) => (name as string).includes("\uFFFD")))
         names = ((yield { call: "readdir", path: here, bytes: true, large }).value ?? []) as Buffer[];
       for (const name of names) {
-        const entry = typeof name === "string" ? `${here}/${name}` : Buffer.concat([prefix, name]);
+        const entry =
+          typeof name === "string" ? `${here}/${name}` : Buffer.concat([Buffer.from(`${here}/`), name]);
         if (!(yield* removeEntry(entry, depth + 1, budget))) left = true;
       }
       if (depth > 0) break;
