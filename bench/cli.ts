@@ -30,6 +30,6 @@ export async function cliStart(): Promise<BenchRow> {
     measured: `${mid(ours).toFixed(0)} ms`,
     baseline: `${mid(base).toFixed(0)} ms`,
     ratio: ratios[7] ?? 0,
-    target: "<= 2",
+    target: "<= 1.2",
   };
 }

@@ -148,7 +148,7 @@ export async function oneStepRun(): Promise<BenchRow> {
     inProcess: `${inProcess.toFixed(1)} ms`,
     baseline: cpuAndWall(b),
     ratio,
-    target: "<= 2",
+    target: "<= 1.5",
     note: runyardRunCpuNote,
   };
 }

@@ -1,4 +1,5 @@
-import {
+"use strict";
+const {
   existsSync,
   mkdirSync,
   readdirSync,
@@ -7,10 +8,10 @@ import {
   statSync,
   unlinkSync,
   writeFileSync,
-} from "node:fs";
-import Module from "node:module";
-import { dirname, join } from "node:path";
-import vm from "node:vm";
+} = require("node:fs");
+const Module = require("node:module");
+const { dirname, join } = require("node:path");
+const vm = require("node:vm");
 
 // Node 20 has no `module.enableCompileCache`: without a cache every start parses and compiles
 // the CLI's bundled code again, about a third of a short command's CPU time. This keeps V8's
@@ -21,7 +22,7 @@ import vm from "node:vm";
 // time, so a rebuilt bundle never runs another build's code.
 
 /** Installs the cache for the CommonJS files under `bundleDir` (a path ending in a separator). */
-export function keepCompiledCode(bundleDir, cacheRoot) {
+function keepCompiledCode(bundleDir, cacheRoot) {
   const cacheDir = join(cacheRoot, `v8-${process.versions.v8}`);
   const unsaved = [];
   const compile = Module.prototype._compile;
@@ -101,3 +102,5 @@ function makeFolders(dir) {
   }
   for (const folder of missing) mkdirSync(folder, { mode: 0o700 });
 }
+
+module.exports = { keepCompiledCode };

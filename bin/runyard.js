@@ -1,9 +1,11 @@
 #!/usr/bin/env node
-import { statSync } from "node:fs";
-import module, { createRequire } from "node:module";
-import { homedir } from "node:os";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+"use strict";
+// CommonJS (bin/package.json): Node starts an ES module entry on its module loader, about a tenth
+// more CPU for every command, and the bundle this loads is CommonJS anyway.
+const { statSync } = require("node:fs");
+const nodeModule = require("node:module");
+const { homedir } = require("node:os");
+const { join } = require("node:path");
 
 // Most of a short command's time is loading its code, so the compiled code of the CLI's modules
 // is kept between starts (NODE_DISABLE_COMPILE_CACHE=1 turns it off): by Node itself from 22.1,
@@ -12,39 +14,48 @@ import { fileURLToPath } from "node:url";
 const cacheRoot = join(homedir(), ".cache", "runyard");
 const cacheOff = process.env.NODE_DISABLE_COMPILE_CACHE !== undefined;
 
+/** `runyard --version` (or `-V`) alone: the package's version, without loading the command tree. */
+function versionAsked() {
+  const args = process.argv.slice(2);
+  return args.length === 1 && (args[0] === "--version" || args[0] === "-V");
+}
+
 /**
  * The bundled CLI (`npm run build`: CommonJS, a file per command, a few files a start instead of
  * hundreds) when it was built from the current dist/; the tsc output itself when there is no
  * bundle, or when dist/ was rebuilt after it (`npx tsc -p tsconfig.build.json` alone), so a stale
  * bundle never runs.
  */
-async function loadMain() {
-  const path = (relative) => fileURLToPath(new URL(relative, import.meta.url));
+function loadMain() {
+  const path = (relative) => join(__dirname, relative);
   const modified = (relative) => statSync(path(relative), { throwIfNoEntry: false })?.mtimeMs;
   const bundled = modified("../dist/cli-bundle/main.js");
   const compiled = modified("../dist/cli/main.js");
   if (bundled === undefined || (compiled !== undefined && bundled < compiled)) {
-    if (!cacheOff) module.enableCompileCache?.(join(cacheRoot, "node-compile-cache"));
+    if (!cacheOff) nodeModule.enableCompileCache?.(join(cacheRoot, "node-compile-cache"));
     return import("../dist/cli/main.js");
   }
   if (!cacheOff) {
-    if (module.enableCompileCache) module.enableCompileCache(join(cacheRoot, "node-compile-cache"));
+    if (nodeModule.enableCompileCache) nodeModule.enableCompileCache(join(cacheRoot, "node-compile-cache"));
     else
-      (await import("./code-cache.js")).keepCompiledCode(
-        path("../dist/cli-bundle/"),
-        join(cacheRoot, "code-cache"),
-      );
+      require("./code-cache.js").keepCompiledCode(path("../dist/cli-bundle/"), join(cacheRoot, "code-cache"));
   }
-  return createRequire(import.meta.url)("../dist/cli-bundle/main.js");
+  return Promise.resolve(require("../dist/cli-bundle/main.js"));
 }
 
-const { main } = await loadMain();
-main(process.argv).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (error) => {
-    console.error(error);
-    process.exitCode = 1;
-  },
-);
+if (versionAsked()) {
+  // The same file the command tree's `--version` reads (src/core/version.ts).
+  process.stdout.write(`${require("../package.json").version}\n`);
+} else {
+  loadMain()
+    .then(({ main }) => main(process.argv))
+    .then(
+      (code) => {
+        process.exitCode = code;
+      },
+      (error) => {
+        console.error(error);
+        process.exitCode = 1;
+      },
+    );
+}

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { expect, test } from "vitest";
-import { runCli } from "./helpers/cli.js";
+import { repoRoot, runCli } from "./helpers/cli.js";
 
 const register = fileURLToPath(new URL("./fixtures/module-count/register.mjs", import.meta.url));
 
@@ -52,6 +52,27 @@ test("`runyard run` with no setting in its environment loads no zod at all; one 
   expect(
     withSetting.filter((path) => readFileSync(path, "utf8").includes('$constructor("ZodString"')),
   ).toEqual([]);
+});
+
+test("`runyard --version` and `-V` answer from the entry alone, the version the command tree prints", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "runyard-start-"));
+  const log = join(dir, "modules.log");
+  const { version } = JSON.parse(readFileSync(join(repoRoot, "package.json"), "utf8")) as { version: string };
+  for (const flag of ["--version", "-V"]) {
+    writeFileSync(log, "");
+    const env = { NODE_OPTIONS: `--import=${register}`, MODULE_LOG: log };
+    const alone = await runCli([flag], { env });
+    expect(alone).toEqual({ code: 0, stdout: `${version}\n`, stderr: "" });
+    const loaded = readFileSync(log, "utf8").split("\n").filter(Boolean);
+    expect(
+      loaded.filter((url) => url.includes("/dist/")),
+      loaded.join("\n"),
+    ).toEqual([]);
+    // With a word after it, the command tree answers, and says the same.
+    writeFileSync(log, "");
+    expect(await runCli([flag, "status"], { env })).toEqual(alone);
+    expect(readFileSync(log, "utf8")).toContain("/dist/cli-bundle/main.js");
+  }
 });
 
 test("a second `runyard run` runs the compiled code its first start left in the user's cache", async () => {
