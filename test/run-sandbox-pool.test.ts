@@ -1,4 +1,4 @@
-import { type FSWatcher, mkdirSync, readdirSync, rmSync, watch } from "node:fs";
+import { type FSWatcher, mkdirSync, readdirSync, rmSync, watch, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { RunFolders, type RunPlace } from "../src/runner/run-folders.js";
@@ -109,6 +109,21 @@ describe("a runner's pool of sandboxes made ahead", () => {
     expect(await step(second, "echo c")).toBe("c\n");
     runs.release("run-b");
     runs.release("run-c");
+    expect(problems).toEqual([]);
+  });
+
+  it("gives a run whose folder still stands (a runner killed mid-run) fresh folders, the pooled sandbox not used, and leaves neither behind", async () => {
+    await poolHolds(2);
+    const stale = join(root, "runs", "ends", "run-e");
+    mkdirSync(join(stale, "left"), { recursive: true });
+    writeFileSync(join(stale, "left", "file"), "x");
+    const place = await runs.hold("run-e");
+    // Its pooled sandbox could not be renamed over the folder: closed and its folder removed.
+    expect(pooled()).toBe(1);
+    expect(place.folder).toBe(stale);
+    expect(readdirSync(place.folder)).toEqual([]);
+    expect(await step(place, "echo fresh; pwd")).toBe(`fresh\n${place.folder}\n`);
+    runs.release("run-e");
     expect(problems).toEqual([]);
   });
 

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
-import { mkdirSync } from "node:fs";
-import { readdir, rename, rm } from "node:fs/promises";
+import { mkdirSync, renameSync } from "node:fs";
+import { readdir, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Logger } from "../core/logger.js";
 import { removeTree } from "../exec/remove-tree.js";
@@ -257,13 +257,13 @@ export class RunFolders {
     // request that starts its first command (RunSandboxSlot), which nothing of the run's precedes.
     const place = this.placeNamed(folderName(runId));
     const private_ = join(place.tmp, "..");
-    const renamed = await Promise.all([
-      rename(pooled.place.folder, place.folder),
-      rename(join(pooled.place.tmp, ".."), private_),
-    ]).then(
-      () => true,
-      () => false,
-    );
+    // On the event loop: a rename in one folder of the runner's own frees no block (no discard
+    // wait, unlike `rmdir`), and each call through libuv's pool cost this run's path a hand-off to
+    // a pool thread and back (0.4 ms of CPU each on a paravirtualized host).
+    const renamed = renamedBoth([
+      [pooled.place.folder, place.folder],
+      [join(pooled.place.tmp, ".."), private_],
+    ]);
     if (renamed) {
       place.sandbox = new RunSandboxSlot(settings.sandbox, layoutOf(place, settings), {
         ...this.slotOptions(settings),
@@ -278,7 +278,8 @@ export class RunFolders {
       return place;
     }
     await pooled.box.close();
-    await removePlace(pooled.place);
+    // Wherever the renames left them: the first may have gone through and the second not.
+    await Promise.all([removePlace(pooled.place), removePlace(place)]);
     return undefined;
   }
 
@@ -382,4 +383,14 @@ async function removeFolder(folder: string): Promise<void> {
 /** A folder's name for a run id: the id where it is a plain name, else encoded. */
 function folderName(runId: string): string {
   return /^[A-Za-z0-9_-]+$/.test(runId) ? runId : `run-${encodeURIComponent(runId)}`;
+}
+
+/** Renames each pair `from` -> `to`; false once one fails (the pooled sandbox is then not used). */
+function renamedBoth(pairs: readonly (readonly [string, string])[]): boolean {
+  try {
+    for (const [from, to] of pairs) renameSync(from, to);
+    return true;
+  } catch {
+    return false;
+  }
 }
