@@ -25,7 +25,8 @@
  *                   the namespaces the runner saw when it made the sandbox: should `pid` have
  *                   ended and its number gone to another process, nothing is entered.
  *   op 'O' (open):  as 'E' up to the strings: opens the sandbox's door ahead of its first
- *                   command. Answered by 'm' (i32 errno, 0 when open).
+ *                   command. Answered by 'm' (i32 errno, 0 when open). A clone's door is its
+ *                   maker, adopted here: the runner sends no 'O', its first 'E' or 'W' opens it.
  *   op 'D' (done):  as 'O': ends the sandbox's door (before the runner removes its cgroup).
  *                   Answered by 'm' (0).
  *   op 'K' (clone): as 'E' up to the strings, for the *template* sandbox (the pid and namespaces

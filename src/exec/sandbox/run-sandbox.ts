@@ -107,7 +107,7 @@ export class RunSandbox {
           ...(cgroup ? { cgroupProcs: cgroup.procsFile } : {}),
         },
       }));
-      if (!("problem" in started)) return RunSandbox.enter(launcher, layout, started, cgroup);
+      if (!("problem" in started)) return RunSandbox.enter(launcher, layout, started, cgroup, "adopted");
       await cgroup?.remove();
       // The kernel refused what bwrap does otherwise: said once, and no clone is tried again. Not
       // where the run's own folders could not be attached (a link a step of the run left where a
@@ -141,12 +141,18 @@ export class RunSandbox {
     return RunSandbox.enter(launcher, layout, started, cgroup);
   }
 
-  /** A made sandbox's namespaces, plain TCP where its network has it, and its door: then it is entered. */
+  /**
+   * A made sandbox's namespaces, plain TCP where its network has it, and its door: then it is
+   * entered. A clone's door is its maker, which the fork-server adopted as it said the holder's pid
+   * (native/steps.c): its first command's request opens it (sandbox-door.c's `door_start`, as 'O'
+   * would), so no request of its own is sent, a wakeup of the fork-server fewer a sandbox.
+   */
   private static async enter(
     launcher: ProcessLauncher,
     layout: RunSandboxLayout,
     { holder, stop, ended }: StartedHolder,
     cgroup: RunCgroup | undefined,
+    door: "adopted" | "to open" = "to open",
   ): Promise<RunSandbox | { problem: string }> {
     let pasta: number | undefined;
     const abandon = async (problem: string) => {
@@ -166,8 +172,9 @@ export class RunSandbox {
       pasta = attached;
     }
     // Its door, the process its commands are forked from, already inside: a command costs a fork.
-    const door = await launcher.sandboxDoor?.({ pid: holder, namespaces }, "open");
-    if (door) return abandon(`the run's sandbox could not be entered: ${door}`);
+    const refused =
+      door === "adopted" ? undefined : await launcher.sandboxDoor?.({ pid: holder, namespaces }, "open");
+    if (refused) return abandon(`the run's sandbox could not be entered: ${refused}`);
     return new RunSandbox({ pid: holder, namespaces }, launcher, stop, ended, cgroup, pasta);
   }
 
