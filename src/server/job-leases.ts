@@ -144,18 +144,20 @@ export class LeaseChecks {
 /**
  * The next job for a runner holding jobs of kinds `held`, if it has room. `capacity` counts its work
  * (steps, agent turns); bots, mostly idle containers living for hours, have slots of their own.
+ * Without a job: "nothing queued" when it had room for every kind it runs and none was queued for
+ * it, so that only a change to the queue can give it one (RunnerSession.fill); "no room" otherwise.
  */
 export async function claimJob(
   queue: LeaseHolder,
   runner: RunnerInfo,
   held: readonly string[],
-): Promise<Assignment | undefined> {
+): Promise<Assignment | "nothing queued" | "no room"> {
   const bots = held.filter((kind) => kind === "bot").length;
   const workRoom = held.length - bots < runner.capacity;
   const botRoom = bots < maxBotsPerRunner;
   // Only the kinds it has a handler for: a runner offered a job it cannot run would refuse it.
   const kinds = runner.kinds.filter((kind) => (kind === "bot" ? botRoom : workRoom));
-  if (kinds.length === 0) return undefined;
+  if (kinds.length === 0) return "no room";
   for (;;) {
     const record = await queue.store.jobs.claim(
       {
@@ -170,7 +172,7 @@ export async function claimJob(
       },
       queue.leaseMs,
     );
-    if (!record) return undefined;
+    if (!record) return kinds.length === runner.kinds.length ? "nothing queued" : "no room";
     const job = queue.madeHere(record.id) ?? readJob(record);
     if (!job) {
       await queue.lost(record, "its stored payload no longer matches its kind");

@@ -402,7 +402,10 @@ export class JobQueue {
   }
 
   /** The next job for a runner that holds jobs of kinds `held` (`claimJob`). */
-  claimFor(runner: RunnerInfo, held: readonly string[]): Promise<Assignment | undefined> {
+  claimFor(
+    runner: RunnerInfo,
+    held: readonly string[],
+  ): Promise<Assignment | "nothing queued" | "no room" | undefined> {
     return claimJob(this.leases, runner, held);
   }
 

@@ -26,6 +26,8 @@ export class RunnerHub implements SessionHost, RunnerSockets {
   private readonly live = new Map<string, RunnerSession>();
   /** Every open socket, welcomed or not, so that revoking a token closes its sockets. */
   private readonly sessions = new Set<RunnerSession>();
+  /** Moved by each `dispatch` that says the queue may have changed (see RunnerSession.fill). */
+  queueChanges = 0;
   private dispatching = false;
   /** Shutting down: no new work goes out. */
   private draining = false;
@@ -113,8 +115,9 @@ export class RunnerHub implements SessionHost, RunnerSockets {
     while (busy() && Date.now() < deadline) await delay(Math.min(100, Math.max(1, deadline - Date.now())));
   }
 
-  /** Hands queued jobs to connected runners with free capacity. */
-  dispatch(): void {
+  /** Hands queued jobs to connected runners with free capacity (`RunnerSessionHost.dispatch`). */
+  dispatch(why: "queue" | "room" = "queue"): void {
+    if (why === "queue") this.queueChanges += 1;
     if (this.draining) return;
     if (this.dispatching) {
       this.dispatchAgain = true;

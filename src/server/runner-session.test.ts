@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { FakeSocket, fakeSessionHost, fakeToken as token } from "../../test/helpers/runner-session-fakes.js";
 import type { JobQueue } from "./job-queue.js";
+import { RunnerHub } from "./runner-hub.js";
 import { RunnerSession } from "./runner-session.js";
 
 describe("a runner's session", () => {
@@ -83,5 +84,75 @@ describe("a runner's hello", () => {
 
     inventoryTaken();
     await expect.poll(() => socket.sent.map((message) => message.type)).toEqual(["welcome", "assign"]);
+  });
+});
+
+describe("offering a runner work", () => {
+  /**
+   * A real RunnerHub over a queue whose claims hand out `queued` (then "nothing queued", or "no
+   * room" while `room()` says a kind lacks it), counting them, and one runner's session on it.
+   */
+  async function hubWithRunner(room: () => boolean = () => true) {
+    const queued: { job: { job_id: string; kind: string } }[] = [];
+    let claims = 0;
+    const queue = {
+      leaseMs: 2000,
+      inventory: async () => ({ resumed: new Map([["job-held", "step"]]), drop: [], cancel: [] }),
+      claimFor: async () => {
+        claims += 1;
+        return queued.shift() ?? (room() ? "nothing queued" : "no room");
+      },
+    } as unknown as JobQueue;
+    const host = fakeSessionHost(queue);
+    const hub = new RunnerHub(
+      { ...host.store, bots: {}, botHistory: {} } as never,
+      queue,
+      { heartbeatMs: host.heartbeatMs, leaseMs: 2000 },
+      host.logger,
+      {
+        id: "replica-1",
+        installId: "install-1",
+        isLeader: () => true,
+      },
+    );
+    const socket = new FakeSocket();
+    hub.accept(socket as never, token);
+    socket.receive({
+      type: "hello",
+      runner: { id: "r1", hostname: "h" },
+      jobs: [{ id: "job-held", batch: 0 }],
+    });
+    await expect.poll(() => socket.sent.map((message) => message.type)).toContain("welcome");
+    // The hello's own dispatch asked once.
+    await expect.poll(() => claims).toBe(1);
+    return { hub, queued, socket, claims: () => claims };
+  }
+
+  it("asks the store again at a job's end only when the queue changed since it last found nothing", async () => {
+    const { hub, queued, socket, claims } = await hubWithRunner();
+    // A job of its ended: more room, no new work. The claim a fill makes is made at once, in the
+    // dispatch's first turn, so none made now is none made.
+    hub.dispatch("room");
+    expect(claims()).toBe(1);
+    // A job queued: asked, handed out, and asked again for more (nothing).
+    queued.push({ job: { job_id: "job-new", kind: "step" } });
+    hub.dispatch();
+    await expect.poll(() => socket.sent.map((message) => message.type)).toContain("assign");
+    await expect.poll(claims).toBe(3);
+    hub.dispatch("room");
+    expect(claims()).toBe(3);
+  });
+
+  it("asks again at a job's end when its last claim lacked room for a kind it runs", async () => {
+    let roomForAll = false;
+    const { hub, claims } = await hubWithRunner(() => roomForAll);
+    roomForAll = true;
+    hub.dispatch("room");
+    expect(claims()).toBe(2);
+    // Now it found nothing with room for everything: a second end asks no more.
+    await expect.poll(claims).toBe(2);
+    hub.dispatch("room");
+    hub.dispatch("room");
+    expect(claims()).toBe(2);
   });
 });

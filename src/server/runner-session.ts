@@ -69,8 +69,14 @@ export interface SessionHost {
   unregister(session: RunnerSession): void;
   /** Whether the session is its runner's live link here. */
   isLive(session: RunnerSession): boolean;
-  /** Offer queued jobs to the runners with room. */
-  dispatch(): void;
+  /**
+   * Offer queued jobs to the runners with room. "queue" (the default): the queue may hold work it
+   * did not (a job queued or back, a back-off over, the fleet's word, the sweep), which moves
+   * `queueChanges`; "room": only a runner's room grew (a job of its ended).
+   */
+  dispatch(why?: "queue" | "room"): void;
+  /** How many times `dispatch` said the queue may have changed (RunnerSession.fill). */
+  readonly queueChanges: number;
   /** Tells the session which of the runs its runner named at hello have ended (RunEnds). */
   checkRuns?(session: RunnerSession, runIds: readonly string[]): void;
   /** Reads a large message on the JSON thread; rejects past `maxJsonValues`. Absent: read on the loop. */
@@ -101,6 +107,8 @@ export class RunnerSession implements RunKeeper {
   private tellsEnds = false;
   /** Jobs assigned over this connection that the runner has not said it took up. */
   private readonly unaccepted = new Set<string>();
+  /** `queueChanges` when its last claim, with room for every kind it runs, found nothing queued. */
+  private nothingQueuedAt: number | undefined;
   /** The runner is shutting down and takes no new work. */
   draining = false;
   /** Messages of one runner are handled in order, heartbeats aside. */
@@ -475,7 +483,7 @@ export class RunnerSession implements RunKeeper {
         if (outcome === "done") this.send({ type: "done", job_id: message.job_id });
         if (outcome === "unknown") this.send({ type: "drop", job_id: message.job_id });
         this.running.delete(message.job_id);
-        this.host.dispatch();
+        this.host.dispatch("room");
         break;
       }
       case "refuse": {
@@ -515,8 +523,13 @@ export class RunnerSession implements RunKeeper {
   /** Hands the runner jobs while it has room and the queue has work for it. */
   async fill(): Promise<void> {
     while (this.info && this.welcomed && !this.draining && this.open) {
+      // Its last claim had room for every kind it runs and found nothing, and the queue has not
+      // changed since: a claim now would find nothing too (a statement a run, at its job's end).
+      const changes = this.host.queueChanges;
+      if (this.nothingQueuedAt === changes) return;
       const assignment = await this.host.queue.claimFor(this.info, [...this.running.values()]);
-      if (!assignment) return;
+      if (assignment === "nothing queued") this.nothingQueuedAt = changes;
+      if (!assignment || typeof assignment === "string") return;
       this.running.set(assignment.job.job_id, assignment.job.kind);
       // The runner keeps folders for its steps' runs (its RunFolders), until told they ended.
       if (this.tellsEnds && assignment.job.kind === "step") this.keeps.add(assignment.job.payload.run_id);

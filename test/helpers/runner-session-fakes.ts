@@ -47,6 +47,7 @@ export function fakeSessionHost(
     unregister: () => {},
     isLive: () => true,
     dispatch: () => {},
+    queueChanges: 0,
     ...more,
   };
 }
