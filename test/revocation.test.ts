@@ -297,9 +297,11 @@ describe.skipIf(!postgresAdminUrl)("revoking a runner token on one replica of se
       RUNYARD_REPLICA_HEARTBEAT_MS: "300",
       RUNYARD_REPLICA_LEASE_MS: "2000",
     };
+    // The runner's replica sweeps for lost messages once a minute (RUNYARD_REPLICA_SWEEP_MS), far
+    // past this test's bound: only the fleet's message can close the socket in time.
     const [first, second] = await Promise.all([
       startTestServer(tempDir(), shared),
-      startTestServer(tempDir(), shared),
+      startTestServer(tempDir(), { ...shared, RUNYARD_REPLICA_SWEEP_MS: "60000" }),
     ]);
     started.push(first.proc, second.proc);
     const token = await createRunnerToken(first.url);
@@ -314,8 +316,8 @@ describe.skipIf(!postgresAdminUrl)("revoking a runner token on one replica of se
     // The first replica tells the fleet; the second closes the socket on that word. Timed from the
     // word as this test hears it to the runner's own time of the close (its log line's), not from
     // the CLI's answer: the CLI's exit and this test's reading of the runner's output are no
-    // replica's doing. A lost word is made up by a sweep every 2 s (src/server/fleet/fleet-relay.ts),
-    // so the second replica must act well within that.
+    // replica's doing. The sweep that makes up for a lost word (src/server/fleet/fleet-relay.ts)
+    // comes a minute apart here, so a close within the second is the word's.
     const told = await fleetMessage(
       databaseUrl,
       (message) => message.type === "revoked" && message.id === token.id,
@@ -352,6 +354,34 @@ describe.skipIf(!postgresAdminUrl)("revoking a runner token on one replica of se
     expect(existsSync(marker)).toBe(false);
     const run = await api<{ status: string }>(first.url, "GET", `/api/runs/${queued}`);
     expect(run.body.status).toBe("queued");
+  });
+
+  it("closes the socket of a runner whose token is gone from the database at the next sweep, with no message told", async () => {
+    const databaseUrl = await createTestDatabase(postgresAdminUrl);
+    const server = await startTestServer(tempDir(), {
+      RUNYARD_DATABASE_URL: databaseUrl,
+      RUNYARD_SECRET_KEY: "revocation-test-secret-key-0123456789abcdef",
+      RUNYARD_REPLICA_SWEEP_MS: "200",
+    });
+    started.push(server.proc);
+    const token = await createRunnerToken(server.url);
+    const runner = await startRunner(server.url, token.token, { id: "swept" });
+    started.push(runner);
+    // The token's row goes as a revocation whose message was lost: no replica acts, none is told.
+    const client = new pg.Client({ connectionString: databaseUrl });
+    await client.connect();
+    try {
+      await client.query("delete from tokens where id = $1", [token.id]);
+    } finally {
+      await client.end();
+    }
+    await runner.waitFor("the server closed the connection: runner token revoked", 30_000);
+    // The server closes the socket, then records the runner offline.
+    await eventually(
+      "the runner is offline",
+      async () => (await runnerStatus(server.url, "swept")) === "offline",
+      30_000,
+    );
   });
 
   it("ends nothing for a revoked message any database session can send while the token exists", async () => {

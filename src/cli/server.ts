@@ -49,6 +49,7 @@ async function start(
     sessionTtlMs: config.sessionTtlMs,
     corsOrigins: config.corsOrigins,
     replicaTimings: { heartbeatMs: config.replicaHeartbeatMs, leaseMs: config.replicaLeaseMs },
+    replicaSweepMs: config.replicaSweepMs,
     onFenced: () => {
       ctx.stderr.write(
         "error: the other replicas presumed this server dead (no heartbeat for RUNYARD_REPLICA_LEASE_MS) and took over its runs; exiting\n",

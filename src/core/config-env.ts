@@ -52,6 +52,7 @@ export const envNames: Record<keyof Config, string[]> = {
   reconnectGraceMs: ["RUNYARD_RECONNECT_GRACE_MS"],
   replicaHeartbeatMs: ["RUNYARD_REPLICA_HEARTBEAT_MS"],
   replicaLeaseMs: ["RUNYARD_REPLICA_LEASE_MS"],
+  replicaSweepMs: ["RUNYARD_REPLICA_SWEEP_MS"],
   shutdownGraceMs: ["RUNYARD_SHUTDOWN_GRACE_MS"],
   sessionTtlMs: ["RUNYARD_SESSION_TTL_MS"],
   secretKey: ["RUNYARD_SECRET_KEY"],

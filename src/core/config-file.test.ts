@@ -32,6 +32,15 @@ describe("config file", () => {
     ]);
   });
 
+  it("reads replica_sweep_ms over RUNYARD_REPLICA_SWEEP_MS, and refuses one that is not a number", () => {
+    const loaded = readConfigFile(file("replica_sweep_ms: 500\n"));
+    expect(loadConfig({ RUNYARD_REPLICA_SWEEP_MS: "60000" }, loaded.overrides).replicaSweepMs).toBe(500);
+    expect(() => readConfigFile(file("replica_sweep_ms: soon\n"))).toThrowError(/replica_sweep_ms: /);
+    expect(() => loadConfig({}, readConfigFile(file("replica_sweep_ms: 0\n")).overrides)).toThrowError(
+      /must be at least 100/,
+    );
+  });
+
   it("reads server_url as a comma-separated list or a YAML list of replicas", () => {
     expect(readConfigFile(file("server_url: http://a:8088, http://b:8088\n")).overrides.serverUrl).toBe(
       "http://a:8088, http://b:8088",

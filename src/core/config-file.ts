@@ -78,6 +78,8 @@ const ConfigFile = z
     port: z.number(),
     max_run_log_bytes: z.number(),
     max_workflow_bytes: z.number(),
+    /** How often a server replica makes up for lost fleet messages (docs/scale.md). */
+    replica_sweep_ms: z.number(),
     repos: z.array(RepoRoute),
     /** Internal destinations members' direct hosts and notify URLs may reach (docs/runners.md). */
     direct_hosts: z.array(z.string()),
@@ -140,7 +142,7 @@ export function readConfigFile(path: string): LoadedConfigFile {
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${i.path.join(".") || "(top)"}: ${i.message}`);
     throw new RunyardError("INVALID_INPUT", `config file ${path}: ${problems.join("; ")}`, {
-      hint: "Keys are the RUNYARD_* settings in snake_case (group, labels, capacity, ...), repos, quotas and audit (docs/security.md), budgets (docs/agents.md), direct_hosts, notify_hosts and mcp_hosts (docs/runners.md), agent_cwd_roots and the agent runner's config.yaml keys (docs/agents.md), step_cwd_roots, step_network_allow and step_pass_env (docs/security.md), executor, job_namespace, job_image, job_memory and job_cpus (docs/scale.md).",
+      hint: "Keys are the RUNYARD_* settings in snake_case (group, labels, capacity, ...), repos, quotas and audit (docs/security.md), budgets (docs/agents.md), direct_hosts, notify_hosts and mcp_hosts (docs/runners.md), agent_cwd_roots and the agent runner's config.yaml keys (docs/agents.md), step_cwd_roots, step_network_allow and step_pass_env (docs/security.md), executor, job_namespace, job_image, job_memory, job_cpus and replica_sweep_ms (docs/scale.md).",
     });
   }
   const file = parsed.data;

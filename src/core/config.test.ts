@@ -27,6 +27,20 @@ describe("config", () => {
     expect(() => loadConfig({ RUNYARD_SPOOL_MAX_BYTES: "lots" })).toThrowError(/RUNYARD_SPOOL_MAX_BYTES/);
   });
 
+  it("sweeps for lost fleet messages every 2 s unless RUNYARD_REPLICA_SWEEP_MS says otherwise, and names a bad value with the fix", () => {
+    expect(loadConfig({}).replicaSweepMs).toBe(2000);
+    expect(loadConfig({ RUNYARD_REPLICA_SWEEP_MS: "60000" }).replicaSweepMs).toBe(60_000);
+    expect(loadConfig({ RUNYARD_REPLICA_SWEEP_MS: "200" }, { replicaSweepMs: 500 }).replicaSweepMs).toBe(500);
+    for (const [value, problem] of [
+      ["soon", /RUNYARD_REPLICA_SWEEP_MS: must be a whole number of milliseconds, like 2000 \(the default\)/],
+      ["2.5", /RUNYARD_REPLICA_SWEEP_MS: must be a whole number of milliseconds/],
+      ["0", /RUNYARD_REPLICA_SWEEP_MS: must be at least 100 \(ms\): each sweep reads the database/],
+      ["-2000", /RUNYARD_REPLICA_SWEEP_MS: must be at least 100/],
+      ["86400000", /RUNYARD_REPLICA_SWEEP_MS: must be at most 3600000 \(an hour\)/],
+    ] as const)
+      expect(() => loadConfig({ RUNYARD_REPLICA_SWEEP_MS: value }), value).toThrowError(problem);
+  });
+
   it("accepts the ADOS runner's ADOS_* names as aliases", () => {
     const config = loadConfig({
       ADOS_API_URL: "http://127.0.0.1:8088",

@@ -188,6 +188,17 @@ export const configSchema = z.object({
   /** Server replicas: how often each says it is alive; how long before a silent one's runs are adopted. */
   replicaHeartbeatMs: z.coerce.number().int().positive().default(1000),
   replicaLeaseMs: z.coerce.number().int().positive().default(10_000),
+  /**
+   * Server replicas: how often each rereads from the database what a lost fleet message would have
+   * told it (a revoked runner token, a job's row, a queued job, a cancel, a followed run's events).
+   * Each sweep reads the database, hence the floor; past the ceiling a lost message is barely made up.
+   */
+  replicaSweepMs: z.coerce
+    .number({ error: "must be a whole number of milliseconds, like 2000 (the default)" })
+    .int("must be a whole number of milliseconds, like 2000 (the default)")
+    .min(100, "must be at least 100 (ms): each sweep reads the database; the default is 2000")
+    .max(3_600_000, "must be at most 3600000 (an hour): a lost message waits that long; the default is 2000")
+    .default(2000),
   /** Server: after a restart, how long runs wait for their runners to come back. */
   reconnectGraceMs: z.coerce.number().int().nonnegative().default(20_000),
   /** up, server, runner: on SIGTERM, how long running steps may go on before they are cut. */

@@ -44,8 +44,8 @@ const sweepChunk = 500;
  * job verbs; runner sockets feed it, engines wait on it; each batch of events is stored exactly once.
  *
  * The store is the only mailbox: the runner's replica stores its batches and result wherever the run's
- * engine is; that engine learns of the change from this replica or a fleet message (a 2 s sweep covers
- * lost ones), then reads the row and the run's new events.
+ * engine is; that engine learns of the change from this replica or a fleet message (the fleet's sweep,
+ * RUNYARD_REPLICA_SWEEP_MS, covers lost ones), then reads the row and the run's new events.
  */
 export class JobQueue {
   private readonly store: Pick<Store, "jobs" | "events" | "outages">;

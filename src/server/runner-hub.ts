@@ -59,13 +59,16 @@ export class RunnerHub implements SessionHost, RunnerSockets {
     this.runEnds = new RunEnds(store, () => this.live.values(), logger);
   }
 
-  /** Starts the lease checks, the runs' ends told to runners (heard on `bus`) and the dispatch sweep. */
-  start(bus: EventBus): void {
+  /**
+   * Starts the lease checks, the runs' ends told to runners (heard on `bus`) and the dispatch sweep,
+   * every `sweepMs` (RUNYARD_REPLICA_SWEEP_MS).
+   */
+  start(bus: EventBus, sweepMs: number): void {
     this.runEnds.start(bus);
     this.queue.startLeaseChecks(() => this.replica.isLeader());
     // Finds jobs whose announcement from another replica was lost; a server alone queues them all itself.
     if (!this.replica.alone) {
-      this.dispatchTimer = setInterval(() => this.dispatch(), 2000);
+      this.dispatchTimer = setInterval(() => this.dispatch(), sweepMs);
       this.dispatchTimer.unref();
     }
   }

@@ -24,7 +24,7 @@ import { close as closeWaiting, defaultDatabaseWaitSeconds, openWhenReachable } 
 import type { ArtifactLimits } from "./deps.js";
 import { EventBus } from "./event-bus.js";
 import { BotRelay } from "./fleet/bot-relay.js";
-import { relayFleet } from "./fleet/fleet-relay.js";
+import { defaultSweepMs, relayFleet } from "./fleet/fleet-relay.js";
 import { defaultReplicaTimings, Replica, type ReplicaTimings, replicaIdFor } from "./fleet/replica.js";
 import { finishMigrations } from "./fleet/schema-finish.js";
 import { SchemaWatch } from "./fleet/schema-watch.js";
@@ -98,6 +98,8 @@ export interface ServerOptions {
   corsOrigins?: readonly string[];
   /** This replica's heartbeat and how long the fleet waits before adopting a silent one's runs. */
   replicaTimings?: ReplicaTimings;
+  /** How often this replica makes up for lost fleet messages (RUNYARD_REPLICA_SWEEP_MS); default 2000. */
+  replicaSweepMs?: number;
   /** Audit entries older than this many days are deleted by the fleet's leader; default 90. */
   auditRetentionDays?: number;
   /** Creating requests' `Idempotency-Key`s are kept this many hours (RUNYARD_IDEMPOTENCY_KEY_HOURS); default 24. */
@@ -338,6 +340,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     revocations,
     logger,
     shared: Boolean(databaseUrl),
+    sweepMs: options.replicaSweepMs ?? defaultSweepMs,
   });
   const scheduler = new Scheduler({
     store,
@@ -435,7 +438,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   // Made only once the server listens: a first start that fails (a busy port) must not make a
   // token nobody was shown, which every later start would then refuse to make again.
   const newAdminToken = await ensureAdminToken(store, options.adminToken);
-  hub.start(bus);
+  hub.start(bus, options.replicaSweepMs ?? defaultSweepMs);
   replica.start();
   replica.whenLeading(() => finishMigrations(store, logger));
   if (databaseUrl) schemaWatch.start();

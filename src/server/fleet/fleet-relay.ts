@@ -9,6 +9,9 @@ import type { RunnerHub } from "../runner-hub.js";
 import type { RunService } from "../runs/run-service.js";
 import type { Replica } from "./replica.js";
 
+/** How often a replica makes up for lost messages unless RUNYARD_REPLICA_SWEEP_MS says otherwise. */
+export const defaultSweepMs = 2000;
+
 export interface FleetRelayDeps {
   replica: Replica;
   store: Pick<Store, "fleet" | "events">;
@@ -21,12 +24,14 @@ export interface FleetRelayDeps {
   logger: Logger;
   /** Other replicas may share the database (PostgreSQL): announce stored events to them. */
   shared: boolean;
+  /** How often the sweep makes up for lost messages (RUNYARD_REPLICA_SWEEP_MS). */
+  sweepMs: number;
 }
 
 /**
  * What one replica hears from and tells the others: stored events (for followers and the run's engine),
  * changed job rows (for the engine waiting on one), queued jobs, cancels. A lost message costs latency
- * only: a sweep every 2 s reads what it would have said from the store. Returns the stop.
+ * only: a sweep every `sweepMs` reads what it would have said from the store. Returns the stop.
  */
 export function relayFleet({
   replica,
@@ -39,6 +44,7 @@ export function relayFleet({
   revocations,
   logger,
   shared,
+  sweepMs,
 }: FleetRelayDeps): () => void {
   const stopListening = replica.listen((message) => onFleetMessage(message));
   const onFleetMessage = (message: FleetEnvelope): void => {
@@ -136,7 +142,7 @@ export function relayFleet({
             for (const runId of await store.fleet.cancelRequestedRuns(replica.id))
               runs.cancelRequested(runId);
         })().catch((error: unknown) => logger.warn({ err: error }, "fleet sweep failed"));
-      }, 2000)
+      }, sweepMs)
     : undefined;
   followerSweep?.unref();
   return () => {
