@@ -1,11 +1,11 @@
 import { randomUUID } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { readdir, rename, rm } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import type { Logger } from "../core/logger.js";
 import { removeTree } from "../exec/remove-tree.js";
 import { RunSandbox, type RunSandboxLayout, RunSandboxSlot } from "../exec/sandbox/run-sandbox.js";
-import type { Sandbox } from "../exec/sandbox/sandbox.js";
+import { realPath, type Sandbox } from "../exec/sandbox/sandbox.js";
 import { closeTemplate } from "../exec/sandbox/sandbox-template.js";
 import type { ProcessLauncher } from "../exec/types.js";
 
@@ -67,6 +67,11 @@ export class RunFolders {
   private refill: NodeJS.Timeout | undefined;
   private poolFailed = false;
   private closed = false;
+  /**
+   * The real paths of `root` and `runsRoot`, resolved once they exist: the runner's own folders,
+   * which only its operator moves, and not while it runs.
+   */
+  private realRoots: { root: string; runsRoot: string } | undefined;
 
   constructor(
     /** The runner's private folder for the runs' /tmp, home and scratch files. */
@@ -182,7 +187,7 @@ export class RunFolders {
     if (this.held.get(runId) !== entry) return;
     this.held.delete(runId);
     const removal = entry.place
-      .then((place) => removePlace(place))
+      .then((place) => this.removePlace(place))
       .then(
         () => this.logger?.info({ runId }, `removed run ${runId}'s folders and sandbox: ${why}`),
         (error: unknown) => this.logger?.warn({ err: error, runId }, "cannot remove a run's folders"),
@@ -216,7 +221,7 @@ export class RunFolders {
     const taken = settings && (await this.takePooled(settings, runId));
     if (taken) return taken;
     const place = this.placeNamed(folderName(runId));
-    await makeFolders(place);
+    this.makeFolders(place);
     if (settings) {
       place.sandbox = new RunSandboxSlot(
         settings.sandbox,
@@ -264,7 +269,10 @@ export class RunFolders {
       () => true,
       () => false,
     );
+    this.forgetFolders(pooled.place);
     if (renamed) {
+      // Renamed by the runner within its own folders: their real paths follow from the roots'.
+      this.rememberFolders(place, { folder: true, private: true });
       place.sandbox = new RunSandboxSlot(settings.sandbox, layoutOf(place, settings), {
         ...this.slotOptions(settings),
         made: pooled.box,
@@ -278,7 +286,7 @@ export class RunFolders {
       return place;
     }
     await pooled.box.close();
-    await removePlace(pooled.place);
+    await this.removePlace(pooled.place);
     return undefined;
   }
 
@@ -296,7 +304,7 @@ export class RunFolders {
   private async makePooled(settings: RunSandboxSettings): Promise<Pooled | undefined> {
     const place = this.placeNamed(`.pool-${randomUUID()}`);
     try {
-      await makeFolders(place);
+      this.makeFolders(place);
       const box = await RunSandbox.make(settings.launcher, settings.sandbox, layoutOf(place, settings));
       if (box instanceof RunSandbox && !this.closed) return { box, place };
       if (box instanceof RunSandbox) await box.close();
@@ -309,10 +317,46 @@ export class RunFolders {
       this.poolFailed = true;
       settings.onProblem?.(error instanceof Error ? error.message : String(error));
     }
-    await removePlace(place);
+    await this.removePlace(place);
     return undefined;
   }
+
+  /**
+   * Makes a place's folders (`makeFolders`), and tells the runs' sandbox the real paths of those it
+   * made now and looks up at each command (`Sandbox.madeFolder`): looked up once each, not ten
+   * `realpath`s a run.
+   */
+  private makeFolders(place: RunPlace): void {
+    const made = makeFolders(place);
+    this.realRoots ??= { root: realPath(this.root), runsRoot: realPath(this.runsRoot) };
+    this.rememberFolders(place, made);
+  }
+
+  private rememberFolders(place: RunPlace, made: { folder: boolean; private: boolean }): void {
+    const sandbox = this.sandbox?.sandbox;
+    const roots = this.realRoots;
+    if (!sandbox || !roots) return;
+    if (made.folder) sandbox.madeFolder(place.folder, join(roots.runsRoot, basename(place.folder)));
+    if (!made.private) return;
+    const scratch = join(roots.root, basename(dirname(place.scratch)), "scratch");
+    for (const name of scratchFolders) sandbox.madeFolder(join(place.scratch, name), join(scratch, name));
+  }
+
+  private forgetFolders(place: RunPlace): void {
+    const sandbox = this.sandbox?.sandbox;
+    for (const folder of [place.folder, ...scratchFolders.map((name) => join(place.scratch, name))])
+      sandbox?.forgetFolder(folder);
+  }
+
+  /** Forgets the place's folders (a folder of the same name later is looked up anew), then `removePlace`. */
+  private removePlace(place: RunPlace): Promise<void> {
+    this.forgetFolders(place);
+    return removePlace(place);
+  }
 }
+
+/** A run's scratch folders: the steps' `$RUNYARD_OUTPUT` files, and their scripts. */
+const scratchFolders = ["outputs", "scripts"] as const;
 
 const endedEarlyKept = 1000;
 /** The longest a taken pooled sandbox waits to be replaced while the runs here keep their jobs (default). */
@@ -345,21 +389,22 @@ function layoutOf(place: RunPlace, settings: RunSandboxSettings): RunSandboxLayo
 }
 
 /**
- * Makes a place's folders, each 0700. The workspace above the runs' root keeps its mode: a
- * sandboxed agent's container, as another user, goes through it to its worktree. On the event
- * loop: a few `mkdir`s in the runner's own folders cost less than handing each to libuv's pool
- * and back (docs/benchmarks.md, "A run's folders made and removed on the event loop").
+ * Makes a place's folders, each 0700, and says which of its run's folder and private folder (of
+ * /tmp, home and scratch) it made now, rather than found: only a folder made now is known not to
+ * be a link. The workspace above the runs' root keeps its mode: a sandboxed agent's container, as
+ * another user, goes through it to its worktree. On the event loop: a few `mkdir`s in the runner's
+ * own folders cost less than handing each to libuv's pool and back (docs/benchmarks.md, "A run's
+ * folders made and removed on the event loop").
  */
-async function makeFolders(place: RunPlace): Promise<void> {
+function makeFolders(place: RunPlace): { folder: boolean; private: boolean } {
   mkdirSync(dirname(dirname(place.folder)), { recursive: true });
-  for (const folder of [
-    place.folder,
-    place.tmp,
-    place.home,
-    join(place.scratch, "outputs"),
-    join(place.scratch, "scripts"),
-  ])
-    mkdirSync(folder, { recursive: true, mode: 0o700 });
+  // A recursive mkdir returns the first folder it made, undefined if all were there.
+  const folder = mkdirSync(place.folder, { recursive: true, mode: 0o700 }) !== undefined;
+  // Made now if made with /tmp inside it (the first folder made is it or above it), not just /tmp.
+  const first = mkdirSync(place.tmp, { recursive: true, mode: 0o700 });
+  for (const each of [place.home, ...scratchFolders.map((name) => join(place.scratch, name))])
+    mkdirSync(each, { recursive: true, mode: 0o700 });
+  return { folder, private: first !== undefined && first !== place.tmp };
 }
 
 /**
