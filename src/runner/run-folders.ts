@@ -1,11 +1,11 @@
 import { randomUUID } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { readdir, rename, rm } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { dirname, join } from "node:path";
 import type { Logger } from "../core/logger.js";
 import { removeTree } from "../exec/remove-tree.js";
 import { RunSandbox, type RunSandboxLayout, RunSandboxSlot } from "../exec/sandbox/run-sandbox.js";
-import { realPath, type Sandbox } from "../exec/sandbox/sandbox.js";
+import { existingRealPath, type Sandbox } from "../exec/sandbox/sandbox.js";
 import { closeTemplate } from "../exec/sandbox/sandbox-template.js";
 import type { ProcessLauncher } from "../exec/types.js";
 
@@ -68,8 +68,9 @@ export class RunFolders {
   private poolFailed = false;
   private closed = false;
   /**
-   * The real paths of `root` and `runsRoot`, resolved once they exist: the runner's own folders,
-   * which only its operator moves, and not while it runs.
+   * The real paths of `root` and `runsRoot` (of their deepest existing part, the rest as named),
+   * resolved at the first place: the runner's own folders, which only its operator moves, and not
+   * while it runs.
    */
   private realRoots: { root: string; runsRoot: string } | undefined;
 
@@ -232,11 +233,16 @@ export class RunFolders {
     return place;
   }
 
-  /** The folders of a place named `name`: its own under the runs' root, the rest private. */
+  /**
+   * The folders of a place named `name`: its own under the runs' root, the rest private. Named by
+   * the roots' real paths, where a command's cwd is judged and its sandbox binds them, so that a
+   * runner whose home is a link shows a run its folder where the run's commands start.
+   */
   private placeNamed(name: string): RunPlace {
-    const private_ = join(this.root, name);
+    this.realRoots ??= { root: existingRealPath(this.root), runsRoot: existingRealPath(this.runsRoot) };
+    const private_ = join(this.realRoots.root, name);
     return {
-      folder: join(this.runsRoot, name),
+      folder: join(this.realRoots.runsRoot, name),
       tmp: join(private_, "tmp"),
       home: join(private_, "home"),
       scratch: join(private_, "scratch"),
@@ -327,19 +333,17 @@ export class RunFolders {
    * `realpath`s a run.
    */
   private makeFolders(place: RunPlace): void {
-    const made = makeFolders(place);
-    this.realRoots ??= { root: realPath(this.root), runsRoot: realPath(this.runsRoot) };
-    this.rememberFolders(place, made);
+    this.rememberFolders(place, makeFolders(place));
   }
 
+  /** Made under the roots' real paths (`placeNamed`), each folder made now is its own real path. */
   private rememberFolders(place: RunPlace, made: { folder: boolean; private: boolean }): void {
     const sandbox = this.sandbox?.sandbox;
-    const roots = this.realRoots;
-    if (!sandbox || !roots) return;
-    if (made.folder) sandbox.madeFolder(place.folder, join(roots.runsRoot, basename(place.folder)));
+    if (!sandbox) return;
+    if (made.folder) sandbox.madeFolder(place.folder, place.folder);
     if (!made.private) return;
-    const scratch = join(roots.root, basename(dirname(place.scratch)), "scratch");
-    for (const name of scratchFolders) sandbox.madeFolder(join(place.scratch, name), join(scratch, name));
+    for (const name of scratchFolders)
+      sandbox.madeFolder(join(place.scratch, name), join(place.scratch, name));
   }
 
   private forgetFolders(place: RunPlace): void {

@@ -182,8 +182,10 @@ export class Sandbox {
       if (MACHINE_SECRETS.includes(file)) args.push("--ro-bind", "/dev/null", file);
       else args.push("--ro-bind", file, file);
     }
-    this.workRoots = (options.workRoots ?? []).map(realPath);
-    this.hidden = [...new Set([...options.hide.map(realPath), ...this.workRoots])];
+    // By their deepest existing part: a folder the runner makes later (its workspace) lies where its
+    // parent leads, a home that is a link included, and a run's folder there is judged by that.
+    this.workRoots = (options.workRoots ?? []).map(existingRealPath);
+    this.hidden = [...new Set([...options.hide.map(existingRealPath), ...this.workRoots])];
     this.prefix = [options.bwrap, ...args];
   }
 
@@ -360,7 +362,7 @@ function disablesUserns(bwrap: string): boolean {
 const userNamespaceSupport = new Map<string, boolean>();
 
 /** `path` with the links of its deepest existing part resolved, and the rest as written. */
-function existingRealPath(path: string): string {
+export function existingRealPath(path: string): string {
   let existing = path;
   const rest: string[] = [];
   while (!existsSync(existing) && dirname(existing) !== existing) {
