@@ -1,7 +1,15 @@
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { repoRoot } from "./helpers/cli.js";
+import { repoRoot, tempDir } from "./helpers/cli.js";
 import {
   type MemberStep,
   memberWorkflow,
@@ -203,5 +211,50 @@ describe("a run that names no cwd", () => {
     expect(seen.filter((name) => name !== "runners" && name !== "workspaces")).toEqual([]);
     expect(readdirSync(up.home).length).toBeGreaterThan(1);
     expect(statSync(cli).mtimeMs).toBe(before);
+  });
+});
+
+describe("a runner whose home its operator made a link to another folder before it started", () => {
+  it("runs a run in its folder there, its steps in the one sandbox they share, as with a home that is no link", async () => {
+    const target = tempDir("runyard-linked-home-");
+    const home = join(tempDir("runyard-home-link-"), "home");
+    symlinkSync(target, home);
+    const linked = await startSandboxedUp({}, home);
+    try {
+      const runId = await submitWorkflow(
+        linked.url,
+        memberWorkflow(
+          [
+            {
+              name: "first",
+              script: [
+                'echo "folder=$(pwd)"',
+                'echo "ns=$(readlink /proc/self/ns/pid)"',
+                "echo made-by-first > note.txt",
+                'echo "out=yes" >> "$RUNYARD_OUTPUT"',
+              ].join("\n"),
+            },
+            {
+              name: "second",
+              script: ['echo "ns2=$(readlink /proc/self/ns/pid)"', "cat note.txt"].join("\n"),
+            },
+          ],
+          "linked-home",
+        ),
+        linked.userToken,
+      );
+      const view = await waitForRun(linked.url, runId, ended);
+      const output = await runOutput(linked.url, runId);
+      expect(view.status, JSON.stringify(view.error) + output).toBe("success");
+      const folder = line(output, "folder")!;
+      expect(folder.startsWith(`${realpathSync(target)}/workspaces/`), folder).toBe(true);
+      expect(folder).toMatch(new RegExp(`/runs/${runId}$`));
+      // The second step entered the sandbox the first made: its folders are the ones it shows.
+      expect(line(output, "ns")).toMatch(/^pid:\[\d+\]$/);
+      expect(line(output, "ns2")).toBe(line(output, "ns"));
+      expect(output).toContain("made-by-first\n");
+    } finally {
+      await linked.proc.kill();
+    }
   });
 });

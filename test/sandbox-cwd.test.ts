@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tempDir } from "./helpers/cli.js";
 import { busyboxImage, requireDocker } from "./helpers/docker.js";
+import { memberWorkflow, submitWorkflow } from "./helpers/member-runs.js";
 import { type SandboxedUp, startListedUp } from "./helpers/sandboxed-up.js";
 import { api, type RunView, readEvents, waitForRun } from "./helpers/server.js";
 
@@ -132,6 +133,41 @@ describe("a member's step folder", () => {
     expect(text).toContain("STEP_CWD_NOT_ALLOWED");
     expect(text).toContain("leads through a symbolic link");
     expect(text).toContain("outside this runner's step_cwd_roots");
+  });
+
+  it("is refused by the runner when a step of its run swapped the folder for a link after a step worked there", async () => {
+    const elsewhere = tempDir("runyard-elsewhere-");
+    writeFileSync(join(elsewhere, "private.txt"), "LEAK-elsewhere");
+    const swapped = join(up.listed, "swapped");
+    mkdirSync(swapped);
+    const runId = await submitWorkflow(
+      up.url,
+      memberWorkflow(
+        [
+          { name: "first", cwd: swapped, script: 'echo "first-""ran"' },
+          {
+            name: "swap",
+            cwd: up.listed,
+            script: `mv swapped swapped.old && ln -s ${elsewhere} swapped && echo "link-""made"`,
+          },
+          { name: "third", cwd: swapped, script: "cat private.txt; ls -a" },
+        ],
+        "cwd-swap",
+      ),
+      up.userToken,
+    );
+    const run = await waitForRun(
+      up.url,
+      runId,
+      (view) => view.status === "success" || view.status === "failed",
+    );
+    const text = JSON.stringify(await readEvents(up.url, runId));
+    expect(text).toContain("first-ran");
+    expect(text).toContain("link-made");
+    expect(text).not.toContain("LEAK-elsewhere");
+    expect(run.status).toBe("failed");
+    expect(text).toContain("STEP_CWD_NOT_ALLOWED");
+    expect(text).toContain("leads through a symbolic link");
   });
 });
 

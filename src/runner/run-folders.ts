@@ -5,7 +5,7 @@ import { dirname, join } from "node:path";
 import type { Logger } from "../core/logger.js";
 import { removeTree } from "../exec/remove-tree.js";
 import { RunSandbox, type RunSandboxLayout, RunSandboxSlot } from "../exec/sandbox/run-sandbox.js";
-import type { Sandbox } from "../exec/sandbox/sandbox.js";
+import { existingRealPath, type Sandbox } from "../exec/sandbox/sandbox.js";
 import { closeTemplate } from "../exec/sandbox/sandbox-template.js";
 import type { ProcessLauncher } from "../exec/types.js";
 
@@ -67,6 +67,12 @@ export class RunFolders {
   private refill: NodeJS.Timeout | undefined;
   private poolFailed = false;
   private closed = false;
+  /**
+   * The real paths of `root` and `runsRoot` (of their deepest existing part, the rest as named),
+   * resolved at the first place: the runner's own folders, which only its operator moves, and not
+   * while it runs.
+   */
+  private realRoots: { root: string; runsRoot: string } | undefined;
 
   constructor(
     /** The runner's private folder for the runs' /tmp, home and scratch files. */
@@ -182,7 +188,7 @@ export class RunFolders {
     if (this.held.get(runId) !== entry) return;
     this.held.delete(runId);
     const removal = entry.place
-      .then((place) => removePlace(place))
+      .then((place) => this.removePlace(place))
       .then(
         () => this.logger?.info({ runId }, `removed run ${runId}'s folders and sandbox: ${why}`),
         (error: unknown) => this.logger?.warn({ err: error, runId }, "cannot remove a run's folders"),
@@ -216,7 +222,7 @@ export class RunFolders {
     const taken = settings && (await this.takePooled(settings, runId));
     if (taken) return taken;
     const place = this.placeNamed(folderName(runId));
-    await makeFolders(place);
+    this.makeFolders(place);
     if (settings) {
       place.sandbox = new RunSandboxSlot(
         settings.sandbox,
@@ -227,11 +233,16 @@ export class RunFolders {
     return place;
   }
 
-  /** The folders of a place named `name`: its own under the runs' root, the rest private. */
+  /**
+   * The folders of a place named `name`: its own under the runs' root, the rest private. Named by
+   * the roots' real paths, where a command's cwd is judged and its sandbox binds them, so that a
+   * runner whose home is a link shows a run its folder where the run's commands start.
+   */
   private placeNamed(name: string): RunPlace {
-    const private_ = join(this.root, name);
+    this.realRoots ??= { root: existingRealPath(this.root), runsRoot: existingRealPath(this.runsRoot) };
+    const private_ = join(this.realRoots.root, name);
     return {
-      folder: join(this.runsRoot, name),
+      folder: join(this.realRoots.runsRoot, name),
       tmp: join(private_, "tmp"),
       home: join(private_, "home"),
       scratch: join(private_, "scratch"),
@@ -264,7 +275,10 @@ export class RunFolders {
       [pooled.place.folder, place.folder],
       [join(pooled.place.tmp, ".."), private_],
     ]);
+    this.forgetFolders(pooled.place);
     if (renamed) {
+      // Renamed by the runner within its own folders: their real paths follow from the roots'.
+      this.rememberFolders(place, { folder: true, private: true });
       place.sandbox = new RunSandboxSlot(settings.sandbox, layoutOf(place, settings), {
         ...this.slotOptions(settings),
         made: pooled.box,
@@ -279,7 +293,7 @@ export class RunFolders {
     }
     await pooled.box.close();
     // Wherever the renames left them: the first may have gone through and the second not.
-    await Promise.all([removePlace(pooled.place), removePlace(place)]);
+    await Promise.all([this.removePlace(pooled.place), this.removePlace(place)]);
     return undefined;
   }
 
@@ -297,7 +311,7 @@ export class RunFolders {
   private async makePooled(settings: RunSandboxSettings): Promise<Pooled | undefined> {
     const place = this.placeNamed(`.pool-${randomUUID()}`);
     try {
-      await makeFolders(place);
+      this.makeFolders(place);
       const box = await RunSandbox.make(settings.launcher, settings.sandbox, layoutOf(place, settings));
       if (box instanceof RunSandbox && !this.closed) return { box, place };
       if (box instanceof RunSandbox) await box.close();
@@ -310,10 +324,44 @@ export class RunFolders {
       this.poolFailed = true;
       settings.onProblem?.(error instanceof Error ? error.message : String(error));
     }
-    await removePlace(place);
+    await this.removePlace(place);
     return undefined;
   }
+
+  /**
+   * Makes a place's folders (`makeFolders`), and tells the runs' sandbox the real paths of those it
+   * made now and looks up at each command (`Sandbox.madeFolder`): looked up once each, not ten
+   * `realpath`s a run.
+   */
+  private makeFolders(place: RunPlace): void {
+    this.rememberFolders(place, makeFolders(place));
+  }
+
+  /** Made under the roots' real paths (`placeNamed`), each folder made now is its own real path. */
+  private rememberFolders(place: RunPlace, made: { folder: boolean; private: boolean }): void {
+    const sandbox = this.sandbox?.sandbox;
+    if (!sandbox) return;
+    if (made.folder) sandbox.madeFolder(place.folder, place.folder);
+    if (!made.private) return;
+    for (const name of scratchFolders)
+      sandbox.madeFolder(join(place.scratch, name), join(place.scratch, name));
+  }
+
+  private forgetFolders(place: RunPlace): void {
+    const sandbox = this.sandbox?.sandbox;
+    for (const folder of [place.folder, ...scratchFolders.map((name) => join(place.scratch, name))])
+      sandbox?.forgetFolder(folder);
+  }
+
+  /** Forgets the place's folders (a folder of the same name later is looked up anew), then `removePlace`. */
+  private removePlace(place: RunPlace): Promise<void> {
+    this.forgetFolders(place);
+    return removePlace(place);
+  }
 }
+
+/** A run's scratch folders: the steps' `$RUNYARD_OUTPUT` files, and their scripts. */
+const scratchFolders = ["outputs", "scripts"] as const;
 
 const endedEarlyKept = 1000;
 /** The longest a taken pooled sandbox waits to be replaced while the runs here keep their jobs (default). */
@@ -346,21 +394,22 @@ function layoutOf(place: RunPlace, settings: RunSandboxSettings): RunSandboxLayo
 }
 
 /**
- * Makes a place's folders, each 0700. The workspace above the runs' root keeps its mode: a
- * sandboxed agent's container, as another user, goes through it to its worktree. On the event
- * loop: a few `mkdir`s in the runner's own folders cost less than handing each to libuv's pool
- * and back (docs/benchmarks.md, "A run's folders made and removed on the event loop").
+ * Makes a place's folders, each 0700, and says which of its run's folder and private folder (of
+ * /tmp, home and scratch) it made now, rather than found: only a folder made now is known not to
+ * be a link. The workspace above the runs' root keeps its mode: a sandboxed agent's container, as
+ * another user, goes through it to its worktree. On the event loop: a few `mkdir`s in the runner's
+ * own folders cost less than handing each to libuv's pool and back (docs/benchmarks.md, "A run's
+ * folders made and removed on the event loop").
  */
-async function makeFolders(place: RunPlace): Promise<void> {
+function makeFolders(place: RunPlace): { folder: boolean; private: boolean } {
   mkdirSync(dirname(dirname(place.folder)), { recursive: true });
-  for (const folder of [
-    place.folder,
-    place.tmp,
-    place.home,
-    join(place.scratch, "outputs"),
-    join(place.scratch, "scripts"),
-  ])
-    mkdirSync(folder, { recursive: true, mode: 0o700 });
+  // A recursive mkdir returns the first folder it made, undefined if all were there.
+  const folder = mkdirSync(place.folder, { recursive: true, mode: 0o700 }) !== undefined;
+  // Made now if made with /tmp inside it (the first folder made is it or above it), not just /tmp.
+  const first = mkdirSync(place.tmp, { recursive: true, mode: 0o700 });
+  for (const each of [place.home, ...scratchFolders.map((name) => join(place.scratch, name))])
+    mkdirSync(each, { recursive: true, mode: 0o700 });
+  return { folder, private: first !== undefined && first !== place.tmp };
 }
 
 /**

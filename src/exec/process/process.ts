@@ -6,7 +6,7 @@ import { runEnvBase, withoutCredentials } from "../../core/config-env.js";
 import { secretsFromEnv } from "../../core/masking.js";
 import { OutputFileWatch } from "../output-file.js";
 import { ExitRemovedFolders, removeTree } from "../remove-tree.js";
-import { realPath, type Sandbox } from "../sandbox/sandbox.js";
+import type { Sandbox } from "../sandbox/sandbox.js";
 import { SandboxLauncher } from "../sandbox/sandbox-launcher.js";
 import type {
   AttemptCommand,
@@ -82,7 +82,8 @@ export class ProcessExecutor implements Executor {
   }
 
   cwdRefusal(cwd: string, exposure?: ExecExposure): string | undefined {
-    return this.options.sandbox?.refusal({ ...exposure, cwd: realPath(cwd) });
+    const sandbox = this.options.sandbox;
+    return sandbox?.refusal({ ...exposure, cwd: sandbox.realPath(cwd) });
   }
 
   /** The launcher that makes and enters runs' sandboxes (run-sandbox.ts): the fork-server, unwrapped. */

@@ -198,18 +198,23 @@ export class RunSandbox {
   }
 }
 
-/** Whether `exposure` fits a sandbox made with `layout`: its folders shown, the same /tmp and `$HOME`. */
+/**
+ * Whether `exposure` fits a sandbox made with `layout`: its folders shown, the same /tmp and `$HOME`.
+ * `realOf`: the runner's sandbox's (`Sandbox.realPath`), which knows the folders the runner made.
+ */
 export function covers(
   layout: RunSandboxLayout,
   exposure: SandboxExposure,
   { shown, readable } = shownFolders(layout),
+  realOf: (path: string) => string = realPath,
 ): boolean {
-  if (!shown.some((folder) => isWithin(realPath(exposure.cwd), folder))) return false;
+  const cwd = realOf(exposure.cwd);
+  if (!shown.some((folder) => isWithin(cwd, folder))) return false;
   if (exposure.tmp === undefined || resolve(exposure.tmp) !== resolve(layout.tmp)) return false;
   if (exposure.home !== layout.home || exposure.homeFolder !== layout.homeFolder) return false;
   if (exposure.network?.id !== layout.network?.id) return false;
-  const writable = (exposure.writable ?? []).map((folder) => realPath(folder));
-  const read = (exposure.readable ?? []).map((folder) => realPath(folder));
+  const writable = (exposure.writable ?? []).map(realOf);
+  const read = (exposure.readable ?? []).map(realOf);
   return (
     writable.every((folder) => shown.some((root) => isWithin(folder, root))) &&
     read.every((folder) => readable.some((root) => isWithin(folder, root)))
@@ -217,9 +222,12 @@ export function covers(
 }
 
 /** Real paths `layout` shows read-write (`shown`) and at all (`readable`): asked once per sandbox. */
-export function shownFolders(layout: RunSandboxLayout): { shown: string[]; readable: string[] } {
-  const shown = [layout.folder, ...layout.scratch].map((folder) => realPath(folder));
-  return { shown, readable: [...shown, ...(layout.readable ?? []).map((folder) => realPath(folder))] };
+export function shownFolders(
+  layout: RunSandboxLayout,
+  realOf: (path: string) => string = realPath,
+): { shown: string[]; readable: string[] } {
+  const shown = [layout.folder, ...layout.scratch].map(realOf);
+  return { shown, readable: [...shown, ...(layout.readable ?? []).map(realOf)] };
 }
 
 function isWithin(path: string, folder: string): boolean {
@@ -292,8 +300,9 @@ export class RunSandboxSlot implements RunSandboxEntry {
         }
         this.network = exposure.network;
       }
-      this.shown ??= shownFolders(this.layout);
-      if (!covers(this.layoutNow(), exposure, this.shown)) return undefined;
+      const realOf = (path: string) => this.sandbox.realPath(path);
+      this.shown ??= shownFolders(this.layout, realOf);
+      if (!covers(this.layoutNow(), exposure, this.shown, realOf)) return undefined;
       if (this.moves) return await this.firstIn(this.moves, request, launcher);
       await this.moving;
       const box = await this.box(launcher);

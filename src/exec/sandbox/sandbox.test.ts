@@ -1,4 +1,12 @@
-import { existsSync, mkdirSync, mkdtempSync, realpathSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  realpathSync,
+  renameSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -27,6 +35,26 @@ describe("the folders a sandbox lets a command work in", () => {
     for (const cwd of [home, join(base, "to-home")]) {
       expect(sandbox.refusal({ cwd }), cwd).toContain("which sandboxed commands cannot see");
     }
+  });
+
+  it("knows a folder the runner made by its real path then, and still follows a link a step leaves in it", () => {
+    const { sandbox, home, base } = sandboxOf();
+    const run = join(base, "run");
+    const sub = join(run, "sub");
+    mkdirSync(sub, { recursive: true });
+    sandbox.madeFolder(run, run);
+    expect(sandbox.refusal({ cwd: run })).toBeUndefined();
+    expect(sandbox.refusal({ cwd: sub })).toBeUndefined();
+    // A step of the run swaps a folder it worked in for a link to a hidden one: asked again, refused.
+    renameSync(sub, `${sub}.old`);
+    symlinkSync(home, sub);
+    expect(sandbox.realPath(sub)).toBe(home);
+    expect(sandbox.refusal({ cwd: sub })).toContain("which sandboxed commands cannot see");
+    // Forgotten at its run's end: a link in its place (the operator's) is followed.
+    sandbox.forgetFolder(run);
+    renameSync(run, `${run}.old`);
+    symlinkSync(home, run);
+    expect(sandbox.refusal({ cwd: run })).toContain("which sandboxed commands cannot see");
   });
 
   it("refuses a command in /, a runtime folder and the host's /tmp itself", () => {

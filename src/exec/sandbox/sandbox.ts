@@ -130,6 +130,8 @@ export class Sandbox {
   private readonly visibleRoots: string[];
   private readonly hidden: string[];
   private readonly workRoots: string[];
+  /** The real paths of folders the runner made itself, by the exact path it named (`madeFolder`). */
+  private readonly made = new Map<string, string>();
 
   constructor(readonly options: SandboxOptions) {
     const uid = options.uid ?? defaultUid();
@@ -180,8 +182,10 @@ export class Sandbox {
       if (MACHINE_SECRETS.includes(file)) args.push("--ro-bind", "/dev/null", file);
       else args.push("--ro-bind", file, file);
     }
-    this.workRoots = (options.workRoots ?? []).map(realPath);
-    this.hidden = [...new Set([...options.hide.map(realPath), ...this.workRoots])];
+    // By their deepest existing part: a folder the runner makes later (its workspace) lies where its
+    // parent leads, a home that is a link included, and a run's folder there is judged by that.
+    this.workRoots = (options.workRoots ?? []).map(existingRealPath);
+    this.hidden = [...new Set([...options.hide.map(existingRealPath), ...this.workRoots])];
     this.prefix = [options.bwrap, ...args];
   }
 
@@ -195,13 +199,40 @@ export class Sandbox {
     const machine = machineFolderProblem(cwd);
     if (machine) return machine;
     // The folder bwrap binds is the link's target: judge that, so a link cannot lead elsewhere.
-    const real = realPath(cwd);
+    const real = this.realPath(cwd);
     const hiding = this.hidden.find((hidden) => isWithin(cwd, hidden) || isWithin(real, hidden));
     const madeForIt =
       exposure.runnerMadeCwd === true && this.workRoots.some((root) => real !== root && isWithin(real, root));
     if (hiding !== undefined && !madeForIt)
       return `cwd "${cwd}" is inside ${hiding}, which sandboxed commands cannot see`;
     return undefined;
+  }
+
+  /**
+   * `path` with its links resolved, as bwrap finds it: a folder the runner made (`madeFolder`) by
+   * its real path then, with no system call; any other path looked up now, since a step may have
+   * left a link wherever it can write (a member's cwd, a folder under its run's).
+   */
+  realPath(path: string): string {
+    return this.made.get(path) ?? realPath(path);
+  }
+
+  /**
+   * The runner just made `folder` (a `mkdir` that met no EEXIST: no link) as `real`, in a folder of
+   * its own whose real path it resolved at start. Its real path cannot change while it is kept: a
+   * sandboxed command sees it only as a mount point (renamed or removed: EBUSY), never its parent,
+   * which the runner alone writes, and another run's commands see neither. Asked by both names.
+   */
+  madeFolder(folder: string, real: string): void {
+    this.made.set(folder, real);
+    this.made.set(real, real);
+  }
+
+  /** `folder` is going (its run's end, a pooled one renamed): looked up again if named later. */
+  forgetFolder(folder: string): void {
+    const real = this.made.get(folder);
+    this.made.delete(folder);
+    if (real !== undefined) this.made.delete(real);
   }
 
   /**
@@ -331,7 +362,7 @@ function disablesUserns(bwrap: string): boolean {
 const userNamespaceSupport = new Map<string, boolean>();
 
 /** `path` with the links of its deepest existing part resolved, and the rest as written. */
-function existingRealPath(path: string): string {
+export function existingRealPath(path: string): string {
   let existing = path;
   const rest: string[] = [];
   while (!existsSync(existing) && dirname(existing) !== existing) {
