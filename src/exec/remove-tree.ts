@@ -13,11 +13,14 @@ import {
   readdirSync,
   rename,
   rmdir,
+  rmdirSync,
   rmSync,
-  type Stats,
+  Stats,
   unlink,
+  unlinkSync,
 } from "node:fs";
 import { join } from "node:path";
+import { freesSlowly } from "./discarding-mounts.js";
 import { O_PATH } from "./host-folder.js";
 
 /**
@@ -34,18 +37,26 @@ import { O_PATH } from "./host-folder.js";
  * `syncCalls` of them: a run's folders after a trivial step hold a few entries, and handing each
  * call to libuv's pool and back cost more CPU than the call (65 against 12 to 27 µs a call
  * measured here), while a step's large tree (a `node_modules`) still leaves the loop free after
- * the first few hundred. Those that free space (unlink, rmdir) go to the pool: on a file system
- * mounted with `discard` each waits for the disk (0.2 to 40 ms a folder, measured on ext4 here).
+ * the first few hundred. Those that free space (unlink, rmdir) join them where freeing waits for
+ * nothing; on a file system mounted with `discard` each waits for the disk (0.2 to 40 ms a folder,
+ * measured on ext4 here), and they go to the pool (`freesSlowly`, by the top entry's device).
  */
 export async function removeTree(path: string): Promise<boolean> {
   const walk = removeEntry(path, 0, { steps: maxSteps, moved: 0 });
   let next = walk.next();
+  let freesOnLoop: boolean | undefined;
   // Each call made here counts, and each name a folder listed here (the calls its entries will take).
   for (let spent = 0; !next.done; spent++) {
     const call = next.value;
-    const onLoop = isLook(call) && spent < syncCalls && !(call.call === "readdir" && call.large);
+    const onLoop =
+      (isLook(call) || (freesOnLoop === true && frees(call))) &&
+      spent < syncCalls &&
+      !(call.call === "readdir" && call.large);
     const answer = onLoop ? callSync(call) : await callAsync(call);
     if (Array.isArray(answer.value)) spent += answer.value.length;
+    // The walk's first call is the top entry's lstat.
+    if (freesOnLoop === undefined && answer.value instanceof Stats)
+      freesOnLoop = !freesSlowly(answer.value.dev);
     next = walk.next(answer);
   }
   return next.value;
@@ -116,13 +127,24 @@ type Answer = { value?: Stats | string[] | Buffer[] | number; error?: NodeJS.Err
 
 type Walk<T> = Generator<Call, T, Answer>;
 
+/** The calls that free space. */
+function frees(call: Call): call is { call: "rmdir" | "unlink"; path: Path } {
+  return call.call === "rmdir" || call.call === "unlink";
+}
+
 function isLook(call: Call): call is Look {
   return call.call !== "rmdir" && call.call !== "unlink" && call.call !== "rename" && call.call !== "chmod";
 }
 
-function callSync(call: Look): Answer {
+function callSync(call: Look | { call: "rmdir" | "unlink"; path: Path }): Answer {
   try {
     switch (call.call) {
+      case "rmdir":
+        rmdirSync(call.path);
+        return {};
+      case "unlink":
+        unlinkSync(call.path);
+        return {};
       case "lstat":
         return { value: lstatSync(call.path) };
       case "readdir":

@@ -1,0 +1,43 @@
+import { statSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { deviceNumbers, freesSlowly, mountDiscards } from "./discarding-mounts.js";
+
+const table = [
+  "26 1 254:0 / / rw,relatime - ext4 /dev/vda rw,discard,resv_strict",
+  "29 24 0:26 / /dev/shm rw,relatime - tmpfs tmpfs rw,size=24683620k",
+  "41 26 254:16 / /srv rw,noatime shared:5 - ext4 /dev/vdb rw,errors=remount-ro",
+  "42 26 0:50 / /data rw,relatime shared:6 - btrfs /dev/vdc rw,ssd,discard=async,space_cache=v2",
+  "43 26 253:1 / /var rw,relatime - xfs /dev/mapper/var rw,attr2,discard,inode64",
+  "44 26 254:16 /sub /mnt/bound rw,discard - ext4 /dev/vdb rw",
+].join("\n");
+
+describe("which mounts wait for the disk as they free a block", () => {
+  it("reads `discard` from a mount's own options or its file system's, but not `discard=async`", () => {
+    expect(mountDiscards(table, "254:0")).toBe(true);
+    expect(mountDiscards(table, "0:26")).toBe(false);
+    expect(mountDiscards(table, "0:50")).toBe(false);
+    expect(mountDiscards(table, "253:1")).toBe(true);
+    // The same device mounted twice, one of them with `discard`.
+    expect(mountDiscards(table, "254:16")).toBe(true);
+    expect(mountDiscards(table, "8:1")).toBeUndefined();
+  });
+
+  it("names a stat's device as mountinfo does, small and large numbers alike", () => {
+    expect(deviceNumbers(254 * 256)).toBe("254:0");
+    expect(deviceNumbers(26)).toBe("0:26");
+    // glibc's encoding: a minor's bits past 8 from bit 20, a major's past 12 from bit 44.
+    const minor = 0x123456;
+    const major = 0x2345;
+    const dev =
+      (major & 0xfff) * 2 ** 8 +
+      (minor & 0xff) +
+      (minor - (minor & 0xff)) * 2 ** 12 +
+      (major - (major & 0xfff)) * 2 ** 32;
+    expect(deviceNumbers(dev)).toBe(`${major}:${minor}`);
+  });
+
+  it("answers for this machine's own mounts: /proc and /dev/shm free without a wait", () => {
+    expect(freesSlowly(statSync("/dev/shm").dev)).toBe(false);
+    expect(freesSlowly(statSync("/proc").dev)).toBe(false);
+  });
+});
