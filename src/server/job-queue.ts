@@ -61,6 +61,8 @@ export class JobQueue {
   private readonly leaseChecks: LeaseChecks;
   /** Canceled jobs' deadlines for their runner's report; cleared on stop, when the store goes. */
   private readonly cancelDeadlines = new Set<NodeJS.Timeout>();
+  /** Refused jobs' back-off ends (`offerWhenDue`); cleared on stop. */
+  private readonly backoffEnds = new Set<NodeJS.Timeout>();
 
   constructor(private readonly options: JobQueueOptions) {
     this.store = options.store;
@@ -338,13 +340,11 @@ export class JobQueue {
     const job = readJob(record);
     if (refusals.length < maxJobRefusals && job) {
       const retryInMs = refusalBackoff(refusals.length);
-      const requeued = await this.store.jobs.refuse(
-        jobId,
-        runnerId,
-        refusals,
-        new Date(Date.now() + retryInMs),
-      );
-      return requeued ? { retryInMs } : "unknown";
+      const notBefore = Date.now() + retryInMs;
+      const requeued = await this.store.jobs.refuse(jobId, runnerId, refusals, new Date(notBefore));
+      if (!requeued) return "unknown";
+      this.offerWhenDue(notBefore);
+      return { retryInMs };
     }
     const error = job
       ? refusedError(record, refusals)
@@ -421,8 +421,28 @@ export class JobQueue {
 
   stop(): void {
     this.leaseChecks.stop();
-    for (const deadline of this.cancelDeadlines) clearTimeout(deadline);
+    for (const timer of [...this.cancelDeadlines, ...this.backoffEnds]) clearTimeout(timer);
     this.cancelDeadlines.clear();
+    this.backoffEnds.clear();
+  }
+
+  /**
+   * Offers the queue's work again, to every replica's runners (`links.dispatch`: the fleet's word
+   * too), once a refused job's back-off is over. Nothing else says it: a runner whose last claim
+   * found nothing claims again only when told the queue changed (RunnerSession.fill), on another
+   * replica at its fleet sweep. Set again if it fires early: a timer counts from the loop's last tick.
+   */
+  private offerWhenDue(notBefore: number): void {
+    const timer = setTimeout(
+      () => {
+        this.backoffEnds.delete(timer);
+        if (Date.now() < notBefore) this.offerWhenDue(notBefore);
+        else this.links.dispatch();
+      },
+      Math.max(0, notBefore - Date.now()) + 20,
+    );
+    timer.unref();
+    this.backoffEnds.add(timer);
   }
 
   /** The changed row, as its statement returned it: an engine here acts on it unread, else its replica is told. */

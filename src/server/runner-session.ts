@@ -514,9 +514,8 @@ export class RunnerSession implements RunKeeper {
 
   /** A job the runner gave back unstarted: offered again after its back-off, failed at the limit. */
   private async refused(jobId: string, runnerId: string, reason: string): Promise<void> {
-    const outcome = await this.host.queue.refused(jobId, runnerId, reason);
-    // Offered again once its back-off has passed: nothing else would wake a server alone.
-    if (typeof outcome === "object") setTimeout(() => this.host.dispatch(), outcome.retryInMs + 20).unref();
+    // Offered again once its back-off has passed, by the queue (JobQueue.offerWhenDue).
+    await this.host.queue.refused(jobId, runnerId, reason);
     this.host.dispatch();
   }
 
