@@ -168,3 +168,22 @@ describe("runyard validate", () => {
     expect(result.stderr).toContain("did you mean ${TOPIC}?");
   });
 });
+
+describe("a bad value in --config", () => {
+  it("is named by the file and its key on runner and server; a flag given over it, by the flag", async () => {
+    const path = join(tempDir(), "runyard.yaml");
+    writeFileSync(path, "capacity: -1\nk8s_pull_timeout: never\n");
+    const capacity = `config file ${path}, key capacity: Too small: expected number to be >0`;
+    const pullTimeout = `config file ${path}, key k8s_pull_timeout: expected a duration such as 2m or 90s`;
+    for (const command of ["runner", "server"]) {
+      const result = await runCli([command, "--config", path]);
+      expect(result.stderr, command).toBe(`error: invalid configuration:\n  ${capacity}\n  ${pullTimeout}\n`);
+      expect(result.code, command).toBe(2);
+    }
+    const flag = await runCli(["runner", "--config", path, "--capacity", "0"]);
+    expect(flag.stderr).toBe(
+      `error: invalid configuration:\n  --capacity: Too small: expected number to be >0\n  ${pullTimeout}\n`,
+    );
+    expect(flag.code).toBe(2);
+  });
+});

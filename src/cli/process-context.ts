@@ -17,15 +17,8 @@ export async function processContext(
   output: OutputOptions = {},
 ): Promise<CliContext> {
   // The schema (and zod) are loaded here, not at the CLI's start: `runyard run` does without.
-  const [{ loadConfig }, { readConfigFile }] = await Promise.all([
-    import("../core/config.js"),
-    import("../core/config-file.js"),
-  ]);
-  const file = configFile ? readConfigFile(configFile) : undefined;
-  const merged: Overrides = { ...file?.overrides };
-  for (const [key, value] of Object.entries(overrides))
-    if (value !== undefined) merged[key as keyof Config] = value;
-  return withProcess(loadConfig(process.env, merged), output);
+  const { loadConfigWithFile } = await import("../core/config-file.js");
+  return withProcess(loadConfigWithFile(process.env, overrides, configFile), output);
 }
 
 /** The context of `runyard run`: the settings it reads (core/run-config.ts), checked without zod's whole weight. */

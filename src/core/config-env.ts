@@ -166,17 +166,22 @@ export function runEnvBase(
   return out;
 }
 
-/** What the config is parsed from: each key's raw value and where it came from (a variable or a flag). */
+/** What the config is parsed from: each key's raw value and where it came from (a variable, a file or a flag). */
 export interface ConfigInput {
   raw: Record<string, unknown>;
-  /** key -> the variable or flag that set it, for error messages. */
+  /** key -> the variable, config file key or flag that set it, for error messages. */
   source: Record<string, string>;
 }
 
-/** Each key's value from env (the first of its names that is set), with `overrides` laid on top. */
+/**
+ * Each key's value from env (the first of its names that is set), with `overrides` laid on top.
+ * `sources` names the overrides that did not come from a flag (`config file PATH, key KEY`); the
+ * others are named as the flag `--kebab-key`.
+ */
 export function configInput(
   env: Record<string, string | undefined>,
   overrides: Partial<Record<keyof Config, unknown>> = {},
+  sources: Partial<Record<keyof Config, string>> = {},
 ): ConfigInput {
   const raw: Record<string, unknown> = {};
   const source: Record<string, string> = {};
@@ -193,7 +198,8 @@ export function configInput(
   for (const [key, value] of Object.entries(overrides)) {
     if (value !== undefined) {
       raw[key] = value;
-      source[key] = `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+      source[key] =
+        sources[key as keyof Config] ?? `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
     }
   }
   return { raw, source };

@@ -2,8 +2,9 @@ import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
 import { loadConfig } from "./config.js";
-import { groupForRepo, readConfigFile, runnerNotices } from "./config-file.js";
+import { groupForRepo, loadConfigWithFile, readConfigFile, runnerNotices } from "./config-file.js";
 
 function file(text: string): string {
   const path = join(tmpdir(), `runyard-config-${Math.random().toString(36).slice(2)}.yaml`);
@@ -334,5 +335,89 @@ max_cpu_percent: 200
 
   it("says which file it cannot read", () => {
     expect(() => readConfigFile("/nonexistent/runyard.yaml")).toThrowError(/\/nonexistent\/runyard.yaml/);
+  });
+
+  describe("a bad value names where it came from", () => {
+    const problems = (env: Record<string, string>, flags: object, path: string): string => {
+      try {
+        loadConfigWithFile(env, flags, path);
+      } catch (error) {
+        return (error as Error).message;
+      }
+      throw new Error("the config loaded");
+    };
+
+    it("a key of the file is named by the file and the key as written, not by a flag", () => {
+      const path = file("capacity: -1\ngit_retry_count: 50\n");
+      expect(problems({}, {}, path)).toBe(
+        `invalid configuration:\n  config file ${path}, key git_retry_count: Too big: expected number to be <=20\n  config file ${path}, key capacity: Too small: expected number to be >0`,
+      );
+    });
+
+    it("a key the file writes under another name is named as the file writes it", () => {
+      const path = file("execution_mode: kubernetes\nk8s_image: agent:1\nk8s_pull_timeout: never\n");
+      expect(problems({}, {}, path)).toBe(
+        `invalid configuration:\n  config file ${path}, key k8s_pull_timeout: expected a duration such as 2m or 90s`,
+      );
+    });
+
+    it("every setting the file sets, nested ones too, is named by a key the file holds", () => {
+      const text = `server_url: [http://a:8088, http://b:8088]
+capacity: 3
+memory: 4096
+audit:
+  retention_days: 30
+quotas:
+  default_max_concurrent_runs: 4
+  default_max_queued_runs: 20
+  max_bots_per_user: 2
+  users:
+    ana: { max_queued_runs: 3 }
+execution_mode: docker
+docker_image: agent:1
+default_timeout_seconds: 1800
+llm:
+  model: gpt-4
+  endpoint: http://127.0.0.1:9/v1
+max_memory_mb: 2048
+k8s_pull_timeout: 2m
+`;
+      const loaded = readConfigFile(file(text));
+      expect(loaded.sources).toMatchObject({
+        serverUrl: "server_url",
+        capacity: "capacity",
+        auditRetentionDays: "audit.retention_days",
+        defaultMaxQueuedRuns: "quotas.default_max_queued_runs",
+        maxBotsPerUser: "quotas.max_bots_per_user",
+        quotas: "quotas",
+        agentSandbox: "docker_image",
+        agentKubernetes: "execution_mode",
+        maxTurnSecs: "default_timeout_seconds",
+        llmModel: "llm.model",
+        llmEndpoint: "llm.endpoint",
+        agentMaxMemoryMb: "max_memory_mb",
+        k8sPullTimeoutMs: "k8s_pull_timeout",
+      });
+      const written = parse(text) as Record<string, unknown>;
+      const at = (key: string): unknown =>
+        key.split(".").reduce<unknown>((value, part) => (value as Record<string, unknown>)?.[part], written);
+      for (const [setting, value] of Object.entries(loaded.overrides)) {
+        if (value === undefined || setting === "configFileNotices") continue;
+        const key = loaded.sources[setting as keyof typeof loaded.sources];
+        expect(key, setting).toBeDefined();
+        expect(at(key ?? ""), setting).toBeDefined();
+      }
+    });
+
+    it("a flag given over a file value is named as the flag; a variable under the file is not named", () => {
+      const path = file("capacity: 3\nreplica_sweep_ms: 50\n");
+      expect(problems({ RUNYARD_REPLICA_SWEEP_MS: "x" }, { capacity: "0" }, path)).toBe(
+        `invalid configuration:\n  --capacity: Too small: expected number to be >0\n  config file ${path}, key replica_sweep_ms: must be at least 100 (ms): each sweep reads the database; the default is 2000`,
+      );
+      expect(loadConfigWithFile({}, { capacity: "4" }, file("capacity: -1\n")).capacity).toBe(4);
+      expect(problems({ RUNYARD_CAPACITY: "-1" }, {}, file("group: a\n"))).toBe(
+        "invalid configuration:\n  RUNYARD_CAPACITY: Too small: expected number to be >0",
+      );
+    });
   });
 });

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { parse } from "yaml";
 import { z } from "zod";
-import { BudgetOverrides, type Config, configSchema, QuotaOverrides } from "./config.js";
+import { BudgetOverrides, type Config, configSchema, loadConfig, QuotaOverrides } from "./config.js";
 import { RunyardError } from "./errors.js";
 import { AgentRepoSettings } from "./jobs/agent-tools.js";
 
@@ -126,8 +126,12 @@ const ConfigFile = z
   .partial()
   .strict();
 
+type Overrides = Partial<Record<keyof Config, unknown>>;
+
 export interface LoadedConfigFile {
-  overrides: Partial<Record<keyof Config, unknown>>;
+  overrides: Overrides;
+  /** Each override's key as the file writes it (`capacity`, `audit.retention_days`), to name it in errors. */
+  sources: Partial<Record<keyof Config, string>>;
   repos: RepoRoute[];
 }
 
@@ -156,30 +160,73 @@ export function readConfigFile(path: string): LoadedConfigFile {
   }
   const { default_max_concurrent_runs, default_max_queued_runs, max_bots_per_user, ...quotas } =
     file.quotas ?? {};
-  const overrides: Partial<Record<keyof Config, unknown>> = {
-    ...sameNamedSettings(file),
-    serverUrl: Array.isArray(file.server_url) ? file.server_url.join(",") : file.server_url,
-    labels: Array.isArray(file.labels) ? file.labels.join(",") : file.labels,
-    memory: file.memory === undefined ? undefined : String(file.memory),
-    auditRetentionDays: file.audit?.retention_days,
-    defaultMaxConcurrentRuns: default_max_concurrent_runs,
-    defaultMaxQueuedRuns: default_max_queued_runs,
-    maxBotsPerUser: max_bots_per_user,
-    quotas: Object.keys(quotas).length > 0 ? quotas : undefined,
-    agentSandbox: file.agent_sandbox ?? (file.execution_mode === "docker" ? file.docker_image : undefined),
+  // The settings the file writes under another name or shape: each with the key it came from.
+  const mapped: [keyof Config, string, unknown][] = [
+    ["serverUrl", "server_url", Array.isArray(file.server_url) ? file.server_url.join(",") : file.server_url],
+    ["labels", "labels", Array.isArray(file.labels) ? file.labels.join(",") : file.labels],
+    ["memory", "memory", file.memory === undefined ? undefined : String(file.memory)],
+    ["auditRetentionDays", "audit.retention_days", file.audit?.retention_days],
+    ["defaultMaxConcurrentRuns", "quotas.default_max_concurrent_runs", default_max_concurrent_runs],
+    ["defaultMaxQueuedRuns", "quotas.default_max_queued_runs", default_max_queued_runs],
+    ["maxBotsPerUser", "quotas.max_bots_per_user", max_bots_per_user],
+    ["quotas", "quotas", Object.keys(quotas).length > 0 ? quotas : undefined],
+    [
+      "agentSandbox",
+      file.agent_sandbox === undefined ? "docker_image" : "agent_sandbox",
+      file.agent_sandbox ?? (file.execution_mode === "docker" ? file.docker_image : undefined),
+    ],
     // The Kubernetes mode's settings (docs/agents.md, "Kubernetes mode").
-    agentKubernetes: file.execution_mode === undefined ? undefined : file.execution_mode === "kubernetes",
-    k8sPullTimeoutMs: file.k8s_pull_timeout === undefined ? undefined : String(file.k8s_pull_timeout),
-    k8sScheduleTimeoutMs:
+    [
+      "agentKubernetes",
+      "execution_mode",
+      file.execution_mode === undefined ? undefined : file.execution_mode === "kubernetes",
+    ],
+    [
+      "k8sPullTimeoutMs",
+      "k8s_pull_timeout",
+      file.k8s_pull_timeout === undefined ? undefined : String(file.k8s_pull_timeout),
+    ],
+    [
+      "k8sScheduleTimeoutMs",
+      "k8s_schedule_timeout",
       file.k8s_schedule_timeout === undefined ? undefined : String(file.k8s_schedule_timeout),
-    agentMaxMemoryMb: file.max_memory_mb ?? undefined,
-    agentMaxCpuPercent: file.max_cpu_percent ?? undefined,
-    maxTurnSecs: file.default_timeout_seconds,
-    llmModel: file.llm?.model,
-    llmEndpoint: file.llm?.endpoint ?? undefined,
-    configFileNotices: agentRunnerConfigNotices(file),
-  };
-  return { overrides, repos: file.repos ?? [] };
+    ],
+    ["agentMaxMemoryMb", "max_memory_mb", file.max_memory_mb ?? undefined],
+    ["agentMaxCpuPercent", "max_cpu_percent", file.max_cpu_percent ?? undefined],
+    ["maxTurnSecs", "default_timeout_seconds", file.default_timeout_seconds],
+    ["llmModel", "llm.model", file.llm?.model],
+    ["llmEndpoint", "llm.endpoint", file.llm?.endpoint ?? undefined],
+  ];
+  const { overrides, sources } = sameNamedSettings(file);
+  for (const [setting, key, value] of mapped) {
+    overrides[setting] = value;
+    if (value === undefined) delete sources[setting];
+    else sources[setting] = key;
+  }
+  overrides.configFileNotices = agentRunnerConfigNotices(file);
+  return { overrides, sources, repos: file.repos ?? [] };
+}
+
+/**
+ * The config from env, the config file at `path` and `flags`, each laid over the one before. A
+ * bad value is named by where it came from: its variable, `config file PATH, key KEY`, or its flag.
+ */
+export function loadConfigWithFile(
+  env: Record<string, string | undefined>,
+  flags: Overrides,
+  path?: string,
+): Config {
+  const file = path ? readConfigFile(path) : undefined;
+  const overrides: Overrides = { ...file?.overrides };
+  const sources: Partial<Record<keyof Config, string>> = {};
+  for (const [setting, key] of Object.entries(file?.sources ?? {}))
+    sources[setting as keyof Config] = `config file ${path}, key ${key}`;
+  for (const [setting, value] of Object.entries(flags)) {
+    if (value === undefined) continue;
+    overrides[setting as keyof Config] = value;
+    delete sources[setting as keyof Config];
+  }
+  return loadConfig(env, overrides, sources);
 }
 
 type ParsedFile = z.infer<typeof ConfigFile>;
@@ -188,13 +235,17 @@ type ParsedFile = z.infer<typeof ConfigFile>;
  * The file's keys that are a setting's name in snake_case (`tenant_id`, `k8s_image`), as that
  * setting; readConfigFile lays the keys the file writes otherwise over them.
  */
-function sameNamedSettings(file: ParsedFile): Partial<Record<keyof Config, unknown>> {
-  const settings: Partial<Record<keyof Config, unknown>> = {};
+function sameNamedSettings(file: ParsedFile): Pick<LoadedConfigFile, "overrides" | "sources"> {
+  const overrides: Overrides = {};
+  const sources: Partial<Record<keyof Config, string>> = {};
   for (const [key, value] of Object.entries(file)) {
     const setting = key.replace(/_([a-z0-9])/g, (_, letter: string) => letter.toUpperCase());
-    if (setting in configSchema.shape) settings[setting as keyof Config] = value;
+    if (setting in configSchema.shape) {
+      overrides[setting as keyof Config] = value;
+      sources[setting as keyof Config] = key;
+    }
   }
-  return settings;
+  return { overrides, sources };
 }
 
 /** The agent runner's settings runyard will not take silently: each with what to do instead. */

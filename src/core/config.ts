@@ -407,12 +407,16 @@ export type Config = z.infer<typeof configSchema>;
 
 export { ConfigError } from "./config-error.js";
 
-/** Reads the config from env, with `overrides` (flags, config file) laid on top. */
+/**
+ * Reads the config from env, with `overrides` (flags, config file) laid on top; `sources` names
+ * the overrides that are not flags, for errors (configInput).
+ */
 export function loadConfig(
   env: Record<string, string | undefined>,
   overrides: Partial<Record<keyof Config, unknown>> = {},
+  sources: Partial<Record<keyof Config, string>> = {},
 ): Config {
-  const { raw, source } = configInput(env, overrides);
+  const { raw, source } = configInput(env, overrides, sources);
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) {
     throw new ConfigError(
