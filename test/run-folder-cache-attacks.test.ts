@@ -154,6 +154,7 @@ describe("a pooled run sandbox whose door was adopted (a clone sends no 'O')", (
         cwd: place.folder,
         exposure: { tmp: place.tmp, homeFolder: place.home },
         killGraceMs: 1000,
+        onOutput: () => undefined,
       },
       launcher,
     );

@@ -64,4 +64,57 @@ describe("a job its runner refused", () => {
     // Told, runner 2 asks again and is given it.
     expect((await store.jobs.claim({ id: "runner-2", ...runner }, 60_000))?.id).toBe("job-refused");
   });
+
+  it("is offered at its back-off's end by a server started after the refusal (its timer gone with the server before)", async () => {
+    const { store } = opened;
+    const run = await store.runs.create({ kind: "workflow", name: "refused-before-restart" });
+    const payload = {
+      run_id: run.id,
+      step: "s",
+      host: "worker",
+      attempt: 1,
+      action: "cmd.run",
+      script: "true",
+      env: {},
+    };
+    await store.jobs.create({ id: "job-early", run_id: run.id, requirements: { labels: [] }, payload });
+    await store.jobs.create({ id: "job-later", run_id: run.id, requirements: { labels: [] }, payload });
+    const first = Date.now() + 600;
+    const second = Date.now() + 1200;
+    for (const [id, at] of [
+      ["job-early", first],
+      ["job-later", second],
+    ] as const) {
+      await store.jobs.claim({ id: "runner-1", ...runner }, 60_000);
+      await store.jobs.refuse(id, "runner-1", [], new Date(at));
+    }
+    expect((await store.jobs.nextBackoffEnd())?.getTime()).toBe(first);
+    // The restarted server's queue: nothing else in this test tells it the queue changed.
+    const offers: number[] = [];
+    let offeredTwice: () => void = () => undefined;
+    const both = new Promise<void>((resolve) => {
+      offeredTwice = resolve;
+    });
+    queue = new JobQueue({
+      store,
+      bus: new EventBus(),
+      links: {
+        dispatch: () => {
+          offers.push(Date.now());
+          if (offers.length === 2) offeredTwice();
+        },
+        cancel: () => false,
+        drop: () => undefined,
+        jobChanged: () => undefined,
+      },
+      logger: silentLogger,
+      replicaId: "local",
+      leaseMs: 60_000,
+    });
+    await queue.offerAfterBackoffs();
+    await both;
+    expect(offers[0]!).toBeGreaterThanOrEqual(first);
+    expect(offers[1]!).toBeGreaterThanOrEqual(second);
+    expect(await store.jobs.nextBackoffEnd()).toBeUndefined();
+  });
 });

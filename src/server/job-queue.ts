@@ -419,6 +419,16 @@ export class JobQueue {
     return takeInventory(this.leases, runnerId, held, reaped);
   }
 
+  /**
+   * The back-offs a stopped server's timers would have ended (`offerWhenDue`): the first queued
+   * job's still waiting one is offered at its end, then the next. At start: a server alone has no
+   * sweep, and a runner whose last claim found nothing would not ask again (RunnerSession.fill).
+   */
+  async offerAfterBackoffs(): Promise<void> {
+    const next = await this.store.jobs.nextBackoffEnd();
+    if (next) this.offerWhenDue(next.getTime(), () => void this.offerAfterBackoffs().catch(() => undefined));
+  }
+
   stop(): void {
     this.leaseChecks.stop();
     for (const timer of [...this.cancelDeadlines, ...this.backoffEnds]) clearTimeout(timer);
@@ -432,12 +442,13 @@ export class JobQueue {
    * found nothing claims again only when told the queue changed (RunnerSession.fill), on another
    * replica at its fleet sweep. Set again if it fires early: a timer counts from the loop's last tick.
    */
-  private offerWhenDue(notBefore: number): void {
+  private offerWhenDue(notBefore: number, then?: () => void): void {
     const timer = setTimeout(
       () => {
         this.backoffEnds.delete(timer);
-        if (Date.now() < notBefore) this.offerWhenDue(notBefore);
-        else this.links.dispatch();
+        if (Date.now() < notBefore) return this.offerWhenDue(notBefore, then);
+        this.links.dispatch();
+        then?.();
       },
       Math.max(0, notBefore - Date.now()) + 20,
     );

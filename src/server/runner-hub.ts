@@ -66,6 +66,11 @@ export class RunnerHub implements SessionHost, RunnerSockets {
   start(bus: EventBus, sweepMs: number): void {
     this.runEnds.start(bus);
     this.queue.startLeaseChecks(() => this.replica.isLeader());
+    void this.queue
+      .offerAfterBackoffs()
+      .catch((error: unknown) =>
+        this.logger.error({ err: error }, "could not read the refused jobs' back-offs"),
+      );
     // Finds jobs whose announcement from another replica was lost; a server alone queues them all itself.
     if (!this.replica.alone) {
       this.dispatchTimer = setInterval(() => this.dispatch(), sweepMs);

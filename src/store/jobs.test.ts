@@ -223,7 +223,10 @@ describe.each(storeBackends)("on $name", (backend) => {
         not_before: "2026-01-01T00:00:02.000Z",
       });
       expect(await store.jobs.claim(runner({ id: "r2" }), 1000)).toBeUndefined();
+      // What a restarted server arms a timer for (JobQueue.offerAfterBackoffs).
+      expect(await store.jobs.nextBackoffEnd()).toEqual(new Date("2026-01-01T00:00:02.000Z"));
       clock = new Date("2026-01-01T00:00:02.000Z");
+      expect(await store.jobs.nextBackoffEnd()).toBeUndefined();
       expect(await store.jobs.claim(runner({ id: "r2" }), 1000)).toMatchObject({
         id: job.id,
         runner_id: "r2",

@@ -196,6 +196,8 @@ export interface JobsRepo {
   list(query?: ListJobsQuery): Promise<JobRecord[]>;
   /** How many jobs wait for a runner, and since when the oldest has (null when none waits). */
   queue(): Promise<QueuedJobs>;
+  /** When the first queued job still waiting out a refusal's back-off may be claimed; undefined: none waits so. */
+  nextBackoffEnd(): Promise<Date | undefined>;
   /** Assigned or running jobs whose lease ended before `now` (default: the store clock's now). */
   expired(now?: string): Promise<JobRecord[]>;
 }
@@ -344,6 +346,15 @@ export function jobsRepo(ctx: StoreContext): JobsRepo {
         .where("status", "=", "queued")
         .executeTakeFirstOrThrow();
       return { queued: Number(row.queued), oldest_created_at: row.oldest ?? null };
+    },
+    async nextBackoffEnd() {
+      const row = await ctx.db
+        .selectFrom("jobs")
+        .select((eb) => eb.fn.min("not_before").as("next"))
+        .where("status", "=", "queued")
+        .where("not_before", ">", isoTime(ctx.now()))
+        .executeTakeFirst();
+      return row?.next ? new Date(row.next) : undefined;
     },
     async expired(now) {
       const rows = await ctx.db
