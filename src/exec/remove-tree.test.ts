@@ -57,22 +57,31 @@ describe("removeTree", () => {
     expect(existsSync(join(root, "large"))).toBe(false);
   });
 
-  it("frees on the event loop where freeing waits for nothing (tmpfs), through the pool where the mount discards", async () => {
-    const where = (parent: string): string => {
+  it("removes empty folders on the event loop where freeing waits for nothing (tmpfs), files and a discarding mount's folders through the pool", async () => {
+    /** Folders only (`files` false), or with a file in the deepest. */
+    const where = (parent: string, files: boolean): string => {
       const dir = mkdtempSync(join(parent, "runyard-remove-tree-"));
       made.push(dir);
-      fill(join(dir, "tree"), 5);
+      mkdirSync(join(dir, "tree", "a", "b", "c"), { recursive: true });
+      mkdirSync(join(dir, "tree", "d"));
+      if (files) writeFileSync(join(dir, "tree", "a", "b", "c", "file"), "x");
       return join(dir, "tree");
     };
-    // /dev/shm is a tmpfs: the whole removal is made before removeTree first waits.
-    const onTmpfs = where("/dev/shm");
-    expect(freesSlowly(statSync(onTmpfs).dev)).toBe(false);
-    const removing = removeTree(onTmpfs);
-    expect(existsSync(onTmpfs)).toBe(false);
+    // /dev/shm is a tmpfs: a tree of folders goes whole before removeTree first waits.
+    const folders = where("/dev/shm", false);
+    expect(freesSlowly(statSync(folders).dev)).toBe(false);
+    const removing = removeTree(folders);
+    expect(existsSync(folders)).toBe(false);
     expect(await removing).toBe(true);
+    // A file's unlink always goes through the pool: a step chooses its size (2 GiB took 0.7 s here).
+    const withFile = where("/dev/shm", true);
+    const pendingFile = removeTree(withFile);
+    expect(existsSync(join(withFile, "a", "b", "c", "file"))).toBe(true);
+    expect(await pendingFile).toBe(true);
+    expect(existsSync(withFile)).toBe(false);
     // Where the runner's temp folder lies: as its mount says (ext4 with `discard` on the machine
-    // these were measured on), its first unlink is handed to the pool, and the tree is still there.
-    const local = where(tmpdir());
+    // these were measured on, where each rmdir waits for the disk), through the pool or not.
+    const local = where(tmpdir(), false);
     const pending = removeTree(local);
     expect(existsSync(local)).toBe(freesSlowly(statSync(local).dev));
     expect(await pending).toBe(true);

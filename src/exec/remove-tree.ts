@@ -17,7 +17,6 @@ import {
   rmSync,
   Stats,
   unlink,
-  unlinkSync,
 } from "node:fs";
 import { join } from "node:path";
 import { freesSlowly } from "./discarding-mounts.js";
@@ -37,9 +36,10 @@ import { O_PATH } from "./host-folder.js";
  * `syncCalls` of them: a run's folders after a trivial step hold a few entries, and handing each
  * call to libuv's pool and back cost more CPU than the call (65 against 12 to 27 µs a call
  * measured here), while a step's large tree (a `node_modules`) still leaves the loop free after
- * the first few hundred. Those that free space (unlink, rmdir) join them where freeing waits for
- * nothing; on a file system mounted with `discard` each waits for the disk (0.2 to 40 ms a folder,
- * measured on ext4 here), and they go to the pool (`freesSlowly`, by the top entry's device).
+ * the first few hundred. A small folder's rmdir joins them where freeing waits for nothing
+ * (`freesQuickly`); on a file system mounted with `discard` each waits for the disk (0.2 to 40 ms
+ * a folder, measured on ext4 here), and it goes to the pool (`freesSlowly`, by the top entry's
+ * device), as every unlink does.
  */
 export async function removeTree(path: string): Promise<boolean> {
   const walk = removeEntry(path, 0, { steps: maxSteps, moved: 0 });
@@ -49,7 +49,7 @@ export async function removeTree(path: string): Promise<boolean> {
   for (let spent = 0; !next.done; spent++) {
     const call = next.value;
     const onLoop =
-      (isLook(call) || (freesOnLoop === true && frees(call))) &&
+      (isLook(call) || (freesOnLoop === true && freesQuickly(call))) &&
       spent < syncCalls &&
       !(call.call === "readdir" && call.large);
     const answer = onLoop ? callSync(call) : await callAsync(call);
@@ -107,7 +107,8 @@ interface Budget {
 
 /** One system call the walk asks for; the driver (`removeTree`) makes it now or on the pool. */
 type Call =
-  | { call: "rmdir" | "unlink"; path: Path }
+  | { call: "rmdir"; path: Path; large?: boolean }
+  | { call: "unlink"; path: Path }
   | { call: "chmod"; path: string }
   | { call: "rename"; path: Path; to: string }
   | Look;
@@ -127,23 +128,25 @@ type Answer = { value?: Stats | string[] | Buffer[] | number; error?: NodeJS.Err
 
 type Walk<T> = Generator<Call, T, Answer>;
 
-/** The calls that free space. */
-function frees(call: Call): call is { call: "rmdir" | "unlink"; path: Path } {
-  return call.call === "rmdir" || call.call === "unlink";
+/**
+ * The calls that free space and may be made on the event loop where freeing waits for nothing: a
+ * folder's own `rmdir` (it is empty by then; one that grew large keeps its size, and goes to the
+ * pool). Never a file's `unlink`: freeing a 2 GiB file took 0.7 s on a tmpfs here, and a step
+ * chooses its files' sizes (and may swap one in after its lstat).
+ */
+function freesQuickly(call: Call): call is { call: "rmdir"; path: Path } {
+  return call.call === "rmdir" && !call.large;
 }
 
 function isLook(call: Call): call is Look {
   return call.call !== "rmdir" && call.call !== "unlink" && call.call !== "rename" && call.call !== "chmod";
 }
 
-function callSync(call: Look | { call: "rmdir" | "unlink"; path: Path }): Answer {
+function callSync(call: Look | { call: "rmdir"; path: Path }): Answer {
   try {
     switch (call.call) {
       case "rmdir":
         rmdirSync(call.path);
-        return {};
-      case "unlink":
-        unlinkSync(call.path);
         return {};
       case "lstat":
         return { value: lstatSync(call.path) };
@@ -227,7 +230,9 @@ function* removeEntry(path: Path, depth: number, budget: Budget): Walk<boolean> 
     if (emptied === "not a folder") continue;
     if (emptied === "left") return false;
     // rmdir never follows a last link: a link swapped in meanwhile is ENOTDIR, removed next try.
-    if (settled(yield* tryCall({ call: "rmdir", path }), "ENOTDIR", "ENOTEMPTY", "EEXIST")) return true;
+    const large = (value as Stats).size > syncListingBytes;
+    if (settled(yield* tryCall({ call: "rmdir", path, large }), "ENOTDIR", "ENOTEMPTY", "EEXIST"))
+      return true;
   }
   return false;
 }
