@@ -63,6 +63,7 @@ export class JobQueue {
   private readonly cancelDeadlines = new Set<NodeJS.Timeout>();
   /** Refused jobs' back-off ends (`offerWhenDue`); cleared on stop. */
   private readonly backoffEnds = new Set<NodeJS.Timeout>();
+  private stopped = false;
 
   constructor(private readonly options: JobQueueOptions) {
     this.store = options.store;
@@ -430,6 +431,7 @@ export class JobQueue {
   }
 
   stop(): void {
+    this.stopped = true;
     this.leaseChecks.stop();
     for (const timer of [...this.cancelDeadlines, ...this.backoffEnds]) clearTimeout(timer);
     this.cancelDeadlines.clear();
@@ -443,6 +445,8 @@ export class JobQueue {
    * replica at its fleet sweep. Set again if it fires early: a timer counts from the loop's last tick.
    */
   private offerWhenDue(notBefore: number, then?: () => void): void {
+    // A store read that ends after the stop (offerAfterBackoffs) arms nothing.
+    if (this.stopped) return;
     const timer = setTimeout(
       () => {
         this.backoffEnds.delete(timer);
