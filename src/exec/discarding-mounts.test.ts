@@ -1,6 +1,9 @@
-import { statSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { deviceNumbers, freesSlowly, mountDiscards } from "./discarding-mounts.js";
+import { deviceNumbers, ext4Discards, freesSlowly, mountDiscards } from "./discarding-mounts.js";
 
 const table = [
   "26 1 254:0 / / rw,relatime - ext4 /dev/vda rw,discard,resv_strict",
@@ -40,4 +43,31 @@ describe("which mounts wait for the disk as they free a block", () => {
     expect(freesSlowly(statSync("/dev/shm").dev)).toBe(false);
     expect(freesSlowly(statSync("/proc").dev)).toBe(false);
   });
+  // Needs root and a loop device to mount an ext4 image of its own.
+  const canMount =
+    process.getuid?.() === 0 && statSync("/dev/loop-control", { throwIfNoEntry: false }) !== undefined;
+  it.runIf(canMount)(
+    "reads `discard` an ext4 superblock gives by default (tune2fs -o discard), which mountinfo leaves out",
+    () => {
+      const folder = mkdtempSync(join(tmpdir(), "ext4-discard-"));
+      const image = join(folder, "image");
+      const mount = join(folder, "mount");
+      execFileSync("truncate", ["-s", "32M", image]);
+      execFileSync("mkfs.ext4", ["-q", "-F", image]);
+      execFileSync("tune2fs", ["-o", "discard", image], { stdio: "ignore" });
+      execFileSync("mkdir", [mount]);
+      execFileSync("mount", ["-o", "loop", image, mount]);
+      try {
+        const numbers = deviceNumbers(statSync(mount).dev);
+        expect(
+          mountDiscards(execFileSync("cat", ["/proc/self/mountinfo"], { encoding: "utf8" }), numbers),
+        ).toBe(false);
+        expect(ext4Discards(numbers)).toBe(true);
+        expect(freesSlowly(statSync(mount).dev)).toBe(true);
+      } finally {
+        execFileSync("umount", [mount]);
+        rmSync(folder, { recursive: true, force: true });
+      }
+    },
+  );
 });

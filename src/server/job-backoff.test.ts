@@ -117,4 +117,49 @@ describe("a job its runner refused", () => {
     expect(offers[1]!).toBeGreaterThanOrEqual(second);
     expect(await store.jobs.nextBackoffEnd()).toBeUndefined();
   });
+  it("waits out a back-off far ahead (a clock set back since the refusal) with one timer, not one a millisecond", async () => {
+    const { store } = opened;
+    const run = await store.runs.create({ kind: "workflow", name: "refused-far-ahead" });
+    const payload = {
+      run_id: run.id,
+      step: "s",
+      host: "worker",
+      attempt: 1,
+      action: "cmd.run",
+      script: "true",
+      env: {},
+    };
+    await store.jobs.create({ id: "job-far", run_id: run.id, requirements: { labels: [] }, payload });
+    await store.jobs.claim({ id: "runner-1", ...runner }, 60_000);
+    // 30 days: past what setTimeout holds (2^31 - 1 ms), which it fires after 1 ms instead.
+    await store.jobs.refuse("job-far", "runner-1", [], new Date(Date.now() + 30 * 24 * 3600_000));
+    const overflows: Error[] = [];
+    const onWarning = (warning: Error) => {
+      if (warning.name === "TimeoutOverflowWarning") overflows.push(warning);
+    };
+    process.on("warning", onWarning);
+    const offers: number[] = [];
+    try {
+      queue = new JobQueue({
+        store,
+        bus: new EventBus(),
+        links: {
+          dispatch: () => offers.push(Date.now()),
+          cancel: () => false,
+          drop: () => undefined,
+          jobChanged: () => undefined,
+        },
+        logger: silentLogger,
+        replicaId: "local",
+        leaseMs: 60_000,
+      });
+      await queue.offerAfterBackoffs();
+      // An overflowing timer fires within a few ms and is set again: a quarter second shows it.
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    } finally {
+      process.off("warning", onWarning);
+    }
+    expect(overflows).toEqual([]);
+    expect(offers).toEqual([]);
+  });
 });

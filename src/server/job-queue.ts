@@ -454,7 +454,9 @@ export class JobQueue {
         this.links.dispatch();
         then?.();
       },
-      Math.max(0, notBefore - Date.now()) + 20,
+      // setTimeout fires after 1 ms past 2^31 - 1 ms (24.8 days): a back-off that far ahead (a
+      // clock set back since the refusal) would set it again every millisecond.
+      Math.min(Math.max(0, notBefore - Date.now()) + 20, 2 ** 31 - 1),
     );
     timer.unref();
     this.backoffEnds.add(timer);
