@@ -16,7 +16,7 @@ import {
 } from "./job-leases.js";
 import type { HostPlacement, JobQueueOptions, RunnerLinks } from "./job-queue-options.js";
 import { endedEarly, lossOf, readJob, resultOf, wrongKind } from "./job-records.js";
-import { maxJobRefusals, refusalBackoff, refusedError } from "./job-refusals.js";
+import { BackoffOffers, maxJobRefusals, refusalBackoff, refusedError } from "./job-refusals.js";
 import { JobStartOrder } from "./job-start-order.js";
 import { type RunSink, stamp } from "./run-sink.js";
 
@@ -61,9 +61,8 @@ export class JobQueue {
   private readonly leaseChecks: LeaseChecks;
   /** Canceled jobs' deadlines for their runner's report; cleared on stop, when the store goes. */
   private readonly cancelDeadlines = new Set<NodeJS.Timeout>();
-  /** Refused jobs' back-off ends (`offerWhenDue`); cleared on stop. */
-  private readonly backoffEnds = new Set<NodeJS.Timeout>();
-  private stopped = false;
+  /** Refused jobs' back-off ends, offered again (job-refusals.ts). */
+  private readonly backoffs: BackoffOffers;
 
   constructor(private readonly options: JobQueueOptions) {
     this.store = options.store;
@@ -84,6 +83,7 @@ export class JobQueue {
       },
     };
     this.leaseChecks = new LeaseChecks(this.leases);
+    this.backoffs = new BackoffOffers(options.store, () => this.links.dispatch());
   }
 
   /** The lease runners get, and renew by heartbeats. */
@@ -344,7 +344,7 @@ export class JobQueue {
       const notBefore = Date.now() + retryInMs;
       const requeued = await this.store.jobs.refuse(jobId, runnerId, refusals, new Date(notBefore));
       if (!requeued) return "unknown";
-      this.offerWhenDue(notBefore);
+      this.backoffs.at(notBefore);
       return { retryInMs };
     }
     const error = job
@@ -420,46 +420,16 @@ export class JobQueue {
     return takeInventory(this.leases, runnerId, held, reaped);
   }
 
-  /**
-   * The back-offs a stopped server's timers would have ended (`offerWhenDue`): the first queued
-   * job's still waiting one is offered at its end, then the next. At start: a server alone has no
-   * sweep, and a runner whose last claim found nothing would not ask again (RunnerSession.fill).
-   */
-  async offerAfterBackoffs(): Promise<void> {
-    const next = await this.store.jobs.nextBackoffEnd();
-    if (next) this.offerWhenDue(next.getTime(), () => void this.offerAfterBackoffs().catch(() => undefined));
+  /** The back-offs a stopped server's timers would have ended, offered at their ends (`BackoffOffers`). */
+  offerAfterBackoffs(): Promise<void> {
+    return this.backoffs.afterRestart();
   }
 
   stop(): void {
-    this.stopped = true;
     this.leaseChecks.stop();
-    for (const timer of [...this.cancelDeadlines, ...this.backoffEnds]) clearTimeout(timer);
+    this.backoffs.stop();
+    for (const deadline of this.cancelDeadlines) clearTimeout(deadline);
     this.cancelDeadlines.clear();
-    this.backoffEnds.clear();
-  }
-
-  /**
-   * Offers the queue's work again, to every replica's runners (`links.dispatch`: the fleet's word
-   * too), once a refused job's back-off is over. Nothing else says it: a runner whose last claim
-   * found nothing claims again only when told the queue changed (RunnerSession.fill), on another
-   * replica at its fleet sweep. Set again if it fires early: a timer counts from the loop's last tick.
-   */
-  private offerWhenDue(notBefore: number, then?: () => void): void {
-    // A store read that ends after the stop (offerAfterBackoffs) arms nothing.
-    if (this.stopped) return;
-    const timer = setTimeout(
-      () => {
-        this.backoffEnds.delete(timer);
-        if (Date.now() < notBefore) return this.offerWhenDue(notBefore, then);
-        this.links.dispatch();
-        then?.();
-      },
-      // setTimeout fires after 1 ms past 2^31 - 1 ms (24.8 days): a back-off that far ahead (a
-      // clock set back since the refusal) would set it again every millisecond.
-      Math.min(Math.max(0, notBefore - Date.now()) + 20, 2 ** 31 - 1),
-    );
-    timer.unref();
-    this.backoffEnds.add(timer);
   }
 
   /** The changed row, as its statement returned it: an engine here acts on it unread, else its replica is told. */

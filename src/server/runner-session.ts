@@ -514,7 +514,7 @@ export class RunnerSession implements RunKeeper {
 
   /** A job the runner gave back unstarted: offered again after its back-off, failed at the limit. */
   private async refused(jobId: string, runnerId: string, reason: string): Promise<void> {
-    // Offered again once its back-off has passed, by the queue (JobQueue.offerWhenDue).
+    // Offered again once its back-off has passed, by the queue (BackoffOffers, job-refusals.ts).
     await this.host.queue.refused(jobId, runnerId, reason);
     this.host.dispatch();
   }
