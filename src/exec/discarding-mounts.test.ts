@@ -12,6 +12,7 @@ const table = [
   "42 26 0:50 / /data rw,relatime shared:6 - btrfs /dev/vdc rw,ssd,discard=async,space_cache=v2",
   "43 26 253:1 / /var rw,relatime - xfs /dev/mapper/var rw,attr2,discard,inode64",
   "44 26 254:16 /sub /mnt/bound rw,discard - ext4 /dev/vdb rw",
+  "45 26 0:60 / /var/lib/docker/overlay2/x/merged rw,relatime - overlay overlay rw,lowerdir=/l,upperdir=/u,workdir=/w",
 ].join("\n");
 
 describe("which mounts wait for the disk as they free a block", () => {
@@ -23,6 +24,8 @@ describe("which mounts wait for the disk as they free a block", () => {
     // The same device mounted twice, one of them with `discard`.
     expect(mountDiscards(table, "254:16")).toBe(true);
     expect(mountDiscards(table, "8:1")).toBeUndefined();
+    // An overlay (a runner in a container) frees as its upper layer does, which it does not show.
+    expect(mountDiscards(table, "0:60")).toBe(true);
   });
 
   it("names a stat's device as mountinfo does, small and large numbers alike", () => {

@@ -36,7 +36,8 @@ export function deviceNumbers(dev: number): string {
 
 /**
  * Whether a mount of device `numbers` in `table` (mountinfo's text) discards as it frees: any of
- * its mounts' own or its file system's options is `discard` or `discard=...` but `discard=async`.
+ * its mounts' own or its file system's options is `discard` or `discard=...` but `discard=async`;
+ * an overlay is taken to (its upper layer's file system decides, unseen here).
  * Undefined when no line names the device.
  */
 export function mountDiscards(table: string, numbers: string): boolean | undefined {
@@ -48,6 +49,8 @@ export function mountDiscards(table: string, numbers: string): boolean | undefin
     const options = [fields[5] ?? "", separator > 0 ? (fields[separator + 3] ?? "") : ""]
       .join(",")
       .split(",");
+    // An overlay's (a container's root) freeing is its upper layer's, whose options it does not show.
+    if (separator > 0 && fields[separator + 1] === "overlay") return true;
     const discards = options.some(
       (option) => option === "discard" || (option.startsWith("discard=") && option !== "discard=async"),
     );
