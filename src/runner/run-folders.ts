@@ -271,7 +271,7 @@ export class RunFolders {
     // On the event loop: a rename in one folder of the runner's own frees no block (no discard
     // wait, unlike `rmdir`), and each call through libuv's pool cost this run's path a hand-off to
     // a pool thread and back (0.4 ms of CPU each on a paravirtualized host).
-    const renamed = renamedBoth([
+    const renamed = renamedAll([
       [pooled.place.folder, place.folder],
       [join(pooled.place.tmp, ".."), private_],
     ]);
@@ -284,7 +284,7 @@ export class RunFolders {
         made: pooled.box,
         movesFirst: [
           [pooled.place.folder, place.folder],
-          ...["outputs", "scripts"].map(
+          ...scratchFolders.map(
             (name) => [join(pooled.place.scratch, name), join(place.scratch, name)] as const,
           ),
         ],
@@ -435,7 +435,7 @@ function folderName(runId: string): string {
 }
 
 /** Renames each pair `from` -> `to`; false once one fails (the pooled sandbox is then not used). */
-function renamedBoth(pairs: readonly (readonly [string, string])[]): boolean {
+function renamedAll(pairs: readonly (readonly [string, string])[]): boolean {
   try {
     for (const [from, to] of pairs) renameSync(from, to);
     return true;
