@@ -203,6 +203,8 @@ async function up(flags: ServerFlags, ctx: CliContext): Promise<number> {
   const runner = await localRunnerDaemon(config, ctx.env, {
     serverUrls: [server.url],
     token: secret,
+    // In this process: linked to the hub without a loopback WebSocket, its frames and wakeups.
+    link: (token) => server.linkRunner(token),
     // One of its own per home: `up`s of other homes on one machine share no containers.
     id: localId,
     logger: logger.child({ component: "runner" }),

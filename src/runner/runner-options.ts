@@ -1,6 +1,7 @@
 import type { JobKind } from "../core/jobs/index.js";
 import type { Logger } from "../core/logger.js";
 import type { BotCall, BotReply, BotStats, RunnerInfo } from "../core/protocol.js";
+import type { RunnerLink } from "../core/runner-link.js";
 import type { JobHandlers } from "./handlers/types.js";
 import type { JobJournal } from "./job-journal.js";
 
@@ -13,6 +14,13 @@ export interface RunnerDaemonOptions {
    */
   serverUrls: string[];
   token: string;
+  /**
+   * A server in this process (`runyard up`'s): the runner links to it with this instead of a
+   * WebSocket to `serverUrls`, which its jobs still use for HTTP (artifacts). It rejects as the
+   * socket's upgrade refuses: UNAUTHORIZED or FORBIDDEN for a token, STORE_TOO_NEW or
+   * STORE_UNAVAILABLE to try again later.
+   */
+  link?: (token: string) => Promise<RunnerLink>;
   /** What the runner says of itself at hello; the job kinds it handles follow from `handlers`. */
   info: Omit<RunnerInfo, "kinds">;
   /** One handler per job kind: what this runner does with the jobs it is assigned. */

@@ -15,6 +15,7 @@ import {
   runnerSocketPath,
   ServerMessage,
 } from "../core/protocol.js";
+import { linkOpen, type RunnerLink } from "../core/runner-link.js";
 import { botErrorReply, detachReason, type JobIo } from "./handlers/types.js";
 import { JobOutbox, type OutboxLink } from "./job-outbox.js";
 import { outputPieces } from "./message-limits.js";
@@ -61,7 +62,7 @@ interface HeldJob {
  * server has not acked is sent again after the reconnect.
  */
 export class RunnerDaemon {
-  private socket: WebSocket | undefined;
+  private socket: RunnerLink | undefined;
   private readonly jobs = new Map<string, HeldJob>();
   private connected = false;
   /** The socket as the jobs' outboxes use it. */
@@ -77,7 +78,7 @@ export class RunnerDaemon {
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private reconnectTimer: NodeJS.Timeout | undefined;
   /** The last connection was answered 503 (the server's database is away): its Retry-After is the backoff. */
-  private serverAway = false;
+  private awayAnswered = false;
   /** Index in `serverUrls` of the server this runner connects (or is connected) to. */
   private serverIndex = 0;
   /** The server of the last welcome; a welcome from another one is a move. */
@@ -201,53 +202,25 @@ export class RunnerDaemon {
   }
 
   private connect(): void {
+    const link = this.options.link;
+    if (link) {
+      this.linkLocally(link);
+      return;
+    }
     const url = new URL(runnerSocketPath, this.serverUrl.replace(/^http/, "ws"));
     const socket = new WebSocket(url, {
       headers: { authorization: `Bearer ${this.options.token}` },
       ...(this.options.serverUrls.length > 1 ? { handshakeTimeout: failoverHandshakeTimeoutMs } : {}),
     });
     this.socket = socket;
-    socket.on("open", () => {
-      this.lastHeard = Date.now();
-      this.send({
-        type: "hello",
-        runner: { ...this.options.info, kinds: this.kinds },
-        jobs: [...this.jobs.values()]
-          .filter((job) => !job.abandoned)
-          .map((job) => ({ id: job.id, batch: job.outbox.lastBatch })),
-        reaped: this.reaped,
-        bots: this.foundBots,
-        bot_installs: this.options.bots?.installs ?? {},
-        ...(this.options.runs ? { runs: this.options.runs.kept().slice(-maxKeptRuns) } : {}),
-      });
-    });
-    socket.on("message", (data) => {
-      this.inbox = this.inbox
-        .then(() => this.receive(String(data)))
-        .catch((error: unknown) =>
-          this.options.logger.warn({ err: error }, "a message of the server could not be handled"),
-        );
-    });
+    socket.on("open", () => this.opened());
+    this.listen(socket);
     socket.on("unexpected-response", (_request, response) => {
       if (response.statusCode === 503) {
-        // The server is up but cannot reach its database (a restart or a failover), or a newer
-        // runyard's migration left this replica behind: the runner keeps its work and tries again
-        // as the server asks (within its backoff's bounds), not after a growing backoff.
-        const retryAfterMs = Number(response.headers["retry-after"] ?? 1) * 1000;
-        this.backoffMs = Math.min(
-          Math.max(this.options.minBackoffMs ?? 200, Number.isFinite(retryAfterMs) ? retryAfterMs : 1000),
-          this.options.maxBackoffMs ?? 5000,
-        );
-        this.serverAway = true;
-        const retryInMs = this.backoffMs;
         // The body says which; the socket is ended once it is read (or could not be).
+        const retryAfterMs = Number(response.headers["retry-after"] ?? 1) * 1000;
         void errorCodeOf(response).then((code) => {
-          this.options.logger.warn(
-            { status: 503, code, retryInMs },
-            code === "STORE_TOO_NEW"
-              ? "this server replica no longer writes its database (a newer runyard migrated it) and takes no runner; the runner keeps its work and tries again"
-              : "the server cannot reach its database; the runner keeps its work and tries again",
-          );
+          this.serverAway(retryAfterMs, code);
           socket.terminate();
         });
         return;
@@ -257,18 +230,71 @@ export class RunnerDaemon {
         ? `the server refused the runner token (HTTP ${response.statusCode})`
         : `the server answered HTTP ${response.statusCode} to the runner connection`;
       this.options.logger.error({ status: response.statusCode }, message);
-      if (refused && this.firstWelcome) {
-        this.refused(
-          new RunyardError("UNAUTHORIZED", message, {
-            hint: "Check the token; make one with `runyard token create --runner`.",
-          }),
-        );
-      }
+      if (refused) this.tokenRefused(message);
       socket.terminate();
     });
     socket.on("error", (error) =>
       this.options.logger.debug({ err: error.message, server: this.serverUrl }, "runner socket error"),
     );
+  }
+
+  /**
+   * To a server in this process (`runyard up`'s): linked without a socket, its token checked as the
+   * socket's upgrade checks it, and refused or put off the same ways.
+   */
+  private linkLocally(link: NonNullable<RunnerDaemonOptions["link"]>): void {
+    link(this.options.token).then(
+      (socket) => {
+        if (this.stopped) {
+          socket.close(1000, "runner stopping");
+          return;
+        }
+        this.socket = socket;
+        this.listen(socket);
+        this.opened();
+      },
+      (error: unknown) => {
+        const code = error instanceof RunyardError ? error.code : undefined;
+        if (code === "UNAUTHORIZED" || code === "FORBIDDEN") {
+          const refusal = error as RunyardError;
+          const message = `the server refused the runner token (HTTP ${refusal.status}: ${refusal.message})`;
+          this.options.logger.error({ code }, message);
+          this.tokenRefused(message);
+        } else if (code === "STORE_TOO_NEW" || code === "STORE_UNAVAILABLE") {
+          this.serverAway(1000, code);
+        } else {
+          this.options.logger.error({ err: error }, "the server could not take the runner");
+        }
+        this.disconnected();
+      },
+    );
+  }
+
+  /** The link is open: the hello, with the jobs this runner holds. */
+  private opened(): void {
+    this.lastHeard = Date.now();
+    this.send({
+      type: "hello",
+      runner: { ...this.options.info, kinds: this.kinds },
+      jobs: [...this.jobs.values()]
+        .filter((job) => !job.abandoned)
+        .map((job) => ({ id: job.id, batch: job.outbox.lastBatch })),
+      reaped: this.reaped,
+      bots: this.foundBots,
+      bot_installs: this.options.bots?.installs ?? {},
+      ...(this.options.runs ? { runs: this.options.runs.kept().slice(-maxKeptRuns) } : {}),
+    });
+  }
+
+  /** The server's messages, in order, and the link's end. */
+  private listen(socket: RunnerLink): void {
+    socket.on("message", (data) => {
+      this.inbox = this.inbox
+        .then(() => this.receive(String(data)))
+        .catch((error: unknown) =>
+          this.options.logger.warn({ err: error }, "a message of the server could not be handled"),
+        );
+    });
     socket.on("close", (code, reason) => {
       // The token was revoked: say so, as every reconnect will be refused until it is replaced.
       if (code === revokedCloseCode || code === policyCloseCode)
@@ -281,6 +307,35 @@ export class RunnerDaemon {
         );
       this.disconnected();
     });
+  }
+
+  /**
+   * The server is up but cannot reach its database (a restart or a failover), or a newer runyard's
+   * migration left this replica behind: the runner keeps its work and tries again as the server
+   * asks (within its backoff's bounds), not after a growing backoff.
+   */
+  private serverAway(retryAfterMs: number, code: string | undefined): void {
+    this.backoffMs = Math.min(
+      Math.max(this.options.minBackoffMs ?? 200, Number.isFinite(retryAfterMs) ? retryAfterMs : 1000),
+      this.options.maxBackoffMs ?? 5000,
+    );
+    this.awayAnswered = true;
+    this.options.logger.warn(
+      { status: 503, code, retryInMs: this.backoffMs },
+      code === "STORE_TOO_NEW"
+        ? "this server replica no longer writes its database (a newer runyard migrated it) and takes no runner; the runner keeps its work and tries again"
+        : "the server cannot reach its database; the runner keeps its work and tries again",
+    );
+  }
+
+  /** The token was refused: a start still waiting for its first welcome ends with why. */
+  private tokenRefused(message: string): void {
+    if (!this.firstWelcome) return;
+    this.refused(
+      new RunyardError("UNAUTHORIZED", message, {
+        hint: "Check the token; make one with `runyard token create --runner`.",
+      }),
+    );
   }
 
   /** The server will not have this runner as it is: stop, and tell whoever waits for the start. */
@@ -316,8 +371,8 @@ export class RunnerDaemon {
     this.failedInRound = 0;
     const wait = this.backoffMs * (0.8 + Math.random() * 0.4);
     // A server that answered 503 set the wait itself; it does not grow.
-    if (!this.serverAway) this.backoffMs = Math.min(this.backoffMs * 2, this.options.maxBackoffMs ?? 5000);
-    this.serverAway = false;
+    if (!this.awayAnswered) this.backoffMs = Math.min(this.backoffMs * 2, this.options.maxBackoffMs ?? 5000);
+    this.awayAnswered = false;
     this.options.logger.warn(
       { retryInMs: Math.round(wait), ...(servers.length > 1 ? { next: this.serverUrl } : {}) },
       "disconnected from server; reconnecting",
@@ -548,7 +603,7 @@ export class RunnerDaemon {
    */
   private sendPart(callId: string, bodyBase64: string): Promise<void> {
     const socket = this.socket;
-    if (socket?.readyState !== WebSocket.OPEN) return Promise.reject(new Error("the server link closed"));
+    if (socket?.readyState !== linkOpen) return Promise.reject(new Error("the server link closed"));
     return new Promise<void>((resolve, reject) =>
       socket.send(
         JSON.stringify({ type: "bot_reply_part", call_id: callId, body_base64: bodyBase64 }),
@@ -558,7 +613,7 @@ export class RunnerDaemon {
   }
 
   private send(message: RunnerMessage): void {
-    if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify(message));
+    if (this.socket?.readyState === linkOpen) this.socket.send(JSON.stringify(message));
   }
 }
 

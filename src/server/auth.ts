@@ -179,7 +179,17 @@ export async function runnerTokenOf(
   store: Pick<Store, "tokens">,
   request: FastifyRequest,
 ): Promise<TokenRecord> {
-  const secret = bearer(request, false);
+  return runnerTokenFor(store, bearer(request, false));
+}
+
+/**
+ * A runner's token by its secret: the check the runner socket makes before its upgrade, and
+ * `runyard up` before it links its own runner.
+ */
+export async function runnerTokenFor(
+  store: Pick<Store, "tokens">,
+  secret: string | undefined,
+): Promise<TokenRecord> {
   const howTo = "Send `Authorization: Bearer <runner token>`; make one with `runyard token create --runner`.";
   if (!secret)
     throw new RunyardError("UNAUTHORIZED", "the runner socket needs a runner token", { hint: howTo });

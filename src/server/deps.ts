@@ -1,9 +1,9 @@
-import type { WebSocket } from "ws";
 import { z } from "zod";
 import type { AgentStatus } from "../agents/availability.js";
 import type { RunyardError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import { BotCall, type BotReply } from "../core/protocol.js";
+import type { RunnerLink } from "../core/runner-link.js";
 import type { Store, TokenRecord } from "../store/index.js";
 import type { WorkflowLimits } from "../workflow/yaml-limits.js";
 import type { ApprovalWaits } from "./approvals/approval-waits.js";
@@ -33,7 +33,7 @@ export interface ArtifactLimits {
 /** This replica's runner sockets (runner-hub.ts), declared below the hub so ServerDeps stands below it. */
 export interface RunnerSockets {
   /** Takes a runner's socket, its token checked. */
-  accept(socket: WebSocket, token: TokenRecord): void;
+  accept(socket: RunnerLink, token: TokenRecord): void;
   /** Ends the sockets a revoked token holds; answers the runner ids whose sockets it ended. */
   revokeToken(tokenId: string): Promise<string[]>;
   /** The tokens of the sockets open here. */

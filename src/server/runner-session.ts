@@ -1,4 +1,3 @@
-import type { WebSocket } from "ws";
 import { errorTable, RunyardError } from "../core/errors.js";
 import type { EventInput } from "../core/events.js";
 import { assertExhaustive } from "../core/exhaustive.js";
@@ -12,6 +11,7 @@ import {
   runnerInfoRefusal,
   type ServerMessage,
 } from "../core/protocol.js";
+import { linkOpen, type RunnerLink } from "../core/runner-link.js";
 import { connectionLost } from "../store/connection-loss.js";
 import type { Store, TokenRecord } from "../store/index.js";
 import { BotCalls } from "./bots/bot-calls.js";
@@ -125,7 +125,7 @@ export class RunnerSession implements RunKeeper {
   private cutOff = false;
 
   constructor(
-    readonly socket: WebSocket,
+    readonly socket: RunnerLink,
     readonly token: TokenRecord,
     private readonly host: SessionHost,
   ) {
@@ -233,7 +233,7 @@ export class RunnerSession implements RunKeeper {
   }
 
   get open(): boolean {
-    return this.socket.readyState === this.socket.OPEN;
+    return this.socket.readyState === linkOpen;
   }
 
   send(message: ServerMessage): void {

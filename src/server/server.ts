@@ -10,6 +10,8 @@ import {
 import type { RepoRoute } from "../core/config-file.js";
 import { RunyardError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
+import { maxRunnerMessageBytes } from "../core/protocol.js";
+import { type RunnerLink, runnerLinkPair } from "../core/runner-link.js";
 import { createFleetLink, createStore } from "../store/create-store.js";
 import type { Store } from "../store/index.js";
 import { schemaLevel } from "../store/schema-upgrade.js";
@@ -17,6 +19,7 @@ import { defaultWorkflowLimits, type WorkflowLimits } from "../workflow/yaml-lim
 import { triggerQuotaPrincipal } from "./acting-for.js";
 import { buildApp } from "./app.js";
 import { ApprovalWaits } from "./approvals/approval-waits.js";
+import { runnerTokenFor } from "./auth.js";
 import { BotWatch } from "./bots/bot-alerts.js";
 import { BotRuns } from "./bots/bot-runs.js";
 import { defaultHookRate, type HookRate } from "./bots/hook-limiter.js";
@@ -159,6 +162,12 @@ export interface RunningServer {
   newAdminToken: string | undefined;
   /** Hands out no more work, and waits up to `graceMs` for the jobs runners hold to finish. */
   drain(graceMs: number): Promise<void>;
+  /**
+   * Links a runner in this process (`runyard up`'s own) to the hub without a socket: its token is
+   * checked as the runner socket checks it (UNAUTHORIZED, FORBIDDEN; STORE_TOO_NEW or
+   * STORE_UNAVAILABLE to try again later), and the hub has its session as it has a socket's.
+   */
+  linkRunner(secret: string): Promise<RunnerLink>;
   close(): Promise<void>;
 }
 
@@ -495,6 +504,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     replica,
     newAdminToken,
     drain: (graceMs) => hub.drain(graceMs),
+    linkRunner: async (secret) => {
+      const refused = schemaWatch.refusal;
+      if (refused) throw refused;
+      const token = await runnerTokenFor(store, secret);
+      const link = runnerLinkPair(maxRunnerMessageBytes);
+      hub.accept(link.server, token);
+      return link.runner;
+    },
     close,
   };
 }

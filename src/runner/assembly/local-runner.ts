@@ -33,6 +33,7 @@ import { StepJobHandler } from "../handlers/step.js";
 import { JobJournal } from "../job-journal.js";
 import { RunFolders } from "../run-folders.js";
 import { RunnerDaemon } from "../runner.js";
+import type { RunnerDaemonOptions } from "../runner-options.js";
 import { runnerBots } from "./bots.js";
 import { dockerSteps } from "./docker-steps.js";
 import { runnerStepNetwork } from "./network.js";
@@ -172,6 +173,8 @@ async function pruneChats(dir: string, keepMs: number): Promise<string[]> {
 export interface RunnerConnection {
   serverUrls: string[];
   token: string;
+  /** A server in this process (`runyard up`): linked without a socket (RunnerDaemonOptions.link). */
+  link?: RunnerDaemonOptions["link"];
   id: string;
   logger: Logger;
   home: string;
@@ -419,6 +422,7 @@ export async function localRunnerDaemon(
     const daemon = new RunnerDaemon({
       serverUrls: connection.serverUrls,
       token: connection.token,
+      ...(connection.link ? { link: connection.link } : {}),
       info: {
         id: connection.id,
         group: config.group,
