@@ -4,7 +4,12 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "./config.js";
 import { readConfigFile } from "./config-file.js";
-import { allowedWorkFolder, type WorkFolderRules, workFolderRefusal } from "./work-folders.js";
+import {
+  allowedWorkFolder,
+  tempFolderSetting,
+  type WorkFolderRules,
+  workFolderRefusal,
+} from "./work-folders.js";
 
 const steps: WorkFolderRules = { kind: "step", roots: ["/srv/projects"], own: ["/home/runyard/.runyard"] };
 const agents: WorkFolderRules = { ...steps, kind: "agent" };
@@ -162,5 +167,37 @@ describe("a folder on the runner, real path", () => {
       code: "STEP_CWD_NOT_ALLOWED",
       message: expect.stringContaining("one of runyard's own folders"),
     });
+  });
+});
+
+describe("the host's temp folder setting", () => {
+  it("answers what os.tmpdir() answers under each of TMPDIR, TMP and TEMP", () => {
+    const names = ["TMPDIR", "TMP", "TEMP"] as const;
+    const saved = Object.fromEntries(names.map((name) => [name, process.env[name]]));
+    const cases: Array<Partial<Record<(typeof names)[number], string>>> = [
+      {},
+      { TMPDIR: "/var/tmp/runyard" },
+      { TMPDIR: "/var/tmp/runyard/" },
+      { TMPDIR: "/" },
+      { TMPDIR: "", TMP: "/srv/tmp" },
+      { TEMP: "/srv/temp/" },
+      { TMP: "/a", TEMP: "/b" },
+    ];
+    try {
+      for (const given of cases) {
+        for (const name of names) {
+          const value = given[name];
+          if (value === undefined) delete process.env[name];
+          else process.env[name] = value;
+        }
+        expect(tempFolderSetting(), JSON.stringify(given)).toBe(tmpdir());
+      }
+    } finally {
+      for (const name of names) {
+        const value = saved[name];
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+    }
   });
 });

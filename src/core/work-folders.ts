@@ -1,5 +1,4 @@
 import { realpathSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { basename, dirname, isAbsolute, join, normalize, resolve, sep } from "node:path";
 import type { Confinement } from "./confinement.js";
 import { RunyardError } from "./errors.js";
@@ -49,7 +48,7 @@ export const runtimeFolders: readonly string[] = ["/proc", "/sys", "/dev", "/run
 
 /** The host's temp folders: as a cwd they would show every other command's scratch files; inside is fine. */
 export function hostTempFolders(): string[] {
-  const given = normalize(tmpdir());
+  const given = normalize(tempFolderSetting());
   // Asked before every step's start: the folder's real path is looked up again only when TMPDIR changed.
   if (lastTemp?.given === given) return lastTemp.folders;
   let temp = given;
@@ -64,6 +63,17 @@ export function hostTempFolders(): string[] {
 }
 
 let lastTemp: { given: string; folders: string[] } | undefined;
+
+/**
+ * What `os.tmpdir()` answers, read from `process.env`: Node 20 reads each of the three variables
+ * through a check of the process's ids and capabilities (15 system calls a call), and this is
+ * asked before every step's start. The same answer for a process that is not setuid, as runyard
+ * never is (`test`: against `tmpdir()` under each variable).
+ */
+export function tempFolderSetting(env: NodeJS.ProcessEnv = process.env): string {
+  const path = env.TMPDIR || env.TMP || env.TEMP || "/tmp";
+  return path.length > 1 && path.endsWith("/") ? path.slice(0, -1) : path;
+}
 
 /** Why `root` cannot be an entry of `step_cwd_roots` / `agent_cwd_roots`, or undefined when it can. */
 export function cwdRootProblem(root: string): string | undefined {
