@@ -61,6 +61,20 @@ describe("an in-process runner link", () => {
     expect(atRunner).toEqual(["close 1006 "]);
   });
 
+  it("tells each end of the link's end once, when one is cut after the other has seen the close", async () => {
+    const { runner, server } = runnerLinkPair(1024);
+    const atServer = heard(server);
+    const atRunner = heard(runner);
+    // As the runner's heartbeat would, giving up on a silent server while the close is on its way.
+    server.on("close", () => runner.terminate());
+    server.close(4001, "runner token revoked");
+    await closed(runner);
+    // One turn more: a second close of the server's end would come on it.
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(atServer).toEqual(["close 4001 runner token revoked"]);
+    expect(atRunner).toEqual(["close 1006 "]);
+  });
+
   it("closes with 1009 on a message past what the server takes, counted in UTF-8 bytes, without reading it", async () => {
     const { runner, server } = runnerLinkPair(10);
     const atServer = heard(server);

@@ -72,6 +72,8 @@ class LinkEnd extends EventEmitter implements RunnerLink {
   terminate(): void {
     if (this.readyState === closed) return;
     for (const end of this.ends()) {
+      // An end that has seen its close hears no second one, as a socket's never does.
+      if (end.readyState === closed) continue;
       for (const { sent } of end.inbox.splice(0)) sent?.(new Error("the link was cut"));
       end.readyState = closing;
       end.closeWith = { code: abnormalCode, reason: "" };

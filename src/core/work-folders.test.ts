@@ -1,6 +1,6 @@
 import { mkdirSync, mkdtempSync, realpathSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "./config.js";
 import { readConfigFile } from "./config-file.js";
@@ -198,6 +198,77 @@ describe("the host's temp folder setting", () => {
         if (value === undefined) delete process.env[name];
         else process.env[name] = value;
       }
+    }
+  });
+});
+
+/** Runs `check` with TMPDIR, TMP and TEMP as `given` says (unset where it says nothing), then puts them back. */
+async function underTempVariables(
+  given: Partial<Record<"TMPDIR" | "TMP" | "TEMP", string>>,
+  check: () => Promise<void>,
+): Promise<void> {
+  const names = ["TMPDIR", "TMP", "TEMP"] as const;
+  const saved = names.map((name) => [name, process.env[name]] as const);
+  const set = (name: string, value: string | undefined) => {
+    if (value === undefined) delete process.env[name];
+    else process.env[name] = value;
+  };
+  try {
+    for (const name of names) set(name, given[name]);
+    await check();
+  } finally {
+    for (const [name, value] of saved) set(name, value);
+  }
+}
+
+describe("the host's temp folder as a member's cwd, under an operator's odd TMPDIR", () => {
+  it("is refused in every spelling of the folder, through a link to it, and /tmp always; a folder inside it is not", async () => {
+    const { root } = folders();
+    const temp = join(root, "temp");
+    mkdirSync(temp);
+    symlinkSync(temp, join(root, "temp-link"));
+    symlinkSync("/tmp", join(root, "tmp-link"));
+    const rules = { kind: "step", roots: [root], own: [] } as const;
+    // How an operator may spell the temp folder: trailing slashes, a climb, a link to it, a path
+    // relative to the server's working folder, or TMPDIR empty and TMP set.
+    const settings: Array<Partial<Record<"TMPDIR" | "TMP" | "TEMP", string>>> = [
+      { TMPDIR: temp },
+      { TMPDIR: `${temp}/` },
+      { TMPDIR: `${temp}//` },
+      { TMPDIR: `${root}/elsewhere/../temp` },
+      { TMPDIR: join(root, "temp-link") },
+      { TMPDIR: `${join(root, "temp-link")}/` },
+      { TMPDIR: relative(process.cwd(), temp) },
+      { TMPDIR: "", TMP: temp },
+      { TEMP: `${temp}/` },
+    ];
+    const spellings = [
+      temp,
+      `${temp}/`,
+      `${temp}//`,
+      `${temp}/.`,
+      `${root}//temp`,
+      `${root}/./temp`,
+      join(root, "temp-link"),
+      `${join(root, "temp-link")}/`,
+      "/tmp",
+      "/tmp/",
+      join(root, "tmp-link"),
+    ];
+    for (const given of settings) {
+      await underTempVariables(given, async () => {
+        for (const cwd of spellings) {
+          await expect(
+            allowedWorkFolder(cwd, "confined", rules),
+            `${cwd} under ${JSON.stringify(given)}`,
+          ).rejects.toMatchObject({
+            code: "STEP_CWD_NOT_ALLOWED",
+            message: expect.stringMatching(/sandbox/),
+          });
+        }
+        // Inside the temp folder is a folder like any other under the root.
+        expect(await allowedWorkFolder(join(temp, "work"), "confined", rules)).toBe(join(temp, "work"));
+      });
     }
   });
 });
