@@ -1,5 +1,4 @@
 import { mkdirSync, rmSync } from "node:fs";
-import WebSocket from "ws";
 import { RunyardError } from "../core/errors.js";
 import { assertExhaustive } from "../core/exhaustive.js";
 import { type Job, type JobKind, type JobResult, jobKinds, jobLogFields } from "../core/jobs/index.js";
@@ -12,7 +11,6 @@ import {
   type RunnerMessage,
   revokedCloseCode,
   runnerInfoRefusal,
-  runnerSocketPath,
   ServerMessage,
 } from "../core/protocol.js";
 import { linkOpen, type RunnerLink } from "../core/runner-link.js";
@@ -21,6 +19,7 @@ import { JobOutbox, type OutboxLink } from "./job-outbox.js";
 import { outputPieces } from "./message-limits.js";
 import { OutputSpool, SpoolDisk } from "./output-spool.js";
 import type { RunnerDaemonOptions } from "./runner-options.js";
+import { openServerLink } from "./server-link.js";
 
 /** What the server refuses a hello with for good: the runner stops instead of retrying. */
 const refusalCodes = [
@@ -35,13 +34,6 @@ const isRefusal = (code: string): code is (typeof refusalCodes)[number] =>
 /** A job of a kind this runner has no handler for: a fault of the runner (`kinds` never offers one). */
 const noHandler = (kind: JobKind): Promise<never> =>
   Promise.reject(new Error(`this runner has no ${kind} handler`));
-
-/**
- * With several servers, how long an opening handshake may take before the runner tries the next:
- * a server behind a dropped route would otherwise hold it for the kernel's connect timeout (about
- * two minutes). A single server keeps the old behaviour, as there is nowhere else to go.
- */
-const failoverHandshakeTimeoutMs = 10_000;
 
 /** One job this runner holds, from assign until the server says `done`. */
 interface HeldJob {
@@ -202,70 +194,25 @@ export class RunnerDaemon {
   }
 
   private connect(): void {
-    const link = this.options.link;
-    if (link) {
-      this.linkLocally(link);
-      return;
-    }
-    const url = new URL(runnerSocketPath, this.serverUrl.replace(/^http/, "ws"));
-    const socket = new WebSocket(url, {
-      headers: { authorization: `Bearer ${this.options.token}` },
-      ...(this.options.serverUrls.length > 1 ? { handshakeTimeout: failoverHandshakeTimeoutMs } : {}),
-    });
-    this.socket = socket;
-    socket.on("open", () => this.opened());
-    this.listen(socket);
-    socket.on("unexpected-response", (_request, response) => {
-      if (response.statusCode === 503) {
-        // The body says which; the socket is ended once it is read (or could not be).
-        const retryAfterMs = Number(response.headers["retry-after"] ?? 1) * 1000;
-        void errorCodeOf(response).then((code) => {
-          this.serverAway(retryAfterMs, code);
-          socket.terminate();
-        });
-        return;
-      }
-      const refused = response.statusCode === 401 || response.statusCode === 403;
-      const message = refused
-        ? `the server refused the runner token (HTTP ${response.statusCode})`
-        : `the server answered HTTP ${response.statusCode} to the runner connection`;
-      this.options.logger.error({ status: response.statusCode }, message);
-      if (refused) this.tokenRefused(message);
-      socket.terminate();
-    });
-    socket.on("error", (error) =>
-      this.options.logger.debug({ err: error.message, server: this.serverUrl }, "runner socket error"),
-    );
-  }
-
-  /**
-   * To a server in this process (`runyard up`'s): linked without a socket, its token checked as the
-   * socket's upgrade checks it, and refused or put off the same ways.
-   */
-  private linkLocally(link: NonNullable<RunnerDaemonOptions["link"]>): void {
-    link(this.options.token).then(
-      (socket) => {
-        if (this.stopped) {
-          socket.close(1000, "runner stopping");
-          return;
-        }
-        this.socket = socket;
-        this.listen(socket);
-        this.opened();
+    openServerLink(
+      {
+        url: this.serverUrl,
+        token: this.options.token,
+        failover: this.options.serverUrls.length > 1,
+        logger: this.options.logger,
+        ...(this.options.link ? { local: this.options.link } : {}),
       },
-      (error: unknown) => {
-        const code = error instanceof RunyardError ? error.code : undefined;
-        if (code === "UNAUTHORIZED" || code === "FORBIDDEN") {
-          const refusal = error as RunyardError;
-          const message = `the server refused the runner token (HTTP ${refusal.status}: ${refusal.message})`;
-          this.options.logger.error({ code }, message);
-          this.tokenRefused(message);
-        } else if (code === "STORE_TOO_NEW" || code === "STORE_UNAVAILABLE") {
-          this.serverAway(1000, code);
-        } else {
-          this.options.logger.error({ err: error }, "the server could not take the runner");
-        }
-        this.disconnected();
+      {
+        linked: (socket) => {
+          this.socket = socket;
+          this.listen(socket);
+          // Stopped while it was being linked: its close ends it, and the hello goes nowhere.
+          if (this.stopped) socket.close(1000, "runner stopping");
+        },
+        opened: () => this.opened(),
+        away: (retryAfterMs, code) => this.serverAway(retryAfterMs, code),
+        refused: (message) => this.tokenRefused(message),
+        failed: () => this.disconnected(),
       },
     );
   }
@@ -614,23 +561,5 @@ export class RunnerDaemon {
 
   private send(message: RunnerMessage): void {
     if (this.socket?.readyState === linkOpen) this.socket.send(JSON.stringify(message));
-  }
-}
-
-/** The error code of a refused upgrade's JSON body (its first 8 KiB), if it has one. */
-async function errorCodeOf(response: NodeJS.ReadableStream): Promise<string | undefined> {
-  let body = "";
-  const deadline = setTimeout(() => (response as { destroy?: () => void }).destroy?.(), 2000);
-  try {
-    for await (const chunk of response) {
-      body += String(chunk);
-      if (body.length > 8192) break;
-    }
-    const code = (JSON.parse(body) as { error?: { code?: unknown } }).error?.code;
-    return typeof code === "string" ? code : undefined;
-  } catch {
-    return undefined;
-  } finally {
-    clearTimeout(deadline);
   }
 }
