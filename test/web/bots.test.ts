@@ -174,7 +174,31 @@ describe.skipIf(!haveBrowser || !haveDocker)("the bots pages", () => {
       expect(border).toBeGreaterThanOrEqual(1);
       expect(frame.borderTopStyle).not.toBe("none");
       expect(Number.parseFloat(frame.paddingTop!)).toBeGreaterThanOrEqual(4);
+      // The pane follows the end while the reader is there; scrolled up, it stays put as lines
+      // arrive (the bot ticks each second). The pane is made short for this so that it scrolls
+      // before a few dozen ticks have come.
+      const ticks = logs.locator(".bot-log-text").filter({ hasText: /^tick \d+$/ });
+      const nextTick = async () => {
+        const seen = await ticks.count();
+        await expect.poll(() => ticks.count(), { timeout: 30_000 }).toBeGreaterThan(seen);
+      };
+      const gap = () => logs.evaluate((el) => el.scrollHeight - el.scrollTop - el.clientHeight);
+      await logs.evaluate((el) => {
+        el.style.minHeight = "0";
+        el.style.maxHeight = "3rem";
+        el.scrollTop = el.scrollHeight;
+      });
+      await nextTick();
+      expect(await logs.evaluate((el) => el.scrollHeight > el.clientHeight)).toBe(true);
+      expect(await gap()).toBeLessThan(2);
       await logs.evaluate((el) => el.scrollTo(0, 0));
+      await nextTick();
+      expect(await logs.evaluate((el) => el.scrollTop)).toBe(0);
+      await logs.evaluate((el) => {
+        el.style.minHeight = "";
+        el.style.maxHeight = "";
+        el.scrollTo(0, 0);
+      });
       const pane = (await logs.boundingBox())!;
       const first = (await logs.locator(".bot-log-line").first().boundingBox())!;
       expect(first.y).toBeGreaterThanOrEqual(pane.y + border);

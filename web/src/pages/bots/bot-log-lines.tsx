@@ -1,4 +1,4 @@
-import { forwardRef, type ReactNode, type UIEvent } from "react";
+import { forwardRef, type ReactNode } from "react";
 import type { AnswerOf } from "../../api.js";
 import { formatDate } from "../../dates.js";
 import "./bot-log.css";
@@ -18,7 +18,6 @@ export const BotLogLines = forwardRef<
     lines: ShownLine[];
     empty: string;
     highlight?: string;
-    onScroll?: (event: UIEvent<HTMLDivElement>) => void;
   }
 >(function BotLogLines(props, ref) {
   return (
@@ -29,7 +28,6 @@ export const BotLogLines = forwardRef<
       aria-label={props.label}
       // biome-ignore lint/a11y/noNoninteractiveTabindex: the log scrolls, so it takes the keyboard
       tabIndex={0}
-      onScroll={props.onScroll}
     >
       {props.lines.length === 0 ? <p className="meta bot-log-empty">{props.empty}</p> : null}
       {props.lines.map((line, i) => (

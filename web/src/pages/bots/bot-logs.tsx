@@ -1,4 +1,4 @@
-import { useEffect, useRef, useState } from "react";
+import { useEffect, useLayoutEffect, useRef, useState } from "react";
 import { answer, api } from "../../api.js";
 import { ErrorNote } from "../agents/error-note.js";
 import { followRun } from "../agents/follow-run.js";
@@ -15,7 +15,8 @@ export function BotLogs(props: { name: string; runId: string | null; build: bool
   const [lines, setLines] = useState<ShownLine[]>([]);
   const [error, setError] = useState<unknown>(null);
   const view = useRef<HTMLDivElement>(null);
-  const stick = useRef(true);
+  /** The pane's height when lines last arrived: the reader was at the end if they still see it. */
+  const seenHeight = useRef(0);
 
   // biome-ignore lint/correctness/useExhaustiveDependencies: a new life of the bot (a new run) starts its logs afresh
   useEffect(() => {
@@ -50,10 +51,19 @@ export function BotLogs(props: { name: string; runId: string | null; build: bool
     };
   }, [props.name, props.runId, props.build]);
 
-  // Follow the end unless the reader scrolled up to read.
-  useEffect(() => {
+  // Follow the end unless the reader scrolled up to read. Where the reader is gets read from the
+  // pane as the new lines land, not from a scroll event that may come a frame later: a reader who
+  // scrolls up just as a line arrives stays where they went.
+  useLayoutEffect(() => {
     const pane = view.current;
-    if (pane && stick.current && lines.length > 0) pane.scrollTop = pane.scrollHeight;
+    if (!pane) return;
+    if (lines.length === 0) {
+      seenHeight.current = 0;
+      return;
+    }
+    const atEnd = pane.scrollTop + pane.clientHeight >= seenHeight.current - 24;
+    if (atEnd) pane.scrollTop = pane.scrollHeight;
+    seenHeight.current = pane.scrollHeight;
   }, [lines]);
 
   return (
@@ -64,10 +74,6 @@ export function BotLogs(props: { name: string; runId: string | null; build: bool
         label={props.build ? "Build output" : "Logs"}
         lines={lines}
         empty={props.build ? "(no build output)" : "(no output yet)"}
-        onScroll={(e) => {
-          const el = e.currentTarget;
-          stick.current = el.scrollHeight - el.scrollTop - el.clientHeight < 24;
-        }}
       />
     </>
   );
