@@ -57,16 +57,19 @@ describe.each(storeBackends)("the webhook rate limit counted in the store on $na
     const t0 = Date.parse("2026-03-01T12:00:00.000Z");
     await limiter.take("bot_a", t0);
     await limiter.take("bot_a", t0 + 120_000);
-    const hits = await store.botHookHits.hit("bot_a", Math.floor(t0 / 1000) + 1, 2);
+    const look = (botId: string, second: number) =>
+      store.botHookHits.take(botId, second, { burst: 0, windowSecs: 2 });
     // The second just after t0 had none; the one of t0 is gone, so it is not counted as the one before.
-    expect(hits).toEqual({ current: 1, before: [0], after: [0] });
+    expect(await look("bot_a", Math.floor(t0 / 1000) + 1)).toEqual({
+      taken: false,
+      window: { current: 0, before: [0], after: [0] },
+    });
     // The leader's prune takes every bot's old counts, of bots no longer called too.
     await limiter.take("bot_quiet", t0 + 200_000);
     await store.botHookHits.prune(Math.floor((t0 + 400_000) / 1000));
-    expect(await store.botHookHits.hit("bot_quiet", Math.floor((t0 + 201_000) / 1000), 2)).toEqual({
-      current: 1,
-      before: [0],
-      after: [0],
+    expect(await look("bot_quiet", Math.floor((t0 + 201_000) / 1000))).toEqual({
+      taken: false,
+      window: { current: 0, before: [0], after: [0] },
     });
   });
 
@@ -160,20 +163,22 @@ describe.each(storeBackends)("the webhook rate limit counted in the store on $na
     expect(await limiter.take("bot_long", (s0 + 61) * 1000)).toBe(29);
   });
 
-  it("says the right Retry-After while a flood's refused requests are still counted on another replica", async () => {
+  it("takes exactly the burst of a flood racing over two replicas and across a second's turn", async () => {
     other = await opened.reopen();
-    const rate = { burst: 20, windowSecs: 2 };
-    const limiter = new HookLimiter(store, rate);
+    const rate = { burst: 20, windowSecs: 10 };
+    const limiters = [new HookLimiter(store, rate), new HookLimiter(other, rate)];
     const t0 = Date.parse("2026-03-01T16:00:00.000Z");
-    const s0 = Math.floor(t0 / 1000);
-    for (let i = 0; i < 20; i++) expect(await limiter.take("bot_f", t0 + i)).toBe(0);
-    // The next second, a flood of 25 on the other replica: each counted, none taken back yet.
-    for (let i = 0; i < 25; i++) await other.botHookHits.hit("bot_f", s0 + 1, rate.windowSecs);
-    // Of the window, only t0's 20 are taken; they leave it in a second, and then the bot takes again.
-    const wait = await limiter.take("bot_f", t0 + 1500);
-    for (let i = 0; i < 25; i++) await other.botHookHits.unhit("bot_f", s0 + 1);
-    expect(await limiter.take("bot_f", t0 + 2000)).toBe(0);
-    expect(wait).toBe(1);
+    // 60 at once: the first half in one second, the rest in the next, each replica taking every
+    // other one. Refused requests must not count against the others, on either side of the turn.
+    const waits = await Promise.all(
+      Array.from({ length: 60 }, (_, i) =>
+        limiters[i % 2]!.take("bot_f", t0 + 900 + Math.floor(i / 30) * 200 + (i % 30)),
+      ),
+    );
+    expect(waits.filter((wait) => wait === 0)).toHaveLength(20);
+    // Both seconds' taken requests leave the window 10 s after t0's second: refused ones wait for that.
+    expect(waits.filter((wait) => wait > 0).every((wait) => wait >= 1 && wait <= 10)).toBe(true);
+    expect(await limiters[0]!.take("bot_f", t0 + 9000)).toBeGreaterThan(0);
   });
 
   it("counts a second a request reaches the store late, or from a replica whose clock is behind, against the seconds after it", async () => {

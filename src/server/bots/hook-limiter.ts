@@ -26,26 +26,14 @@ export class HookLimiter {
 
   /** Takes one request; the whole seconds to wait when none is left, else 0. */
   async take(botId: string, now = Date.now()): Promise<number> {
-    const second = Math.floor(now / 1000);
-    const { current, before, after } = await this.store.botHookHits.hit(botId, second, this.rate.windowSecs);
-    const span = before.length + 1;
-    const total = (counts: number[]) => counts.reduce((sum, count) => sum + count, 0);
-    const earlier = total(before);
-    // Taken while every window this second is in holds at most `burst` with it: the ones with the
-    // seconds after it too (counted by a replica whose clock is ahead, or by requests that reached
-    // the store before this one).
-    const all = [...before, current, ...after];
-    let fits = true;
-    for (let start = 0; start < span; start++)
-      fits &&= total(all.slice(start, start + span)) <= this.rate.burst;
-    if (fits) return 0;
-    await this.store.botHookHits.unhit(botId, second);
+    const answer = await this.store.botHookHits.take(botId, Math.floor(now / 1000), this.rate);
+    if (answer.taken) return 0;
     // Seconds after this one, the window's oldest seconds no longer count; the wait is the first
     // that leaves room for one more (this second's requests count until the window passes them).
-    // Of this second's count, at most what the seconds before left room for was taken: the rest are
-    // refused requests, on other replicas too, not yet taken back (a flood would otherwise make the
-    // wait the whole window).
-    const counts = [...before, Math.min(current - 1, Math.max(0, this.rate.burst - earlier)), ...after];
+    const { before, current, after } = answer.window;
+    const span = before.length + 1;
+    const counts = [...before, current, ...after];
+    const total = (some: number[]) => some.reduce((sum, count) => sum + count, 0);
     for (let wait = 1; wait < this.rate.windowSecs; wait++) {
       if (total(counts.slice(wait, wait + span)) < this.rate.burst) return wait;
     }
