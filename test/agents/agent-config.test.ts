@@ -488,7 +488,10 @@ describe.skipIf(!opencode)("opencode and llm_retry_count", () => {
       // Stopped by the runner after its retry (two requests), not by OpenCode after its own 5
       // (six). Its time (about 12 s idle, 46 to 61 s in a full suite on two cores, mostly
       // OpenCode's start-up) is logged, not bounded: the count and the cap's message prove it.
-      expect(gateway.requests.filter(withTools)).toHaveLength(2);
+      // (Once in a full suite, the cap counted two failures here while the model server had one
+      // request with tools: the message says what each request was, and what OpenCode said.)
+      const seen = gateway.requests.map((r) => `${r.path} tools=${withTools(r)} ${r.outcome ?? ""}`);
+      expect(gateway.requests.filter(withTools), `${run.error?.message}\n${seen.join("\n")}`).toHaveLength(2);
     }, 120_000);
   }
 });
