@@ -31,6 +31,16 @@ export interface Assignment {
   lease_expires_at: string;
 }
 
+/**
+ * A job claimed for a runner. `nothingElseQueued`: the claim had room for every kind the runner
+ * runs and no other job waited for it, so a claim right after would find nothing until the queue
+ * changes (RunnerSession.fill then waits instead of asking).
+ */
+export interface Claimed {
+  assignment: Assignment;
+  nothingElseQueued: boolean;
+}
+
 /** Bots one runner runs at once, besides its capacity of other work. */
 const maxBotsPerRunner = 50;
 
@@ -151,15 +161,16 @@ export async function claimJob(
   queue: LeaseHolder,
   runner: RunnerInfo,
   held: readonly string[],
-): Promise<Assignment | "nothing queued" | "no room"> {
+): Promise<Claimed | "nothing queued" | "no room"> {
   const bots = held.filter((kind) => kind === "bot").length;
   const workRoom = held.length - bots < runner.capacity;
   const botRoom = bots < maxBotsPerRunner;
   // Only the kinds it has a handler for: a runner offered a job it cannot run would refuse it.
   const kinds = runner.kinds.filter((kind) => (kind === "bot" ? botRoom : workRoom));
   if (kinds.length === 0) return "no room";
+  const everyKind = kinds.length === runner.kinds.length;
   for (;;) {
-    const record = await queue.store.jobs.claim(
+    const claimed = await queue.store.jobs.claimNext(
       {
         id: runner.id,
         group: runner.group,
@@ -172,15 +183,19 @@ export async function claimJob(
       },
       queue.leaseMs,
     );
-    if (!record) return kinds.length === runner.kinds.length ? "nothing queued" : "no room";
+    if (!claimed) return everyKind ? "nothing queued" : "no room";
+    const record = claimed.job;
     const job = queue.madeHere(record.id) ?? readJob(record);
     if (!job) {
       await queue.lost(record, "its stored payload no longer matches its kind");
       continue;
     }
     return {
-      job,
-      lease_expires_at: record.lease_expires_at ?? new Date(Date.now() + queue.leaseMs).toISOString(),
+      assignment: {
+        job,
+        lease_expires_at: record.lease_expires_at ?? new Date(Date.now() + queue.leaseMs).toISOString(),
+      },
+      nothingElseQueued: everyKind && !claimed.more,
     };
   }
 }

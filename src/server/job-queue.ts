@@ -7,7 +7,7 @@ import type { JobLoss, JobRecord, Store } from "../store/index.js";
 import { halted } from "../workflow/halt.js";
 import { HostPins } from "./host-pins.js";
 import {
-  type Assignment,
+  type Claimed,
   claimJob,
   type Inventory,
   LeaseChecks,
@@ -406,7 +406,7 @@ export class JobQueue {
   claimFor(
     runner: RunnerInfo,
     held: readonly string[],
-  ): Promise<Assignment | "nothing queued" | "no room" | undefined> {
+  ): Promise<Claimed | "nothing queued" | "no room" | undefined> {
     return claimJob(this.leases, runner, held);
   }
 

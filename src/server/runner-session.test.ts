@@ -62,7 +62,7 @@ describe("a runner's hello", () => {
     const asked = new Promise<void>((resolve) => {
       inventoryAsked = resolve;
     });
-    const queued = [{ job: { job_id: "job-new", kind: "step" } }];
+    const queued = [{ assignment: { job: { job_id: "job-new", kind: "step" } }, nothingElseQueued: false }];
     const queue = {
       leaseMs: 2000,
       inventory: async () => {
@@ -93,7 +93,8 @@ describe("offering a runner work", () => {
    * room" while `room()` says a kind lacks it), counting them, and one runner's session on it.
    */
   async function hubWithRunner(room: () => boolean = () => true) {
-    const queued: { job: { job_id: string; kind: string } }[] = [];
+    const queued: { assignment: { job: { job_id: string; kind: string } }; nothingElseQueued: boolean }[] =
+      [];
     let claims = 0;
     const queue = {
       leaseMs: 2000,
@@ -135,11 +136,27 @@ describe("offering a runner work", () => {
     hub.dispatch("room");
     expect(claims()).toBe(1);
     // A job queued: asked, handed out, and asked again for more (nothing).
-    queued.push({ job: { job_id: "job-new", kind: "step" } });
+    queued.push({ assignment: { job: { job_id: "job-new", kind: "step" } }, nothingElseQueued: false });
     hub.dispatch();
     await expect.poll(() => socket.sent.map((message) => message.type)).toContain("assign");
     await expect.poll(claims).toBe(3);
     hub.dispatch("room");
+    expect(claims()).toBe(3);
+  });
+
+  it("asks no more after a claim that found no other job for it, until the queue changes", async () => {
+    const { hub, queued, socket, claims } = await hubWithRunner();
+    queued.push({ assignment: { job: { job_id: "job-only", kind: "step" } }, nothingElseQueued: true });
+    hub.dispatch();
+    await expect.poll(() => socket.sent.filter((message) => message.type === "assign")).toHaveLength(1);
+    // The claim that handed it out said nothing else waited: no claim to find nothing.
+    expect(claims()).toBe(2);
+    hub.dispatch("room");
+    expect(claims()).toBe(2);
+    // The queue changed: asked again.
+    queued.push({ assignment: { job: { job_id: "job-next", kind: "step" } }, nothingElseQueued: true });
+    hub.dispatch();
+    await expect.poll(() => socket.sent.filter((message) => message.type === "assign")).toHaveLength(2);
     expect(claims()).toBe(3);
   });
 

@@ -526,9 +526,12 @@ export class RunnerSession implements RunKeeper {
       // changed since: a claim now would find nothing too (a statement a run, at its job's end).
       const changes = this.host.queueChanges;
       if (this.nothingQueuedAt === changes) return;
-      const assignment = await this.host.queue.claimFor(this.info, [...this.running.values()]);
-      if (assignment === "nothing queued") this.nothingQueuedAt = changes;
-      if (!assignment || typeof assignment === "string") return;
+      const claimed = await this.host.queue.claimFor(this.info, [...this.running.values()]);
+      if (claimed === "nothing queued") this.nothingQueuedAt = changes;
+      if (!claimed || typeof claimed === "string") return;
+      // No other job waited for it: the next turn of the loop returns unless the queue changed.
+      if (claimed.nothingElseQueued) this.nothingQueuedAt = changes;
+      const { assignment } = claimed;
       this.running.set(assignment.job.job_id, assignment.job.kind);
       // The runner keeps folders for its steps' runs (its RunFolders), until told they ended.
       if (this.tellsEnds && assignment.job.kind === "step") this.keeps.add(assignment.job.payload.run_id);

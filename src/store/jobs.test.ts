@@ -102,6 +102,29 @@ describe.each(storeBackends)("on $name", (backend) => {
       expect(await store.jobs.claim(plain, 1000)).toBeUndefined();
     });
 
+    it("says whether another job waited for the runner as it claimed, by the runner's own placement", async () => {
+      await queue({ labels: [] });
+      await queue({ labels: ["gpu"] });
+      await queue({ group: "other", labels: [] });
+      await queue({ labels: [], tenant_id: "acme" });
+      await queue({ labels: [] });
+      // Two for the plain runner: the first claim knows of the second, the second of none (the
+      // others need a label, a group or a tenant it does not have).
+      expect(await store.jobs.claimNext(plain, 1000)).toMatchObject({ job: { id: "job-0" }, more: true });
+      expect(await store.jobs.claimNext(plain, 1000)).toMatchObject({ job: { id: "job-4" }, more: false });
+      expect(await store.jobs.claimNext(plain, 1000)).toBeUndefined();
+      expect(await store.jobs.claimNext(runner({ labels: ["gpu"] }), 1000)).toMatchObject({
+        job: { id: "job-1" },
+        more: false,
+      });
+      // A job waiting out a refusal's back-off is not one it could take now.
+      const later = await queue({ labels: [] });
+      await queue({ labels: [] });
+      await store.jobs.claim(plain, 1000);
+      await store.jobs.refuse(later.id, "runner-plain", [], new Date(clock.getTime() + 60_000));
+      expect(await store.jobs.claimNext(plain, 1000)).toMatchObject({ job: { id: "job-6" }, more: false });
+    });
+
     it("routes by group: a job of a group goes only to that group's runners", async () => {
       const gpu = await queue({ group: "gpu", labels: [] });
       expect(await store.jobs.claim(runner({ group: "default" }), 1000)).toBeUndefined();

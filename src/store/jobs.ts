@@ -1,4 +1,4 @@
-import type { Kysely, Selectable, Updateable } from "kysely";
+import { type Kysely, type Selectable, type SelectQueryBuilder, sql, type Updateable } from "kysely";
 import { RunyardError } from "../core/errors.js";
 import { newId } from "../core/ids.js";
 import type { JobKind } from "../core/jobs/index.js";
@@ -101,28 +101,41 @@ interface ClaimInput {
   replicaId: string | null;
 }
 
+/**
+ * The queued jobs a runner may take: not waiting out a back-off, of its group, placed for it
+ * (placement.ts), of its kinds, and with no label it lacks.
+ */
+function queuedFor<O>(
+  query: SelectQueryBuilder<Database & { c: JobsTable }, "c", O>,
+  v: ClaimInput,
+  input: ClaimInput,
+): SelectQueryBuilder<Database & { c: JobsTable }, "c", O> {
+  return (
+    query
+      .where("c.status", "=", "queued")
+      // A refused job waits out its back-off (refuseJob).
+      .where((eb) => eb.or([eb("c.not_before", "is", null), eb("c.not_before", "<=", v.now)]))
+      .where((eb) => eb.or([eb("c.req_group", "is", null), eb("c.req_group", "=", v.group)]))
+      // Placement (placement.ts): the tenant's own jobs; outside every tenant, those of none, and
+      // every tenant's too for a shared runner that isolates.
+      .$call((q) => {
+        if (input.tenants === "own") return q.where("c.req_tenant_id", "=", v.tenantId);
+        return input.tenants === "all" ? q : q.where("c.req_tenant_id", "is", null);
+      })
+      .$if(input.types !== null, (q) => q.where("c.type", "in", v.types ?? []))
+      .where((eb) => {
+        let missing = eb.selectFrom("job_labels as l").select("l.label").whereRef("l.job_id", "=", "c.id");
+        if (input.labels.length > 0) missing = missing.where("l.label", "not in", v.labels);
+        return eb.not(eb.exists(missing));
+      })
+  );
+}
+
 const claimStatement = preparedStatement(
   (ctx, v: ClaimInput, input: ClaimInput) => {
     const candidate = ctx.dialect.lockClaimCandidate(
-      ctx.db
-        .selectFrom("jobs as c")
+      queuedFor(ctx.db.selectFrom("jobs as c"), v, input)
         .select("c.id")
-        .where("c.status", "=", "queued")
-        // A refused job waits out its back-off (refuseJob).
-        .where((eb) => eb.or([eb("c.not_before", "is", null), eb("c.not_before", "<=", v.now)]))
-        .where((eb) => eb.or([eb("c.req_group", "is", null), eb("c.req_group", "=", v.group)]))
-        // Placement (placement.ts): the tenant's own jobs; outside every tenant, those of none, and
-        // every tenant's too for a shared runner that isolates.
-        .$call((q) => {
-          if (input.tenants === "own") return q.where("c.req_tenant_id", "=", v.tenantId);
-          return input.tenants === "all" ? q : q.where("c.req_tenant_id", "is", null);
-        })
-        .$if(input.types !== null, (q) => q.where("c.type", "in", v.types ?? []))
-        .where((eb) => {
-          let missing = eb.selectFrom("job_labels as l").select("l.label").whereRef("l.job_id", "=", "c.id");
-          if (input.labels.length > 0) missing = missing.where("l.label", "not in", v.labels);
-          return eb.not(eb.exists(missing));
-        })
         .orderBy("c.created_at")
         .orderBy("c.id")
         .limit(1),
@@ -143,7 +156,20 @@ const claimStatement = preparedStatement(
         ),
       );
     }
-    return claim.returningAll().compile();
+    // Whether another job waits for the runner, read by the same statement: a runner's next claim
+    // is then known to find nothing without making it (its session waits for the queue to change).
+    return claim
+      .returningAll()
+      .returning((eb) =>
+        eb
+          .exists(
+            queuedFor(eb.selectFrom("jobs as c"), v, input)
+              .select("c.id")
+              .where("c.id", "<>", sql.ref<string>("jobs.id")),
+          )
+          .as("more"),
+      )
+      .compile();
   },
   (input) =>
     `${input.tenants}|${input.types === null ? "any" : "types"}|${input.replicaId === null ? "" : "replica"}`,
@@ -158,6 +184,11 @@ export interface JobsRepo {
    * `leaseMs`; undefined when none waits. Concurrent claimers never get the same job.
    */
   claim(runner: ClaimingRunner, leaseMs: number): Promise<JobRecord | undefined>;
+  /**
+   * `claim`, and whether another queued job waited for the runner as it claimed (`more`): when
+   * none did, a claim right after would find nothing, unless the queue changed meanwhile.
+   */
+  claimNext(runner: ClaimingRunner, leaseMs: number): Promise<{ job: JobRecord; more: boolean } | undefined>;
   /**
    * assigned -> queued, refused unstarted by its runner `runnerId`: `refusals` its whole list, no claim
    * before `notBefore`; undefined when not assigned to it (an accepted job runs, or is lost).
@@ -206,6 +237,26 @@ export function jobsRepo(ctx: StoreContext): JobsRepo {
   /** The columns of a job that ends with `result` (a queued job has no lease to clear either). */
   const ending = (status: "done" | "lost", result: unknown) =>
     ({ status, result: ctx.cipher.seal(encodeJson(result)), lease_expires_at: null }) as const;
+  const claimNext: JobsRepo["claimNext"] = async (runner, leaseMs) => {
+    const tenants = runner.tenant_id !== null ? "own" : servesEveryTenant(runner) ? "all" : "none";
+    const { rows } = await claimStatement(ctx, {
+      now: isoTime(ctx.now()),
+      leaseEnd: leaseEnd(ctx, leaseMs),
+      runnerId: runner.id,
+      group: runner.group,
+      tenantId: runner.tenant_id,
+      tenants,
+      labels: runner.labels,
+      types: runner.onlyTypes ?? null,
+      replicaId: runner.replica_id ?? null,
+    });
+    const row = rows[0];
+    if (!row) return undefined;
+    const { more, ...job } = row;
+    // SQLite answers 0 or 1, PostgreSQL a boolean.
+    return { job: toJobRecord(ctx, job), more: Boolean(more) };
+  };
+
   return {
     async create(input) {
       const id = input.id ?? newId("job");
@@ -260,21 +311,9 @@ export function jobsRepo(ctx: StoreContext): JobsRepo {
       return row && toJobRecord(ctx, row);
     },
     async claim(runner, leaseMs) {
-      const tenants = runner.tenant_id !== null ? "own" : servesEveryTenant(runner) ? "all" : "none";
-      const { rows } = await claimStatement(ctx, {
-        now: isoTime(ctx.now()),
-        leaseEnd: leaseEnd(ctx, leaseMs),
-        runnerId: runner.id,
-        group: runner.group,
-        tenantId: runner.tenant_id,
-        tenants,
-        labels: runner.labels,
-        types: runner.onlyTypes ?? null,
-        replicaId: runner.replica_id ?? null,
-      });
-      const row = rows[0];
-      return row && toJobRecord(ctx, row);
+      return (await claimNext(runner, leaseMs))?.job;
     },
+    claimNext,
     async refuse(id, runnerId, refusals, notBefore) {
       return moveJob(
         ctx,
