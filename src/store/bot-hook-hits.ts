@@ -42,14 +42,29 @@ export function botHookHitsRepo(ctx: StoreContext): BotHookHitsRepo {
    * SQLite runs the one statement under its one write lock. PostgreSQL's statements each read what
    * was committed when they began, so two requests of the bot in different seconds would both find
    * room: a lock per bot until the statement's transaction commits puts them one after the other.
+   * A request waiting for that lock holds a pool connection, so this replica's requests of a bot
+   * first wait their turn here: a flood of one bot holds one connection, not the whole pool that
+   * every other request needs (during 400 at once an unrelated GET took 0.4 to 1.3 s, not 20 ms).
    */
-  const oneAtATime = <T>(botId: string, work: (db: Kysely<Database>) => Promise<T>): Promise<T> =>
-    ctx.dialect.name === "sqlite"
-      ? work(ctx.db)
-      : ctx.db.transaction().execute(async (trx) => {
-          await ctx.dialect.lockUntilCommit(trx, `bot-hook:${botId}`);
-          return work(trx);
-        });
+  const turns = new Map<string, Promise<unknown>>();
+  const oneAtATime = <T>(botId: string, work: (db: Kysely<Database>) => Promise<T>): Promise<T> => {
+    if (ctx.dialect.name === "sqlite") return work(ctx.db);
+    const mine = (turns.get(botId) ?? Promise.resolve()).then(() =>
+      ctx.db.transaction().execute(async (trx) => {
+        await ctx.dialect.lockUntilCommit(trx, `bot-hook:${botId}`);
+        return work(trx);
+      }),
+    );
+    const done = mine.then(
+      () => undefined,
+      () => undefined,
+    );
+    turns.set(botId, done);
+    void done.then(() => {
+      if (turns.get(botId) === done) turns.delete(botId);
+    });
+    return mine;
+  };
 
   return {
     async take(botId, second, rate) {

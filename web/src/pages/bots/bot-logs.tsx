@@ -17,15 +17,25 @@ export function BotLogs(props: { name: string; runId: string | null; build: bool
   const view = useRef<HTMLDivElement>(null);
   /** The pane's height when lines last arrived: the reader was at the end if they still see it. */
   const seenHeight = useRef(0);
+  /** Lines added since the pane last showed them (the oldest as many may have gone at the cap). */
+  const added = useRef(0);
+  /** Where the last line ended when lines last arrived, in the pane's content (`endOf`). */
+  const seenEnd = useRef(0);
+  /** The part of a pixel the pane could not scroll by last time (its position is whole pixels). */
+  const unscrolled = useRef(0);
 
   // biome-ignore lint/correctness/useExhaustiveDependencies: a new life of the bot (a new run) starts its logs afresh
   useEffect(() => {
     setLines([]);
     setError(null);
+    added.current = 0;
     let stop: (() => void) | undefined;
     let alive = true;
     const steps = props.build ? ["build", "pull"] : ["run"];
-    const add = (more: ShownLine[]) => setLines((old) => [...old, ...more].slice(-maxLines));
+    const add = (more: ShownLine[]) => {
+      added.current += more.length;
+      setLines((old) => [...old, ...more].slice(-maxLines));
+    };
     const query = { tail: maxLines, ...(props.build ? { build: "true" as const } : {}) };
     answer(api.GET("/api/bots/{name}/logs", { params: { path: { name: props.name }, query } })).then(
       (logs) => {
@@ -62,8 +72,21 @@ export function BotLogs(props: { name: string; runId: string | null; build: bool
       return;
     }
     const atEnd = pane.scrollTop + pane.clientHeight >= seenHeight.current - 24;
+    const fresh = added.current;
+    added.current = 0;
     if (atEnd) pane.scrollTop = pane.scrollHeight;
+    else if (lines.length === maxLines && fresh > 0 && fresh < lines.length) {
+      // At the cap the oldest lines went as new ones came: what the reader sees moved up by their
+      // height, measured at the line that was last before. Measured to the fraction of a pixel, and
+      // what the scroll position could not take is taken next time: a chatty bot would otherwise
+      // move the reader a line every few seconds.
+      const target = pane.scrollTop - (seenEnd.current - endOf(pane, pane.children.length - fresh - 1));
+      pane.scrollTop = target + unscrolled.current;
+      const rest = target + unscrolled.current - pane.scrollTop;
+      unscrolled.current = Math.abs(rest) < 1 ? rest : 0;
+    }
     seenHeight.current = pane.scrollHeight;
+    seenEnd.current = endOf(pane, pane.children.length - 1);
   }, [lines]);
 
   return (
@@ -77,4 +100,10 @@ export function BotLogs(props: { name: string; runId: string | null; build: bool
       />
     </>
   );
+}
+
+/** Where row `row` of the pane ends, from the top of its content (wherever the pane is scrolled). */
+function endOf(pane: HTMLElement, row: number): number {
+  const box = pane.children[row]?.getBoundingClientRect();
+  return box ? box.bottom - pane.getBoundingClientRect().top + pane.scrollTop : 0;
 }
