@@ -150,7 +150,8 @@ beforeAll(async () => {
     tempDir("runyard-work-"),
   );
   await runner.waitFor("runner shared-h3 connected");
-}, 60_000);
+  // Two namespaces, a server and a runner process: a minute was not enough beside a loaded suite.
+}, 120_000);
 
 afterAll(async () => {
   await runner?.kill();
