@@ -14,7 +14,13 @@ const states: FakeRunStates = {
 /** A session of a runner of tenant acme, on a hub whose RunEnds reads `states`; it is given job-1 of run `given`. */
 function connect() {
   const queued = [
-    { job: { job_id: "job-1", kind: "step", payload: { run_id: "given" } }, lease_expires_at: "" },
+    {
+      assignment: {
+        job: { job_id: "job-1", kind: "step", payload: { run_id: "given" } },
+        lease_expires_at: "",
+      },
+      nothingElseQueued: true,
+    },
   ];
   return sessionWithRunEnds("acme", states, async () => queued.shift() as never);
 }
