@@ -1,18 +1,9 @@
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
 import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DockerEngine } from "../../src/exec/docker/docker-engine.js";
-import { launchBrowser, logIn, requireBrowser, screenshot, startUp, type Up } from "../helpers/browser.js";
-import { tempDir } from "../helpers/cli.js";
-import {
-  busyboxImage,
-  removeTestObjects,
-  requireDocker,
-  testLabel,
-  testRunLabel,
-} from "../helpers/docker.js";
+import { logIn, requireBrowser, screenshot, type Up } from "../helpers/browser.js";
+import { requireDocker } from "../helpers/docker.js";
 import { api } from "../helpers/server.js";
+import { startWebBotUp, type WebBotUp } from "../helpers/web-bot-up.js";
 
 /**
  * The bot page's health, versions and environment in a real browser against a real `runyard up`
@@ -23,35 +14,19 @@ import { api } from "../helpers/server.js";
 const haveBrowser = requireBrowser();
 const haveDocker = await requireDocker();
 const run = `web-bot-health-${process.pid}-${Date.now().toString(36)}`;
-const engine = new DockerEngine();
 let up: Up;
 let browser: Browser;
 let image: string;
+let bench: WebBotUp | undefined;
 const botIds: string[] = [];
 
 describe.skipIf(!haveBrowser || !haveDocker)("the bot page's health, versions and environment", () => {
   beforeAll(async () => {
-    const base = await busyboxImage();
-    const dir = tempDir("runyard-web-bot-health-");
     const script = 'trap "exit 0" TERM; echo "up FOO=$FOO"; while true; do sleep 1 & wait $!; done';
-    writeFileSync(join(dir, "Dockerfile"), `FROM ${base}\nCMD ["sh", "-c", ${JSON.stringify(script)}]\n`);
-    image = `runyard-test-web-bot-health-${run}:1`;
-    await engine.build(dir, image, () => {}, { [testLabel]: "1", [testRunLabel]: run });
-    [up, browser] = await Promise.all([startUp({ RUNYARD_BOT_NETWORK: "none" }), launchBrowser()]);
+    ({ up, browser, image } = bench = await startWebBotUp(run, script));
   }, 120_000);
 
-  afterAll(async () => {
-    await browser?.close();
-    await up?.proc.kill();
-    for (const id of botIds) {
-      const containers = await engine.docker.listContainers({
-        all: true,
-        filters: { label: [`runyard.bot=${id}`] },
-      });
-      for (const c of containers) await engine.remove(c.Id);
-    }
-    await removeTestObjects(run);
-  });
+  afterAll(() => bench?.close(botIds));
 
   it("shows health and the last probe, sets a secret variable through a safe update, and rolls back", async () => {
     const body = {

@@ -1,18 +1,9 @@
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
 import type { Browser, Locator } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DockerEngine } from "../../src/exec/docker/docker-engine.js";
-import { launchBrowser, logIn, requireBrowser, startUp, type Up } from "../helpers/browser.js";
-import { tempDir } from "../helpers/cli.js";
-import {
-  busyboxImage,
-  removeTestObjects,
-  requireDocker,
-  testLabel,
-  testRunLabel,
-} from "../helpers/docker.js";
+import { logIn, requireBrowser, type Up } from "../helpers/browser.js";
+import { requireDocker } from "../helpers/docker.js";
 import { api } from "../helpers/server.js";
+import { startWebBotUp, type WebBotUp } from "../helpers/web-bot-up.js";
 
 /**
  * A chatty bot's log pane in a real browser against a real `runyard up` whose local runner has
@@ -25,16 +16,14 @@ import { api } from "../helpers/server.js";
 const haveBrowser = requireBrowser();
 const haveDocker = await requireDocker();
 const run = `web-bot-log-follow-${process.pid}-${Date.now().toString(36)}`;
-const engine = new DockerEngine();
 let up: Up;
 let browser: Browser;
 let image: string;
+let bench: WebBotUp | undefined;
 const botIds: string[] = [];
 
 describe.skipIf(!haveBrowser || !haveDocker)("a chatty bot's log pane", () => {
   beforeAll(async () => {
-    const base = await busyboxImage();
-    const dir = tempDir("runyard-web-bot-log-");
     // 2,100 lines at once, then ten a second; every fifth one wraps even on a wide screen.
     const script = [
       'trap "exit 0" TERM',
@@ -43,24 +32,10 @@ describe.skipIf(!haveBrowser || !haveDocker)("a chatty bot's log pane", () => {
       'while [ $i -lt 2100 ]; do i=$((i+1)); echo "early $i"; done',
       'while true; do i=$((i+1)); if [ $((i % 5)) = 0 ]; then echo "line $i $long"; else echo "line $i"; fi; sleep 0.1 & wait $!; done',
     ].join("; ");
-    writeFileSync(join(dir, "Dockerfile"), `FROM ${base}\nCMD ["sh", "-c", ${JSON.stringify(script)}]\n`);
-    image = `runyard-test-web-bot-log-${run}:1`;
-    await engine.build(dir, image, () => {}, { [testLabel]: "1", [testRunLabel]: run });
-    [up, browser] = await Promise.all([startUp({ RUNYARD_BOT_NETWORK: "none" }), launchBrowser()]);
+    ({ up, browser, image } = bench = await startWebBotUp(run, script));
   }, 120_000);
 
-  afterAll(async () => {
-    await browser?.close();
-    await up?.proc.kill();
-    for (const id of botIds) {
-      const containers = await engine.docker.listContainers({
-        all: true,
-        filters: { label: [`runyard.bot=${id}`] },
-      });
-      for (const c of containers) await engine.remove(c.Id);
-    }
-    await removeTestObjects(run);
-  });
+  afterAll(() => bench?.close(botIds));
 
   // Guards: at the 2,000-line cap the page drops lines from the top as new ones come; the reader
   // scrolled up must keep the line they read in place (it slid up a line a line before), follow

@@ -1,18 +1,10 @@
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
 import type { Browser, Locator, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DockerEngine } from "../../src/exec/docker/docker-engine.js";
-import { launchBrowser, logIn, requireBrowser, screenshot, startUp, type Up } from "../helpers/browser.js";
-import { tempDir } from "../helpers/cli.js";
-import {
-  busyboxImage,
-  removeTestObjects,
-  requireDocker,
-  testLabel,
-  testRunLabel,
-} from "../helpers/docker.js";
+import { logIn, requireBrowser, screenshot, type Up } from "../helpers/browser.js";
+import { requireDocker } from "../helpers/docker.js";
 import { api } from "../helpers/server.js";
+import { startWebBotUp, type WebBotUp } from "../helpers/web-bot-up.js";
 
 /**
  * The bots pages in a real browser against a real `runyard up` whose local runner has Docker: a
@@ -27,6 +19,7 @@ const engine = new DockerEngine();
 let up: Up;
 let browser: Browser;
 let image: string;
+let bench: WebBotUp | undefined;
 const botIds: string[] = [];
 
 const sizes = [
@@ -36,33 +29,17 @@ const sizes = [
 
 describe.skipIf(!haveBrowser || !haveDocker)("the bots pages", () => {
   beforeAll(async () => {
-    const base = await busyboxImage();
-    const dir = tempDir("runyard-web-bot-");
     // A shell as PID 1 ignores SIGTERM unless it traps it: this bot stops at once, as a real one should.
     const script =
       'trap "exit 0" TERM; echo "web bot up"; echo "web bot warns" >&2; i=0; while true; do i=$((i+1)); echo "tick $i"; sleep 1 & wait $!; done';
-    writeFileSync(join(dir, "Dockerfile"), `FROM ${base}\nCMD ["sh", "-c", ${JSON.stringify(script)}]\n`);
-    image = `runyard-test-web-bot-${run}:1`;
-    await engine.build(dir, image, () => {}, { [testLabel]: "1", [testRunLabel]: run });
-    [up, browser] = await Promise.all([
-      // Limits the list can name, and a sample each second for its sparklines.
-      startUp({ RUNYARD_BOT_NETWORK: "none", RUNYARD_BOT_MEMORY_MB: "64", RUNYARD_BOT_STATS_SECS: "1" }),
-      launchBrowser(),
-    ]);
+    // Limits the list can name, and a sample each second for its sparklines.
+    ({ up, browser, image } = bench = await startWebBotUp(run, script, {
+      RUNYARD_BOT_MEMORY_MB: "64",
+      RUNYARD_BOT_STATS_SECS: "1",
+    }));
   }, 120_000);
 
-  afterAll(async () => {
-    await browser?.close();
-    await up?.proc.kill();
-    for (const id of botIds) {
-      const containers = await engine.docker.listContainers({
-        all: true,
-        filters: { label: [`runyard.bot=${id}`] },
-      });
-      for (const c of containers) await engine.remove(c.Id);
-    }
-    await removeTestObjects(run);
-  });
+  afterAll(() => bench?.close(botIds));
 
   it("starts a bot in image mode, lists it running, follows its logs live and stops it", async () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
