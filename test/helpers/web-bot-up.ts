@@ -1,10 +1,12 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Browser } from "playwright-core";
+import { expect } from "vitest";
 import { DockerEngine } from "../../src/exec/docker/docker-engine.js";
 import { launchBrowser, startUp, type Up } from "./browser.js";
 import { tempDir } from "./cli.js";
 import { busyboxImage, removeTestObjects, testLabel, testRunLabel } from "./docker.js";
+import { api } from "./server.js";
 
 /** What the web UI's bot tests run against: an image, a `runyard up` whose runner has Docker, a browser. */
 export interface WebBotUp {
@@ -12,6 +14,8 @@ export interface WebBotUp {
   browser: Browser;
   /** A busybox image whose command is the file's shell script. */
   image: string;
+  /** Starts a bot through the API, waiting for the local runner to say it has Docker (503 until then); its id. */
+  startBot(body: Record<string, unknown>): Promise<string>;
   /** Closes the browser and `up`, and removes the containers of `botIds` and the file's images. */
   close(botIds: readonly string[]): Promise<void>;
 }
@@ -39,6 +43,20 @@ export async function startWebBotUp(
     up,
     browser,
     image,
+    async startBot(body) {
+      let started = await api<{ bot: { id: string } }>(up.url, "POST", "/api/bots", body);
+      await expect
+        .poll(
+          async () => {
+            if (started.status === 503)
+              started = await api<{ bot: { id: string } }>(up.url, "POST", "/api/bots", body);
+            return started.status;
+          },
+          { timeout: 60_000, interval: 500 },
+        )
+        .toBe(202);
+      return started.body.bot.id;
+    },
     async close(botIds) {
       await browser.close();
       await up.proc.kill();

@@ -36,19 +36,7 @@ describe.skipIf(!haveBrowser || !haveDocker)("the bot page's health, versions an
       health: { cmd: "echo probe-says-ok", interval_ms: 1000 },
     };
     // The local runner says it has Docker once it has registered: until then a start is refused.
-    let started = await api<{ bot: { id: string } }>(up.url, "POST", "/api/bots", body);
-    await expect
-      .poll(
-        async () => {
-          if (started.status === 503)
-            started = await api<{ bot: { id: string } }>(up.url, "POST", "/api/bots", body);
-          return started.status;
-        },
-        { timeout: 60_000, interval: 500 },
-      )
-      .toBe(202);
-    expect(started.status, JSON.stringify(started.body)).toBe(202);
-    botIds.push(started.body.bot.id);
+    botIds.push(await bench!.startBot(body));
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     page.on("dialog", (dialog) => void dialog.accept());
     await logIn(page, up.url);

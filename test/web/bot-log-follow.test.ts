@@ -105,18 +105,7 @@ function topLine(logs: Locator): Promise<{ text: string; offset: number }> {
   });
 }
 
-/** Starts a bot through the API, waiting for the local runner to say it has Docker (503 until then). */
+/** Starts a bot (`WebBotUp.startBot`), its containers removed with the file's. */
 async function startBot(body: Record<string, unknown>): Promise<void> {
-  let started = await api<{ bot: { id: string } }>(up.url, "POST", "/api/bots", body);
-  await expect
-    .poll(
-      async () => {
-        if (started.status === 503)
-          started = await api<{ bot: { id: string } }>(up.url, "POST", "/api/bots", body);
-        return started.status;
-      },
-      { timeout: 60_000, interval: 500 },
-    )
-    .toBe(202);
-  botIds.push(started.body.bot.id);
+  botIds.push(await bench!.startBot(body));
 }
