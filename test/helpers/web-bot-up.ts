@@ -5,7 +5,7 @@ import { expect } from "vitest";
 import { DockerEngine } from "../../src/exec/docker/docker-engine.js";
 import { launchBrowser, startUp, type Up } from "./browser.js";
 import { tempDir } from "./cli.js";
-import { busyboxImage, removeTestObjects, testLabel, testRunLabel } from "./docker.js";
+import { busyboxImage, removeBotObjects, removeTestObjects, testLabel, testRunLabel } from "./docker.js";
 import { api } from "./server.js";
 
 /** What the web UI's bot tests run against: an image, a `runyard up` whose runner has Docker, a browser. */
@@ -60,13 +60,7 @@ export async function startWebBotUp(
     async close(botIds) {
       await browser.close();
       await up.proc.kill();
-      for (const id of botIds) {
-        const containers = await engine.docker.listContainers({
-          all: true,
-          filters: { label: [`runyard.bot=${id}`] },
-        });
-        for (const c of containers) await engine.remove(c.Id);
-      }
+      await removeBotObjects(botIds);
       await removeTestObjects(run);
     },
   };

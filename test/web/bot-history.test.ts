@@ -8,6 +8,7 @@ import { launchBrowser, logIn, requireBrowser, screenshot } from "../helpers/bro
 import { tempDir } from "../helpers/cli.js";
 import {
   busyboxImage,
+  removeBotObjects,
   removeTestObjects,
   requireDocker,
   testLabel,
@@ -130,13 +131,7 @@ describe.skipIf(!haveBrowser || !haveDocker)(
       await runner?.kill();
       await server?.proc.kill();
       receiver?.close();
-      for (const id of botIds) {
-        const containers = await engine.docker.listContainers({
-          all: true,
-          filters: { label: [`runyard.bot=${id}`] },
-        });
-        for (const c of containers) await engine.remove(c.Id);
-      }
+      await removeBotObjects(botIds);
       await removeTestObjects(run);
     });
 
