@@ -61,8 +61,17 @@ describe.skipIf(!haveBrowser || !haveDocker)("a chatty bot's log pane", () => {
       const gap = () => logs.evaluate((el) => el.scrollHeight - el.scrollTop - el.clientHeight);
       expect(await gap()).toBeLessThan(2);
 
-      // Scrolled up to the middle: the line at the top of the pane, and where it is.
-      await logs.evaluate((el) => el.scrollTo(0, el.scrollHeight / 2));
+      // Scrolled up to the middle, the pane's top through the middle of a line (the pane keeps its
+      // place to the pixel, not finer: a line's edge a fraction of a pixel from the top could
+      // change which line counts as the top): that line, and where it is.
+      await logs.evaluate((el) => {
+        el.scrollTo(0, el.scrollHeight / 2);
+        const top = el.getBoundingClientRect().top;
+        type Row = { getBoundingClientRect(): { top: number; bottom: number; height: number } };
+        const rows = Array.from(el.children) as Row[];
+        const box = rows.map((row) => row.getBoundingClientRect()).find((each) => each.bottom > top);
+        if (box) el.scrollBy(0, box.top - top + box.height / 2);
+      });
       const read = await topLine(logs);
       const seen = await lastNumber();
       await expect.poll(lastNumber, { timeout: 30_000 }).toBeGreaterThan(seen + 15);
