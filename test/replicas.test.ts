@@ -568,9 +568,10 @@ steps:
 `,
       );
       await until("the step started", () => existsSync(join(dir, "started")));
-      // The route to A drops: the runner hears nothing for three heartbeats and moves to B.
+      // The route to A drops: the runner hears nothing for its silence limit (a third of the
+      // 15 s lease: 5 s) and moves to B.
       proxy.freeze();
-      await mover.waitFor(`connected to ${b.url}`, 10_000);
+      await mover.waitFor(`connected to ${b.url}`, 15_000);
       // The route comes back: A hears only now that its socket to the runner closed, and a
       // moment later acts on it.
       proxy.release();

@@ -177,12 +177,14 @@ describe("runner fail-over between servers", () => {
     // are held to 10 s above).
   }, 120_000);
 
-  it("moves to the next server when its server falls silent for three heartbeats", async () => {
+  it("moves to the next server when its server falls silent for three heartbeats (or a third of its lease)", async () => {
     const homeA = tempDir();
     const homeB = tempDir();
     await seedRunnerToken(homeA);
     await seedRunnerToken(homeB);
-    const a = track(await startTestServer(homeA));
+    // A's lease of 3 s makes its runner's silence limit 1 s (a third of it, past three 300 ms
+    // heartbeats); the file's usual 15 s lease would make it 5 s.
+    const a = track(await startTestServer(homeA, { RUNYARD_LEASE_MS: "3000" }));
     const b = track(await startTestServer(homeB));
     const runner = track(
       await startRunner(`${a.url},${b.url}`, sharedRunnerToken, {
@@ -195,8 +197,39 @@ describe("runner fail-over between servers", () => {
     const stoppedAt = Date.now();
     await runner.waitFor(`runner hushed connected to ${b.url}\n`, 10_000);
     expect(Date.now() - stoppedAt).toBeLessThan(10_000);
-    await runner.waitFor("server silent for three heartbeats");
+    await runner.waitFor(/server silent for \d+\.\d s; reconnecting/);
     expect(await runnerState(b.url, "hushed")).toBe("connected");
+  });
+
+  // Guards: tests' 300 ms heartbeats once made a runner leave a server stalled for 0.9 s (a loaded
+  // host), and a bot call in flight over its socket failed with a 502.
+  it("stays with a server that stalls for less than its silence limit", async () => {
+    const home = tempDir();
+    await seedRunnerToken(home);
+    const server = track(await startTestServer(home));
+    const runner = track(
+      await startRunner(server.url, sharedRunnerToken, {
+        id: "patient",
+        env: { RUNYARD_LOG_LEVEL: "warn", RUNYARD_LOG_FORMAT: "text" },
+      }),
+    );
+    // Ten heartbeats long, half the limit (a third of the 15 s lease).
+    server.proc.child.kill("SIGSTOP");
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    server.proc.child.kill("SIGCONT");
+    const resumed = Date.now();
+    // A heartbeat the runner sent after the stall: its silence check passed on that tick too.
+    const lastHeartbeat = async (): Promise<number> => {
+      const { body } = await api<Array<{ id: string; last_heartbeat_at: string | null }>>(
+        server.url,
+        "GET",
+        "/api/runners",
+      );
+      return Date.parse(body.find((each) => each.id === "patient")?.last_heartbeat_at ?? "") || 0;
+    };
+    await expect.poll(lastHeartbeat, { timeout: 10_000 }).toBeGreaterThan(resumed + 300);
+    expect(runner.output()).not.toMatch(/server silent|disconnected from server/);
+    expect(runner.output().match(/runner patient connected to/g)).toHaveLength(1);
   });
 
   it("finishes the job in hand after it moves to another URL of the same server", async () => {

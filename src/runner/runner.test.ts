@@ -8,7 +8,7 @@ import { createExecutor } from "../exec/create-executor.js";
 import { LocalStepRunner } from "../exec/local-runner.js";
 import { type RunningServer, startServer } from "../server/server.js";
 import { StepJobHandler } from "./handlers/step.js";
-import { RunnerDaemon } from "./runner.js";
+import { RunnerDaemon, serverSilenceMs } from "./runner.js";
 import type { RunnerDaemonOptions } from "./runner-options.js";
 
 /*
@@ -106,6 +106,14 @@ function daemon(
   cleanups.push(() => runner.stop(0));
   return { runner, welcomes };
 }
+
+describe("serverSilenceMs", () => {
+  it("is three heartbeats, or a third of the lease where that is longer", () => {
+    expect(serverSilenceMs(2000, 10_000)).toBe(6000);
+    expect(serverSilenceMs(300, 2000)).toBe(900);
+    expect(serverSilenceMs(300, 15_000)).toBe(5000);
+  });
+});
 
 describe("RunnerDaemon with several servers", () => {
   it("goes on to the next server at once when the first refuses the connection", async () => {

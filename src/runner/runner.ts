@@ -35,6 +35,17 @@ const isRefusal = (code: string): code is (typeof refusalCodes)[number] =>
 const noHandler = (kind: JobKind): Promise<never> =>
   Promise.reject(new Error(`this runner has no ${kind} handler`));
 
+/**
+ * How long the runner hears nothing from its server before it leaves it for the next URL: three
+ * of the server's heartbeats, or a third of its lease where that is longer. A server's stall
+ * shorter than that (a loaded host, a long garbage collection) costs no reconnect, nor the bot
+ * calls in flight over the socket; and the runner still leaves in time to renew its jobs' leases
+ * through another replica before they run out. The defaults (2 s heartbeats, a 10 s lease): 6 s.
+ */
+export function serverSilenceMs(heartbeatMs: number, leaseMs: number): number {
+  return Math.max(heartbeatMs * 3, Math.round(leaseMs / 3));
+}
+
 /** One job this runner holds, from assign until the server says `done`. */
 interface HeldJob {
   id: string;
@@ -342,7 +353,7 @@ export class RunnerDaemon {
       case "welcome":
         this.options.runs?.serverTellsEnds(message.run_ends === true);
         this.compactReports = message.compact_job_reports === true;
-        return this.welcomed(message.heartbeat_ms, message.install_id);
+        return this.welcomed(message.heartbeat_ms, message.lease_ms, message.install_id);
       case "run_ended":
         this.options.runs?.ended(message.run_id);
         break;
@@ -418,7 +429,7 @@ export class RunnerDaemon {
     }
   }
 
-  private async welcomed(heartbeatMs: number, installId: string | undefined): Promise<void> {
+  private async welcomed(heartbeatMs: number, leaseMs: number, installId: string | undefined): Promise<void> {
     const socket = this.socket;
     await this.options.onWelcome?.(installId);
     // The connection dropped meanwhile: the next one's welcome counts, not this one.
@@ -440,9 +451,14 @@ export class RunnerDaemon {
     this.firstWelcome?.resolve();
     this.firstWelcome = undefined;
     clearInterval(this.heartbeatTimer);
+    const silenceMs = serverSilenceMs(heartbeatMs, leaseMs);
     this.heartbeatTimer = setInterval(() => {
-      if (Date.now() - this.lastHeard > heartbeatMs * 3) {
-        this.options.logger.warn("server silent for three heartbeats; reconnecting");
+      const silent = Date.now() - this.lastHeard;
+      if (silent > silenceMs) {
+        this.options.logger.warn(
+          { silent_ms: silent, limit_ms: silenceMs },
+          `server silent for ${(silent / 1000).toFixed(1)} s; reconnecting`,
+        );
         this.socket?.terminate();
         return;
       }
