@@ -70,14 +70,32 @@ describe.skipIf(!bin)(`opencode adapter (real opencode-ai ${pkg.version})`, { ti
     expect(agentCalls()).toHaveLength(1);
   });
 
-  it("waits out two 429s with retry-after and then answers", async () => {
+  // One turn for three guards (each an OpenCode start-up, 10 to 25 s of CPU on a loaded machine).
+  it("waits out two 429s with retry-after and then answers; leaves nothing in the runner's temp folder (what it writes to $TMPDIR goes with the turn) and passes a prompt that starts with a dash as the prompt", async () => {
     // OpenCode reads a retry-after of fractional seconds as given.
     const limited = { kind: "status", status: 429, retryAfterSecs: 0.5 } as const;
-    const started = Date.now();
-    const { end, outputs } = await run([{ ...doneTurn, failFirst: [limited, limited] }]);
-    expect(end.status).toBe("success");
-    expect(Date.now() - started).toBeGreaterThanOrEqual(1000);
-    expect(outputs).toContainEqual({ type: "message", role: "assistant", text: "Added hello.txt." });
+    const runnerTmp = mkdtempSync(join(tmpdir(), "runyard-opencode-runner-tmp-"));
+    try {
+      const started = Date.now();
+      const { end, outputs } = await run(
+        [{ ...doneTurn, failFirst: [limited, limited] }],
+        { prompt: "-say hi" },
+        undefined,
+        {
+          ...process.env,
+          TMPDIR: runnerTmp,
+        },
+      );
+      expect(end.status).toBe("success");
+      expect(Date.now() - started).toBeGreaterThanOrEqual(1000);
+      expect(outputs).toContainEqual({ type: "message", role: "assistant", text: "Added hello.txt." });
+      // Before, a 5.5 MB shared library of OpenCode's was left there at every start.
+      expect(readdirSync(runnerTmp)).toEqual([]);
+      const messages = (agentCalls()[0]!.body as { messages: unknown[] }).messages;
+      expect(JSON.stringify(messages.at(-1))).toContain("-say hi");
+    } finally {
+      rmSync(runnerTmp, { recursive: true, force: true });
+    }
   });
 
   it("fails with AGENT_RATE_LIMIT when the 429s outlast llm_retry_count (3 by default), not its own five retries", async () => {
@@ -193,22 +211,5 @@ describe.skipIf(!bin)(`opencode adapter (real opencode-ai ${pkg.version})`, { ti
     expect(agentCalls()).toHaveLength(1);
     const left = processesWith(prompt);
     expect(left).toEqual([]);
-  });
-
-  it("leaves nothing in the runner's temp folder (what it writes to $TMPDIR goes with the turn) and passes a prompt that starts with a dash as the prompt", async () => {
-    const runnerTmp = mkdtempSync(join(tmpdir(), "runyard-opencode-runner-tmp-"));
-    try {
-      const { end } = await run([doneTurn], { prompt: "-say hi" }, undefined, {
-        ...process.env,
-        TMPDIR: runnerTmp,
-      });
-      expect(end.status).toBe("success");
-      // Before, a 5.5 MB shared library of OpenCode's was left there at every start.
-      expect(readdirSync(runnerTmp)).toEqual([]);
-      const messages = (agentCalls()[0]!.body as { messages: unknown[] }).messages;
-      expect(JSON.stringify(messages.at(-1))).toContain("-say hi");
-    } finally {
-      rmSync(runnerTmp, { recursive: true, force: true });
-    }
   });
 });
