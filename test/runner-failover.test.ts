@@ -213,9 +213,10 @@ describe("runner fail-over between servers", () => {
         env: { RUNYARD_LOG_LEVEL: "warn", RUNYARD_LOG_FORMAT: "text" },
       }),
     );
-    // Ten heartbeats long, half the limit (a third of the 15 s lease).
+    // Past the old limit of three 300 ms heartbeats, well within today's (a third of the 15 s
+    // lease: 5 s), leaving the resumed server 3 s to answer on a loaded machine.
     server.proc.child.kill("SIGSTOP");
-    await new Promise((resolve) => setTimeout(resolve, 3000));
+    await new Promise((resolve) => setTimeout(resolve, 2000));
     server.proc.child.kill("SIGCONT");
     const resumed = Date.now();
     // A heartbeat the runner sent after the stall: its silence check passed on that tick too.
