@@ -207,30 +207,36 @@ describe("runner fail-over between servers", () => {
     const home = tempDir();
     await seedRunnerToken(home);
     const server = track(await startTestServer(home));
-    const runner = track(
-      await startRunner(server.url, sharedRunnerToken, {
-        id: "patient",
-        env: { RUNYARD_LOG_LEVEL: "warn", RUNYARD_LOG_FORMAT: "text" },
-      }),
-    );
-    // Past the old limit of three 300 ms heartbeats, well within today's (a third of the 15 s
-    // lease: 5 s), leaving the resumed server 3 s to answer on a loaded machine.
-    server.proc.child.kill("SIGSTOP");
-    await new Promise((resolve) => setTimeout(resolve, 2000));
-    server.proc.child.kill("SIGCONT");
-    const resumed = Date.now();
-    // A heartbeat the runner sent after the stall: its silence check passed on that tick too.
-    const lastHeartbeat = async (): Promise<number> => {
-      const { body } = await api<Array<{ id: string; last_heartbeat_at: string | null }>>(
-        server.url,
-        "GET",
-        "/api/runners",
+    const proxy = await startProxy(Number(new URL(server.url).port));
+    try {
+      const viaProxy = `http://127.0.0.1:${proxy.port}`;
+      const runner = track(
+        await startRunner(viaProxy, sharedRunnerToken, {
+          id: "patient",
+          env: { RUNYARD_LOG_LEVEL: "warn", RUNYARD_LOG_FORMAT: "text" },
+        }),
       );
-      return Date.parse(body.find((each) => each.id === "patient")?.last_heartbeat_at ?? "") || 0;
-    };
-    await expect.poll(lastHeartbeat, { timeout: 10_000 }).toBeGreaterThan(resumed + 300);
-    expect(runner.output()).not.toMatch(/server silent|disconnected from server/);
-    expect(runner.output().match(/runner patient connected to/g)).toHaveLength(1);
+      // The server hears nothing of the runner, so answers nothing, for seven of its 300 ms
+      // heartbeats: past the old limit of three, within today's (a third of the 15 s lease: 5 s).
+      // A runner that leaves sooner closes its socket, which ends the hold early.
+      await proxy.hold(7);
+      proxy.release();
+      const released = Date.now();
+      // A heartbeat the runner sent after the stall: its silence check passed on that tick too.
+      const lastHeartbeat = async (): Promise<number> => {
+        const { body } = await api<Array<{ id: string; last_heartbeat_at: string | null }>>(
+          server.url,
+          "GET",
+          "/api/runners",
+        );
+        return Date.parse(body.find((each) => each.id === "patient")?.last_heartbeat_at ?? "") || 0;
+      };
+      await expect.poll(lastHeartbeat, { timeout: 10_000 }).toBeGreaterThan(released + 300);
+      expect(runner.output()).not.toMatch(/server silent|disconnected from server/);
+      expect(runner.output().match(/runner patient connected to/g)).toHaveLength(1);
+    } finally {
+      await proxy.close();
+    }
   });
 
   it("finishes the job in hand after it moves to another URL of the same server", async () => {

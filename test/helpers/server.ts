@@ -528,16 +528,21 @@ export async function readEvents(url: string, runId: string, after = 0): Promise
 
 /**
  * A TCP proxy on loopback whose connections a test can cut, to drop a runner's link; `down`
- * also refuses new ones until `up`, as a database that stopped and starts again does.
+ * also refuses new ones until `up`, as a database that stopped and starts again does. `hold`
+ * keeps what the client sends from the target until `writes` of its writes (a runner's
+ * heartbeats) came, or its connection closed; `release` hands them on, in order, and carries on.
  */
 export async function startProxy(targetPort: number): Promise<{
   port: number;
   cut: () => void;
   down: () => void;
   up: () => void;
+  hold: (writes: number) => Promise<void>;
+  release: () => void;
   close: () => Promise<void>;
 }> {
   const sockets = new Set<Socket>();
+  const links = new Map<Socket, Socket>();
   let refusing = false;
   const server: Server = createServer((client) => {
     if (refusing) {
@@ -551,8 +556,37 @@ export async function startProxy(targetPort: number): Promise<{
       socket.on("close", () => sockets.delete(socket));
       socket.on("error", () => socket.destroy());
     }
+    links.set(client, upstream);
+    client.on("close", () => links.delete(client));
     client.pipe(upstream).pipe(client);
   });
+  const held = new Map<Socket, Buffer[]>();
+  const hold = (writes: number): Promise<void> =>
+    new Promise((resolve) => {
+      let count = 0;
+      for (const [client, upstream] of links) {
+        client.unpipe(upstream);
+        const kept: Buffer[] = [];
+        held.set(client, kept);
+        client.on("data", (data: Buffer) => {
+          if (held.get(client) !== kept) return;
+          kept.push(data);
+          if (++count >= writes) resolve();
+        });
+        client.once("close", () => resolve());
+        // Unpiped, the client was paused: its data now comes to the listener above.
+        client.resume();
+      }
+    });
+  const release = (): void => {
+    for (const [client, kept] of held) {
+      const upstream = links.get(client);
+      held.delete(client);
+      if (!upstream) continue;
+      for (const data of kept) upstream.write(data);
+      client.pipe(upstream);
+    }
+  };
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const address = server.address();
   return {
@@ -567,6 +601,8 @@ export async function startProxy(targetPort: number): Promise<{
     up: () => {
       refusing = false;
     },
+    hold,
+    release,
     close: () =>
       new Promise((resolve) => {
         for (const socket of sockets) socket.destroy();
