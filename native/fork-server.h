@@ -52,6 +52,11 @@ pid_t door_start(pid_t holder, const uint64_t *expected, const char *body, uint3
  * the maker): `sock` its socket. 0, or -1 (no room: the runner's 'O' opens one as for any sandbox).
  */
 int door_adopt(pid_t holder, pid_t pid, int sock);
+/*
+ * Closes every descriptor from 3 up but the `count` in `keep` (reordered; each >= 3): a system
+ * call for each gap between them (close_range), not one for each descriptor the helper holds.
+ */
+void close_all_but(int *keep, int count);
 /* In a clone's maker, once its holder is born: becomes that sandbox's door. Never returns. */
 void door_become(int sock, pid_t holder);
 /* Ends the doors of `holder`'s sandbox and waits for them. */

@@ -333,15 +333,10 @@ pid_t clone_sandbox(pid_t template, const uint64_t *expected, const char *body, 
     int32_t why[2] = {0, 2};
     int run = 0;
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-    int keep[5] = {out, err, report, answer_pipe[1], door};
-    for (int fd = 3; fd < 65536; fd++) {
-      int kept = fd == keep[0] || fd == keep[1] || fd == keep[2] || fd == keep[3] || fd == keep[4];
-      if (!kept && close(fd) < 0 && errno == EBADF && fd > keep[0] && fd > keep[1] && fd > keep[2] && fd > keep[3] &&
-          fd > keep[4]) {
-        syscall(SYS_close_range, fd + 1, ~0U, 0);
-        break;
-      }
-    }
+    int wanted[5] = {out, err, report, answer_pipe[1], door}, keep[5], kept = 0;
+    for (int i = 0; i < 5; i++)
+      if (wanted[i] >= 3) keep[kept++] = wanted[i];
+    close_all_but(keep, kept);
     pid_t pid = make(template, expected, cgroup, steps, count, out, err, &run);
     int32_t answer[2] = {pid > 0 ? pid : 0, pid > 0 ? 0 : errno};
     if (pid == 0) { /* C2, whose build failed */

@@ -267,8 +267,8 @@ static void door_serve(void) {
   }
 }
 
-/* Closes every descriptor from 3 up but the `count` in `keep`. */
-static void close_all_but(int *keep, int count) {
+/* See fork-server.h. */
+void close_all_but(int *keep, int count) {
   for (int i = 1; i < count; i++)
     for (int j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
       int t = keep[j];

@@ -1,4 +1,5 @@
 import { EventEmitter } from "node:events";
+import type { Writable } from "node:stream";
 
 /**
  * What the runner protocol needs of the link between a runner and its server, on either side:
@@ -14,6 +15,12 @@ export interface RunnerLink {
   on(event: "message", listener: (data: string | Buffer) => void): unknown;
   on(event: "close", listener: (code: number, reason: Buffer) => void): unknown;
 }
+
+/**
+ * The byte stream under a link (a WebSocket's TCP socket), corked while a turn of the event loop
+ * sends several messages so that they go out in one write (RunnerSession's `send`).
+ */
+export type LinkWire = Pick<Writable, "cork" | "uncork">;
 
 /** `readyState` of an open link (WebSocket's OPEN). */
 export const linkOpen = 1;

@@ -3,7 +3,7 @@ import type { AgentStatus } from "../agents/availability.js";
 import type { RunyardError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import { BotCall, type BotReply } from "../core/protocol.js";
-import type { RunnerLink } from "../core/runner-link.js";
+import type { LinkWire, RunnerLink } from "../core/runner-link.js";
 import type { Store, TokenRecord } from "../store/index.js";
 import type { WorkflowLimits } from "../workflow/yaml-limits.js";
 import type { ApprovalWaits } from "./approvals/approval-waits.js";
@@ -32,8 +32,8 @@ export interface ArtifactLimits {
 
 /** This replica's runner sockets (runner-hub.ts), declared below the hub so ServerDeps stands below it. */
 export interface RunnerSockets {
-  /** Takes a runner's socket, its token checked. */
-  accept(socket: RunnerLink, token: TokenRecord): void;
+  /** Takes a runner's socket, its token checked; `wire`, the TCP socket under it. */
+  accept(socket: RunnerLink, token: TokenRecord, wire?: LinkWire): void;
   /** Ends the sockets a revoked token holds; answers the runner ids whose sockets it ended. */
   revokeToken(tokenId: string): Promise<string[]>;
   /** The tokens of the sockets open here. */

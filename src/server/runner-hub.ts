@@ -1,7 +1,7 @@
 import { setTimeout as delay } from "node:timers/promises";
 import type { Logger } from "../core/logger.js";
 import { type BotCall, type BotReply, revokedCloseCode } from "../core/protocol.js";
-import type { RunnerLink } from "../core/runner-link.js";
+import type { LinkWire, RunnerLink } from "../core/runner-link.js";
 import type { Store, TokenRecord } from "../store/index.js";
 import type { RunnerSockets } from "./deps.js";
 import type { EventBus } from "./event-bus.js";
@@ -78,9 +78,12 @@ export class RunnerHub implements SessionHost, RunnerSockets {
     }
   }
 
-  /** A socket whose runner token was checked: its session begins (the runner says hello next). */
-  accept(socket: RunnerLink, token: TokenRecord): void {
-    this.sessions.add(new RunnerSession(socket, token, this));
+  /**
+   * A socket whose runner token was checked: its session begins (the runner says hello next).
+   * `wire`: the TCP socket under a WebSocket link (RunnerSession's).
+   */
+  accept(socket: RunnerLink, token: TokenRecord, wire?: LinkWire): void {
+    this.sessions.add(new RunnerSession(socket, token, this, wire));
   }
 
   register(session: RunnerSession): void {

@@ -1,3 +1,4 @@
+import { Writable } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { FakeSocket, fakeSessionHost, fakeToken as token } from "../../test/helpers/runner-session-fakes.js";
 import type { JobQueue } from "./job-queue.js";
@@ -46,6 +47,46 @@ describe("a runner's session", () => {
 
     release();
     await expect.poll(() => socket.sent.some((message) => message.type === "ack")).toBe(true);
+  });
+});
+
+describe("a runner session's writes", () => {
+  it("writes what one turn of the event loop sends in one write, and a later turn's in another", async () => {
+    // The socket under the link, as Node's net.Socket takes corked writes: one writev for all.
+    const writes: string[][] = [];
+    const wire = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        writes.push([String(chunk)]);
+        done();
+      },
+      writev(chunks, done) {
+        writes.push(chunks.map(({ chunk }) => String(chunk)));
+        done();
+      },
+    });
+    // A WebSocket writes each message's frame to its socket as it is sent.
+    class WiredSocket extends FakeSocket {
+      override send(data: string): void {
+        super.send(data);
+        wire.write(data);
+      }
+    }
+    const session = new RunnerSession(
+      new WiredSocket() as never,
+      token,
+      fakeSessionHost({} as JobQueue),
+      wire,
+    );
+    session.send({ type: "done", job_id: "job-1" });
+    session.send({ type: "run_ended", run_id: "run-1" });
+    expect(writes).toEqual([]);
+    await new Promise((resolve) => setImmediate(resolve));
+    session.send({ type: "heartbeat" });
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(writes.map((write) => write.map((data) => (JSON.parse(data) as { type: string }).type))).toEqual([
+      ["done", "run_ended"],
+      ["heartbeat"],
+    ]);
   });
 });
 

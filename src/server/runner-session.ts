@@ -11,7 +11,7 @@ import {
   runnerInfoRefusal,
   type ServerMessage,
 } from "../core/protocol.js";
-import { linkOpen, type RunnerLink } from "../core/runner-link.js";
+import { type LinkWire, linkOpen, type RunnerLink } from "../core/runner-link.js";
 import { connectionLost } from "../store/connection-loss.js";
 import type { Store, TokenRecord } from "../store/index.js";
 import { BotCalls } from "./bots/bot-calls.js";
@@ -124,10 +124,19 @@ export class RunnerSession implements RunKeeper {
   /** The socket was closed for a message no runner sends: nothing more it sent is read. */
   private cutOff = false;
 
+  /** The messages of this turn are held for one write (`send`). */
+  private corked = false;
+
   constructor(
     readonly socket: RunnerLink,
     readonly token: TokenRecord,
     private readonly host: SessionHost,
+    /**
+     * The TCP socket under a WebSocket link: what one turn of the event loop sends it (a job's
+     * `done` and its run's `run_ended`, an ack and the next assign) goes out in one write, not one
+     * each (each a system call and a wake of the runner). Absent for an in-process link.
+     */
+    private readonly wire?: LinkWire,
   ) {
     socket.on("message", (data) => this.read(String(data)));
     socket.on("close", () => {
@@ -237,7 +246,16 @@ export class RunnerSession implements RunKeeper {
   }
 
   send(message: ServerMessage): void {
-    if (this.open) this.socket.send(JSON.stringify(message));
+    if (!this.open) return;
+    if (this.wire && !this.corked) {
+      this.corked = true;
+      this.wire.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.wire?.uncork();
+      });
+    }
+    this.socket.send(JSON.stringify(message));
   }
 
   /** The message, or undefined once the runner was told why it is not one. */

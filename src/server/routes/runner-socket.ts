@@ -24,7 +24,7 @@ export function runnerSocketRoute(app: FastifyInstance, deps: ServerDeps): void 
         socket.close(4001, "runner token required");
         return;
       }
-      deps.hub.accept(socket, token);
+      deps.hub.accept(socket, token, request.raw.socket);
     },
   );
 }
