@@ -132,9 +132,11 @@ export class RunnerSession implements RunKeeper {
     readonly token: TokenRecord,
     private readonly host: SessionHost,
     /**
-     * The TCP socket under a WebSocket link: what one turn of the event loop sends it (a job's
-     * `done` and its run's `run_ended`, an ack and the next assign) goes out in one write, not one
-     * each (each a system call and a wake of the runner). Absent for an in-process link.
+     * The TCP socket under a WebSocket link: what one turn of the event loop sends it (an ack and
+     * the next assign, the answers to several jobs' messages read at once) goes out in one write,
+     * not one each (each a system call and a wake of the runner). A socket `ws` terminates in the
+     * same turn (a runner past its 60 unanswered pings) loses that turn's messages, as it loses
+     * what it had not written yet anyway. Absent for an in-process link.
      */
     private readonly wire?: LinkWire,
   ) {
