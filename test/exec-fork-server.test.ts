@@ -9,6 +9,7 @@ import {
   readSync,
   writeFileSync,
 } from "node:fs";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { createExecutor } from "../src/exec/create-executor.js";
@@ -73,12 +74,20 @@ describe("the fork-server", () => {
   it("hands on characters cut between two writes whole, and bytes that are not UTF-8 as U+FFFD", async () => {
     const executor = createExecutor({ baseEnv: {}, onWarning: (message) => expect.fail(message) });
     const chunks: string[] = [];
-    // \342\202\254 is €; the pauses make each write a relay (and a chunk) of its own.
-    const script =
-      "printf 'a\\342\\202'; sleep 0.1; printf '\\254b\\n'; sleep 0.1; printf 'c\\377d\\360\\237'";
+    // \342\202\254 is €. Each write waits until the one before it was handed on (a line into a
+    // FIFO from here), so each is a relay, and a chunk, of its own: a pause let a loaded machine
+    // read two writes at once.
+    const handedOn = join(tempDir(), "handed-on");
+    execFileSync("mkfifo", [handedOn]);
+    const next = `read -r _ < ${handedOn}`;
+    const script = `printf 'a\\342\\202'; ${next}; printf '\\254b\\n'; ${next}; printf 'c\\377d\\360\\237'`;
     const result = await executor.run({
       ...request(["bash", "-c", script]),
-      onOutput: (_stream, text) => chunks.push(text),
+      onOutput: (_stream, text) => {
+        chunks.push(text);
+        // The first two chunks each let the next write go (a third would wait for a reader forever).
+        if (chunks.length <= 2) void writeFile(handedOn, "next\n");
+      },
     });
     await executor.close();
     expect(result.status).toBe("success");
