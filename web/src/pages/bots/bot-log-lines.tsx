@@ -18,12 +18,14 @@ export const BotLogLines = forwardRef<
     lines: ShownLine[];
     empty: string;
     highlight?: string;
+    /** A pane that lines keep arriving in: one height whatever it holds (see bot-log.css). */
+    live?: boolean;
   }
 >(function BotLogLines(props, ref) {
   return (
     <div
       ref={ref}
-      className="bot-log"
+      className={props.live ? "bot-log bot-log-live" : "bot-log"}
       role="log"
       aria-label={props.label}
       // biome-ignore lint/a11y/noNoninteractiveTabindex: the log scrolls, so it takes the keyboard

@@ -95,6 +95,7 @@ export function BotLogs(props: { name: string; runId: string | null; build: bool
       <BotLogLines
         ref={view}
         label={props.build ? "Build output" : "Logs"}
+        live
         lines={lines}
         empty={props.build ? "(no build output)" : "(no output yet)"}
       />
