@@ -153,6 +153,7 @@ export async function runSandboxCost(): Promise<BenchResult[]> {
     new Sandbox({ bwrap: probe.bwrap, hide: [], clones: { onFallback: (reason) => (fellBack = reason) } }),
   );
   const bwrap = await sandboxCost(new Sandbox({ bwrap: probe.bwrap, hide: [] }));
+  const bare = await bareCommandCost();
   if ("skipped" in clone) return [clone];
   if ("skipped" in bwrap) return [bwrap];
   if (fellBack) return [{ skipped: `a run's sandbox is not cloned here: ${fellBack}` }];
@@ -166,12 +167,32 @@ export async function runSandboxCost(): Promise<BenchResult[]> {
     },
     {
       name: "a run's sandbox, cloned: CPU to make it, give it its run's folder with its first command (/bin/true) and end it (this process, the fork-server, its children)",
-      measured: `${clone.cpuMs.toFixed(1)} ms (the runner's ${clone.ownMs.toFixed(1)})`,
-      baseline: `5 ms; made by bwrap, same run: ${bwrap.cpuMs.toFixed(1)} ms (the runner's ${bwrap.ownMs.toFixed(1)})`,
+      measured: `${clone.cpuMs.toFixed(1)} ms (the runner's ${clone.ownMs.toFixed(1)}; ${(clone.cpuMs - bare).toFixed(1)} over its first command alone)`,
+      baseline: `5 ms; same run: made by bwrap ${bwrap.cpuMs.toFixed(1)} ms (the runner's ${bwrap.ownMs.toFixed(1)}), its first command alone, no sandbox, ${bare.toFixed(1)} ms`,
       ratio: clone.cpuMs / 5,
       target: "<= 1",
     },
   ];
+}
+
+/**
+ * The floor under the row above on this machine: CPU of the same first command (`/bin/true`)
+ * through a fork-server, no sandbox; a process forked, exec'd and reaped, 20 times.
+ */
+async function bareCommandCost(): Promise<number> {
+  const launcher = new ForkServerLauncher(nativeHelperPath("fork-server"), new SpawnLauncher(), {
+    killGraceMs: 100,
+  });
+  const COUNT = 20;
+  const request = { argv: ["/bin/true"], env: {}, killGraceMs: 100, onOutput: () => undefined };
+  try {
+    await launcher.run(request); // warm-up: the fork-server started
+    const before = cpuNow();
+    for (let i = 0; i < COUNT; i++) await launcher.run(request);
+    return cpuSince(before) / COUNT;
+  } finally {
+    await launcher.close();
+  }
 }
 
 /** What one of `sandbox`'s run sandboxes costs, each of 20 made, given its run's folder with a first command, idle, then ended. */
