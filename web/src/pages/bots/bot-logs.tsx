@@ -15,11 +15,14 @@ export function BotLogs(props: { name: string; runId: string | null; build: bool
   const [lines, setLines] = useState<ShownLine[]>([]);
   const [error, setError] = useState<unknown>(null);
   const view = useRef<HTMLDivElement>(null);
-  /** The pane's height when lines last arrived: the reader was at the end if they still see it. */
-  const seenHeight = useRef(0);
   /** Lines added since the pane last showed them (the oldest as many may have gone at the cap). */
   const added = useRef(0);
-  /** Where the last line ended when lines last arrived, in the pane's content (`endOf`). */
+  /**
+   * Where the last line ended when lines last arrived, in the pane's content (`endOf`): the reader
+   * was at the end if they still see it. Not the pane's scroll height, which is its own height
+   * while its lines fill less: shortened since (a smaller window), the reader at the end would
+   * have been taken for one who scrolled up.
+   */
   const seenEnd = useRef(0);
   /** The part of a pixel the pane could not scroll by last time (its position is whole pixels). */
   const unscrolled = useRef(0);
@@ -68,10 +71,10 @@ export function BotLogs(props: { name: string; runId: string | null; build: bool
     const pane = view.current;
     if (!pane) return;
     if (lines.length === 0) {
-      seenHeight.current = 0;
+      seenEnd.current = 0;
       return;
     }
-    const atEnd = pane.scrollTop + pane.clientHeight >= seenHeight.current - 24;
+    const atEnd = pane.scrollTop + pane.clientHeight >= seenEnd.current - 24;
     const fresh = added.current;
     added.current = 0;
     if (atEnd) pane.scrollTop = pane.scrollHeight;
@@ -85,7 +88,6 @@ export function BotLogs(props: { name: string; runId: string | null; build: bool
       const rest = target + unscrolled.current - pane.scrollTop;
       unscrolled.current = Math.abs(rest) < 1 ? rest : 0;
     }
-    seenHeight.current = pane.scrollHeight;
     seenEnd.current = endOf(pane, pane.children.length - 1);
   }, [lines]);
 
