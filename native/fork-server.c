@@ -243,6 +243,12 @@ int main(int argc, char **argv) {
   signal(SIGINT, SIG_IGN);
   signal(SIGHUP, SIG_IGN);
   prctl(PR_SET_CHILD_SUBREAPER, 1);
+  /*
+   * Not dumpable from the start: a command's child shares this memory until its exec
+   * (spawn_command) and makes it undumpable there anyway; before, a process of the runner's user
+   * could read it (/proc/<pid>/mem) between two such starts.
+   */
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   fcntl(1, F_SETPIPE_SZ, 1 << 20);
   /*
    * Output is spliced where stdout is a pipe or a socket (from Node: a Unix socket), copied

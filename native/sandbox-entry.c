@@ -31,7 +31,8 @@ sigset_t original_mask;
 /*
  * A child of this helper, before it runs anything of a step's: no one but this helper may look
  * into it, and it keeps no descriptor of the helper's but `keep` (and 0 to 2). Until its exec it
- * is a copy of the helper: the runner's environment (its operator's keys) and memory (other
+ * is a copy of the helper (a door's commands), or shares its memory (spawn_command's, whose
+ * helper is undumpable from its start): the runner's environment (its operator's keys) and memory (other
  * runs' requests and output), the event pipe to the runner, the output pipes of every other
  * step. A child that enters a run's sandbox is seen there (its pid namespace, its uid) before
  * its exec; not dumpable, neither /proc/<pid>/environ, fd, mem nor ptrace reach it from there

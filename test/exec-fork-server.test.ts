@@ -43,6 +43,36 @@ describe("the fork-server", () => {
     expect(result.cpuMs).toBeGreaterThan(0);
   });
 
+  // Guards: a command's child shares the helper's memory until its exec (steps.c, spawn_command)
+  // and sets the step's environment there for execvp's PATH search: each command searches its own
+  // PATH, found or not, whatever the one before it had.
+  it("looks each command up in its own PATH, never in an earlier command's", async () => {
+    const dir = tempDir("runyard-fork-server-path-");
+    writeFileSync(join(dir, "runyard-path-probe"), "#!/bin/sh\necho found\n", { mode: 0o755 });
+    const executor = createExecutor({ baseEnv: {}, onWarning: (message) => expect.fail(message) });
+    const run = async (path: Record<string, string>) => {
+      const chunks: string[] = [];
+      const result = await executor.run({
+        argv: ["runyard-path-probe"],
+        env: path,
+        killGraceMs: 1000,
+        onOutput: (_stream, text) => chunks.push(text),
+      });
+      return { result, output: chunks.join("") };
+    };
+    const found = await run({ PATH: `/nonexistent:${dir}` });
+    expect(found.result.status).toBe("success");
+    expect(found.output).toBe("found\n");
+    for (let i = 0; i < 3; i++) {
+      const missing = await run({});
+      expect(missing.result.status).not.toBe("success");
+      expect(missing.result.spawnError).toBe(`cannot start "runyard-path-probe": not found in PATH`);
+      expect(missing.output).toBe("");
+    }
+    expect((await run({ PATH: dir })).output).toBe("found\n");
+    executor.close();
+  });
+
   it("counts the CPU of an orphan of the step, which nobody in the step waited for", async () => {
     const executor = createExecutor({ baseEnv: {} });
     const burn = "import time\nwhile time.process_time() < 0.3: pass";
