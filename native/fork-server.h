@@ -20,6 +20,11 @@ int parse_command(const char *body, uint32_t length, const char **cwd, char ***a
  * default SIGPIPE and signal mask, then exec. Where a step fails before its program runs, the errno
  * and the stage (0 wiring, 1 cwd, 2 exec) go to `report`. Never returns.
  */
+/*
+ * Where set (a command's child sharing the helper's memory, spawn_command), run_command sets it
+ * to 1 as it reaches its exec or its report: 0 once the child is gone means it was killed before.
+ */
+extern int *exec_reached;
 __attribute__((noreturn)) void run_command(const char *cwd, char **argv, char **envp, int in, int out, int err,
                                            int report);
 

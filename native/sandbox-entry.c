@@ -66,6 +66,8 @@ int parse_command(const char *body, uint32_t length, const char **cwd, char ***a
   return 0;
 }
 
+int *exec_reached;
+
 void run_command(const char *cwd, char **argv, char **envp, int in, int out, int err, int report) {
   int32_t why[2] = {in < 0 ? errno : 0, 0};
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); /* at once: see seal_child */
@@ -78,10 +80,12 @@ void run_command(const char *cwd, char **argv, char **envp, int in, int out, int
       signal(SIGPIPE, SIG_DFL);
       sigprocmask(SIG_SETMASK, &original_mask, NULL);
       environ = envp;
+      if (exec_reached) *exec_reached = 1;
       execvp(argv[0], argv);
       why[0] = errno, why[1] = 2;
     }
   }
+  if (exec_reached) *exec_reached = 1;
   if (write(report, why, sizeof why) < 0) _exit(127);
   _exit(127);
 }

@@ -31,6 +31,8 @@ struct spawned {
   const char *cwd;
   char **argv, **envp;
   int out, err, report;
+  /* Set by the child (run_command) as it reaches its exec or its report; read once it is gone. */
+  int reached;
 };
 
 /* The longest a spawned child may take to reach its exec before it is killed (see below). */
@@ -43,7 +45,10 @@ static int spawned_child(void *arg) {
   /*
    * Killed if it has not reached its exec in time (a cwd or program on a filesystem that hangs, a
    * child stopped by a signal): its parent, this helper, waits for that exec. A POSIX timer of its
-   * own, which its exec deletes; SIGKILL ends it even stopped.
+   * own, which its exec deletes; SIGKILL ends it even stopped. Where none can be made (the user's
+   * limit of queued signals reached) it goes on without. One stopped before it armed the timer
+   * holds this helper until it is continued or killed: only a process of the runner's own user
+   * can stop it, which could as well stop this helper.
    */
   struct sigevent kill_at = {.sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGKILL};
   timer_t timer;
@@ -72,9 +77,11 @@ static int spawned_child(void *arg) {
  * exec, and that user could stop this helper anyway; a run's sandbox's commands are forked by its
  * door, which a command of the run could otherwise hold. Without a stack: fork, as before.
  */
-static pid_t spawn_command(const char *cwd, char **argv, char **envp, int out, int err, int report) {
+static pid_t spawn_command(const char *cwd, char **argv, char **envp, int out, int err, int report,
+                           int *killed) {
   static char *stack;
-  struct spawned child = {cwd, argv, envp, out, err, report};
+  struct spawned child = {cwd, argv, envp, out, err, report, 0};
+  *killed = 0;
   if (!stack) {
     /* Reserved, not committed; its lowest page a guard, so an overflow ends the child alone. */
     char *made = mmap(NULL, SPAWN_STACK_BYTES, PROT_READ | PROT_WRITE,
@@ -88,8 +95,12 @@ static pid_t spawn_command(const char *cwd, char **argv, char **envp, int out, i
     return pid;
   }
   char **before = environ;
+  exec_reached = &child.reached;
   pid_t pid = clone(spawned_child, stack + SPAWN_STACK_BYTES, CLONE_VM | CLONE_VFORK | SIGCHLD, &child);
+  exec_reached = NULL;
   environ = before;
+  /* Back before its exec or its report: it was killed (its timer, or a signal) before either. */
+  *killed = pid > 0 && !child.reached;
   return pid;
 }
 
@@ -202,8 +213,10 @@ void start(uint32_t id, pid_t holder, const uint64_t *expected, const char *body
                   : door_start(holder, expected, body, length, 0, out[1], err[1], report[1]);
       if (pid < 0) failure = errno, stage = moved ? "move" : "setns";
     } else {
-      pid = spawn_command(cwd, argv, envp, out[1], err[1], report[1]);
+      int killed;
+      pid = spawn_command(cwd, argv, envp, out[1], err[1], report[1], &killed);
       if (pid < 0) failure = errno, stage = "fork";
+      else if (killed) failure = EINTR, stage = "unstarted"; /* reaped by reap(), its slot freed */
     }
   }
   free(argv);

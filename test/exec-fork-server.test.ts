@@ -6,6 +6,7 @@ import {
   openSync,
   readdirSync,
   readFileSync,
+  readlinkSync,
   readSync,
   writeFileSync,
 } from "node:fs";
@@ -15,7 +16,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { createExecutor } from "../src/exec/create-executor.js";
 import { nativeHelperPath } from "../src/exec/native-helpers.js";
 import { ForkServerLauncher } from "../src/exec/process/fork-server.js";
-import { SpawnLauncher } from "../src/exec/process/spawn-launcher.js";
+import { killedBeforeStart, SpawnLauncher } from "../src/exec/process/spawn-launcher.js";
 import { probeSandbox, Sandbox } from "../src/exec/sandbox/sandbox.js";
 import type { ExecRequest } from "../src/exec/types.js";
 import { cliPath, repoRoot, tempDir } from "./helpers/cli.js";
@@ -72,6 +73,80 @@ describe("the fork-server", () => {
     expect((await run({ PATH: dir })).output).toBe("found\n");
     executor.close();
   });
+
+  // Guards: the helper waits for a command's child to reach its exec (spawn_command); a child
+  // stopped before it (SIGSTOP from a process of the runner's user) is killed by its own timer
+  // after 10 s, its start fails saying so, and the helper goes on. A stopper watches the helper's
+  // children and stops one still running the helper's program with its timer armed while the
+  // helper waits for it (a start caught past that point is let go, and the next start tried).
+  it("fails a start whose child was stopped before its exec, after its 10 s, and goes on", async () => {
+    const executor = createExecutor({ baseEnv: {}, onWarning: (message) => expect.fail(message) });
+    expect((await executor.run(request(["/bin/true"]))).status).toBe("success");
+    const helperPath = nativeHelperPath("fork-server");
+    const children = (pid: number) =>
+      readdirSync(`/proc/${pid}/task`).flatMap((task) =>
+        readFileSync(`/proc/${pid}/task/${task}/children`, "utf8")
+          .trim()
+          .split(" ")
+          .filter(Boolean)
+          .map(Number),
+      );
+    const exeOf = (pid: number) => {
+      try {
+        return readlinkSync(`/proc/${pid}/exe`);
+      } catch {
+        return "";
+      }
+    };
+    const helper = children(process.pid).find((pid) => exeOf(pid) === helperPath);
+    expect(helper, "the executor's fork-server among this process's children").toBeDefined();
+    const script = [
+      "import os, signal, sys, time",
+      "helper, path = int(sys.argv[1]), sys.argv[2]",
+      "def exe(pid):",
+      "    try: return os.readlink(f'/proc/{pid}/exe')",
+      "    except OSError: return ''",
+      "def waiting():",
+      "    try: return open(f'/proc/{helper}/stat').read().rsplit(')', 1)[1].split()[0] == 'D'",
+      "    except OSError: return False",
+      "while True:",
+      "    try: kids = open(f'/proc/{helper}/task/{helper}/children').read().split()",
+      "    except OSError: sys.exit(1)",
+      "    for kid in map(int, kids):",
+      "        try: armed = 'signal: 9/' in open(f'/proc/{kid}/timers').read()",
+      "        except OSError: continue",
+      "        if not armed or exe(kid) != path or not waiting(): continue",
+      "        try: os.kill(kid, signal.SIGSTOP)",
+      "        except OSError: continue",
+      "        time.sleep(0.05)",
+      // Caught before its exec took its own memory: the helper still waits for it (state D).
+      "        if exe(kid) == path and waiting():",
+      "            print(kid, flush=True)",
+      "            sys.exit(0)",
+      "        try: os.kill(kid, signal.SIGCONT)",
+      "        except OSError: pass",
+    ].join("\n");
+    const stopper = spawn(
+      existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3",
+      ["-c", script, String(helper), helperPath],
+      {
+        stdio: ["ignore", "pipe", "inherit"],
+      },
+    );
+    started.push(stopper);
+    // A start the stopper caught past the helper's wait (let go at once, or seen stopped and
+    // failed at once as before) is not the one sought: the loop goes on to the next.
+    const killed = `cannot start "/bin/true": ${killedBeforeStart}`;
+    let caught: Awaited<ReturnType<typeof executor.run>> | undefined;
+    for (let i = 0; i < 2000 && !caught; i++) {
+      const result = await executor.run({ ...request(["/bin/true"]), timeoutMs: 30_000 });
+      if (result.spawnError === killed) caught = result;
+    }
+    expect(caught?.status).toBe("failed");
+    // The helper goes on: the next command starts and ends as any.
+    expect((await executor.run(request(["/bin/echo", "after"]))).status).toBe("success");
+    executor.close();
+  }, 90_000);
 
   it("counts the CPU of an orphan of the step, which nobody in the step waited for", async () => {
     const executor = createExecutor({ baseEnv: {} });

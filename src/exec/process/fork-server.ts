@@ -25,7 +25,7 @@ import {
   sandboxMessage,
   startMessage,
 } from "./fork-server-wire.js";
-import { describeSpawnError, startProblem, stoppedBeforeStart } from "./spawn-launcher.js";
+import { describeSpawnError, killedBeforeStart, startProblem, stoppedBeforeStart } from "./spawn-launcher.js";
 
 /** How often the group is checked for survivors while it gets its SIGTERM grace. */
 const GROUP_POLL_MS = 50;
@@ -396,11 +396,13 @@ class Command {
         ? `cannot start "${program}" in "${this.request.cwd}": ${code}`
         : stage === "stopped"
           ? `cannot start "${program}": ${stoppedBeforeStart}`
-          : stage === "folders"
-            ? `cannot start "${program}": ${RUN_FOLDERS_NOT_ATTACHED} (${code})`
-            : stage === "setns" || stage === "clone" || stage === "move"
-              ? `cannot start "${program}" in the run's sandbox (${stage}): ${code}`
-              : describeSpawnError(program, Object.assign(new Error(code), { code }));
+          : stage === "unstarted"
+            ? `cannot start "${program}": ${killedBeforeStart}`
+            : stage === "folders"
+              ? `cannot start "${program}": ${RUN_FOLDERS_NOT_ATTACHED} (${code})`
+              : stage === "setns" || stage === "clone" || stage === "move"
+                ? `cannot start "${program}" in the run's sandbox (${stage}): ${code}`
+                : describeSpawnError(program, Object.assign(new Error(code), { code }));
     // Its folders not moved into the sandbox (or its door gone): another sandbox may take it.
     const refused = stage === "move" ? { sandboxRefused: true as const } : {};
     this.end({ ...notStarted(this.startedAt, "failed", message), ...refused });

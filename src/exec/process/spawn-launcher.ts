@@ -209,12 +209,18 @@ export const tooBigToStart =
 /** Why a command a process of its own run stopped (SIGSTOP) between its fork and its exec did not start. */
 export const stoppedBeforeStart = "a process of its run stopped it before it started (SIGSTOP)";
 
+/** Why a command killed between its start and its exec (native/steps.c, spawn_command) did not start. */
+export const killedBeforeStart =
+  "it was killed before its program started: it had not reached it after 10 s (stopped by a signal, or its folder or program on a filesystem that does not answer)";
+
 /** What to do about a spawn error `describeSpawnError` described; undefined: the usual hint. */
 export function spawnErrorHint(message: string): string | undefined {
   if (message.includes(tooBigToStart))
     return "Pass large data in a file (write it in an earlier step, or keep it in the repository) and give the step its path, not its content, in a variable or a matrix value.";
   if (message.includes(stoppedBeforeStart))
     return "A command of this run sent SIGSTOP to processes it did not start (kill -STOP -1, a stop of every process it can see): stop only your own, or send SIGCONT to them; the run's later commands start again as usual.";
+  if (message.includes(killedBeforeStart))
+    return "Look for what stops processes of the runner's user (kill -STOP), or a network filesystem under the step's folder or on PATH that stopped answering (`stat` the folder, `mount`); a runner with its sandbox on forks each run's commands inside the run, where nothing outside can stop them.";
   return undefined;
 }
 
