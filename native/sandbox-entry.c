@@ -77,7 +77,10 @@ void run_command(const char *cwd, char **argv, char **envp, int in, int out, int
     if (*cwd && chdir(cwd) < 0) {
       why[0] = errno, why[1] = 1;
     } else {
+      /* Every disposition the helper changed back to the default, as Node's spawn leaves them. */
       signal(SIGPIPE, SIG_DFL);
+      signal(SIGINT, SIG_DFL);
+      signal(SIGHUP, SIG_DFL);
       sigprocmask(SIG_SETMASK, &original_mask, NULL);
       environ = envp;
       if (exec_reached) *exec_reached = 1;

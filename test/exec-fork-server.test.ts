@@ -148,6 +148,20 @@ describe("the fork-server", () => {
     executor.close();
   }, 90_000);
 
+  // Guards: the helper ignores SIGPIPE, SIGINT and SIGHUP itself; a step must not inherit that
+  // (`kill -INT` of its own children, a server stopped by SIGHUP), as with Node's spawn.
+  it("starts a command with no signal ignored", async () => {
+    const executor = createExecutor({ baseEnv: {}, onWarning: (message) => expect.fail(message) });
+    const chunks: string[] = [];
+    const result = await executor.run({
+      ...request(["grep", "^SigIgn:", "/proc/self/status"]),
+      onOutput: (_stream, text) => chunks.push(text),
+    });
+    executor.close();
+    expect(result.status).toBe("success");
+    expect(chunks.join("")).toBe("SigIgn:\t0000000000000000\n");
+  });
+
   it("counts the CPU of an orphan of the step, which nobody in the step waited for", async () => {
     const executor = createExecutor({ baseEnv: {} });
     const burn = "import time\nwhile time.process_time() < 0.3: pass";
