@@ -97,7 +97,7 @@ export default class CostReporter implements Reporter {
       const seconds = Object.fromEntries(
         rows.map((row) => [`${row.project}:${row.file}`, Number(row.seconds.toFixed(1))]),
       );
-      writeFileSync(join(this.root, secondsFile), `${JSON.stringify(seconds, null, 1)}\n`);
+      writeFileSync(join(this.root, secondsFile), `${JSON.stringify(seconds, null, 2)}\n`);
     }
   }
 
