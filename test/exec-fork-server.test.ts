@@ -101,14 +101,16 @@ describe("the fork-server", () => {
     const helper = children(process.pid).find((pid) => exeOf(pid) === helperPath);
     expect(helper, "the executor's fork-server among this process's children").toBeDefined();
     const script = [
-      "import os, signal, sys, time",
+      "import os, signal, sys",
       "helper, path = int(sys.argv[1]), sys.argv[2]",
       "def exe(pid):",
       "    try: return os.readlink(f'/proc/{pid}/exe')",
       "    except OSError: return ''",
+      "def state(pid):",
+      "    try: return open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split()[0]",
+      "    except OSError: return ''",
       "def waiting():",
-      "    try: return open(f'/proc/{helper}/stat').read().rsplit(')', 1)[1].split()[0] == 'D'",
-      "    except OSError: return False",
+      "    return state(helper) == 'D'",
       "while True:",
       "    try: kids = open(f'/proc/{helper}/task/{helper}/children').read().split()",
       "    except OSError: sys.exit(1)",
@@ -118,9 +120,10 @@ describe("the fork-server", () => {
       "        if not armed or exe(kid) != path or not waiting(): continue",
       "        try: os.kill(kid, signal.SIGSTOP)",
       "        except OSError: continue",
-      "        time.sleep(0.05)",
+      // Until the stop has taken (state T) or the child is gone: then what it runs is final.
+      "        while state(kid) not in ('T', 'Z', ''): pass",
       // Caught before its exec took its own memory: the helper still waits for it (state D).
-      "        if exe(kid) == path and waiting():",
+      "        if state(kid) == 'T' and exe(kid) == path and waiting():",
       "            print(kid, flush=True)",
       "            sys.exit(0)",
       "        try: os.kill(kid, signal.SIGCONT)",
