@@ -389,20 +389,7 @@ class Command {
   private readonly pendingBytes: Record<OutputStream, number> = { stdout: 0, stderr: 0 };
 
   failedToStart(errno: number, stage: string): void {
-    const code = errnoNames.get(errno) ?? `errno ${errno}`;
-    const program = this.request.argv[0]!;
-    const message =
-      stage === "chdir"
-        ? `cannot start "${program}" in "${this.request.cwd}": ${code}`
-        : stage === "stopped"
-          ? `cannot start "${program}": ${stoppedBeforeStart}`
-          : stage === "unstarted"
-            ? `cannot start "${program}": ${killedBeforeStart}`
-            : stage === "folders"
-              ? `cannot start "${program}": ${RUN_FOLDERS_NOT_ATTACHED} (${code})`
-              : stage === "setns" || stage === "clone" || stage === "move"
-                ? `cannot start "${program}" in the run's sandbox (${stage}): ${code}`
-                : describeSpawnError(program, Object.assign(new Error(code), { code }));
+    const message = startFailure(this.request, errnoNames.get(errno) ?? `errno ${errno}`, stage);
     // Its folders not moved into the sandbox (or its door gone): another sandbox may take it.
     const refused = stage === "move" ? { sandboxRefused: true as const } : {};
     this.end({ ...notStarted(this.startedAt, "failed", message), ...refused });
@@ -542,4 +529,16 @@ function nulProblem(request: ExecRequest): string | undefined {
       return `the environment variable ${JSON.stringify(name)} cannot be passed`;
   }
   return undefined;
+}
+
+/** Why `request`'s command did not start, from the fork-server's errno name and stage ('f'). */
+function startFailure(request: ExecRequest, code: string, stage: string): string {
+  const program = request.argv[0]!;
+  if (stage === "chdir") return `cannot start "${program}" in "${request.cwd}": ${code}`;
+  if (stage === "stopped") return `cannot start "${program}": ${stoppedBeforeStart}`;
+  if (stage === "unstarted") return `cannot start "${program}": ${killedBeforeStart}`;
+  if (stage === "folders") return `cannot start "${program}": ${RUN_FOLDERS_NOT_ATTACHED} (${code})`;
+  if (stage === "setns" || stage === "clone" || stage === "move")
+    return `cannot start "${program}" in the run's sandbox (${stage}): ${code}`;
+  return describeSpawnError(program, Object.assign(new Error(code), { code }));
 }
