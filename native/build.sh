@@ -5,14 +5,15 @@
 #   `network: model-only` and its turn says so;
 # - cwd-check.c (static, to run inside any image): without it, a Docker step with a cwd is refused,
 #   since the folder Docker mounts by path could not be checked to be the one the runner judged;
-# - sandbox-holder.c (static, shown inside each run's sandbox): without it, sh and sleep hold it.
+# - sandbox-holder-main.c (static, shown inside each sandbox bwrap makes): without it, sh and sleep
+#   hold those (a clone's holder is the fork-server's own code, sandbox-holder.c).
 cd "$(dirname "$0")" || exit 0
 mkdir -p build
 # Static where the C library's static archive is there (Debian's libc6-dev): each run's sandbox forks
 # it twice or more (its door, its holder, each step), and a static copy has no loader's symbols to
 # bind in each child, fewer mappings to copy and tear down, and fewer pages to copy on write (a
 # run's sandbox took 10 to 20% less CPU, back to back). Else dynamic, its symbols bound at start.
-fork_server_sources="fork-server.c steps.c step-events.c sandbox-entry.c sandbox-door.c sandbox-clone.c step-filter.c"
+fork_server_sources="fork-server.c steps.c step-events.c sandbox-entry.c sandbox-door.c sandbox-clone.c sandbox-holder.c step-filter.c"
 # shellcheck disable=SC2086
 if ${CC:-cc} -static -O2 -Wall -o build/fork-server.tmp $fork_server_sources 2>build/compile.log ||
   ${CC:-cc} -O2 -Wall -Wl,-z,now -o build/fork-server.tmp $fork_server_sources 2>>build/compile.log; then
@@ -34,10 +35,10 @@ else
   echo "runyard: could not compile native/cwd-check.c statically (see native/build/compile-cwd-check.log);" \
     "Docker steps with a cwd will be refused" >&2
 fi
-if ${CC:-cc} -static -O2 -Wall -o build/sandbox-holder.tmp sandbox-holder.c 2>build/compile-holder.log; then
+if ${CC:-cc} -static -O2 -Wall -o build/sandbox-holder.tmp sandbox-holder-main.c sandbox-holder.c 2>build/compile-holder.log; then
   chmod 755 build/sandbox-holder.tmp && mv build/sandbox-holder.tmp build/sandbox-holder
 else
-  echo "runyard: could not compile native/sandbox-holder.c statically (see native/build/compile-holder.log);" \
-    "each run's sandbox is held by sh and sleep, a few milliseconds more to make" >&2
+  echo "runyard: could not compile native/sandbox-holder-main.c statically (see native/build/compile-holder.log);" \
+    "each sandbox bwrap makes is held by sh and sleep, a few milliseconds more to make" >&2
 fi
 exit 0

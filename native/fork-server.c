@@ -35,7 +35,8 @@
  *                   each a kind letter and a path ('B'/'R' host folder then the path it is shown
  *                   at, 'L' link target then path, 'T' a template folder, 'D' /dev, 'P' /proc,
  *                   'C' a read-only cover in it, 'N' and 'M' a fresh tmpfs, 'H' the holder
- *                   program): makes a run's sandbox as a clone of the template
+ *                   program, run where this helper lacks CAP_SYS_PTRACE): makes a run's
+ *                   sandbox as a clone of the template
  *                   (sandbox-clone.c), whose holder is this command: 's' once it runs (the
  *                   sandbox is ready), 'x' and 'd' when it ends.
  *   op 'W' (enter, moved): as 'E' up to the strings, then u32 n and n bytes of pairs `from`,
@@ -102,6 +103,8 @@
 /* Relayed at once, streaming or not: this much waiting in the pipe is a full relay already. */
 #define RELAY_NOW_BYTES (256 * 1024)
 static int sigfd;
+char *helper_args;
+size_t helper_args_size;
 /* The event pipe's path (argv[2]) while it waits for the runner's 'P'. */
 static char *pipe_path;
 
@@ -239,6 +242,8 @@ static int read_requests(void) {
 
 int main(int argc, char **argv) {
   if (argc > 1) grace_ms = atol(argv[1]);
+  helper_args = argv[0];
+  helper_args_size = (size_t)(argv[argc - 1] + strlen(argv[argc - 1]) + 1 - argv[0]);
   signal(SIGPIPE, SIG_IGN);
   signal(SIGINT, SIG_IGN);
   signal(SIGHUP, SIG_IGN);

@@ -7,6 +7,9 @@
 
 /* The signal mask the helper started with: a command gets it back before its exec. */
 extern sigset_t original_mask;
+/* Where the helper's own argv lies (argv[0] up to its last NUL): what /proc/<pid>/cmdline shows. */
+extern char *helper_args;
+extern size_t helper_args_size;
 /* Closes every descriptor but 0 to 2 and `keep`; makes the calling child undumpable. */
 void seal_child(int keep);
 /* How a door zeroes what the helper keeps of requests and output: it must not hold them. */
@@ -62,8 +65,13 @@ int door_adopt(pid_t holder, pid_t pid, int sock);
  * call for each gap between them (close_range), not one for each descriptor the helper holds.
  */
 void close_all_but(int *keep, int count);
-/* In a clone's maker, once its holder is born: becomes that sandbox's door. Never returns. */
-void door_become(int sock, pid_t holder);
+/*
+ * In a clone's maker, once its holder is born: becomes that sandbox's door. Never returns. `ns`:
+ * where the holder sends the descriptors of its mount and user namespaces (see sandbox-clone.c).
+ */
+void door_become(int sock, pid_t holder, int ns);
+/* Zeroes what the helper keeps of requests and output, in a child that must not hold them. */
+void forget_helper_requests(void);
 /* Ends the doors of `holder`'s sandbox and waits for them. */
 void door_close(pid_t holder);
 /* Whether `pid`, just reaped, was a door (which is then forgotten). */
@@ -72,7 +80,7 @@ int door_reaped(pid_t pid);
  * Begins a run's sandbox as a clone of the template sandbox `template` ('K' body after the
  * template's namespaces: `body`, `length`): forks its maker, which says the holder's pid (or
  * i32 0 and an errno) on `*found`, a pipe it opens. The holder, a child of this helper wired to
- * `out` and `err`, writes why it failed to `report` or execs. The maker then becomes the
+ * `out` and `err`, writes why it failed to `report`, or closes it once the sandbox is made. The maker then becomes the
  * sandbox's door on `door` (door_become). Returns the maker's pid, or -1.
  */
 pid_t clone_sandbox(pid_t template, const uint64_t *expected, const char *body, uint32_t length, int out, int err,

@@ -65,6 +65,10 @@ void door_forgets(void (*forget)(void)) {
   forget_requests = forget;
 }
 
+void forget_helper_requests(void) {
+  if (forget_requests) forget_requests();
+}
+
 static struct door *find_door(pid_t holder, const uint64_t *expected) {
   for (int i = 0; i < MAX_DOORS; i++)
     if (doors[i].used && doors[i].holder == holder && memcmp(doors[i].namespaces, expected, sizeof doors[i].namespaces) == 0)
@@ -397,29 +401,52 @@ int door_adopt(pid_t holder, pid_t pid, int sock) {
   return errno = EAGAIN, -1;
 }
 
-void door_become(int sock, pid_t holder) {
+/* The holder's mount and user namespaces, as it sends them (sandbox-clone.c): 0, or -1. */
+static int receive_namespaces(int ns, int *mnt, int *user) {
+  char byte;
+  struct iovec io = {.iov_base = &byte, .iov_len = 1};
+  union {
+    struct cmsghdr header;
+    char room[CMSG_SPACE(2 * sizeof(int))];
+  } control;
+  struct msghdr message = {.msg_iov = &io, .msg_iovlen = 1, .msg_control = control.room, .msg_controllen = sizeof control.room};
+  ssize_t n;
+  do n = recvmsg(ns, &message, MSG_CMSG_CLOEXEC);
+  while (n < 0 && errno == EINTR);
+  struct cmsghdr *rights = n == 1 ? CMSG_FIRSTHDR(&message) : NULL;
+  if (!rights || rights->cmsg_type != SCM_RIGHTS || rights->cmsg_len != CMSG_LEN(2 * sizeof(int))) return -1;
+  int fds[2];
+  memcpy(fds, CMSG_DATA(rights), sizeof fds);
+  *mnt = fds[0], *user = fds[1];
+  return 0;
+}
+
+void door_become(int sock, pid_t holder, int ns) {
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
   setsid();
   if (forget_requests) forget_requests();
+  /* Watched for the holder's end (a kernel without pidfds, before 5.3, ends the door at once). */
   int holder_fd = (int)syscall(SYS_pidfd_open, holder, 0);
-  if (holder_fd < 0 && errno != ENOSYS) _exit(0);
-  int keep[2] = {sock, holder_fd};
-  close_all_but(keep, holder_fd < 0 ? 1 : 2);
+  if (holder_fd < 0) _exit(0);
+  int keep[3] = {sock, holder_fd, ns};
+  close_all_but(keep, 3);
   door_sock = sock, door_holder = holder_fd;
   /* In the run's mounts already (the holder's pivot moved its root too), with the rights that made them. */
   door_await_first();
   /*
    * In: the mounts joined again (its root and cwd the sandbox's own, none of the host's), the
-   * run's user namespace, every capability dropped, the step filter, as enter_sandbox's end.
+   * run's user namespace, every capability dropped, the step filter, as enter_sandbox's end. By
+   * the descriptors the holder sent, not its pidfd or /proc: the holder is not dumpable, and
+   * its memory is the helper's, so no process without the host's CAP_SYS_PTRACE may join
+   * through it; and /proc is the sandbox's since the pivot.
    */
-  /*
-   * By its pidfd (Linux 5.8), not /proc: its /proc is the sandbox's since the pivot, where the
-   * holder is pid 1. A kernel without it ends the door here, and the runner's next command opens
-   * one as for any sandbox.
-   */
-  if (holder_fd < 0 || setns(holder_fd, CLONE_NEWNS) < 0 || setns(holder_fd, CLONE_NEWUSER) < 0 || chdir("/") < 0 ||
-      drop_capabilities() < 0 || step_filter() < 0 || open_null() < 0)
+  int mnt, user;
+  if (receive_namespaces(ns, &mnt, &user) < 0 || setns(mnt, CLONE_NEWNS) < 0 || setns(user, CLONE_NEWUSER) < 0 ||
+      chdir("/") < 0 || drop_capabilities() < 0 || step_filter() < 0 || open_null() < 0)
     _exit(0);
+  close(mnt);
+  close(user);
+  close(ns);
   door_serve();
 }

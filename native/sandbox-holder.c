@@ -1,14 +1,16 @@
 /*
  * The process a run's sandbox is built around (src/exec/sandbox/run-sandbox.ts): it ignores
  * SIGTERM (the fork-server's stop of every group gives the run's commands their grace first),
- * says when the sandbox is ready, and lives as long as the sandbox. Static and alone, it costs the
- * sandbox one exec, where `sh -c '...; exec sleep infinity'` cost two of dynamic programs.
- * In a sandbox cloned from a template (sandbox-clone.c) it is also pid 1: it reaps what the run's
- * commands leave (in bwrap's, bwrap's own pid 1 does, and it has no child).
+ * says when the sandbox is ready, and lives as long as the sandbox. In a sandbox bwrap makes it is
+ * its own static program (sandbox-holder-main.c), which costs one exec where
+ * `sh -c '...; exec sleep infinity'` cost two of dynamic programs. In a sandbox cloned from a
+ * template (sandbox-clone.c) it is pid 1, the clone's own process, not exec'd: it reaps what the
+ * run's commands leave (in bwrap's, bwrap's own pid 1 does, and it has no child).
  */
+#include "sandbox-holder.h"
+
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,13 +19,7 @@ static void child_ended(int signal) {
   (void)signal;
 }
 
-int main(void) {
-  /*
-   * Not dumpable: it runs as the run's uid in the run's user namespace, so dumpable (as any exec
-   * leaves it) a step could trace it or write its memory (/proc/1/mem) and end the sandbox, or
-   * keep it from reaping. The runner reads its namespaces with the rights it made them with.
-   */
-  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+void hold_sandbox(void) {
   signal(SIGTERM, SIG_IGN);
   signal(SIGCHLD, child_ended);
   sigset_t chld, waiting;
@@ -32,13 +28,13 @@ int main(void) {
   sigprocmask(SIG_BLOCK, &chld, &waiting);
   sigdelset(&waiting, SIGCHLD);
   static const char ready[] = "runyard-sandbox-ready\n";
-  if (write(2, ready, sizeof ready - 1) < 0) return 1;
+  if (write(2, ready, sizeof ready - 1) < 0) _exit(1);
   /*
    * Nothing more is said: its output pipes are let go, as the runner reads no further; and its
    * stdin is the sandbox's /dev/null, not the host's the helper gave it.
    */
   int null = open("/dev/null", O_RDWR);
-  if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0) return 1;
+  if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0) _exit(1);
   if (null > 2) close(null);
   for (;;) {
     while (waitpid(-1, NULL, WNOHANG) > 0) continue;

@@ -159,7 +159,9 @@ describe("a step in a cloned sandbox against the namespaces", () => {
   it("cannot trace, write or end pid 1, the holder of its sandbox", async () => {
     // Attack: the holder runs as the step's uid in the step's user namespace; were it dumpable, a
     // step could trace it (PTRACE_SEIZE), write its memory (/proc/1/mem) and so end the sandbox,
-    // which docs/security.md says no step can.
+    // which docs/security.md says no step can. Under a root runner it is not exec'd, and its
+    // memory is a copy of the fork-server's: none of it may be read (mem, maps, process_vm_readv)
+    // nor its program found (exe).
     const { status, output } = await runToEnd([
       {
         name: "pid1",
@@ -171,6 +173,12 @@ describe("a step in a cloned sandbox against the namespaces", () => {
           'print "LEAK-environ\\n" if open(my $e, "<", "/proc/1/environ") && defined(<$e>);',
           'print "LEAK-root\\n" if opendir(my $r, "/proc/1/root/");',
           'print "LEAK-fd\\n" if defined(readlink("/proc/1/fd/0")) || open(my $f, "<", "/proc/1/fd/0");',
+          'print "LEAK-exe\\n" if defined(readlink("/proc/1/exe")) || open(my $x, "<", "/proc/1/exe");',
+          'print "LEAK-maps\\n" if open(my $p, "<", "/proc/1/maps") && defined(<$p>);',
+          // process_vm_readv of the first bytes of the static program's image (0x400000).
+          'my $buf = "\\0" x 16; my $local = pack("QQ", unpack("Q", pack("p", $buf)), 16);',
+          'my $remote = pack("QQ", 0x400000, 16);',
+          'print "LEAK-vm-read\\n" if syscall(310, 1, $local, 1, $remote, 1, 0) > 0;',
           "'",
           "kill -KILL 1 2>/dev/null; kill -TERM 1 2>/dev/null",
           'echo "ns=$(readlink /proc/self/ns/pid)"',

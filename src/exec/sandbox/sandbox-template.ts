@@ -152,7 +152,7 @@ function templateSteps(args: readonly string[], holder: readonly string[]): stri
     const flag = args[index];
     if (flag === "--ro-bind" || flag === "--bind") {
       const at = args[index + 2]!;
-      // Not the holder's own file: a clone execs the holder, and its /run stays empty.
+      // Not the holder's own file: a clone holds itself or execs it ('H'), and its /run stays empty.
       if (!folders.some((folder) => at.startsWith(`${folder}/`)) && !holder.includes(at)) {
         folders.push(at);
         steps.push(`T${at}`);
