@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { pooledRandomBytes } from "./random-pool.js";
 
 const alphabet = "0123456789abcdefghjkmnpqrstvwxyz";
 
@@ -13,7 +14,7 @@ function encodeTime(ms: number): string {
 }
 
 function randomPart(length: number): string {
-  const bytes = randomBytes(length);
+  const bytes = pooledRandomBytes(length);
   let out = "";
   for (const byte of bytes) out += alphabet[byte % 32];
   return out;

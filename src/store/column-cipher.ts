@@ -1,5 +1,6 @@
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHash } from "node:crypto";
 import { RunyardError } from "../core/errors.js";
+import { pooledRandomBytes } from "../core/random-pool.js";
 
 /**
  * Encrypts the columns that may hold secrets (job payloads and results, run specs and vars,
@@ -28,7 +29,7 @@ export function aesGcmColumns(secretKey: string): ColumnCipher {
   const key = createHash("sha256").update(secretKey, "utf8").digest();
   return {
     seal(text) {
-      const iv = randomBytes(ivBytes);
+      const iv = pooledRandomBytes(ivBytes);
       const cipher = createCipheriv("aes-256-gcm", key, iv);
       const body = Buffer.concat([cipher.update(text, "utf8"), cipher.final()]);
       return prefix + Buffer.concat([iv, cipher.getAuthTag(), body]).toString("base64");
