@@ -12,7 +12,8 @@ let used = POOL_BYTES;
 
 /** `length` random bytes (at most 4 KiB), a copy of their own. */
 export function pooledRandomBytes(length: number): Buffer {
-  if (length > POOL_BYTES) throw new RangeError(`pooledRandomBytes: ${length} bytes asked, at most ${POOL_BYTES}`);
+  if (length > POOL_BYTES)
+    throw new RangeError(`pooledRandomBytes: ${length} bytes asked, at most ${POOL_BYTES}`);
   if (used + length > POOL_BYTES) {
     randomFillSync(pool);
     used = 0;
