@@ -177,9 +177,20 @@ static void forget_range(char *from, size_t size) {
   memset((void *)last, 0, at + size - last);
 }
 
+/* The helper's own environment as it started (the runner's, its tokens included): its strings' span. */
+static char *start_env;
+static size_t start_env_size;
+
+/*
+ * Zeroes what a door or a clone's holder must not keep of the helper: the requests (other runs'
+ * argv and env) and output it held, and its own environment, which no command reads (each gets
+ * its request's).
+ */
 static void forget_requests(void) {
   forget_range(chunk, CHUNK);
   if (request) forget_range(request, request_cap);
+  if (start_env) memset(start_env, 0, start_env_size);
+  clearenv();
 }
 
 /* Reads what stdin has; returns 0 once it has ended. */
@@ -244,6 +255,12 @@ int main(int argc, char **argv) {
   if (argc > 1) grace_ms = atol(argv[1]);
   helper_args = argv[0];
   helper_args_size = (size_t)(argv[argc - 1] + strlen(argv[argc - 1]) + 1 - argv[0]);
+  /* The kernel lays the environment's strings out one after another, after the arguments'. */
+  for (char **each = environ; *each; each++) {
+    if (!start_env) start_env = *each;
+    char *end = *each + strlen(*each) + 1;
+    if (*each >= start_env && (size_t)(end - start_env) > start_env_size) start_env_size = (size_t)(end - start_env);
+  }
   signal(SIGPIPE, SIG_IGN);
   signal(SIGINT, SIG_IGN);
   signal(SIGHUP, SIG_IGN);

@@ -411,7 +411,7 @@ pid_t clone_sandbox(pid_t template, const uint64_t *expected, const char *body, 
     close_all_but(keep, kept);
     /* The namespaces' way from C2 to this door. */
     int ns[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM, 0, ns) < 0) {
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ns) < 0) {
       int32_t answer[2] = {0, errno};
       if (write(answer_pipe[1], answer, sizeof answer) < 0) _exit(1);
       _exit(1);

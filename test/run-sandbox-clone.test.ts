@@ -137,6 +137,27 @@ describe("a run's sandbox cloned from the runner's template", () => {
     expect(fds).toEqual(["/dev/null", "/dev/null", "/dev/null"]);
   });
 
+  it("keeps none of the fork-server's environment (the runner's, its tokens with it) in its holder or its door", async () => {
+    // The fork-server started with this process's environment, and the holder (not exec'd under a
+    // root runner) and the door are copies of the fork-server: each zeroes it.
+    expect(process.env.PATH).toBeTruthy();
+    const box = await makeRun("no-env", cloned);
+    const holder = box.holder.pid;
+    const helper = Number(/^PPid:\s+(\d+)$/m.exec(readFileSync(`/proc/${holder}/status`, "utf8"))?.[1]);
+    const runPids = readlinkSync(`/proc/${holder}/ns/pid`);
+    const door = readFileSync(`/proc/${helper}/task/${helper}/children`, "utf8")
+      .trim()
+      .split(/\s+/)
+      .map(Number)
+      .filter((pid) => pid !== holder && readlinkSync(`/proc/${pid}/ns/pid_for_children`) === runPids);
+    expect(door).toHaveLength(1);
+    for (const [who, pid] of [
+      ["holder", holder],
+      ["door", door[0]!],
+    ] as const)
+      expect(readFileSync(`/proc/${pid}/environ`, "latin1").replaceAll("\0", ""), who).toBe("");
+  });
+
   it("keeps what run A writes, mounts or opens out of run B and of the template", async () => {
     const a = await makeRun("run-a", cloned);
     const b = await makeRun("run-b", cloned);
