@@ -82,7 +82,7 @@ async function buildPreviousRelease(): Promise<PreviousRelease> {
       process.stderr.write(
         `previous release ${previousReleaseVersion}: its package-lock.json differs; npm ci in ${tree}\n`,
       );
-      await run("npm", ["ci", "--no-audit", "--no-fund"], { cwd: tree, maxBuffer: 64 * 1024 ** 2 });
+      await installReleasePackages(tree, lock, releaseLock);
     }
     const checkoutNative = join(repoRoot, "native", "build");
     if ((await nativeSourcesSame(commit)) && existsSync(checkoutNative)) {
@@ -111,12 +111,43 @@ async function buildPreviousRelease(): Promise<PreviousRelease> {
  * the checkout's node_modules, whatever packages the checkout added since (it never loads them).
  */
 function covers(lock: Buffer, releaseLock: Buffer): boolean {
-  const packages = (text: Buffer) =>
-    (JSON.parse(text.toString("utf8")) as { packages?: Record<string, unknown> }).packages ?? {};
-  const checkout = packages(lock);
-  return Object.entries(packages(releaseLock)).every(
+  const checkout = packagesOf(lock);
+  return Object.entries(packagesOf(releaseLock)).every(
     ([path, entry]) => path === "" || JSON.stringify(checkout[path]) === JSON.stringify(entry),
   );
+}
+
+function packagesOf(lock: Buffer): Record<string, { hasInstallScript?: boolean } | undefined> {
+  return (
+    (JSON.parse(lock.toString("utf8")) as { packages?: Record<string, { hasInstallScript?: boolean }> })
+      .packages ?? {}
+  );
+}
+
+/**
+ * The release's own packages, as its lock has them (`npm ci`), their install scripts run after:
+ * better-sqlite3's compiled module is the checkout's where both locks pin the same package. Its
+ * compile from source, where no prebuilt binary can be fetched, was most of the install: over ten
+ * minutes on a fresh 2-core machine with the suite running, past the first upgrade file's start.
+ */
+async function installReleasePackages(tree: string, lock: Buffer, releaseLock: Buffer): Promise<void> {
+  const options = { cwd: tree, maxBuffer: 64 * 1024 ** 2 };
+  await run("npm", ["ci", "--no-audit", "--no-fund", "--ignore-scripts"], options);
+  const sqlite = "node_modules/better-sqlite3";
+  const compiled = join("build", "Release", "better_sqlite3.node");
+  const release = packagesOf(releaseLock);
+  const same =
+    JSON.stringify(packagesOf(lock)[sqlite]) === JSON.stringify(release[sqlite]) &&
+    existsSync(join(repoRoot, sqlite, compiled));
+  if (same) {
+    mkdirSync(join(tree, sqlite, "build", "Release"), { recursive: true });
+    cpSync(join(repoRoot, sqlite, compiled), join(tree, sqlite, compiled));
+  }
+  const scripted = Object.entries(release)
+    .filter(([path, entry]) => path.startsWith("node_modules/") && entry?.hasInstallScript)
+    .map(([path]) => path.slice("node_modules/".length))
+    .filter((name) => !(same && name === "better-sqlite3"));
+  if (scripted.length > 0) await run("npm", ["rebuild", ...scripted], options);
 }
 
 async function git(args: string[], encoding: "utf8" | "buffer" = "utf8"): Promise<string | Buffer> {
