@@ -311,7 +311,7 @@ int door_open(pid_t holder, const uint64_t *expected) {
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     setsid();
-    if (forget_requests) forget_requests();
+    forget_helper_requests();
     int keep[3] = {pair[1], report[1], holder_fd};
     close_all_but(keep, holder_fd < 0 ? 2 : 3);
     door_sock = pair[1], door_holder = holder_fd, door_report = report[1];
@@ -425,7 +425,7 @@ void door_become(int sock, pid_t holder, int ns) {
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
   setsid();
-  if (forget_requests) forget_requests();
+  forget_helper_requests();
   /* Watched for the holder's end (a kernel without pidfds, before 5.3, ends the door at once). */
   int holder_fd = (int)syscall(SYS_pidfd_open, holder, 0);
   if (holder_fd < 0) _exit(0);
