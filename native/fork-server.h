@@ -80,8 +80,8 @@ int door_reaped(pid_t pid);
  * Begins a run's sandbox as a clone of the template sandbox `template` ('K' body after the
  * template's namespaces: `body`, `length`): forks its maker, which says the holder's pid (or
  * i32 0 and an errno) on `*found`, a pipe it opens. The holder, a child of this helper wired to
- * `out` and `err`, writes why it failed to `report`, or closes it once the sandbox is made. The maker then becomes the
- * sandbox's door on `door` (door_become). Returns the maker's pid, or -1.
+ * `out` and `err`, writes why it failed to `report`, or closes it once the sandbox is made. The
+ * maker then becomes the sandbox's door on `door` (door_become). Returns the maker's pid, or -1.
  */
 pid_t clone_sandbox(pid_t template, const uint64_t *expected, const char *body, uint32_t length, int out, int err,
                     int report, int door, int *found);

@@ -13,8 +13,9 @@
  * run's folders attached and hidden folders covered in bwrap's order (paths resolved inside the
  * new root), then a user namespace of its own with the template's uid map and no nested one
  * allowed, every capability dropped; it sends C its mount and user namespaces (C, the door, joins
- * them at the run's first command), and holds the sandbox (sandbox-holder.c), reaping. Not exec'd:
- * an exec cost a sandbox 3 ms of CPU (17.5 to 14.5 ms on a paravirtualized 2-core host).
+ * them at the run's first command), and holds the sandbox (sandbox-holder.c), reaping. Under a
+ * root runner it is not exec'd (an exec cost a sandbox about 2 ms of CPU: 17.5 to 15.5 ms on a
+ * paravirtualized 2-core host); otherwise it execs the holder's program ('H', holds_itself()).
  * See docs/security.md ("What the sandbox costs a step") and /work/tmpl-lab/FINDINGS.md.
  */
 #define _GNU_SOURCE
