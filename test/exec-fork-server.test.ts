@@ -160,7 +160,7 @@ describe("the fork-server", () => {
       ...request(["grep", "^SigIgn:", "/proc/self/status"]),
       onOutput: (_stream, text) => chunks.push(text),
     });
-    executor.close();
+    await executor.close();
     expect(result.status).toBe("success");
     expect(chunks.join("")).toBe("SigIgn:\t0000000000000000\n");
   });
