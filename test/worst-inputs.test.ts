@@ -18,6 +18,11 @@ const tenKb = `name: ten-kb\nsteps:\n${Array.from(
   { length: 20 },
   (_, i) => `  - name: s${i}\n    action: cmd.run\n    args: {cmd: "echo ${"x".repeat(440)}"}\n`,
 ).join("")}`;
+/** A valid workflow just over 64 KiB: read on the large workflows' thread, as the costly one is. */
+const seventyKb = `name: seventy-kb\nsteps:\n${Array.from(
+  { length: 140 },
+  (_, i) => `  - name: s${i}\n    action: cmd.run\n    args: {cmd: "echo ${"x".repeat(480)}"}\n`,
+).join("")}`;
 /** 4,500 steps, each needing a step that does not exist: seconds of suggestions and checks. */
 const costly = `name: needs\nsteps:\n${Array.from(
   { length: 4500 },
@@ -160,10 +165,16 @@ describe("the parsing budget", () => {
         { workflow: costly },
         token,
       ),
-      // Sent just after, to the same lane: it waits, then is read by the thread that replaces
-      // the one stopped.
+      // Sent just after, to the same lane (both are over 64 KiB): it waits, then is read by the
+      // thread that replaces the one stopped.
       new Promise((resolve) => setImmediate(resolve)).then(() =>
-        api<{ valid: boolean }>(budgeted.url, "POST", "/api/workflows/validate", { workflow: tenKb }, token),
+        api<{ valid: boolean }>(
+          budgeted.url,
+          "POST",
+          "/api/workflows/validate",
+          { workflow: seventyKb },
+          token,
+        ),
       ),
     ]);
     expect(refused.status).toBe(400);

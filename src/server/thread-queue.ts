@@ -17,7 +17,9 @@ export interface ThreadQueueOptions {
   /**
    * How long one request may take once the thread has loaded, and why it is refused past that. On Linux
    * it is the thread's CPU time (thread-cpu.ts), so a busy machine starving a low-priority thread stops
-   * nothing; the clock still ends a request at `wallBudgetFactor` times the budget.
+   * nothing; the clock still ends a request at `wallBudgetFactor` times the budget, and not before
+   * `wallFloorMs` when the CPU time is read (a short budget set by an operator is the thread's CPU,
+   * not the machine's load: a 250 ms budget's 1.5 s clock refused a 10 KB workflow on a loaded host).
    */
   budget?: Budget;
   /** The thread's nice value on Linux (a lane that yields the CPU to the rest). */
@@ -32,6 +34,8 @@ interface Budget {
 }
 
 const wallBudgetFactor = 6;
+/** The least time the clock gives a request whose thread's CPU time is read. */
+const wallFloorMs = 30_000;
 
 /** What the thread says once its modules are loaded: a request's budget starts after it. */
 interface ThreadReady {
@@ -99,10 +103,13 @@ export class ThreadQueue<Request extends object, Result extends object> {
 
   /** The head request's time is up by the clock: stopped if its CPU time is too, or unknown. */
   private checkBudget({ ms, tooLong }: Budget): void {
-    const wallLeft = ms * wallBudgetFactor - (performance.now() - this.headStart.wallMs);
     const cpuNow = this.tid && threadCpuMs(this.tid);
     const { cpuMs } = this.headStart;
-    const cpuLeft = cpuMs !== undefined && cpuNow !== undefined ? ms - (cpuNow - cpuMs) : 0;
+    const cpuUsed = cpuMs !== undefined && cpuNow !== undefined ? cpuNow - cpuMs : undefined;
+    const wallMs =
+      cpuUsed === undefined ? ms * wallBudgetFactor : Math.max(ms * wallBudgetFactor, wallFloorMs);
+    const wallLeft = wallMs - (performance.now() - this.headStart.wallMs);
+    const cpuLeft = cpuUsed === undefined ? 0 : ms - cpuUsed;
     if (cpuLeft <= 10 || wallLeft <= 0) this.restart(tooLong);
     else this.armBudget({ ms, tooLong }, Math.max(50, Math.min(cpuLeft, wallLeft)));
   }
