@@ -93,6 +93,7 @@ const VIEW = `
   echo "== secrets"; for f in /etc/shadow /etc/gshadow /etc/shadow- /etc/gshadow-; do test -e $f && wc -c < $f 2>&1; done
   echo "== hidden"; ls -A ${hiddenHome} 2>&1
   echo "== writes"; for p in / /dev /dev/shm /run /tmp "$HOME" . /usr /etc; do touch "$p/w" 2>/dev/null && echo "$p" && rm "$p/w"; done
+  echo "== proc writes"; find /proc -maxdepth 4 \\( -regex '/proc/[0-9]+' -o -path /proc/self -o -path /proc/thread-self -o -path /proc/sys \\) -prune -o -writable \\! -type d \\! -perm -0002 -print 2>/dev/null
   echo "== sysctl"; for p in kernel/hostname kernel/core_pattern vm/drop_caches; do test -w /proc/sys/$p && echo "$p writable"; done
   true
 `;
@@ -113,6 +114,8 @@ describe("a run's sandbox cloned from the runner's template", () => {
         // bwrap binds the host's device nodes writable (a root runner's step may chmod them); a
         // clone binds them read-only (test/run-clone-attacks.test.ts).
         .map((line) => line.replace(/^(\/\w+ \/dev\/\w+) ro,nosuid,noexec,/, "$1 rw,nosuid,"))
+        // A clone's /proc covers are noexec, as bwrap's own; the sandbox's (proc-covers.ts) binds are not.
+        .map((line) => line.replace(/^(\/\S+ \/proc\/\S+ ro,nosuid,nodev,)noexec,/, "$1"))
         // bwrap's /proc/irq... covers' parent is mount 2, and a clone's; ids differ, not what is shown.
         .join("\n");
     expect(differ(clone.stdout)).toBe(differ(fresh.stdout));
@@ -121,6 +124,9 @@ describe("a run's sandbox cloned from the runner's template", () => {
     expect(clone.stdout).toMatch(/== nested\nunshare: unshare failed: No space left on device\n/);
     expect(clone.stdout).not.toContain("top secret");
     expect(clone.stdout).not.toMatch(/writable$/m);
+    // No /proc file outside the processes' own is writable in either (proc-covers.ts: /proc/mtrr,
+    // mode 0644, was on a 6.18 kernel).
+    for (const made of [fresh, clone]) expect(made.stdout).toMatch(/== proc writes\n== sysctl/);
   });
 
   it("has pid 1 of its own, the holder, holding nothing but /dev/null, an empty /run, and no bwrap", async () => {

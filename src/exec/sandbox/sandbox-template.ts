@@ -166,14 +166,16 @@ function templateSteps(args: readonly string[], holder: readonly string[]): stri
       index += 1;
     } else if (flag === "--uid" || flag === "--gid") {
       index += 1;
+    } else if (flag === "--ro-bind-try") {
+      index += 2; // /proc's covers (proc-covers.ts): in the template's mountinfo, so in procCovers
     }
   }
   return steps;
 }
 
 /**
- * bwrap's read-only covers in the template's /proc (those it found writable), and /proc/sys and
- * /proc/sysrq-trigger whatever bwrap found: its check skips /proc/sys, whose folder no one may
+ * bwrap's read-only covers in the template's /proc (those it found writable, and the sandbox's
+ * own: proc-covers.ts), and /proc/sys and /proc/sysrq-trigger whatever bwrap found: its check skips /proc/sys, whose folder no one may
  * write, though under a root runner a step could write the files in it.
  */
 function procCovers(holder: number): string[] {

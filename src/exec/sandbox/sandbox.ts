@@ -4,6 +4,7 @@ import { basename, dirname, join, resolve, sep } from "node:path";
 import { machineFolderProblem } from "../../core/work-folders.js";
 import type { ExecExposure } from "../types.js";
 import { DEVICE_NODES } from "./device-nodes.js";
+import { procFilesToCover } from "./proc-covers.js";
 import type { PidsHierarchy } from "./run-cgroup.js";
 
 /** How a runner keeps a run's processes from the others and from itself (see RunnerInfo.isolation). */
@@ -157,6 +158,8 @@ export class Sandbox {
       "--ro-bind",
       "/proc/sys",
       "/proc/sys",
+      // And every other /proc file its owner alone may write (proc-covers.ts): /proc/mtrr, ...
+      ...procFilesToCover().flatMap((file) => ["--ro-bind-try", file, file]),
       "--dev",
       "/dev",
       ...(options.devices
