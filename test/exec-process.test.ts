@@ -52,7 +52,10 @@ interface ProcessInfo {
   cmdline: string;
 }
 
-/** Live processes (zombies left out: PID 1 of some containers never reaps orphans). */
+/**
+ * Live processes: zombies left out (PID 1 of some containers never reaps orphans), and those the
+ * kernel is ending (PF_EXITING in stat's flags: killed, their descriptors closed, not yet zombies).
+ */
 function liveProcesses(): ProcessInfo[] {
   const found: ProcessInfo[] = [];
   for (const name of readdirSync("/proc")) {
@@ -61,7 +64,8 @@ function liveProcesses(): ProcessInfo[] {
       const stat = readFileSync(`/proc/${name}/stat`, "latin1");
       const fields = stat.slice(stat.lastIndexOf(") ") + 2).split(" ");
       const cmdline = readFileSync(`/proc/${name}/cmdline`, "latin1").replaceAll("\0", " ");
-      if (fields[0] !== "Z")
+      const exiting = (Number(fields[6]) & 0x4) !== 0;
+      if (fields[0] !== "Z" && !exiting)
         found.push({ pid: Number(name), state: fields[0]!, pgrp: Number(fields[2]), cmdline });
     } catch {
       // gone while we looked

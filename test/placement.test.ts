@@ -73,16 +73,29 @@ async function runnerOf(server: TestServer, runId: string): Promise<string | und
   return started_?.type === "run.started" ? (started_.runner_id ?? undefined) : undefined;
 }
 
-/** Every file under `dir`, as text, as someone on that machine would read them. */
+/**
+ * Every file under `dir`, as text, as someone on that machine would read them. What the runner
+ * removes meanwhile (a run's folder at its end) is skipped: gone, it holds nothing to read.
+ */
 function filesUnder(dir: string): string {
   let text = "";
-  for (const name of readdirSync(dir)) {
+  for (const name of ifStill(() => readdirSync(dir)) ?? []) {
     const path = join(dir, name);
-    const info = statSync(path);
-    if (info.isDirectory()) text += filesUnder(path);
-    else if (info.isFile()) text += readFileSync(path).toString("latin1");
+    const info = ifStill(() => statSync(path));
+    if (info?.isDirectory()) text += filesUnder(path);
+    else if (info?.isFile()) text += ifStill(() => readFileSync(path).toString("latin1")) ?? "";
   }
   return text;
+}
+
+/** `read()`, or undefined when what it reads was removed first (ENOENT). */
+function ifStill<T>(read: () => T): T | undefined {
+  try {
+    return read();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw error;
+  }
 }
 
 /** A user of tenant `tenant` with role `role`, logged in; returns the session token. */

@@ -51,9 +51,9 @@ const sizes = [
 function durationMs(text: string): number {
   const ms = /^(\d+) ms$/.exec(text);
   if (ms) return Number(ms[1]);
-  const parts = /^(?:(\d+) min ?)?(?:(\d+) s)?$/.exec(text);
+  const parts = /^(?:(\d+) min ?)?(?:(\d+(?:\.\d)?) s)?$/.exec(text);
   if (!parts) throw new Error(`not a duration: ${text}`);
-  return (Number(parts[1] ?? 0) * 60 + Number(parts[2] ?? 0)) * 1000;
+  return Math.round((Number(parts[1] ?? 0) * 60 + Number(parts[2] ?? 0)) * 1000);
 }
 
 const box = (page: Page, step: string) => page.locator(`.step-box[data-step="${step}"]`);
@@ -183,7 +183,10 @@ describe.skipIf(!haveBrowser)("the run page's step graph", () => {
       const step = ticks[1]! - ticks[0]!;
       expect(ticks[0]).toBe(0);
       expect([200, 500, 1000, 2000, 5000, 10_000, 15_000, 30_000]).toContain(step);
-      expect(ticks.every((tick, index) => tick === index * step)).toBe(true);
+      expect(
+        ticks.every((tick, index) => tick === index * step),
+        `ticks ${ticks.join(", ")}`,
+      ).toBe(true);
       const length = Math.max(total, gate.end, build.end);
       expect(ticks.at(-1)!).toBeGreaterThanOrEqual(length - 500);
       expect(ticks.at(-2)!).toBeLessThan(length + 500);

@@ -1,15 +1,9 @@
 import type { Schema } from "../../api.js";
+import { formatDuration } from "./durations.js";
 
 /** How durations and sizes read on the runs pages (dates: `dates.ts`). */
 
-export function formatDuration(ms: number): string {
-  if (ms < 1000) return `${Math.max(0, Math.round(ms))} ms`;
-  const s = Math.round(ms / 1000);
-  if (s < 60) return `${s} s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m} min ${s % 60} s`;
-  return `${Math.floor(m / 60)} h ${m % 60} min`;
-}
+export { formatDuration, formatTick } from "./durations.js";
 
 /** From start to finish, or to now while it runs; empty before it starts. */
 export function runDuration(

@@ -1,5 +1,5 @@
 import { durationTicks } from "../../charts/scale.js";
-import { formatDuration } from "./format.js";
+import { formatDuration, formatTick } from "./format.js";
 import { type StepFacts, shortRunId } from "./step-facts.js";
 
 /** One row of the timeline: a step on a host (or a matrix combination), its state and facts. */
@@ -40,7 +40,7 @@ export function StepTimeline({ rows, start, end }: { rows: TimelineRow[]; start:
                     style={{ left: percent(from + at) }}
                     data-tick={index}
                   >
-                    {formatDuration(at)}
+                    {formatTick(at)}
                   </span>
                 ))}
               </span>
