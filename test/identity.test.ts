@@ -156,7 +156,9 @@ describe("login (the OpenRunner-style API)", () => {
     const checkMs = Math.min(...checkTimes);
     expect(unknownMs).toBeGreaterThan(checkMs / 2);
     expect(wrongMs).toBeGreaterThan(checkMs / 2);
-    expect(checkMs).toBeGreaterThan(5);
+    // A check costs milliseconds on any machine (4.7 ms of CPU on a fast 2-core host, 15 on a slow
+    // one); a skipped hash, well under one: the two above compare a real cost, not noise.
+    expect(checkMs).toBeGreaterThan(2);
   });
 
   it("refuses unknown fields and empty values in the login body by name", async () => {
