@@ -175,13 +175,17 @@ function templateSteps(args: readonly string[], holder: readonly string[]): stri
 
 /**
  * bwrap's read-only covers in the template's /proc (those it found writable, and the sandbox's
- * own: proc-covers.ts), and /proc/sys and /proc/sysrq-trigger whatever bwrap found: its check skips /proc/sys, whose folder no one may
- * write, though under a root runner a step could write the files in it.
+ * own: proc-covers.ts), and /proc/sys and /proc/sysrq-trigger whatever bwrap found: its check
+ * skips /proc/sys, whose folder no one may write, though under a root runner a step could write
+ * the files in it.
  */
 function procCovers(holder: number): string[] {
   const covers = new Set(["/proc/sys", "/proc/sysrq-trigger"]);
   for (const line of readFileSync(`/proc/${holder}/mountinfo`, "utf8").split("\n")) {
-    const point = line.split(" ")[4];
+    // mountinfo escapes a space, tab, newline and backslash in a path as \ and three octal digits.
+    const point = line
+      .split(" ")[4]
+      ?.replace(/\\([0-7]{3})/g, (_, code: string) => String.fromCharCode(Number.parseInt(code, 8)));
     if (point?.startsWith("/proc/")) covers.add(point);
   }
   return [...covers].map((cover) => `C${cover}`);
