@@ -176,7 +176,7 @@ describe("the event stream of a finished run", () => {
         "    args:",
         "      shell: bash",
         "      script: |",
-        '        for i in $(seq 1 200); do echo "out $i"; echo "err $i" >&2; cksum /dev/null >/dev/null; done',
+        '        for i in $(seq 1 400); do echo "out $i"; echo "err $i" >&2; cksum /dev/null >/dev/null; done',
         `        echo printed > /dev/tcp/127.0.0.1/${port}`,
         "",
       ].join("\n"),
@@ -207,9 +207,10 @@ describe("the event stream of a finished run", () => {
       expect(frames.at(-1)).toContain("event: run.finished");
       const outputs = frames.filter((frame) => frame.includes("event: step.output")).length;
       console.log(`${frames.length} live events (${outputs} of output) in ${chunks} chunks`);
-      // A step's output switching between stdout and stderr is an event per switch; a write (a
-      // chunk) per event was the fault.
-      expect(outputs).toBeGreaterThan(300);
+      // A step's output switching between stdout and stderr is an event per switch, as many as the
+      // runner's reads tell apart: up to 800 here, 390 of 400 on a quiet machine, 165 on a busy
+      // one. A write (a chunk) per event was the fault: then there would be as many chunks.
+      expect(outputs).toBeGreaterThan(100);
       expect(chunks).toBeLessThan(frames.length / 10);
     } finally {
       process.kill(pid, "SIGCONT");
