@@ -139,7 +139,9 @@ describe.skipIf(!haveBrowser)("the Usage page", () => {
       const legend = page.getByRole("list", { name: "Colours by model" });
       expect(await legend.locator("li").allTextContents()).toEqual(["gpt-4.1", "gpt-4.1-mini"]);
 
-      // The axis: round dollar ticks up to the $5 budget, its line drawn across.
+      // The axis: round dollar ticks up to the $5 budget, its line drawn across, once the budget
+      // (a request of its own) has come: before it the axis ends at the bars' $3.
+      await page.getByText("the dashed line is the daily budget, $5.0000").waitFor();
       const ticks = await page.locator(".usage-chart .chart-y span").allTextContents();
       expect(ticks[0]).toBe("$0");
       expect(Number.parseFloat(ticks.at(-1)!.slice(1))).toBeGreaterThanOrEqual(5);
