@@ -33,8 +33,13 @@ const integration = {
   expect: { poll: { timeout: 20_000 } },
   globalSetup: ["test/global-setup.ts", "test/helpers/postgres-setup.ts", "test/helpers/browser-server.ts"],
   // The CPU a file used, for the cost map (first, so it counts what the other hooks stop); the
-  // temp folders a file's tests made (`tempDir`) go after its last hook.
-  setupFiles: ["test/cost/cpu.ts", "test/helpers/remove-temp-folders.ts"],
+  // temp folders a file's tests made (`tempDir`) go after its last hook, and the PostgreSQL
+  // databases it made are dropped (drop-test-databases.ts).
+  setupFiles: [
+    "test/cost/cpu.ts",
+    "test/helpers/remove-temp-folders.ts",
+    "test/helpers/drop-test-databases.ts",
+  ],
 };
 
 export default defineConfig({
@@ -61,7 +66,8 @@ export default defineConfig({
           // As the integration files: loaded once a worker (unit CPU 162 s to 88 s).
           isolate: false,
           globalSetup: ["test/helpers/postgres-setup.ts"],
-          setupFiles: ["test/cost/cpu.ts"],
+          // A file's PostgreSQL databases are dropped after its last hook (drop-test-databases.ts).
+          setupFiles: ["test/cost/cpu.ts", "test/helpers/drop-test-databases.ts"],
           sequence: { groupOrder: 1 },
         },
       },

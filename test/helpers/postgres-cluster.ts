@@ -126,10 +126,13 @@ export async function startPostgresCluster(options: PostgresClusterOptions = {})
     chownSync(root, uid, gid);
   }
   let started = false;
+  let adminUrl: string | undefined;
   let stopped = false;
   const stopSync = (): void => {
     if (stopped) return;
     stopped = true;
+    // What was made on it goes with its folder.
+    if (adminUrl) made.delete(adminUrl);
     try {
       // Not when a test stopped it (or killed it) and left it so.
       if (started && existsSync(join(dataDir, "postmaster.pid")))
@@ -166,13 +169,14 @@ export async function startPostgresCluster(options: PostgresClusterOptions = {})
       asPostgres(join(bin, "pg_ctl"), ["-D", dataDir, "-o", flags, "-l", logPath, "-w", "start"]);
     start();
     const version = asPostgres(join(bin, "postgres"), ["--version"]).trim();
-    const adminUrl = `postgres://postgres@127.0.0.1:${port}/postgres`;
+    const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
+    adminUrl = url;
     return {
-      adminUrl,
+      adminUrl: url,
       port,
       logPath,
       version,
-      createDatabase: () => createDatabase(adminUrl),
+      createDatabase: () => createDatabase(url),
       stopFast: () => {
         asPostgres(join(bin, "pg_ctl"), ["-D", dataDir, "-m", "fast", "-w", "stop"]);
       },
@@ -206,13 +210,21 @@ export async function startPostgresCluster(options: PostgresClusterOptions = {})
 }
 
 /**
+ * The databases `createDatabase` made in this process and not yet dropped, by their cluster's
+ * admin URL (`dropMadeDatabases`).
+ */
+const made = new Map<string, Set<string>>();
+
+/**
  * A new database on the cluster at `adminUrl`, a copy of `template` (template0: empty; a database
- * of the run's own that a store migrated: runyard's tables, no rows); its URL.
+ * of the run's own that a store migrated: runyard's tables, no rows); its URL. Unless `keep`, it
+ * is dropped with the others this process made at `dropMadeDatabases` (a test file's end).
  */
 export async function createDatabase(
   adminUrl: string,
   prefix = "runyard_test",
   template = "template0",
+  options: { keep?: boolean } = {},
 ): Promise<string> {
   const name = `${prefix}_${randomBytes(6).toString("hex")}`;
   const admin = new pg.Client({ connectionString: adminUrl });
@@ -222,7 +234,33 @@ export async function createDatabase(
   } finally {
     await admin.end();
   }
+  if (!options.keep) made.set(adminUrl, (made.get(adminUrl) ?? new Set()).add(name));
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
   return url.toString();
+}
+
+/**
+ * Drops every database `createDatabase` made in this process (connections still open to one are
+ * ended: `with (force)`). A database a test used stays in PostgreSQL's statistics, and the
+ * autovacuum launcher starts a worker process for each such database in turn, one every
+ * `autovacuum_naptime` (60 s) divided by their number: a run's store tests left some 300, and the
+ * shared cluster started five processes a second for the rest of the run (14,500 in one run,
+ * 690 s of CPU on a 2-core machine). What cannot be dropped (its cluster stopped by the test) is
+ * left: it goes with its cluster.
+ */
+export async function dropMadeDatabases(): Promise<void> {
+  const clusters = [...made];
+  made.clear();
+  for (const [adminUrl, names] of clusters) {
+    const admin = new pg.Client({ connectionString: adminUrl, connectionTimeoutMillis: 5_000 });
+    try {
+      await admin.connect();
+      for (const name of names) await admin.query(`drop database if exists ${name} with (force)`);
+    } catch {
+      // The cluster is gone or refuses: its databases go with it.
+    } finally {
+      await admin.end().catch(() => {});
+    }
+  }
 }

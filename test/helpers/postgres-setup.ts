@@ -31,7 +31,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   }
   const cluster = await startTestPostgres();
   project.provide("postgresAdminUrl", cluster.adminUrl);
-  const migratedUrl = await createDatabase(cluster.adminUrl, "runyard_migrated");
+  const migratedUrl = await createDatabase(cluster.adminUrl, "runyard_migrated", "template0", { keep: true });
   const store = await openPostgresStore(migratedUrl);
   await store.close();
   project.provide("postgresMigrated", new URL(migratedUrl).pathname.slice(1));
