@@ -126,13 +126,10 @@ export async function startPostgresCluster(options: PostgresClusterOptions = {})
     chownSync(root, uid, gid);
   }
   let started = false;
-  let adminUrl: string | undefined;
   let stopped = false;
   const stopSync = (): void => {
     if (stopped) return;
     stopped = true;
-    // What was made on it goes with its folder.
-    if (adminUrl) made.delete(adminUrl);
     try {
       // Not when a test stopped it (or killed it) and left it so.
       if (started && existsSync(join(dataDir, "postmaster.pid")))
@@ -169,14 +166,13 @@ export async function startPostgresCluster(options: PostgresClusterOptions = {})
       asPostgres(join(bin, "pg_ctl"), ["-D", dataDir, "-o", flags, "-l", logPath, "-w", "start"]);
     start();
     const version = asPostgres(join(bin, "postgres"), ["--version"]).trim();
-    const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
-    adminUrl = url;
+    const adminUrl = `postgres://postgres@127.0.0.1:${port}/postgres`;
     return {
-      adminUrl: url,
+      adminUrl,
       port,
       logPath,
       version,
-      createDatabase: () => createDatabase(url),
+      createDatabase: () => createDatabase(adminUrl),
       stopFast: () => {
         asPostgres(join(bin, "pg_ctl"), ["-D", dataDir, "-m", "fast", "-w", "stop"]);
       },
@@ -246,8 +242,8 @@ export async function createDatabase(
  * autovacuum launcher starts a worker process for each such database in turn, one every
  * `autovacuum_naptime` (60 s) divided by their number: a run's store tests left some 300, and the
  * shared cluster started five processes a second for the rest of the run (14,500 in one run,
- * 690 s of CPU on a 2-core machine). What cannot be dropped (its cluster stopped by the test) is
- * left: it goes with its cluster.
+ * 690 s of CPU on a 2-core machine). What cannot be dropped (its cluster stopped by the test: the
+ * connection is refused at once) goes with its cluster.
  */
 export async function dropMadeDatabases(): Promise<void> {
   const clusters = [...made];
