@@ -118,7 +118,16 @@ describe.skipIf(!haveBrowser || !haveDocker)("the bots pages", () => {
     async (size) => {
       const name = `shown-${size.tag}`;
       const value = `value-${size.tag}-${run}`;
-      await startBot({ name, image, env: { FOO: "one", BAR: "kept" } });
+      // Healthy at its first probe (made at once; the next in 10 minutes): the env change below
+      // switches versions when the new one passes it, not after min_ready_secs (10 s) of running.
+      const health = { cmd: "true", interval_ms: 600_000 };
+      await startBot({ name, image, env: { FOO: "one", BAR: "kept" }, health });
+      // The list's sparkline reads the samples as the page opens, then every 15 s: opened once the
+      // server holds two (5 s apart), it draws them at once rather than at its next poll.
+      const stored = async () =>
+        (await api<{ samples?: unknown[] }>(up.url, "GET", `/api/bots/${name}/stats?since=1h`)).body.samples
+          ?.length ?? 0;
+      await expect.poll(stored, { timeout: 60_000, interval: 500 }).toBeGreaterThanOrEqual(2);
       const page = await browser.newPage({ viewport: { width: size.width, height: size.height } });
       await logIn(page, up.url);
       await page.goto(`${up.url}#/bots`);
