@@ -152,6 +152,19 @@ describe.skipIf(!haveBrowser || !haveDocker)(
       );
       expect(started.status, JSON.stringify(started.body)).toBe(202);
       botIds.push(started.body.bot.id);
+      // The page's charts read the samples as it opens, then every 10 s: opened once the server
+      // holds two (5 s apart), they draw them at once rather than at their next poll.
+      const stored = async () =>
+        (
+          await api<{ samples?: unknown[] }>(
+            server.url,
+            "GET",
+            "/api/bots/watched/stats?since=1h",
+            undefined,
+            acme,
+          )
+        ).body.samples?.length ?? 0;
+      await expect.poll(stored, { timeout: 120_000, interval: 500 }).toBeGreaterThanOrEqual(2);
 
       const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
       await logIn(page, server.url, acme);
