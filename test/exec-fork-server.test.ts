@@ -74,12 +74,15 @@ describe("the fork-server", () => {
     executor.close();
   });
 
-  // Guards: the helper waits for a command's child to reach its exec (spawn_command); a child
-  // stopped before it (SIGSTOP from a process of the runner's user) is killed by its own timer
-  // after 10 s, its start fails saying so, and the helper goes on. A stopper watches the helper's
-  // children and stops one still running the helper's program with its timer armed while the
-  // helper waits for it (a start caught past that point is let go, and the next start tried).
-  it("fails a start whose child was stopped before its exec, after its 10 s, and goes on", async () => {
+  // Guards: the helper waits for a command's child to reach its exec (spawn_command); a child held
+  // before it (stopped by a process of the runner's user, or its program on a filesystem that does
+  // not answer) is killed by its own timer after 10 s, its start fails saying so, and the helper
+  // goes on. A tracer (ptrace, as root may) follows the helper's next child system call by system
+  // call and holds it at its `setsid`, the first thing it does on its way to its exec once its
+  // timer is armed (native/sandbox-entry.c, run_command), until the timer ends it: the same hold
+  // every time, where a SIGSTOP had to land in a window of microseconds (a minute of tries missed
+  // it in a full run).
+  it("fails a start whose child was held before its exec, after its 10 s, and goes on", async () => {
     const executor = createExecutor({ baseEnv: {}, onWarning: (message) => expect.fail(message) });
     expect((await executor.run(request(["/bin/true"]))).status).toBe("success");
     const helperPath = nativeHelperPath("fork-server");
@@ -100,56 +103,37 @@ describe("the fork-server", () => {
     };
     const helper = children(process.pid).find((pid) => exeOf(pid) === helperPath);
     expect(helper, "the executor's fork-server among this process's children").toBeDefined();
-    const script = [
-      "import os, signal, sys",
-      "helper, path = int(sys.argv[1]), sys.argv[2]",
-      "def exe(pid):",
-      "    try: return os.readlink(f'/proc/{pid}/exe')",
-      "    except OSError: return ''",
-      "def state(pid):",
-      "    try: return open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split()[0]",
-      "    except OSError: return ''",
-      "def waiting():",
-      "    return state(helper) == 'D'",
-      "while True:",
-      "    try: kids = open(f'/proc/{helper}/task/{helper}/children').read().split()",
-      "    except OSError: sys.exit(1)",
-      "    for kid in map(int, kids):",
-      "        try: armed = 'signal: 9/' in open(f'/proc/{kid}/timers').read()",
-      "        except OSError: continue",
-      "        if not armed or exe(kid) != path or not waiting(): continue",
-      "        try: os.kill(kid, signal.SIGSTOP)",
-      "        except OSError: continue",
-      // Until the stop has taken (state T) or the child is gone: then what it runs is final.
-      "        while state(kid) not in ('T', 'Z', ''): pass",
-      // Caught before its exec took its own memory: the helper still waits for it (state D).
-      "        if state(kid) == 'T' and exe(kid) == path and waiting():",
-      "            print(kid, flush=True)",
-      "            sys.exit(0)",
-      "        try: os.kill(kid, signal.SIGCONT)",
-      "        except OSError: pass",
-    ].join("\n");
-    const stopper = spawn(
+    const tracer = spawn(
       existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3",
-      ["-c", script, String(helper), helperPath],
-      {
-        stdio: ["ignore", "pipe", "inherit"],
-      },
+      ["-c", execHolder, String(helper)],
+      { stdio: ["ignore", "pipe", "inherit"] },
     );
-    started.push(stopper);
-    // A start the stopper caught past the helper's wait (let go at once, or seen stopped and
-    // failed at once as before) is not the one sought: the loop goes on to the next.
-    const killed = `cannot start "/bin/true": ${killedBeforeStart}`;
-    let caught: Awaited<ReturnType<typeof executor.run>> | undefined;
-    // The window (timer armed, exec not yet taken) is microseconds: starts are tried until the
-    // stopper catches one, for up to a minute. 2,000 starts took 3 s on a fast host with two busy
-    // loops beside, and none was caught.
-    const until = performance.now() + 60_000;
-    while (!caught && performance.now() < until && stopper.exitCode === null) {
-      const result = await executor.run({ ...request(["/bin/true"]), timeoutMs: 30_000 });
-      if (result.spawnError === killed) caught = result;
-    }
-    expect(caught?.status).toBe("failed");
+    started.push(tracer);
+    const said: string[] = [];
+    let heard = "";
+    const hear = (line: string) =>
+      new Promise<void>((resolve, reject) => {
+        const check = () => (said.includes(line) ? resolve() : undefined);
+        tracer.stdout!.on("data", check);
+        tracer.once("exit", (code) =>
+          said.includes(line) ? resolve() : reject(new Error(`the tracer ended (${code}): ${heard}`)),
+        );
+        check();
+      });
+    tracer.stdout!.on("data", (chunk: Buffer) => {
+      heard += String(chunk);
+      said.push(...String(chunk).split("\n").filter(Boolean));
+    });
+    await hear("ready");
+    const startedAt = performance.now();
+    const result = await executor.run({ ...request(["/bin/true"]), timeoutMs: 60_000 });
+    const tookMs = performance.now() - startedAt;
+    // Held on its way to its exec, its timer armed, until that timer ended it.
+    await hear("held");
+    await hear("killed");
+    expect(result.status).toBe("failed");
+    expect(result.spawnError).toBe(`cannot start "/bin/true": ${killedBeforeStart}`);
+    expect(tookMs).toBeGreaterThanOrEqual(9_500);
     // The helper goes on: the next command starts and ends as any.
     expect((await executor.run(request(["/bin/echo", "after"]))).status).toBe("success");
     executor.close();
@@ -482,3 +466,54 @@ function withName(name: string): number[] {
   }
   return found;
 }
+
+/**
+ * Attaches to the helper (argv[1]) with ptrace, follows its next child from its birth through each
+ * system call it enters, and holds it at its `setsid`: says `held` with its timer armed (a SIGKILL
+ * timer in /proc/PID/timers), then `killed` once that timer ended it. The helper is let go as soon
+ * as the child is born; it waits for the child anyway (vfork).
+ */
+const execHolder = `
+import ctypes, os, platform, signal, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+libc.ptrace.restype = ctypes.c_long
+SEIZE, CONT, SYSCALL, DETACH = 0x4206, 7, 24, 17
+TRACESYSGOOD, TRACEFORK, TRACEVFORK, TRACECLONE = 1, 2, 4, 8
+SETSID = {"x86_64": 112, "aarch64": 157}[platform.machine()]
+def ptrace(request, pid, data=0):
+    if libc.ptrace(request, pid, None, ctypes.c_void_p(data)) == -1:
+        errno = ctypes.get_errno()
+        raise OSError(errno, os.strerror(errno))
+helper = int(sys.argv[1])
+ptrace(SEIZE, helper, TRACESYSGOOD | TRACEFORK | TRACEVFORK | TRACECLONE)
+print("ready", flush=True)
+child = None
+while True:
+    pid, status = os.waitpid(-1, 0x40000000)
+    if os.WIFEXITED(status) or os.WIFSIGNALED(status):
+        if pid == child:
+            print("killed" if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL else "ended", flush=True)
+            sys.exit(0)
+        continue
+    sig, event = os.WSTOPSIG(status), status >> 16
+    if pid == helper:
+        if child is not None or event:
+            # Its child is born (or was): the helper goes untraced from here.
+            ptrace(DETACH, pid, 0)
+        else:
+            ptrace(CONT, pid, 0 if sig == signal.SIGTRAP else sig)
+        continue
+    if child is None:
+        child = pid
+    if pid != child:
+        ptrace(DETACH, pid, 0)
+        continue
+    if sig == signal.SIGTRAP | 0x80:
+        number = int(open(f"/proc/{pid}/syscall").read().split()[0])
+        if number == SETSID:
+            armed = "signal: 9/" in open(f"/proc/{pid}/timers").read()
+            print("held" if armed else "held-unarmed", flush=True)
+            continue
+    ptrace(SYSCALL, pid, 0)
+`;
