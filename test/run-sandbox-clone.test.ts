@@ -21,7 +21,9 @@ import { SpawnLauncher } from "../src/exec/process/spawn-launcher.js";
 import { findPidsHierarchy, type PidsHierarchy } from "../src/exec/sandbox/run-cgroup.js";
 import { RunSandbox } from "../src/exec/sandbox/run-sandbox.js";
 import { probeSandbox, Sandbox, type SandboxOptions } from "../src/exec/sandbox/sandbox.js";
+import { templateFor } from "../src/exec/sandbox/sandbox-template.js";
 import { repoRoot } from "./helpers/cli.js";
+import { alive, until } from "./helpers/processes.js";
 import { runInSandbox } from "./helpers/run-sandbox-command.js";
 
 const execFileAsync = promisify(execFile);
@@ -334,4 +336,47 @@ describe("a run's sandbox cloned from the runner's template", () => {
 function bornBefore(a: number, b: number): boolean {
   const max = Number(readFileSync("/proc/sys/kernel/pid_max", "utf8"));
   return (b - a + max) % max < max / 2;
+}
+
+describe("the runner's template", () => {
+  it("ends with its fork-server, even one killed outright: no bubblewrap or holder of it is left", async () => {
+    const own = new ForkServerLauncher(nativeHelperPath("fork-server"), new SpawnLauncher(), {
+      killGraceMs: 1000,
+    });
+    try {
+      const sandbox = new Sandbox({ ...options, clones: { onFallback: (reason) => fallbacks.push(reason) } });
+      const template = await templateFor(own, sandbox);
+      expect(template, fallbacks.join("; ")).toBeDefined();
+      // From the holder up: bwrap's pid 1, bwrap, then the fork-server that started it.
+      const chain: number[] = [];
+      for (let pid = template!.holder.pid; pid > 1; pid = parentOf(pid)) chain.push(pid);
+      const forkServer = chain.findIndex((pid) => exeOf(pid) === nativeHelperPath("fork-server"));
+      expect(
+        forkServer,
+        `the fork-server above the template's holder (${chain.join(" < ")})`,
+      ).toBeGreaterThan(0);
+      const sandboxed = chain.slice(0, forkServer);
+      expect(sandboxed.every(alive)).toBe(true);
+      process.kill(chain[forkServer]!, "SIGKILL");
+      await until("the template's processes are gone", () => !sandboxed.some(alive));
+    } finally {
+      await own.close();
+    }
+  });
+});
+
+function parentOf(pid: number): number {
+  try {
+    return Number(readFileSync(`/proc/${pid}/stat`, "latin1").split(") ")[1]?.split(" ")[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
+function exeOf(pid: number): string {
+  try {
+    return readlinkSync(`/proc/${pid}/exe`);
+  } catch {
+    return "";
+  }
 }

@@ -41,9 +41,13 @@ export class SandboxTemplate {
     const [bwrap, ...rest] = sandbox.templateCommand(argv, files);
     if (!rest.includes("--disable-userns"))
       return { problem: "this bubblewrap cannot keep a sandbox from nesting user namespaces" };
+    // Dies with the fork-server that made it: clones are made through that fork-server alone, and
+    // one killed outright (or by a SIGTERM of every runyard process at once) would otherwise leave
+    // the template, whose group the runner may not have journaled yet, for good. Its holder runs
+    // no step, so bwrap's SIGKILL takes no step's grace away (unlike a step's own sandbox).
     const started = await startHolder(launcher, "bubblewrap", (request) => ({
       ...request,
-      argv: [bwrap!, "--info-fd", "1", ...rest],
+      argv: [bwrap!, "--info-fd", "1", "--die-with-parent", ...rest],
     }));
     if ("problem" in started) return started;
     const namespaces = namespacesOf(started.holder);
