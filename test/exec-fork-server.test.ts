@@ -6,7 +6,6 @@ import {
   openSync,
   readdirSync,
   readFileSync,
-  readlinkSync,
   readSync,
   writeFileSync,
 } from "node:fs";
@@ -20,7 +19,7 @@ import { killedBeforeStart, SpawnLauncher } from "../src/exec/process/spawn-laun
 import { probeSandbox, Sandbox } from "../src/exec/sandbox/sandbox.js";
 import type { ExecRequest } from "../src/exec/types.js";
 import { cliPath, repoRoot, tempDir } from "./helpers/cli.js";
-import { alive, until } from "./helpers/processes.js";
+import { alive, exeOf, until } from "./helpers/processes.js";
 
 const env = { PATH: process.env.PATH ?? "/usr/bin:/bin" };
 const request = (argv: string[]): ExecRequest => ({ argv, env, killGraceMs: 1000, onOutput: () => {} });
@@ -94,13 +93,6 @@ describe("the fork-server", () => {
           .filter(Boolean)
           .map(Number),
       );
-    const exeOf = (pid: number) => {
-      try {
-        return readlinkSync(`/proc/${pid}/exe`);
-      } catch {
-        return "";
-      }
-    };
     const helper = children(process.pid).find((pid) => exeOf(pid) === helperPath);
     expect(helper, "the executor's fork-server among this process's children").toBeDefined();
     const tracer = spawn(

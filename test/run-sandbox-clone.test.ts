@@ -23,7 +23,7 @@ import { RunSandbox } from "../src/exec/sandbox/run-sandbox.js";
 import { probeSandbox, Sandbox, type SandboxOptions } from "../src/exec/sandbox/sandbox.js";
 import { templateFor } from "../src/exec/sandbox/sandbox-template.js";
 import { repoRoot } from "./helpers/cli.js";
-import { alive, until } from "./helpers/processes.js";
+import { alive, exeOf, parentOf, until } from "./helpers/processes.js";
 import { runInSandbox } from "./helpers/run-sandbox-command.js";
 
 const execFileAsync = promisify(execFile);
@@ -364,19 +364,3 @@ describe("the runner's template", () => {
     }
   });
 });
-
-function parentOf(pid: number): number {
-  try {
-    return Number(readFileSync(`/proc/${pid}/stat`, "latin1").split(") ")[1]?.split(" ")[1] ?? 0);
-  } catch {
-    return 0;
-  }
-}
-
-function exeOf(pid: number): string {
-  try {
-    return readlinkSync(`/proc/${pid}/exe`);
-  } catch {
-    return "";
-  }
-}

@@ -110,3 +110,21 @@ export function killSandboxHolder(pidNamespace: string): number {
   }
   throw new Error(`no holder of the sandbox with pid namespace ${pidNamespace} runs`);
 }
+
+/** The program `pid` runs (its `/proc/PID/exe`), or "" once it is gone. */
+export function exeOf(pid: number): string {
+  try {
+    return readlinkSync(`/proc/${pid}/exe`);
+  } catch {
+    return "";
+  }
+}
+
+/** The parent of `pid`, or 0 once it is gone. */
+export function parentOf(pid: number): number {
+  try {
+    return Number(readFileSync(`/proc/${pid}/stat`, "latin1").split(") ")[1]?.split(" ")[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
