@@ -82,19 +82,25 @@ describe("the fork-server", () => {
   // every time, where a SIGSTOP had to land in a window of microseconds (a minute of tries missed
   // it in a full run).
   it("fails a start whose child was held before its exec, after its 10 s, and goes on", async () => {
+    const helperPath = nativeHelperPath("fork-server");
+    const helpers = () =>
+      readdirSync(`/proc/${process.pid}/task`)
+        .flatMap((task) =>
+          readFileSync(`/proc/${process.pid}/task/${task}/children`, "utf8")
+            .trim()
+            .split(" ")
+            .filter(Boolean)
+            .map(Number),
+        )
+        .filter((pid) => exeOf(pid) === helperPath);
+    // This worker may still have a helper of an executor an earlier file left open: this
+    // executor's is the one that was not there before it.
+    const before = new Set(helpers());
     const executor = createExecutor({ baseEnv: {}, onWarning: (message) => expect.fail(message) });
     expect((await executor.run(request(["/bin/true"]))).status).toBe("success");
-    const helperPath = nativeHelperPath("fork-server");
-    const children = (pid: number) =>
-      readdirSync(`/proc/${pid}/task`).flatMap((task) =>
-        readFileSync(`/proc/${pid}/task/${task}/children`, "utf8")
-          .trim()
-          .split(" ")
-          .filter(Boolean)
-          .map(Number),
-      );
-    const helper = children(process.pid).find((pid) => exeOf(pid) === helperPath);
-    expect(helper, "the executor's fork-server among this process's children").toBeDefined();
+    const mine = helpers().filter((pid) => !before.has(pid));
+    expect(mine, "the executor's fork-server, new among this process's children").toHaveLength(1);
+    const helper = mine[0]!;
     const tracer = spawn(
       existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3",
       ["-c", execHolder, String(helper)],
@@ -103,19 +109,26 @@ describe("the fork-server", () => {
     started.push(tracer);
     const said: string[] = [];
     let heard = "";
-    const hear = (line: string) =>
-      new Promise<void>((resolve, reject) => {
-        const check = () => (said.includes(line) ? resolve() : undefined);
-        tracer.stdout!.on("data", check);
-        tracer.once("exit", (code) =>
-          said.includes(line) ? resolve() : reject(new Error(`the tracer ended (${code}): ${heard}`)),
-        );
-        check();
-      });
+    // Its lines, and its end once its output is all in ("close", not "exit": a last line may
+    // come after the exit).
+    let closed: string | undefined;
     tracer.stdout!.on("data", (chunk: Buffer) => {
       heard += String(chunk);
       said.push(...String(chunk).split("\n").filter(Boolean));
     });
+    tracer.on("close", (code, signal) => {
+      closed = `the tracer ended (${code ?? signal}): ${heard}`;
+    });
+    const hear = (line: string) =>
+      new Promise<void>((resolve, reject) => {
+        const check = () => {
+          if (said.includes(line)) resolve();
+          else if (closed) reject(new Error(closed));
+        };
+        tracer.stdout!.on("data", check);
+        tracer.on("close", check);
+        check();
+      });
     await hear("ready");
     const startedAt = performance.now();
     const result = await executor.run({ ...request(["/bin/true"]), timeoutMs: 60_000 });
