@@ -20,6 +20,7 @@ import {
   submitWorkflow,
 } from "./helpers/member-runs.js";
 import { fileAppears } from "./helpers/processes.js";
+import { runEvent } from "./helpers/run-event.js";
 import { runInSandbox } from "./helpers/run-sandbox-command.js";
 import { type SandboxedUp, startSandboxedUp } from "./helpers/sandboxed-up.js";
 import { readEvents, stepDir, waitForRun } from "./helpers/server.js";
@@ -96,7 +97,7 @@ describe("a step against the runner, through a command of its run the door forke
       "'",
     ].join("\n");
     let held = false;
-    for (let attempt = 0; attempt < 3 && !held; attempt++) {
+    for (let attempt = 0; attempt < 5 && !held; attempt++) {
       // In the run's own folder: a step given another cwd gets a sandbox of its own.
       const runId = await submit(
         workflow([
@@ -116,7 +117,17 @@ describe("a step against the runner, through a command of its run the door forke
       );
       const dir = await runFolderOf(up.home, runId);
       // The spy holds a command, or the run ends without its having caught one before its exec
-      // (a loaded machine may let a run pass so: it proves nothing, and is tried again).
+      // (a loaded machine may let a run pass so: it proves nothing, and is tried again). The
+      // door may also kill the command the spy stopped before the spy has read its name: the
+      // trigger then fails before it tells the spy it is done, and is told here instead.
+      void runEvent(
+        up.url,
+        runId,
+        (event) => event.type === "step.finished" && event.step === "trigger",
+        240_000,
+      )
+        .then(() => writeFileSync(join(dir, "trigger-done"), ""))
+        .catch(() => undefined);
       held = await Promise.race([
         fileAppears(join(dir, "held"), 240_000).then(
           () => true,
