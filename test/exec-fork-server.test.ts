@@ -191,19 +191,31 @@ describe("the fork-server", () => {
     const chunks: string[] = [];
     // \342\202\254 is €. Each write waits until the one before it was handed on (a line into a
     // FIFO from here), so each is a relay, and a chunk, of its own: a pause let a loaded machine
-    // read two writes at once.
-    const handedOn = join(tempDir(), "handed-on");
-    execFileSync("mkfifo", [handedOn]);
-    const next = `read -r _ < ${handedOn}`;
-    const script = `printf 'a\\342\\202'; ${next}; printf '\\254b\\n'; ${next}; printf 'c\\377d\\360\\237'`;
+    // read two writes at once. A FIFO each: through one, the second read could open it while the
+    // first line's writer had yet to close it, and end on that close, before its own line.
+    const dir = tempDir();
+    const fifos = [join(dir, "handed-on-1"), join(dir, "handed-on-2")];
+    execFileSync("mkfifo", fifos);
+    const next = (fifo: string) => `{ read -r _ < ${fifo} || exit 9; }`;
+    const script = `printf 'a\\342\\202'; ${next(fifos[0]!)}; printf '\\254b\\n'; ${next(fifos[1]!)}; printf 'c\\377d\\360\\237'`;
+    // Each write's failure, if any, kept for the end (a FIFO write fails once its reader is gone).
+    const handOns: Promise<Error | undefined>[] = [];
     const result = await executor.run({
       ...request(["bash", "-c", script]),
       onOutput: (_stream, text) => {
         chunks.push(text);
         // The first two chunks each let the next write go (a third would wait for a reader forever).
-        if (chunks.length <= 2) void writeFile(handedOn, "next\n");
+        const fifo = fifos[chunks.length - 1];
+        if (fifo)
+          handOns.push(
+            writeFile(fifo, "next\n").then(
+              () => undefined,
+              (error: Error) => error,
+            ),
+          );
       },
     });
+    expect(await Promise.all(handOns)).toEqual([undefined, undefined]);
     await executor.close();
     expect(result.status).toBe("success");
     expect(chunks.length).toBeGreaterThanOrEqual(3);
