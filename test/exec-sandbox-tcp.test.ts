@@ -1,7 +1,7 @@
-import { execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
-import type { Readable, Writable } from "node:stream";
+import type { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { machineAddresses } from "../src/exec/egress-proxy.js";
 import { nativeHelperPath } from "../src/exec/native-helpers.js";
@@ -92,33 +92,55 @@ afterAll(async () => {
  * Runs `script` in a sandbox with a network of its own, held (bwrap --info-fd, --block-fd) until
  * pasta is attached with `rules`; answers its output.
  */
-async function sandboxed(script: string, rules: string): Promise<string> {
-  const [bwrap, ...args] = sandbox.command(["bash", "-c", script], { cwd: tempDir(), network });
-  const child = spawn(bwrap!, ["--info-fd", "3", "--block-fd", "4", ...args], {
-    stdio: ["ignore", "pipe", "pipe", "pipe", "pipe"],
-  });
+/**
+ * A sandbox whose command says it is ready, then waits for a line on its stdin: pasta attaches to
+ * a namespace bwrap has finished, as a run's sandbox is ready (its holder said so) before pasta
+ * comes. Attached as soon as bwrap named its child, pasta raced bwrap's own set-up of the
+ * loopback: pasta brings `lo` up, the kernel gives it 127.0.0.1, and bwrap's adding of that
+ * address then fails ("bwrap: loopback: Failed RTM_NEWADDR", seen once in a full run).
+ */
+async function readySandbox(
+  script: string,
+): Promise<{ child: ChildProcess; pid: number; go: () => void; output: () => string }> {
+  const command = ["bash", "-c", `echo sandbox-ready; read -r _ || exit 9\n${script}`];
+  const [bwrap, ...args] = sandbox.command(command, { cwd: tempDir(), network });
+  const child = spawn(bwrap!, ["--info-fd", "3", ...args], { stdio: ["pipe", "pipe", "pipe", "pipe"] });
   let output = "";
-  child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  child.stdout!.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr!.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  // bwrap closes it once it has said its child's pid: a reset there is no failure.
   const info = child.stdio[3] as Readable;
-  const block = child.stdio[4] as Writable;
-  // bwrap closes both once it has read the go-ahead: a reset there is no failure.
   info.on("error", () => {});
-  block.on("error", () => {});
+  child.stdin!.on("error", () => {});
   let text = "";
   const pid = await new Promise<number>((resolve, reject) => {
+    const check = () => {
+      const match = /"child-pid":\s*(\d+)/.exec(text);
+      if (match && output.startsWith("sandbox-ready\n")) resolve(Number(match[1]));
+    };
     info.on("data", (chunk: Buffer) => {
       text += chunk.toString();
-      const match = /"child-pid":\s*(\d+)/.exec(text);
-      if (match) resolve(Number(match[1]));
+      check();
     });
-    child.on("exit", () => reject(new Error(`bwrap ended before it said its child's pid: ${output}`)));
+    child.stdout!.on("data", check);
+    child.on("exit", () => reject(new Error(`the sandbox ended before it was ready: ${output}`)));
   });
+  return {
+    child,
+    pid,
+    go: () => child.stdin!.end("go\n"),
+    output: () => output.slice("sandbox-ready\n".length),
+  };
+}
+
+async function sandboxed(script: string, rules: string): Promise<string> {
+  const { child, pid, go, output } = await readySandbox(script);
+  const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()));
   const pasta = await attachPlainTcp(pid, rules);
-  block.end("go");
-  await new Promise<void>((resolve) => child.on("exit", () => resolve()));
+  go();
+  await exited;
   detachPlainTcp(pasta);
-  return output;
+  return output();
 }
 
 const tries = () =>
@@ -157,18 +179,7 @@ describe.skipIf(!canRun)("plain TCP from a sandbox through pasta", () => {
   });
 
   it("leaves a pasta whose namespace is gone to the next runner's sweep, which ends it", async () => {
-    const [bwrap, ...args] = sandbox.command(["sleep", "60"], { cwd: tempDir(), network });
-    const holder = spawn(bwrap!, ["--info-fd", "3", ...args], {
-      stdio: ["ignore", "ignore", "ignore", "pipe"],
-    });
-    let text = "";
-    const inside = await new Promise<number>((resolve) => {
-      (holder.stdio[3] as Readable).on("data", (chunk: Buffer) => {
-        text += chunk.toString();
-        const match = /"child-pid":\s*(\d+)/.exec(text);
-        if (match) resolve(Number(match[1]));
-      });
-    });
+    const { child: holder, pid: inside } = await readySandbox("exec sleep 60");
     const pasta = await attachPlainTcp(inside, plainTcpRules([], machineAddresses()));
     expect(existsSync(`/proc/${pasta}`)).toBe(true);
     // Nothing ends it with its namespace (a runner killed -9 with its sandboxes)...

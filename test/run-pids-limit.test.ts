@@ -95,8 +95,11 @@ describe("a run's sandbox held to RUNYARD_RUN_PIDS_MAX processes", () => {
     // Its line may share a line of the log with the bomb's stderr ("sh: 1: peak=97").
     const peak = Number(/peak=(\d+)/.exec(output)?.[1]);
     console.log(`forked ${forked}, peak ${peak} of pids.max ${pidsMax}`);
-    // It multiplied (a dash that cannot fork ends, so the bomb may also die down by itself).
-    expect(peak, output).toBeGreaterThan(16);
+    // It multiplied up to the limit: its own forks past it were refused ("Cannot fork", below: only
+    // a dash of the bomb says so; the python above catches its refusal). How many /proc showed at
+    // once says nothing more: a dash that cannot fork ends, so a bomb that filled the limit may
+    // die down between two listings (12 seen once in a full run, its forks refused all the same).
+    expect(peak, output).toBeGreaterThan(0);
     // A listing of /proc races the bomb's churn (processes end and new ones with higher pids come
     // while it is read, and each is counted), so on a loaded machine it counts up to half again
     // (97 of 64 seen in CI); without the limit the bomb would be thousands.

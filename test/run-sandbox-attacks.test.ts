@@ -7,10 +7,12 @@ import {
   memberWorkflow,
   outputLine,
   runEnded,
+  runFolderOf,
   runOutput,
   submitWorkflow,
 } from "./helpers/member-runs.js";
 import { killSandboxHolder, until } from "./helpers/processes.js";
+import { runEvent } from "./helpers/run-event.js";
 import { waitForOutput } from "./helpers/run-output-wait.js";
 import { type SandboxedUp, startSandboxedUp } from "./helpers/sandboxed-up.js";
 import { api, readEvents, stepDir, waitForRun } from "./helpers/server.js";
@@ -83,7 +85,8 @@ describe("a step against the commands entering its run's sandbox", () => {
       'open(my $ready, ">", "spy-ready"); close($ready);',
       // Bounded: a command it stops before its exec is ended by the fork-server, the trigger's too.
       'until ($found eq "yes" || -e "trigger-done" || time() - $^T > 30) {',
-      '  next unless kill("STOP", $next);',
+      // A pid handed out and gone before it was stopped is missed: the next one is watched.
+      '  unless (kill("STOP", $next)) { my $last = nextPid() - 1; $next = $last + 1 if $last >= $next; next; }',
       "  $tries++;",
       '  if (slurp("/proc/$next/environ") =~ /(?:^|\\0)(OPENAI_API_KEY=[^\\0]*)/) {',
       // Reversed: the runner masks its own secrets in output, not a step's own rendering of them.
@@ -102,9 +105,13 @@ describe("a step against the commands entering its run's sandbox", () => {
       "'",
     ].join("\n");
     // The window is short: on a loaded machine a run may pass without the spy stopping a command
-    // before its exec, which proves nothing; such a run is tried again, at most three times.
+    // before its exec, which proves nothing; such a run is tried again, at most five times. The
+    // fork-server may also end the command the spy stopped before the spy reads its name: the
+    // trigger then fails saying so, which proves the stop as well, and is told to the spy here
+    // (it would otherwise watch for its 30 s).
     let output = "";
-    for (let attempt = 0; attempt < 3; attempt++) {
+    let stoppedBeforeExec = false;
+    for (let attempt = 0; attempt < 5 && !stoppedBeforeExec; attempt++) {
       const runId = await submit(
         workflow([
           { name: "spy", depends: [], script: spy },
@@ -116,21 +123,29 @@ describe("a step against the commands entering its run's sandbox", () => {
           },
         ]),
       );
+      const dir = await runFolderOf(up.home, runId);
+      void runEvent(
+        up.url,
+        runId,
+        (event) => event.type === "step.finished" && event.step === "trigger",
+        120_000,
+      )
+        .then(() => writeFileSync(join(dir, "trigger-done"), ""))
+        .catch(() => undefined);
       const view = await waitForRun(up.url, runId, ended, 120_000);
       output = await outputOf(runId);
+      const events = JSON.stringify(await readEvents(up.url, runId));
       // A command stopped before its exec is killed and fails (it would hold the fork-server): the
       // trigger may fail so, the spy never.
-      expect(
-        view.status === "success" || /stopped it before it started/.test(JSON.stringify(view) + output),
-        output,
-      ).toBe(true);
+      const killedStopped = /stopped it before it started/.test(events);
+      expect(view.status === "success" || killedStopped, output).toBe(true);
       expect(view.steps.find((step: { name: string }) => step.name === "spy")?.status).toBe("success");
       expect(output).not.toContain(operatorKey);
       expect(output).not.toContain([...operatorKey].reverse().join(""));
-      if (Number(/before-exec=(\d+)/.exec(output)?.[1] ?? 0) > 0) break;
+      stoppedBeforeExec = Number(/before-exec=(\d+)/.exec(output)?.[1] ?? 0) > 0 || killedStopped;
     }
     // The attack was real: the spy stopped a command as it entered, before its exec.
-    expect(Number(/before-exec=(\d+)/.exec(output)?.[1] ?? 0), output).toBeGreaterThan(0);
+    expect(stoppedBeforeExec, output).toBe(true);
     expect(output).not.toContain(operatorKey);
     expect(output).not.toContain([...operatorKey].reverse().join(""));
     expect(output).toContain("found=no");
