@@ -67,9 +67,10 @@ int door_adopt(pid_t holder, pid_t pid, int sock);
 void close_all_but(int *keep, int count);
 /*
  * In a clone's maker, once its holder is born: becomes that sandbox's door. Never returns. `ns`:
- * where the holder sends the descriptors of its mount and user namespaces (see sandbox-clone.c).
+ * where the holder sends the descriptors of its mount and user namespaces (see sandbox-clone.c);
+ * `taken`: where it tells the holder a run's first command came (closed, unwritten, if it dies).
  */
-void door_become(int sock, pid_t holder, int ns);
+void door_become(int sock, pid_t holder, int ns, int taken);
 /* Zeroes what the helper keeps of requests and output, in a child that must not hold them. */
 void forget_helper_requests(void);
 /* Ends the doors of `holder`'s sandbox and waits for them. */

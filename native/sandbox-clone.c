@@ -208,8 +208,15 @@ static int send_namespaces(int ns) {
  * helper's own argv rewritten, the end of that area not a NUL, as setproctitle() leaves it: the
  * kernel then shows up to the first NUL). Never returns.
  */
+/*
+ * A clone's word that a run took it: C2 keeps the read end, its maker (the door) the other, and
+ * writes a byte once the run's first command comes (sandbox-holder.c).
+ */
+static int taken_pipe[2] = {-1, -1};
+
 static void become_holder(void) {
-  close_all_but(NULL, 0);
+  int keep[1] = {taken_pipe[0]};
+  close_all_but(keep, taken_pipe[0] >= 0 ? 1 : 0);
   forget_helper_requests();
   prctl(PR_SET_NAME, "sandbox-holder", 0, 0, 0);
   static const char name[] = "runyard-sandbox-holder";
@@ -218,7 +225,7 @@ static void become_holder(void) {
     memcpy(helper_args, name, sizeof name);
     if (helper_args_size > sizeof name) helper_args[helper_args_size - 1] = ' ';
   }
-  hold_sandbox();
+  hold_sandbox_until_taken(taken_pipe[0]);
 }
 
 /*
@@ -297,8 +304,17 @@ static void build(const struct step *steps, int count, const int *host, int hold
   close(sysctl);
   if (drop_capabilities() < 0 || step_filter() < 0 || send_namespaces(ns) < 0) return;
   if (holder < 0) become_holder();
-  /* A helper without CAP_SYS_PTRACE (a runner that is not root) runs the holder's own program. */
-  static char *const argv[] = {"runyard-sandbox-holder", NULL}, *const envp[] = {NULL};
+  /*
+   * A helper without CAP_SYS_PTRACE (a runner that is not root) runs the holder's own program,
+   * told which descriptor brings its door's word (sandbox-holder-main.c).
+   */
+  static char *const argv[] = {"runyard-sandbox-holder", NULL};
+  static char taken_env[40];
+  char *envp[] = {taken_env, NULL};
+  if (taken_pipe[0] >= 0 && fcntl(taken_pipe[0], F_SETFD, 0) == 0)
+    snprintf(taken_env, sizeof taken_env, "RUNYARD_HOLDER_TAKEN_FD=%d", taken_pipe[0]);
+  else
+    envp[0] = NULL;
   syscall(SYS_execveat, holder, "", argv, envp, AT_EMPTY_PATH);
 }
 
@@ -378,6 +394,7 @@ static pid_t make(pid_t template, const uint64_t *expected, const char *cgroup, 
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     setsid();
     close(ns[0]);
+    if (taken_pipe[1] >= 0) close(taken_pipe[1]);
     if (dup2(null, 0) >= 0 && dup2(out, 1) >= 0 && dup2(err, 2) >= 0) build(steps, count, host, holder, ns[1], run);
   }
   return pid;
@@ -417,6 +434,11 @@ pid_t clone_sandbox(pid_t template, const uint64_t *expected, const char *body, 
       if (write(answer_pipe[1], answer, sizeof answer) < 0) _exit(1);
       _exit(1);
     }
+    if (pipe2(taken_pipe, O_CLOEXEC) < 0) {
+      int32_t answer[2] = {0, errno};
+      if (write(answer_pipe[1], answer, sizeof answer) < 0) _exit(1);
+      _exit(1);
+    }
     pid_t pid = make(template, expected, cgroup, steps, count, out, err, ns, &run);
     int32_t answer[2] = {pid > 0 ? pid : 0, pid > 0 ? 0 : errno};
     if (pid == 0) { /* C2, whose build failed */
@@ -432,7 +454,8 @@ pid_t clone_sandbox(pid_t template, const uint64_t *expected, const char *body, 
     close(out);
     close(err);
     close(ns[1]);
-    door_become(door, pid, ns[0]);
+    close(taken_pipe[0]);
+    door_become(door, pid, ns[0], taken_pipe[1]);
   }
   int saved = errno;
   close(answer_pipe[1]);

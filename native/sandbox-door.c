@@ -421,7 +421,7 @@ static int receive_namespaces(int ns, int *mnt, int *user) {
   return 0;
 }
 
-void door_become(int sock, pid_t holder, int ns) {
+void door_become(int sock, pid_t holder, int ns, int taken) {
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
   setsid();
@@ -429,11 +429,19 @@ void door_become(int sock, pid_t holder, int ns) {
   /* Watched for the holder's end (a kernel without pidfds, before 5.3, ends the door at once). */
   int holder_fd = (int)syscall(SYS_pidfd_open, holder, 0);
   if (holder_fd < 0) _exit(0);
-  int keep[3] = {sock, holder_fd, ns};
-  close_all_but(keep, 3);
+  int keep[4] = {sock, holder_fd, ns, taken};
+  close_all_but(keep, taken >= 0 ? 4 : 3);
   door_sock = sock, door_holder = holder_fd;
   /* In the run's mounts already (the holder's pivot moved its root too), with the rights that made them. */
   door_await_first();
+  /*
+   * A run took the sandbox: its holder lives on now whatever becomes of this door. A holder that
+   * is its own program (a runner that is not root) waits for no word: the write fails, harmlessly.
+   */
+  if (taken >= 0) {
+    if (write(taken, "t", 1) < 0) errno = 0;
+    close(taken);
+  }
   /*
    * In: the mounts joined again (its root and cwd the sandbox's own, none of the host's), the
    * run's user namespace, every capability dropped, the step filter, as enter_sandbox's end. By

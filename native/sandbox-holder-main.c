@@ -2,6 +2,7 @@
  * native/sandbox-holder, the holder of a sandbox bwrap makes (sandbox-holder.c), exec'd as its
  * command and shown inside it at /run/runyard-sandbox-holder.
  */
+#include <stdlib.h>
 #include <sys/prctl.h>
 #include "sandbox-holder.h"
 
@@ -12,5 +13,9 @@ int main(void) {
    * or keep it from reaping. The runner reads its namespaces with the rights it made them with.
    */
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-  hold_sandbox();
+  /* In a clone made ahead of its run, the pipe its door says a run took it on (sandbox-clone.c). */
+  const char *taken = getenv("RUNYARD_HOLDER_TAKEN_FD");
+  char *end = NULL;
+  long fd = taken ? strtol(taken, &end, 10) : -1;
+  hold_sandbox_until_taken(taken && *taken && end && !*end && fd >= 3 && fd < 65536 ? (int)fd : -1);
 }

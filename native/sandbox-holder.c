@@ -9,6 +9,7 @@
  */
 #include "sandbox-holder.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -20,6 +21,10 @@ static void child_ended(int signal) {
 }
 
 void hold_sandbox(void) {
+  hold_sandbox_until_taken(-1);
+}
+
+void hold_sandbox_until_taken(int taken) {
   signal(SIGTERM, SIG_IGN);
   signal(SIGCHLD, child_ended);
   sigset_t chld, waiting;
@@ -36,6 +41,18 @@ void hold_sandbox(void) {
   int null = open("/dev/null", O_RDWR);
   if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0) _exit(1);
   if (null > 2) close(null);
+  /*
+   * A clone made ahead of its run waits here for its door's word that a run took it: its door,
+   * which dies with the fork-server, gone before that (the runner killed outright), it ends, and
+   * with it its namespaces. No step ran in it, so none loses its grace.
+   */
+  if (taken >= 0) {
+    char word;
+    ssize_t n;
+    while ((n = read(taken, &word, 1)) < 0 && errno == EINTR) continue;
+    if (n != 1) _exit(0);
+    close(taken);
+  }
   for (;;) {
     while (waitpid(-1, NULL, WNOHANG) > 0) continue;
     sigsuspend(&waiting); /* SIGCHLD blocked between the reap and here: none is missed */

@@ -3,4 +3,9 @@
 #define RUNYARD_SANDBOX_HOLDER_H
 /* Says the sandbox is ready on stderr, lets its output go, then reaps until killed. Never returns. */
 __attribute__((noreturn)) void hold_sandbox(void);
+/*
+ * As hold_sandbox, but first waits for a byte on `taken` (-1: none to wait for), and ends if that
+ * pipe's end closes without one.
+ */
+__attribute__((noreturn)) void hold_sandbox_until_taken(int taken);
 #endif

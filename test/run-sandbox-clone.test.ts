@@ -306,7 +306,7 @@ describe("a run's sandbox cloned from the runner's template", () => {
         `import { probeSandbox, Sandbox } from ${dist("sandbox/sandbox.js")};`,
         `import { SpawnLauncher } from ${dist("process/spawn-launcher.js")};`,
         `const root = ${JSON.stringify(folder)};`,
-        `for (const name of ["made", "folder", "tmp", "scratch"]) mkdirSync(root + "/" + name);`,
+        `for (const name of ["made", "made2", "folder", "tmp", "scratch"]) mkdirSync(root + "/" + name);`,
         "const probe = await probeSandbox();",
         "const launcher = new ForkServerLauncher(nativeHelperPath('fork-server'), new SpawnLauncher(), { killGraceMs: 100 });",
         "const sandbox = new Sandbox({ bwrap: probe.bwrap, hide: [], clones: { onFallback: (why) => process.stdout.write('fallback: ' + why + '\\n') } });",
@@ -314,7 +314,19 @@ describe("a run's sandbox cloned from the runner's template", () => {
         "if (!(box instanceof RunSandbox)) throw new Error(box.problem);",
         "const result = await launcher.run(box.enter({ argv: ['/bin/sh', '-c', 'pwd; id -u; tr \"\\\\0\" \" \" < /proc/1/cmdline; echo; unshare -U true 2>/dev/null && echo made-userns || echo no-userns'], env: { PATH: '/usr/bin:/bin' }, killGraceMs: 100, movesFirst: [[root + '/made', root + '/folder']], onOutput: (_s, d) => process.stdout.write(d) }, root + '/folder'));",
         "process.stdout.write('status=' + result.status + (result.spawnError ?? '') + '\\n');",
-        "await box.close(); await launcher.close();",
+        "await box.close();",
+        // A clone made ahead of its run, its holder the holder's own program here, ends with its
+        // fork-server killed outright (the test of the template below, as root).
+        "const ahead = await RunSandbox.make(launcher, sandbox, { folder: root + '/made2', tmp: root + '/tmp', scratch: [root + '/scratch'] });",
+        "if (!(ahead instanceof RunSandbox)) throw new Error(ahead.problem);",
+        "const { readFileSync } = await import('node:fs');",
+        "const parentOf = (pid) => Number(readFileSync('/proc/' + pid + '/stat', 'utf8').split(') ')[1].split(' ')[1]);",
+        "const gone = (pid) => { try { return readFileSync('/proc/' + pid + '/stat', 'utf8').split(') ')[1].startsWith('Z'); } catch { return true; } };",
+        "process.kill(parentOf(ahead.holder.pid), 'SIGKILL');",
+        "for (let i = 0; i < 500 && !gone(ahead.holder.pid); i++) await new Promise((r) => setTimeout(r, 20));",
+        "process.stdout.write(gone(ahead.holder.pid) ? 'ahead-ended\\n' : 'ahead-left\\n');",
+        "if (!gone(ahead.holder.pid)) process.kill(ahead.holder.pid, 'SIGKILL');",
+        "process.exit(0);",
       ].join("\n"),
     );
     const { stdout, stderr } = await execFileAsync(
@@ -324,7 +336,7 @@ describe("a run's sandbox cloned from the runner's template", () => {
     ).catch((error: { stdout: string; stderr: string }) => error);
     rmSync(folder, { recursive: true, force: true });
     expect(stdout, stderr).toBe(
-      `${join(folder, "folder")}\n65534\nrunyard-sandbox-holder \nno-userns\nstatus=success\n`,
+      `${join(folder, "folder")}\n65534\nrunyard-sandbox-holder \nno-userns\nstatus=success\nahead-ended\n`,
     );
   });
 });
@@ -360,6 +372,54 @@ describe("the runner's template", () => {
       process.kill(chain[forkServer]!, "SIGKILL");
       await until("the template's processes are gone", () => !sandboxed.some(alive));
     } finally {
+      await own.close();
+    }
+  });
+
+  // Guards: a clone made ahead of its run (its door has had no command yet) ends with a
+  // fork-server killed outright, as the template does; a clone a run took lives on, so its steps
+  // get their grace from the runner's next life, as in a sandbox bubblewrap makes.
+  it("takes the clones no run took with it when its fork-server is killed outright, not those a run took", async () => {
+    const own = new ForkServerLauncher(nativeHelperPath("fork-server"), new SpawnLauncher(), {
+      killGraceMs: 1000,
+    });
+    const holders: number[] = [];
+    try {
+      const sandbox = new Sandbox({ ...options, clones: { onFallback: (reason) => fallbacks.push(reason) } });
+      const boxes: RunSandbox[] = [];
+      for (const name of ["ahead", "taken"]) {
+        const base = join(root, `outright-${name}`);
+        const layout = {
+          folder: join(base, "folder"),
+          tmp: join(base, "tmp"),
+          scratch: [],
+          home: env.HOME,
+          homeFolder: join(base, "home"),
+        };
+        for (const path of [layout.folder, layout.tmp, layout.homeFolder])
+          mkdirSync(path, { recursive: true });
+        const box = await RunSandbox.make(own, sandbox, layout);
+        if (!(box instanceof RunSandbox)) throw new Error(box.problem);
+        boxes.push(box);
+        holders.push(box.holder.pid);
+        folders.set(box, layout.folder);
+      }
+      expect(fallbacks).toEqual([]);
+      const [ahead, taken] = holders as [number, number];
+      const taking = await runInSandbox(own, boxes[1]!, folders.get(boxes[1]!)!, "echo in", {
+        env,
+        killGraceMs: 1000,
+      });
+      expect(taking.stdout).toBe("in\n");
+      // Each clone's pid 1 is the fork-server's child.
+      const forkServer = parentOf(ahead);
+      expect(exeOf(forkServer)).toBe(nativeHelperPath("fork-server"));
+      expect(parentOf(taken)).toBe(forkServer);
+      process.kill(forkServer, "SIGKILL");
+      await until("the clone no run took is gone", () => !alive(ahead));
+      expect(alive(taken)).toBe(true);
+    } finally {
+      for (const pid of holders) if (alive(pid)) process.kill(pid, "SIGKILL");
       await own.close();
     }
   });
