@@ -12,7 +12,7 @@ import {
   submitWorkflow,
 } from "./helpers/member-runs.js";
 import { killSandboxHolder, until } from "./helpers/processes.js";
-import { runEvent } from "./helpers/run-event.js";
+import { markWhenStepEnds } from "./helpers/run-event.js";
 import { waitForOutput } from "./helpers/run-output-wait.js";
 import { type SandboxedUp, startSandboxedUp } from "./helpers/sandboxed-up.js";
 import { api, readEvents, stepDir, waitForRun } from "./helpers/server.js";
@@ -124,14 +124,7 @@ describe("a step against the commands entering its run's sandbox", () => {
         ]),
       );
       const dir = await runFolderOf(up.home, runId);
-      void runEvent(
-        up.url,
-        runId,
-        (event) => event.type === "step.finished" && event.step === "trigger",
-        120_000,
-      )
-        .then(() => writeFileSync(join(dir, "trigger-done"), ""))
-        .catch(() => undefined);
+      markWhenStepEnds(up.url, runId, "trigger", join(dir, "trigger-done"), 120_000);
       const view = await waitForRun(up.url, runId, ended, 120_000);
       output = await outputOf(runId);
       const events = JSON.stringify(await readEvents(up.url, runId));

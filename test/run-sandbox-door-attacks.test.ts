@@ -20,7 +20,7 @@ import {
   submitWorkflow,
 } from "./helpers/member-runs.js";
 import { fileAppears } from "./helpers/processes.js";
-import { runEvent } from "./helpers/run-event.js";
+import { markWhenStepEnds } from "./helpers/run-event.js";
 import { runInSandbox } from "./helpers/run-sandbox-command.js";
 import { type SandboxedUp, startSandboxedUp } from "./helpers/sandboxed-up.js";
 import { readEvents, stepDir, waitForRun } from "./helpers/server.js";
@@ -120,14 +120,7 @@ describe("a step against the runner, through a command of its run the door forke
       // (a loaded machine may let a run pass so: it proves nothing, and is tried again). The
       // door may also kill the command the spy stopped before the spy has read its name: the
       // trigger then fails before it tells the spy it is done, and is told here instead.
-      void runEvent(
-        up.url,
-        runId,
-        (event) => event.type === "step.finished" && event.step === "trigger",
-        240_000,
-      )
-        .then(() => writeFileSync(join(dir, "trigger-done"), ""))
-        .catch(() => undefined);
+      markWhenStepEnds(up.url, runId, "trigger", join(dir, "trigger-done"), 240_000);
       held = await Promise.race([
         fileAppears(join(dir, "held"), 240_000).then(
           () => true,

@@ -2,6 +2,7 @@
  * Waits on a run's own SSE stream (`/api/runs/<id>/events`) for the event a test needs, instead
  * of asking the API, or the machine's process list, again and again until it shows.
  */
+import { writeFileSync } from "node:fs";
 import { RunEvent } from "../../src/core/events.js";
 import { processesWith } from "./cli.js";
 import { until } from "./processes.js";
@@ -66,4 +67,21 @@ export async function toolProcessRuns(
     timeoutMs,
   );
   await until(`a process of ${marker} runs`, () => processesWith(marker).length > 0, 30_000);
+}
+
+/**
+ * Writes `file` (empty) once the run's step `step` has finished, however it ended: a step of
+ * the run that waits for the file is told even when the step that would have written it failed
+ * first. Nothing is written if the run's folder is gone by then.
+ */
+export function markWhenStepEnds(
+  url: string,
+  runId: string,
+  step: string,
+  file: string,
+  timeoutMs: number,
+): void {
+  void runEvent(url, runId, (event) => event.type === "step.finished" && event.step === step, timeoutMs)
+    .then(() => writeFileSync(file, ""))
+    .catch(() => undefined);
 }
