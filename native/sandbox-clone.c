@@ -202,18 +202,18 @@ static int send_namespaces(int ns) {
 }
 
 /*
- * The sandbox made: C2 lets go of every descriptor but its output (closing `report` tells the
- * helper it is ready), forgets what the helper held of other commands, and is shown as the
- * holder a sandbox of bwrap's execs: its name, and its command line in /proc/1/cmdline (the
- * helper's own argv rewritten, the end of that area not a NUL, as setproctitle() leaves it: the
- * kernel then shows up to the first NUL). Never returns.
- */
-/*
  * A clone's word that a run took it: C2 keeps the read end, its maker (the door) the other, and
  * writes a byte once the run's first command comes (sandbox-holder.c).
  */
 static int taken_pipe[2] = {-1, -1};
 
+/*
+ * The sandbox made: C2 lets go of every descriptor but its output and its end of `taken_pipe`
+ * (closing `report` tells the helper it is ready), forgets what the helper held of other
+ * commands, and is shown as the holder a sandbox of bwrap's execs: its name, and its command
+ * line in /proc/1/cmdline (the helper's own argv rewritten, the end of that area not a NUL, as
+ * setproctitle() leaves it: the kernel then shows up to the first NUL). Never returns.
+ */
 static void become_holder(void) {
   int keep[1] = {taken_pipe[0]};
   close_all_but(keep, taken_pipe[0] >= 0 ? 1 : 0);
