@@ -529,8 +529,12 @@ while True:
     if sig == signal.SIGTRAP | 0x80:
         number = int(open(f"/proc/{pid}/syscall").read().split()[0])
         if number == SETSID:
-            armed = "signal: 9/" in open(f"/proc/{pid}/timers").read()
-            print("held" if armed else "held-unarmed", flush=True)
+            if "signal: 9/" not in open(f"/proc/{pid}/timers").read():
+                # Held with no timer to end it, it would wait for good: let go, and say so.
+                print("held-unarmed", flush=True)
+                ptrace(DETACH, pid, 0)
+                sys.exit(1)
+            print("held", flush=True)
             continue
     ptrace(SYSCALL, pid, 0)
 `;

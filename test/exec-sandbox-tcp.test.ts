@@ -89,10 +89,6 @@ afterAll(async () => {
 });
 
 /**
- * Runs `script` in a sandbox with a network of its own, held (bwrap --info-fd, --block-fd) until
- * pasta is attached with `rules`; answers its output.
- */
-/**
  * A sandbox whose command says it is ready, then waits for a line on its stdin: pasta attaches to
  * a namespace bwrap has finished, as a run's sandbox is ready (its holder said so) before pasta
  * comes. Attached as soon as bwrap named its child, pasta raced bwrap's own set-up of the
@@ -133,6 +129,10 @@ async function readySandbox(
   };
 }
 
+/**
+ * Runs `script` in a sandbox with a network of its own, held until pasta is attached with
+ * `rules`; answers its output.
+ */
 async function sandboxed(script: string, rules: string): Promise<string> {
   const { child, pid, go, output } = await readySandbox(script);
   const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()));
