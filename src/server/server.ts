@@ -449,7 +449,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const newAdminToken = await ensureAdminToken(store, options.adminToken);
   hub.start(bus, options.replicaSweepMs ?? defaultSweepMs);
   replica.start();
-  replica.whenLeading(() => finishMigrations(store, logger));
+  // On SQLite the store's opening finished every migration, and no other runyard reaches the file.
+  if (databaseUrl) replica.whenLeading(() => finishMigrations(store, logger));
   if (databaseUrl) schemaWatch.start();
   runs.startParking();
   botWatch.start();
