@@ -450,8 +450,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   hub.start(bus, options.replicaSweepMs ?? defaultSweepMs);
   replica.start();
   // On SQLite the store's opening finished every migration, and no other runyard reaches the file.
-  if (databaseUrl) replica.whenLeading(() => finishMigrations(store, logger));
-  if (databaseUrl) schemaWatch.start();
+  if (databaseUrl) {
+    replica.whenLeading(() => finishMigrations(store, logger));
+    schemaWatch.start();
+  }
   runs.startParking();
   botWatch.start();
   const address = app.server.address();
