@@ -449,10 +449,15 @@ steps:
 
   it("still expires leases and ends a lost runner's run within 30 s of the leader's kill -9", async () => {
     const databaseUrl = await createTestDatabase(adminUrl);
-    // The one test here about a runner's loss: the short lease of such tests (helpers/server.ts).
+    // The one test here about a runner's loss: the short lease and quick heartbeats of such tests
+    // (helpers/server.ts).
     // The others keep the long one, so a runner slowed by a loaded machine loses no job.
-    const a = await replica(databaseUrl, undefined, { RUNYARD_LEASE_MS: lossTimings.RUNYARD_LEASE_MS });
-    const b = await replica(databaseUrl, undefined, { RUNYARD_LEASE_MS: lossTimings.RUNYARD_LEASE_MS });
+    const loss = {
+      RUNYARD_HEARTBEAT_MS: lossTimings.RUNYARD_HEARTBEAT_MS,
+      RUNYARD_LEASE_MS: lossTimings.RUNYARD_LEASE_MS,
+    };
+    const a = await replica(databaseUrl, undefined, loss);
+    const b = await replica(databaseUrl, undefined, loss);
     expect((await health(a.url)).leader).toBe(true);
     const doomed = await runner(b.url, await runnerToken(a.url), "doomed");
     const runId = await submit(b.url, counting(1000, "0.1"));

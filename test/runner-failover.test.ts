@@ -30,6 +30,9 @@ import {
 
 const sharedRunnerToken = "ryt_failover_shared_runner_token_0123456789";
 
+/** For the tests about a runner's silence limit, counted in heartbeats: every 300 ms, not the 2 s of the rest. */
+const quickBeats = { RUNYARD_HEARTBEAT_MS: "300" };
+
 const quickFlow = (group: string): string => `version: v0.1
 name: quick
 inventory:
@@ -182,10 +185,10 @@ describe("runner fail-over between servers", () => {
     const homeB = tempDir();
     await seedRunnerToken(homeA);
     await seedRunnerToken(homeB);
-    // A's lease of 3 s makes its runner's silence limit 1 s (a third of it, past three 300 ms
-    // heartbeats); the file's usual 15 s lease would make it 5 s.
-    const a = track(await startTestServer(homeA, { RUNYARD_LEASE_MS: "3000" }));
-    const b = track(await startTestServer(homeB));
+    // A's lease of 3 s and heartbeats of 300 ms make its runner's silence limit 1 s (a third of
+    // the lease, past three heartbeats); the file's usual 15 s lease would make it 5 s.
+    const a = track(await startTestServer(homeA, { ...quickBeats, RUNYARD_LEASE_MS: "3000" }));
+    const b = track(await startTestServer(homeB, quickBeats));
     const runner = track(
       await startRunner(`${a.url},${b.url}`, sharedRunnerToken, {
         id: "hushed",
@@ -206,7 +209,7 @@ describe("runner fail-over between servers", () => {
   it("stays with a server that stalls for less than its silence limit", async () => {
     const home = tempDir();
     await seedRunnerToken(home);
-    const server = track(await startTestServer(home));
+    const server = track(await startTestServer(home, quickBeats));
     const proxy = await startProxy(Number(new URL(server.url).port));
     try {
       const viaProxy = `http://127.0.0.1:${proxy.port}`;

@@ -2,6 +2,7 @@ import type { Selectable } from "kysely";
 import { newId } from "../core/ids.js";
 import { int, isoTime, tenantKey, tenantOf } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
+import { preparedStatement } from "./prepared.js";
 import type { SchedulesTable, ScheduleTicksTable } from "./schema.js";
 
 /** What happens when a tick comes while the schedule's previous run still runs. */
@@ -151,6 +152,38 @@ export interface SchedulesRepo {
   pruneTicks(before: string): Promise<number>;
 }
 
+/** Schedules whose next tick is due: the leader asks every second, mostly for none. */
+const selectDue = preparedStatement((ctx, v: { now: string }) =>
+  ctx.db
+    .selectFrom("schedules")
+    .selectAll()
+    .where("next_tick_at", "<=", v.now)
+    .orderBy("next_tick_at")
+    .compile(),
+);
+
+/** The soonest next tick of any schedule: asked after each of the leader's rounds. */
+const selectNextDue = preparedStatement((ctx) =>
+  ctx.db
+    .selectFrom("schedules")
+    .select((eb) => eb.fn.min("next_tick_at").as("next"))
+    .compile(),
+);
+
+/** Ticks claimed to start a run that was never stored: asked every five seconds. */
+const selectUnstartedTicks = preparedStatement((ctx, v: { olderThan: string; since: string }) =>
+  ctx.db
+    .selectFrom("schedule_ticks")
+    .leftJoin("runs", "runs.id", "schedule_ticks.run_id")
+    .selectAll("schedule_ticks")
+    .where("schedule_ticks.outcome", "=", "started")
+    .where("runs.id", "is", null)
+    .where("schedule_ticks.created_at", "<", v.olderThan)
+    .where("schedule_ticks.created_at", ">=", v.since)
+    .orderBy("schedule_ticks.tick_at")
+    .compile(),
+);
+
 export function schedulesRepo(ctx: StoreContext): SchedulesRepo {
   return {
     async list(tenantId) {
@@ -199,20 +232,12 @@ export function schedulesRepo(ctx: StoreContext): SchedulesRepo {
       return row && toSchedule(row);
     },
     async due(now) {
-      const rows = await ctx.db
-        .selectFrom("schedules")
-        .selectAll()
-        .where("next_tick_at", "<=", isoTime(now))
-        .orderBy("next_tick_at")
-        .execute();
+      const { rows } = await selectDue(ctx, { now: isoTime(now) });
       return rows.map(toSchedule);
     },
     async nextDue() {
-      const row = await ctx.db
-        .selectFrom("schedules")
-        .select((eb) => eb.fn.min("next_tick_at").as("next"))
-        .executeTakeFirst();
-      return row?.next ?? null;
+      const { rows } = await selectNextDue(ctx, {});
+      return rows[0]?.next ?? null;
     },
     async claimTick(tick) {
       const result = await ctx.db
@@ -259,16 +284,10 @@ export function schedulesRepo(ctx: StoreContext): SchedulesRepo {
       return rows.map((row) => row.id);
     },
     async unstartedTicks(olderThan, since) {
-      const rows = await ctx.db
-        .selectFrom("schedule_ticks")
-        .leftJoin("runs", "runs.id", "schedule_ticks.run_id")
-        .selectAll("schedule_ticks")
-        .where("schedule_ticks.outcome", "=", "started")
-        .where("runs.id", "is", null)
-        .where("schedule_ticks.created_at", "<", isoTime(olderThan))
-        .where("schedule_ticks.created_at", ">=", isoTime(since))
-        .orderBy("schedule_ticks.tick_at")
-        .execute();
+      const { rows } = await selectUnstartedTicks(ctx, {
+        olderThan: isoTime(olderThan),
+        since: isoTime(since),
+      });
       return rows.map(toTick);
     },
     async ticks(scheduleId) {
