@@ -21,7 +21,11 @@ import type {
  * Facts of 1.18.33 (node 20; recorded in test/fixtures/agents/opencode/):
  * - a provider comes from `OPENCODE_CONFIG_CONTENT`; `@ai-sdk/openai-compatible` is built in;
  *   `--pure` skips external plugins, yet a start still asks the npm registry for the metadata of
- *   `@opencode-ai/plugin`, `web-tree-sitter` and `@opentui/core` (into `~/.npm`);
+ *   `@opencode-ai/plugin`, `web-tree-sitter` and `@opentui/core` (into `~/.npm`), and installs
+ *   `@opencode-ai/plugin` (64 MB with what it needs) in the background into each config folder it
+ *   may write that has no `node_modules`: a turn shorter than the install cuts it off, and the
+ *   next start begins again. A config folder it may not write it leaves alone (the runner's copy
+ *   for a sandboxed turn is read-only: runner/conversation-config.ts);
  *   `OPENCODE_DISABLE_MODELS_FETCH=1` skips the models.dev list. Offline so, a turn starts in ~4 s;
  * - its project folder is `$PWD`, not its working directory: a stale PWD inherited from the runner
  *   would put the session (and relative paths) elsewhere;

@@ -1,5 +1,5 @@
 import { constants, existsSync, lstatSync } from "node:fs";
-import { copyFile, cp, mkdir, rm, symlink } from "node:fs/promises";
+import { chmod, copyFile, cp, mkdir, open, rm, symlink } from "node:fs/promises";
 import { homedir } from "node:os";
 import { basename, join } from "node:path";
 
@@ -31,6 +31,12 @@ export async function conversationCodexHome(
  * OpenCode's config folder (XDG_CONFIG_HOME) for a turn whose `$HOME` is not the user's:
  * `<state>/config-home` with a copy of the user's `opencode` folder (their providers and model;
  * its `node_modules` left out: a turn runs `--pure`, without external plugins), made anew each turn.
+ *
+ * The copy is read-only to the turn. At every start OpenCode installs its plugin package
+ * (`@opencode-ai/plugin` and what it needs, 64 MB, from the npm registry) into each config folder
+ * it may write that has no `node_modules`, in the background of the turn; in a copy made anew each
+ * turn that meant a download and an install at every turn, cut off when the turn ended, and
+ * several seconds of CPU. A folder it may not write it leaves alone.
  */
 export async function conversationConfigHome(
   state: string,
@@ -41,15 +47,36 @@ export async function conversationConfigHome(
     runnerEnv.XDG_CONFIG_HOME || join(runnerEnv.HOME || homedir(), ".config"),
     "opencode",
   );
-  await rm(join(home, "opencode"), { recursive: true, force: true });
-  await cp(userConfig, join(home, "opencode"), {
+  const copy = join(home, "opencode");
+  await writableAgain(copy);
+  await rm(copy, { recursive: true, force: true });
+  await cp(userConfig, copy, {
     recursive: true,
     dereference: true,
     filter: (source) => basename(source) !== "node_modules",
   }).catch(() => {
     // None (or unreadable): OpenCode's defaults.
   });
+  await mkdir(copy, { recursive: true });
+  await chmod(copy, 0o555);
   return home;
+}
+
+/**
+ * The last turn's read-only copy made writable, so that its entries can be removed (by a runner
+ * that is not root too). Opened without following a link: the turn could have left one in the
+ * folder's place, and a chmod through it would change a folder elsewhere, with the runner's rights.
+ */
+async function writableAgain(folder: string): Promise<void> {
+  const opened = await open(folder, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW).catch(
+    () => undefined,
+  );
+  if (!opened) return;
+  try {
+    await opened.chmod(0o700);
+  } finally {
+    await opened.close();
+  }
 }
 
 /**
