@@ -1,5 +1,5 @@
 import { constants, existsSync, lstatSync } from "node:fs";
-import { chmod, copyFile, cp, mkdir, open, rm, symlink } from "node:fs/promises";
+import { copyFile, cp, mkdir, open, rm, symlink } from "node:fs/promises";
 import { homedir } from "node:os";
 import { basename, join } from "node:path";
 
@@ -48,7 +48,9 @@ export async function conversationConfigHome(
     "opencode",
   );
   const copy = join(home, "opencode");
-  await writableAgain(copy);
+  // The last turn's copy, writable again so that its entries can be removed (by a runner that is
+  // not root too); none, or a link a turn left in its place, is not opened.
+  await folderMode(copy, 0o700).catch(() => {});
   await rm(copy, { recursive: true, force: true });
   await cp(userConfig, copy, {
     recursive: true,
@@ -58,22 +60,19 @@ export async function conversationConfigHome(
     // None (or unreadable): OpenCode's defaults.
   });
   await mkdir(copy, { recursive: true });
-  await chmod(copy, 0o555);
+  await folderMode(copy, 0o555);
   return home;
 }
 
 /**
- * The last turn's read-only copy made writable, so that its entries can be removed (by a runner
- * that is not root too). Opened without following a link: the turn could have left one in the
- * folder's place, and a chmod through it would change a folder elsewhere, with the runner's rights.
+ * Sets `folder`'s mode through a descriptor opened without following a link: a link left in the
+ * folder's place (by a turn of the conversation) would have a chmod change a folder elsewhere, with
+ * the runner's rights. Throws where `folder` is not a folder.
  */
-async function writableAgain(folder: string): Promise<void> {
-  const opened = await open(folder, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW).catch(
-    () => undefined,
-  );
-  if (!opened) return;
+async function folderMode(folder: string, mode: number): Promise<void> {
+  const opened = await open(folder, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
   try {
-    await opened.chmod(0o700);
+    await opened.chmod(mode);
   } finally {
     await opened.close();
   }
