@@ -1,5 +1,6 @@
+import { randomUUID } from "node:crypto";
 import { constants, existsSync, lstatSync } from "node:fs";
-import { copyFile, cp, mkdir, open, rm, symlink } from "node:fs/promises";
+import { copyFile, cp, mkdir, open, rename, rm, symlink } from "node:fs/promises";
 import { homedir } from "node:os";
 import { basename, join } from "node:path";
 
@@ -48,9 +49,18 @@ export async function conversationConfigHome(
     "opencode",
   );
   const copy = join(home, "opencode");
-  // The last turn's copy, writable again so that its entries can be removed (by a runner that is
-  // not root too); none, or a link a turn left in its place, is not opened.
-  await folderMode(copy, 0o700).catch(() => {});
+  // The last turn's copy, first moved out of the state (beside it, where no turn writes), then
+  // made writable again so that its entries can be removed (by a runner that is not root too);
+  // a link a turn left in its place is moved and removed, never opened.
+  const old = `${state}.config-${randomUUID()}`;
+  const moved = await rename(copy, old).then(
+    () => true,
+    () => false,
+  );
+  if (moved) {
+    await folderMode(old, 0o700).catch(() => {});
+    await rm(old, { recursive: true, force: true });
+  }
   await rm(copy, { recursive: true, force: true });
   await cp(userConfig, copy, {
     recursive: true,

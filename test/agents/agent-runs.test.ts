@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunEvent } from "../../src/core/events.js";
 import { processesWith, tempDir } from "../helpers/cli.js";
 import { git as gitIn, seedBareRepo } from "../helpers/git-repos.js";
-import { toolProcessRuns } from "../helpers/run-event.js";
+import { runEvent, toolProcessRuns } from "../helpers/run-event.js";
 import {
   adminToken,
   api,
@@ -527,6 +527,64 @@ describe("follow-ups", () => {
       expect(existsSync(chat)).toBe(false);
     } finally {
       await chatRunner.kill();
+      await model.stop();
+    }
+  });
+
+  it("two messages to one finished run take their turns one after the other, the second told it waits", async () => {
+    let release = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    // A turn's requests carry the whole conversation (the turn asked is the count of answers in
+    // it): each message matches its own turns. The third's holds the second's turn or not.
+    const saying = (text: string) => (request: { rawBody: string }) => request.rawBody.includes(text);
+    const firstAnswer: Turn = { text: "First answered." };
+    const thirdAnswer: Turn = { text: "Third answered." };
+    const model = await startModelServer({
+      conversations: [
+        { match: saying("third message"), turns: [firstAnswer, thirdAnswer, thirdAnswer] },
+        { match: saying("second message"), turns: [firstAnswer, { text: "Second answered.", after: held }] },
+        { turns: [firstAnswer] },
+      ],
+    });
+    try {
+      const env = { OPENAI_BASE_URL: `${model.url}/v1`, OPENAI_API_KEY: apiKey };
+      const first = await submitAgent({ agent: "openai", prompt: "first message", env });
+      expect((await waitForRun(server.url, first, isFinal, 60_000)).status).toBe("success");
+      const message = async (text: string) => {
+        const answer = await api<{ run_id: string }>(server.url, "POST", `/api/runs/${first}/messages`, {
+          text,
+        });
+        expect(answer.status, JSON.stringify(answer.body)).toBe(201);
+        return answer.body.run_id;
+      };
+      const second = await message("second message");
+      await runEvent(server.url, second, (event) => event.type === "step.started" && event.step === "agent");
+      const third = await message("third message");
+      // The third's first word is the wait, before any step of its own: none runs beside the second's turn.
+      const said = await runEvent(
+        server.url,
+        third,
+        (event) => event.type === "notice" || event.type === "step.started",
+      );
+      expect(said.type === "notice" && said.message).toContain("another turn of this conversation");
+      expect(model.requests.some((request) => request.rawBody.includes("third message"))).toBe(false);
+      release();
+      for (const run of [second, third]) {
+        const done = await waitForRun(server.url, run, isFinal, 60_000);
+        expect(done.status, JSON.stringify(done.error)).toBe("success");
+      }
+      const order = model.requests.map((request) =>
+        request.rawBody.includes("third message")
+          ? "third"
+          : request.rawBody.includes("second")
+            ? "second"
+            : "first",
+      );
+      expect(order.lastIndexOf("second")).toBeLessThan(order.indexOf("third"));
+    } finally {
+      release();
       await model.stop();
     }
   });

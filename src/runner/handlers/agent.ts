@@ -23,6 +23,7 @@ import { copyTaskFiles } from "../copied-files.js";
 import { errorOf, PipelineSteps } from "./agent-steps.js";
 import { runAgentTests, type TestsOutcome } from "./agent-tests.js";
 import { BoundedText, clipped } from "./bounded-text.js";
+import { ConversationQueue } from "./conversation-queue.js";
 import type { JobHandler, JobIo } from "./types.js";
 
 /** How one supervised agent turn ended (see `src/runner/agent-turns.ts`). */
@@ -122,6 +123,8 @@ export interface AgentHandlerDeps {
  * released however the task ends.
  */
 export class AgentJobHandler implements JobHandler<"agent"> {
+  private readonly conversations = new ConversationQueue();
+
   constructor(private readonly deps: AgentHandlerDeps) {}
 
   async run(given: AgentJob, io: JobIo): Promise<AgentJobResult> {
@@ -139,7 +142,27 @@ export class AgentJobHandler implements JobHandler<"agent"> {
     ]);
     // The result reaches the run record and run.finished: an error may quote a CLI's stderr.
     const ownEndpoint = namesOwnEndpoint(given.payload.env);
-    return masker.maskDeep(await this.runTask(job, io, masker, { notices: prepared.notices, ownEndpoint }));
+    // A follow-up sent while another turn of its conversation runs here starts when that one ends.
+    const leave = await this.conversations.enter(task.key, io.signal, () =>
+      io.emit({
+        type: "notice",
+        level: "info",
+        message: "another turn of this conversation is running on this runner: this one starts when it ends",
+        host: task.agent,
+      }),
+    );
+    if (!leave) {
+      return {
+        ...emptyAgentResult(task.agent),
+        status: "canceled",
+        error: { code: "CANCELED", message: "the run was canceled" },
+      };
+    }
+    try {
+      return masker.maskDeep(await this.runTask(job, io, masker, { notices: prepared.notices, ownEndpoint }));
+    } finally {
+      leave();
+    }
   }
 
   /** Where a task may name its own cwd, on this runner (core/work-folders.ts). */
