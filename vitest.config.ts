@@ -31,7 +31,14 @@ const integration = {
   // (a CI run failed a poll of the run page this way). A poll ends as soon as it holds: this is a
   // net for a hang, as the test timeout is, and a poll that needs less or more says so itself.
   expect: { poll: { timeout: 20_000 } },
-  globalSetup: ["test/global-setup.ts", "test/helpers/postgres-setup.ts", "test/helpers/browser-server.ts"],
+  // The last completes OpenCode's first install in the machine's config folder, as a user's first
+  // long turn does (test/helpers/opencode-setup.ts).
+  globalSetup: [
+    "test/global-setup.ts",
+    "test/helpers/postgres-setup.ts",
+    "test/helpers/browser-server.ts",
+    "test/helpers/opencode-setup.ts",
+  ],
   // The CPU a file used, for the cost map (first, so it counts what the other hooks stop); the
   // temp folders a file's tests made (`tempDir`) go after its last hook, and the PostgreSQL
   // databases it made are dropped (drop-test-databases.ts).
