@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { constants, existsSync, lstatSync } from "node:fs";
-import { copyFile, cp, mkdir, open, rename, rm, symlink } from "node:fs/promises";
+import { copyFile, cp, mkdir, open, readdir, rename, rm, symlink } from "node:fs/promises";
 import { homedir } from "node:os";
 import { basename, join } from "node:path";
 
@@ -49,19 +49,22 @@ export async function conversationConfigHome(
     "opencode",
   );
   const copy = join(home, "opencode");
-  // The last turn's copy, first moved out of the state (beside it, where no turn writes), then
-  // made writable again so that its entries can be removed (by a runner that is not root too);
-  // a link a turn left in its place is moved and removed, never opened.
+  // The last turn's copy, moved out of the state (beside it, where no turn writes) and removed
+  // there; a link a turn left in its place is moved and removed, never opened. Made writable
+  // first: moving a folder to another parent rewrites its `..`, which a runner that is not root
+  // may only do in a folder it may write.
+  await folderMode(copy, 0o700).catch(() => {
+    // Not a folder (a link or a file a turn left, or nothing): moved as it is.
+  });
   const old = `${state}.config-${randomUUID()}`;
   const moved = await rename(copy, old).then(
     () => true,
-    () => false,
+    (error: NodeJS.ErrnoException) => {
+      if (error.code === "ENOENT") return false;
+      throw error;
+    },
   );
-  if (moved) {
-    await folderMode(old, 0o700).catch(() => {});
-    await rm(old, { recursive: true, force: true });
-  }
-  await rm(copy, { recursive: true, force: true });
+  if (moved) await removeTurnsTree(old);
   await cp(userConfig, copy, {
     recursive: true,
     dereference: true,
@@ -96,7 +99,32 @@ async function folderMode(folder: string, mode: number): Promise<void> {
 async function stateFolder(dir: string): Promise<string> {
   if (lstatSync(dir, { throwIfNoEntry: false })?.isDirectory() === false) await rm(dir, { force: true });
   await mkdir(dir, { recursive: true, mode: 0o700 });
+  // A turn may have taken its own rights on it away (a runner that is not root could then lay
+  // nothing in it, and every later turn of the conversation would fail).
+  await folderMode(dir, 0o700);
   return dir;
+}
+
+/**
+ * Removes a tree a turn could write in, once it is out of the state. A turn may have left
+ * folders it may not write (a runner that is not root cannot remove their entries): those are
+ * made writable, through descriptors that follow no link, and the removal tried again. What still
+ * cannot go (a tree deeper than a path may be long) stays beside the state, costing the
+ * conversation nothing more.
+ */
+async function removeTurnsTree(tree: string): Promise<void> {
+  const remove = () => rm(tree, { recursive: true, force: true });
+  await remove().catch(async () => {
+    await writableFolders(tree).catch(() => {});
+    await remove().catch(() => {});
+  });
+}
+
+/** Gives every folder under `folder` (itself included) its owner's rights, following no link. */
+async function writableFolders(folder: string): Promise<void> {
+  await folderMode(folder, 0o700);
+  for (const entry of await readdir(folder, { withFileTypes: true }))
+    if (entry.isDirectory()) await writableFolders(join(folder, entry.name));
 }
 
 /**
