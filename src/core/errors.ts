@@ -238,6 +238,10 @@ export const errorTable = {
     status: 400,
     hint: "Store it for the run's tenant with `runyard secret set NAME` (the value on stdin), or give it as a variable.",
   },
+  SERVER_STOPPING: {
+    status: 503,
+    hint: "The server stopped before the run ended; the run goes on after its next start (or on another replica): follow it by its run_id, e.g. GET /api/runs/<run_id>/events.",
+  },
   REPLICA_FENCED: {
     status: 409,
     hint: "Another server replica adopted this run after this one was presumed dead; this replica stops and leaves the run to it.",

@@ -11,6 +11,20 @@ export class EventBus {
   private readonly listeners = new Map<string, Set<Listener>>();
   private readonly watchers = new Set<BatchListener>();
   private readonly storedListeners = new Map<string, Set<StoredListener>>();
+  private readonly stopping = new AbortController();
+
+  /**
+   * Aborts once the server stops: who waits for a run's events in a request (a chat waiting for
+   * its run's end, a bot update for its version) answers with what it has, as no event may come.
+   */
+  get stopped(): AbortSignal {
+    return this.stopping.signal;
+  }
+
+  /** The server is stopping (see `stopped`). */
+  stop(): void {
+    this.stopping.abort();
+  }
 
   /** Every stored batch of every run (metrics); returns the unsubscribe. */
   subscribeAll(listener: BatchListener): () => void {

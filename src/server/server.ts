@@ -470,6 +470,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const stopWork = (then?: () => Promise<void>): Promise<void> => {
     if (stopping) return stopping.then(() => then?.());
     stopping = (async () => {
+      // Requests waiting for a run's events answer now: the HTTP server's close waits for them.
+      bus.stop();
       schemaWatch.stop();
       stopRelay();
       forgeReporter.close();

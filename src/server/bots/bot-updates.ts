@@ -436,7 +436,7 @@ export class BotUpdates {
     const deadline = Date.now() + wait.timeout_secs * 1000;
     for (;;) {
       await watchRun(this.deps, runId, Math.max(0, deadline - Date.now()), read, ready);
-      if (ready() || Date.now() >= deadline) return seen;
+      if (ready() || Date.now() >= deadline || this.deps.bus.stopped.aborted) return seen;
     }
   }
 

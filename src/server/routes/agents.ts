@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { agentNames } from "../../agents/registry.js";
-import { RunyardError } from "../../core/errors.js";
+import { errorInfo, RunyardError } from "../../core/errors.js";
 import { AgentSummary, ErrorInfo, isFinalStatus, RunStatus } from "../../core/events.js";
 import type { RunRecord } from "../../store/index.js";
 import { maxNameLength } from "../api-schemas.js";
@@ -243,7 +243,13 @@ export function agentRoutes(app: FastifyInstance, deps: ServerDeps): void {
       );
       let run = (await runEnd(deps, submitted.id, body.timeout_secs * 1000 + 2000)) ?? submitted;
       let error = run.error;
-      if (!isFinalStatus(run.status)) {
+      if (!isFinalStatus(run.status) && deps.bus.stopped.aborted) {
+        // A stop never cancels work: the run goes on after the server's next start.
+        error = errorInfo(
+          "SERVER_STOPPING",
+          `the server is stopping and the run had not ended (${run.status}); it goes on after the next start`,
+        );
+      } else if (!isFinalStatus(run.status)) {
         // Nobody waits for the answer any more: the run stops rather than go on unseen.
         run = await deps.runs.cancel(run.id).catch(() => run);
         error = {
