@@ -187,7 +187,12 @@ describe.skipIf(!haveBrowser || !haveDocker)("the bots pages", () => {
         el.style.minHeight = "";
         el.style.maxHeight = "";
         el.scrollTo(0, 0);
-        const box = (rect: DOMRect) => ({ x: rect.x, y: rect.y, width: rect.width, height: rect.height });
+        const box = (rect: { x: number; y: number; width: number; height: number }) => ({
+          x: rect.x,
+          y: rect.y,
+          width: rect.width,
+          height: rect.height,
+        });
         const line = el.querySelector(".bot-log-line");
         if (!line) throw new Error("the log has no line");
         return { pane: box(el.getBoundingClientRect()), first: box(line.getBoundingClientRect()) };
