@@ -147,6 +147,18 @@ export class RunnerDaemon {
         "its runner is restarting; the bot's container keeps running and is adopted when the runner is back";
       this.abandon(job, reason, detachReason);
     }
+    // A job still waiting for its turn (another turn of its agent conversation runs here) never
+    // started: it goes now, saying so, rather than start during the shutdown or be cut at its end.
+    const waiting = new Set(
+      Object.values(this.options.handlers).flatMap((handler) => [...(handler?.waiting?.() ?? [])]),
+    );
+    for (const job of this.jobs.values()) {
+      if (!waiting.has(job.id) || job.outbox.result || job.abandoned) continue;
+      this.abandon(
+        job,
+        "it had not started: it waited for another turn of its conversation on this runner, which is shutting down",
+      );
+    }
     const deadline = Date.now() + graceMs;
     while (this.runningJobs > 0 && Date.now() < deadline) await this.jobGone(deadline - Date.now());
     const cut = [...this.jobs.values()].filter((job) => !job.outbox.result);

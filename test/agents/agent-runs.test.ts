@@ -589,6 +589,57 @@ describe("follow-ups", () => {
     }
   });
 
+  it("a runner told to stop gives up a turn still waiting for its conversation at once, saying it never started", async () => {
+    let release = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const saying = (text: string) => (request: { rawBody: string }) => request.rawBody.includes(text);
+    const firstAnswer: Turn = { text: "First answered." };
+    const model = await startModelServer({
+      conversations: [
+        { match: saying("second message"), turns: [firstAnswer, { text: "Second answered.", after: held }] },
+        { turns: [firstAnswer, firstAnswer] },
+      ],
+    });
+    // A runner of its own, to stop: the file's runner serves the other tests. Its grace outlasts
+    // the test, so a waiting turn it did not give up would still be held when the test checks.
+    const group = "stopping-runners";
+    const own = await startRunner(server.url, await runnerToken(server.url, group), {
+      id: "stopping-runner",
+      group,
+      env: { RUNYARD_SHUTDOWN_GRACE_MS: "600000" },
+    });
+    try {
+      const env = { OPENAI_BASE_URL: `${model.url}/v1`, OPENAI_API_KEY: apiKey };
+      const first = await submitAgent({ agent: "openai", prompt: "first message", env, group });
+      expect((await waitForRun(server.url, first, isFinal, 60_000)).status).toBe("success");
+      const message = async (text: string) => {
+        const answer = await api<{ run_id: string }>(server.url, "POST", `/api/runs/${first}/messages`, {
+          text,
+        });
+        expect(answer.status, JSON.stringify(answer.body)).toBe(201);
+        return answer.body.run_id;
+      };
+      const second = await message("second message");
+      await runEvent(server.url, second, (event) => event.type === "step.started" && event.step === "agent");
+      const third = await message("third message");
+      await runEvent(server.url, third, (event) => event.type === "notice");
+      const stopped = own.kill("SIGTERM");
+      // Ended while the second's turn is still held: the third was given up, not waited for.
+      const gaveUp = await waitForRun(server.url, third, isFinal, 60_000);
+      expect(gaveUp.error?.message, JSON.stringify(gaveUp.error)).toContain("it had not started");
+      expect(model.requests.some((request) => request.rawBody.includes("third message"))).toBe(false);
+      release();
+      expect((await waitForRun(server.url, second, isFinal, 60_000)).status).toBe("success");
+      expect(await stopped).toBe(143);
+    } finally {
+      release();
+      await own.kill("SIGKILL");
+      await model.stop();
+    }
+  });
+
   it("refuses a message to a run still running, and to a workflow run", async () => {
     const workflow = await api<{ run_id: string }>(server.url, "POST", "/api/runs", {
       workflow: "name: w\nsteps:\n  - name: s\n    command: echo hi\n",

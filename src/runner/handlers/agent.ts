@@ -124,6 +124,8 @@ export interface AgentHandlerDeps {
  */
 export class AgentJobHandler implements JobHandler<"agent"> {
   private readonly conversations = new ConversationQueue();
+  /** Jobs waiting in `conversations`, by job id. */
+  private readonly queued = new Set<string>();
 
   constructor(private readonly deps: AgentHandlerDeps) {}
 
@@ -143,14 +145,16 @@ export class AgentJobHandler implements JobHandler<"agent"> {
     // The result reaches the run record and run.finished: an error may quote a CLI's stderr.
     const ownEndpoint = namesOwnEndpoint(given.payload.env);
     // A follow-up sent while another turn of its conversation runs here starts when that one ends.
-    const leave = await this.conversations.enter(task.key, io.signal, () =>
+    const leave = await this.conversations.enter(task.key, io.signal, () => {
+      this.queued.add(given.job_id);
       io.emit({
         type: "notice",
         level: "info",
         message: "another turn of this conversation is running on this runner: this one starts when it ends",
         host: task.agent,
-      }),
-    );
+      });
+    });
+    this.queued.delete(given.job_id);
     if (!leave) {
       return {
         ...emptyAgentResult(task.agent),
@@ -163,6 +167,10 @@ export class AgentJobHandler implements JobHandler<"agent"> {
     } finally {
       leave();
     }
+  }
+
+  waiting(): ReadonlySet<string> {
+    return this.queued;
   }
 
   /** Where a task may name its own cwd, on this runner (core/work-folders.ts). */

@@ -24,6 +24,11 @@ export function botErrorReply(status: number, code: string, message: string): Bo
 /** Does the jobs of one kind on a runner. Failures of the work are results, never rejections. */
 export interface JobHandler<K extends JobKind> {
   run(job: JobOf<K>, io: JobIo): Promise<JobResultOf<K>>;
+  /**
+   * The jobs it holds whose work has not begun (an agent turn waiting for another turn of its
+   * conversation), by job id: a stopping runner gives these up at once, saying they never started.
+   */
+  waiting?(): ReadonlySet<string>;
 }
 
 /**
