@@ -81,6 +81,24 @@ function filesUnder(dir: string): string[] {
   return out;
 }
 
+/** A model-server match for the requests whose conversation holds `text`. */
+const saying = (text: string) => (request: { rawBody: string }) => request.rawBody.includes(text);
+
+/** A finished first turn of the `openai` agent against `model`; `more` adds to its body. */
+async function finishedFirstTurn(model: ModelServer, more: Record<string, unknown> = {}): Promise<string> {
+  const env = { OPENAI_BASE_URL: `${model.url}/v1`, OPENAI_API_KEY: apiKey };
+  const first = await submitAgent({ agent: "openai", prompt: "first message", env, ...more });
+  expect((await waitForRun(server.url, first, isFinal, 60_000)).status).toBe("success");
+  return first;
+}
+
+/** Sends `text` as the next message of `runId`'s conversation; answers the new turn's run id. */
+async function messageTo(runId: string, text: string): Promise<string> {
+  const answer = await api<{ run_id: string }>(server.url, "POST", `/api/runs/${runId}/messages`, { text });
+  expect(answer.status, JSON.stringify(answer.body)).toBe(201);
+  return answer.body.run_id;
+}
+
 beforeAll(async () => {
   projects = tempDir("runyard-git-");
   mkdirSync(projects, { recursive: true });
@@ -538,7 +556,6 @@ describe("follow-ups", () => {
     });
     // A turn's requests carry the whole conversation (the turn asked is the count of answers in
     // it): each message matches its own turns. The third's holds the second's turn or not.
-    const saying = (text: string) => (request: { rawBody: string }) => request.rawBody.includes(text);
     const firstAnswer: Turn = { text: "First answered." };
     const thirdAnswer: Turn = { text: "Third answered." };
     const model = await startModelServer({
@@ -549,16 +566,8 @@ describe("follow-ups", () => {
       ],
     });
     try {
-      const env = { OPENAI_BASE_URL: `${model.url}/v1`, OPENAI_API_KEY: apiKey };
-      const first = await submitAgent({ agent: "openai", prompt: "first message", env });
-      expect((await waitForRun(server.url, first, isFinal, 60_000)).status).toBe("success");
-      const message = async (text: string) => {
-        const answer = await api<{ run_id: string }>(server.url, "POST", `/api/runs/${first}/messages`, {
-          text,
-        });
-        expect(answer.status, JSON.stringify(answer.body)).toBe(201);
-        return answer.body.run_id;
-      };
+      const first = await finishedFirstTurn(model);
+      const message = (text: string) => messageTo(first, text);
       const second = await message("second message");
       await runEvent(server.url, second, (event) => event.type === "step.started" && event.step === "agent");
       const third = await message("third message");
@@ -594,7 +603,6 @@ describe("follow-ups", () => {
     const held = new Promise<void>((resolve) => {
       release = resolve;
     });
-    const saying = (text: string) => (request: { rawBody: string }) => request.rawBody.includes(text);
     const firstAnswer: Turn = { text: "First answered." };
     const model = await startModelServer({
       conversations: [
@@ -611,16 +619,8 @@ describe("follow-ups", () => {
       env: { RUNYARD_SHUTDOWN_GRACE_MS: "600000" },
     });
     try {
-      const env = { OPENAI_BASE_URL: `${model.url}/v1`, OPENAI_API_KEY: apiKey };
-      const first = await submitAgent({ agent: "openai", prompt: "first message", env, group });
-      expect((await waitForRun(server.url, first, isFinal, 60_000)).status).toBe("success");
-      const message = async (text: string) => {
-        const answer = await api<{ run_id: string }>(server.url, "POST", `/api/runs/${first}/messages`, {
-          text,
-        });
-        expect(answer.status, JSON.stringify(answer.body)).toBe(201);
-        return answer.body.run_id;
-      };
+      const first = await finishedFirstTurn(model, { group });
+      const message = (text: string) => messageTo(first, text);
       const second = await message("second message");
       await runEvent(server.url, second, (event) => event.type === "step.started" && event.step === "agent");
       const third = await message("third message");
