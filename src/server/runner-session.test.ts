@@ -133,17 +133,20 @@ describe("offering a runner work", () => {
    * A real RunnerHub over a queue whose claims hand out `queued` (then "nothing queued", or "no
    * room" while `room()` says a kind lacks it), counting them, and one runner's session on it.
    */
-  async function hubWithRunner(room: () => boolean = () => true) {
+  async function hubWithRunner(room: () => boolean = () => true, more: Partial<JobQueue> = {}) {
     const queued: { assignment: { job: { job_id: string; kind: string } }; nothingElseQueued: boolean }[] =
       [];
     let claims = 0;
+    const held: string[][] = [];
     const queue = {
       leaseMs: 2000,
       inventory: async () => ({ resumed: new Map([["job-held", "step"]]), drop: [], cancel: [] }),
-      claimFor: async () => {
+      claimFor: async (_runner: unknown, holding: readonly string[]) => {
         claims += 1;
+        held.push([...holding]);
         return queued.shift() ?? (room() ? "nothing queued" : "no room");
       },
+      ...more,
     } as unknown as JobQueue;
     const host = fakeSessionHost(queue);
     const hub = new RunnerHub(
@@ -167,7 +170,7 @@ describe("offering a runner work", () => {
     await expect.poll(() => socket.sent.map((message) => message.type)).toContain("welcome");
     // The hello's own dispatch asked once.
     await expect.poll(() => claims).toBe(1);
-    return { hub, queued, socket, claims: () => claims };
+    return { hub, queued, socket, claims: () => claims, held };
   }
 
   it("asks the store again at a job's end only when the queue changed since it last found nothing", async () => {
@@ -212,5 +215,24 @@ describe("offering a runner work", () => {
     hub.dispatch("room");
     hub.dispatch("room");
     expect(claims()).toBe(2);
+  });
+
+  it("frees a job's room when a report finds it ended meanwhile, as the runner forgets it on the drop", async () => {
+    // A parked run canceled while its runner took the job up ends the job in the store at once; the
+    // runner's first batch then finds it ended, and after the drop it never says `finished`.
+    let roomForAll = false;
+    const { hub, socket, claims, held } = await hubWithRunner(() => roomForAll, {
+      events: async () => "unknown",
+    });
+    roomForAll = true;
+    socket.receive({
+      type: "events",
+      job_id: "job-held",
+      batch: 1,
+      events: [{ type: "step.output", step: "s", host: "h", stream: "stdout", data: "began\n" }],
+    });
+    await expect.poll(() => socket.sent.map((message) => message.type)).toContain("drop");
+    await expect.poll(claims).toBe(2);
+    expect(held).toEqual([["step"], []]);
   });
 });

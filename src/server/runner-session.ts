@@ -475,7 +475,9 @@ export class RunnerSession implements RunKeeper {
         if (!this.owns(message.job_id)) return this.ignoreReport(runnerId, message);
         const outcome = await this.storeBatch(runnerId, message.job_id, message.batch, message.events);
         if (outcome === "held") return this.resendLater(message.job_id);
-        if (outcome === "unknown") this.send({ type: "drop", job_id: message.job_id });
+        // Ended meanwhile (a cancel of a parked run ends its job at once): the runner forgets it on
+        // `drop` and never says `finished`, so its room comes back now.
+        if (outcome === "unknown") this.dropJob(message.job_id);
         else this.send({ type: "ack", job_id: message.job_id, batch: message.batch });
         break;
       }
@@ -492,8 +494,7 @@ export class RunnerSession implements RunKeeper {
           const stored = await this.storeBatch(runnerId, message.job_id, message.batches, message.events);
           if (stored === "held") return this.resendLater(message.job_id);
           if (stored === "unknown") {
-            this.send({ type: "drop", job_id: message.job_id });
-            this.running.delete(message.job_id);
+            this.dropJob(message.job_id);
             break;
           }
         }
@@ -530,6 +531,14 @@ export class RunnerSession implements RunKeeper {
       default:
         assertExhaustive(message, "runner message");
     }
+  }
+
+  /** Tells the runner to forget a job that is no longer its own, and frees its room for more work. */
+  private dropJob(jobId: string): void {
+    this.running.delete(jobId);
+    this.unaccepted.delete(jobId);
+    this.send({ type: "drop", job_id: jobId });
+    this.host.dispatch("room");
   }
 
   /** A job the runner gave back unstarted: offered again after its back-off, failed at the limit. */
