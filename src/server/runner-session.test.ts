@@ -221,7 +221,7 @@ describe("offering a runner work", () => {
     // A parked run canceled while its runner took the job up ends the job in the store at once; the
     // runner's first batch then finds it ended, and after the drop it never says `finished`.
     let roomForAll = false;
-    const { hub, socket, claims, held } = await hubWithRunner(() => roomForAll, {
+    const { socket, claims, held } = await hubWithRunner(() => roomForAll, {
       events: async () => "unknown",
     });
     roomForAll = true;
