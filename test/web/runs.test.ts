@@ -3,8 +3,15 @@ import { open } from "node:fs/promises";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { launchBrowser, logIn, requireBrowser, screenshot, startUp, type Up } from "../helpers/browser.js";
-import { tempDir } from "../helpers/cli.js";
+import {
+  launchBrowser,
+  launchOwnBrowser,
+  logIn,
+  requireBrowser,
+  screenshot,
+  startUp,
+  type Up,
+} from "../helpers/browser.js";
 import { pacedMs } from "../helpers/machine-pace.js";
 import { isFinal, startProxy, stepDir, submit, waitForRun } from "../helpers/server.js";
 import { terminalLines, terminalShows, type XtermLike } from "../helpers/web-terminal.js";
@@ -252,19 +259,27 @@ describe.skipIf(!haveBrowser)("the runs pages", () => {
     await terminalShows(page, String(last));
     await screenshot(page, "run-page-100mb");
 
-    // The raw download: a plain link, streamed whole.
-    const download = page.waitForEvent("download");
-    await page.getByRole("link", { name: "Download raw log" }).click();
-    // Saved where the test reads it: the browser may be the run's shared one, in another process.
-    const path = join(tempDir(), "raw.log");
-    await (await download).saveAs(path);
-    expect(existsSync(path)).toBe(true);
-    expect(statSync(path).size).toBe(size);
-    const file = await open(path);
-    const tail = Buffer.alloc(20);
-    await file.read(tail, 0, 20, size - 20);
-    await file.close();
-    expect(tail.toString().split("\n").at(-2)).toBe(String(last));
     await context.close();
+
+    // The raw download: a plain link, streamed whole. Clicked in a browser of the test's own, so
+    // that the file is read where the browser saved it, not streamed to the test a second time.
+    const own = await launchOwnBrowser();
+    try {
+      const downloader = await own.newPage({ viewport: { width: 1280, height: 800 }, acceptDownloads: true });
+      await logIn(downloader, up.url);
+      await downloader.goto(`${up.url}/#/runs/${runId}`);
+      const download = downloader.waitForEvent("download");
+      await downloader.getByRole("link", { name: "Download raw log" }).click();
+      const path = await (await download).path();
+      expect(existsSync(path)).toBe(true);
+      expect(statSync(path).size).toBe(size);
+      const file = await open(path);
+      const tail = Buffer.alloc(20);
+      await file.read(tail, 0, 20, size - 20);
+      await file.close();
+      expect(tail.toString().split("\n").at(-2)).toBe(String(last));
+    } finally {
+      await own.close();
+    }
   }, 480_000);
 });
