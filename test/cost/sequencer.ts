@@ -16,12 +16,14 @@ export const secondsFile = "test/cost/seconds.json";
  * once at the start, took 10 to 35% longer each (802 s against 702 to 736).
  *
  * One exception in the longer project's own order: a file that took `longFileSeconds` or more in
- * the last map starts no later than `latestLongStart` of the way through it. In a fresh clone
- * vitest orders by size, and a small file that runs long (the chaos soak: 17 s) then started last
- * and ran alone at the end, a core idle (s91a, 2026-12-03).
+ * the last map starts before files that took `latestLongStart` of the project's seconds have. In
+ * a fresh clone vitest orders by size, and a small file that runs long (the chaos soak: 17 s)
+ * started last and ran alone at the end, a core idle (s91a, 2026-12-03). By count (70% of the
+ * files) was too late: the last files are the short ones, and a 35 s file started 100 s before
+ * the end (s91b).
  */
 const longFileSeconds = 15;
-const latestLongStart = 0.7;
+const latestLongStart = 0.5;
 
 export default class ShortProjectFirst extends BaseSequencer {
   override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
@@ -44,9 +46,17 @@ export default class ShortProjectFirst extends BaseSequencer {
     }
     // Within its project: where vitest put it, or no later than `latestLongStart` when it runs long.
     const inProject = new Map<TestSpecification, number>();
-    for (const name of projectSeconds.keys()) {
+    for (const [name, project] of projectSeconds) {
       const specs = byVitest.filter((spec) => spec.project.name === name);
-      const latest = Math.floor(specs.length * latestLongStart);
+      let before = 0;
+      let latest = specs.length;
+      for (const [index, spec] of specs.entries()) {
+        if (before >= project.seconds * latestLongStart) {
+          latest = index;
+          break;
+        }
+        before += fileSeconds(spec);
+      }
       for (const [index, spec] of specs.entries())
         inProject.set(spec, fileSeconds(spec) >= longFileSeconds ? Math.min(index, latest) : index);
     }
