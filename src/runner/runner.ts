@@ -2,8 +2,8 @@ import { mkdirSync, rmSync } from "node:fs";
 import { RunyardError } from "../core/errors.js";
 import { assertExhaustive } from "../core/exhaustive.js";
 import { type Job, type JobKind, type JobResult, jobKinds, jobLogFields } from "../core/jobs/index.js";
+import type { Logger } from "../core/logger.js";
 import {
-  type BotReply,
   maxKeptRuns,
   maxRunnerMessageBytes,
   messageTooBigCloseCode,
@@ -14,12 +14,14 @@ import {
   ServerMessage,
 } from "../core/protocol.js";
 import { linkOpen, type RunnerLink } from "../core/runner-link.js";
-import { botErrorReply, detachReason, type JobIo } from "./handlers/types.js";
+import { answerBotCall, removeBot } from "./bot-messages.js";
+import { detachReason, type JobIo } from "./handlers/types.js";
 import { JobOutbox, type OutboxLink } from "./job-outbox.js";
 import { outputPieces } from "./message-limits.js";
 import { OutputSpool, SpoolDisk } from "./output-spool.js";
 import type { RunnerDaemonOptions } from "./runner-options.js";
 import { openServerLink } from "./server-link.js";
+import { WorkSlots } from "./work-slots.js";
 
 /** What the server refuses a hello with for good: the runner stops instead of retrying. */
 const refusalCodes = [
@@ -57,6 +59,8 @@ interface HeldJob {
   ended?: boolean;
   /** Given up (shutdown grace passed, or the server dropped it): no result is sent. */
   abandoned?: boolean;
+  /** Not started yet: a dropped job's processes still hold its slot (`WorkSlots`). */
+  waitingForSlot?: boolean;
 }
 
 /**
@@ -101,6 +105,8 @@ export class RunnerDaemon {
   private onJobGone: (() => void) | undefined;
   /** What all the jobs' spools hold together, against the overall cap and the disk's free space. */
   private readonly spoolDisk: SpoolDisk | undefined;
+  /** The work (not bots) whose processes live, against the capacity: a dropped job's count until they are gone. */
+  private readonly slots: WorkSlots;
 
   constructor(private readonly options: RunnerDaemonOptions) {
     if (options.serverUrls.length === 0) throw new Error("a runner needs at least one server URL");
@@ -113,6 +119,7 @@ export class RunnerDaemon {
       this.spoolDisk = new SpoolDisk(options.spool.dir, options.spool.totalBytes, options.spool.minFreeBytes);
     }
     this.foundBots = options.bots?.found ?? [];
+    this.slots = new WorkSlots(options.info.capacity);
   }
 
   /** Connects; resolves on the first welcome, rejects if the server refuses the token. */
@@ -157,6 +164,13 @@ export class RunnerDaemon {
       this.abandon(
         job,
         "it had not started: it waited for another turn of its conversation on this runner, which is shutting down",
+      );
+    }
+    for (const job of this.jobs.values()) {
+      if (!job.waitingForSlot || job.abandoned) continue;
+      this.abandon(
+        job,
+        "it had not started: it waited for a dropped job's processes to end on this runner, which is shutting down",
       );
     }
     const deadline = Date.now() + graceMs;
@@ -398,34 +412,11 @@ export class RunnerDaemon {
         break;
       }
       case "remove_bot":
-        if (this.options.bots) {
-          void this.options.bots.remove(message.bot_id).then(
-            () =>
-              this.options.logger.info(
-                { botId: message.bot_id },
-                "removed a bot container the server no longer wants",
-              ),
-            (error: unknown) =>
-              this.options.logger.warn(
-                { err: error, botId: message.bot_id },
-                "cannot remove a disowned bot container",
-              ),
-          );
-        }
+        removeBot(this.options.bots, message.bot_id, this.options.logger);
         break;
-      case "bot_call": {
-        const answer = this.options.bots?.call;
-        const callId = message.call_id;
-        const reply: Promise<BotReply> = answer
-          ? answer(message.bot_id, message.call, (bodyBase64) => this.sendPart(callId, bodyBase64))
-          : Promise.resolve(botErrorReply(503, "BOT_NOT_RUNNING", "this runner runs no bots"));
-        void reply
-          .catch((error: unknown) =>
-            botErrorReply(502, "BOT_HOOK_FAILED", error instanceof Error ? error.message : String(error)),
-          )
-          .then((done) => this.send({ type: "bot_reply", call_id: message.call_id, reply: done }));
+      case "bot_call":
+        answerBotCall(this.options.bots, message, this.socket, (reply) => this.send(reply));
         break;
-      }
       case "error":
         if (isRefusal(message.code)) {
           // Retrying cannot help: the id is someone else's until their token is revoked, a
@@ -520,6 +511,32 @@ export class RunnerDaemon {
     this.jobs.set(jobId, job);
     job.outbox.accept(this.options.acceptGraceMs ?? 0);
     const log = this.options.logger.child({ jobId, kind: assignment.kind });
+    const work = assignment.kind !== "bot";
+    if (!work || this.slots.tryTake()) {
+      this.runHeld(job, assignment, log, work);
+      return;
+    }
+    log.info("job waits: a dropped job's processes are still ending");
+    job.waitingForSlot = true;
+    void this.slots.take().then(() => {
+      job.waitingForSlot = false;
+      this.runHeld(job, assignment, log, work);
+    });
+  }
+
+  /** Runs a job it holds; `work` when it holds one of the work slots, given back when it ends. */
+  private runHeld(job: HeldJob, assignment: Job, log: Logger, work: boolean): void {
+    const jobId = job.id;
+    const ended = (): void => {
+      job.ended = true;
+      if (work) this.slots.release();
+    };
+    if (job.abandoned) {
+      // Dropped while it waited for a slot: nothing of it ran.
+      ended();
+      this.forget(jobId);
+      return;
+    }
     log.info(jobLogFields(assignment), "job started");
     const io: JobIo = {
       signal: job.controller.signal,
@@ -529,7 +546,7 @@ export class RunnerDaemon {
     };
     this.runJob(assignment, io).then(
       (result) => {
-        job.ended = true;
+        ended();
         if (job.abandoned) {
           log.info("job cut; its processes are gone");
           this.forget(jobId);
@@ -540,7 +557,7 @@ export class RunnerDaemon {
       },
       (error: unknown) => {
         // A handler turns failures of the work into results; this is a fault of the runner.
-        job.ended = true;
+        ended();
         log.error({ err: error }, "job handler failed");
         if (!job.abandoned) {
           job.abandoned = true;
@@ -570,21 +587,6 @@ export class RunnerDaemon {
       default:
         return assertExhaustive(job, "job kind");
     }
-  }
-
-  /**
-   * One part of a long bot answer; resolves once the socket has sent what it held, so the parts
-   * take turns with the other jobs' messages instead of filling the link ahead of them.
-   */
-  private sendPart(callId: string, bodyBase64: string): Promise<void> {
-    const socket = this.socket;
-    if (socket?.readyState !== linkOpen) return Promise.reject(new Error("the server link closed"));
-    return new Promise<void>((resolve, reject) =>
-      socket.send(
-        JSON.stringify({ type: "bot_reply_part", call_id: callId, body_base64: bodyBase64 }),
-        (error) => (error ? reject(error) : resolve()),
-      ),
-    );
   }
 
   private send(message: RunnerMessage): void {

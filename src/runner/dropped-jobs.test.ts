@@ -1,0 +1,167 @@
+import { once } from "node:events";
+import type { AddressInfo } from "node:net";
+import { afterEach, describe, expect, it } from "vitest";
+import { type WebSocket, WebSocketServer } from "ws";
+import type { StepJob, StepJobResult } from "../core/jobs/step.js";
+import { silentLogger } from "../core/logger.js";
+import type { JobHandler } from "./handlers/types.js";
+import { RunnerDaemon } from "./runner.js";
+import { WorkSlots } from "./work-slots.js";
+
+/*
+ * A job the server dropped may still have processes alive (a step that ignores SIGTERM lives until
+ * the kill grace ends), while the server already counts its slot free and assigns the next job.
+ * The runner starts that next job only once the dropped one's processes are gone.
+ */
+
+const cleanups: Array<() => Promise<unknown> | undefined> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+describe("WorkSlots", () => {
+  it("holds up to its capacity, and hands a freed slot to the one that waited longest", async () => {
+    const slots = new WorkSlots(1);
+    expect(slots.tryTake()).toBe(true);
+    expect(slots.tryTake()).toBe(false);
+    const order: string[] = [];
+    const first = slots.take().then(() => order.push("first"));
+    const second = slots.take().then(() => order.push("second"));
+    slots.release();
+    await first;
+    expect(order).toEqual(["first"]);
+    expect(slots.held).toBe(1);
+    slots.release();
+    await second;
+    expect(order).toEqual(["first", "second"]);
+    slots.release();
+    expect(slots.held).toBe(0);
+  });
+});
+
+/** A promise and what resolves it (Node 20 has no `Promise.withResolvers`). */
+function signal(): { promise: Promise<void>; resolve: () => void } {
+  let resolve = () => {};
+  const promise = new Promise<void>((done) => {
+    resolve = done;
+  });
+  return { promise, resolve };
+}
+
+/** A step job as the server assigns it. */
+function stepJob(id: string): Record<string, unknown> {
+  return {
+    job_id: id,
+    kind: "step",
+    payload: {
+      run_id: `run-${id}`,
+      step: "s",
+      host: "h",
+      attempt: 1,
+      action: "cmd.run",
+      script: "true",
+      env: {},
+    },
+  };
+}
+
+/** A scripted server: welcomes the runner, then sends what the test says and records what it answers. */
+async function scriptedServer() {
+  const wss = new WebSocketServer({ host: "127.0.0.1", port: 0 });
+  await once(wss, "listening");
+  cleanups.push(() => new Promise((resolve) => wss.close(resolve)));
+  const received: Array<Record<string, unknown>> = [];
+  const heard: Array<() => void> = [];
+  let socket: WebSocket | undefined;
+  const connected = new Promise<void>((resolve) => {
+    wss.on("connection", (ws) => {
+      socket = ws;
+      ws.on("message", (raw) => {
+        const message = JSON.parse(String(raw)) as Record<string, unknown>;
+        received.push(message);
+        if (message.type === "hello") {
+          ws.send(
+            JSON.stringify({ type: "welcome", runner_id: "r", heartbeat_ms: 60_000, lease_ms: 120_000 }),
+          );
+          resolve();
+        }
+        if (message.type === "finished") ws.send(JSON.stringify({ type: "done", job_id: message.job_id }));
+        for (const check of heard.splice(0)) check();
+      });
+    });
+  });
+  const port = (wss.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    connected,
+    send: (message: Record<string, unknown>) => socket?.send(JSON.stringify(message)),
+    /** Resolves once the runner said something that `match` holds for. */
+    answer: (match: (message: Record<string, unknown>) => boolean): Promise<void> =>
+      new Promise((resolve) => {
+        const check = () => (received.some(match) ? resolve() : heard.push(check));
+        check();
+      }),
+  };
+}
+
+describe("a runner's capacity with a dropped job still running", () => {
+  it("starts the next job only once the dropped job's processes are gone", async () => {
+    const server = await scriptedServer();
+    const started: string[] = [];
+    let endFirst: (result: StepJobResult) => void = () => {};
+    const firstStarted = signal();
+    const secondStarted = signal();
+    const step: JobHandler<"step"> = {
+      run(job: StepJob) {
+        started.push(job.job_id);
+        if (job.job_id === "j1") {
+          firstStarted.resolve();
+          // Its processes ignore the abort that the drop brings, until the test ends them.
+          return new Promise((resolve) => {
+            endFirst = resolve;
+          });
+        }
+        secondStarted.resolve();
+        return Promise.resolve({ kind: "step", status: "success", exit_code: 0 } as StepJobResult);
+      },
+    };
+    const runner = new RunnerDaemon({
+      serverUrls: [server.url],
+      token: "ryt_dropped_jobs_token_0123456789",
+      info: {
+        id: "r",
+        group: "default",
+        labels: [],
+        mode: "all",
+        capacity: 1,
+        cpus: null,
+        memory: null,
+        hostname: "test",
+        tenant_id: null,
+        version: null,
+        shared: false,
+        isolation: "none",
+      },
+      handlers: { step },
+      logger: silentLogger,
+    });
+    cleanups.push(() => runner.stop(0));
+    await runner.start();
+    await server.connected;
+
+    server.send({ type: "assign", job: stepJob("j1"), lease_expires_at: new Date().toISOString() });
+    await firstStarted.promise;
+    server.send({ type: "drop", job_id: "j1" });
+    server.send({ type: "assign", job: stepJob("j2"), lease_expires_at: new Date().toISOString() });
+    // The runner handles the server's messages in order: once it answers a cancel sent after the
+    // assign, it has taken the assign up.
+    server.send({ type: "cancel", job_id: "probe" });
+    await server.answer((message) => message.type === "abandoned" && message.job_id === "probe");
+    expect(started).toEqual(["j1"]);
+    expect(runner.runningJobs).toBe(2);
+
+    endFirst({ kind: "step", status: "canceled", exit_code: null } as StepJobResult);
+    await secondStarted.promise;
+    expect(started).toEqual(["j1", "j2"]);
+  });
+});
