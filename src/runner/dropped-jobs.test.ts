@@ -20,22 +20,35 @@ afterEach(async () => {
 });
 
 describe("WorkSlots", () => {
-  it("holds up to its capacity, and hands a freed slot to the one that waited longest", async () => {
+  it("holds up to its capacity, and hands a freed slot to the job that waited longest", async () => {
     const slots = new WorkSlots(1);
-    expect(slots.tryTake()).toBe(true);
-    expect(slots.tryTake()).toBe(false);
+    expect(slots.tryTake("a")).toBe(true);
+    expect(slots.tryTake("b")).toBe(false);
     const order: string[] = [];
-    const first = slots.take().then(() => order.push("first"));
-    const second = slots.take().then(() => order.push("second"));
-    slots.release();
+    const first = slots.take("b").then(() => order.push("b"));
+    const second = slots.take("c").then(() => order.push("c"));
+    slots.free("a");
+    slots.free("a"); // once per job: a second call frees nothing
     await first;
-    expect(order).toEqual(["first"]);
+    expect(order).toEqual(["b"]);
     expect(slots.held).toBe(1);
-    slots.release();
+    slots.free("b");
     await second;
-    expect(order).toEqual(["first", "second"]);
-    slots.release();
+    expect(order).toEqual(["b", "c"]);
+    slots.free("c");
     expect(slots.held).toBe(0);
+  });
+
+  it("frees a dropped job's slot when the wait for its processes runs out, once", async () => {
+    const slots = new WorkSlots(1, 20);
+    slots.tryTake("stuck");
+    const late: string[] = [];
+    slots.dropped("stuck", { ...silentLogger, warn: (fields: { jobId: string }) => late.push(fields.jobId) });
+    await slots.take("next");
+    expect(late).toEqual(["stuck"]);
+    // Its processes ending later free nothing more: the slot is the next job's.
+    slots.free("stuck");
+    expect(slots.held).toBe(1);
   });
 });
 
@@ -104,50 +117,68 @@ async function scriptedServer() {
   };
 }
 
+/**
+ * A runner of capacity 1 linked to `server`, whose step handler starts "j1" as a job whose
+ * processes ignore the drop's abort until `endFirst` is called; any other job ends at once.
+ */
+async function runnerOfOne(server: Awaited<ReturnType<typeof scriptedServer>>, droppedSlotMs?: number) {
+  const started: string[] = [];
+  let endFirst: (result: StepJobResult) => void = () => {};
+  const firstStarted = signal();
+  const secondStarted = signal();
+  const step: JobHandler<"step"> = {
+    run(job: StepJob) {
+      started.push(job.job_id);
+      if (job.job_id === "j1") {
+        firstStarted.resolve();
+        return new Promise((resolve) => {
+          endFirst = resolve;
+        });
+      }
+      secondStarted.resolve();
+      return Promise.resolve({ kind: "step", status: "success", exit_code: 0 } as StepJobResult);
+    },
+  };
+  const runner = new RunnerDaemon({
+    serverUrls: [server.url],
+    token: "ryt_dropped_jobs_token_0123456789",
+    info: {
+      id: "r",
+      group: "default",
+      labels: [],
+      mode: "all",
+      capacity: 1,
+      cpus: null,
+      memory: null,
+      hostname: "test",
+      tenant_id: null,
+      version: null,
+      shared: false,
+      isolation: "none",
+    },
+    handlers: { step },
+    logger: silentLogger,
+    ...(droppedSlotMs === undefined ? {} : { droppedSlotMs }),
+  });
+  cleanups.push(() => {
+    endFirst({ kind: "step", status: "canceled", exit_code: null } as StepJobResult);
+    return runner.stop(0);
+  });
+  await runner.start();
+  await server.connected;
+  return {
+    runner,
+    started,
+    firstStarted,
+    secondStarted,
+    endFirst: (result: StepJobResult) => endFirst(result),
+  };
+}
+
 describe("a runner's capacity with a dropped job still running", () => {
   it("starts the next job only once the dropped job's processes are gone", async () => {
     const server = await scriptedServer();
-    const started: string[] = [];
-    let endFirst: (result: StepJobResult) => void = () => {};
-    const firstStarted = signal();
-    const secondStarted = signal();
-    const step: JobHandler<"step"> = {
-      run(job: StepJob) {
-        started.push(job.job_id);
-        if (job.job_id === "j1") {
-          firstStarted.resolve();
-          // Its processes ignore the abort that the drop brings, until the test ends them.
-          return new Promise((resolve) => {
-            endFirst = resolve;
-          });
-        }
-        secondStarted.resolve();
-        return Promise.resolve({ kind: "step", status: "success", exit_code: 0 } as StepJobResult);
-      },
-    };
-    const runner = new RunnerDaemon({
-      serverUrls: [server.url],
-      token: "ryt_dropped_jobs_token_0123456789",
-      info: {
-        id: "r",
-        group: "default",
-        labels: [],
-        mode: "all",
-        capacity: 1,
-        cpus: null,
-        memory: null,
-        hostname: "test",
-        tenant_id: null,
-        version: null,
-        shared: false,
-        isolation: "none",
-      },
-      handlers: { step },
-      logger: silentLogger,
-    });
-    cleanups.push(() => runner.stop(0));
-    await runner.start();
-    await server.connected;
+    const { runner, started, firstStarted, secondStarted, endFirst } = await runnerOfOne(server);
 
     server.send({ type: "assign", job: stepJob("j1"), lease_expires_at: new Date().toISOString() });
     await firstStarted.promise;
@@ -161,6 +192,19 @@ describe("a runner's capacity with a dropped job still running", () => {
     expect(runner.runningJobs).toBe(2);
 
     endFirst({ kind: "step", status: "canceled", exit_code: null } as StepJobResult);
+    await secondStarted.promise;
+    expect(started).toEqual(["j1", "j2"]);
+  });
+
+  it("starts the next job anyway once a dropped job's processes outlive the wait for them", async () => {
+    const server = await scriptedServer();
+    const { started, firstStarted, secondStarted } = await runnerOfOne(server, 100);
+
+    server.send({ type: "assign", job: stepJob("j1"), lease_expires_at: new Date().toISOString() });
+    await firstStarted.promise;
+    server.send({ type: "drop", job_id: "j1" });
+    server.send({ type: "assign", job: stepJob("j2"), lease_expires_at: new Date().toISOString() });
+    // j1 never ends here: its slot is given up after the wait.
     await secondStarted.promise;
     expect(started).toEqual(["j1", "j2"]);
   });

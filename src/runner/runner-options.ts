@@ -33,6 +33,8 @@ export interface RunnerDaemonOptions {
   logger: Logger;
   /** How long a job's accept waits for its first report to carry it (see `JobOutbox.accept`); absent: 0. */
   acceptGraceMs?: number;
+  /** The longest a dropped job's processes hold its slot after the drop (`WorkSlots`); absent: 15 s. */
+  droppedSlotMs?: number;
   /** First reconnect delay; doubles up to `maxBackoffMs`. */
   minBackoffMs?: number;
   maxBackoffMs?: number;

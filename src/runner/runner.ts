@@ -119,7 +119,7 @@ export class RunnerDaemon {
       this.spoolDisk = new SpoolDisk(options.spool.dir, options.spool.totalBytes, options.spool.minFreeBytes);
     }
     this.foundBots = options.bots?.found ?? [];
-    this.slots = new WorkSlots(options.info.capacity);
+    this.slots = new WorkSlots(options.info.capacity, options.droppedSlotMs);
   }
 
   /** Connects; resolves on the first welcome, rejects if the server refuses the token. */
@@ -408,7 +408,10 @@ export class RunnerDaemon {
         job?.controller.abort();
         // A dropped job that still runs stays until its processes are gone (see `assigned`).
         if (!job || job.ended) this.forget(message.job_id);
-        else job.abandoned = true;
+        else {
+          job.abandoned = true;
+          this.slots.dropped(job.id, this.options.logger);
+        }
         break;
       }
       case "remove_bot":
@@ -512,13 +515,13 @@ export class RunnerDaemon {
     job.outbox.accept(this.options.acceptGraceMs ?? 0);
     const log = this.options.logger.child({ jobId, kind: assignment.kind });
     const work = assignment.kind !== "bot";
-    if (!work || this.slots.tryTake()) {
+    if (!work || this.slots.tryTake(jobId)) {
       this.runHeld(job, assignment, log, work);
       return;
     }
     log.info("job waits: a dropped job's processes are still ending");
     job.waitingForSlot = true;
-    void this.slots.take().then(() => {
+    void this.slots.take(jobId).then(() => {
       job.waitingForSlot = false;
       this.runHeld(job, assignment, log, work);
     });
@@ -529,7 +532,7 @@ export class RunnerDaemon {
     const jobId = job.id;
     const ended = (): void => {
       job.ended = true;
-      if (work) this.slots.release();
+      if (work) this.slots.free(jobId);
     };
     if (job.abandoned) {
       // Dropped while it waited for a slot: nothing of it ran.

@@ -469,6 +469,8 @@ export async function localRunnerDaemon(
       bots,
       logger: connection.logger,
       acceptGraceMs: config.acceptGraceMs,
+      // SIGTERM, the kill grace, SIGKILL, and the reaping after it.
+      droppedSlotMs: config.killGraceMs + 10_000,
       journal,
       // Output of jobs whose server cannot take it for a while waits here past 32 MiB a job.
       spool: {
