@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { type WebSocket, WebSocketServer } from "ws";
 import type { StepJob, StepJobResult } from "../core/jobs/step.js";
 import { silentLogger } from "../core/logger.js";
-import type { JobHandler } from "./handlers/types.js";
+import type { JobHandler, JobIo } from "./handlers/types.js";
 import { RunnerDaemon } from "./runner.js";
 import { WorkSlots } from "./work-slots.js";
 
@@ -107,6 +107,7 @@ async function scriptedServer() {
   return {
     url: `http://127.0.0.1:${port}`,
     connected,
+    received,
     send: (message: Record<string, unknown>) => socket?.send(JSON.stringify(message)),
     /** Resolves once the runner said something that `match` holds for. */
     answer: (match: (message: Record<string, unknown>) => boolean): Promise<void> =>
@@ -124,12 +125,14 @@ async function scriptedServer() {
 async function runnerOfOne(server: Awaited<ReturnType<typeof scriptedServer>>, droppedSlotMs?: number) {
   const started: string[] = [];
   let endFirst: (result: StepJobResult) => void = () => {};
+  let firstIo: JobIo | undefined;
   const firstStarted = signal();
   const secondStarted = signal();
   const step: JobHandler<"step"> = {
-    run(job: StepJob) {
+    run(job: StepJob, io: JobIo) {
       started.push(job.job_id);
       if (job.job_id === "j1") {
+        firstIo = io;
         firstStarted.resolve();
         return new Promise((resolve) => {
           endFirst = resolve;
@@ -172,13 +175,16 @@ async function runnerOfOne(server: Awaited<ReturnType<typeof scriptedServer>>, d
     firstStarted,
     secondStarted,
     endFirst: (result: StepJobResult) => endFirst(result),
+    /** Output of j1's step, as its handler reports it. */
+    firstPrints: (data: string) =>
+      firstIo?.emit({ type: "step.output", step: "s", host: "h", stream: "stdout", data }),
   };
 }
 
 describe("a runner's capacity with a dropped job still running", () => {
   it("starts the next job only once the dropped job's processes are gone", async () => {
     const server = await scriptedServer();
-    const { runner, started, firstStarted, secondStarted, endFirst } = await runnerOfOne(server);
+    const { runner, started, firstStarted, secondStarted, endFirst, firstPrints } = await runnerOfOne(server);
 
     server.send({ type: "assign", job: stepJob("j1"), lease_expires_at: new Date().toISOString() });
     await firstStarted.promise;
@@ -188,12 +194,21 @@ describe("a runner's capacity with a dropped job still running", () => {
     // assign, it has taken the assign up.
     server.send({ type: "cancel", job_id: "probe" });
     await server.answer((message) => message.type === "abandoned" && message.job_id === "probe");
+    // The dropped job's step prints on; the next probe's answer comes after what that sent.
+    firstPrints("after the drop\n");
+    server.send({ type: "cancel", job_id: "probe-2" });
+    await server.answer((message) => message.type === "abandoned" && message.job_id === "probe-2");
     expect(started).toEqual(["j1"]);
     expect(runner.runningJobs).toBe(2);
+    // j2 is accepted when it starts, not while it waits: its step's start is stored as it runs.
+    expect(server.received.filter((message) => message.job_id === "j2")).toEqual([]);
+    // Nothing more of the dropped job: the server would refuse it.
+    expect(server.received.filter((message) => message.type === "events")).toEqual([]);
 
     endFirst({ kind: "step", status: "canceled", exit_code: null } as StepJobResult);
     await secondStarted.promise;
     expect(started).toEqual(["j1", "j2"]);
+    await server.answer((message) => message.type === "accept" && message.job_id === "j2");
   });
 
   it("starts the next job anyway once a dropped job's processes outlive the wait for them", async () => {

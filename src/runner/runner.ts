@@ -154,24 +154,18 @@ export class RunnerDaemon {
         "its runner is restarting; the bot's container keeps running and is adopted when the runner is back";
       this.abandon(job, reason, detachReason);
     }
-    // A job still waiting for its turn (another turn of its agent conversation runs here) never
-    // started: it goes now, saying so, rather than start during the shutdown or be cut at its end.
+    // A job still waiting (for another turn of its agent conversation, or for a dropped job's
+    // processes to end) never started: it goes now, saying so, rather than start during the
+    // shutdown or be cut at its end.
     const waiting = new Set(
       Object.values(this.options.handlers).flatMap((handler) => [...(handler?.waiting?.() ?? [])]),
     );
     for (const job of this.jobs.values()) {
-      if (!waiting.has(job.id) || job.outbox.result || job.abandoned) continue;
-      this.abandon(
-        job,
-        "it had not started: it waited for another turn of its conversation on this runner, which is shutting down",
-      );
-    }
-    for (const job of this.jobs.values()) {
-      if (!job.waitingForSlot || job.abandoned) continue;
-      this.abandon(
-        job,
-        "it had not started: it waited for a dropped job's processes to end on this runner, which is shutting down",
-      );
+      if (!(waiting.has(job.id) || job.waitingForSlot) || job.outbox.result || job.abandoned) continue;
+      const what = job.waitingForSlot
+        ? "a dropped job's processes to end"
+        : "another turn of its conversation";
+      this.abandon(job, `it had not started: it waited for ${what} on this runner, which is shutting down`);
     }
     const deadline = Date.now() + graceMs;
     while (this.runningJobs > 0 && Date.now() < deadline) await this.jobGone(deadline - Date.now());
@@ -406,10 +400,11 @@ export class RunnerDaemon {
         // bot was stopped while this runner was silent. One that is still wanted comes back as
         // the bot's next job and starts it again.
         job?.controller.abort();
-        // A dropped job that still runs stays until its processes are gone (see `assigned`).
+        // One that still runs stays, silent, until its processes are gone (or its slot's wait ends).
         if (!job || job.ended) this.forget(message.job_id);
         else {
           job.abandoned = true;
+          job.outbox.quiet();
           this.slots.dropped(job.id, this.options.logger);
         }
         break;
@@ -470,8 +465,8 @@ export class RunnerDaemon {
       }
       this.send({ type: "heartbeat", bots: this.options.bots?.stats?.() ?? [] });
     }, heartbeatMs);
-    // Everything the server may have missed while we were apart.
-    for (const job of this.jobs.values()) job.outbox.resend();
+    // Everything the server may have missed while we were apart, of the jobs it still wants.
+    for (const job of this.jobs.values()) if (!job.abandoned) job.outbox.resend();
   }
 
   private assigned(assignment: Job): void {
@@ -512,7 +507,6 @@ export class RunnerDaemon {
       ),
     };
     this.jobs.set(jobId, job);
-    job.outbox.accept(this.options.acceptGraceMs ?? 0);
     const log = this.options.logger.child({ jobId, kind: assignment.kind });
     const work = assignment.kind !== "bot";
     if (!work || this.slots.tryTake(jobId)) {
@@ -540,11 +534,14 @@ export class RunnerDaemon {
       this.forget(jobId);
       return;
     }
+    // Accepted as it starts, not when it came: the step's start is stored once it runs.
+    job.outbox.accept(this.options.acceptGraceMs ?? 0);
     log.info(jobLogFields(assignment), "job started");
     const io: JobIo = {
       signal: job.controller.signal,
       emit: (event) => {
-        for (const piece of outputPieces(event)) job.outbox.report(piece);
+        // A job given up (dropped, cut) reports no more: the server would refuse it.
+        if (!job.abandoned) for (const piece of outputPieces(event)) job.outbox.report(piece);
       },
     };
     this.runJob(assignment, io).then(
