@@ -8,6 +8,7 @@ import { LocalStepRunner } from "../src/exec/local-runner.js";
 import { StepJobHandler } from "../src/runner/handlers/step.js";
 import { RunnerDaemon } from "../src/runner/runner.js";
 import { type RunningServer, startServer } from "../src/server/server.js";
+import { testRunnerInfo } from "./helpers/runner-info.js";
 
 /*
  * The server in this process: its real API (`app.inject()`), its real runner hub on a loopback
@@ -48,20 +49,7 @@ async function runner(running: RunningServer, id = "inproc"): Promise<RunnerDaem
   const daemon = new RunnerDaemon({
     serverUrls: [running.url],
     token: secret,
-    info: {
-      id,
-      group: "default",
-      labels: [],
-      mode: "all",
-      capacity: 2,
-      cpus: null,
-      memory: null,
-      hostname: "test",
-      tenant_id: null,
-      version: null,
-      shared: false,
-      isolation: "none",
-    },
+    info: testRunnerInfo({ id, capacity: 2 }),
     handlers: {
       step: new StepJobHandler(
         new LocalStepRunner(executor, {

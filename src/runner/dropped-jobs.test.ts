@@ -2,6 +2,7 @@ import { once } from "node:events";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { type WebSocket, WebSocketServer } from "ws";
+import { testRunnerInfo } from "../../test/helpers/runner-info.js";
 import type { StepJob, StepJobResult } from "../core/jobs/step.js";
 import { silentLogger } from "../core/logger.js";
 import type { JobHandler, JobIo } from "./handlers/types.js";
@@ -145,20 +146,7 @@ async function runnerOfOne(server: Awaited<ReturnType<typeof scriptedServer>>, d
   const runner = new RunnerDaemon({
     serverUrls: [server.url],
     token: "ryt_dropped_jobs_token_0123456789",
-    info: {
-      id: "r",
-      group: "default",
-      labels: [],
-      mode: "all",
-      capacity: 1,
-      cpus: null,
-      memory: null,
-      hostname: "test",
-      tenant_id: null,
-      version: null,
-      shared: false,
-      isolation: "none",
-    },
+    info: testRunnerInfo({ id: "r" }),
     handlers: { step },
     logger: silentLogger,
     ...(droppedSlotMs === undefined ? {} : { droppedSlotMs }),

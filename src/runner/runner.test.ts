@@ -3,6 +3,7 @@ import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { testRunnerInfo } from "../../test/helpers/runner-info.js";
 import { silentLogger } from "../core/logger.js";
 import { createExecutor } from "../exec/create-executor.js";
 import { LocalStepRunner } from "../exec/local-runner.js";
@@ -84,20 +85,7 @@ function daemon(
   const runner = new RunnerDaemon({
     serverUrls,
     token: runnerSecret,
-    info: {
-      id: "failover-runner",
-      group: "default",
-      labels: [],
-      mode: "all",
-      capacity: 1,
-      cpus: null,
-      memory: null,
-      hostname: "test",
-      tenant_id: null,
-      version: null,
-      shared: false,
-      isolation: "none",
-    },
+    info: testRunnerInfo({ id: "failover-runner" }),
     handlers: { step: new StepJobHandler(new LocalStepRunner(executor, { killGraceMs: 300 })) },
     logger: silentLogger,
     ...options,
