@@ -1,4 +1,4 @@
-import type { Browser, Page } from "playwright-core";
+import type { Browser, Page, Route } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { launchBrowser, logIn, requireBrowser, screenshot, startUp, type Up } from "../helpers/browser.js";
 import { tempDir } from "../helpers/cli.js";
@@ -226,6 +226,33 @@ describe.skipIf(!haveBrowser)("the agents pages", () => {
     await screenshot(page, "agents-fan-out");
     await page.close();
   }, 120_000);
+
+  it("offers the agents only once it knows which are usable, so the list never moves under a click", async () => {
+    const page = await browser.newPage({ viewport: desktop });
+    await logIn(page, up.url);
+    let hold: ((route: Route) => void) | undefined;
+    const held = new Promise<Route>((resolve) => (hold = resolve));
+    await page.route(
+      (url) => url.pathname === "/health/agents",
+      (route) => hold?.(route),
+    );
+    await page.goto(`${up.url}#/agents`);
+    const route = await held;
+    const form = page.getByRole("form", { name: "Start an agent task" });
+    await form.getByText("Looking for the agents this server and its runners offer…").waitFor();
+    expect(await form.getByRole("checkbox", { name: "openai" }).count()).toBe(0);
+    await route.continue();
+    await expectAgentsMarked(page);
+    // Usable first: openai (offered by up's runner) stands before gemini (not installed).
+    const names = await page
+      .getByRole("group", { name: /^Agents/ })
+      .getByRole("checkbox")
+      .evaluateAll((boxes) => boxes.map((box) => box.parentElement?.textContent?.trim() ?? ""));
+    expect(names.findIndex((n) => n.startsWith("openai"))).toBeLessThan(
+      names.findIndex((n) => n.startsWith("gemini")),
+    );
+    await page.close();
+  });
 
   it("shows the agents page on a phone without horizontal overflow of the page", async () => {
     const page = await browser.newPage({ viewport: { width: 390, height: 844 } });

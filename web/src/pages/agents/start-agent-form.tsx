@@ -9,7 +9,9 @@ const knownAgents = ["claude_code", "codex", "opencode", "gemini", "copilot", "o
 
 /** Start an agent task: POST /api/runs {kind:"agent"} (src/server/runs/agent-spec.ts), then its page. */
 export function StartAgentForm() {
-  const [agents, setAgents] = useState<string[]>(knownAgents);
+  // Shown once GET /health/agents answers: a list that reordered itself under the pointer would
+  // take a click meant for one agent on another.
+  const [agents, setAgents] = useState<string[] | null>(null);
   const [picked, setPicked] = useState<string[]>([]);
   // Per agent no runner offers: why ("not installed"); unknown until GET /health/agents answers.
   const [missing, setMissing] = useState<Map<string, string>>(new Map());
@@ -48,7 +50,7 @@ export function StartAgentForm() {
         );
         setPicked((old) => (old.length > 0 ? old : [...usable].slice(0, 1)));
       },
-      () => undefined,
+      () => setAgents(knownAgents),
     );
   }, []);
 
@@ -97,14 +99,18 @@ export function StartAgentForm() {
     <form className="form-grid" onSubmit={submit} aria-label="Start an agent task">
       <fieldset className="wide">
         <legend>Agents (two or more: a fan-out, side by side)</legend>
-        <div className="actions">
-          {agents.map((name) => (
-            <label key={name} className="check">
-              <input type="checkbox" checked={picked.includes(name)} onChange={() => toggle(name)} /> {name}
-              {missing.has(name) ? <span className="meta"> ({missing.get(name)})</span> : null}
-            </label>
-          ))}
-        </div>
+        {agents === null ? (
+          <p className="meta">Looking for the agents this server and its runners offer…</p>
+        ) : (
+          <div className="actions">
+            {agents.map((name) => (
+              <label key={name} className="check">
+                <input type="checkbox" checked={picked.includes(name)} onChange={() => toggle(name)} /> {name}
+                {missing.has(name) ? <span className="meta"> ({missing.get(name)})</span> : null}
+              </label>
+            ))}
+          </div>
+        )}
       </fieldset>
       <label className="wide">
         Prompt
