@@ -2,6 +2,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { type Kysely, sql } from "kysely";
 import { RunyardError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
+import { copySchema, isEmptySqlite, rememberSchema } from "./fresh-schema.js";
 import type { DialectName } from "./introspect.js";
 import { migrateToLatest, migrations } from "./migrations/index.js";
 import {
@@ -55,6 +56,9 @@ export async function upgradeSchema(
   dialect: DialectName,
   opts: UpgradeOptions = {},
 ): Promise<void> {
+  // A new SQLite database is made as the last new one in this process was (fresh-schema.ts).
+  const empty = dialect === "sqlite" && (await isEmptySqlite(db));
+  if (empty && (await copySchema(db, opts.logger))) return;
   const status = await readSchemaStatus(db, dialect);
   if (status.newer.length > 0) {
     const state = await readSchemaState(db);
@@ -72,6 +76,7 @@ export async function upgradeSchema(
   await migrateToLatest(db, opts.logger);
   await settleWriters(db);
   await finishMigrations(db, { dialect, alone, ...(opts.logger ? { logger: opts.logger } : {}) });
+  if (empty) await rememberSchema(db);
 }
 
 /**
