@@ -28,11 +28,13 @@ describe("WorkSlots", () => {
     const order: string[] = [];
     const first = slots.take("b").then(() => order.push("b"));
     const second = slots.take("c").then(() => order.push("c"));
+    expect([slots.waits("a"), slots.waits("b"), slots.waits("c")]).toEqual([false, true, true]);
     slots.free("a");
     slots.free("a"); // once per job: a second call frees nothing
     await first;
     expect(order).toEqual(["b"]);
     expect(slots.held).toBe(1);
+    expect([slots.waits("b"), slots.waits("c")]).toEqual([false, true]);
     slots.free("b");
     await second;
     expect(order).toEqual(["b", "c"]);
@@ -197,6 +199,28 @@ describe("a runner's capacity with a dropped job still running", () => {
     await secondStarted.promise;
     expect(started).toEqual(["j1", "j2"]);
     await server.answer((message) => message.type === "accept" && message.job_id === "j2");
+  });
+
+  it("gives back, at its shutdown, a job that waited for a dropped job's processes, saying so, and never starts it", async () => {
+    const server = await scriptedServer();
+    const { runner, started, firstStarted, endFirst } = await runnerOfOne(server);
+
+    server.send({ type: "assign", job: stepJob("j1"), lease_expires_at: new Date().toISOString() });
+    await firstStarted.promise;
+    server.send({ type: "drop", job_id: "j1" });
+    server.send({ type: "assign", job: stepJob("j2"), lease_expires_at: new Date().toISOString() });
+    server.send({ type: "cancel", job_id: "probe" });
+    await server.answer((message) => message.type === "abandoned" && message.job_id === "probe");
+    const stopped = runner.stop(30_000);
+    await server.answer((message) => message.type === "abandoned" && message.job_id === "j2");
+    expect(server.received.find((message) => message.job_id === "j2")).toMatchObject({
+      type: "abandoned",
+      reason: expect.stringContaining("it waited for a dropped job's processes to end on this runner"),
+    });
+    // The dropped job's processes end during the shutdown: its slot frees, and j2 still does not start.
+    endFirst({ kind: "step", status: "canceled", exit_code: null } as StepJobResult);
+    await stopped;
+    expect(started).toEqual(["j1"]);
   });
 
   it("starts the next job anyway once a dropped job's processes outlive the wait for them", async () => {

@@ -59,8 +59,6 @@ interface HeldJob {
   ended?: boolean;
   /** Given up (shutdown grace passed, or the server dropped it): no result is sent. */
   abandoned?: boolean;
-  /** Not started yet: a dropped job's processes still hold its slot (`WorkSlots`). */
-  waitingForSlot?: boolean;
 }
 
 /**
@@ -161,10 +159,9 @@ export class RunnerDaemon {
       Object.values(this.options.handlers).flatMap((handler) => [...(handler?.waiting?.() ?? [])]),
     );
     for (const job of this.jobs.values()) {
-      if (!(waiting.has(job.id) || job.waitingForSlot) || job.outbox.result || job.abandoned) continue;
-      const what = job.waitingForSlot
-        ? "a dropped job's processes to end"
-        : "another turn of its conversation";
+      const forSlot = this.slots.waits(job.id);
+      if (!(waiting.has(job.id) || forSlot) || job.outbox.result || job.abandoned) continue;
+      const what = forSlot ? "a dropped job's processes to end" : "another turn of its conversation";
       this.abandon(job, `it had not started: it waited for ${what} on this runner, which is shutting down`);
     }
     const deadline = Date.now() + graceMs;
@@ -514,11 +511,7 @@ export class RunnerDaemon {
       return;
     }
     log.info("job waits: a dropped job's processes are still ending");
-    job.waitingForSlot = true;
-    void this.slots.take(jobId).then(() => {
-      job.waitingForSlot = false;
-      this.runHeld(job, assignment, log, work);
-    });
+    void this.slots.take(jobId).then(() => this.runHeld(job, assignment, log, work));
   }
 
   /** Runs a job it holds; `work` when it holds one of the work slots, given back when it ends. */

@@ -66,6 +66,11 @@ export class WorkSlots {
     this.late.set(jobId, timer);
   }
 
+  /** Whether `jobId` waits for a slot (`take`): it has not started. */
+  waits(jobId: string): boolean {
+    return this.waiting.some((each) => each.jobId === jobId);
+  }
+
   /** Jobs holding a slot. */
   get held(): number {
     return this.holders.size;
