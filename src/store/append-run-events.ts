@@ -4,6 +4,7 @@ import type { RunEvent, UnnumberedEvent } from "../core/events.js";
 import { recordAgentUsage } from "./agent-usage.js";
 import { decodeJson, encodeJson, int, isoTime } from "./columns.js";
 import type { StoreContext } from "./dialect.js";
+import { type KnownRun, knownRun, maxMisses, rememberRun } from "./known-runs.js";
 import { preparedStatement } from "./prepared.js";
 import {
   type AppendedRunEvents,
@@ -56,7 +57,9 @@ interface RunAfter {
  * cap is applied in between, from the state the row holds (`capRunLog`).
  *
  * PostgreSQL sends the same work in two statements instead of four (`lockRun`, `storeNumbered`),
- * as the round trips, not the rows, are what a batch costs there.
+ * as the round trips, not the rows, are what a batch costs there; and where this process knows
+ * the run's seq and log state (it wrote them last: `known-runs.ts`), in one statement that checks
+ * them on the row and needs no transaction of its own (`appendKnown`), the usual way if not.
  */
 export async function appendRunEvents(
   ctx: StoreContext,
@@ -75,10 +78,30 @@ export async function appendRunEvents(
     events.length <= preparedRowsMax &&
     events.every((event) => event.type !== "step.output" && event.type !== "agent.usage")
   ) {
-    const appended = await appendAfter(ctx, runId, events, opts.expectedLastSeq, opts);
-    if (appended) return appended;
+    const afterExpected = await appendAfter(ctx, runId, events, opts.expectedLastSeq, opts);
+    if (afterExpected) {
+      // A batch without output leaves the log state as it was.
+      const known = knownRun(runId);
+      if (known)
+        rememberRun(
+          runId,
+          known.lastSeq === opts.expectedLastSeq
+            ? { ...known, lastSeq: known.lastSeq + afterExpected.events.length }
+            : undefined,
+        );
+      return afterExpected;
+    }
   }
-  return ctx.db.transaction().execute(async (trx) => {
+  const known = ctx.dialect.name === "postgres" ? knownRun(runId) : undefined;
+  let misses = 0;
+  if (known && (known.misses ?? 0) < maxMisses) {
+    const inOne = await appendKnown(ctx, runId, events, opts, known);
+    if (inOne) return inOne;
+    // Kept unless the usual way stores the batch: a duplicate or a refusal left the row as it was.
+    misses = (known.misses ?? 0) + 1;
+  } else if (known) misses = maxMisses;
+  let nowKnown: KnownRun | undefined;
+  const appended = await ctx.db.transaction().execute(async (trx) => {
     const inTrx: StoreContext = { ...ctx, db: trx };
     const run = await lockRun(inTrx, runId, job);
     if (run === "duplicate") return { duplicate: true, events: [], json: [] };
@@ -120,6 +143,15 @@ export async function appendRunEvents(
     const overflow = rollingOverflow(capped.state);
     if (overflow === 0) {
       await storeNumbered(inTrx, rows, row);
+      const capRecorded = run.log_max_bytes !== null || recordsLimit;
+      if (ctx.dialect.name === "postgres" && capped.state.cut === null && capRecorded)
+        nowKnown = {
+          lastSeq: after.last_seq,
+          logBytes: capped.state.bytes,
+          maxBytes: before.maxBytes,
+          rolling: before.rolling,
+          ...(misses > 0 ? { misses } : {}),
+        };
     } else {
       await insertEvents(inTrx, rows);
       const dropped = await dropOldestOutput(inTrx, runId, overflow);
@@ -136,6 +168,9 @@ export async function appendRunEvents(
       ...(lead.length > 0 ? { leading: engine.events.length } : {}),
     };
   });
+  // Committed: what the row holds now, for the next batch's one statement (or forgotten).
+  if (ctx.dialect.name === "postgres" && !appended.duplicate) rememberRun(runId, nowKnown);
+  return appended;
 }
 
 /** PostgreSQL: the job's compare-and-set, and the run's row locked only if it took. */
@@ -272,6 +307,127 @@ const insertAfterExpected = preparedStatement(
       returning 1
     `.compile(ctx.db),
   (input) => `${startedShape(input)}|${input.carrier === null ? "" : "carried"}`,
+);
+
+/**
+ * PostgreSQL: the batch numbered after the run's `known` seq and capped from its known log state,
+ * stored in one statement that takes effect only if the row still holds that state (and the run's
+ * carrier is `carrier`, and the job's compare-and-set takes): the work of `appendRunEvents`'
+ * transaction in one round trip instead of four. Undefined when it did not take, nothing
+ * written: another writer's batch meanwhile, a duplicate, a fenced replica, or a batch this way
+ * does not take (agent usage to record, a rolling log to trim): the caller goes the usual way,
+ * which says why.
+ */
+async function appendKnown(
+  ctx: StoreContext,
+  runId: string,
+  events: readonly UnnumberedEvent[],
+  opts: AppendRunEventsOptions,
+  known: KnownRun,
+): Promise<AppendedRunEvents | undefined> {
+  const { job } = opts;
+  const lead = opts.lead ?? [];
+  const before: RunLogState = {
+    maxBytes: known.maxBytes,
+    rolling: known.rolling,
+    bytes: known.logBytes,
+    cut: null,
+  };
+  const engine = capRunLog(before, lead);
+  const runner = capRunLog(engine.state, events, job !== undefined);
+  const capped = [...engine.events, ...runner.events];
+  const { state } = runner;
+  if (capped.length === 0 || capped.length > oneStatementMax || rollingOverflow(state) !== 0)
+    return undefined;
+  const stored = capped.map(
+    (event, i) => ({ ...event, run_id: runId, seq: known.lastSeq + 1 + i }) as RunEvent,
+  );
+  if (stored.some((event) => event.type === "agent.usage")) return undefined;
+  const rows = stored.map(eventRow);
+  const lastSeq = known.lastSeq + stored.length;
+  const { rows: inserted } = await insertKnown(ctx, {
+    runId,
+    after: {
+      last_seq: lastSeq,
+      log_bytes: state.bytes,
+      log_cut: state.cut === null ? null : encodeJson(state.cut),
+    },
+    columns: opts.record?.patch ? runColumns(ctx, opts.record.patch) : {},
+    startedAt: opts.record?.startedAt ?? null,
+    rows,
+    known: {
+      lastSeq: known.lastSeq,
+      logBytes: known.logBytes,
+      maxBytes: known.maxBytes,
+      rolling: known.rolling ? 1 : 0,
+    },
+    carrier: opts.carrier ?? null,
+    job: job ? { id: job.id, seq: job.seq, runnerId: job.runnerId ?? null, now: isoTime(ctx.now()) } : null,
+  });
+  if (inserted.length !== rows.length) return undefined;
+  rememberRun(
+    runId,
+    state.cut === null ? { ...known, lastSeq, logBytes: state.bytes, misses: 0 } : undefined,
+  );
+  return {
+    duplicate: false,
+    events: stored,
+    json: rows.map((row) => row.data),
+    ...(lead.length > 0 ? { leading: engine.events.length } : {}),
+  };
+}
+
+interface KnownInsert extends RunRowUpdate {
+  rows: EventRow[];
+  known: { lastSeq: number; logBytes: number; maxBytes: number; rolling: number };
+  carrier: string | null;
+  job: { id: string; seq: number; runnerId: string | null; now: string } | null;
+}
+
+/**
+ * The row checked and locked (`known`), the job's compare-and-set only if it holds, the row
+ * written only if that took, the events inserted only if the row was: each step reads the last's
+ * `returning`, so a check that fails writes nothing at all.
+ */
+const insertKnown = preparedStatement(
+  (ctx, v: KnownInsert, input) => {
+    const job = v.job;
+    const guard =
+      job === null || input.job === null
+        ? sql``
+        : sql`, guard as (
+        update jobs set last_event_seq = ${job.seq}, updated_at = ${job.now}${input.job?.runnerId === null ? sql`` : sql`, status = 'running'`}
+        where id = ${job.id} and last_event_seq < ${job.seq}
+          ${input.job?.runnerId === null ? sql`` : sql`and runner_id = ${job.runnerId} and status in ('assigned', 'running')`}
+          and exists (select 1 from known)
+        returning id
+      )`;
+    return sql`/* appendRunEvents: a batch on the run's known state */
+      with known as (
+        select id from runs
+        where id = ${v.runId} and last_seq = ${v.known.lastSeq} and log_bytes = ${v.known.logBytes}
+          and log_cut is null and log_max_bytes = ${v.known.maxBytes} and log_rolling = ${v.known.rolling}
+          ${input.carrier === null ? sql`` : sql`and replica_id = ${v.carrier}`}
+        for update
+      )${guard}, run as (
+        update runs set ${runRowAssignments(v, input)}
+        where id in (select id from known) ${input.job === null ? sql`` : sql`and exists (select 1 from guard)`}
+        returning id
+      )
+      insert into run_events (run_id, seq, type, ts, data)
+      select e.run_id, e.seq, e.type, e.ts, e.data
+      from run, (values ${eventValues(v.rows)}) as e(run_id, seq, type, ts, data)
+      returning 1
+    `.compile(ctx.db);
+  },
+  (input) =>
+    input.rows.length <= preparedRowsMax
+      ? [
+          startedShape(input),
+          input.carrier === null ? "" : "carried",
+          input.job === null ? "" : input.job.runnerId === null ? "any runner" : "its runner",
+        ].join("|")
+      : undefined,
 );
 
 /** PostgreSQL: the events' insert and the run's new state, one statement. */

@@ -4,6 +4,7 @@ import type { ErrorInfo, RunEvent, RunStatus, StepSummary, UnnumberedEvent } fro
 import { newRunId } from "../core/ids.js";
 import { decodeJson, encodeJson, int, isoTime, isoTimeOrNull } from "./columns.js";
 import { type StoreContext, writeUnique } from "./dialect.js";
+import { rememberRun } from "./known-runs.js";
 import { newestFirstPage } from "./paging.js";
 import { type PreparingContext, preparedStatement } from "./prepared.js";
 import { type EventRow, eventRow, insertEvents, type RunLogLimit } from "./run-events.js";
@@ -238,6 +239,14 @@ export function runsRepo(ctx: StoreContext): RunsRepo {
               await insertEvents(inTrx, [stored]);
             }),
       );
+      // Its first batches go in one statement each (append-run-events.ts, `appendKnown`).
+      if (ctx.dialect.name === "postgres")
+        rememberRun(record.id, {
+          lastSeq: 1,
+          logBytes: Math.max(0, logLimit.storedBytes),
+          maxBytes: Math.max(0, logLimit.maxBytes),
+          rolling: logLimit.rolling === true,
+        });
       return { record: { ...record, last_seq: 1 }, event, json: stored.data };
     },
     async update(id, patch, opts = {}) {
