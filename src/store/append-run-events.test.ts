@@ -555,6 +555,38 @@ describe.each(storeBackends.filter((backend) => backend.name === "postgres"))(
       ]);
     });
 
+    it("keeps trying one statement after batches it sends none for (an agent's usage): those say nothing of another writer", async () => {
+      const { id, job } = await runWithJob(1_000_000);
+      const counts: number[] = [];
+      for (let seq = 1; seq <= 3; seq++) {
+        const usage: UnnumberedEvent = {
+          ts,
+          type: "agent.usage",
+          agent: "openai",
+          model: "m",
+          input_tokens: seq,
+          output_tokens: seq,
+        };
+        const batch = await statementsOf(() =>
+          store.events.appendForRun(id, [output(`turn ${seq}\n`), usage], {
+            job: { id: job.id, seq, runnerId: "runner-1" },
+          }),
+        );
+        counts.push(batch.statements);
+      }
+      const plain = await statementsOf(() =>
+        store.events.appendForRun(id, [output("done\n")], {
+          job: { id: job.id, seq: 4, runnerId: "runner-1" },
+        }),
+      );
+      // Each usage batch the usual way (it records the usage beside the events), none counted as a miss.
+      expect(counts.every((count) => count > 1)).toBe(true);
+      expect(plain.statements).toBe(1);
+      expect((await store.events.list(id, { limit: 20 })).map((event) => event.seq)).toEqual([
+        1, 2, 3, 4, 5, 6, 7, 8,
+      ]);
+    });
+
     it("stores nothing in one statement for a replica that no longer carries the run, another runner, or a job that does not exist", async () => {
       const { id, job } = await runWithJob();
       await expect(

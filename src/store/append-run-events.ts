@@ -96,9 +96,10 @@ export async function appendRunEvents(
   let misses = 0;
   if (known && (known.misses ?? 0) < maxMisses) {
     const inOne = await appendKnown(ctx, runId, events, opts, known);
-    if (inOne) return inOne;
+    if (inOne !== undefined && inOne !== notTried) return inOne;
     // Kept unless the usual way stores the batch: a duplicate or a refusal left the row as it was.
-    misses = (known.misses ?? 0) + 1;
+    // A batch this way does not take says nothing of who moves the run: no miss.
+    misses = (known.misses ?? 0) + (inOne === notTried ? 0 : 1);
   } else if (known) misses = maxMisses;
   let nowKnown: KnownRun | undefined;
   const appended = await ctx.db.transaction().execute(async (trx) => {
@@ -309,14 +310,17 @@ const insertAfterExpected = preparedStatement(
   (input) => `${startedShape(input)}|${input.carrier === null ? "" : "carried"}`,
 );
 
+/** What `appendKnown` answers for a batch it sends no statement for (see there). */
+const notTried = Symbol("not tried");
+
 /**
  * PostgreSQL: the batch numbered after the run's `known` seq and capped from its known log state,
  * stored in one statement that takes effect only if the row still holds that state (and the run's
  * carrier is `carrier`, and the job's compare-and-set takes): the work of `appendRunEvents`'
  * transaction in one round trip instead of four. Undefined when it did not take, nothing
- * written: another writer's batch meanwhile, a duplicate, a fenced replica, or a batch this way
- * does not take (agent usage to record, a rolling log to trim): the caller goes the usual way,
- * which says why.
+ * written: another writer's batch meanwhile, a duplicate, a fenced replica; `notTried`, no
+ * statement sent, for a batch this way does not take (agent usage to record, a rolling log to
+ * trim, nothing left after the cap): the caller goes the usual way, which says why.
  */
 async function appendKnown(
   ctx: StoreContext,
@@ -324,7 +328,7 @@ async function appendKnown(
   events: readonly UnnumberedEvent[],
   opts: AppendRunEventsOptions,
   known: KnownRun,
-): Promise<AppendedRunEvents | undefined> {
+): Promise<AppendedRunEvents | typeof notTried | undefined> {
   const { job } = opts;
   const lead = opts.lead ?? [];
   const before: RunLogState = {
@@ -337,12 +341,11 @@ async function appendKnown(
   const runner = capRunLog(engine.state, events, job !== undefined);
   const capped = [...engine.events, ...runner.events];
   const { state } = runner;
-  if (capped.length === 0 || capped.length > oneStatementMax || rollingOverflow(state) !== 0)
-    return undefined;
+  if (capped.length === 0 || capped.length > oneStatementMax || rollingOverflow(state) !== 0) return notTried;
   const stored = capped.map(
     (event, i) => ({ ...event, run_id: runId, seq: known.lastSeq + 1 + i }) as RunEvent,
   );
-  if (stored.some((event) => event.type === "agent.usage")) return undefined;
+  if (stored.some((event) => event.type === "agent.usage")) return notTried;
   const rows = stored.map(eventRow);
   const lastSeq = known.lastSeq + stored.length;
   const { rows: inserted } = await insertKnown(ctx, {
@@ -402,12 +405,23 @@ const insertKnown = preparedStatement(
           and exists (select 1 from known)
         returning id
       )`;
+    // The job's row is locked before the run's, as the usual way takes them (`lockRunForJobBatch`):
+    // in the other order a batch here and one of the same job stored the usual way meanwhile each
+    // held the row the other waited for, and PostgreSQL ended one as a deadlock.
+    const jobFirst =
+      job === null || input.job === null
+        ? { lock: sql``, held: sql`` }
+        : {
+            lock: sql`job_row as materialized (select id from jobs where id = ${job.id} for update), `,
+            held: sql`and exists (select 1 from job_row)`,
+          };
     return sql`/* appendRunEvents: a batch on the run's known state */
-      with known as (
+      with ${jobFirst.lock}known as (
         select id from runs
         where id = ${v.runId} and last_seq = ${v.known.lastSeq} and log_bytes = ${v.known.logBytes}
           and log_cut is null and log_max_bytes = ${v.known.maxBytes} and log_rolling = ${v.known.rolling}
           ${input.carrier === null ? sql`` : sql`and replica_id = ${v.carrier}`}
+          ${jobFirst.held}
         for update
       )${guard}, run as (
         update runs set ${runRowAssignments(v, input)}
