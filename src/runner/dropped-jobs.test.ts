@@ -171,19 +171,28 @@ async function runnerOfOne(server: Awaited<ReturnType<typeof scriptedServer>>, d
   };
 }
 
+/**
+ * j1 assigned and started, dropped, then j2 assigned; returns once the runner has taken j2's
+ * assign up (it handles the server's messages in order: a cancel sent after it is answered after).
+ */
+async function dropFirstThenAssign(
+  server: Awaited<ReturnType<typeof scriptedServer>>,
+  firstStarted: Promise<unknown>,
+): Promise<void> {
+  server.send({ type: "assign", job: stepJob("j1"), lease_expires_at: new Date().toISOString() });
+  await firstStarted;
+  server.send({ type: "drop", job_id: "j1" });
+  server.send({ type: "assign", job: stepJob("j2"), lease_expires_at: new Date().toISOString() });
+  server.send({ type: "cancel", job_id: "probe" });
+  await server.answer((message) => message.type === "abandoned" && message.job_id === "probe");
+}
+
 describe("a runner's capacity with a dropped job still running", () => {
   it("starts the next job only once the dropped job's processes are gone", async () => {
     const server = await scriptedServer();
     const { runner, started, firstStarted, secondStarted, endFirst, firstPrints } = await runnerOfOne(server);
 
-    server.send({ type: "assign", job: stepJob("j1"), lease_expires_at: new Date().toISOString() });
-    await firstStarted.promise;
-    server.send({ type: "drop", job_id: "j1" });
-    server.send({ type: "assign", job: stepJob("j2"), lease_expires_at: new Date().toISOString() });
-    // The runner handles the server's messages in order: once it answers a cancel sent after the
-    // assign, it has taken the assign up.
-    server.send({ type: "cancel", job_id: "probe" });
-    await server.answer((message) => message.type === "abandoned" && message.job_id === "probe");
+    await dropFirstThenAssign(server, firstStarted.promise);
     // The dropped job's step prints on; the next probe's answer comes after what that sent.
     firstPrints("after the drop\n");
     server.send({ type: "cancel", job_id: "probe-2" });
@@ -205,12 +214,7 @@ describe("a runner's capacity with a dropped job still running", () => {
     const server = await scriptedServer();
     const { runner, started, firstStarted, endFirst } = await runnerOfOne(server);
 
-    server.send({ type: "assign", job: stepJob("j1"), lease_expires_at: new Date().toISOString() });
-    await firstStarted.promise;
-    server.send({ type: "drop", job_id: "j1" });
-    server.send({ type: "assign", job: stepJob("j2"), lease_expires_at: new Date().toISOString() });
-    server.send({ type: "cancel", job_id: "probe" });
-    await server.answer((message) => message.type === "abandoned" && message.job_id === "probe");
+    await dropFirstThenAssign(server, firstStarted.promise);
     const stopped = runner.stop(30_000);
     await server.answer((message) => message.type === "abandoned" && message.job_id === "j2");
     expect(server.received.find((message) => message.job_id === "j2")).toMatchObject({
