@@ -23,6 +23,15 @@ function hosts(text: string) {
 }
 
 describe("executor: docker", () => {
+  test("a short image id YAML reads as a number is refused saying so, and how to quote it", () => {
+    expect(problems(withHost("{executor: docker, image: 8675e6677835}"))).toEqual([
+      'wf.yaml:2:54: image of host "build" must be a string, got 8675e6677835, which YAML reads as a number (hint: Quote it to give it as text: "8675e6677835")',
+    ]);
+    expect(hosts(withHost('{executor: docker, image: "8675e6677835"}')).build).toMatchObject({
+      container: { image: "8675e6677835" },
+    });
+  });
+
   test("a host with executor docker runs in its image, with the avtomatika-bot limits and no network by default", () => {
     expect(hosts(withHost("{executor: docker, image: busybox:local}"))).toEqual({
       build: {

@@ -250,6 +250,18 @@ export class YamlReader {
 
   string(node: unknown, label: string): string | undefined {
     if (isScalar(node) && typeof node.value === "string") return node.value;
+    if (isScalar(node) && (typeof node.value === "number" || typeof node.value === "boolean")) {
+      // `image: 8675e6677835` (a short image id) or `ref: 1.10` looks like text and is read as a
+      // number: say so, and how to write it.
+      const written = node.source ?? String(node.value);
+      const kind = typeof node.value === "number" ? "a number" : "true or false";
+      this.report(
+        node,
+        `${label} must be a string, got ${written}, which YAML reads as ${kind}`,
+        `Quote it to give it as text: "${written}"`,
+      );
+      return undefined;
+    }
     this.report(node, `${label} must be a string, got ${describe(node)}`);
     return undefined;
   }
