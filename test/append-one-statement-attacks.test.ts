@@ -10,7 +10,7 @@ import {
   outputBytes,
   stepFinished,
   ts,
-} from "./helpers/one-statement-append.js";
+} from "./helpers/appended-events.js";
 import { createDatabase } from "./helpers/postgres-cluster.js";
 import { stepResult } from "./helpers/protocol-runner.js";
 

@@ -3,8 +3,8 @@ import { expect, type MockInstance, vi } from "vitest";
 import type { RunEvent, UnnumberedEvent } from "../../src/core/events.js";
 
 /*
- * What the attacks on the one-statement append on PostgreSQL share
- * (test/append-one-statement-attacks.test.ts, test/runner-batch-attacks.test.ts): events as a
+ * What the tests of a run's events appended to the store share (src/store/append-*.test.ts,
+ * test/append-one-statement-attacks.test.ts, test/runner-batch-attacks.test.ts): events as a
  * runner sends them, and checks of what the store kept.
  */
 
