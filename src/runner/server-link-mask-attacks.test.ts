@@ -1,7 +1,7 @@
-import { createHash } from "node:crypto";
-import { connect, createServer, type Server, type Socket } from "node:net";
+import { connect, createServer, type Server } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { makeToken, startInProcessServer } from "../../test/helpers/in-process.js";
+import { frameServer } from "../../test/helpers/websocket-frames.js";
 import { silentLogger } from "../core/logger.js";
 import { runnerSocketPath } from "../core/protocol.js";
 import type { RunnerLink } from "../core/runner-link.js";
@@ -14,54 +14,6 @@ import { maskAddsNothing, openServerLink } from "./server-link.js";
  * runner's environment names, and does the server take frames with no mask at all? (A frame to
  * a host off loopback keeping its random mask on the wire: server-link.test.ts.)
  */
-
-const webSocketGuid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-
-/** A server that answers the upgrade and hands back, with the peer's address, the first frame's mask. */
-function frameServer(host: string): Promise<{
-  server: Server;
-  port: number;
-  first: Promise<{ peer: string; mask: number[]; payload: Buffer }>;
-}> {
-  let got: (frame: { peer: string; mask: number[]; payload: Buffer }) => void = () => {};
-  const first = new Promise<{ peer: string; mask: number[]; payload: Buffer }>((resolve) => {
-    got = resolve;
-  });
-  const server = createServer((socket: Socket) => {
-    let seen = Buffer.alloc(0);
-    let upgraded = false;
-    socket.on("data", (chunk: Buffer) => {
-      seen = Buffer.concat([seen, chunk]);
-      if (!upgraded) {
-        const end = seen.indexOf("\r\n\r\n");
-        if (end < 0) return;
-        const key = /sec-websocket-key: *(\S+)/i.exec(seen.subarray(0, end).toString())?.[1] ?? "";
-        const accept = createHash("sha1")
-          .update(key + webSocketGuid)
-          .digest("base64");
-        socket.write(
-          `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
-        );
-        upgraded = true;
-        seen = seen.subarray(end + 4);
-      }
-      const length = (seen[1] ?? 0) & 0x7f;
-      if (seen.length >= 6 + length && length < 126) {
-        got({
-          peer: socket.remoteAddress ?? "",
-          mask: [...seen.subarray(2, 6)],
-          payload: Buffer.from(seen.subarray(6, 6 + length)),
-        });
-      }
-    });
-  });
-  return new Promise((resolve) => {
-    server.listen(0, host, () => {
-      const address = server.address();
-      resolve({ server, port: typeof address === "object" && address ? address.port : 0, first });
-    });
-  });
-}
 
 /** Opens the runner's link to `url`; the link sends `text` once open. */
 function link(url: string, text: string): RunnerLink {
