@@ -388,32 +388,30 @@ interface KnownInsert extends RunRowUpdate {
 }
 
 /**
- * The row checked and locked (`known`), the job's compare-and-set only if it holds, the row
- * written only if that took, the events inserted only if the row was: each step reads the last's
- * `returning`, so a check that fails writes nothing at all.
+ * The job's row locked (`job_row`), then the run's row checked and locked (`known`), the job's
+ * compare-and-set only if it holds, the row written only if that took, the events inserted only
+ * if the row was: each step reads the last's `returning`, so a check that fails writes nothing at
+ * all. The job's row comes first as in the usual way (`lockRunForJobBatch`): in the other order a
+ * batch here and one of the same job stored the usual way meanwhile each held the row the other
+ * waited for, and PostgreSQL ended one as a deadlock.
  */
 const insertKnown = preparedStatement(
   (ctx, v: KnownInsert, input) => {
-    const job = v.job;
-    const guard =
-      job === null || input.job === null
-        ? sql``
-        : sql`, guard as (
-        update jobs set last_event_seq = ${job.seq}, updated_at = ${job.now}${input.job?.runnerId === null ? sql`` : sql`, status = 'running'`}
-        where id = ${job.id} and last_event_seq < ${job.seq}
-          ${input.job?.runnerId === null ? sql`` : sql`and runner_id = ${job.runnerId} and status in ('assigned', 'running')`}
-          and exists (select 1 from known)
-        returning id
-      )`;
-    // The job's row is locked before the run's, as the usual way takes them (`lockRunForJobBatch`):
-    // in the other order a batch here and one of the same job stored the usual way meanwhile each
-    // held the row the other waited for, and PostgreSQL ended one as a deadlock.
+    const job =
+      v.job === null || input.job === null ? null : { ...v.job, leased: input.job.runnerId !== null };
     const jobFirst =
-      job === null || input.job === null
-        ? { lock: sql``, held: sql`` }
+      job === null
+        ? { lock: sql``, held: sql``, guard: sql`` }
         : {
             lock: sql`job_row as materialized (select id from jobs where id = ${job.id} for update), `,
             held: sql`and exists (select 1 from job_row)`,
+            guard: sql`, guard as (
+        update jobs set last_event_seq = ${job.seq}, updated_at = ${job.now}${job.leased ? sql`, status = 'running'` : sql``}
+        where id = ${job.id} and last_event_seq < ${job.seq}
+          ${job.leased ? sql`and runner_id = ${job.runnerId} and status in ('assigned', 'running')` : sql``}
+          and exists (select 1 from known)
+        returning id
+      )`,
           };
     return sql`/* appendRunEvents: a batch on the run's known state */
       with ${jobFirst.lock}known as (
@@ -423,7 +421,7 @@ const insertKnown = preparedStatement(
           ${input.carrier === null ? sql`` : sql`and replica_id = ${v.carrier}`}
           ${jobFirst.held}
         for update
-      )${guard}, run as (
+      )${jobFirst.guard}, run as (
         update runs set ${runRowAssignments(v, input)}
         where id in (select id from known) ${input.job === null ? sql`` : sql`and exists (select 1 from guard)`}
         returning id
