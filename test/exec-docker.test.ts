@@ -71,10 +71,10 @@ async function containerRunning(runId: string, timeoutMs = 20_000): Promise<void
   }
 }
 
-/** A workflow whose one host runs its steps in the busybox image; `host` adds settings. */
 /**
- * The image quoted: a short image id is 12 hex digits, and one that happens to be all decimal
- * digits, or digits around one `e` (`8675e6677835`), is a YAML number unquoted.
+ * A workflow whose one host runs its steps in the busybox image; `host` adds settings. The image
+ * is quoted: a short image id is 12 hex digits, and one that happens to be all decimal digits, or
+ * digits around one `e` (`8675e6677835`), is a YAML number unquoted.
  */
 function dockerFlow(steps: string, host = "", hostImage = image): string {
   return `name: docker-steps
